@@ -1,0 +1,104 @@
+"""Emulated SCPI instruments wired through an emulated switch matrix to one shared Array.
+
+``await start_instruments(array)`` starts one loopback TCP server per model and returns
+``[(name, VISA resource), ...]``; ``await stop_instruments(array)`` stops them. Tests and tools that
+need the servers themselves (received-command logs, fault injection) use :class:`InstrumentBench`.
+The terminal map is in :mod:`emulator.instruments.bench` and docs/instruments.md.
+
+This package must not import labctl: the emulator stands in for hardware.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .base import EmulatedInstrument
+from .bench import TERMINAL_ROWS, Bench, line_column
+from .keithley707b import Keithley707B
+from .keithley2450 import Keithley2450
+from .keysight_33500b import Keysight33522B
+from .keysight_81160a import Keysight81160A
+from .keysight_b2900 import KeysightB2902A
+from .server import InstrumentServer
+
+__all__ = [
+    "Bench",
+    "EmulatedInstrument",
+    "InstrumentBench",
+    "InstrumentServer",
+    "TERMINAL_ROWS",
+    "line_column",
+    "start_instruments",
+    "stop_instruments",
+]
+
+
+class InstrumentBench:
+    """The five emulated instruments of one Array, each on its own loopback port.
+
+    ``servers`` maps names (``smu_2450``, ``smu_b2902a``, ``pg_33522b``, ``pg_81160a``,
+    ``matrix_707b``) to :class:`InstrumentServer`. Use as ``async with InstrumentBench(arr) as b:``.
+    """
+
+    def __init__(self, array: Any, host: str = "127.0.0.1") -> None:
+        self.array = array
+        self.host = host
+        self.bench = Bench(array)
+        instruments: list[EmulatedInstrument] = [
+            Keithley2450(self.bench),
+            KeysightB2902A(self.bench),
+            Keysight33522B(self.bench),
+            Keysight81160A(self.bench),
+            Keithley707B(self.bench),
+        ]
+        self.servers: dict[str, InstrumentServer] = {
+            inst.name: InstrumentServer(inst, host) for inst in instruments
+        }
+
+    async def start(self) -> list[tuple[str, str]]:
+        for server in self.servers.values():
+            await server.start()
+        return self.resources()
+
+    def resources(self) -> list[tuple[str, str]]:
+        return [(name, server.resource) for name, server in self.servers.items()]
+
+    async def stop(self) -> None:
+        for server in self.servers.values():
+            await server.stop()
+
+    def __getitem__(self, name: str) -> InstrumentServer:
+        return self.servers[name]
+
+    async def __aenter__(self) -> InstrumentBench:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+_running: dict[int, InstrumentBench] = {}
+
+
+async def start_instruments(array: Any, host: str = "127.0.0.1") -> list[tuple[str, str]]:
+    """Start the emulated instruments for ``array``; returns (name, VISA resource) per server."""
+    if id(array) in _running:
+        return _running[id(array)].resources()
+    bench = InstrumentBench(array, host)
+    resources = await bench.start()
+    _running[id(array)] = bench
+    return resources
+
+
+def running_bench(array: Any) -> InstrumentBench | None:
+    """The :class:`InstrumentBench` started for ``array`` by :func:`start_instruments`, if any."""
+    return _running.get(id(array))
+
+
+async def stop_instruments(array: Any | None = None) -> None:
+    """Stop the instruments of ``array`` (all started ones when None)."""
+    keys = list(_running) if array is None else [id(array)]
+    for key in keys:
+        bench = _running.pop(key, None)
+        if bench is not None:
+            await bench.stop()

@@ -1,0 +1,256 @@
+"""The emulated bench: a 707B-class switch matrix between instrument terminals and array lines.
+
+Matrix rows are instrument terminals, matrix columns are array lines (see docs/instruments.md)::
+
+    row A  Keithley 2450 FORCE HI             row E  81160A output 1
+    row B  B2902A channel 1 HIGH              row F  ground (all instruments' LO)
+    row C  B2902A channel 2 HIGH (gate)       row G  33500B output 2
+    row D  33500B output 1                    row H  81160A output 2
+
+    columns: bit lines BL0..BL{cols-1}, then word lines WL0..WL{rows-1}, then source lines
+    SL0..SL{rows-1}, twelve per card: array line k sits on slot k // 12 + 1, column k % 12 + 1.
+
+A cell (r, c) takes part in an operation driven from terminal T when bit line c is closed to T's
+row, word line r is closed to a DC terminal whose output is on (its level is the gate voltage VG)
+and source line r is closed to ground. Everything that reads or changes the array holds
+``array.lock``, because the chip controller may share the same Array from another thread.
+"""
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+from collections.abc import Iterator
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .scpi import SCPIError
+
+#: Matrix row of each instrument terminal.
+TERMINAL_ROWS: dict[str, str] = {
+    "smu2450": "A",
+    "b2900.1": "B",
+    "b2900.2": "C",
+    "fg33500b.1": "D",
+    "pg81160a.1": "E",
+    "ground": "F",
+    "fg33500b.2": "G",
+    "pg81160a.2": "H",
+}
+MATRIX_ROWS = "ABCDEFGH"
+COLUMNS_PER_CARD = 12
+#: A 707B mainframe holds six cards; the emulator allows up to nine so that a 32 x 32 array
+#: (96 lines) still fits one-digit slot numbers. Documented in docs/instruments.md.
+MAX_SLOTS = 9
+
+_CHANNEL_RE = re.compile(r"^([1-9])([A-Ha-h])(\d{2})$")
+
+
+def line_column(kind: str, index: int, rows: int, cols: int) -> tuple[int, int]:
+    """Matrix (slot, column) of array line ``kind`` ("BL", "WL", "SL") number ``index``."""
+    offset = {"BL": 0, "WL": cols, "SL": cols + rows}[kind]
+    k = offset + index
+    return k // COLUMNS_PER_CARD + 1, k % COLUMNS_PER_CARD + 1
+
+
+@dataclass
+class DCState:
+    """A DC terminal as the array sees it (SMU channel, used as gate supply or as a source)."""
+
+    on: bool = False
+    voltage: float = 0.0  # V
+
+
+class Bench:
+    """Shared wiring state for all emulated instruments of one Array."""
+
+    def __init__(self, array: Any) -> None:
+        self.array = array
+        self.lock: threading.RLock = array.lock
+        rows, cols = array.rows, array.cols
+        slots = -(-(cols + 2 * rows) // COLUMNS_PER_CARD)
+        if slots > MAX_SLOTS:
+            raise ValueError(
+                f"array {rows}x{cols} needs {cols + 2 * rows} matrix columns, "
+                f"more than {MAX_SLOTS} cards x {COLUMNS_PER_CARD}"
+            )
+        self.slots = slots
+        self.column_line: dict[tuple[int, int], tuple[str, int]] = {}
+        for kind, count in (("BL", cols), ("WL", rows), ("SL", rows)):
+            for i in range(count):
+                self.column_line[line_column(kind, i, rows, cols)] = (kind, i)
+        self.closed: set[tuple[int, str, int]] = set()  # (slot, row letter, column)
+        self.dc: dict[str, DCState] = {t: DCState() for t in TERMINAL_ROWS if t != "ground"}
+        #: Every array call made by the instruments, oldest first (bounded): for tests and debugging.
+        self.operations: deque[tuple[str, dict[str, Any]]] = deque(maxlen=10_000)
+
+    # -- switch matrix ----------------------------------------------------------------------------
+    def parse_channel(self, text: str) -> tuple[int, str, int]:
+        """``"1A01"`` -> (1, "A", 1); SCPIError -222 when outside the installed cards."""
+        m = _CHANNEL_RE.match(text.strip())
+        if m is None:
+            raise SCPIError(-224, f"channel {text!r} is not <slot><row A-H><column 01-12>")
+        slot, row, col = int(m.group(1)), m.group(2).upper(), int(m.group(3))
+        if not 1 <= slot <= self.slots or not 1 <= col <= COLUMNS_PER_CARD:
+            raise SCPIError(
+                -222, f"channel {text!r}: slot 1..{self.slots}, column 01..{COLUMNS_PER_CARD}"
+            )
+        return slot, row, col
+
+    def all_channels(self) -> list[tuple[int, str, int]]:
+        return [
+            (s, r, c)
+            for s in range(1, self.slots + 1)
+            for r in MATRIX_ROWS
+            for c in range(1, COLUMNS_PER_CARD + 1)
+        ]
+
+    def close(self, channels: list[tuple[int, str, int]]) -> None:
+        with self.lock:
+            self.closed.update(channels)
+
+    def open(self, channels: list[tuple[int, str, int]]) -> None:
+        with self.lock:
+            self.closed.difference_update(channels)
+
+    def open_all(self) -> None:
+        with self.lock:
+            self.closed.clear()
+
+    # -- terminal states --------------------------------------------------------------------------
+    def set_dc(self, terminal: str, on: bool, voltage: float) -> None:
+        with self.lock:
+            state = self.dc[terminal]
+            state.on, state.voltage = on, voltage
+
+    def _lines_on_row(self, row: str, kind: str) -> list[int]:
+        out = []
+        for slot, r, col in self.closed:
+            if r == row:
+                line = self.column_line.get((slot, col))
+                if line is not None and line[0] == kind:
+                    out.append(line[1])
+        return sorted(out)
+
+    def _gate_voltages(self) -> dict[int, float]:
+        """Word line -> VG from the DC terminal closed onto it (if its output is on)."""
+        gates: dict[int, float] = {}
+        for terminal, state in self.dc.items():
+            if not state.on:
+                continue
+            for wl in self._lines_on_row(TERMINAL_ROWS[terminal], "WL"):
+                gates.setdefault(wl, state.voltage)
+        return gates
+
+    def addressed(self, terminal: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Cells driven from ``terminal``: row indices, column indices and each cell's VG (V)."""
+        row_letter = TERMINAL_ROWS[terminal]
+        bit_lines = self._lines_on_row(row_letter, "BL")
+        grounded = set(self._lines_on_row(TERMINAL_ROWS["ground"], "SL"))
+        gates = self._gate_voltages()
+        rows, cols, vgs = [], [], []
+        for r in sorted(grounded):
+            vg = gates.get(r, 0.0)
+            if vg <= 0.0:
+                continue  # selector off: the cell conducts nothing and cannot switch
+            for c in bit_lines:
+                rows.append(r)
+                cols.append(c)
+                vgs.append(vg)
+        return np.array(rows, dtype=int), np.array(cols, dtype=int), np.array(vgs, dtype=float)
+
+    def _log(self, op: str, **kwargs: Any) -> None:
+        self.operations.append((op, kwargs))
+
+    # -- operations on the array ------------------------------------------------------------------
+    # The Array does not move its clock for sweeps, pulses or reads; the instruments do, with the
+    # time they model: a reading's aperture, a sweep point's dwell, a burst cycle's period.
+
+    def measure(self, terminal: str, voltage: float, aperture: float) -> float:
+        """DC measurement from ``terminal`` at ``voltage`` (V): summed cell current, A.
+
+        The aperture (s) then passes on the array's virtual clock.
+        """
+        with self.lock, _array_errors():
+            rows, cols, vgs = self.addressed(terminal)
+            total = 0.0
+            for vg in np.unique(vgs):
+                sel = vgs == vg
+                i = self.array.read_current(rows[sel], cols[sel], voltage, vg=float(vg))
+                self._log("read_current", rows=rows[sel].tolist(), cols=cols[sel].tolist(),
+                          v=voltage, vg=float(vg))
+                total += float(np.sum(i))
+            self._advance(aperture)
+            return total
+
+    def sweep(
+        self, terminal: str, voltages: list[float], dwell: float, compliance: float
+    ) -> tuple[list[float], list[float]]:
+        """Staircase/list sweep from ``terminal``; returns (applied V, measured A) per point.
+
+        Each point is held ``dwell`` s (on the virtual clock too). The SMU's current limit acts
+        on top of the selector's: once the summed current exceeds ``compliance`` the source
+        cannot raise its voltage further, so later points are applied at the last level that
+        stayed within the limit and the reading shows the limit itself.
+        """
+        with self.lock, _array_errors():
+            rows, cols, vgs = self.addressed(terminal)
+            applied: list[float] = []
+            currents: list[float] = []
+            v_ok: float | None = None  # level the source is held at once in compliance
+            last_within: float | None = None  # last applied level whose current was in limit
+            for v in voltages:
+                v_apply = v
+                if v_ok is not None and abs(v) > abs(v_ok):
+                    v_apply = v_ok
+                total = 0.0
+                for vg in np.unique(vgs):
+                    sel = vgs == vg
+                    i = self.array.sweep(rows[sel], cols[sel], [v_apply], vg=float(vg), dwell=dwell)
+                    self._log("sweep", rows=rows[sel].tolist(), cols=cols[sel].tolist(),
+                              voltages=[v_apply], vg=float(vg), dwell=dwell)
+                    total += float(np.sum(i))
+                self._advance(dwell)
+                if abs(total) > compliance:
+                    total = float(np.copysign(compliance, total))
+                    if v_ok is None:
+                        v_ok = last_within if last_within is not None else v_apply
+                else:
+                    last_within = v_apply
+                applied.append(v_apply)
+                currents.append(total)
+            return applied, currents
+
+    def pulse(self, terminal: str, voltage: float, width: float, count: int, period: float) -> int:
+        """A burst of ``count`` rectangular pulses of ``voltage`` (V) and ``width`` (s) from
+        ``terminal``, one per ``period`` (s, on the virtual clock). Returns the cells hit."""
+        with self.lock, _array_errors():
+            rows, cols, vgs = self.addressed(terminal)
+            for _ in range(count):
+                if rows.size:
+                    self.array.pulse(rows, cols, voltage, vgs, width)
+                    self._log("pulse", rows=rows.tolist(), cols=cols.tolist(), v=voltage,
+                              vg=vgs.tolist(), width=width)
+                self._advance(period)
+            return int(rows.size)
+
+    def limits(self) -> Any:
+        """The Array's own limits (emulator.Limits), or None for a stand-in array."""
+        return getattr(self.array, "limits", None)
+
+    def _advance(self, seconds: float) -> None:
+        if seconds > 0:
+            self.array.advance(seconds)
+            self._log("advance", seconds=seconds)
+
+
+@contextlib.contextmanager
+def _array_errors() -> Iterator[None]:
+    """The Array refuses out-of-limit input with ValueError; an instrument reports -200."""
+    try:
+        yield
+    except ValueError as exc:
+        raise SCPIError(-200, str(exc)) from exc
