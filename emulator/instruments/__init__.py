@@ -22,11 +22,13 @@ from .server import InstrumentServer
 
 __all__ = [
     "Bench",
+    "DEFAULT_PORTS",
     "EmulatedInstrument",
     "InstrumentBench",
     "InstrumentServer",
     "TERMINAL_ROWS",
     "line_column",
+    "running_bench",
     "start_instruments",
     "stop_instruments",
 ]
@@ -39,9 +41,11 @@ class InstrumentBench:
     ``matrix_707b``) to :class:`InstrumentServer`. Use as ``async with InstrumentBench(arr) as b:``.
     """
 
-    def __init__(self, array: Any, host: str = "127.0.0.1") -> None:
+    def __init__(self, array: Any, host: str = "127.0.0.1", ports: dict[str, int] | None = None) -> None:
+        """``ports``: fixed port per instrument name; missing or 0 means any free port."""
         self.array = array
         self.host = host
+        self.ports = ports or {}
         self.bench = Bench(array)
         instruments: list[EmulatedInstrument] = [
             Keithley2450(self.bench),
@@ -51,12 +55,18 @@ class InstrumentBench:
             Keithley707B(self.bench),
         ]
         self.servers: dict[str, InstrumentServer] = {
-            inst.name: InstrumentServer(inst, host) for inst in instruments
+            inst.name: InstrumentServer(inst, host, self.ports.get(inst.name, 0)) for inst in instruments
         }
 
     async def start(self) -> list[tuple[str, str]]:
         for server in self.servers.values():
-            await server.start()
+            try:
+                await server.start()
+            except OSError:
+                if server.port == 0:
+                    raise
+                server.port = 0  # the well-known port is taken (another emulator): any free one
+                await server.start()
         return self.resources()
 
     def resources(self) -> list[tuple[str, str]]:
@@ -77,6 +87,16 @@ class InstrumentBench:
         await self.stop()
 
 
+#: Ports tried first by :func:`start_instruments` (raw-socket SCPI uses 5025 by convention), so
+#: that examples/station-emulated.toml works as written; taken ports fall back to free ones.
+DEFAULT_PORTS: dict[str, int] = {
+    "smu_2450": 5025,
+    "smu_b2902a": 5026,
+    "pg_33522b": 5027,
+    "pg_81160a": 5028,
+    "matrix_707b": 5029,
+}
+
 _running: dict[int, InstrumentBench] = {}
 
 
@@ -84,7 +104,7 @@ async def start_instruments(array: Any, host: str = "127.0.0.1") -> list[tuple[s
     """Start the emulated instruments for ``array``; returns (name, VISA resource) per server."""
     if id(array) in _running:
         return _running[id(array)].resources()
-    bench = InstrumentBench(array, host)
+    bench = InstrumentBench(array, host, DEFAULT_PORTS)
     resources = await bench.start()
     _running[id(array)] = bench
     return resources

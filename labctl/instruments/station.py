@@ -1,0 +1,351 @@
+"""The measurement station: which instruments exist, how the switch matrix ties their terminals to
+the array's lines, and the safety limits. Read from a TOML station file (see
+docs/instruments.md and examples/station-emulated.toml), validated with pydantic.
+
+:class:`Station` opens every instrument of the file and can route, pulse, sweep and read one cell
+at a time; outputs go off and crosspoints open when it is left for any reason.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .base import Instrument
+from .errors import InstrumentError, LimitError
+from .factory import open_instrument
+from .keithley707b import Keithley707B
+from .limits import TerminalLimits
+from .pulse import PulseGeneratorChannel
+from .smu import SourceMeterChannel, SweepResult, staircase
+
+log = logging.getLogger(__name__)
+
+ROW = r"^[A-H]$"
+COLUMN = re.compile(r"^[1-9](0[1-9]|1[0-2])$")  # <slot><column>, e.g. "105" = slot 1, column 05
+#: Terminals every station needs: the bit-line SMU, the word-line (gate) supply, the pulser.
+REQUIRED_TERMINALS = ("smu", "gate", "pulse")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ArraySpec(_Strict):
+    rows: int = Field(ge=1, description="word lines / source lines")
+    cols: int = Field(ge=1, description="bit lines")
+
+
+class StationLimits(_Strict):
+    """Station-wide limits; terminals may only tighten them."""
+
+    max_abs_voltage: float = Field(gt=0, description="|V| on any terminal, V")
+    max_current_limit: float = Field(default=1e-3, gt=0, description="largest SMU compliance, A")
+    max_pulse_width: float = Field(default=1e-3, gt=0, description="longest pulse, s")
+    max_pulse_energy: float | None = Field(default=None, gt=0, description="energy per pulse, J")
+    min_load_resistance: float = Field(default=1e3, gt=0, description="for the energy estimate, ohm")
+
+
+class InstrumentSpec(_Strict):
+    resource: str = Field(min_length=1, description="VISA resource, e.g. TCPIP::host::5025::SOCKET")
+    timeout: float = Field(default=5.0, gt=0, description="I/O timeout, s")
+
+
+class TerminalSpec(_Strict):
+    """One instrument output and the matrix row it is cabled to."""
+
+    instrument: str
+    channel: int = Field(default=1, ge=1)
+    matrix_row: str = Field(pattern=ROW)
+    max_abs_voltage: float | None = Field(default=None, gt=0)
+    max_current_limit: float | None = Field(default=None, gt=0)
+    max_pulse_width: float | None = Field(default=None, gt=0)
+    max_pulse_energy: float | None = Field(default=None, gt=0)
+
+
+class WiringSpec(_Strict):
+    """Matrix columns (``<slot><column>``, e.g. ``"105"``) of each array line, in index order."""
+
+    matrix: str = Field(description="name of the switch-matrix instrument")
+    ground_row: str = Field(pattern=ROW, description="matrix row tied to ground (instrument LO)")
+    bit_lines: list[str]
+    word_lines: list[str]
+    source_lines: list[str]
+
+    @field_validator("bit_lines", "word_lines", "source_lines")
+    @classmethod
+    def _columns(cls, value: list[str]) -> list[str]:
+        for k, col in enumerate(value):
+            if not COLUMN.match(col):
+                raise ValueError(f"[{k}]={col!r}: expected <slot 1-9><column 01-12>, e.g. '105'")
+        return value
+
+
+class StationConfig(_Strict):
+    """A station file, validated."""
+
+    array: ArraySpec
+    limits: StationLimits
+    instruments: dict[str, InstrumentSpec]
+    terminals: dict[str, TerminalSpec]
+    wiring: WiringSpec
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StationConfig:
+        w, a = self.wiring, self.array
+        for field, lines, n in (("bit_lines", w.bit_lines, a.cols), ("word_lines", w.word_lines, a.rows),
+                                ("source_lines", w.source_lines, a.rows)):
+            if len(lines) != n:
+                raise ValueError(f"wiring.{field}: {len(lines)} columns for {n} lines of the array")
+        used = w.bit_lines + w.word_lines + w.source_lines
+        dup = sorted({c for c in used if used.count(c) > 1})
+        if dup:
+            raise ValueError(f"wiring: matrix columns {dup} assigned to more than one line")
+        if w.matrix not in self.instruments:
+            raise ValueError(f"wiring.matrix={w.matrix!r}: not among instruments {sorted(self.instruments)}")
+        missing = [t for t in REQUIRED_TERMINALS if t not in self.terminals]
+        if missing:
+            raise ValueError(f"terminals: missing {missing} (required: {list(REQUIRED_TERMINALS)})")
+        rows = {w.ground_row: "wiring.ground_row"}
+        for name, t in self.terminals.items():
+            if t.instrument not in self.instruments:
+                raise ValueError(f"terminals.{name}.instrument={t.instrument!r}: not among {sorted(self.instruments)}")
+            if t.matrix_row in rows:
+                raise ValueError(f"terminals.{name}.matrix_row={t.matrix_row!r}: already used by {rows[t.matrix_row]}")
+            rows[t.matrix_row] = f"terminals.{name}"
+            for field in ("max_abs_voltage", "max_current_limit", "max_pulse_width", "max_pulse_energy"):
+                mine, station = getattr(t, field), getattr(self.limits, field)
+                if mine is not None and station is not None and mine > station:
+                    raise ValueError(f"terminals.{name}.{field}={mine:g} exceeds limits.{field}={station:g}")
+        return self
+
+    def terminal_limits(self, name: str) -> TerminalLimits:
+        """Station limits tightened by terminal ``name``."""
+        t, s = self.terminals[name], self.limits
+        return TerminalLimits(
+            max_abs_voltage=t.max_abs_voltage or s.max_abs_voltage,
+            max_current_limit=t.max_current_limit or s.max_current_limit,
+            max_pulse_width=t.max_pulse_width or s.max_pulse_width,
+            max_pulse_energy=t.max_pulse_energy or s.max_pulse_energy,
+            min_load_resistance=s.min_load_resistance,
+        )
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> StationConfig:
+        """Load and validate a station file; ValueError names the file and the bad field."""
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{p}: not valid TOML: {exc}") from None
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(x) for x in e['loc']) or '(file)'}: {e['msg']}" for e in exc.errors()
+            )
+            raise ValueError(f"{p}: {problems}") from None
+
+
+class Station:
+    """Every instrument of a station file, opened; cell-level route / pulse / sweep / read.
+
+    ``resources`` overrides instrument resources by name (e.g. the ports an emulator picked).
+    """
+
+    def __init__(self, config: StationConfig, resources: Mapping[str, str] | None = None) -> None:
+        self.config = config
+        self.resources = {n: (resources or {}).get(n, spec.resource) for n, spec in config.instruments.items()}
+        self.instruments: dict[str, Instrument] = {}
+        self._route: tuple[int, int, str] | None = None
+
+    @classmethod
+    def from_file(cls, path: str | Path, resources: Mapping[str, str] | None = None) -> Station:
+        return cls(StationConfig.from_toml(path), resources)
+
+    # -- session ----------------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Open and identify every instrument (concurrently), then put all in the safe state."""
+        per_instrument: dict[str, dict[int, TerminalLimits]] = {n: {} for n in self.config.instruments}
+        for name, t in self.config.terminals.items():
+            per_instrument[t.instrument][t.channel] = self.config.terminal_limits(name)
+        station = self.config.limits
+        fallback = TerminalLimits(**station.model_dump())
+
+        async def one(name: str) -> Instrument:
+            limits = {**{n: fallback for n in range(1, 9)}, **per_instrument[name]}
+            return await open_instrument(self.resources[name], name=name, limits=limits,
+                                         timeout=self.config.instruments[name].timeout)
+
+        names = list(self.config.instruments)
+        results = await asyncio.gather(*(one(n) for n in names), return_exceptions=True)
+        for name, result in zip(names, results):
+            if isinstance(result, Instrument):
+                self.instruments[name] = result
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            await self.close()
+            raise failures[0]
+        self._check_kinds()
+        await self.safe_off()
+
+    def _check_kinds(self) -> None:
+        if not isinstance(self.instruments[self.config.wiring.matrix], Keithley707B):
+            raise InstrumentError(self.config.wiring.matrix, "*IDN?", "wiring.matrix is not a switch matrix")
+        for name, kind in (("smu", SourceMeterChannel), ("gate", SourceMeterChannel),
+                           ("pulse", PulseGeneratorChannel)):
+            ch = self.channel(name)
+            if not isinstance(ch, kind):
+                raise InstrumentError(ch.label, "*IDN?", f"terminal {name!r} needs a {kind.__name__}")
+
+    async def safe_off(self) -> None:
+        """Every output off, every crosspoint open; tries all instruments even if some fail."""
+        self._route = None
+        first: BaseException | None = None
+        for inst in self.instruments.values():
+            try:
+                await inst.safe_off()
+            except Exception as exc:  # noqa: BLE001 - keep switching the others off
+                log.error("%s: safe_off failed: %s", inst.label, exc)
+                first = first or exc
+        if first is not None:
+            raise first
+
+    async def close(self) -> None:
+        try:
+            await self.safe_off()
+        finally:
+            for inst in self.instruments.values():
+                await inst.close()
+
+    async def __aenter__(self) -> Station:
+        await self.open()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        try:
+            await self.close()
+        except Exception as off_error:
+            if exc is None:
+                raise
+            log.error("station: outputs could not all be switched off after %r: %s", exc, off_error)
+
+    # -- terminals and routing --------------------------------------------------------------------
+    def channel(self, terminal: str) -> Any:
+        t = self.config.terminals[terminal]
+        return self.instruments[t.instrument][t.channel]
+
+    @property
+    def smu(self) -> SourceMeterChannel:
+        return self.channel("smu")  # type: ignore[no-any-return]
+
+    @property
+    def gate(self) -> SourceMeterChannel:
+        return self.channel("gate")  # type: ignore[no-any-return]
+
+    @property
+    def pulser(self) -> PulseGeneratorChannel:
+        return self.channel("pulse")  # type: ignore[no-any-return]
+
+    @property
+    def matrix(self) -> Keithley707B:
+        return self.instruments[self.config.wiring.matrix]  # type: ignore[return-value]
+
+    def crosspoints(self, row: int, col: int, terminal: str) -> list[str]:
+        """Channels connecting cell (row, col): its bit line to ``terminal``, word line to the gate
+        supply, source line to ground."""
+        a, w = self.config.array, self.config.wiring
+        if not 0 <= row < a.rows:
+            raise LimitError("row", row, f"0..{a.rows - 1}")
+        if not 0 <= col < a.cols:
+            raise LimitError("col", col, f"0..{a.cols - 1}")
+
+        def ch(column: str, matrix_row: str) -> str:
+            return f"{column[0]}{matrix_row}{column[1:]}"
+
+        return [
+            ch(w.bit_lines[col], self.config.terminals[terminal].matrix_row),
+            ch(w.word_lines[row], self.config.terminals["gate"].matrix_row),
+            ch(w.source_lines[row], w.ground_row),
+        ]
+
+    async def route(self, row: int, col: int, terminal: str) -> None:
+        """Exclusive route of one cell to ``terminal`` (break before make on the 707B)."""
+        channels = self.crosspoints(row, col, terminal)
+        if self._route == (row, col, terminal):
+            return
+        self._route = None  # unknown until the matrix confirms
+        await self.matrix.exclusive_close(channels)
+        self._route = (row, col, terminal)
+
+    async def set_gate(self, vg: float, current_limit: float = 1e-4) -> None:
+        """Word-line (gate) supply at ``vg`` V, output on. The gate draws only leakage, so a
+        small current limit (A) protects the selector's gate oxide."""
+        gate = self.gate
+        gate.guard("vg", "voltage", vg)
+        await gate.current_limit.ensure(current_limit)
+        await gate.source_voltage.ensure(vg)
+        await gate.output.ensure(True)
+
+    # -- cell operations --------------------------------------------------------------------------
+    async def read(self, row: int, col: int, v_read: float = 0.2, vg: float = 3.3,
+                   current_limit: float = 1e-4) -> float:
+        """Conductance of cell (row, col) at ``v_read`` V with the gate at ``vg`` V, S."""
+        if v_read == 0:
+            raise LimitError("v_read", v_read, "a non-zero voltage")
+        self.smu.guard("v_read", "voltage", v_read)
+        self.smu.guard("current_limit", "compliance", current_limit)
+        await self.route(row, col, "smu")
+        await self.set_gate(vg)
+        smu = self.smu
+        await smu.current_limit.ensure(current_limit)
+        await smu.source_voltage.ensure(v_read)
+        await smu.output.set(True)
+        try:
+            current = await smu.measure_current()
+        finally:
+            await smu.output.set(False)
+        return current / v_read
+
+    async def pulse(self, row: int, col: int, v: float, width: float, vg: float,
+                    count: int = 1, period: float | None = None) -> None:
+        """``count`` pulses of ``v`` V (either sign), ``width`` s, gate at ``vg`` V, on one cell.
+        ``period`` defaults to twice the width."""
+        pulser = self.pulser
+        period = period if period is not None else 2 * width
+        pulser.guard("v", "level", v)
+        self.gate.guard("vg", "voltage", vg)
+        await self.route(row, col, "pulse")
+        await self.set_gate(vg)
+        await pulser.setup_pulse(v, width, period, count)
+        await pulser.output.ensure(True)
+        await pulser.trigger()
+
+    async def sweep(self, row: int, col: int, voltages: Sequence[float], vg: float,
+                    current_limit: float, delay: float = 0.0) -> SweepResult:
+        """Quasi-static sweep of cell (row, col) by the SMU with its compliance; output off after."""
+        smu = self.smu
+        for k, v in enumerate(voltages):
+            smu.guard(f"voltages[{k}]", "voltage", v)
+        smu.guard("current_limit", "compliance", current_limit)
+        await self.route(row, col, "smu")
+        await self.set_gate(vg)
+        await smu.current_limit.ensure(current_limit)
+        return await smu.sweep(voltages, delay)
+
+    async def form(self, row: int, col: int, v_stop: float = 3.6, step: float = 0.02, vg: float = 1.2,
+                   current_limit: float = 5e-4, delay: float = 1e-3) -> SweepResult:
+        """Forming: staircase 0 -> ``v_stop`` V in ``step`` V steps, gate at ``vg`` V (the
+        selector limits the current), SMU compliance ``current_limit`` A on top."""
+        if not step > 0:
+            raise LimitError("step", step, "> 0 V")
+        points = max(2, int(round(abs(v_stop) / step)) + 1)
+        return await self.sweep(row, col, staircase(0.0, v_stop, points), vg, current_limit, delay)
