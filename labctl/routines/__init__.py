@@ -1,0 +1,1 @@
+"""Characterization and programming routines, written against the ArrayBackend interface."""

@@ -1,0 +1,115 @@
+"""Metric extraction from measured traces: pure functions on numpy arrays, SI units.
+
+Formulas follow ../shared/reference/cmo-hfox-1t1r.md (REF): forming extraction at the largest dI/dV
+(§Forming) and the open-loop pulsed-response metrics N_states, SP_skew and NSR (§Open-loop).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+
+@dataclass(frozen=True)
+class FormingMetrics:
+    """Per cell: 1T1R forming voltage (V), forming current (A), ReRAM forming voltage (V), formed flag."""
+
+    v_form_1t1r: NDArray[np.float64]
+    i_form: NDArray[np.float64]
+    v_form_reram: NDArray[np.float64]
+    formed: NDArray[np.bool_]
+
+    @property
+    def yield_fraction(self) -> float:
+        """Fraction of cells that formed."""
+        return float(np.mean(self.formed)) if self.formed.size else 0.0
+
+
+def forming_metrics(voltages: ArrayLike, currents: ArrayLike, r_ds: float,
+                    min_jump: float = 20e-6) -> FormingMetrics:
+    """Forming extraction of REF §Forming from a rising quasi-static sweep.
+
+    voltages: applied top-electrode voltages (V), shape (n_points,), rising.
+    currents: currents (A), shape (n_cells, n_points).
+    r_ds: selector triode resistance at the forming gate voltage (ohm).
+    The forming point is where dI/dV is largest; the forming voltage and current are taken at the
+    last point before that jump (the breakdown point), and V_reram = V_1T1R - r_ds * I_form.
+    A cell whose largest current step is below `min_jump` (A) did not form (NaN results).
+    """
+    v = np.asarray(voltages, dtype=np.float64)
+    i = np.atleast_2d(np.asarray(currents, dtype=np.float64))
+    if v.ndim != 1 or i.shape[1] != v.size or v.size < 2:
+        raise ValueError(f"currents: expected shape (n_cells, {v.size}) matching voltages, got {i.shape}")
+    if np.any(np.diff(v) <= 0):
+        raise ValueError("voltages: the forming sweep must be strictly rising")
+    di = np.diff(i, axis=1)
+    slope = di / np.diff(v)
+    k = np.argmax(slope, axis=1)
+    rows = np.arange(i.shape[0])
+    formed = di[rows, k] >= min_jump
+    v1 = np.where(formed, v[k], np.nan)
+    i1 = np.where(formed, i[rows, k], np.nan)
+    return FormingMetrics(v_form_1t1r=v1, i_form=i1, v_form_reram=v1 - r_ds * i1, formed=formed)
+
+
+@dataclass(frozen=True)
+class OpenLoopMetrics:
+    """Per device (arrays of shape (n_cells,)): REF §Open-loop metrics; conductances in S."""
+
+    g_max: NDArray[np.float64]
+    g_min: NDArray[np.float64]
+    g_sp: NDArray[np.float64]
+    dg_sp: NDArray[np.float64]
+    dg_sp_std: NDArray[np.float64]
+    n_states: NDArray[np.float64]
+    sp_skew: NDArray[np.float64]
+    nsr: NDArray[np.float64]
+
+
+def open_loop_metrics(swing: ArrayLike, swing_direction: ArrayLike, alternating: ArrayLike,
+                      alternating_direction: ArrayLike, settle: int | None = None) -> OpenLoopMetrics:
+    """Open-loop metrics of REF §Open-loop from conductance traces read after every pulse.
+
+    swing: (n_cells, n_swing) conductances (S) during the N-up/N-down batches;
+    swing_direction: (n_swing,) +1 for an up (set) pulse, -1 for down (reset);
+    alternating: (n_cells, n_alt + 1) conductances during the 1-up/1-down sequence, the first column
+      read before its first pulse; alternating_direction: (n_alt,) +1/-1 per pulse.
+    settle: alternating pulses discarded while the conductance walks to the symmetry point
+      (default: the first half).
+    G_max / G_min are the means of the last 10 % of each up / down batch (the saturated ends of the
+    full swings); G_sp is the mean conductance over the settled alternating sequence and ΔG_sp the mean
+    of the direction-signed steps there; N_states = (G_max - G_min)/ΔG_sp,
+    SP_skew = (G_max - G_sp)/(G_max - G_min), NSR = σ(ΔG_sp)/ΔG_sp.
+    """
+    sw = np.atleast_2d(np.asarray(swing, dtype=np.float64))
+    sd = np.asarray(swing_direction)
+    alt = np.atleast_2d(np.asarray(alternating, dtype=np.float64))
+    ad = np.asarray(alternating_direction, dtype=np.float64)
+    if sd.shape != (sw.shape[1],):
+        raise ValueError(f"swing_direction: expected {sw.shape[1]} entries, got shape {sd.shape}")
+    if ad.shape != (alt.shape[1] - 1,):
+        raise ValueError(f"alternating_direction: expected {alt.shape[1] - 1} entries, got shape {ad.shape}")
+    # Ends of each batch: runs of equal direction.
+    edges = np.flatnonzero(np.diff(sd) != 0) + 1
+    starts = np.concatenate([[0], edges])
+    ends = np.concatenate([edges, [sd.size]])
+    up_tail, down_tail = [], []
+    for s, e in zip(starts, ends):
+        tail = sw[:, e - max(1, (e - s) // 10):e]
+        (up_tail if sd[s] > 0 else down_tail).append(tail)
+    if not up_tail or not down_tail:
+        raise ValueError("swing_direction: needs at least one up batch and one down batch")
+    g_max = np.concatenate(up_tail, axis=1).mean(axis=1)
+    g_min = np.concatenate(down_tail, axis=1).mean(axis=1)
+    n0 = ad.size // 2 if settle is None else settle
+    if not 0 <= n0 < ad.size - 1:
+        raise ValueError(f"settle: must leave at least two alternating pulses, got {settle}")
+    steps = np.diff(alt, axis=1)[:, n0:] * ad[n0:]
+    g_sp = alt[:, n0 + 1:].mean(axis=1)
+    dg = steps.mean(axis=1)
+    dg_std = steps.std(axis=1, ddof=1)
+    window = g_max - g_min
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return OpenLoopMetrics(g_max=g_max, g_min=g_min, g_sp=g_sp, dg_sp=dg, dg_sp_std=dg_std,
+                               n_states=window / dg, sp_skew=(g_max - g_sp) / window, nsr=dg_std / dg)
