@@ -1,0 +1,272 @@
+"""What the emulated controller does for each array command, run in its worker thread.
+
+Every function takes the validated request and its resolved cell indices, holds `array.lock`
+around each call into the array, and checks `job` between chunks so that ABORT and RESET take
+effect at the next safe point (a finished chunk) and STATUS sees progress.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from labctl.protocols import messages as m
+from labctl.protocols.codes import DType, FormMode
+from labctl.protocols.limits import form_sweep_voltages
+
+Indices = tuple[np.ndarray, np.ndarray]
+
+#: Aim for chunks of about this many seconds of array work: short enough that ABORT and STATUS
+#: respond promptly, long enough that per-call overhead (about 0.2 ms) stays below 1 %.
+CHUNK_SECONDS = 0.05
+#: Cells in the first chunk, used to measure the time per cell.
+FIRST_CHUNK = 64
+
+
+class Aborted(Exception):
+    """The job was stopped by ABORT or RESET at a safe point."""
+
+
+@dataclass
+class Job:
+    """One running command: progress for STATUS and the abort flag for ABORT.
+
+    Attributes:
+        command, request_id: what is running.
+        total: units of work (cells, or pulses for PULSE).
+        done: units finished so far (written by the worker, read by the event loop).
+    """
+
+    command: int
+    request_id: int
+    total: int
+    done: int = 0
+    started: float = field(default_factory=time.monotonic)
+    abort_event: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def check(self) -> None:
+        """Raise Aborted if ABORT or RESET asked this job to stop."""
+        if self.abort_event.is_set():
+            raise Aborted(f"aborted after {self.done} of {self.total}")
+
+
+def _in_chunks(n: int, job: Job, work: Callable[[slice], None]) -> None:
+    """Run work(slice) over [0, n) in adaptive chunks, updating job.done and checking abort."""
+    size = min(n, FIRST_CHUNK)
+    start = 0
+    while start < n:
+        job.check()
+        stop = min(n, start + size)
+        t0 = time.perf_counter()
+        work(slice(start, stop))
+        per_cell = (time.perf_counter() - t0) / (stop - start)
+        if per_cell > 0:
+            size = max(1, int(CHUNK_SECONDS / per_cell))
+        start = stop
+        job.done = stop
+
+
+@dataclass
+class Settings:
+    """Controller settings a command may read (VERIFY_LOOP_MAX)."""
+
+    verify_loop_max: int
+
+
+def form(array, req: m.FormRequest, idx: Indices, job: Job, settings: Settings) -> m.FormReply:
+    rows, cols = idx
+    n = rows.size
+    volts = form_sweep_voltages(req)
+    v_form = np.full(n, np.nan)
+    i_form = np.full(n, np.nan)
+    g = np.empty(n)
+    if req.mode == FormMode.SWEEP:
+        def sweep_chunk(s: slice) -> None:
+            with array.lock:
+                currents = array.sweep(rows[s], cols[s], volts, vg=req.vg, dwell=req.duration)
+                g[s] = array.read(rows[s], cols[s], req.v_read, req.vg_read)
+            # Forming point: the largest dI/dV of the sweep (reference: "voltage of the largest
+            # dI/dV"); the current is taken at the upper point of that step.
+            if volts.size > 1:
+                k = np.argmax(np.diff(currents, axis=1), axis=1) + 1
+            else:
+                k = np.zeros(currents.shape[0], dtype=np.int64)
+            v_form[s] = volts[k]
+            i_form[s] = currents[np.arange(currents.shape[0]), k]
+
+        _in_chunks(n, job, sweep_chunk)
+    else:
+        # Pulse ramp (ArC FormFinder style): pulse the cells not yet formed, read, repeat higher.
+        pending = np.arange(n)
+        with array.lock:
+            g[:] = array.read(rows, cols, req.v_read, req.vg_read)
+        pending = pending[g[pending] < req.g_formed]
+        job.done = n - pending.size
+        for v in volts:
+            if pending.size == 0:
+                break
+            job.check()
+            with array.lock:
+                array.pulse(rows[pending], cols[pending], v, req.vg, req.duration)
+                g[pending] = array.read(rows[pending], cols[pending], req.v_read, req.vg_read)
+            now = g[pending] >= req.g_formed
+            v_form[pending[now]] = v
+            pending = pending[~now]
+            job.done = n - pending.size
+        job.done = n
+    formed = g >= req.g_formed
+    v_form[~formed] = np.nan
+    i_form[~formed] = np.nan
+    return m.FormReply(v_form, i_form, g, formed)
+
+
+def pulse(array, req: m.PulseRequest, idx: Indices, job: Job, settings: Settings) -> m.PulseReply:
+    rows, cols = idx
+    # Per-cell random streams make pulse-major order equivalent to cell-major order.
+    for k in range(req.count):
+        job.check()
+        with array.lock:
+            array.pulse(rows, cols, req.v, req.vg, req.width)
+        job.done = (k + 1) * rows.size
+    return m.PulseReply(req.count * rows.size)
+
+
+def read(array, req: m.ReadRequest, idx: Indices, job: Job, settings: Settings) -> m.ReadReply:
+    with array.lock:
+        i = array.read_current(idx[0], idx[1], req.v_read, req.vg)
+    job.done = job.total
+    return m.ReadReply(i / req.v_read, i)
+
+
+def read_array(array, req: m.ReadArrayRequest, idx: Indices | None, job: Job,
+               settings: Settings) -> m.ReadArrayReply:
+    r0, c0, nrows, ncols = req.cells.block(array.shape)
+    with array.lock:
+        if (nrows, ncols) == array.shape:
+            g = array.read_all(req.v_read, req.vg)
+        else:
+            rr, cc = np.meshgrid(np.arange(r0, r0 + nrows), np.arange(c0, c0 + ncols), indexing="ij")
+            g = array.read(rr.reshape(-1), cc.reshape(-1), req.v_read, req.vg).reshape(nrows, ncols)
+    job.done = job.total
+    return m.ReadArrayReply(r0, c0, g, req.dtype if isinstance(req.dtype, DType) else DType(req.dtype))
+
+
+def sweep(array, req: m.SweepRequest, idx: Indices, job: Job, settings: Settings) -> m.SweepReply:
+    rows, cols = idx
+    out = np.empty((rows.size, req.voltages.size))
+
+    def chunk(s: slice) -> None:
+        with array.lock:
+            out[s] = array.sweep(rows[s], cols[s], req.voltages, vg=req.vg, dwell=req.dwell)
+
+    _in_chunks(rows.size, job, chunk)
+    return m.SweepReply(out)
+
+
+def set_target_g(array, req: m.SetTargetGRequest, idx: Indices, job: Job,
+                 settings: Settings) -> m.SetTargetGReply:
+    rows, cols = idx
+    n = rows.size
+    targets = np.asarray(req.targets, dtype=float)
+    s = req.scheme
+    kwargs: dict[str, object] = dict(
+        max_iterations=req.max_iterations or settings.verify_loop_max,
+        vg_set=req.vg_set, vg_reset=req.vg_reset, width=req.width, v_read=req.v_read,
+        vg_read=req.vg_read)
+    if isinstance(s, m.IdenticalPulse):
+        table = s if np.asarray(s.g_low).size else m.IdenticalPulse.reference()
+        v_set, v_reset = table.voltages_for(targets)
+        kwargs.update(scheme="identical")
+    else:
+        v_set = np.full(n, s.v_set_start)
+        v_reset = np.full(n, s.v_reset_start)
+        kwargs.update(scheme="incremental", v_step_set=s.v_set_step, v_step_reset=s.v_reset_step,
+                      v_stop_set=s.v_set_stop, v_stop_reset=s.v_reset_stop,
+                      max_per_polarity=s.max_per_polarity, max_flips=s.max_flips)
+    g = np.empty(n)
+    iterations = np.empty(n, dtype=np.int64)
+    converged = np.empty(n, dtype=bool)
+
+    def chunk(sl: slice) -> None:
+        # The loop itself runs in C (Array.program); chunks only bound the time to an ABORT.
+        with array.lock:
+            res = array.program(rows[sl], cols[sl], targets[sl], req.tolerance, v_set=v_set[sl],
+                                v_reset=v_reset[sl], **kwargs)
+        g[sl], iterations[sl], converged[sl] = res.g, res.iterations, res.converged
+
+    _in_chunks(n, job, chunk)
+    return m.SetTargetGReply(g, iterations, converged)
+
+
+def verify(array, req: m.VerifyRequest, idx: Indices, job: Job, settings: Settings) -> m.VerifyReply:
+    rows, cols = idx
+    total = np.zeros(rows.size)
+    for k in range(req.averages):
+        job.check()
+        with array.lock:
+            total += array.read(rows, cols, req.v_read, req.vg_read)
+        job.done = (k + 1) * job.total // req.averages
+    g = total / req.averages
+    targets = np.asarray(req.targets, dtype=float)
+    return m.VerifyReply(np.abs(g - targets) <= req.tolerance * targets, g)
+
+
+def emu_advance(array, req: m.EmuAdvanceRequest, idx: None, job: Job,
+                settings: Settings) -> m.EmuAdvanceReply:
+    with array.lock:
+        array.advance(req.seconds)
+        return m.EmuAdvanceReply(array.time)
+
+
+def emu_inject_fault(array, req: m.EmuInjectFaultRequest, idx: Indices, job: Job,
+                     settings: Settings) -> m.EmuInjectFaultReply:
+    with array.lock:
+        array.inject_fault(idx[0], idx[1], req.kind.name.lower())
+    return m.EmuInjectFaultReply()
+
+
+def emu_reseed(array, req: m.EmuReseedRequest, idx: None, job: Job,
+               settings: Settings) -> m.EmuReseedReply:
+    with array.lock:
+        array.reseed(req.seed)
+    return m.EmuReseedReply()
+
+
+def emu_pulse_counts(array, req: m.EmuPulseCountsRequest, idx: Indices, job: Job,
+                     settings: Settings) -> m.EmuPulseCountsReply:
+    with array.lock:
+        counts = array.pulse_counts()
+    return m.EmuPulseCountsReply(counts[idx[0], idx[1]])
+
+
+Handler = Callable[..., m.Message]
+
+#: Commands that run in the worker thread, and how.
+HANDLERS: dict[type[m.Message], Handler] = {
+    m.FormRequest: form,
+    m.PulseRequest: pulse,
+    m.ReadRequest: read,
+    m.ReadArrayRequest: read_array,
+    m.SweepRequest: sweep,
+    m.SetTargetGRequest: set_target_g,
+    m.VerifyRequest: verify,
+    m.EmuAdvanceRequest: emu_advance,
+    m.EmuInjectFaultRequest: emu_inject_fault,
+    m.EmuReseedRequest: emu_reseed,
+    m.EmuPulseCountsRequest: emu_pulse_counts,
+}
+
+
+def work_units(req: m.Message, idx: Indices | None) -> int:
+    """STATUS total of a request: cells, or pulses for PULSE."""
+    n = 0 if idx is None else int(idx[0].size)
+    if isinstance(req, m.PulseRequest):
+        return n * req.count
+    return n or 1
