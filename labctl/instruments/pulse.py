@@ -31,13 +31,17 @@ class PulseGeneratorChannel(Channel):
     output: Any
 
     # -- guards -----------------------------------------------------------------------------------
+    #: While :meth:`setup_pulse` reshapes the pulse, (level, width) it has already checked: the
+    #: intermediate states would otherwise be judged with a stale level or width.
+    _planned: tuple[float, float] | None = None
+
     def guard(self, setting: str, kind: str, value: Any) -> None:
         lim = self.limits
         if kind == "level":
             if lim is not None:
                 lim.check_voltage(setting, value)
                 width = self.cache.get("width")
-                if width is not None:
+                if width is not None and self._planned is None:
                     lim.check_energy(setting, value, value, width)
         elif kind == "amplitude" or kind == "offset":
             # Both move the two levels; check the levels they would produce.
@@ -49,10 +53,16 @@ class PulseGeneratorChannel(Channel):
         elif kind == "width":
             if lim is not None:
                 lim.check_width(setting, value)
-                lim.check_energy(setting, value, self._largest_level(), value)
+                if self._planned is None:
+                    lim.check_energy(setting, value, self._largest_level(), value)
         elif kind == "output":
             if value:
                 self.require_shape(setting)
+                if lim is not None:
+                    level, width = self._largest_level(), self.cache["width"]
+                    lim.check_voltage(setting, level)
+                    lim.check_width(setting, width)
+                    lim.check_energy(setting, value, level, width)
         else:
             super().guard(setting, kind, value)
 
@@ -94,17 +104,31 @@ class PulseGeneratorChannel(Channel):
         A negative pulse is a 0 V high level with the low level at ``voltage`` and inverted
         polarity, so the idle level is 0 V either way. Everything is checked before the first
         command is sent."""
+        self.check_pulse(voltage, width, period, count)
         high, low = (voltage, 0.0) if voltage > 0 else (0.0, voltage)
-        if voltage == 0:
-            raise LimitError("voltage", voltage, "a non-zero pulse level")
+        self._planned = (voltage, width)
+        try:
+            await self._shape(voltage, width, period, count, high, low)
+        finally:
+            self._planned = None
+
+    def check_pulse(self, voltage: float, width: float, period: float, count: int = 1) -> None:
+        """Every check :meth:`setup_pulse` makes, without I/O; raises LimitError."""
+        if voltage == 0 or not math.isfinite(voltage):
+            raise LimitError("voltage", voltage, "a finite non-zero pulse level")
         if self.limits is not None:
             self.limits.check_voltage("voltage", voltage)
+            self.limits.check_width("width", width)
             self.limits.check_energy("voltage", voltage, voltage, width)
-        self.width.validate(width)
-        self.period.validate(period)
+        for setting, value in ((self.width, width), (self.period, period), (self.burst_count, count)):
+            validator = setting.setting.validator
+            if validator is not None:
+                validator(setting.name, value)  # the instrument's own ranges
         if not width < period:
             raise LimitError("width", width, f"< period ({period:g} s)")
-        self.burst_count.validate(count)
+
+    async def _shape(self, voltage: float, width: float, period: float, count: int,
+                     high: float, low: float) -> None:
         polarity = "NORM" if voltage > 0 else "INV"
         wanted = {"width": width, "period": period, "high": high, "low": low,
                   "polarity": polarity, "burst_count": count}

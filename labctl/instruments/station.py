@@ -303,6 +303,8 @@ class Station:
             raise LimitError("v_read", v_read, "a non-zero voltage")
         self.smu.guard("v_read", "voltage", v_read)
         self.smu.guard("current_limit", "compliance", current_limit)
+        self.gate.guard("vg", "voltage", vg)
+        self.crosspoints(row, col, "smu")
         await self.route(row, col, "smu")
         await self.set_gate(vg)
         smu = self.smu
@@ -322,7 +324,9 @@ class Station:
         pulser = self.pulser
         period = period if period is not None else 2 * width
         pulser.guard("v", "level", v)
+        pulser.check_pulse(v, width, period, count)
         self.gate.guard("vg", "voltage", vg)
+        self.crosspoints(row, col, "pulse")  # validates row and col
         await self.route(row, col, "pulse")
         await self.set_gate(vg)
         await pulser.setup_pulse(v, width, period, count)
@@ -336,6 +340,10 @@ class Station:
         for k, v in enumerate(voltages):
             smu.guard(f"voltages[{k}]", "voltage", v)
         smu.guard("current_limit", "compliance", current_limit)
+        self.gate.guard("vg", "voltage", vg)
+        if not 0 <= delay <= 1e4:
+            raise LimitError("delay", delay, "[0, 10000] s")
+        self.crosspoints(row, col, "smu")
         await self.route(row, col, "smu")
         await self.set_gate(vg)
         await smu.current_limit.ensure(current_limit)

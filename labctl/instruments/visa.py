@@ -47,13 +47,35 @@ def _set_nodelay(session: Any) -> None:
         return
     except Exception:  # noqa: BLE001 - backend-specific "unknown attribute" exceptions
         pass
+    sock = _raw_socket(session)
+    if sock is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _raw_socket(session: Any) -> socket.socket | None:
+    """The TCP socket under a pyvisa-py SOCKET session, if there is one."""
     try:
-        backend_session = session.visalib.sessions[session.session]
-        sock = getattr(backend_session, "interface", None)
-        if isinstance(sock, socket.socket):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except Exception:  # noqa: BLE001 - an optimization only
-        pass
+        sock = getattr(session.visalib.sessions[session.session], "interface", None)
+    except Exception:  # noqa: BLE001 - other backends keep their sockets to themselves
+        return None
+    return sock if isinstance(sock, socket.socket) else None
+
+
+def _check_peer(session: Any) -> None:
+    """Raise ConnectionResetError if the instrument has closed the connection.
+
+    pyvisa-py keeps polling a socket the peer has closed until its timeout expires; peeking first
+    turns a dead instrument into an immediate, clear error instead of a timeout.
+    """
+    sock = _raw_socket(session)
+    if sock is None:
+        return
+    try:
+        data = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return  # alive, nothing pending
+    if data == b"":
+        raise ConnectionResetError("connection closed by the instrument")
 
 
 class VisaLink:
@@ -110,7 +132,7 @@ class VisaLink:
 
     async def write(self, command: str) -> None:
         async with self.lock:
-            await self._run(command, lambda: self._session_or_raise(command).write(command))
+            await self._run(command, lambda: self._write_blocking(command))
 
     async def query(self, command: str, timeout: float | None = None) -> str:
         """Send ``command`` and read one reply line; ``timeout`` (s) overrides the default once,
@@ -119,8 +141,14 @@ class VisaLink:
             reply: str = await self._run(command, lambda: self._query_blocking(command, timeout))
             return reply.strip()
 
+    def _write_blocking(self, command: str) -> None:
+        session = self._session_or_raise(command)
+        _check_peer(session)
+        session.write(command)
+
     def _query_blocking(self, command: str, timeout: float | None) -> str:
         session = self._session_or_raise(command)
+        _check_peer(session)
         if timeout is None:
             return str(session.query(command))
         session.timeout = int(max(timeout, self.timeout) * 1000)
