@@ -70,7 +70,7 @@ async def serve(args: argparse.Namespace, ready: asyncio.Event | None = None,
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 asyncio.get_running_loop().remove_signal_handler(sig)
-        server.close()
+        await server.close()
         if pty is not None:
             pty.close()
         await controller.aclose()

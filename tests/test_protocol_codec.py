@@ -49,6 +49,17 @@ def test_frame_layout_matches_spec() -> None:
     assert len(wire) == OVERHEAD + 2
 
 
+def test_examples_in_the_specification() -> None:
+    # docs/protocol.md, section 3: the INFO and PULSE examples, byte for byte.
+    from labctl.protocols.cells import Cells
+    from labctl.protocols.messages import PulseRequest
+
+    assert Frame(0x02, 1).encode().hex(" ") == (
+        "a5 5a 01 00 01 00 00 00 02 00 00 00 00 00 00 00 8a 33 39 70 1c df 44 21")
+    pulse = Frame(0x11, 7, PulseRequest(Cells.single(2, 3), 1.35, 1.4, 2.5e-6, 1).pack()).encode()
+    assert pulse[20:25] == bytes.fromhex("0102000300") and pulse[-4:] == bytes.fromhex("aee83b7e")
+
+
 @FAST
 @given(frames)
 def test_round_trip(frame: Frame) -> None:

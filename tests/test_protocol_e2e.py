@@ -18,6 +18,7 @@ from labctl.protocols.messages import IncrementalStep
 pytestmark = pytest.mark.timeout(120)
 
 FORM_VOLTAGES = np.arange(361) * 0.01  # 0 -> 3.6 V, 10 mV steps (the client's FORM defaults)
+CONDITION_VOLTAGES = np.linspace(0.0, -1.4, 141)  # reference: negative sweep to -1.4 V, VG 3.3 V
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ async def served(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, emu
     pty = PtyServer(controller)
     address = f"tcp://127.0.0.1:{server.sockets[0].getsockname()[1]}" if transport == "tcp" else pty.path
     yield address, array, twin
-    server.close()
+    await server.close()
     pty.close()
     await controller.aclose()
 
@@ -48,6 +49,7 @@ async def test_form_and_program_to_random_targets(served: tuple[str, emulator.Ar
     async with await ChipClient.connect(address, timeout=2.0) as chip:
         assert chip.shape == (rows, cols)
         formed = await chip.form()
+        conditioning = await chip.sweep(None, CONDITION_VOLTAGES, vg=3.3)
         program = await chip.set_target_g(None, targets, tolerance=0.02)
         verify = await chip.verify(None, targets, tolerance=0.02)
         g_map = await chip.read_array()
@@ -64,11 +66,13 @@ async def test_form_and_program_to_random_targets(served: tuple[str, emulator.Ar
                                   currents[np.arange(rows * cols), k][formed.formed])
     assert formed.formed.mean() > 0.9 and np.all((formed.v_form[formed.formed] > 2.5))
 
+    np.testing.assert_array_equal(conditioning, twin.sweep(rr, cc, CONDITION_VOLTAGES, vg=3.3))
     expected = twin.program(rr, cc, targets, 0.02, max_iterations=500)
     np.testing.assert_array_equal(program.g, expected.g)
     np.testing.assert_array_equal(program.iterations, expected.iterations)
     np.testing.assert_array_equal(program.converged, expected.converged)
     ok = program.converged
+    assert ok.mean() > 0.9, f"only {ok.mean():.0%} of the cells reached their targets"
     assert np.all(np.abs(program.g[ok] - targets[ok]) <= 0.02 * targets[ok] * (1 + 1e-12))
 
     g_verify = twin.read(rr, cc, 0.2, 3.3)

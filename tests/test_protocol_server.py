@@ -43,7 +43,7 @@ async def emu() -> AsyncIterator[Emu]:
     server = await serve_tcp(controller, "127.0.0.1", 0)
     pty = PtyServer(controller)
     yield Emu(array, controller, "127.0.0.1", server.sockets[0].getsockname()[1], pty)
-    server.close()
+    await server.close()
     pty.close()
     await controller.aclose()
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 
@@ -13,13 +14,33 @@ log = logging.getLogger(__name__)
 READ_CHUNK = 1 << 18
 
 
-async def serve_tcp(controller: ChipController, host: str = "127.0.0.1", port: int = 0) -> asyncio.Server:
-    """Listen on host:port (0 picks a free port; see `server.sockets[0].getsockname()`).
+class TcpServer:
+    """Listening socket plus its connections; `close()` ends them all and waits for them."""
 
-    Connections that send garbage, stop mid-frame or vanish only ever affect themselves.
-    """
+    def __init__(self, controller: ChipController) -> None:
+        self.controller = controller
+        self.server: asyncio.Server | None = None
+        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        assert self.server is not None
+        return tuple(self.server.sockets)
+
+    @property
+    def address(self) -> str:
+        """"tcp://HOST:PORT" of the first listening socket."""
+        host, port = self.sockets[0].getsockname()[:2]
+        return f"tcp://{host}:{port}"
+
+    async def start(self, host: str, port: int) -> TcpServer:
+        self.server = await asyncio.start_server(self._handle, host, port, limit=READ_CHUNK)
+        return self
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections[task] = writer
         peer = writer.get_extra_info("peername")
         name = f"tcp {peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "tcp"
         sock = writer.get_extra_info("socket")
@@ -30,7 +51,7 @@ async def serve_tcp(controller: ChipController, host: str = "127.0.0.1", port: i
             if not writer.is_closing():
                 writer.write(data)
 
-        link = controller.new_link(name, send)
+        link = self.controller.new_link(name, send)
         log.debug("%s connected", name)
         try:
             while True:
@@ -43,18 +64,37 @@ async def serve_tcp(controller: ChipController, host: str = "127.0.0.1", port: i
         except (ConnectionError, OSError) as exc:
             log.debug("%s: %s", name, exc)
         finally:
+            self._connections.pop(task, None)
             link.lost()
             writer.close()
-            try:
-                await writer.wait_closed()
-            except (ConnectionError, OSError):
-                pass
             log.debug("%s disconnected", name)
 
-    return await asyncio.start_server(handle, host, port, limit=READ_CHUNK)
+    async def close(self) -> None:
+        """Stop listening, drop every connection and wait until their handlers have finished."""
+        if self.server is not None:
+            self.server.close()
+        for writer in list(self._connections.values()):
+            writer.transport.abort()  # the handler then sees EOF and ends on its own
+        tasks = list(self._connections)
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=1.0)
+            for task in late:  # a handler stuck in drain(); cancelling is the last resort
+                task.cancel()
+            if late:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.gather(*late, return_exceptions=True)
+        if self.server is not None:
+            await self.server.wait_closed()
 
 
-def tcp_address(server: asyncio.Server) -> str:
-    """"tcp://HOST:PORT" of the first listening socket."""
-    host, port = server.sockets[0].getsockname()[:2]
-    return f"tcp://{host}:{port}"
+async def serve_tcp(controller: ChipController, host: str = "127.0.0.1", port: int = 0) -> TcpServer:
+    """Listen on host:port (0 picks a free port; see `.address`).
+
+    Connections that send garbage, stop mid-frame or vanish only ever affect themselves.
+    """
+    return await TcpServer(controller).start(host, port)
+
+
+def tcp_address(server: TcpServer) -> str:
+    """"tcp://HOST:PORT" of the server's first listening socket."""
+    return server.address
