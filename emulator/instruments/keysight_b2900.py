@@ -20,7 +20,6 @@ from .scpi import (
     need_args,
     parse_bool,
     parse_choice,
-    unquote,
 )
 
 VOLTAGE = Numeric(-210.0, 210.0, 0.0, "V")

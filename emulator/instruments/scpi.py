@@ -21,7 +21,6 @@ import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 # --- errors ---------------------------------------------------------------------------------------
 
