@@ -3,7 +3,6 @@ pseudo-terminal with pyserial, and check every number against the same operation
 in-process on a twin array with the same seed (the protocol must carry them bit for bit)."""
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import numpy as np

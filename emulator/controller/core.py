@@ -20,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from labctl.protocols import messages as m
 from labctl.protocols.codec import Frame, FrameDecoder, FramingError, FramingErrorKind
 from labctl.protocols.codes import (
-    EMULATOR_RANGE,
     INTER_BYTE_TIMEOUT,
     MAX_PAYLOAD,
     PROTOCOL_VERSION,
