@@ -10,20 +10,27 @@ HERE = Path(__file__).resolve().parent
 CORE = HERE / "c_core"
 
 
-def _cdef_from_header() -> str:
-    """The header is the contract: hand cffi its declarations, minus preprocessor lines and comments."""
-    text = (CORE / "rram.h").read_text()
-    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
-    lines = [ln for ln in text.splitlines() if not ln.lstrip().startswith("#")]
-    consts = re.findall(r"#define (RRAM_\w+) \(?(-?\d+)\)?", (CORE / "rram.h").read_text())
-    return "\n".join(lines) + "\n" + "\n".join(f"#define {name} {val}" for name, val in consts)
+def _public_headers() -> list[Path]:
+    """Headers that declare the C API; internal headers (static inline helpers) are not exported."""
+    return [h for h in sorted(CORE.glob("*.h")) if "static inline" not in h.read_text()]
+
+
+def _cdef_from_headers() -> str:
+    """The headers are the contract: hand cffi their declarations, minus preprocessor lines and comments."""
+    parts: list[str] = []
+    for header in _public_headers():
+        raw = header.read_text()
+        text = re.sub(r"/\*.*?\*/", "", raw, flags=re.S)
+        parts.extend(ln for ln in text.splitlines() if not ln.lstrip().startswith("#"))
+        parts.extend(f"#define {name} {val}" for name, val in re.findall(r"#define (RRAM_\w+) \(?(-?\d+)\)?", raw))
+    return "\n".join(parts)
 
 
 ffibuilder = FFI()
-ffibuilder.cdef(_cdef_from_header())
+ffibuilder.cdef(_cdef_from_headers())
 ffibuilder.set_source(
     "emulator._core",
-    '#include "rram.h"',
+    "\n".join(f'#include "{h.name}"' for h in _public_headers()),
     sources=[str(p.relative_to(HERE.parent)) for p in sorted(CORE.glob("*.c"))],
     include_dirs=[str(CORE.relative_to(HERE.parent))],
     extra_compile_args=["-O3", "-std=c11", "-fno-math-errno"],

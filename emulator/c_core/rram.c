@@ -21,6 +21,25 @@ enum { D_VFORM, D_IFORM, D_ISAT, D_GMAX, D_GMIN, D_AUP, D_ASYM, D_GUP, D_GDN, D_
 #define SNAPSHOT_MAGIC 0x524D4152u /* "RAMR" */
 #define SNAPSHOT_VERSION 1u
 
+/* Random batches touch cells all over the array: fetch the state of cells a few iterations ahead. */
+#if defined(__GNUC__)
+#define PREFETCH(p) __builtin_prefetch((p), 1, 1)
+#else
+#define PREFETCH(p) ((void)0)
+#endif
+#define PREFETCH_AHEAD 8
+
+static inline void prefetch_cell(const rram_array *a, const int64_t *idx, size_t c, size_t n, int with_dev) {
+    if (c + PREFETCH_AHEAD < n) {
+        int64_t k = idx[c + PREFETCH_AHEAD];
+        PREFETCH(&a->cell[k]);
+        if (with_dev) {
+            PREFETCH(&a->dev[k]);
+            PREFETCH((const char *)&a->dev[k] + 64);
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- selector */
 
 /* Triode conductance of the selector at gate voltage vg, S (0 when off). */
@@ -67,19 +86,21 @@ static double cell_i_pristine(const rram_params *p, const rram_device *d, double
  * find the current i with vc(i) + vds(i) = v. Returns i (A) and the cell voltage in *vc.
  * Safeguarded Newton on the current (formed) or on the cell voltage (pristine).
  */
-static double solve_formed(const rram_params *p, double g, double v, double g0, double isat, double *vc) {
+static double solve_formed(const rram_params *p, double g, double v, double g0, double isat, double guess,
+                           double *vc) {
     if (v <= 0.0 || g0 <= 0.0) { *vc = 0.0; return 0.0; }
     double s = sinh(p->nl * p->v_ref) / (g * p->v_ref);
     double lo = 0.0, hi = fmin(isat, cell_i_formed(p, g, v));
-    double i = fmin(v / (1.0 / g + 1.0 / g0), 0.5 * (lo + hi));
+    double i = guess > lo && guess < hi ? guess : fmin(v / (1.0 / g + 1.0 / g0), 0.5 * (lo + hi));
     for (int it = 0; it < 100; ++it) {
         double x = i * s;
         double f = asinh(x) / p->nl + sel_vds(i, g0, isat) - v;
+        if (fabs(f) <= 1e-12 * v) break; /* residual far below any measurable voltage */
         if (f > 0.0) hi = i; else lo = i;
         double df = s / (p->nl * sqrt(1.0 + x * x)) + sel_dvds(i, g0, isat);
         double next = i - f / df;
         if (!(next > lo && next < hi)) next = 0.5 * (lo + hi);
-        if (fabs(next - i) <= 1e-13 * hi + 1e-18) { i = next; break; }
+        if (fabs(next - i) <= 1e-15 * hi) { i = next; break; }
         i = next;
     }
     *vc = fmax(0.0, fmin(v, asinh(i * s) / p->nl));
@@ -89,9 +110,9 @@ static double solve_formed(const rram_params *p, double g, double v, double g0, 
 static double solve_pristine(const rram_params *p, const rram_device *d, double v, double g0, double isat,
                              double *vc) {
     if (v <= 0.0 || g0 <= 0.0) { *vc = 0.0; return 0.0; }
-    /* Far below breakdown the selector drop is negligible: skip the solve. */
+    /* Far below breakdown the selector drop (< 1 µV) is negligible: skip the solve. */
     double i_full = cell_i_pristine(p, d, v);
-    if (i_full < 1e-3 * isat && sel_vds(i_full, g0, isat) < 1e-9) { *vc = v; return i_full; }
+    if (i_full < 1e-3 * isat && sel_vds(i_full, g0, isat) < 1e-6) { *vc = v; return i_full; }
     double lo = 0.0, hi = v, x = v;
     for (int it = 0; it < 200; ++it) {
         double i = cell_i_pristine(p, d, x);
@@ -296,6 +317,7 @@ int rram_sweep(rram_array *a, const int64_t *idx, size_t n, const double *v, siz
         rram_device dev = a->dev[k];
         if (cell->fault == RRAM_FAULT_NO_FORM) dev.v_form = INFINITY;
         double isat = isat0 * dev.isat_scale;
+        double guess = 0.0; /* the previous point's current warm-starts the solve */
         for (size_t j = 0; j < npts; ++j) {
             double vj = v[j], mag = fabs(vj), sign = vj < 0.0 ? -1.0 : 1.0, vc, i;
             if (!cell->formed) {
@@ -306,13 +328,14 @@ int rram_sweep(rram_array *a, const int64_t *idx, size_t n, const double *v, siz
                     cell->conditioned = 0;
                     cell->g = fmin(p->g_ceiling, p->g_formed_frac * dev.g_max);
                     cell->t_prog = a->time;
-                    i = solve_formed(p, cell->g, mag, g0, isat, &vc);
+                    i = solve_formed(p, cell->g, mag, g0, isat, 0.0, &vc);
                 }
             } else {
-                i = solve_formed(p, cell->g, mag, g0, isat, &vc);
+                i = solve_formed(p, cell->g, mag, g0, isat, guess, &vc);
                 if (apply_switch(a, k, sign * vc, wf, comp))
-                    i = solve_formed(p, cell->g, mag, g0, isat, &vc);
+                    i = solve_formed(p, cell->g, mag, g0, isat, i, &vc);
             }
+            guess = i;
             i_out[c * npts + j] = sign * i;
         }
     }
@@ -330,6 +353,7 @@ int rram_pulse(rram_array *a, const int64_t *idx, size_t n, const double *v, siz
     double wf_s = width_factor(p, width[0]);
     for (size_t c = 0; c < n; ++c) {
         int64_t k = idx[c];
+        prefetch_cell(a, idx, c, n, 1);
         rram_cell *cell = &a->cell[k];
         cell->pulses++;
         if (!cell->formed || cell->fault != RRAM_FAULT_NONE) continue;
@@ -346,16 +370,21 @@ int rram_pulse(rram_array *a, const int64_t *idx, size_t n, const double *v, siz
 
 /* ---------------------------------------------------------------- read */
 
+/* Chord factor I / (g V) of a formed cell at |V| = mag: the same for every formed cell at one bias. */
+static double chord_factor(const rram_params *p, double mag) {
+    return p->v_ref * sinh(p->nl * mag) / (sinh(p->nl * p->v_ref) * mag);
+}
+
 /* Noise-free read current of cell k at bias v, gate vg: linear selector in series (read currents
- * are far below saturation), ReRAM chord conductance at the full bias. */
-static double read_current(const rram_array *a, int64_t k, double v, double g0) {
+ * are far below saturation), ReRAM chord conductance at the full bias. chord = chord_factor(|v|). */
+static double read_current(const rram_array *a, int64_t k, double v, double g0, double chord) {
     const rram_params *p = &a->p;
     const rram_cell *c = &a->cell[k];
     double mag = fabs(v);
     if (mag == 0.0 || g0 <= 0.0) return 0.0;
     double gc;
     if (c->formed) {
-        gc = cell_i_formed(p, c->g, mag) / mag;
+        gc = c->g * chord;
     } else {
         rram_device d = a->dev[k];
         if (c->fault == RRAM_FAULT_NO_FORM) d.v_form = INFINITY;
@@ -368,10 +397,11 @@ static double read_current(const rram_array *a, int64_t k, double v, double g0) 
 int rram_read(rram_array *a, const int64_t *idx, size_t n, double v, double vg, int noisy, double *i_out) {
     if (!valid_idx(a, idx, n)) return RRAM_E_ARG;
     const rram_params *p = &a->p;
-    double g0 = sel_g0(p, vg), mag = fabs(v);
+    double g0 = sel_g0(p, vg), mag = fabs(v), chord = mag > 0.0 ? chord_factor(p, mag) : 0.0;
     for (size_t c = 0; c < n; ++c) {
         int64_t k = idx[c];
-        double i = read_current(a, k, v, g0);
+        prefetch_cell(a, idx, c, n, noisy);
+        double i = read_current(a, k, v, g0, chord);
         if (noisy && mag > 0.0) {
             rram_cell *cell = &a->cell[k];
             double g = fabs(i) / mag;
@@ -386,9 +416,9 @@ int rram_read(rram_array *a, const int64_t *idx, size_t n, double v, double vg, 
 
 int rram_conductance_matrix(const rram_array *a, double v, double vg, double *g_out) {
     if (v == 0.0) return RRAM_E_ARG;
-    double g0 = sel_g0(&a->p, vg);
+    double g0 = sel_g0(&a->p, vg), chord = chord_factor(&a->p, fabs(v));
     int64_t total = (int64_t)a->rows * a->cols;
-    for (int64_t k = 0; k < total; ++k) g_out[k] = read_current(a, k, v, g0) / v;
+    for (int64_t k = 0; k < total; ++k) g_out[k] = read_current(a, k, v, g0, chord) / v;
     return RRAM_OK;
 }
 

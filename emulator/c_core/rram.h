@@ -193,7 +193,8 @@ int rram_program(rram_array *a, const int64_t *idx, size_t n, const double *targ
  * between neighbouring cells has r_row (row wires) or r_col (column wires) ohms. Cells are
  * linear conductances g[rows*cols] (S) (the non-linear I-V linearized at the read bias).
  * v_in[b*rows + i]: row voltages of vector b (V); i_out[b*cols + j]: column currents (A).
- * Solved by preconditioned conjugate gradients on the nodal equations to relative residual tol.
+ * Exact nodal analysis: the row layer is eliminated and the Schur complement system for the column
+ * nodes is solved by conjugate gradients preconditioned with the column lines, to relative residual tol.
  * r_row = r_col = 0 reduces to i = G^T v. Returns iterations of the worst vector, or RRAM_E_*. */
 int rram_mvm(int32_t rows, int32_t cols, const double *g, const double *v_in, size_t batch,
              double r_row, double r_col, double tol, int32_t max_iter, double *i_out);

@@ -97,51 +97,91 @@ static int mvm_ideal_cols(int32_t R, int32_t C, const double *g, const double *v
     return 0;
 }
 
+/*
+ * General case. With T_r, T_c the row- and column-wire systems (wires plus the cells on the diagonal)
+ * and D = diag(g), the nodal equations are  T_r vr - D vc = b,  -D vr + T_c vc = 0. Eliminating the
+ * row layer, vr = T_r^-1 (b + D vc), leaves the Schur complement system
+ *     S vc = D T_r^-1 b,   S = T_c - D T_r^-1 D   (symmetric positive definite),
+ * solved by conjugate gradients preconditioned with T_c. Every T^-1 is a set of independent
+ * tridiagonal line solves (Thomas). LANES input vectors are solved together, interleaved
+ * (x[node * LANES + lane]), so each node's factors are loaded once per LANES vectors and the
+ * strided column sweeps read whole cache lines.
+ */
+#define LANES 8
+
 typedef struct {
     int32_t R, C;
     size_t N;
     const double *g;
     double gr, gc;
     double *rcp, *rinv; /* row-line factors, R x C */
-    double *ccp, *cinv; /* column-line factors, C x R (column-major per line) */
+    double *ccp, *cinv; /* column-line factors, C x R (one line after another) */
 } crossbar;
 
-/* y = A x */
-static void apply_A(const crossbar *cb, const double *x, double *y) {
+/* out = T_r^-1 (D src) (+ b on the first node of each row if b != NULL): all row lines. */
+static void solve_rows(const crossbar *cb, const double *src, const double *b, double *out) {
     int32_t R = cb->R, C = cb->C;
-    size_t N = cb->N;
-    const double *xr = x, *xc = x + N;
-    double *yr = y, *yc = y + N;
-    double gr = cb->gr, gc = cb->gc;
+    double w = cb->gr;
     for (int32_t i = 0; i < R; ++i) {
         size_t o = (size_t)i * C;
+        const double *cp = cb->rcp + o, *inv = cb->rinv + o, *gi = cb->g + o;
+        double prev[LANES] = {0};
         for (int32_t j = 0; j < C; ++j) {
-            size_t k = o + j;
-            double gij = cb->g[k];
-            double dr = xr[k] - xc[k];
-            double vr = (2.0 * gr) * xr[k] - (j > 0 ? gr * xr[k - 1] : 0.0) - (j < C - 1 ? gr * xr[k + 1] : gr * xr[k]);
-            yr[k] = vr + gij * dr;
-            double vc = (i > 0 ? gc * (xc[k] - xc[k - C]) : 0.0) + gc * xc[k] - (i < R - 1 ? gc * xc[k + C] : 0.0);
-            yc[k] = vc - gij * dr;
+            const double *s = src + (o + j) * LANES;
+            double *d = out + (o + j) * LANES;
+            for (int l = 0; l < LANES; ++l) {
+                double rhs = gi[j] * s[l] + (b && j == 0 ? b[(size_t)i * LANES + l] : 0.0);
+                prev[l] = d[l] = (rhs + w * prev[l]) * inv[j];
+            }
+        }
+        for (int32_t j = C - 1; j-- > 0;) {
+            double *d = out + (o + j) * LANES, *dn = d + LANES;
+            for (int l = 0; l < LANES; ++l) d[l] -= cp[j] * dn[l];
         }
     }
 }
 
-/* z = M^{-1} r: exact solve of every row line and every column line. */
-static void apply_M(const crossbar *cb, const double *r, double *z) {
+/* z = T_c^-1 r (all column lines); returns r.z per lane in dot. */
+static void solve_cols(const crossbar *cb, const double *r, double *z, double *dot) {
     int32_t R = cb->R, C = cb->C;
-    size_t N = cb->N;
-    memcpy(z, r, sizeof(double) * 2 * N);
-    for (int32_t i = 0; i < R; ++i)
-        thomas_solve(C, cb->gr, cb->rcp + (size_t)i * C, cb->rinv + (size_t)i * C, z + (size_t)i * C, 1);
-    for (int32_t j = 0; j < C; ++j)
-        thomas_solve(R, cb->gc, cb->ccp + (size_t)j * R, cb->cinv + (size_t)j * R, z + N + j, C);
+    size_t s = (size_t)C * LANES;
+    double w = cb->gc, acc[LANES] = {0};
+    for (int32_t j = 0; j < C; ++j) {
+        const double *cp = cb->ccp + (size_t)j * R, *inv = cb->cinv + (size_t)j * R;
+        const double *rj = r + (size_t)j * LANES;
+        double *zj = z + (size_t)j * LANES;
+        double prev[LANES] = {0};
+        for (int32_t i = 0; i < R; ++i)
+            for (int l = 0; l < LANES; ++l) prev[l] = zj[i * s + l] = (rj[i * s + l] + w * prev[l]) * inv[i];
+        for (int32_t i = R - 1; i-- > 0;)
+            for (int l = 0; l < LANES; ++l) zj[i * s + l] -= cp[i] * zj[(i + 1) * s + l];
+        for (int32_t i = 0; i < R; ++i)
+            for (int l = 0; l < LANES; ++l) acc[l] += rj[i * s + l] * zj[i * s + l];
+    }
+    memcpy(dot, acc, sizeof acc);
 }
 
-static double dot(const double *a, const double *b, size_t n) {
-    double s = 0.0;
-    for (size_t k = 0; k < n; ++k) s += a[k] * b[k];
-    return s;
+/* q = S p = T_c p - D w with w = T_r^-1 D p (precomputed); returns p.q per lane in dot. */
+static void apply_S(const crossbar *cb, const double *restrict p, const double *restrict w, double *restrict q,
+                    double *dot) {
+    int32_t R = cb->R, C = cb->C;
+    size_t s = (size_t)C * LANES;
+    double gc = cb->gc, acc[LANES] = {0};
+    for (int32_t i = 0; i < R; ++i) {
+        double cu = i > 0 ? gc : 0.0, cd = i < R - 1 ? gc : 0.0, self = gc + cu;
+        for (int32_t j = 0; j < C; ++j) {
+            size_t k = (size_t)i * C + j, o = k * LANES;
+            double gij = cb->g[k];
+            const double *pk = p + o, *wk = w + o;
+            const double *up = i > 0 ? pk - s : pk, *down = i < R - 1 ? pk + s : pk;
+            for (int l = 0; l < LANES; ++l) {
+                double v = (self + gij) * pk[l] - cu * up[l] - cd * down[l] - gij * wk[l];
+                q[o + l] = v;
+                acc[l] += pk[l] * v;
+            }
+        }
+    }
+    memcpy(dot, acc, sizeof acc);
 }
 
 int rram_mvm(int32_t R, int32_t C, const double *g, const double *v_in, size_t batch, double r_row,
@@ -152,16 +192,18 @@ int rram_mvm(int32_t R, int32_t C, const double *g, const double *v_in, size_t b
     if (r_col == 0.0) return mvm_ideal_cols(R, C, g, v_in, batch, 1.0 / r_row, i_out);
 
     crossbar cb = {R, C, (size_t)R * C, g, 1.0 / r_row, 1.0 / r_col, NULL, NULL, NULL, NULL};
-    size_t N = cb.N;
-    double *mem = malloc(sizeof(double) * (4 * N + 5 * 2 * N + (size_t)(R > C ? R : C)));
+    size_t N = cb.N, len = N * LANES;
+    size_t line = (size_t)(R > C ? R : C);
+    double *mem = malloc(sizeof(double) * (4 * N + 6 * len + line + (size_t)R * LANES));
     if (!mem) return RRAM_E_NOMEM;
     cb.rcp = mem;
     cb.rinv = mem + N;
     cb.ccp = mem + 2 * N;
     cb.cinv = mem + 3 * N;
-    double *x = mem + 4 * N, *r = x + 2 * N, *z = r + 2 * N, *p = z + 2 * N, *q = p + 2 * N;
-    double *diag = q + 2 * N;
+    double *x = mem + 4 * N, *r = x + len, *z = r + len, *p = z + len, *q = p + len, *w = q + len;
+    double *diag = w + len, *bdrv = diag + line;
 
+    /* The line factorizations depend only on g: computed once, shared by every vector. */
     for (int32_t i = 0; i < R; ++i) {
         for (int32_t j = 0; j < C; ++j) diag[j] = cb.gr + (j < C - 1 ? cb.gr : 0.0) + g[(size_t)i * C + j];
         thomas_factor(C, diag, cb.gr, cb.rcp + (size_t)i * C, cb.rinv + (size_t)i * C);
@@ -172,45 +214,66 @@ int rram_mvm(int32_t R, int32_t C, const double *g, const double *v_in, size_t b
     }
 
     int worst = 0;
-    for (size_t b = 0; b < batch; ++b) {
-        const double *v = v_in + b * R;
-        /* b vector: the row drivers feed the first node of each row. r = b - A x with x = M^{-1} b. */
-        memset(r, 0, sizeof(double) * 2 * N);
-        double bnorm = 0.0;
-        for (int32_t i = 0; i < R; ++i) {
-            r[(size_t)i * C] = cb.gr * v[i];
-            bnorm += r[(size_t)i * C] * r[(size_t)i * C];
-        }
-        bnorm = sqrt(bnorm);
-        int it = 0;
-        if (bnorm == 0.0) {
-            memset(x, 0, sizeof(double) * 2 * N);
-        } else {
-            apply_M(&cb, r, x);
-            apply_A(&cb, x, q);
-            for (size_t k = 0; k < 2 * N; ++k) r[k] -= q[k];
-            apply_M(&cb, r, z);
-            memcpy(p, z, sizeof(double) * 2 * N);
-            double rz = dot(r, z, 2 * N);
-            for (it = 1; it <= max_iter; ++it) {
-                double rnorm = sqrt(dot(r, r, 2 * N));
-                if (rnorm <= tol * bnorm) break;
-                apply_A(&cb, p, q);
-                double alpha = rz / dot(p, q, 2 * N);
-                for (size_t k = 0; k < 2 * N; ++k) {
-                    x[k] += alpha * p[k];
-                    r[k] -= alpha * q[k];
-                }
-                apply_M(&cb, r, z);
-                double rz_new = dot(r, z, 2 * N);
-                double beta = rz_new / rz;
-                rz = rz_new;
-                for (size_t k = 0; k < 2 * N; ++k) p[k] = z[k] + beta * p[k];
+    for (size_t b0 = 0; b0 < batch; b0 += LANES) {
+        int nb = (int)(batch - b0 < LANES ? batch - b0 : LANES);
+        double bnorm[LANES] = {0}, rz[LANES], rr[LANES], tmp[LANES], alpha[LANES], beta[LANES];
+        int active[LANES];
+        /* Row drivers: gr * v_i into the first node of row i. Unused lanes stay zero. */
+        memset(bdrv, 0, sizeof(double) * (size_t)R * LANES);
+        for (int l = 0; l < nb; ++l)
+            for (int32_t i = 0; i < R; ++i) bdrv[(size_t)i * LANES + l] = cb.gr * v_in[(b0 + l) * R + i];
+        /* Reduced right-hand side c = D T_r^-1 b (x = 0 as the source term of solve_rows). */
+        memset(x, 0, sizeof(double) * len);
+        solve_rows(&cb, x, bdrv, w);
+        for (size_t k = 0; k < N; ++k)
+            for (int l = 0; l < LANES; ++l) {
+                double c = g[k] * w[k * LANES + l];
+                r[k * LANES + l] = c;
+                bnorm[l] += c * c;
             }
-            if (it > max_iter) { free(mem); return RRAM_E_NOCONV; }
+        for (int l = 0; l < LANES; ++l) bnorm[l] = sqrt(bnorm[l]);
+        /* x0 = 0, r0 = c. */
+        solve_cols(&cb, r, z, rz);
+        memcpy(p, z, sizeof(double) * len);
+        for (int l = 0; l < LANES; ++l) rr[l] = bnorm[l] * bnorm[l];
+        int it;
+        for (it = 0; it <= max_iter; ++it) {
+            int any = 0;
+            for (int l = 0; l < LANES; ++l) {
+                active[l] = l < nb && bnorm[l] > 0.0 && sqrt(rr[l]) > tol * bnorm[l];
+                any |= active[l];
+            }
+            if (!any) break;
+            if (it == max_iter) { free(mem); return RRAM_E_NOCONV; }
+            solve_rows(&cb, p, NULL, w);
+            apply_S(&cb, p, w, q, tmp);
+            for (int l = 0; l < LANES; ++l) {
+                alpha[l] = active[l] ? rz[l] / tmp[l] : 0.0;
+                rr[l] = 0.0;
+            }
+            /* Converged lanes get alpha = 0 and stay where they are. */
+            for (size_t k = 0; k < N; ++k) {
+                double *xk = x + k * LANES, *rk = r + k * LANES;
+                const double *pk = p + k * LANES, *qk = q + k * LANES;
+                for (int l = 0; l < LANES; ++l) {
+                    xk[l] += alpha[l] * pk[l];
+                    rk[l] -= alpha[l] * qk[l];
+                    rr[l] += rk[l] * rk[l];
+                }
+            }
+            solve_cols(&cb, r, z, tmp);
+            for (int l = 0; l < LANES; ++l) {
+                beta[l] = active[l] ? tmp[l] / rz[l] : 0.0;
+                if (active[l]) rz[l] = tmp[l];
+            }
+            for (size_t k = 0; k < len; k += LANES)
+                for (int l = 0; l < LANES; ++l) p[k + l] = z[k + l] + beta[l] * p[k + l];
         }
         if (it > worst) worst = it;
-        for (int32_t j = 0; j < C; ++j) i_out[b * C + j] = cb.gc * x[N + (size_t)(R - 1) * C + j];
+        /* Column currents into the virtual grounds. */
+        const double *xb = x + (size_t)(R - 1) * C * LANES;
+        for (int l = 0; l < nb; ++l)
+            for (int32_t j = 0; j < C; ++j) i_out[(b0 + l) * C + j] = cb.gc * xb[(size_t)j * LANES + l];
     }
     free(mem);
     return worst;

@@ -34,22 +34,34 @@ static inline double rram_uniform(uint64_t key, uint64_t counter) {
     return ((double)(rram_draw(key, counter) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
 }
 
-/* Standard normal from one 64-bit draw (Box-Muller on two 32-bit halves; tails to about 6.7 sigma). */
-static inline double rram_normal(uint64_t key, uint64_t counter) {
-    uint64_t x = rram_draw(key, counter);
-    double u1 = ((double)(x >> 32) + 0.5) * (1.0 / 4294967296.0);
-    double u2 = ((double)(x & 0xFFFFFFFFULL) + 0.5) * (1.0 / 4294967296.0);
-    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+/*
+ * Standard normal by inversion of the CDF: P. J. Acklam's rational approximation (relative error
+ * below 1.2e-9), on a 53-bit uniform. One draw per normal, no rejection, and the central 95 % of
+ * draws need no transcendental call, which is what keeps a pulse or a read cheap.
+ */
+static inline double rram_inv_normal(double p) {
+    static const double a[6] = {-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02,
+                                1.383577518672690e+02, -3.066479806614716e+01, 2.506628277459239e+00};
+    static const double b[5] = {-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
+                                6.680131188771972e+01, -1.328068155288572e+01};
+    static const double c[6] = {-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00,
+                                -2.549732539343734e+00, 4.374664141464968e+00, 2.938163982698783e+00};
+    static const double d[4] = {7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00,
+                                3.754408661907416e+00};
+    const double p_low = 0.02425;
+    if (p > p_low && p < 1.0 - p_low) {
+        double q = p - 0.5, r = q * q;
+        return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q /
+               (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1.0);
+    }
+    double q = sqrt(-2.0 * log(p < 0.5 ? p : 1.0 - p));
+    double x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+               ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1.0);
+    return p < 0.5 ? x : -x;
 }
 
-/* Two independent standard normals from one 64-bit draw (both Box-Muller outputs). */
-static inline void rram_normal2(uint64_t key, uint64_t counter, double *z1, double *z2) {
-    uint64_t x = rram_draw(key, counter);
-    double u1 = ((double)(x >> 32) + 0.5) * (1.0 / 4294967296.0);
-    double u2 = ((double)(x & 0xFFFFFFFFULL) + 0.5) * (1.0 / 4294967296.0);
-    double r = sqrt(-2.0 * log(u1)), th = 6.283185307179586 * u2;
-    *z1 = r * cos(th);
-    *z2 = r * sin(th);
+static inline double rram_normal(uint64_t key, uint64_t counter) {
+    return rram_inv_normal(rram_uniform(key, counter));
 }
 
 #endif
