@@ -1,0 +1,182 @@
+"""The one interface every routine is written against: `ArrayBackend`.
+
+Cells are addressed by two equal-length integer arrays (rows, cols). All values are SI (V, A, S, s).
+A backend validates arguments against its `limits` before anything reaches hardware and raises
+ValueError naming the argument. Backends are async context managers: leaving the context (normally,
+on an exception or on cancellation) switches every output off and releases the hardware.
+
+Random draws: on the emulator a cell's noise depends only on the seed and the operations applied to
+that cell, so the same routine gives identical results through every backend with the same seed,
+whether the backend addresses cells one at a time (station) or in vectors (chip, in-process).
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+IntArray = NDArray[np.int64]
+FloatArray = NDArray[np.float64]
+Scheme = Literal["identical", "incremental"]
+
+
+@dataclass(frozen=True)
+class BackendLimits:
+    """Safety limits a backend enforces before anything is sent (SI units)."""
+
+    v_max: float  # |V| on the top electrode / bit line, V
+    vg_max: float  # gate (word line) voltage, V
+    width_min: float  # pulse width, s
+    width_max: float  # pulse width, s
+    compliance_max: float = 10e-3  # current limit of any sweep, A
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What a backend is: kind, array size, identities of what it talks to."""
+
+    kind: str  # "emulator" | "chip" | "station"
+    rows: int
+    cols: int
+    identity: dict[str, str] = field(default_factory=dict)  # e.g. instrument *IDN? strings
+    native_program: bool = False  # runs the program-verify loop itself (SET_TARGET_G)
+    virtual_clock: bool = False  # wait() advances a virtual clock instead of sleeping
+
+
+@dataclass(frozen=True)
+class ProgramSettings:
+    """Closed-loop program-and-verify settings (REF §Closed-loop programming). SI units.
+
+    scheme "identical": fixed v_set / v_reset per cell (None: the reference per-range voltages).
+    scheme "incremental": amplitudes start at v_set / v_reset and step by v_step_* per pulse of one
+    polarity up to v_stop_*, restarting on a polarity flip; at most max_per_polarity pulses in a row
+    and max_flips flips.
+    """
+
+    tolerance: float = 0.02  # relative acceptance range
+    scheme: Scheme = "identical"
+    max_iterations: int = 500  # verify reads per cell
+    vg_set: float = 1.4
+    vg_reset: float = 3.3
+    width: float = 2.5e-6
+    v_read: float = 0.2
+    vg_read: float = 3.3
+    v_step_set: float = 0.1
+    v_step_reset: float = 0.1
+    v_stop_set: float = 2.0
+    v_stop_reset: float = -2.0
+    max_per_polarity: int = 30
+    max_flips: int = 20
+
+
+@dataclass(frozen=True)
+class ProgramOutcome:
+    """Per cell: last verify read (S), pulses applied, converged."""
+
+    g: FloatArray
+    iterations: NDArray[np.int32]
+    converged: NDArray[np.bool_]
+
+
+class ArrayBackend(abc.ABC):
+    """Async access to one 1T1R array: sweeps, pulses, reads, the clock, and (optionally) a native loop."""
+
+    info: BackendInfo
+    limits: BackendLimits
+
+    @property
+    def rows(self) -> int:
+        return self.info.rows
+
+    @property
+    def cols(self) -> int:
+        return self.info.cols
+
+    # -- lifecycle
+    async def __aenter__(self) -> ArrayBackend:
+        await self.open()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        try:
+            await self.outputs_off()
+        finally:
+            await self.close()
+
+    async def open(self) -> None:
+        """Connect (idempotent)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release the hardware (outputs must already be off)."""
+
+    @abc.abstractmethod
+    async def outputs_off(self) -> None:
+        """Switch every source output off, whatever state the backend is in."""
+
+    # -- operations
+    @abc.abstractmethod
+    async def sweep(self, rows: IntArray, cols: IntArray, voltages: FloatArray, vg: float,
+                    dwell: float = 1e-3, compliance: float | None = None) -> FloatArray:
+        """Quasi-static sweep of each listed cell (bit line at each voltage, source grounded, gate vg);
+        returns currents, shape (n_cells, n_points), A."""
+
+    @abc.abstractmethod
+    async def pulse(self, rows: IntArray, cols: IntArray, v: float | FloatArray, vg: float | FloatArray,
+                    width: float | FloatArray) -> None:
+        """One pulse per listed cell."""
+
+    @abc.abstractmethod
+    async def read(self, rows: IntArray, cols: IntArray, v_read: float = 0.2, vg: float = 3.3) -> FloatArray:
+        """Measured conductance I/V of each listed cell, S."""
+
+    async def read_array(self, v_read: float = 0.2, vg: float = 3.3) -> FloatArray:
+        """Conductance of every cell, shape (rows, cols), S (row-major reads)."""
+        r, c = np.divmod(np.arange(self.rows * self.cols, dtype=np.int64), self.cols)
+        return (await self.read(r, c, v_read, vg)).reshape(self.rows, self.cols)
+
+    @abc.abstractmethod
+    async def wait(self, seconds: float) -> None:
+        """Let `seconds` pass (advances the virtual clock on the emulator, sleeps on hardware)."""
+
+    @abc.abstractmethod
+    async def now(self) -> float:
+        """Backend clock, s (virtual time on the emulator)."""
+
+    async def program(self, rows: IntArray, cols: IntArray, targets: FloatArray,
+                      settings: ProgramSettings) -> ProgramOutcome:
+        """Native closed loop (SET_TARGET_G). Only where info.native_program; routines run the host
+        loop otherwise."""
+        raise NotImplementedError(f"{self.info.kind} backend has no native program-verify loop")
+
+    # -- helpers shared by implementations
+    def check_cells(self, rows: IntArray, cols: IntArray) -> tuple[IntArray, IntArray]:
+        """Validate and normalize cell indices; ValueError names the bad index."""
+        r = np.atleast_1d(np.asarray(rows, dtype=np.int64))
+        c = np.atleast_1d(np.asarray(cols, dtype=np.int64))
+        if r.shape != c.shape or r.ndim != 1:
+            raise ValueError(f"rows, cols: expected two 1-D arrays of equal length, got {r.shape} and {c.shape}")
+        for name, a, n in (("rows", r, self.rows), ("cols", c, self.cols)):
+            if a.size and (a.min() < 0 or a.max() >= n):
+                bad = a[(a < 0) | (a >= n)][0]
+                raise ValueError(f"{name}: index {bad} is outside the array (0..{n - 1})")
+        return r, c
+
+    def check_voltage(self, name: str, v: float | FloatArray, v_max: float | None = None) -> None:
+        """ValueError unless every |v| <= v_max (default: limits.v_max) and finite."""
+        lim = self.limits.v_max if v_max is None else v_max
+        a = np.asarray(v, dtype=np.float64)
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{name}: must be finite")
+        if a.size and np.max(np.abs(a)) > lim:
+            raise ValueError(f"{name}: {float(np.max(np.abs(a))):g} V exceeds the limit |V| <= {lim:g} V")
+
+    def check_width(self, width: float | FloatArray) -> None:
+        a = np.asarray(width, dtype=np.float64)
+        if not np.all(np.isfinite(a)) or (a.size and (a.min() < self.limits.width_min or a.max() > self.limits.width_max)):
+            raise ValueError(f"width: must lie in [{self.limits.width_min:g}, {self.limits.width_max:g}] s, got {width!r}")

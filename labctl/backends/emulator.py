@@ -1,0 +1,77 @@
+"""EmulatorBackend: the C array model called in-process."""
+from __future__ import annotations
+
+import numpy as np
+
+import emulator
+from labctl.backends.base import (
+    ArrayBackend,
+    BackendInfo,
+    BackendLimits,
+    FloatArray,
+    IntArray,
+    ProgramOutcome,
+    ProgramSettings,
+)
+
+
+class EmulatorBackend(ArrayBackend):
+    """In-process emulated array. `array` may be shared (e.g. with emulated servers); calls hold its lock."""
+
+    def __init__(self, rows: int = 8, cols: int = 4, *, seed: int = 0, preset: str = "cmo-hfox",
+                 array: emulator.Array | None = None) -> None:
+        self.array = array if array is not None else emulator.Array(rows, cols, preset=preset, seed=seed)
+        lim = self.array.limits
+        self.limits = BackendLimits(v_max=lim.v_max, vg_max=lim.vg_max, width_min=lim.width_min,
+                                    width_max=lim.width_max)
+        self.info = BackendInfo(kind="emulator", rows=self.array.rows, cols=self.array.cols,
+                                identity={"emulator": f"labctl emulator preset={self.array.preset.name} "
+                                                      f"seed={self.array.seed}"},
+                                native_program=True, virtual_clock=True)
+
+    async def close(self) -> None:
+        return None
+
+    async def outputs_off(self) -> None:
+        return None  # nothing is sourcing between calls
+
+    async def sweep(self, rows: IntArray, cols: IntArray, voltages: FloatArray, vg: float,
+                    dwell: float = 1e-3, compliance: float | None = None) -> FloatArray:
+        r, c = self.check_cells(rows, cols)
+        self.check_voltage("voltages", voltages)
+        i = self.array.sweep(r, c, voltages, vg=vg, dwell=dwell)
+        if compliance is not None:
+            # An SMU current limit clips what the meter reports; the cell sees the selector's limit.
+            i = np.clip(i, -compliance, compliance)
+        return i
+
+    async def pulse(self, rows: IntArray, cols: IntArray, v: float | FloatArray, vg: float | FloatArray,
+                    width: float | FloatArray) -> None:
+        r, c = self.check_cells(rows, cols)
+        self.check_voltage("v", v)
+        self.check_width(width)
+        self.array.pulse(r, c, v, vg, width)
+
+    async def read(self, rows: IntArray, cols: IntArray, v_read: float = 0.2, vg: float = 3.3) -> FloatArray:
+        r, c = self.check_cells(rows, cols)
+        return self.array.read(r, c, v_read, vg)
+
+    async def read_array(self, v_read: float = 0.2, vg: float = 3.3) -> FloatArray:
+        return self.array.read_all(v_read, vg)
+
+    async def wait(self, seconds: float) -> None:
+        self.array.advance(seconds)
+
+    async def now(self) -> float:
+        return self.array.time
+
+    async def program(self, rows: IntArray, cols: IntArray, targets: FloatArray,
+                      settings: ProgramSettings) -> ProgramOutcome:
+        r, c = self.check_cells(rows, cols)
+        s = settings
+        res = self.array.program(r, c, targets, s.tolerance, scheme=s.scheme, max_iterations=s.max_iterations,
+                                 vg_set=s.vg_set, vg_reset=s.vg_reset, width=s.width, v_read=s.v_read,
+                                 vg_read=s.vg_read, v_step_set=s.v_step_set, v_step_reset=s.v_step_reset,
+                                 v_stop_set=s.v_stop_set, v_stop_reset=s.v_stop_reset,
+                                 max_per_polarity=s.max_per_polarity, max_flips=s.max_flips)
+        return ProgramOutcome(g=res.g, iterations=res.iterations, converged=res.converged)
