@@ -29,19 +29,19 @@ def all_cells(arr: Array) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     return r, c
 
 
-def forming_sweep(arr: Array, rows: NDArray[np.int64], cols: NDArray[np.int64],
-                  v_stop: float = 3.6, vg: float = 1.2) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def forming_sweep(arr: Array, rows: NDArray[np.int64], cols: NDArray[np.int64], v_stop: float = 3.6,
+                  vg: float = 1.2, step: float = QS_STEP) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """REF §Forming: rising sweep 0 → 3.6 V, source grounded, VG = 1.2 V. Returns (voltages V, currents A)."""
-    v = ramp(v_stop, back=False)
+    v = ramp(v_stop, step, back=False)
     return v, arr.sweep(rows, cols, v, vg=vg, dwell=QS_DWELL)
 
 
-def condition(arr: Array, rows: NDArray[np.int64], cols: NDArray[np.int64]) -> None:
+def condition(arr: Array, rows: NDArray[np.int64], cols: NDArray[np.int64], step: float = QS_STEP) -> None:
     """REF §Forming/§Quasi-static: negative sweep to −1.4 V at VG = 3.3 V, then one reset (−1.5 V, VG 3.3 V)
     and one set (+1.3 V, VG 1.1 V) forward-and-backward sweep."""
-    arr.sweep(rows, cols, ramp(-1.4), vg=3.3, dwell=QS_DWELL)
-    arr.sweep(rows, cols, ramp(-1.5), vg=3.3, dwell=QS_DWELL)
-    arr.sweep(rows, cols, ramp(1.3), vg=1.1, dwell=QS_DWELL)
+    arr.sweep(rows, cols, ramp(-1.4, step), vg=3.3, dwell=QS_DWELL)
+    arr.sweep(rows, cols, ramp(-1.5, step), vg=3.3, dwell=QS_DWELL)
+    arr.sweep(rows, cols, ramp(1.3, step), vg=1.1, dwell=QS_DWELL)
 
 
 def qs_cycles(arr: Array, rows: NDArray[np.int64], cols: NDArray[np.int64],
@@ -89,10 +89,11 @@ def open_loop(arr: Array, rows: NDArray[np.int64], cols: NDArray[np.int64], batc
     return OpenLoopTrace(swing, directions, alt, alt_dir)
 
 
-def prepared_array(rows: int, cols: int, seed: int = 0) -> Array:
-    """A formed and conditioned array, as after REF §Forming and the conditioning sweeps."""
+def prepared_array(rows: int, cols: int, seed: int = 0, step: float = QS_STEP) -> Array:
+    """A formed and conditioned array, as after REF §Forming and the conditioning sweeps
+    (`step`: V per sweep point; coarser is faster for large arrays)."""
     arr = Array(rows, cols, seed=seed)
     r, c = all_cells(arr)
-    forming_sweep(arr, r, c)
-    condition(arr, r, c)
+    forming_sweep(arr, r, c, step=step)
+    condition(arr, r, c, step=step)
     return arr
