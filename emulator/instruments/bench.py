@@ -166,13 +166,16 @@ class Bench:
         self.operations.append((op, kwargs))
 
     # -- operations on the array ------------------------------------------------------------------
-    # The Array does not move its clock for sweeps, pulses or reads; the instruments do, with the
-    # time they model: a reading's aperture, a sweep point's dwell, a burst cycle's period.
+    # Instruments never move the Array's virtual clock: the modeled reading apertures, sweep dwells
+    # and burst periods are far shorter than any relaxation the model resolves, and a clock moved
+    # behind the host's back would draw relaxation noise that the in-process and chip backends do
+    # not draw. Time passes only when the host says so (EmulatorBackend.wait, EMU_ADVANCE), which
+    # keeps every backend's operation sequence per cell, and so its random draws, identical.
 
     def measure(self, terminal: str, voltage: float, aperture: float) -> float:
         """DC measurement from ``terminal`` at ``voltage`` (V): summed cell current, A.
 
-        The aperture (s) then passes on the array's virtual clock.
+        ``aperture`` (s) is the instrument's integration time; it is not put on the virtual clock.
         """
         with self.lock, _array_errors():
             rows, cols, vgs = self.addressed(terminal)
@@ -183,7 +186,6 @@ class Bench:
                 self._log("read_current", rows=rows[sel].tolist(), cols=cols[sel].tolist(),
                           v=voltage, vg=float(vg))
                 total += float(np.sum(i))
-            self._advance(aperture)
             return total
 
     def sweep(
@@ -191,42 +193,69 @@ class Bench:
     ) -> tuple[list[float], list[float]]:
         """Staircase/list sweep from ``terminal``; returns (applied V, measured A) per point.
 
-        Each point is held ``dwell`` s (on the virtual clock too). The SMU's current limit acts
-        on top of the selector's: once the summed current exceeds ``compliance`` the source
-        cannot raise its voltage further, so later points are applied at the last level that
-        stayed within the limit and the reading shows the limit itself.
+        Each point is held ``dwell`` s (the switching model sees it; the clock does not move). The
+        SMU's current limit acts on top of the selector's: once the summed current exceeds
+        ``compliance`` the source cannot raise its voltage further, so later points are applied
+        at the last level that stayed within the limit and the reading shows the limit itself.
+
+        The whole list goes to the Array in one call, exactly as a chip controller or the
+        in-process backend sends it (the model warm-starts each point's solve from the previous
+        one, so point-by-point calls would differ in the last bits). Only when the limit engages
+        is the Array put back to its state before the sweep and the sweep replayed point by point
+        with the held levels.
         """
         with self.lock, _array_errors():
             rows, cols, vgs = self.addressed(terminal)
-            applied: list[float] = []
-            currents: list[float] = []
-            v_ok: float | None = None  # level the source is held at once in compliance
-            last_within: float | None = None  # last applied level whose current was in limit
-            for v in voltages:
-                v_apply = v
-                if v_ok is not None and abs(v) > abs(v_ok):
-                    v_apply = v_ok
-                total = 0.0
-                for vg in np.unique(vgs):
-                    sel = vgs == vg
-                    i = self.array.sweep(rows[sel], cols[sel], [v_apply], vg=float(vg), dwell=dwell)
-                    self._log("sweep", rows=rows[sel].tolist(), cols=cols[sel].tolist(),
-                              voltages=[v_apply], vg=float(vg), dwell=dwell)
-                    total += float(np.sum(i))
-                self._advance(dwell)
-                if abs(total) > compliance:
-                    total = float(np.copysign(compliance, total))
-                    if v_ok is None:
-                        v_ok = last_within if last_within is not None else v_apply
-                else:
-                    last_within = v_apply
-                applied.append(v_apply)
-                currents.append(total)
-            return applied, currents
+            points = [float(v) for v in voltages]
+            if rows.size == 0:
+                return points, [0.0] * len(points)
+            before = self.array.snapshot()
+            totals = np.zeros(len(points))
+            calls = []
+            for vg in np.unique(vgs):
+                sel = vgs == vg
+                i = self.array.sweep(rows[sel], cols[sel], points, vg=float(vg), dwell=dwell)
+                calls.append(dict(rows=rows[sel].tolist(), cols=cols[sel].tolist(), voltages=points,
+                                  vg=float(vg), dwell=dwell))
+                totals += i.sum(axis=0)
+            if np.all(np.abs(totals) <= compliance):
+                for call in calls:
+                    self._log("sweep", **call)
+                return points, totals.tolist()
+            self.array.restore(before)
+            return self._sweep_limited(rows, cols, vgs, points, dwell, compliance)
+
+    def _sweep_limited(self, rows: np.ndarray, cols: np.ndarray, vgs: np.ndarray, voltages: list[float],
+                       dwell: float, compliance: float) -> tuple[list[float], list[float]]:
+        """A sweep in which the SMU's current limit engages, point by point (lock held)."""
+        applied: list[float] = []
+        currents: list[float] = []
+        v_ok: float | None = None  # level the source is held at once in compliance
+        last_within: float | None = None  # last applied level whose current was in limit
+        for v in voltages:
+            v_apply = v
+            if v_ok is not None and abs(v) > abs(v_ok):
+                v_apply = v_ok
+            total = 0.0
+            for vg in np.unique(vgs):
+                sel = vgs == vg
+                i = self.array.sweep(rows[sel], cols[sel], [v_apply], vg=float(vg), dwell=dwell)
+                self._log("sweep", rows=rows[sel].tolist(), cols=cols[sel].tolist(),
+                          voltages=[v_apply], vg=float(vg), dwell=dwell)
+                total += float(np.sum(i))
+            if abs(total) > compliance:
+                total = float(np.copysign(compliance, total))
+                if v_ok is None:
+                    v_ok = last_within if last_within is not None else v_apply
+            else:
+                last_within = v_apply
+            applied.append(v_apply)
+            currents.append(total)
+        return applied, currents
 
     def pulse(self, terminal: str, voltage: float, width: float, count: int, period: float) -> int:
         """A burst of ``count`` rectangular pulses of ``voltage`` (V) and ``width`` (s) from
-        ``terminal``, one per ``period`` (s, on the virtual clock). Returns the cells hit."""
+        ``terminal``, one per ``period`` (s; not put on the virtual clock). Returns the cells hit."""
         with self.lock, _array_errors():
             rows, cols, vgs = self.addressed(terminal)
             for _ in range(count):
@@ -234,17 +263,11 @@ class Bench:
                     self.array.pulse(rows, cols, voltage, vgs, width)
                     self._log("pulse", rows=rows.tolist(), cols=cols.tolist(), v=voltage,
                               vg=vgs.tolist(), width=width)
-                self._advance(period)
             return int(rows.size)
 
     def limits(self) -> Any:
         """The Array's own limits (emulator.Limits), or None for a stand-in array."""
         return getattr(self.array, "limits", None)
-
-    def _advance(self, seconds: float) -> None:
-        if seconds > 0:
-            self.array.advance(seconds)
-            self._log("advance", seconds=seconds)
 
 
 @contextlib.contextmanager

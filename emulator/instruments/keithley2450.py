@@ -16,6 +16,7 @@ from .scpi import (
     Numeric,
     SCPIError,
     fmt,
+    fmt_reading,
     need_args,
     parse_bool,
     parse_choice,
@@ -93,8 +94,10 @@ class Keithley2450(EmulatedInstrument):
         if not self.output:
             raise SCPIError(-200, "output off; turn the output on to measure")
         current = self.bench.measure(self.terminal, self.level, self.aperture)
-        t0 = self.buffer[0].time if self.buffer else self.bench.array.time
-        self.buffer.append(Reading(current, self.level, self.bench.array.time - t0))
+        # Buffer time stamps count the modeled reading times; the array's virtual clock is not
+        # moved by instruments (only the host's wait does), so it cannot serve here.
+        t = self.buffer[-1].time + self.aperture if self.buffer else 0.0
+        self.buffer.append(Reading(current, self.level, t))
         return current
 
     def _run_sweep(self) -> None:
@@ -102,9 +105,9 @@ class Keithley2450(EmulatedInstrument):
         points = self.sweep_points if self.sweep_points is not None else [self.level]
         dwell = max(self.delay, 0.0) + self.aperture
         applied, currents = self.bench.sweep(self.terminal, points, dwell, self.ilim)
-        t = self.bench.array.time
+        t0 = self.buffer[-1].time + dwell if self.buffer else 0.0
         for k, (v, i) in enumerate(zip(applied, currents)):
-            self.buffer.append(Reading(i, v, t - (len(applied) - 1 - k) * dwell))
+            self.buffer.append(Reading(i, v, t0 + k * dwell))
         # The trigger model leaves the output on at the bias level, as the instrument does.
         self.output = True
         self._sync_bench()
@@ -177,11 +180,11 @@ class Keithley2450(EmulatedInstrument):
             self._arm_sweep(self.source_list[first - 1:], a[1:3])
 
         def read(_s: list[int], a: list[str]) -> str:
-            return fmt(self._measure())
+            return fmt_reading(self._measure())
 
         def measure_current(_s: list[int], a: list[str]) -> str:
             self.sense_function = "CURR"
-            return fmt(self._measure())
+            return fmt_reading(self._measure())
 
         def initiate(_s: list[int], a: list[str]) -> None:
             self._run_sweep()
@@ -206,9 +209,8 @@ class Keithley2450(EmulatedInstrument):
             values: list[str] = []
             for reading in self.buffer[first - 1:last]:
                 for e in elements:
-                    values.append(
-                        fmt({"READ": reading.current, "SOUR": reading.source, "REL": reading.time}[e])
-                    )
+                    values.append(fmt_reading(
+                        {"READ": reading.current, "SOUR": reading.source, "REL": reading.time}[e]))
             return ",".join(values)
 
         def trace_clear(_s: list[int], a: list[str]) -> None:

@@ -17,6 +17,7 @@ from .scpi import (
     SCPIError,
     channel_list,
     fmt,
+    fmt_reading,
     need_args,
     parse_bool,
     parse_choice,
@@ -97,8 +98,9 @@ class KeysightB2902A(EmulatedInstrument):
         if ch.mode == "SWE":
             if ch.points == 1:
                 return [ch.start] * ch.trigger_count
-            step = (ch.stop - ch.start) / (ch.points - 1)
-            base = [ch.start + k * step for k in range(ch.points)]
+            # Level k of a linear staircase, computed as labctl's driver does, so that a sweep
+            # sent as a staircase applies bit for bit the voltages the host asked for.
+            base = [ch.start + (ch.stop - ch.start) * k / (ch.points - 1) for k in range(ch.points)]
         elif ch.mode == "LIST":
             if not ch.source_list:
                 raise SCPIError(-221, "LIST mode with an empty source list")
@@ -170,16 +172,16 @@ class KeysightB2902A(EmulatedInstrument):
         def fetch_current(s: list[int], a: list[str]) -> str:
             out = []
             for n in self._chans(a):
-                out += [fmt(i) for i in self.channels[n].currents]
+                out += [fmt_reading(i) for i in self.channels[n].currents]
             if not out:
                 raise SCPIError(-230, "no data; run INIT first")
             return ",".join(out)
 
         def fetch_voltage(s: list[int], a: list[str]) -> str:
-            return ",".join(fmt(v) for n in self._chans(a) for v in self.channels[n].voltages)
+            return ",".join(fmt_reading(v) for n in self._chans(a) for v in self.channels[n].voltages)
 
         def measure_current(s: list[int], a: list[str]) -> str:
-            return ",".join(fmt(self._measure(n)[1]) for n in self._chans(a))
+            return ",".join(fmt_reading(self._measure(n)[1]) for n in self._chans(a))
 
         def measure(s: list[int], a: list[str]) -> str:
             out = []
@@ -187,7 +189,7 @@ class KeysightB2902A(EmulatedInstrument):
                 v, i = self._measure(n)
                 values = {"VOLT": v, "CURR": i, "RES": v / i if i else 9.91e37,
                           "TIME": self.bench.array.time, "STAT": 0.0, "SOUR": v}
-                out += [fmt(values[e]) for e in self.elements]
+                out += [fmt_reading(values[e]) for e in self.elements]
             return ",".join(out)
 
         def set_elements(s: list[int], a: list[str]) -> None:

@@ -295,8 +295,16 @@ def parse_number_list(args: list[str], numeric: Numeric, name: str) -> list[floa
 
 
 def fmt(value: float) -> str:
-    """Numeric response in the instruments' NR3 style (``+1.000000E-03``)."""
+    """Numeric response in the instruments' NR3 style (``+1.000000E-03``), for settings."""
     return f"{value:+.6E}"
+
+
+def fmt_reading(value: float) -> str:
+    """A measured value in NR3 style with 17 significant digits (``+1.0000000000000000E-03``):
+    enough for a float64 to survive the round trip, so readings through the instruments are
+    bit-identical to the emulated array's own (the real instruments send fewer digits, which
+    their resolution justifies; the emulator has no such limit to model)."""
+    return f"{value:+.16E}"
 
 
 # --- command table and executor -------------------------------------------------------------------

@@ -10,7 +10,7 @@ import numpy as np
 
 from .base import Instrument
 from .errors import InstrumentError
-from .settings import Setting, boolean, in_range, number_list, on_off, one_of, parse_bool
+from .settings import Setting, boolean, in_range, num, number_list, on_off, one_of, parse_bool
 from .smu import SourceMeterChannel, SweepResult, is_staircase
 
 #: Buffer the sweeps write into (the instrument's default).
@@ -27,17 +27,17 @@ class Keithley2450Channel(SourceMeterChannel):
     )
     source_voltage = Setting(
         "Voltage source level, V (range +-210 V).",
-        get=":SOUR:VOLT?", set=":SOUR:VOLT {value:.9g}",
+        get=":SOUR:VOLT?", set=":SOUR:VOLT {value}",
         validator=in_range(-210.0, 210.0, "V"), guard="voltage",
     )
     current_limit = Setting(
         "Current limit (compliance) of the voltage source, A (1 nA .. 1.05 A).",
-        get=":SOUR:VOLT:ILIM?", set=":SOUR:VOLT:ILIM {value:.9g}",
+        get=":SOUR:VOLT:ILIM?", set=":SOUR:VOLT:ILIM {value}",
         validator=in_range(1e-9, 1.05, "A"), guard="compliance",
     )
     source_delay = Setting(
         "Delay between setting the source and measuring, s.",
-        get=":SOUR:VOLT:DEL?", set=":SOUR:VOLT:DEL {value:.9g}",
+        get=":SOUR:VOLT:DEL?", set=":SOUR:VOLT:DEL {value}",
         validator=in_range(0.0, 1e4, "s"),
     )
     sense_function = Setting(
@@ -47,7 +47,7 @@ class Keithley2450Channel(SourceMeterChannel):
     )
     nplc = Setting(
         "Current measurement integration time, power-line cycles (0.01 .. 10).",
-        get=":SENS:CURR:NPLC?", set=":SENS:CURR:NPLC {value:.9g}",
+        get=":SENS:CURR:NPLC?", set=":SENS:CURR:NPLC {value}",
         validator=in_range(0.01, 10.0),
     )
     output = Setting(
@@ -65,10 +65,10 @@ class Keithley2450Channel(SourceMeterChannel):
     async def _run_sweep(self, points: list[float], delay: float) -> SweepResult:
         if is_staircase(points):
             # :SOUR:SWE:VOLT:LIN <start>, <stop>, <points>, <delay>, <count>
-            setup = f":SOUR:SWE:VOLT:LIN {points[0]:.9g},{points[-1]:.9g},{len(points)},{delay:.9g},1"
+            setup = f":SOUR:SWE:VOLT:LIN {num(points[0])},{num(points[-1])},{len(points)},{num(delay)},1"
         else:
             # :SOUR:LIST:VOLT <list>, then :SOUR:SWE:VOLT:LIST <startIndex>, <delay>, <count>
-            setup = f":SOUR:LIST:VOLT {number_list(points)};:SOUR:SWE:VOLT:LIST 1,{delay:.9g},1"
+            setup = f":SOUR:LIST:VOLT {number_list(points)};:SOUR:SWE:VOLT:LIST 1,{num(delay)},1"
         await self.configure(f":SOUR:FUNC VOLT;{setup}")
         await self.instrument.write(":INIT")
         # *OPC? answers when the trigger model has finished: allow for the modeled sweep time.

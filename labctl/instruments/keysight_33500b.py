@@ -9,7 +9,7 @@ import re
 
 from .base import Instrument
 from .pulse import PulseGeneratorChannel
-from .settings import Setting, boolean, in_range, integer_in_range, on_off, one_of, parse_bool
+from .settings import Setting, boolean, in_range, integer_in_range, num, on_off, one_of, parse_bool
 
 
 def _load(name: str, value: object) -> float:
@@ -27,32 +27,32 @@ class Keysight33500BChannel(PulseGeneratorChannel):
     )
     high = Setting(
         "High level, V (+-10 V into high impedance).",
-        get="SOUR{ch}:VOLT:HIGH?", set="SOUR{ch}:VOLT:HIGH {value:.9g}",
+        get="SOUR{ch}:VOLT:HIGH?", set="SOUR{ch}:VOLT:HIGH {value}",
         validator=in_range(-10.0, 10.0, "V"), guard="level",
     )
     low = Setting(
         "Low level, V.",
-        get="SOUR{ch}:VOLT:LOW?", set="SOUR{ch}:VOLT:LOW {value:.9g}",
+        get="SOUR{ch}:VOLT:LOW?", set="SOUR{ch}:VOLT:LOW {value}",
         validator=in_range(-10.0, 10.0, "V"), guard="level",
     )
     amplitude = Setting(
         "Amplitude (high - low), V.",
-        get="SOUR{ch}:VOLT?", set="SOUR{ch}:VOLT {value:.9g}",
+        get="SOUR{ch}:VOLT?", set="SOUR{ch}:VOLT {value}",
         validator=in_range(1e-3, 20.0, "V"), guard="amplitude",
     )
     offset = Setting(
         "Offset ((high + low) / 2), V.",
-        get="SOUR{ch}:VOLT:OFFS?", set="SOUR{ch}:VOLT:OFFS {value:.9g}",
+        get="SOUR{ch}:VOLT:OFFS?", set="SOUR{ch}:VOLT:OFFS {value}",
         validator=in_range(-10.0, 10.0, "V"), guard="offset",
     )
     width = Setting(
         "Pulse width, s (16 ns .. 1e6 s, below the period).",
-        get="SOUR{ch}:FUNC:PULS:WIDT?", set="SOUR{ch}:FUNC:PULS:WIDT {value:.9g}",
+        get="SOUR{ch}:FUNC:PULS:WIDT?", set="SOUR{ch}:FUNC:PULS:WIDT {value}",
         validator=in_range(16e-9, 1e6, "s"), guard="width",
     )
     period = Setting(
         "Pulse period, s (33 ns .. 1e6 s).",
-        get="SOUR{ch}:FUNC:PULS:PER?", set="SOUR{ch}:FUNC:PULS:PER {value:.9g}",
+        get="SOUR{ch}:FUNC:PULS:PER?", set="SOUR{ch}:FUNC:PULS:PER {value}",
         validator=in_range(33e-9, 1e6, "s"),
     )
     burst_enabled = Setting(
@@ -78,17 +78,17 @@ class Keysight33500BChannel(PulseGeneratorChannel):
     load = Setting(
         "Load the levels refer to, ohm; math.inf for high impedance.",
         get="OUTP{ch}:LOAD?", set="OUTP{ch}:LOAD {value}",
-        validator=_load, encode=lambda v: "INF" if v == math.inf else f"{v:.9g}",
+        validator=_load, encode=lambda v: "INF" if v == math.inf else num(v),
         parse=lambda s: math.inf if float(s) > 1e30 else float(s),
     )
     limit_high = Setting(
         "Output limit, upper, V.",
-        get="SOUR{ch}:VOLT:LIM:HIGH?", set="SOUR{ch}:VOLT:LIM:HIGH {value:.9g}",
+        get="SOUR{ch}:VOLT:LIM:HIGH?", set="SOUR{ch}:VOLT:LIM:HIGH {value}",
         validator=in_range(-10.0, 10.0, "V"),
     )
     limit_low = Setting(
         "Output limit, lower, V.",
-        get="SOUR{ch}:VOLT:LIM:LOW?", set="SOUR{ch}:VOLT:LIM:LOW {value:.9g}",
+        get="SOUR{ch}:VOLT:LIM:LOW?", set="SOUR{ch}:VOLT:LIM:LOW {value}",
         validator=in_range(-10.0, 10.0, "V"),
     )
     limit_enabled = Setting(

@@ -10,7 +10,7 @@ import re
 
 from .base import Instrument
 from .pulse import PulseGeneratorChannel
-from .settings import Setting, boolean, in_range, integer_in_range, on_off, one_of, parse_bool
+from .settings import Setting, boolean, in_range, integer_in_range, num, on_off, one_of, parse_bool
 
 
 def _impedance(name: str, value: object) -> float:
@@ -28,32 +28,32 @@ class Keysight81160AChannel(PulseGeneratorChannel):
     )
     high = Setting(
         "High level, V (+-10 V into high impedance).",
-        get=":VOLT{ch}:HIGH?", set=":VOLT{ch}:HIGH {value:.9g}",
+        get=":VOLT{ch}:HIGH?", set=":VOLT{ch}:HIGH {value}",
         validator=in_range(-10.0, 10.0, "V"), guard="level",
     )
     low = Setting(
         "Low level, V.",
-        get=":VOLT{ch}:LOW?", set=":VOLT{ch}:LOW {value:.9g}",
+        get=":VOLT{ch}:LOW?", set=":VOLT{ch}:LOW {value}",
         validator=in_range(-10.0, 10.0, "V"), guard="level",
     )
     amplitude = Setting(
         "Amplitude (high - low), V.",
-        get=":VOLT{ch}?", set=":VOLT{ch} {value:.9g}",
+        get=":VOLT{ch}?", set=":VOLT{ch} {value}",
         validator=in_range(50e-3, 20.0, "V"), guard="amplitude",
     )
     offset = Setting(
         "Offset ((high + low) / 2), V.",
-        get=":VOLT{ch}:OFFS?", set=":VOLT{ch}:OFFS {value:.9g}",
+        get=":VOLT{ch}:OFFS?", set=":VOLT{ch}:OFFS {value}",
         validator=in_range(-10.0, 10.0, "V"), guard="offset",
     )
     width = Setting(
         "Pulse width, s (1.5 ns .. 1e6 s, below the period).",
-        get=":PULS:WIDT{ch}?", set=":PULS:WIDT{ch} {value:.9g}",
+        get=":PULS:WIDT{ch}?", set=":PULS:WIDT{ch} {value}",
         validator=in_range(1.5e-9, 1e6, "s"), guard="width",
     )
     period = Setting(
         "Pulse period, s.",
-        get=":PULS:PER{ch}?", set=":PULS:PER{ch} {value:.9g}",
+        get=":PULS:PER{ch}?", set=":PULS:PER{ch} {value}",
         validator=in_range(3.03e-9, 1e6, "s"),
     )
     arm_source = Setting(
@@ -74,17 +74,17 @@ class Keysight81160AChannel(PulseGeneratorChannel):
     load = Setting(
         "Expected load impedance, ohm; math.inf for high impedance.",
         get=":OUTP{ch}:IMP:EXT?", set=":OUTP{ch}:IMP:EXT {value}",
-        validator=_impedance, encode=lambda v: "1E6" if v == math.inf else f"{v:.9g}",
+        validator=_impedance, encode=lambda v: "1E6" if v == math.inf else num(v),
         parse=lambda s: math.inf if float(s) >= 1e6 else float(s),
     )
     limit_high = Setting(
         "Output limit, upper, V.",
-        get=":VOLT{ch}:LIM:HIGH?", set=":VOLT{ch}:LIM:HIGH {value:.9g}",
+        get=":VOLT{ch}:LIM:HIGH?", set=":VOLT{ch}:LIM:HIGH {value}",
         validator=in_range(-10.0, 10.0, "V"),
     )
     limit_low = Setting(
         "Output limit, lower, V.",
-        get=":VOLT{ch}:LIM:LOW?", set=":VOLT{ch}:LIM:LOW {value:.9g}",
+        get=":VOLT{ch}:LIM:LOW?", set=":VOLT{ch}:LIM:LOW {value}",
         validator=in_range(-10.0, 10.0, "V"),
     )
     limit_enabled = Setting(

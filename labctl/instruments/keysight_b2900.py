@@ -9,7 +9,7 @@ import numpy as np
 
 from .base import Instrument
 from .errors import InstrumentError
-from .settings import Setting, boolean, in_range, number_list, on_off, one_of, parse_bool
+from .settings import Setting, boolean, in_range, num, number_list, on_off, one_of, parse_bool
 from .smu import SourceMeterChannel, SweepResult, is_staircase
 
 
@@ -23,17 +23,17 @@ class KeysightB2900Channel(SourceMeterChannel):
     )
     source_voltage = Setting(
         "Voltage source level, V (range +-210 V).",
-        get=":SOUR{ch}:VOLT?", set=":SOUR{ch}:VOLT {value:.9g}",
+        get=":SOUR{ch}:VOLT?", set=":SOUR{ch}:VOLT {value}",
         validator=in_range(-210.0, 210.0, "V"), guard="voltage",
     )
     current_limit = Setting(
         "Current compliance of the voltage source, A (1 nA .. 3.03 A).",
-        get=":SENS{ch}:CURR:PROT?", set=":SENS{ch}:CURR:PROT {value:.9g}",
+        get=":SENS{ch}:CURR:PROT?", set=":SENS{ch}:CURR:PROT {value}",
         validator=in_range(1e-9, 3.03, "A"), guard="compliance",
     )
     nplc = Setting(
         "Current measurement integration time, power-line cycles (4e-4 .. 100).",
-        get=":SENS{ch}:CURR:NPLC?", set=":SENS{ch}:CURR:NPLC {value:.9g}",
+        get=":SENS{ch}:CURR:NPLC?", set=":SENS{ch}:CURR:NPLC {value}",
         validator=in_range(4e-4, 100.0),
     )
     output = Setting(
@@ -51,12 +51,12 @@ class KeysightB2900Channel(SourceMeterChannel):
     async def _run_sweep(self, points: list[float], delay: float) -> SweepResult:
         n, count = self.number, len(points)
         if is_staircase(points):
-            shape = (f":SOUR{n}:VOLT:MODE SWE;:SOUR{n}:VOLT:STAR {points[0]:.9g};"
-                     f":SOUR{n}:VOLT:STOP {points[-1]:.9g};:SOUR{n}:SWE:POIN {count}")
+            shape = (f":SOUR{n}:VOLT:MODE SWE;:SOUR{n}:VOLT:STAR {num(points[0])};"
+                     f":SOUR{n}:VOLT:STOP {num(points[-1])};:SOUR{n}:SWE:POIN {count}")
         else:
             shape = f":SOUR{n}:VOLT:MODE LIST;:SOUR{n}:LIST:VOLT {number_list(points)}"
         await self.configure(f":SOUR{n}:FUNC:MODE VOLT;{shape};:TRIG{n}:COUN {count};"
-                             f":TRIG{n}:DEL {delay:.9g}")
+                             f":TRIG{n}:DEL {num(delay)}")
         await self.instrument.write(f":INIT (@{n})")
         nplc = self.cache.get("nplc") or 1.0
         expected = count * (delay + nplc / 50.0)

@@ -4,7 +4,7 @@ A driver lists each setting once::
 
     source_voltage = Setting(
         "Source level, V.",
-        get=":SOUR:VOLT?", set=":SOUR:VOLT {value:.9g}",
+        get=":SOUR:VOLT?", set=":SOUR:VOLT {value}",
         validator=in_range(-210.0, 210.0, "V"), guard="voltage",
     )
 
@@ -38,6 +38,7 @@ def in_range(low: float, high: float, unit: str = "") -> Validator:
             raise LimitError(name, value, f"[{low:g}, {high:g}] {unit}".rstrip())
         return v
 
+    check.low, check.high = low, high  # type: ignore[attr-defined]  # the range, for callers
     return check
 
 
@@ -147,6 +148,8 @@ class BoundSetting(Generic[V]):
         s = self.setting
         assert s.set_command is not None
         text = s.encode(value) if s.encode else value
+        if isinstance(text, float):
+            text = num(text)  # full precision: the instrument gets exactly the value validated
         return s.set_command.format(value=text, ch=self.owner.number)
 
     async def set(self, value: Any) -> None:
@@ -183,5 +186,12 @@ def on_off(value: bool) -> str:
     return "ON" if value else "OFF"
 
 
+def num(value: float) -> str:
+    """A number as sent to an instrument: the shortest text that reads back as the same float64
+    (``0.2``, ``2.5e-06``, ``0.35000000000000003``), so the instrument applies exactly the value
+    the host computed (NRf; every SCPI parser accepts it)."""
+    return repr(float(value))
+
+
 def number_list(values: Sequence[float]) -> str:
-    return ",".join(f"{v:.9g}" for v in values)
+    return ",".join(num(v) for v in values)

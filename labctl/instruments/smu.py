@@ -17,8 +17,10 @@ import numpy as np
 from .base import Channel
 from .errors import InstrumentError, LimitError
 
-#: Relative tolerance when deciding whether a list of voltages is a linear staircase.
-STAIRCASE_RTOL = 1e-9
+#: Relative tolerance when deciding whether a list of voltages is a linear staircase. Zero: a list
+#: goes as the instrument's staircase only when the staircase formula reproduces it bit for bit, so
+#: the points applied are exactly the ones asked for (an almost-staircase goes as a list).
+STAIRCASE_RTOL = 0.0
 
 
 @dataclass(frozen=True)
