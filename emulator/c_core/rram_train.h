@@ -1,0 +1,82 @@
+/*
+ * rram_train.h - pulsed-update kernel for analog training on arrays of soft-bounds devices.
+ *
+ * Contract
+ *   - A tile is rows x cols devices, flat index k = row * cols + col. Rows are the outputs of a
+ *     layer (the error side d of an outer-product update), columns its inputs (the x side).
+ *   - All memory is owned by the caller: rram_train_tile holds pointers to caller arrays of
+ *     rows * cols doubles; the kernel only writes w[] and the tile's counter. No globals, no I/O,
+ *     no allocation (scratch lives on the stack; cols and rows are bounded by RRAM_TRAIN_MAX_DIM).
+ *   - Weights are in normalized device units (the conductance window mapped to about [-1, 1]);
+ *     nothing here knows siemens. The Python side (emulator/train.py) converts.
+ *   - Deterministic: every random draw is rram_rng.h's counter-based generator keyed by the tile's
+ *     `key`, at the tile's `counter`, which each call advances. The same key, counter and inputs
+ *     give the same result on every platform.
+ *   - Functions return RRAM_OK (0) or RRAM_E_ARG (-1) from rram.h; they never print or abort.
+ *
+ * Device model (generalized soft bounds, the weak-to-strong-pulse form of the emulator's rram.c)
+ *   span = w_max - w_min. An up pulse moves the normalized distance to the upper bound
+ *   y = (w_max - w) / span along dy/dm = -y^gamma_up over a pulse of strength m = alpha_up;
+ *   a down pulse does the same for y = (w - w_min) / span with alpha_down, gamma_down.
+ *   For a weak pulse the step is alpha * span * y^gamma; gamma = 1 is plain soft bounds.
+ *   Each step is multiplied by (1 + c2c_sigma * xi), xi standard normal (cycle-to-cycle noise),
+ *   and the result is kept inside [w_min, w_max]. Device-to-device variability is whatever the
+ *   caller puts in the per-device arrays.
+ *
+ * Stochastic pulse trains (outer-product update, Gokmen & Vlasov 2016)
+ *   For each sample b the update w -= lr * d_b x_b^T is realised by trains of `bl` time slots:
+ *   column j fires in a slot with probability px_j = min(1, cx |x_j|), row i with
+ *   pd_i = min(1, cd |d_i|), where cx * cd = lr / (bl * dw_min), so the expected number of
+ *   coincidences bl px pd times the nominal step dw_min equals lr |x_j d_i|. With update management
+ *   cx and cd are chosen so that max px = max pd (the two trains share the probability budget).
+ *   Every coincidence is one pulse on device (i, j) in direction -sign(d_i x_j).
+ *   Probabilities are resolved to 1/65536 (16-bit lanes of one 64-bit draw).
+ */
+#ifndef RRAM_TRAIN_H
+#define RRAM_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define RRAM_TRAIN_MAX_DIM 4096  /* largest rows or cols of one tile */
+#define RRAM_TRAIN_MAX_BL 64     /* longest pulse train */
+
+typedef struct {
+    int32_t rows, cols;
+    double *w;                 /* [rows*cols] device weights, normalized units (updated in place) */
+    const double *w_max;       /* [rows*cols] upper bound of each device */
+    const double *w_min;       /* [rows*cols] lower bound, < w_max */
+    const double *alpha_up;    /* [rows*cols] pulse strength up (>= 0) */
+    const double *alpha_down;  /* [rows*cols] pulse strength down (>= 0) */
+    const double *gamma_up;    /* [rows*cols] soft-bounds exponent up (> 0) */
+    const double *gamma_down;  /* [rows*cols] soft-bounds exponent down (> 0) */
+    double c2c_sigma;          /* cycle-to-cycle relative std of a step (>= 0) */
+    uint64_t key;              /* random stream key (rram_key of a seed) */
+    uint64_t counter;          /* draws consumed so far; advanced by every call */
+} rram_train_tile;
+
+typedef struct {
+    int32_t bl;                /* pulse-train length, 1..RRAM_TRAIN_MAX_BL */
+    double lr;                 /* learning rate, weight units per unit of |x d| (> 0) */
+    double dw_min;             /* nominal step of one pulse, weight units (> 0) */
+    int32_t update_management; /* 1: balance the x and d trains (see above); 0: cx = cd */
+} rram_train_update_cfg;
+
+/* Key for a tile's stream from a 64-bit seed and a stream number (e.g. the tile's index). */
+uint64_t rram_train_key(uint64_t seed, uint64_t stream);
+
+/* Stochastic-pulse outer-product update w -= lr * sum_b d_b x_b^T over a batch.
+ * x[batch*cols], d[batch*rows] (row-major per sample). pulses_out (may be NULL) receives the
+ * number of pulses applied. Samples are applied one after another. */
+int rram_train_update(rram_train_tile *t, const double *x, const double *d, int32_t batch,
+                      const rram_train_update_cfg *cfg, int64_t *pulses_out);
+
+/* Signed pulse counts on listed devices: n_pulses[c] > 0 up pulses, < 0 down pulses on device
+ * idx[c] (0 <= idx < rows*cols), applied one pulse at a time with the device model. */
+int rram_train_pulse(rram_train_tile *t, const int64_t *idx, const int32_t *n_pulses, size_t n);
+
+/* Expected (noise-free) step of one pulse from the current weights: up_out[k], down_out[k] >= 0,
+ * weight units, every device of the tile. Either output may be NULL. */
+int rram_train_steps(const rram_train_tile *t, double *up_out, double *down_out);
+
+#endif
