@@ -6,6 +6,7 @@ the GIL released (cffi API mode does that for every call).
 """
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 from typing import Literal
@@ -130,6 +131,25 @@ class Array:
             raise ValueError(f"rows, cols: shapes {np.shape(rows)} and {np.shape(cols)} do not broadcast") from None
         return np.ascontiguousarray(r * self.cols + c)
 
+    def _scalar_cell(self, rows: object, cols: object) -> int | None:
+        """Flat index for one cell given as two plain integers (the per-call fast path), else None."""
+        if type(rows) is int and type(cols) is int:
+            if not 0 <= rows < self.rows:
+                raise ValueError(f"rows: index {rows} is outside the array (0..{self.rows - 1})")
+            if not 0 <= cols < self.cols:
+                raise ValueError(f"cols: index {cols} is outside the array (0..{self.cols - 1})")
+            return rows * self.cols + cols
+        return None
+
+    def _scalar(self, name: str, value: object, lo: float, hi: float, unit: str) -> float:
+        """A plain float checked for finiteness and range (fast path for one-cell calls)."""
+        x = float(value)  # type: ignore[arg-type]
+        if not math.isfinite(x):
+            raise ValueError(f"{name}: must be finite, got {value!r}")
+        if not lo <= x <= hi:
+            raise ValueError(f"{name}: {x:g} {unit} is outside the allowed range [{lo:g}, {hi:g}] {unit}")
+        return x
+
     def _per_cell(self, name: str, value: ArrayLike, n: int) -> tuple[NDArray[np.float64], int]:
         """A scalar (stride 0) or one value per cell (stride 1)."""
         arr = _finite(name, value)
@@ -193,6 +213,17 @@ class Array:
 
         Each of v, vg, width is a scalar or one value per cell.
         """
+        k = self._scalar_cell(rows, cols)
+        if k is not None and all(type(x) in (int, float) for x in (v, vg, width)):
+            lim = self.limits
+            va = self._scalar("v", v, -lim.v_max, lim.v_max, "V")
+            ga = self._scalar("vg", vg, 0.0, lim.vg_max, "V")
+            wa = self._scalar("width", width, lim.width_min, lim.width_max, "s")
+            with self.lock:
+                lib.rram_pulse(self._a, ffi.new("int64_t[1]", [k]), 1, ffi.new("double[1]", [va]), 0,
+                               ffi.new("double[1]", [ga]), 0, ffi.new("double[1]", [wa]), 0)
+                self._version += 1
+            return
         idx = self._index(rows, cols)
         n = idx.size
         va, sv = self._per_cell("v", v, n)
@@ -209,6 +240,15 @@ class Array:
     def read_current(self, rows: ArrayLike, cols: ArrayLike, v: float, vg: float = 3.3,
                      noisy: bool = True) -> NDArray[np.float64]:
         """Current (A) through each listed cell at bias `v` (V) and gate `vg` (V), with read noise."""
+        k = self._scalar_cell(rows, cols)
+        if k is not None and type(v) in (int, float) and type(vg) in (int, float):
+            lim = self.limits
+            va = self._scalar("v", v, -lim.v_max, lim.v_max, "V")
+            ga = self._scalar("vg", vg, 0.0, lim.vg_max, "V")
+            one = ffi.new("double[1]")
+            with self.lock:
+                lib.rram_read(self._a, ffi.new("int64_t[1]", [k]), 1, va, ga, int(bool(noisy)), one)
+            return np.array([one[0]])
         idx = self._index(rows, cols)
         va = _finite("v", v)
         ga = _finite("vg", vg)

@@ -68,3 +68,15 @@ def test_reseed_changes_cycle_noise_only() -> None:
     for k, v in a.device_parameters().items():
         assert np.array_equal(v, b.device_parameters()[k]), k
     assert not np.array_equal(a.read(r, c), b.read(r, c))
+
+
+def test_scalar_fast_path_equals_vector_path() -> None:
+    """One-cell calls with plain ints and floats take a shortcut; it must do exactly what the vector path does."""
+    fast = ref.prepared_array(3, 3, seed=8)
+    vec = ref.prepared_array(3, 3, seed=8)
+    for k in range(50):
+        v = 1.35 if k % 3 else -1.3
+        fast.pulse(1, 2, v, 1.4 if v > 0 else 3.3, 2.5e-6)
+        vec.pulse(np.array([1]), np.array([2]), np.array([v]), np.array([1.4 if v > 0 else 3.3]), np.array([2.5e-6]))
+        assert np.array_equal(fast.read(1, 2, 0.2), vec.read(np.array([1]), np.array([2]), 0.2))
+    assert np.array_equal(fast.pulse_counts(), vec.pulse_counts())
