@@ -12,6 +12,8 @@ whether the backend addresses cells one at a time (station) or in vectors (chip,
 from __future__ import annotations
 
 import abc
+import logging
+import math
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal
@@ -22,6 +24,8 @@ from numpy.typing import NDArray
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
 Scheme = Literal["identical", "incremental"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,8 @@ class ProgramSettings:
 
     tolerance: float = 0.02  # relative acceptance range
     scheme: Scheme = "identical"
+    v_set: float | None = None  # V > 0; None: the reference per-range set amplitude of each target
+    v_reset: float | None = None  # V < 0; None: the reference per-range reset amplitude
     max_iterations: int = 500  # verify reads per cell
     vg_set: float = 1.4
     vg_reset: float = 3.3
@@ -105,6 +111,12 @@ class ArrayBackend(abc.ABC):
                         tb: TracebackType | None) -> None:
         try:
             await self.outputs_off()
+        except Exception as off_error:
+            # After a failure (a dead link, say) switching off may fail too: keep the original
+            # exception, which says what went wrong first, and log this one.
+            if exc is None:
+                raise
+            log.error("%s backend: outputs could not be switched off after %r: %s", self.info.kind, exc, off_error)
         finally:
             await self.close()
 
@@ -175,6 +187,32 @@ class ArrayBackend(abc.ABC):
             raise ValueError(f"{name}: must be finite")
         if a.size and np.max(np.abs(a)) > lim:
             raise ValueError(f"{name}: {float(np.max(np.abs(a))):g} V exceeds the limit |V| <= {lim:g} V")
+
+    def check_gate(self, name: str, vg: float | FloatArray) -> None:
+        """ValueError unless every gate voltage is finite and in [0, limits.vg_max] V."""
+        a = np.asarray(vg, dtype=np.float64)
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{name}: must be finite")
+        if a.size and (a.min() < 0 or a.max() > self.limits.vg_max):
+            bad = a[(a < 0) | (a > self.limits.vg_max)].flat[0]
+            raise ValueError(f"{name}: {bad:g} V is outside the allowed gate range [0, {self.limits.vg_max:g}] V")
+
+    def check_read_bias(self, v_read: float) -> None:
+        """ValueError unless v_read is finite, non-zero and within limits.v_max (V)."""
+        if not math.isfinite(v_read) or v_read == 0.0:
+            raise ValueError(f"v_read: must be a finite non-zero voltage, got {v_read!r}")
+        self.check_voltage("v_read", v_read)
+
+    def check_compliance(self, compliance: float | None) -> None:
+        """ValueError unless compliance is None or in (0, limits.compliance_max] A."""
+        if compliance is not None and not (0 < compliance <= self.limits.compliance_max):
+            raise ValueError(f"compliance: {compliance!r} A is outside the allowed range "
+                             f"(0, {self.limits.compliance_max:g}] A")
+
+    def check_seconds(self, seconds: float) -> None:
+        """ValueError unless seconds is finite and >= 0."""
+        if not (math.isfinite(seconds) and seconds >= 0):
+            raise ValueError(f"seconds: must be a finite time >= 0 s, got {seconds!r}")
 
     def check_width(self, width: float | FloatArray) -> None:
         a = np.asarray(width, dtype=np.float64)

@@ -39,6 +39,8 @@ class EmulatorBackend(ArrayBackend):
                     dwell: float = 1e-3, compliance: float | None = None) -> FloatArray:
         r, c = self.check_cells(rows, cols)
         self.check_voltage("voltages", voltages)
+        self.check_gate("vg", vg)
+        self.check_compliance(compliance)
         i = self.array.sweep(r, c, voltages, vg=vg, dwell=dwell)
         if compliance is not None:
             # An SMU current limit clips what the meter reports; the cell sees the selector's limit.
@@ -49,6 +51,7 @@ class EmulatorBackend(ArrayBackend):
                     width: float | FloatArray) -> None:
         r, c = self.check_cells(rows, cols)
         self.check_voltage("v", v)
+        self.check_gate("vg", vg)
         self.check_width(width)
         self.array.pulse(r, c, v, vg, width)
 
@@ -70,6 +73,7 @@ class EmulatorBackend(ArrayBackend):
         r, c = self.check_cells(rows, cols)
         s = settings
         res = self.array.program(r, c, targets, s.tolerance, scheme=s.scheme, max_iterations=s.max_iterations,
+                                 v_set=s.v_set, v_reset=s.v_reset,
                                  vg_set=s.vg_set, vg_reset=s.vg_reset, width=s.width, v_read=s.v_read,
                                  vg_read=s.vg_read, v_step_set=s.v_step_set, v_step_reset=s.v_step_reset,
                                  v_stop_set=s.v_stop_set, v_stop_reset=s.v_stop_reset,

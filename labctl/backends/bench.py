@@ -1,0 +1,40 @@
+"""Host overhead of the closed loop on a backend (used by scripts/bench_routines.py)."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from labctl.backends.base import ArrayBackend
+
+
+async def iteration_overhead(backend: ArrayBackend, *, iterations: int = 50, warmup: int = 5,
+                             row: int = 0, col: int = 0, v_set: float = 1.35, v_reset: float = -1.3,
+                             vg_set: float = 1.4, vg_reset: float = 3.3, width: float = 2.5e-6,
+                             v_read: float = 0.2, vg_read: float = 3.3) -> float:
+    """Median host time of one closed-loop iteration on one cell, s: one pulse (set if the last
+    read is below the target, else reset) and one verify read, minus the pulse width.
+
+    The target is the cell's first reading, so the loop dithers around it and the polarity
+    changes often (the case that costs a station reconfiguration). The emulators (in-process,
+    chip controller, instruments) put no modeled time into host time, so there everything
+    measured is overhead; on hardware the SMU's read aperture is included. The backend must be
+    open; the cell is pulsed `warmup + iterations` times.
+    """
+    if iterations < 1 or warmup < 0:
+        raise ValueError(f"iterations: {iterations!r} must be >= 1 and warmup: {warmup!r} >= 0")
+    r = np.array([row], dtype=np.int64)
+    c = np.array([col], dtype=np.int64)
+    target = float((await backend.read(r, c, v_read, vg_read))[0])
+    g = target
+    times: list[float] = []
+    for k in range(warmup + iterations):
+        t0 = time.perf_counter()
+        if g < target:
+            await backend.pulse(r, c, v_set, vg_set, width)
+        else:
+            await backend.pulse(r, c, v_reset, vg_reset, width)
+        g = float((await backend.read(r, c, v_read, vg_read))[0])
+        if k >= warmup:
+            times.append(time.perf_counter() - t0 - width)
+    return float(np.median(times))
