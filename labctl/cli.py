@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     emulate.add_argument("--no-pty", action="store_true", help="do not open a pseudo-terminal")
     emulate.add_argument("--no-instruments", action="store_true", help="do not start the SCPI instruments")
     emulate.set_defaults(handler=_cmd_emulate)
+
+    from labctl.campaigns.cli import add_commands as add_campaign_commands  # run, runs, report
+
+    add_campaign_commands(sub)
     return parser
 
 

@@ -1,0 +1,132 @@
+"""Backends for campaigns: build one from the [backend] table, enforce [limits] on every call, and save
+or restore the state a resume needs."""
+from __future__ import annotations
+
+from typing import Any
+
+from labctl.backends.base import (
+    ArrayBackend,
+    BackendLimits,
+    FloatArray,
+    IntArray,
+    ProgramOutcome,
+    ProgramSettings,
+)
+from labctl.campaigns.model import BackendSpec, Limits
+
+
+def make_backend(spec: BackendSpec) -> ArrayBackend:
+    """The backend a campaign's [backend] table names: the in-process emulator, or whatever
+    labctl.backends.open_backend builds from the table for chip and station backends."""
+    if spec.kind == "emulator":
+        from labctl.backends.emulator import EmulatorBackend
+
+        return EmulatorBackend(spec.rows, spec.cols, seed=spec.seed, preset=spec.preset)
+    try:
+        from labctl.backends import open_backend  # type: ignore[attr-defined]
+    except ImportError as exc:
+        raise ValueError(f"backend.kind: {spec.kind!r} needs labctl.backends.open_backend, "
+                         "which this installation lacks") from exc
+    return open_backend(spec.model_dump())
+
+
+def _unwrap(backend: ArrayBackend) -> ArrayBackend:
+    while isinstance(backend, LimitedBackend):
+        backend = backend.inner
+    return backend
+
+
+def save_state(backend: ArrayBackend) -> bytes | None:
+    """Backend state to resume from (the emulator's snapshot), or None if the backend keeps its state
+    itself (real hardware: the array is where it was)."""
+    b = _unwrap(backend)
+    fn = getattr(b, "snapshot", None)
+    if callable(fn):
+        return fn()
+    array = getattr(b, "array", None)
+    if array is not None and callable(getattr(array, "snapshot", None)):
+        return array.snapshot()
+    return None
+
+
+def restore_state(backend: ArrayBackend, blob: bytes) -> None:
+    b = _unwrap(backend)
+    fn = getattr(b, "restore", None)
+    if callable(fn):
+        fn(blob)
+        return
+    array = getattr(b, "array", None)
+    if array is not None and callable(getattr(array, "restore", None)):
+        array.restore(blob)
+        return
+    raise ValueError(f"backend: a {b.info.kind} backend cannot restore a saved state")
+
+
+class LimitedBackend(ArrayBackend):
+    """Wraps a backend and refuses any call beyond the campaign's [limits] before it reaches the
+    backend (ValueError naming the argument, the value and the limit)."""
+
+    def __init__(self, inner: ArrayBackend, limits: Limits) -> None:
+        self.inner = inner
+        self.info = inner.info
+        il = inner.limits
+        self.limits = BackendLimits(v_max=min(il.v_max, limits.max_abs_voltage),
+                                    vg_max=min(il.vg_max, limits.max_gate_voltage),
+                                    width_min=il.width_min, width_max=min(il.width_max, limits.max_pulse_width),
+                                    compliance_max=min(il.compliance_max, limits.max_compliance))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def _check_vg(self, vg: float | FloatArray) -> None:
+        self.check_voltage("vg", vg, self.limits.vg_max)
+
+    async def open(self) -> None:
+        await self.inner.open()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def outputs_off(self) -> None:
+        await self.inner.outputs_off()
+
+    async def sweep(self, rows: IntArray, cols: IntArray, voltages: FloatArray, vg: float,
+                    dwell: float = 1e-3, compliance: float | None = None) -> FloatArray:
+        self.check_voltage("voltages", voltages)
+        self._check_vg(vg)
+        if compliance is not None and compliance > self.limits.compliance_max:
+            raise ValueError(f"compliance: {compliance:g} A exceeds the limit {self.limits.compliance_max:g} A")
+        return await self.inner.sweep(rows, cols, voltages, vg, dwell, compliance)
+
+    async def pulse(self, rows: IntArray, cols: IntArray, v: float | FloatArray, vg: float | FloatArray,
+                    width: float | FloatArray) -> None:
+        self.check_voltage("v", v)
+        self._check_vg(vg)
+        self.check_width(width)
+        await self.inner.pulse(rows, cols, v, vg, width)
+
+    async def read(self, rows: IntArray, cols: IntArray, v_read: float = 0.2, vg: float = 3.3) -> FloatArray:
+        self.check_voltage("v_read", v_read)
+        self._check_vg(vg)
+        return await self.inner.read(rows, cols, v_read, vg)
+
+    async def read_array(self, v_read: float = 0.2, vg: float = 3.3) -> FloatArray:
+        self.check_voltage("v_read", v_read)
+        self._check_vg(vg)
+        return await self.inner.read_array(v_read, vg)
+
+    async def wait(self, seconds: float) -> None:
+        await self.inner.wait(seconds)
+
+    async def now(self) -> float:
+        return await self.inner.now()
+
+    async def program(self, rows: IntArray, cols: IntArray, targets: FloatArray,
+                      settings: ProgramSettings) -> ProgramOutcome:
+        s = settings
+        for name in ("v_stop_set", "v_stop_reset", "v_read"):
+            self.check_voltage(name, getattr(s, name))
+        for name in ("vg_set", "vg_reset", "vg_read"):
+            self.check_voltage(name, getattr(s, name), self.limits.vg_max)
+        self.check_width(s.width)
+        return await self.inner.program(rows, cols, targets, settings)

@@ -1,0 +1,249 @@
+"""`labctl run`, `labctl runs list|show|export` and `labctl report`: the campaign commands.
+
+labctl/cli.py registers them with `add_commands(sub)`; heavy imports happen inside the handlers.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+DEFAULT_REPORTS = "labctl-reports"
+
+
+def _store_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", default=None, metavar="PATH",
+                   help="SQLite run store (default ./labctl-runs.sqlite)")
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add run, runs and report to the labctl parser."""
+    run = sub.add_parser("run", help="run a campaign file (or resume a run) into the run store")
+    run.add_argument("file", nargs="?", help="campaign file (TOML, see docs/campaigns.md)")
+    _store_arg(run)
+    run.add_argument("--mqtt", metavar="URL", help="publish telemetry to mqtt://host:port or mqtts://host:port "
+                                                   "(overrides the file's [telemetry] broker)")
+    run.add_argument("--resume", metavar="RUN", help="continue this run (id, unique prefix, or 'last')")
+    run.add_argument("--report-dir", metavar="DIR", default=None,
+                     help=f"where the report goes (default ./{DEFAULT_REPORTS}/RUN)")
+    run.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    run.add_argument("--check", action="store_true", help="validate the file and print the plan; run nothing")
+    run.set_defaults(handler=_cmd_run)
+
+    runs = sub.add_parser("runs", help="list, show and export stored runs")
+    rsub = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
+    lst = rsub.add_parser("list", help="run ids, names, statuses and sizes")
+    _store_arg(lst)
+    lst.set_defaults(handler=_cmd_runs_list)
+    show = rsub.add_parser("show", help="one run: metadata, steps, errors, events")
+    show.add_argument("run", help="run id, unique prefix, or 'last'")
+    _store_arg(show)
+    show.add_argument("--campaign", action="store_true", help="print the stored campaign file")
+    show.set_defaults(handler=_cmd_runs_show)
+    exp = rsub.add_parser("export", help="write a run's measurements as CSV or Parquet")
+    exp.add_argument("run", help="run id, unique prefix, or 'last'")
+    _store_arg(exp)
+    exp.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    exp.add_argument("--out", "-o", default=None, help="output file (default RUN.csv / RUN.parquet)")
+    exp.set_defaults(handler=_cmd_runs_export)
+
+    rep = sub.add_parser("report", help="PNG plots and a JSON summary of a run")
+    rep.add_argument("run", help="run id, unique prefix, or 'last'")
+    _store_arg(rep)
+    rep.add_argument("--out", "-o", default=None, help=f"folder (default ./{DEFAULT_REPORTS}/RUN)")
+    rep.set_defaults(handler=_cmd_report)
+
+
+def _open_store(args: argparse.Namespace):  # noqa: ANN202 -- Store, imported lazily
+    from labctl.campaigns.store import DEFAULT_STORE, Store
+
+    return Store(args.store or DEFAULT_STORE)
+
+
+def _find(store, ref: str) -> str:  # noqa: ANN001
+    try:
+        return store.find_run(ref)
+    except KeyError as exc:
+        raise ValueError(exc.args[0]) from None
+
+
+def _telemetry_config(args: argparse.Namespace, campaign):  # noqa: ANN001, ANN202
+    from labctl.campaigns.telemetry import TelemetryConfig, parse_broker
+
+    spec = campaign.telemetry
+    broker = args.mqtt or (spec.broker if spec else None)
+    if broker is None:
+        return None
+    parse_broker(broker)  # ValueError naming the URL before anything runs
+    if spec is None:
+        import socket
+
+        return TelemetryConfig(broker=broker, station=socket.gethostname())
+    password = os.environ.get(spec.password_env) if spec.password_env else None
+    if spec.password_env and password is None:
+        raise ValueError(f"telemetry.password_env: environment variable {spec.password_env!r} is not set")
+    return TelemetryConfig(broker=broker, station=spec.station, topic_prefix=spec.topic_prefix,
+                           username=spec.username, password=password, ca_file=spec.ca_file,
+                           cert_file=spec.cert_file, key_file=spec.key_file, tls_insecure=spec.tls_insecure,
+                           buffer=spec.buffer, progress_interval=spec.progress_interval)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from labctl.campaigns.model import CampaignError, load_campaign
+    from labctl.campaigns.progress import RichProgress
+    from labctl.campaigns.runner import RunControl, Runner
+
+    if (args.file is None) == (args.resume is None):
+        raise ValueError("run: give a campaign FILE or --resume RUN (not both)")
+    if args.file is not None:
+        path = Path(args.file)
+        if not path.is_file():
+            raise ValueError(f"run: no campaign file {args.file!r}")
+        try:
+            loaded = load_campaign(path.read_text(), str(path))
+        except CampaignError as exc:
+            print(f"labctl: {exc}", file=sys.stderr)
+            return 2
+        if args.check:
+            print(f"{path}: OK, {len(loaded.units)} unit(s) of work in {len(loaded.campaign.steps)} step(s)")
+            for u in loaded.units:
+                print(f"  unit {u.index}: {u.step_name} ({u.routine}) {u.rows.size} cells"
+                      + (f" sweep {u.sweep_values}" if u.sweep_values else "")
+                      + (f" repeat {u.repeat_index}" if u.repeat_index else ""))
+            return 0
+    store = _open_store(args)
+    control = RunControl()
+    view = RichProgress()
+    if args.resume is not None:
+        runner = Runner.resume(store, _find(store, args.resume), control=control, view=view)
+    else:
+        runner = Runner(store, loaded, _new_id(), resuming=False, campaign_path=str(path), control=control,
+                        view=view)
+    runner.telemetry_config = _telemetry_config(args, runner.loaded.campaign)
+    result = asyncio.run(_run_with_signals(runner, control))
+    print(f"run {result.run_id}: {result.status}, {result.measurements} measurements stored in "
+          f"{result.elapsed:.1f} s -> {store.path}")
+    for e in result.errors:
+        print(f"  {e}")
+    if result.telemetry is not None:
+        t = result.telemetry
+        print(f"  telemetry {t['broker']}: {t['sent']} sent, {t['dropped']} dropped")
+    if not args.no_report:
+        from labctl.campaigns.report import write_report
+
+        out = Path(args.report_dir) if args.report_dir else Path(DEFAULT_REPORTS) / result.run_id
+        summary = write_report(store, result.run_id, out)
+        print(f"  report: {summary} and {len(list(out.glob('*.png')))} plot(s) in {out}")
+    store.close()
+    return {"complete": 0, "aborted": 130}.get(result.status, 1)
+
+
+def _new_id() -> str:
+    from labctl.campaigns.runner import new_run_id
+
+    return new_run_id()
+
+
+async def _run_with_signals(runner, control):  # noqa: ANN001, ANN202
+    """SIGINT once: stop at the next safe point; twice: abort at once. SIGTERM: abort at once.
+    Outputs go off either way (the runner's finally)."""
+    loop = asyncio.get_running_loop()
+    count = {"n": 0}
+
+    def on_sigint() -> None:
+        count["n"] += 1
+        if count["n"] == 1:
+            print("\nlabctl: stopping at the next safe point (Ctrl-C again to abort now)", file=sys.stderr)
+            control.request_stop("SIGINT")
+        else:
+            control.abort_now("second SIGINT")
+
+    loop.add_signal_handler(signal.SIGINT, on_sigint)
+    loop.add_signal_handler(signal.SIGTERM, lambda: control.abort_now("SIGTERM"))
+    try:
+        return await runner.run()
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+def _when(t: float | None) -> str:
+    return datetime.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S") if t else "-"
+
+
+def _cmd_runs_list(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    store = _open_store(args)
+    table = Table(title=f"runs in {store.path}")
+    for col in ("run", "name", "status", "started", "stopped", "units done", "measurements", "resumes"):
+        table.add_column(col)
+    for rec in store.runs():
+        done = store.db.execute("SELECT COUNT(*) FROM units WHERE run_id = ? AND status = 'done'",
+                                (rec.run_id,)).fetchone()[0]
+        table.add_row(rec.run_id, rec.name, rec.shown_status, _when(rec.started_at), _when(rec.stopped_at),
+                      f"{done}/{rec.n_units}", str(store.measurement_count(rec.run_id)), str(rec.resumes))
+    Console(width=max(120, Console().width)).print(table)
+    return 0
+
+
+def _cmd_runs_show(args: argparse.Namespace) -> int:
+    store = _open_store(args)
+    rec = store.run(_find(store, args.run))
+    if args.campaign:
+        print(rec.campaign_toml, end="")
+        return 0
+    print(f"run {rec.run_id}  {rec.name}  status {rec.shown_status}")
+    print(f"  started {_when(rec.started_at)}  stopped {_when(rec.stopped_at)}  resumes {rec.resumes}")
+    print(f"  labctl {rec.package_version}  backend {rec.backend_kind}  seed {rec.seed}  host {rec.host}")
+    print(f"  campaign file {rec.campaign_path}")
+    for k, v in rec.identity.items():
+        print(f"  identity {k}: {v}")
+    meta = {k: v for k, v in rec.metadata.items() if v}
+    if meta:
+        print("  metadata " + ", ".join(f"{k}={v}" for k, v in meta.items()))
+    units = store.units(rec.run_id)
+    steps: dict[int, list[dict]] = {}
+    for u in units:
+        steps.setdefault(u["step_index"], []).append(u)
+    print(f"  measurements {store.measurement_count(rec.run_id)}")
+    for i, us in steps.items():
+        done = sum(u["status"] == "done" for u in us)
+        last = next((json.loads(u["summary_json"]) for u in reversed(us) if u["summary_json"]), None)
+        print(f"  step {i} {us[0]['step_name']} ({us[0]['routine']}): {done}/{len(us)} units done"
+              + (f"; last summary {json.dumps(last)}" if last else ""))
+    if rec.telemetry:
+        print(f"  telemetry {json.dumps(rec.telemetry)}")
+    for e in rec.errors:
+        print(f"  error: {e}")
+    for at, kind, msg in store.events(rec.run_id):
+        print(f"  {_when(at)} {kind}: {msg}")
+    return 0
+
+
+def _cmd_runs_export(args: argparse.Namespace) -> int:
+    from labctl.campaigns.export import export_csv, export_parquet
+
+    store = _open_store(args)
+    run_id = _find(store, args.run)
+    out = args.out or f"{run_id}.{args.format}"
+    n = (export_csv if args.format == "csv" else export_parquet)(store, run_id, out)
+    print(f"run {run_id}: {n} measurements -> {out}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from labctl.campaigns.report import write_report
+
+    store = _open_store(args)
+    run_id = _find(store, args.run)
+    out = Path(args.out) if args.out else Path(DEFAULT_REPORTS) / run_id
+    summary = write_report(store, run_id, out)
+    print(f"run {run_id}: report {summary} and {len(list(out.glob('*.png')))} plot(s) in {out}")
+    return 0

@@ -1,0 +1,77 @@
+"""Export a run's measurements to CSV or Parquet (one row per cell and quantity, SI units).
+
+Columns: EXPORT_COLUMNS of labctl.campaigns.store. `value` holds scalar quantities; `trace` holds vector
+quantities (a sweep's currents, ...): in Parquet a list<double>, in CSV space-separated numbers in
+Python's round-trip repr, so that reading the file back gives the stored float64 values exactly.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labctl.campaigns.store import EXPORT_COLUMNS, Store
+
+
+def _trace_list(blob: bytes | None) -> list[float] | None:
+    return None if blob is None else np.frombuffer(blob, "<f8").tolist()
+
+
+def export_csv(store: Store, run_id: str, path: str | os.PathLike[str]) -> int:
+    """Write the run's measurements as CSV; returns the number of rows."""
+    n = 0
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["run_id", *EXPORT_COLUMNS])
+        for row in store.measurement_rows(run_id):
+            *head, value, trace = row
+            w.writerow([run_id, *head, "" if value is None else repr(value),
+                        "" if trace is None else " ".join(repr(x) for x in _trace_list(trace) or [])])
+            n += 1
+    return n
+
+
+def read_csv(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Read an exported CSV back: numbers as int/float, trace as a list of floats (None if empty)."""
+    ints = {"unit_index", "step_index", "pass_index", "repeat_index", "sweep_index", "chunk_index", "attempt",
+            "seq", "cell_row", "cell_col"}
+    out = []
+    with open(path, newline="") as f:
+        for rec in csv.DictReader(f):
+            d: dict[str, Any] = dict(rec)
+            for k in ints:
+                d[k] = int(d[k])
+            d["t"] = float(d["t"])
+            d["value"] = float(d["value"]) if d["value"] != "" else None
+            d["trace"] = [float(x) for x in d["trace"].split()] if d["trace"] != "" else None
+            out.append(d)
+    return out
+
+
+def export_parquet(store: Store, run_id: str, path: str | os.PathLike[str], batch_rows: int = 200_000) -> int:
+    """Write the run's measurements as Parquet (pyarrow), streamed in row groups; returns the row count."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([("run_id", pa.string()), ("unit_index", pa.int64()), ("step_index", pa.int64()),
+                        ("step_name", pa.string()), ("routine", pa.string()), ("pass_index", pa.int64()),
+                        ("repeat_index", pa.int64()), ("sweep_index", pa.int64()), ("chunk_index", pa.int64()),
+                        ("attempt", pa.int64()), ("seq", pa.int64()), ("kind", pa.string()), ("t", pa.float64()),
+                        ("cell_row", pa.int64()), ("cell_col", pa.int64()), ("quantity", pa.string()),
+                        ("value", pa.float64()), ("trace", pa.list_(pa.float64()))])
+    n = 0
+    cur = store.measurement_rows(run_id)
+    with pq.ParquetWriter(Path(path), schema) as writer:
+        while True:
+            rows = cur.fetchmany(batch_rows)
+            if not rows:
+                break
+            cols = list(zip(*rows))
+            data = [[run_id] * len(rows)] + [list(c) for c in cols[:-1]] + [[_trace_list(b) for b in cols[-1]]]
+            writer.write_table(pa.Table.from_arrays([pa.array(d, type=f.type) for d, f in zip(data, schema)],
+                                                    schema=schema))
+            n += len(rows)
+    return n

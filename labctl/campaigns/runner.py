@@ -1,0 +1,409 @@
+"""The campaign runner: runs the planned units of work, stores every measurement as it is taken,
+resumes after a crash, stops at safe points, publishes telemetry.
+
+Unit of work (docs/campaigns.md): one routine call on one chunk of cells. Batches the routine emits are
+committed one by one as they arrive; the unit's end (status, summary, backend state after it) is one
+transaction. On resume the backend state saved after the last finished unit is restored and the
+interrupted unit is run again from its start; its batches that are already stored are checked against
+the replay (they must be identical: the emulator is deterministic) and not stored twice. A backend
+without a saved state (hardware) cannot replay: the interrupted unit runs again as a new attempt and
+the earlier attempt's batches stay in the store, marked by their attempt number.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+import labctl
+from labctl.backends.base import ArrayBackend
+from labctl.campaigns import backend as cbackend
+from labctl.campaigns.model import LoadedCampaign, Unit, load_campaign, params_json
+from labctl.campaigns.steps import STEPS
+from labctl.campaigns.store import Store
+from labctl.campaigns.telemetry import Telemetry, TelemetryConfig
+from labctl.routines.base import Aborted, Measurements, RoutineContext
+
+
+class ReplayMismatch(RuntimeError):
+    """A resumed unit did not reproduce the batches stored before the interruption."""
+
+
+class ProgressView(Protocol):
+    """What the runner tells a progress display (the CLI's rich bars, the TUI, nothing)."""
+
+    def begin(self, run_id: str, units: list[Unit], done: set[int]) -> None: ...
+
+    def unit_started(self, unit: Unit) -> None: ...
+
+    def unit_progress(self, unit: Unit, fraction: float, message: str) -> None: ...
+
+    def unit_done(self, unit: Unit) -> None: ...
+
+    def end(self, status: str) -> None: ...
+
+
+@dataclass
+class RunControl:
+    """Pause, stop and abort requests from outside (signal handlers, the TUI)."""
+
+    stop_reason: str | None = None
+    abort_reason: str | None = None
+    _resume: asyncio.Event | None = None
+    _task: asyncio.Task[Any] | None = None
+
+    def request_stop(self, reason: str = "stop requested") -> None:
+        """Stop at the next safe point."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        if self._resume is not None:
+            self._resume.set()  # a paused run must wake up to stop
+
+    def abort_now(self, reason: str = "aborted") -> None:
+        """Cancel the running routine at once (outputs still go off)."""
+        self.abort_reason = reason
+        self.request_stop(reason)
+        if self._task is not None:
+            self._task.cancel()
+
+    def pause(self) -> None:
+        """Hold at the next safe point (outputs off) until resume()."""
+        if self._resume is not None:
+            self._resume.clear()
+
+    def resume(self) -> None:
+        if self._resume is not None:
+            self._resume.set()
+
+    @property
+    def paused(self) -> bool:
+        return self._resume is not None and not self._resume.is_set()
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    status: str
+    measurements: int
+    elapsed: float  # s, wall time of this invocation
+    errors: list[str] = field(default_factory=list)
+    telemetry: dict[str, Any] | None = None
+
+
+def new_run_id() -> str:
+    """Sortable, unique run id: start time plus 4 random hex digits (not a physics draw)."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+def combine_summaries(summaries: list[dict[str, Any]], weights: list[int]) -> dict[str, Any]:
+    """One summary for the chunks of a step: integers (counts) add up, keys naming a min or max take
+    the min or max, other numbers are cell-weighted means over the chunks that have them; anything else
+    is taken from the first chunk."""
+    if len(summaries) == 1:
+        return dict(summaries[0])
+    out: dict[str, Any] = {}
+    for key in summaries[0]:
+        pairs = [(s.get(key), w) for s, w in zip(summaries, weights)]
+        nums = [(v, w) for v, w in pairs if isinstance(v, (int, float)) and not isinstance(v, bool)
+                and np.isfinite(v)]
+        if not nums:
+            out[key] = pairs[0][0]
+        elif all(isinstance(v, int) for v, _ in nums):
+            out[key] = sum(v for v, _ in nums)
+        elif "min" in key.split("_"):
+            out[key] = min(v for v, _ in nums)
+        elif "max" in key.split("_"):
+            out[key] = max(v for v, _ in nums)
+        else:
+            out[key] = sum(v * w for v, w in nums) / sum(w for _, w in nums)
+    return out
+
+
+def _summary_of(result: Any) -> dict[str, Any]:
+    fn = getattr(result, "summary", None)
+    s = fn() if callable(fn) else {}
+    if not isinstance(s, dict):
+        s = {"summary": str(s)}
+    return json.loads(json.dumps(s, default=lambda o: o.item() if isinstance(o, np.generic) else
+                                 (o.tolist() if isinstance(o, np.ndarray) else str(o))))
+
+
+def _same_batch(a: Measurements, b: Measurements) -> bool:
+    if a.kind != b.kind or a.t != b.t or not np.array_equal(a.rows, b.rows) or not np.array_equal(a.cols, b.cols):
+        return False
+    if set(a.values) != set(b.values):
+        return False
+    for k, v in a.values.items():
+        x = np.asarray(v, dtype=np.float64).reshape(a.rows.size, -1)
+        y = np.asarray(b.values[k], dtype=np.float64).reshape(a.rows.size, -1)
+        if not np.array_equal(x, y, equal_nan=True):
+            return False
+    return True
+
+
+class Runner:
+    """Runs one campaign into one store. Create with `Runner.new(...)` or `Runner.resume(...)`."""
+
+    def __init__(self, store: Store, loaded: LoadedCampaign, run_id: str, *, resuming: bool,
+                 telemetry: TelemetryConfig | None = None, view: ProgressView | None = None,
+                 control: RunControl | None = None, campaign_path: str | None = None) -> None:
+        self.store = store
+        self.loaded = loaded
+        self.run_id = run_id
+        self.resuming = resuming
+        self.telemetry_config = telemetry
+        self.view = view
+        self.control = control or RunControl()
+        self.campaign_path = campaign_path
+        self.telemetry: Telemetry | None = None
+        self.measurements = 0
+        self._unit: Unit | None = None
+        self._attempt = 0
+        self._seq = 0
+        self._skip = 0
+        self._done_cells = 0
+        self._total_cells = sum(int(u.rows.size) for u in loaded.units)
+        self._started = time.monotonic()
+        self._resume_attempt: int | None = None  # attempt of the unit a resume continues
+
+    # -- construction
+    @classmethod
+    def new(cls, store: Store, text: str, source: str = "campaign.toml", **kw: Any) -> Runner:
+        """A fresh run of the campaign file `text` (validated here: CampaignError before anything runs)."""
+        return cls(store, load_campaign(text, source), new_run_id(), resuming=False, campaign_path=source, **kw)
+
+    @classmethod
+    def resume(cls, store: Store, run_ref: str, **kw: Any) -> Runner:
+        """Continue a stored run that did not complete."""
+        run_id = store.find_run(run_ref)
+        rec = store.run(run_id)
+        if rec.status == "complete":
+            raise ValueError(f"resume: run {run_id} is already complete")
+        if rec.shown_status == "running" and rec.pid != os.getpid():
+            raise ValueError(f"resume: run {run_id} is still running (pid {rec.pid} on {rec.host})")
+        loaded = load_campaign(rec.campaign_toml, rec.campaign_path or "campaign.toml")
+        if len(loaded.units) != rec.n_units:
+            raise ValueError(f"resume: run {run_id} was planned as {rec.n_units} units, the campaign now plans "
+                             f"{len(loaded.units)} (did the routines change?)")
+        return cls(store, loaded, run_id, resuming=True, campaign_path=rec.campaign_path, **kw)
+
+    # -- the run
+    async def run(self) -> RunResult:
+        """Run (or continue) the campaign; returns how it ended. Never raises for a routine's failure:
+        that ends the run with status `failed` and the error recorded."""
+        self.control._resume = asyncio.Event()
+        self.control._resume.set()
+        self.control._task = asyncio.current_task()
+        campaign = self.loaded.campaign
+        backend = cbackend.make_backend(campaign.backend)
+        limited = cbackend.LimitedBackend(backend, campaign.limits)
+        status, errors = "failed", []
+        units = self.loaded.units
+        try:
+            await backend.open()
+            first = self._prepare(limited)
+            self._start_telemetry()
+            done = {u["unit_index"] for u in self.store.units(self.run_id) if u["status"] == "done"}
+            self._done_cells = sum(int(units[i].rows.size) for i in done)
+            if self.view is not None:
+                self.view.begin(self.run_id, units, done)
+            self._publish_status("running")
+            for unit in units[first:]:
+                await self._safe_point(limited)
+                await self._run_unit(limited, unit)
+            status = "complete"
+        except Aborted as exc:
+            status = "aborted"
+            errors.append(f"stopped at a safe point: {exc}")
+        except asyncio.CancelledError:
+            status = "aborted"
+            errors.append(f"aborted at once: {self.control.abort_reason or 'cancelled'}")
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()  # so that outputs_off below may still await
+        except ReplayMismatch as exc:
+            status = "failed"
+            errors.append(str(exc))
+        except Exception as exc:  # a routine or backend failure ends the run, recorded, outputs off
+            status = "failed"
+            where = f" in unit {self._unit.index} ({self._unit.step_name})" if self._unit else ""
+            errors.append(f"{type(exc).__name__}{where}: {exc}")
+        finally:
+            # Outputs off first, whatever happened: the array must not be left biased.
+            try:
+                await backend.outputs_off()
+                self.store.event(self.run_id, "outputs_off", "outputs switched off") if self._registered() else None
+            finally:
+                await backend.close()
+        return self._finish(status, errors)
+
+    def _registered(self) -> bool:
+        try:
+            self.store.run(self.run_id)
+        except KeyError:
+            return False
+        return True
+
+    def _prepare(self, backend: ArrayBackend) -> int:
+        """Create the run (or restore its state on resume); returns the index of the first unit to run."""
+        campaign = self.loaded.campaign
+        if not self.resuming:
+            c = campaign
+            run = {
+                "run_id": self.run_id, "name": c.campaign.name, "status": "running", "created_at": time.time(),
+                "started_at": time.time(), "campaign_path": self.campaign_path, "campaign_toml": self.loaded.text,
+                "campaign_json": c.model_dump_json(), "package_version": labctl.__version__,
+                "seed": c.backend.seed, "backend_kind": backend.info.kind,
+                "identity_json": json.dumps(backend.info.identity), "metadata_json": c.metadata.model_dump_json(),
+                "host": socket.gethostname(), "pid": os.getpid(), "n_units": len(self.loaded.units),
+            }
+            self.store.create_run(run, [self._unit_row(u) for u in self.loaded.units], cbackend.save_state(backend))
+            self.store.event(self.run_id, "start", f"run started (pid {os.getpid()})")
+            return 0
+        after, state = self.store.state(self.run_id)
+        rows = self.store.units(self.run_id)
+        first = after + 1
+        if state is not None:
+            cbackend.restore_state(backend, state)
+        if first < len(rows) and rows[first]["status"] == "running":
+            self._resume_attempt = rows[first]["attempt"] if state is not None else rows[first]["attempt"] + 1
+        rec = self.store.run(self.run_id)
+        self.store.update_run(self.run_id, status="running", pid=os.getpid(), host=socket.gethostname(),
+                              resumes=rec.resumes + 1, stopped_at=None)
+        self.store.event(self.run_id, "resume", f"resumed at unit {first} of {len(rows)} (pid {os.getpid()})")
+        return first
+
+    def _unit_row(self, u: Unit) -> dict[str, Any]:
+        return {"run_id": self.run_id, "unit_index": u.index, "step_index": u.step_index, "step_name": u.step_name,
+                "routine": u.routine, "pass_index": u.pass_index, "repeat_index": u.repeat_index,
+                "sweep_index": u.sweep_index, "chunk_index": u.chunk_index, "n_cells": int(u.rows.size),
+                "params_json": params_json(u.params)}
+
+    async def _safe_point(self, backend: ArrayBackend) -> None:
+        """Between units and at the routines' checkpoints: hold while paused, raise Aborted on stop."""
+        if self.control.paused and self.control.stop_reason is None:
+            await backend.outputs_off()
+            self._publish_status("paused")
+            assert self.control._resume is not None
+            await self.control._resume.wait()
+            if self.control.stop_reason is None:
+                self._publish_status("running")
+        if self.control.stop_reason is not None:
+            where = f"unit {self._unit.index}" if self._unit else "the start"
+            raise Aborted(f"{self.control.stop_reason} (at {where})")
+
+    async def _run_unit(self, backend: ArrayBackend, unit: Unit) -> None:
+        self._unit = unit
+        attempt = self._resume_attempt
+        self._resume_attempt = None
+        self._attempt = attempt if attempt is not None else 0
+        self._seq = 0
+        self._skip = self.store.batch_count(self.run_id, unit.index, self._attempt) if attempt is not None else 0
+        if attempt is not None and self._skip:
+            self.store.event(self.run_id, "replay", f"unit {unit.index}: replaying {self._skip} stored batch(es)")
+        self.store.start_unit(self.run_id, unit.index, self._attempt)
+        if self.view is not None:
+            self.view.unit_started(unit)
+        ctx = RoutineContext(sink=self._sink, on_progress=self._progress_cb(unit),
+                             on_checkpoint=lambda: self._safe_point(backend))
+        result = await STEPS[unit.routine].function(backend, unit.rows, unit.cols, unit.params, ctx)
+        summary = _summary_of(result)
+        self.store.finish_unit(self.run_id, unit.index, summary, cbackend.save_state(backend))
+        self._done_cells += int(unit.rows.size)
+        if self.view is not None:
+            self.view.unit_done(unit)
+        self._publish_progress(unit, 1.0, force=unit.index == len(self.loaded.units) - 1)
+        if unit.chunk_index == unit.n_chunks - 1:
+            self._publish_step_summary(unit)
+        self._unit = None
+
+    def _sink(self, m: Measurements) -> None:
+        assert self._unit is not None
+        seq = self._seq
+        self._seq += 1
+        if seq < self._skip:
+            stored = self.store.load_batch(self.run_id, self._unit.index, self._attempt, seq)
+            if stored is None or not _same_batch(stored, m):
+                raise ReplayMismatch(f"resume: unit {self._unit.index} batch {seq} ({m.kind}) differs from the "
+                                     "stored one; the backend did not replay deterministically")
+            return
+        self.measurements += self.store.append_batch(self.run_id, self._unit.index, self._attempt, seq, m)
+
+    def _progress_cb(self, unit: Unit) -> Callable[[float, float, str], None]:
+        def on_progress(done: float, total: float, message: str) -> None:
+            frac = min(max(done / total, 0.0), 1.0) if total > 0 else 0.0
+            if self.view is not None:
+                self.view.unit_progress(unit, frac, message)
+            self._publish_progress(unit, frac)
+        return on_progress
+
+    # -- telemetry
+    def _start_telemetry(self) -> None:
+        if self.telemetry_config is None:
+            return
+        self.telemetry = Telemetry(self.telemetry_config, self.run_id)
+        self.telemetry.start()
+
+    def _status_payload(self, status: str) -> dict[str, Any]:
+        c = self.loaded.campaign
+        return {"status": status, "campaign": c.campaign.name, "metadata": c.metadata.model_dump(),
+                "units": len(self.loaded.units), "measurements": self.measurements,
+                "dropped": self.telemetry.dropped if self.telemetry else 0}
+
+    def _publish_status(self, status: str) -> None:
+        if self.telemetry is not None:
+            payload = self._status_payload(status)
+            self.telemetry.publish("status", payload, retain=True)
+            self.telemetry.publish_station(payload)
+
+    def _publish_progress(self, unit: Unit, frac: float, force: bool = False) -> None:
+        if self.telemetry is None:
+            return
+        done = self._done_cells + (frac * unit.rows.size if frac < 1.0 else 0)
+        fraction = done / self._total_cells if self._total_cells else 1.0
+        elapsed = time.monotonic() - self._started
+        self.telemetry.progress({"fraction": fraction, "unit": unit.index, "units": len(self.loaded.units),
+                                 "step": unit.step_name, "step_index": unit.step_index, "unit_fraction": frac,
+                                 "measurements": self.measurements,
+                                 "eta": elapsed * (1 - fraction) / fraction if fraction > 0 else None},
+                                force=force)
+
+    def _publish_step_summary(self, unit: Unit) -> None:
+        if self.telemetry is None:
+            return
+        group = [u for u in self.store.units(self.run_id)
+                 if (u["pass_index"], u["step_index"], u["sweep_index"], u["repeat_index"]) == unit.group]
+        sums = [json.loads(u["summary_json"]) for u in group if u["summary_json"]]
+        summary = combine_summaries(sums, [u["n_cells"] for u in group]) if sums else {}
+        self.telemetry.publish(f"steps/{unit.step_index}/summary", {
+            "step": unit.step_name, "routine": unit.routine, "pass": unit.pass_index, "repeat": unit.repeat_index,
+            "sweep": unit.sweep_values, "summary": summary})
+
+    # -- the end
+    def _finish(self, status: str, errors: list[str]) -> RunResult:
+        telemetry_stats = None
+        if self._registered():
+            for e in errors:
+                self.store.add_error(self.run_id, e)
+            self.store.update_run(self.run_id, status=status, stopped_at=time.time())
+            self.store.event(self.run_id, "stop", f"run {status}")
+        if self.telemetry is not None:
+            self._publish_status(status)
+            telemetry_stats = self.telemetry.close()
+            if self._registered():
+                self.store.update_run(self.run_id, telemetry_json=json.dumps(telemetry_stats))
+                if telemetry_stats["dropped"]:
+                    self.store.event(self.run_id, "telemetry",
+                                     f"{telemetry_stats['dropped']} telemetry message(s) dropped")
+        if self.view is not None:
+            self.view.end(status)
+        return RunResult(self.run_id, status, self.measurements, time.monotonic() - self._started, errors,
+                         telemetry_stats)
