@@ -67,6 +67,10 @@ async def host_program(backend: ArrayBackend, rows: np.ndarray, cols: np.ndarray
     max_iterations verify reads, the last not followed by a pulse. Incremental: the amplitude
     grows by the step with each pulse of one polarity up to the stop, restarts on a flip."""
     ref_set, ref_reset = emulator.reference_pulse_voltages(targets)
+    if s.v_set is not None:
+        ref_set = np.full(targets.size, s.v_set)
+    if s.v_reset is not None:
+        ref_reset = np.full(targets.size, s.v_reset)
     n = rows.size
     g = np.empty(n)
     iterations = np.zeros(n, dtype=np.int32)
@@ -157,13 +161,23 @@ async def test_every_primitive_bit_identical(backends: dict[str, ArrayBackend]) 
     assert not np.array_equal(ref["read_relaxed"], ref["read"])
 
 
-@pytest.mark.parametrize("scheme", ["identical", "incremental"])
+SCHEMES = {
+    "identical-reference": ProgramSettings(tolerance=0.05, max_iterations=40),
+    "identical-fixed": ProgramSettings(tolerance=0.05, max_iterations=40, v_set=1.4, v_reset=-1.35),
+    "incremental-reference": ProgramSettings(tolerance=0.05, max_iterations=40, scheme="incremental"),
+    "incremental-fixed": ProgramSettings(tolerance=0.03, max_iterations=60, scheme="incremental", v_set=1.0,
+                                         v_reset=-1.0, v_step_set=0.05, v_stop_set=1.6, v_step_reset=0.05,
+                                         v_stop_reset=-1.6, max_per_polarity=12, max_flips=6),
+}
+
+
+@pytest.mark.parametrize("scheme", list(SCHEMES))
 async def test_host_loop_matches_native_loop(backends: dict[str, ArrayBackend], scheme: str) -> None:
     """Program-and-verify run natively (in-process C loop, chip controller's SET_TARGET_G) and on
     the host (read, compare, pulse) gives the same final conductances, pulse counts and
     convergence per cell, and leaves the arrays in the same state."""
     targets = np.array([20e-6, 45e-6, 70e-6, 35e-6, 60e-6, 85e-6])
-    settings = ProgramSettings(tolerance=0.05, max_iterations=40, scheme=scheme)  # type: ignore[arg-type]
+    settings = SCHEMES[scheme]
     native = {"emulator", "chip-tcp"}
     results: dict[str, dict[str, np.ndarray]] = {}
     for name, backend in backends.items():
@@ -176,6 +190,6 @@ async def test_host_loop_matches_native_loop(backends: dict[str, ArrayBackend], 
                          "converged": outcome.converged, "after": await backend.read_array()}
     assert_identical(results)
     ref = results["emulator"]
-    assert ref["iterations"].max() > 1 and ref["converged"].sum() >= 3
+    assert ref["iterations"].max() > 1 and ref["converged"].sum() >= 2
     inside = np.abs(ref["g"] - targets) <= settings.tolerance * targets
     assert np.array_equal(inside, ref["converged"])
