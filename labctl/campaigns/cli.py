@@ -150,12 +150,14 @@ def _new_id() -> str:
 
 
 async def _run_with_signals(runner, control):  # noqa: ANN001, ANN202
-    """SIGINT once: stop at the next safe point; twice: abort at once. SIGTERM: abort at once.
-    Outputs go off either way (the runner's finally)."""
-    loop = asyncio.get_running_loop()
+    """SIGINT once: stop at the next safe point; twice: abort at once (at the routine's next measurement
+    or safe point). SIGTERM: abort at once. Outputs go off either way (the runner's finally).
+
+    Plain signal handlers, not loop.add_signal_handler: those run only when the loop gets control,
+    and an in-process backend may keep it busy for a whole step."""
     count = {"n": 0}
 
-    def on_sigint() -> None:
+    def on_sigint(signum, frame) -> None:  # noqa: ANN001
         count["n"] += 1
         if count["n"] == 1:
             print("\nlabctl: stopping at the next safe point (Ctrl-C again to abort now)", file=sys.stderr)
@@ -163,13 +165,14 @@ async def _run_with_signals(runner, control):  # noqa: ANN001, ANN202
         else:
             control.abort_now("second SIGINT")
 
-    loop.add_signal_handler(signal.SIGINT, on_sigint)
-    loop.add_signal_handler(signal.SIGTERM, lambda: control.abort_now("SIGTERM"))
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, on_sigint)
+    signal.signal(signal.SIGTERM, lambda signum, frame: control.abort_now("SIGTERM"))
     try:
         return await runner.run()
     finally:
-        loop.remove_signal_handler(signal.SIGINT)
-        loop.remove_signal_handler(signal.SIGTERM)
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def _when(t: float | None) -> str:

@@ -23,8 +23,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from labctl.campaigns import quantities, selection, toml_lines
 from labctl.campaigns.steps import STEPS, StepKind
 
-DEFAULT_CHUNK_CELLS = 64  # cells per unit of work for chunkable routines (see docs/campaigns.md)
-
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -93,8 +91,9 @@ class Step(_Strict):
     sweep: dict[str, list[Any]] = Field(default_factory=dict,
                                         description="parameter -> values; steps run once per combination")
     repeat: int = Field(1, ge=1, le=100_000)
-    chunk_cells: int | None = Field(None, ge=1, description="cells per unit of work (default 64; "
-                                                            "routines that need all cells at once ignore it)")
+    chunk_cells: int | None = Field(None, ge=1, description="cells per unit of work (default: the whole "
+                                                            "selection; routines that need all cells at once "
+                                                            "ignore it)")
 
 
 class Campaign(_Strict):
@@ -337,6 +336,11 @@ def load_campaign(text: str, source: str = "campaign.toml") -> LoadedCampaign:
         problems += _check_units(converted, expected_units, lines)
         raise CampaignError(_dedupe(problems), source)
 
+    if campaign.backend.kind == "emulator":
+        for key in campaign.backend.model_extra or {}:
+            path = ("backend", key)
+            problems.append(Problem(path, toml_lines.line_of(lines, path),
+                                    "unknown field for the emulator backend (fields: rows, cols, seed, preset)"))
     units: list[Unit] = []
     step_plans = []
     for i, s in enumerate(campaign.steps):
@@ -351,7 +355,7 @@ def load_campaign(text: str, source: str = "campaign.toml") -> LoadedCampaign:
     for p in range(campaign.campaign.repeat):
         for i, (s, points, (rows, cols)) in enumerate(step_plans):
             kind = STEPS[s.routine]
-            chunk = rows.size if not kind.chunkable else (s.chunk_cells or DEFAULT_CHUNK_CELLS)
+            chunk = s.chunk_cells if (kind.chunkable and s.chunk_cells) else max(int(rows.size), 1)
             starts = list(range(0, rows.size, chunk))
             for k, (values, params) in enumerate(points):
                 for r in range(s.repeat):
@@ -392,7 +396,11 @@ def _resolve_cells(i: int, s: Step, campaign: Campaign, lines: dict[tuple[Any, .
         return selection.resolve(sel, campaign.backend.rows, campaign.backend.cols)
     except ValueError as exc:
         field, _, msg = str(exc).partition(": ")
-        sub = path + (field.split("[")[0],) if field in ("rows", "cols", "parity") or field.startswith("cells") else path
+        sub = path
+        if field in ("rows", "cols", "parity"):
+            sub = path + (field,)
+        elif field.startswith("cells["):  # "cells[3]": the fourth cell of a list
+            sub = path + ("cells", int(field[6:-1]))
         problems.append(Problem(sub, toml_lines.line_of(lines, sub),
                                 f"{msg} (array is {campaign.backend.rows} x {campaign.backend.cols})"))
         return np.zeros(0, np.int64), np.zeros(0, np.int64)

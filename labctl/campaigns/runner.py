@@ -289,6 +289,7 @@ class Runner:
 
     async def _safe_point(self, backend: ArrayBackend) -> None:
         """Between units and at the routines' checkpoints: hold while paused, raise Aborted on stop."""
+        await asyncio.sleep(0)  # let pause / abort requests from the loop in
         if self.control.paused and self.control.stop_reason is None:
             await backend.outputs_off()
             self._publish_status("paused")
@@ -325,7 +326,7 @@ class Runner:
             self._publish_step_summary(unit)
         self._unit = None
 
-    def _sink(self, m: Measurements) -> None:
+    async def _sink(self, m: Measurements) -> None:
         assert self._unit is not None
         seq = self._seq
         self._seq += 1
@@ -334,8 +335,11 @@ class Runner:
             if stored is None or not _same_batch(stored, m):
                 raise ReplayMismatch(f"resume: unit {self._unit.index} batch {seq} ({m.kind}) differs from the "
                                      "stored one; the backend did not replay deterministically")
-            return
-        self.measurements += self.store.append_batch(self.run_id, self._unit.index, self._attempt, seq, m)
+        else:
+            self.measurements += self.store.append_batch(self.run_id, self._unit.index, self._attempt, seq, m)
+        # Yield to the event loop once per batch: an in-process backend never suspends by itself, and an
+        # abort (task cancellation) is delivered only where the task suspends.
+        await asyncio.sleep(0)
 
     def _progress_cb(self, unit: Unit) -> Callable[[float, float, str], None]:
         def on_progress(done: float, total: float, message: str) -> None:

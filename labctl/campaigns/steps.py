@@ -61,6 +61,12 @@ class StepKind:
 STEPS: dict[str, StepKind] = {
     "forming": StepKind("labctl.routines.forming:form"),
     "conditioning": StepKind("labctl.routines.forming:condition"),
+    "iv_cycles": StepKind("labctl.routines.iv:iv_cycles"),
+    "program": StepKind("labctl.routines.program:program"),
+    "program_incremental": StepKind("labctl.routines.program:program_incremental"),
+    "pulse_train": StepKind("labctl.routines.open_loop:pulse_train"),
+    "symmetry_point": StepKind("labctl.routines.open_loop:symmetry_point"),
+    "open_loop": StepKind("labctl.routines.open_loop:open_loop"),
 }
 
 
