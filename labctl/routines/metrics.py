@@ -1,10 +1,12 @@
 """Metric extraction from measured traces: pure functions on numpy arrays, SI units.
 
 Formulas follow ../shared/reference/cmo-hfox-1t1r.md (REF): forming extraction at the largest dI/dV
-(§Forming) and the open-loop pulsed-response metrics N_states, SP_skew and NSR (§Open-loop).
+(§Forming), the open-loop pulsed-response metrics N_states, SP_skew and NSR (§Open-loop), the
+programming noise σ_prog against G_target (§Closed-loop) and the log-time fits of relaxation (§Relaxation).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,14 +104,131 @@ def open_loop_metrics(swing: ArrayLike, swing_direction: ArrayLike, alternating:
         raise ValueError("swing_direction: needs at least one up batch and one down batch")
     g_max = np.concatenate(up_tail, axis=1).mean(axis=1)
     g_min = np.concatenate(down_tail, axis=1).mean(axis=1)
-    n0 = ad.size // 2 if settle is None else settle
-    if not 0 <= n0 < ad.size - 1:
-        raise ValueError(f"settle: must leave at least two alternating pulses, got {settle}")
-    steps = np.diff(alt, axis=1)[:, n0:] * ad[n0:]
-    g_sp = alt[:, n0 + 1:].mean(axis=1)
-    dg = steps.mean(axis=1)
-    dg_std = steps.std(axis=1, ddof=1)
+    sp = symmetry_point_metrics(alt, ad, settle)
+    g_sp, dg, dg_std = sp.g_sp, sp.dg_sp, sp.dg_sp_std
     window = g_max - g_min
     with np.errstate(divide="ignore", invalid="ignore"):
         return OpenLoopMetrics(g_max=g_max, g_min=g_min, g_sp=g_sp, dg_sp=dg, dg_sp_std=dg_std,
                                n_states=window / dg, sp_skew=(g_max - g_sp) / window, nsr=dg_std / dg)
+
+
+@dataclass(frozen=True)
+class SymmetryPointMetrics:
+    """Per device: conductance at the symmetry point (S), mean and std of its signed step (S)."""
+
+    g_sp: NDArray[np.float64]
+    dg_sp: NDArray[np.float64]
+    dg_sp_std: NDArray[np.float64]
+
+
+def symmetry_point_metrics(alternating: ArrayLike, alternating_direction: ArrayLike,
+                           settle: int | None = None) -> SymmetryPointMetrics:
+    """G_sp, ΔG_sp and σ(ΔG_sp) of REF §Open-loop from a 1-up/1-down sequence.
+
+    alternating: (n_cells, n_alt + 1) conductances (S), the first column read before the first pulse;
+    alternating_direction: (n_alt,) +1 (set) / -1 (reset) per pulse;
+    settle: pulses discarded while the conductance walks to the symmetry point (default: first half).
+    G_sp is the mean conductance after the settled pulses; a step is the conductance change of one
+    pulse times its direction (so both up and down steps count positive when the device moves the
+    way it is pushed); ΔG_sp and σ(ΔG_sp) are their mean and sample std.
+    """
+    alt = np.atleast_2d(np.asarray(alternating, dtype=np.float64))
+    ad = np.asarray(alternating_direction, dtype=np.float64)
+    if ad.shape != (alt.shape[1] - 1,):
+        raise ValueError(f"alternating_direction: expected {alt.shape[1] - 1} entries, got shape {ad.shape}")
+    n0 = ad.size // 2 if settle is None else settle
+    if not 0 <= n0 < ad.size - 1:
+        raise ValueError(f"settle: must leave at least two alternating pulses, got {settle}")
+    steps = np.diff(alt, axis=1)[:, n0:] * ad[n0:]
+    return SymmetryPointMetrics(g_sp=alt[:, n0 + 1:].mean(axis=1), dg_sp=steps.mean(axis=1),
+                                dg_sp_std=steps.std(axis=1, ddof=1))
+
+
+# ----------------------------------------------------------------------------- fits
+
+
+@dataclass(frozen=True)
+class LinearFit:
+    """y = slope * x + intercept, least squares; r is the correlation coefficient, n the points used."""
+
+    slope: float
+    intercept: float
+    r: float
+    n: int
+
+    def __call__(self, x: ArrayLike) -> NDArray[np.float64]:
+        return self.slope * np.asarray(x, dtype=np.float64) + self.intercept
+
+
+def linear_fit(x: ArrayLike, y: ArrayLike) -> LinearFit:
+    """Least-squares line through the finite (x, y) pairs (scipy.stats.linregress).
+
+    Fewer than two distinct x: NaN slope and intercept (nothing to fit, reported as such).
+    """
+    from scipy.stats import linregress
+
+    xa = np.asarray(x, dtype=np.float64).ravel()
+    ya = np.asarray(y, dtype=np.float64).ravel()
+    if xa.shape != ya.shape:
+        raise ValueError(f"x, y: expected equal lengths, got {xa.size} and {ya.size}")
+    ok = np.isfinite(xa) & np.isfinite(ya)
+    xa, ya = xa[ok], ya[ok]
+    if xa.size < 2 or np.ptp(xa) == 0:
+        return LinearFit(math.nan, math.nan, math.nan, int(xa.size))
+    res = linregress(xa, ya)
+    r = float(res.rvalue) if np.isfinite(res.rvalue) else math.nan
+    return LinearFit(float(res.slope), float(res.intercept), r, int(xa.size))
+
+
+def log_time_fit(times: ArrayLike, values: ArrayLike) -> LinearFit:
+    """Line in log10(time): values = slope * log10(t / 1 s) + intercept (REF §Relaxation: mean and std
+    evolve linearly in log time). times in s, > 0."""
+    t = np.asarray(times, dtype=np.float64)
+    if np.any(~(t > 0)):
+        raise ValueError("times: must be positive (s) for a log-time fit")
+    return linear_fit(np.log10(t), values)
+
+
+# ----------------------------------------------------------------------------- programming noise
+
+
+@dataclass(frozen=True)
+class ProgrammingNoise:
+    """Per target level (arrays of shape (n_levels,)): the programmed distribution, S.
+
+    sigma_fit: σ_prog = slope · G_target + intercept over the levels with at least two cells
+    (REF §Closed-loop: σ_prog is linear in G_target).
+    """
+
+    levels: NDArray[np.float64]
+    count: NDArray[np.int64]
+    mean: NDArray[np.float64]
+    sigma: NDArray[np.float64]
+    sigma_fit: LinearFit
+
+
+def programming_noise(targets: ArrayLike, g: ArrayLike, mask: ArrayLike | None = None) -> ProgrammingNoise:
+    """σ_prog against G_target: group the programmed conductances `g` (S) by their exact target (S).
+
+    mask: cells to include (e.g. only the converged ones); default all finite values.
+    σ is the sample std (ddof 1) of each level; levels with one cell get NaN and stay out of the fit.
+    """
+    t = np.asarray(targets, dtype=np.float64).ravel()
+    ga = np.asarray(g, dtype=np.float64).ravel()
+    if t.shape != ga.shape:
+        raise ValueError(f"targets, g: expected equal lengths, got {t.size} and {ga.size}")
+    keep = np.isfinite(ga) & np.isfinite(t)
+    if mask is not None:
+        keep &= np.asarray(mask, dtype=bool).ravel()
+    levels, inverse = np.unique(t, return_inverse=True)
+    count = np.bincount(inverse, weights=keep, minlength=levels.size).astype(np.int64)
+    mean = np.full(levels.size, np.nan)
+    sigma = np.full(levels.size, np.nan)
+    for k in range(levels.size):
+        sel = keep & (inverse == k)
+        if count[k] >= 1:
+            mean[k] = ga[sel].mean()
+        if count[k] >= 2:
+            sigma[k] = ga[sel].std(ddof=1)
+    return ProgrammingNoise(levels=levels, count=count, mean=mean, sigma=sigma,
+                            sigma_fit=linear_fit(levels, sigma))

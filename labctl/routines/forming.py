@@ -1,0 +1,165 @@
+"""Forming and conditioning (REF §Forming, §Quasi-static switching).
+
+`form`: a rising quasi-static sweep 0 → 3.6 V on the top electrode with the gate at 1.2 V (the selector
+sets the compliance; the SMU limit only guards the instrument); per cell the 1T1R forming voltage and
+current at the largest dI/dV, the ReRAM forming voltage V_1T1R − R_DS·I_form, and the yield.
+`condition`: the negative sweep to −1.4 V (VG 3.3 V) that raises the conductance after forming, then one
+reset (−1.5 V, VG 3.3 V) and one set (+1.3 V, VG 1.1 V) sweep; reads every cell at 0.2 V afterwards.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import Field
+
+from emulator.reference import QS_DWELL, QS_STEP, ramp
+from labctl.backends.base import ArrayBackend
+from labctl.routines.base import RoutineContext
+from labctl.routines.metrics import forming_metrics
+from labctl.routines.params import RoutineParams, cell_arrays, chunks
+from labctl.routines.results import RoutineResult, nanstat, scalar
+
+# ----------------------------------------------------------------------------- forming
+
+
+class FormingParams(RoutineParams):
+    """REF §Forming: sweep 0 → v_stop with the gate at vg (compliance through the selector)."""
+
+    v_stop: float = Field(3.6, gt=0, description="end of the rising sweep, V (REF 3.6 V)")
+    step: float = Field(QS_STEP, gt=0, le=0.5, description="sweep step, V")
+    dwell: float = Field(QS_DWELL, gt=0, description="time per sweep point, s")
+    vg: float = Field(1.2, ge=0, description="gate voltage during forming, V (REF 1.2 V)")
+    # chosen: above the selector's saturation current at VG 1.2 V (~0.8 mA), so the gate and not the
+    # SMU limits the cell, as in REF; the SMU limit only protects against a shorted selector.
+    compliance: float = Field(1e-3, gt=0, description="SMU current limit, A")
+    r_ds: float = Field(800.0, ge=0, description="selector triode resistance at vg, ohm (REF ≈ 0.8 kΩ)")
+    min_jump: float = Field(20e-6, gt=0, description="smallest current step that counts as forming, A")
+
+    voltage_fields = ("v_stop",)
+    gate_fields = ("vg",)
+    compliance_fields = ("compliance",)
+
+
+@dataclass(frozen=True)
+class FormingResult(RoutineResult):
+    """Per cell (shape (n,)): forming voltage of the 1T1R cell (V), forming current (A), ReRAM forming
+    voltage (V) and whether it formed (NaN where it did not)."""
+
+    rows: NDArray[np.int64]
+    cols: NDArray[np.int64]
+    v_form_1t1r: NDArray[np.float64]
+    i_form: NDArray[np.float64]
+    v_form_reram: NDArray[np.float64]
+    formed: NDArray[np.bool_]
+
+    @property
+    def yield_fraction(self) -> float:
+        """Fraction of the listed cells that formed."""
+        return float(np.mean(self.formed)) if self.formed.size else 0.0
+
+    def summary(self) -> dict[str, float | int | bool | str | None]:
+        return {
+            "cells": int(self.formed.size),
+            "formed": int(np.sum(self.formed)),
+            "yield": scalar(self.yield_fraction),
+            "v_form_1t1r_mean_V": nanstat(np.mean, self.v_form_1t1r),
+            "v_form_1t1r_std_V": nanstat(np.std, self.v_form_1t1r),
+            "i_form_mean_A": nanstat(np.mean, self.i_form),
+            "i_form_min_A": nanstat(np.min, self.i_form),
+            "i_form_max_A": nanstat(np.max, self.i_form),
+            "v_form_reram_mean_V": nanstat(np.mean, self.v_form_reram),
+            "v_form_reram_std_V": nanstat(np.std, self.v_form_reram),
+        }
+
+
+async def form(backend: ArrayBackend, rows: object, cols: object, params: FormingParams | None = None,
+               ctx: RoutineContext | None = None) -> FormingResult:
+    """Form the listed cells (None, None: all) and extract their forming figures (REF §Forming).
+
+    Emits per chunk a "forming_sweep" batch (v, i: (n, points), V and A) as measured and a "forming"
+    batch (v_form_1t1r V, i_form A, v_form_reram V, formed). A safe point follows every chunk.
+    """
+    p = params or FormingParams()
+    ctx = ctx or RoutineContext()
+    p.check_limits(backend.limits)
+    r, c = cell_arrays(backend, rows, cols)
+    v = ramp(p.v_stop, p.step, back=False)
+    n = r.size
+    out = {k: np.full(n, np.nan) for k in ("v_form_1t1r", "i_form", "v_form_reram")}
+    formed = np.zeros(n, dtype=bool)
+    ctx.progress(0, n, "forming")
+    for s in chunks(n, p.chunk):
+        i = await backend.sweep(r[s], c[s], v, p.vg, p.dwell, p.compliance)
+        t = await backend.now()
+        await ctx.emit("forming_sweep", r[s], c[s], t, v=np.broadcast_to(v, i.shape), i=i)
+        m = forming_metrics(v, i, p.r_ds, p.min_jump)
+        out["v_form_1t1r"][s], out["i_form"][s], out["v_form_reram"][s] = m.v_form_1t1r, m.i_form, m.v_form_reram
+        formed[s] = m.formed
+        await ctx.emit("forming", r[s], c[s], t, v_form_1t1r=m.v_form_1t1r, i_form=m.i_form,
+                       v_form_reram=m.v_form_reram, formed=m.formed)
+        ctx.progress(s.stop, n, "forming")
+        await ctx.checkpoint()
+    return FormingResult(rows=r, cols=c, formed=formed, **out)
+
+
+# ----------------------------------------------------------------------------- conditioning
+
+
+class ConditionParams(RoutineParams):
+    """REF §Forming / §Quasi-static: negative sweep, then one reset and one set sweep (forward and back)."""
+
+    v_negative: float = Field(-1.4, lt=0, description="negative sweep after forming, V (REF −1.4 V)")
+    vg_negative: float = Field(3.3, ge=0, description="gate during the negative sweep, V (REF 3.3 V)")
+    v_reset: float = Field(-1.5, lt=0, description="reset sweep end, V (REF −1.5 V)")
+    vg_reset: float = Field(3.3, ge=0, description="gate during reset, V (REF 3.3 V)")
+    v_set: float = Field(1.3, gt=0, description="set sweep end, V (REF +1.3 V)")
+    vg_set: float = Field(1.1, ge=0, description="gate during set (compliance), V (REF 1.1 V)")
+    step: float = Field(QS_STEP, gt=0, le=0.5, description="sweep step, V")
+    dwell: float = Field(QS_DWELL, gt=0, description="time per sweep point, s")
+    v_read: float = Field(0.2, description="read bias, V (REF 0.2 V)")
+    vg_read: float = Field(3.3, ge=0, description="gate during reads, V")
+
+    voltage_fields = ("v_negative", "v_reset", "v_set", "v_read")
+    gate_fields = ("vg_negative", "vg_reset", "vg_set", "vg_read")
+
+
+@dataclass(frozen=True)
+class ConditionResult(RoutineResult):
+    """Per cell: conductance read at v_read after conditioning, S."""
+
+    rows: NDArray[np.int64]
+    cols: NDArray[np.int64]
+    g: NDArray[np.float64]
+
+    def summary(self) -> dict[str, float | int | bool | str | None]:
+        return {"cells": int(self.g.size), "g_mean_S": nanstat(np.mean, self.g), "g_std_S": nanstat(np.std, self.g)}
+
+
+async def condition(backend: ArrayBackend, rows: object, cols: object, params: ConditionParams | None = None,
+                    ctx: RoutineContext | None = None) -> ConditionResult:
+    """Condition formed cells (negative, reset and set sweeps) and read them.
+
+    Emits "condition_sweep" batches (v, i, stage 0/1/2 = negative/reset/set) and a "read" batch (g, S)."""
+    p = params or ConditionParams()
+    ctx = ctx or RoutineContext()
+    p.check_limits(backend.limits)
+    if p.v_read == 0:
+        raise ValueError("v_read: must be a non-zero bias, got 0 V")
+    r, c = cell_arrays(backend, rows, cols)
+    n = r.size
+    g = np.empty(n)
+    stages = ((p.v_negative, p.vg_negative), (p.v_reset, p.vg_reset), (p.v_set, p.vg_set))
+    ctx.progress(0, n, "conditioning")
+    for s in chunks(n, p.chunk):
+        for k, (v_end, vg) in enumerate(stages):
+            v = ramp(v_end, p.step)
+            i = await backend.sweep(r[s], c[s], v, vg, p.dwell)
+            await ctx.emit("condition_sweep", r[s], c[s], await backend.now(), v=np.broadcast_to(v, i.shape), i=i,
+                           stage=np.full(i.shape[0], k))
+        g[s] = await backend.read(r[s], c[s], p.v_read, p.vg_read)
+        await ctx.emit("read", r[s], c[s], await backend.now(), g=g[s])
+        ctx.progress(s.stop, n, "conditioning")
+        await ctx.checkpoint()
+    return ConditionResult(rows=r, cols=c, g=g)
