@@ -185,8 +185,9 @@ def _cmd_runs_list(args: argparse.Namespace) -> int:
 
     store = _open_store(args)
     table = Table(title=f"runs in {store.path}")
-    for col in ("run", "name", "status", "started", "stopped", "units done", "measurements", "resumes"):
-        table.add_column(col)
+    table.add_column("run", no_wrap=True, min_width=20)  # ids are typed back in: never cut them
+    for col in ("name", "status", "started", "stopped", "units done", "measurements", "resumes"):
+        table.add_column(col, no_wrap=col in ("status", "started", "stopped"))
     for rec in store.runs():
         done = store.db.execute("SELECT COUNT(*) FROM units WHERE run_id = ? AND status = 'done'",
                                 (rec.run_id,)).fetchone()[0]
