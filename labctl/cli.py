@@ -51,10 +51,19 @@ def build_parser() -> argparse.ArgumentParser:
     emulate.add_argument("--no-pty", action="store_true", help="do not open a pseudo-terminal")
     emulate.add_argument("--no-instruments", action="store_true", help="do not start the SCPI instruments")
     emulate.set_defaults(handler=_cmd_emulate)
+    from labctl.evaluation.cli import add_eval_parser  # eval inference, eval training
+
+    add_eval_parser(sub)
 
     from labctl.campaigns.cli import add_commands as add_campaign_commands  # run, runs, report
 
     add_campaign_commands(sub)
+    from labctl.tui.cli import add_commands as add_tui_commands  # tui
+
+    add_tui_commands(sub)
+    from labctl.puf.cli import add_parser as add_puf_parser  # puf enroll, reconstruct, evaluate
+
+    add_puf_parser(sub)
     return parser
 
 

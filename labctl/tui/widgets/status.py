@@ -1,0 +1,61 @@
+"""StatusBar: backend, identities, limits, connection state (reconnects shown), what runs now;
+EmergencyStopButton: the always-visible stop."""
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Button, Static
+
+from labctl.tui.fields import format_quantity
+from labctl.tui.session import CONNECTED, SessionState
+
+_STATE_STYLE = {"connected": "bold green", "connecting": "bold yellow", "reconnecting": "bold yellow reverse",
+                "failed": "bold red reverse", "closed": "dim"}
+
+
+class StatusBar(Static):
+    """Two lines: the link (backend, identity, state) and the limits plus the current activity."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__("", **kwargs)  # type: ignore[arg-type]
+        self.session = SessionState("connecting")
+        self.activity = "idle"
+
+    def set_session(self, state: SessionState) -> None:
+        self.session = state
+        self._redraw()
+
+    def set_activity(self, text: str) -> None:
+        self.activity = text
+        self._redraw()
+
+    def _redraw(self) -> None:
+        s = self.session
+        line1 = Text()
+        if s.info is not None:
+            line1.append(f"{s.info.kind} {s.info.rows}×{s.info.cols}", "bold")
+            ident = "; ".join(f"{k}: {v}" for k, v in s.info.identity.items())
+            line1.append(f"  {ident}  ")
+        state = s.state
+        if state == "reconnecting":
+            state = f"reconnecting (attempt {s.attempt})"
+        line1.append(f" {state} ", _STATE_STYLE.get(s.state, ""))
+        if s.reconnects:
+            line1.append(f"  reconnected {s.reconnects}×", "yellow")
+        if s.message and s.state != CONNECTED:
+            line1.append(f"  {s.message}", "red")
+        line2 = Text()
+        if s.limits is not None:
+            lim = s.limits
+            line2.append(f"limits |V| ≤ {lim.v_max:g} V · VG ≤ {lim.vg_max:g} V · width "
+                         f"{format_quantity(lim.width_min, 's')}–{format_quantity(lim.width_max, 's')} · "
+                         f"I ≤ {format_quantity(lim.compliance_max, 'A')}", "cyan")
+        line2.append(f"   {self.activity}")
+        self.update(Text("\n").join([line1, line2]))
+
+
+class EmergencyStopButton(Button):
+    """The emergency stop, on screen at all times (ctrl+s or F12 from anywhere)."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__("EMERGENCY STOP  ^S", variant="error", **kwargs)  # type: ignore[arg-type]
+        self.can_focus = False
