@@ -67,6 +67,8 @@ STEPS: dict[str, StepKind] = {
     "pulse_train": StepKind("labctl.routines.open_loop:pulse_train"),
     "symmetry_point": StepKind("labctl.routines.open_loop:symmetry_point"),
     "open_loop": StepKind("labctl.routines.open_loop:open_loop"),
+    "puf_enroll": StepKind("labctl.puf.steps:puf_enroll", chunkable=False),
+    "puf_evaluate": StepKind("labctl.puf.steps:puf_evaluate", chunkable=False),
 }
 
 
