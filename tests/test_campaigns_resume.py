@@ -60,10 +60,8 @@ def store_content(path) -> dict:
     """Everything a run measured and decided, without wall-clock times and ids."""
     db = sqlite3.connect(path)
     (run_id,) = db.execute("SELECT run_id FROM runs").fetchone()
-    meas = db.execute(
-        "SELECT b.unit_index, b.attempt, b.seq, b.kind, b.t, m.cell_row, m.cell_col, m.quantity, m.value, m.trace"
-        " FROM batches b JOIN measurements m USING (batch_id) WHERE b.run_id = ?"
-        " ORDER BY b.unit_index, b.attempt, b.seq, m.rowid", (run_id,)).fetchall()
+    with Store(path) as store:
+        meas = list(store.measurement_rows(run_id))
     units = db.execute("SELECT unit_index, status, attempt, summary_json FROM units WHERE run_id = ?"
                        " ORDER BY unit_index", (run_id,)).fetchall()
     state = db.execute("SELECT after_unit, backend_state FROM run_state WHERE run_id = ?", (run_id,)).fetchone()

@@ -35,12 +35,10 @@ params = { levels = [15e-6, 35e-6, 55e-6, 75e-6], tolerance = 0.002, loop = "hos
 
 
 def content(path):
-    db = sqlite3.connect(path)
-    rows = db.execute("SELECT b.unit_index, b.seq, b.kind, b.t, m.cell_row, m.cell_col, m.quantity, m.value, m.trace"
-                      " FROM batches b JOIN measurements m USING (batch_id) ORDER BY b.unit_index, b.seq, m.rowid"
-                      ).fetchall()
-    db.close()
-    return rows
+    """Every stored measurement with its context (Store.measurement_rows), without wall-clock times."""
+    with Store(path) as store:
+        (run,) = store.runs()
+        return list(store.measurement_rows(run.run_id))
 
 
 @pytest.fixture(scope="module")

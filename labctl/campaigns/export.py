@@ -7,6 +7,7 @@ Python's round-trip repr, so that reading the file back gives the stored float64
 from __future__ import annotations
 
 import csv
+import itertools
 import os
 from pathlib import Path
 from typing import Any
@@ -63,10 +64,10 @@ def export_parquet(store: Store, run_id: str, path: str | os.PathLike[str], batc
                         ("cell_row", pa.int64()), ("cell_col", pa.int64()), ("quantity", pa.string()),
                         ("value", pa.float64()), ("trace", pa.list_(pa.float64()))])
     n = 0
-    cur = store.measurement_rows(run_id)
+    rows_iter = store.measurement_rows(run_id)
     with pq.ParquetWriter(Path(path), schema) as writer:
         while True:
-            rows = cur.fetchmany(batch_rows)
+            rows = list(itertools.islice(rows_iter, batch_rows))
             if not rows:
                 break
             cols = list(zip(*rows))

@@ -251,6 +251,18 @@ def _param_unit(model: type[BaseModel], name: str) -> str | None:
     return quantities.unit_of_field(name, model.model_fields.get(name))
 
 
+def _register_units(model: type[BaseModel], values: dict[str, Any], path: tuple[Any, ...],
+                    expected: dict[tuple[Any, ...], str | None]) -> None:
+    """Expected unit of every given parameter, following nested parameter models ([steps.params.program])."""
+    for name, value in values.items():
+        field = model.model_fields.get(name)
+        sub = field.annotation if field is not None else None
+        if isinstance(value, dict) and isinstance(sub, type) and issubclass(sub, BaseModel):
+            _register_units(sub, value, path + (name,), expected)
+        else:
+            expected[path + (name,)] = _param_unit(model, name)
+
+
 def _param_limit_problems(model: type[BaseModel], p: BaseModel, limits: Limits) -> list[tuple[str, str]]:
     """(field, message) for every parameter beyond the campaign [limits]. Models that list their
     voltage / gate / width / compliance fields (RoutineParams) are checked by those lists, others by the
@@ -423,8 +435,7 @@ def _check_step_params(i: int, step: dict[str, Any], data: dict[str, Any], limit
     model = kind.params_model
     params = step.get("params") or {}
     sweep = step.get("sweep") or {}
-    for name in params:
-        expected_units[base + ("params", name)] = _param_unit(model, name)
+    _register_units(model, params, base + ("params",), expected_units)
     for name, values in sweep.items():
         unit = _param_unit(model, name)
         for j in range(len(values) if isinstance(values, list) else 0):

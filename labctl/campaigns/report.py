@@ -35,16 +35,21 @@ def _step_data(store: Store, run_id: str, step_index: int) -> tuple[dict[tuple[s
     """Scalars per (kind, quantity): arrays t, row, col, value; traces per (kind, quantity): (batch, blob)."""
     scalars: dict[tuple[str, str], list[tuple[float, int, int, float]]] = {}
     traces: dict[tuple[str, str], list[tuple[int, int, int, bytes]]] = {}
-    cur = store.db.execute(
-        "SELECT b.batch_id, b.kind, b.t, m.cell_row, m.cell_col, m.quantity, m.value, m.trace FROM batches b"
-        " JOIN units u ON u.run_id = b.run_id AND u.unit_index = b.unit_index JOIN measurements m"
-        " ON m.batch_id = b.batch_id WHERE b.run_id = ? AND u.step_index = ? ORDER BY b.batch_id, m.rowid",
-        (run_id, step_index))
-    for batch, kind, t, r, c, q, v, tr in cur:
-        if tr is None:
-            scalars.setdefault((kind, q), []).append((t, r, c, np.nan if v is None else v))
-        else:
-            traces.setdefault((kind, q), []).append((batch, r, c, tr))
+    for kind, t, r, c, q, v in store.db.execute(
+            "SELECT b.kind, b.t, m.cell_row, m.cell_col, m.quantity, m.value FROM batches b"
+            " JOIN units u ON u.run_id = b.run_id AND u.unit_index = b.unit_index JOIN measurements m"
+            " ON m.batch_id = b.batch_id WHERE b.run_id = ? AND u.step_index = ? ORDER BY b.batch_id, m.rowid",
+            (run_id, step_index)):
+        scalars.setdefault((kind, q), []).append((t, r, c, np.nan if v is None else v))
+    for batch, kind, n, cells, q, k, shared, data in store.db.execute(
+            "SELECT b.batch_id, b.kind, b.n_cells, b.cells, tr.quantity, tr.n_points, tr.shared, tr.data"
+            " FROM batches b JOIN units u ON u.run_id = b.run_id AND u.unit_index = b.unit_index JOIN traces tr"
+            " ON tr.batch_id = b.batch_id WHERE b.run_id = ? AND u.step_index = ? ORDER BY b.batch_id, tr.rowid",
+            (run_id, step_index)):
+        rc = np.frombuffer(cells, "<i4").reshape(n, 2).tolist()
+        items = traces.setdefault((kind, q), [])
+        for i, (r, c) in enumerate(rc):
+            items.append((batch, r, c, data if shared else data[8 * k * i:8 * k * (i + 1)]))
     out = {}
     for key, rows in scalars.items():
         a = np.array(rows, dtype=np.float64)
@@ -124,6 +129,11 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
+# Quantities that say where in a sequence a value was taken rather than what was measured.
+INDEX_NAMES = ("pulse", "cycle", "iteration", "round", "repeat")
+LABEL_NAMES = INDEX_NAMES + ("stage", "direction", "polarity", "target", "t_after")
+
+
 def _panels(scalars: dict[tuple[str, str], dict[str, np.ndarray]],
             traces: dict[tuple[str, str], list[Any]]) -> list[tuple[str, tuple[str, str]]]:
     panels: list[tuple[str, tuple[str, str]]] = []
@@ -132,7 +142,14 @@ def _panels(scalars: dict[tuple[str, str], dict[str, np.ndarray]],
             continue  # drawn as the x axis of its batch's other traces
         panels.append(("traces", key))
     for key, d in scalars.items():
-        panels.append(("series" if _is_series(d) else "hist", key))
+        kind, q = key
+        index = next((n for n in INDEX_NAMES if (kind, n) in scalars), None)
+        if q in LABEL_NAMES and len([k for k in scalars if k[0] == kind]) > 1:
+            continue  # labels of the kind's other values, not measurements
+        if index is not None:
+            panels.append((f"indexed:{index}", key))
+        else:
+            panels.append(("series" if _is_series(d) else "hist", key))
     main = next((k for k in scalars if k[1] in ("g", "g_final", "g_programmed")), next(iter(scalars), None))
     if main is not None:
         panels.append(("map", main))
@@ -172,6 +189,18 @@ def _plot_step(plt: Any, path: Path, title: str, panels: list[tuple[str, tuple[s
             ax.set_xlabel("backend time (s)")
             ax.set_ylabel(q)
             ax.set_title(f"{label}: mean ± std of {d['value'].size // ts.size} cells", fontsize=9)
+        elif what.startswith("indexed:"):
+            index = what.split(":", 1)[1]
+            d = scalars[(kind, q)]
+            x = scalars[(kind, index)]["value"]
+            xs = np.unique(x)
+            mean = np.array([np.nanmean(d["value"][x == k]) for k in xs])
+            std = np.array([np.nanstd(d["value"][x == k]) for k in xs])
+            ax.plot(xs, mean, lw=0.8)
+            ax.fill_between(xs, mean - std, mean + std, alpha=0.3)
+            ax.set_xlabel(index)
+            ax.set_ylabel(q)
+            ax.set_title(f"{label}: mean ± std over cells", fontsize=9)
         elif what == "hist":
             v = scalars[(kind, q)]["value"]
             v = v[np.isfinite(v)]

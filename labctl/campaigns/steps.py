@@ -67,6 +67,10 @@ STEPS: dict[str, StepKind] = {
     "pulse_train": StepKind("labctl.routines.open_loop:pulse_train"),
     "symmetry_point": StepKind("labctl.routines.open_loop:symmetry_point"),
     "open_loop": StepKind("labctl.routines.open_loop:open_loop"),
+    "programming_noise": StepKind("labctl.routines.noise:programming_noise"),
+    "read_noise": StepKind("labctl.routines.noise:read_noise", chunkable=False),
+    "relaxation": StepKind("labctl.routines.retention:relaxation", chunkable=False),
+    "endurance": StepKind("labctl.routines.endurance:endurance"),
     "puf_enroll": StepKind("labctl.puf.steps:puf_enroll", chunkable=False),
     "puf_evaluate": StepKind("labctl.puf.steps:puf_evaluate", chunkable=False),
 }

@@ -83,17 +83,25 @@ CREATE TABLE IF NOT EXISTS batches (
     t REAL NOT NULL,                 -- backend clock, s
     wall_time REAL NOT NULL,         -- Unix time, s
     n_cells INTEGER NOT NULL,
+    cells BLOB NOT NULL,             -- (row, col) int32 little-endian pairs, in the batch's order
     UNIQUE (run_id, unit_index, attempt, seq)
 );
-CREATE TABLE IF NOT EXISTS measurements (
+CREATE TABLE IF NOT EXISTS measurements (  -- scalar quantities: one row per cell and quantity
     batch_id INTEGER NOT NULL,
     cell_row INTEGER NOT NULL,
     cell_col INTEGER NOT NULL,
     quantity TEXT NOT NULL,
-    value REAL,                      -- scalar quantities, SI
-    trace BLOB                       -- vector quantities: float64 little-endian, SI
+    value REAL                       -- SI; booleans 0/1; NULL for NaN
 );
 CREATE INDEX IF NOT EXISTS measurements_batch ON measurements (batch_id);
+CREATE TABLE IF NOT EXISTS traces (        -- vector quantities (a sweep's currents): one row per batch
+    batch_id INTEGER NOT NULL,
+    quantity TEXT NOT NULL,
+    n_points INTEGER NOT NULL,
+    shared INTEGER NOT NULL,         -- 1: one trace that every cell of the batch shares (e.g. the voltages)
+    data BLOB NOT NULL               -- float64 little-endian, (n_cells, n_points) row-major, or (n_points) if shared
+);
+CREATE INDEX IF NOT EXISTS traces_batch ON traces (batch_id);
 CREATE TABLE IF NOT EXISTS events (
     run_id TEXT NOT NULL,
     at REAL NOT NULL,
@@ -104,23 +112,30 @@ CREATE INDEX IF NOT EXISTS events_run ON events (run_id);
 """
 
 
-def _rows_of(batch_id: int, m: Measurements) -> Iterator[tuple[Any, ...]]:
-    """Measurement rows of one batch: one per (cell, quantity), row-major in the batch's cell order."""
+def _split(batch_id: int, m: Measurements) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Scalar rows (one per cell and quantity) and trace rows (one per vector quantity) of a batch."""
     n = m.rows.size
     rows = m.rows.tolist()
     cols = m.cols.tolist()
+    scalars: list[tuple[Any, ...]] = []
+    traces: list[tuple[Any, ...]] = []
     for q, arr in m.values.items():
         a = np.asarray(arr)
         if a.ndim == 0:
             a = np.broadcast_to(a, (n,))
         if a.ndim == 1:
-            vals = a.astype(np.float64).tolist()
-            yield from zip(itertools.repeat(batch_id, n), rows, cols, itertools.repeat(q, n), vals,
-                           itertools.repeat(None, n))
+            scalars.extend(zip(itertools.repeat(batch_id, n), rows, cols, itertools.repeat(q, n),
+                               a.astype(np.float64).tolist()))
         else:
             flat = np.ascontiguousarray(a.reshape(n, -1), dtype="<f8")
-            yield from zip(itertools.repeat(batch_id, n), rows, cols, itertools.repeat(q, n),
-                           itertools.repeat(None, n), (r.tobytes() for r in flat))
+            shared = n > 1 and bool(np.all(flat == flat[0]))  # e.g. the voltages of a sweep, broadcast
+            data = flat[0] if shared else flat
+            traces.append((batch_id, q, flat.shape[1], int(shared), data.tobytes()))
+    return scalars, traces
+
+
+def _cells_blob(m: Measurements) -> bytes:
+    return np.stack([m.rows, m.cols], axis=1).astype("<i4").tobytes()
 
 
 @dataclass(frozen=True)
@@ -165,6 +180,9 @@ class Store:
     def __init__(self, path: str | os.PathLike[str] = DEFAULT_STORE, *, synchronous: str = "NORMAL") -> None:
         self.path = Path(path)
         self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        # 16 KiB pages (new files only): a sweep's traces are blobs of hundreds of kB, which 4 KiB pages
+        # split into long overflow chains; measured ~10x faster commits of such blobs.
+        self.db.execute("PRAGMA page_size=16384")
         self.db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode: a committed transaction survives the process being killed (it is in the
         # WAL, in the OS page cache); FULL also survives power loss at the price of an fsync per commit.
@@ -293,59 +311,83 @@ class Store:
 
     # -- measurements
     def append_batch(self, run_id: str, unit_index: int, attempt: int, seq: int, m: Measurements) -> int:
-        """Commit one batch of measurements (one transaction); returns the number of rows written."""
+        """Commit one batch of measurements (one transaction); returns the number of measurements
+        (cell x quantity) written."""
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
-            cur = db.execute("INSERT INTO batches (run_id, unit_index, attempt, seq, kind, t, wall_time, n_cells)"
-                             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                             (run_id, unit_index, attempt, seq, m.kind, m.t, time.time(), int(m.rows.size)))
-            batch_id = cur.lastrowid
-            cur = db.executemany("INSERT INTO measurements VALUES (?, ?, ?, ?, ?, ?)", _rows_of(batch_id, m))
-            n = cur.rowcount
+            cur = db.execute("INSERT INTO batches (run_id, unit_index, attempt, seq, kind, t, wall_time, n_cells,"
+                             " cells) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             (run_id, unit_index, attempt, seq, m.kind, m.t, time.time(), int(m.rows.size),
+                              _cells_blob(m)))
+            scalars, traces = _split(cur.lastrowid, m)
+            db.executemany("INSERT INTO measurements VALUES (?, ?, ?, ?, ?)", scalars)
+            if traces:
+                db.executemany("INSERT INTO traces VALUES (?, ?, ?, ?, ?)", traces)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        return n
+        return len(scalars) + len(traces) * int(m.rows.size)
 
     def batch_count(self, run_id: str, unit_index: int, attempt: int) -> int:
         row = self.db.execute("SELECT COUNT(*) FROM batches WHERE run_id = ? AND unit_index = ? AND attempt = ?",
                               (run_id, unit_index, attempt)).fetchone()
         return int(row[0])
 
+    def _batch_values(self, batch_id: int, n: int) -> dict[str, np.ndarray]:
+        values: dict[str, list[Any]] = {}
+        for q, v in self.db.execute("SELECT quantity, value FROM measurements WHERE batch_id = ? ORDER BY rowid",
+                                    (batch_id,)):
+            values.setdefault(q, []).append(np.nan if v is None else v)
+        out = {q: np.array(v, dtype=np.float64) for q, v in values.items()}
+        for q, k, shared, data in self.db.execute("SELECT quantity, n_points, shared, data FROM traces"
+                                                  " WHERE batch_id = ? ORDER BY rowid", (batch_id,)):
+            a = np.frombuffer(data, "<f8")
+            out[q] = np.broadcast_to(a, (n, k)) if shared else a.reshape(n, k)
+        return out
+
     def load_batch(self, run_id: str, unit_index: int, attempt: int, seq: int) -> Measurements | None:
         """A stored batch as Measurements (to check a replay against), or None."""
-        row = self.db.execute("SELECT batch_id, kind, t, n_cells FROM batches WHERE run_id = ? AND unit_index = ?"
-                              " AND attempt = ? AND seq = ?", (run_id, unit_index, attempt, seq)).fetchone()
+        row = self.db.execute("SELECT batch_id, kind, t, n_cells, cells FROM batches WHERE run_id = ? AND"
+                              " unit_index = ? AND attempt = ? AND seq = ?", (run_id, unit_index, attempt, seq)
+                              ).fetchone()
         if row is None:
             return None
-        batch_id, kind, t, n = row
-        data = self.db.execute("SELECT cell_row, cell_col, quantity, value, trace FROM measurements"
-                               " WHERE batch_id = ? ORDER BY rowid", (batch_id,)).fetchall()
-        values: dict[str, list[Any]] = {}
-        for _, _, q, v, tr in data:
-            values.setdefault(q, []).append(np.frombuffer(tr, "<f8") if tr is not None else v)
-        rows = np.array([d[0] for d in data[:n]], dtype=np.int64)
-        cols = np.array([d[1] for d in data[:n]], dtype=np.int64)
-        return Measurements(kind=kind, rows=rows, cols=cols, t=t,
-                            values={q: np.array(v, dtype=np.float64) for q, v in values.items()})
+        batch_id, kind, t, n, cells = row
+        rc = np.frombuffer(cells, "<i4").reshape(n, 2).astype(np.int64)
+        return Measurements(kind=kind, rows=rc[:, 0].copy(), cols=rc[:, 1].copy(), t=t,
+                            values=self._batch_values(batch_id, n))
 
     def measurement_count(self, run_id: str) -> int:
-        row = self.db.execute("SELECT COUNT(*) FROM measurements m JOIN batches b USING (batch_id)"
-                              " WHERE b.run_id = ?", (run_id,)).fetchone()
-        return int(row[0])
+        """Measurements (cell x quantity) of a run, scalar and vector."""
+        (scalars,) = self.db.execute("SELECT COUNT(*) FROM measurements m JOIN batches b USING (batch_id)"
+                                     " WHERE b.run_id = ?", (run_id,)).fetchone()
+        (vectors,) = self.db.execute("SELECT COALESCE(SUM(b.n_cells), 0) FROM traces tr JOIN batches b"
+                                     " USING (batch_id) WHERE b.run_id = ?", (run_id,)).fetchone()
+        return int(scalars) + int(vectors)
 
     def measurement_rows(self, run_id: str) -> Iterator[tuple[Any, ...]]:
-        """Every measurement of a run with its context, in the order taken:
+        """Every measurement of a run with its context, in the order taken (per batch: its scalar
+        quantities, then its vector quantities, cell by cell):
         (unit_index, step_index, step_name, routine, pass_index, repeat_index, sweep_index, chunk_index,
-         attempt, seq, kind, t, cell_row, cell_col, quantity, value, trace bytes|None)."""
-        return self.db.execute(
-            "SELECT b.unit_index, u.step_index, u.step_name, u.routine, u.pass_index, u.repeat_index,"
-            " u.sweep_index, u.chunk_index, b.attempt, b.seq, b.kind, b.t, m.cell_row, m.cell_col, m.quantity,"
-            " m.value, m.trace FROM batches b JOIN units u ON u.run_id = b.run_id AND u.unit_index = b.unit_index"
-            " JOIN measurements m ON m.batch_id = b.batch_id WHERE b.run_id = ?"
-            " ORDER BY b.unit_index, b.attempt, b.seq, m.rowid", (run_id,))
+         attempt, seq, kind, t, cell_row, cell_col, quantity, value, trace float64 bytes | None)."""
+        head_sql = ("SELECT b.batch_id, b.n_cells, b.cells, b.unit_index, u.step_index, u.step_name, u.routine,"
+                    " u.pass_index, u.repeat_index, u.sweep_index, u.chunk_index, b.attempt, b.seq, b.kind, b.t"
+                    " FROM batches b JOIN units u ON u.run_id = b.run_id AND u.unit_index = b.unit_index"
+                    " WHERE b.run_id = ? ORDER BY b.unit_index, b.attempt, b.seq")
+        reader = self.db.cursor()
+        for batch_id, n, cells, *head in self.db.execute(head_sql, (run_id,)).fetchall():
+            head = tuple(head)
+            for r, c, q, v in reader.execute("SELECT cell_row, cell_col, quantity, value FROM measurements"
+                                             " WHERE batch_id = ? ORDER BY rowid", (batch_id,)):
+                yield head + (r, c, q, v, None)
+            rc = np.frombuffer(cells, "<i4").reshape(n, 2).tolist()
+            for q, k, shared, data in reader.execute("SELECT quantity, n_points, shared, data FROM traces"
+                                                     " WHERE batch_id = ? ORDER BY rowid", (batch_id,)).fetchall():
+                size = 8 * k
+                for i, (r, c) in enumerate(rc):
+                    yield head + (r, c, q, None, data if shared else data[i * size:(i + 1) * size])
 
 
 EXPORT_COLUMNS = ("unit_index", "step_index", "step_name", "routine", "pass_index", "repeat_index", "sweep_index",

@@ -1,0 +1,109 @@
+"""Benchmark of the campaign engine: store throughput and runner overhead.
+
+store_rows_per_s: measurement rows (one per cell and quantity) committed per second by Store.append_batch,
+  batches of 1024 cells x 4 scalar quantities, one transaction per batch, WAL mode (target >= 100,000/s).
+runner_overhead_ratio: (campaign time - direct time) / direct time for the same routines on the same
+  emulated array: a campaign run (validation, plan, store of every measurement, snapshots, safe points)
+  versus calling the routines directly with a context that keeps nothing (target < 0.05).
+
+Usage: python scripts/bench_campaigns.py [--json] [--repeats N]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from labctl.backends.emulator import EmulatorBackend
+from labctl.campaigns import Runner, Store
+from labctl.routines.base import Measurements, RoutineContext
+from labctl.routines.forming import FormingParams, form
+from labctl.routines.program import ClosedLoopParams, program
+
+ROWS = COLS = 32
+SEED = 3
+LEVELS = [15e-6, 35e-6, 55e-6, 75e-6]
+CAMPAIGN = f"""
+[campaign]
+name = "bench"
+[backend]
+rows = {ROWS}
+cols = {COLS}
+seed = {SEED}
+[[steps]]
+routine = "forming"
+[[steps]]
+routine = "program"
+params = {{ levels = {LEVELS}, tolerance = 0.005 }}
+"""
+
+
+def bench_store(tmp: Path, batches: int = 200, cells: int = 1024) -> dict[str, float]:
+    rng = np.random.default_rng(0)
+    r, c = np.divmod(np.arange(cells, dtype=np.int64), COLS)
+    batch = Measurements(kind="program", rows=r, cols=c, t=1.0,
+                         values={"g": rng.uniform(1e-5, 9e-5, cells), "target": np.full(cells, 5e-5),
+                                 "iterations": rng.integers(1, 50, cells), "converged": np.ones(cells, bool)})
+    small = Measurements(kind="read", rows=r[:16], cols=c[:16], t=1.0, values={"g": rng.uniform(1e-5, 9e-5, 16)})
+    with Store(tmp / "store.sqlite") as store:
+        t0 = time.perf_counter()
+        rows = sum(store.append_batch("bench", 0, 0, k, batch) for k in range(batches))
+        dt = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for k in range(1000):
+            store.append_batch("bench", 1, 0, k, small)
+        dt_small = time.perf_counter() - t0
+    return {"store_rows_per_s": rows / dt, "store_small_batches_per_s": 1000 / dt_small}
+
+
+async def direct() -> float:
+    backend = EmulatorBackend(ROWS, COLS, seed=SEED)
+    t0 = time.perf_counter()
+    ctx = RoutineContext()
+    await form(backend, None, None, FormingParams(), ctx)
+    await program(backend, None, None, ClosedLoopParams(levels=LEVELS, tolerance=0.005), ctx)
+    return time.perf_counter() - t0
+
+
+async def campaign(tmp: Path, k: int) -> tuple[float, int]:
+    with Store(tmp / f"runs-{k}.sqlite") as store:
+        t0 = time.perf_counter()
+        result = await Runner.new(store, CAMPAIGN, "bench.toml").run()
+        dt = time.perf_counter() - t0
+    assert result.status == "complete", result.errors
+    return dt, result.measurements
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--repeats", type=int, default=5, help="timed repetitions (median reported)")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        store = bench_store(tmp)
+        asyncio.run(direct())  # warm-up: imports, caches
+        t_direct, t_campaign, n = [], [], 0
+        for k in range(args.repeats):  # interleaved, so load changes hit both alike
+            t_direct.append(asyncio.run(direct()))
+            dt, n = asyncio.run(campaign(tmp, k))
+            t_campaign.append(dt)
+    td, tc = statistics.median(t_direct), statistics.median(t_campaign)
+    out = {**store, "runner_overhead_ratio": (tc - td) / td, "direct_s": td, "campaign_s": tc,
+           "campaign_measurements": n, "cells": ROWS * COLS}
+    if args.json:
+        print(json.dumps(out))
+        return
+    print(f"{'quantity':<32}{'value':>16}")
+    for k, v in out.items():
+        print(f"{k:<32}{v:>16.4g}" if isinstance(v, float) else f"{k:<32}{v:>16}")
+
+
+if __name__ == "__main__":
+    main()
