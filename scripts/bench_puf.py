@@ -1,0 +1,93 @@
+"""PUF benchmarks: batch enrollment + evaluation, one key reconstruction, SP 800-90B estimators.
+
+    python scripts/bench_puf.py            # table
+    python scripts/bench_puf.py --json     # one JSON object
+    python scripts/bench_puf.py --arrays 100   # a quicker batch
+
+Targets (issue 9): enroll_eval_1000_s < 60 s on one core (1,000 emulated 32x32 arrays, 5 re-reads
+each, SP 800-90B assessment of the batch included), reconstruct_s < 10 ms, estimators_1e6_bits_s < 10 s.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+
+import numpy as np
+
+from labctl.backends.emulator import EmulatorBackend
+from labctl.puf import entropy
+from labctl.puf.enroll import EnrollParams, enroll, reconstruct
+from labctl.puf.evaluate import EvaluationParams, evaluate_batch
+
+
+def bench_batch(arrays: int) -> tuple[float, dict]:
+    t0 = time.perf_counter()
+    ev = asyncio.run(evaluate_batch(EvaluationParams(arrays=arrays, rows=32, cols=32)))
+    return time.perf_counter() - t0, ev.report
+
+
+def bench_reconstruct(repeats: int = 200) -> float:
+    async def run() -> float:
+        backend = EmulatorBackend(32, 32, seed=100)
+        e = await enroll(backend, EnrollParams(prepare="form_set"))
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            out = await reconstruct(backend, e.helper)
+            times.append(time.perf_counter() - t0)
+            assert out.key == e.key
+        return statistics.median(times)
+
+    return asyncio.run(run())
+
+
+def bench_estimators(n_bits: int = 1_000_000) -> tuple[float, dict]:
+    bits = np.random.default_rng(2024).integers(0, 2, n_bits)
+    t0 = time.perf_counter()
+    a = entropy.assess(bits)
+    return time.perf_counter() - t0, {k: e.min_entropy for k, e in a.estimates.items()}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--arrays", type=int, default=1000, help="arrays in the batch benchmark (default 1000)")
+    args = ap.parse_args()
+    t_batch, report = bench_batch(args.arrays)
+    t_rec = bench_reconstruct()
+    t_est, estimates = bench_estimators()
+    k = report["key_reconstruction"]
+    out = {
+        "enroll_eval_1000_s" if args.arrays == 1000 else f"enroll_eval_{args.arrays}_s": t_batch,
+        "reconstruct_s": t_rec,
+        "estimators_1e6_bits_s": t_est,
+        "batch_devices": report["devices_enrolled"],
+        "batch_uniqueness": report["uniqueness"]["mean"],
+        "batch_uniformity": report["uniformity"]["mean"],
+        "batch_steadiness": report["steadiness_overall"]["mean"],
+        "batch_min_entropy_per_bit": report["min_entropy_per_bit"]["mean"],
+        "batch_key_failures": k["failures"],
+        "batch_key_attempts": k["attempts"],
+        "batch_wrong_keys": k["wrong_keys"],
+        "batch_sp800_90b_min_entropy": report.get("sp800_90b", {}).get("min_entropy"),
+        "estimates_1e6_random_bits": estimates,
+    }
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    print(f"{'benchmark':<44} {'measured':>12} {'target':>10}")
+    print(f"{f'enrollment + evaluation, {args.arrays} arrays 32x32':<44} {t_batch:>10.2f} s {'< 60 s':>10}")
+    print(f"{'one key reconstruction (read + decode)':<44} {t_rec * 1e3:>9.3f} ms {'< 10 ms':>10}")
+    print(f"{'SP 800-90B estimators, 1e6 bits':<44} {t_est:>10.2f} s {'< 10 s':>10}")
+    print(f"batch: {out['batch_devices']} devices, uniqueness {out['batch_uniqueness']:.4f}, uniformity "
+          f"{out['batch_uniformity']:.4f}, steadiness {out['batch_steadiness']:.4f}, key failures "
+          f"{k['failures']}/{k['attempts']} (wrong keys {k['wrong_keys']}), SP 800-90B min-entropy "
+          f"{out['batch_sp800_90b_min_entropy']:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
