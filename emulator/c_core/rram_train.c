@@ -38,8 +38,9 @@ static inline void pulse_device(rram_train_tile *t, int64_t k, int32_t n) {
         double dy = y - bound_after(y, g, a);
         double xi = t->c2c_sigma > 0.0 ? rram_normal(t->key, t->counter++) : 0.0;
         double step = dy * span * (1.0 + t->c2c_sigma * xi);
+        /* No clamp at the bounds (as in rram.c): a noisy step may overshoot a bound a little, and
+         * beyond it y <= 0 stops further steps that way. */
         w = up ? w + step : w - step;
-        w = w < lo ? lo : (w > hi ? hi : w);
     }
     t->w[k] = w;
 }

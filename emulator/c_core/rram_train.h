@@ -20,8 +20,9 @@
  *   a down pulse does the same for y = (w - w_min) / span with alpha_down, gamma_down.
  *   For a weak pulse the step is alpha * span * y^gamma; gamma = 1 is plain soft bounds.
  *   Each step is multiplied by (1 + c2c_sigma * xi), xi standard normal (cycle-to-cycle noise),
- *   and the result is kept inside [w_min, w_max]. Device-to-device variability is whatever the
- *   caller puts in the per-device arrays.
+ *   as in rram.c (so a noisy step may overshoot a bound slightly; beyond a bound y <= 0 and no
+ *   further step goes that way). Device-to-device variability is whatever the caller puts in the
+ *   per-device arrays.
  *
  * Stochastic pulse trains (outer-product update, Gokmen & Vlasov 2016)
  *   For each sample b the update w -= lr * d_b x_b^T is realised by trains of `bl` time slots:

@@ -1,0 +1,152 @@
+"""`labctl eval inference` and `labctl eval training`: on a stored run or directly on the emulator,
+writing PNG plots and one JSON file to --out."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def add_eval_parser(sub: Any) -> None:
+    """Register the `eval` subcommand group on the labctl subparsers."""
+    ev = sub.add_parser("eval", help="MVM, inference-over-time and analog-training evaluation")
+    evsub = ev.add_subparsers(dest="eval_command", metavar="EVAL_COMMAND")
+    ev.set_defaults(handler=lambda args: (ev.print_help(), 0)[1])
+
+    inf = evsub.add_parser("inference", help="program an MLP, evaluate accuracy and MVM RMSE over time")
+    _common(inf, "out/eval-inference")
+    inf.add_argument("--scheme", choices=("offset", "differential"), default="offset", help="weight mapping")
+    inf.add_argument("--tile", type=int, default=64, help="tile rows and columns (default 64)")
+    inf.add_argument("--hidden", type=int, default=32, help="hidden units (default 32)")
+    inf.add_argument("--epochs", type=int, default=30, help="floating-point training epochs (default 30)")
+    inf.add_argument("--weight-noise", type=float, default=0.0,
+                     help="hardware-aware training: weight noise relative to the column's max |W| (default 0)")
+    inf.add_argument("--tolerance", type=float, default=0.02, help="programming acceptance, relative (default 0.02)")
+    inf.add_argument("--dac-bits", type=int, default=6)
+    inf.add_argument("--adc-bits", type=int, default=8)
+    inf.add_argument("--output-noise", type=float, default=0.0, help="normalized units (default 0)")
+    inf.add_argument("--no-drift-compensation", action="store_true")
+    inf.add_argument("--no-ir-drop", action="store_true")
+    inf.set_defaults(handler=cmd_inference)
+
+    tr = evsub.add_parser("training", help="fit the device model, train an MLP with analog algorithms")
+    _common(tr, "out/eval-training")
+    tr.add_argument("--algorithms", default="fp,sgd,ttv2,agad", help="comma-separated (default fp,sgd,ttv2,agad)")
+    tr.add_argument("--epochs", type=int, default=None, help="epochs (default: the tuned setting)")
+    tr.add_argument("--devices", type=int, default=8, help="emulated array side used for the device fit (default 8)")
+    tr.add_argument("--mnist", default=None, help="folder with MNIST IDX files (also train on MNIST)")
+    tr.set_defaults(handler=cmd_training)
+
+
+def _common(p: argparse.ArgumentParser, out: str) -> None:
+    p.add_argument("--store", default=None, help="run store (SQLite) to read measured data from")
+    p.add_argument("--run", default="last", help="run id, prefix or 'last' (with --store)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
+    p.add_argument("--dataset", default="digits", choices=("digits",), help="data set (default digits)")
+    p.add_argument("--out", default=out, help=f"output folder (default {out})")
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2, default=lambda o: np.asarray(o).tolist()))
+
+
+def cmd_inference(args: argparse.Namespace) -> int:
+    from labctl.backends import EmulatorBackend
+    from labctl.evaluation.datasets import load_digits
+    from labctl.evaluation.inference import (AnalogNetwork, calibrate_input_scales, inference_over_time,
+                                             map_network, train_mlp)
+    from labctl.evaluation.mapping import TileShape
+    from labctl.evaluation.mvm import MVMConfig
+    from labctl.evaluation.plots import plot_inference
+    from labctl.evaluation.programming import program_layers
+    from labctl.evaluation.relaxation import RelaxationLaw, fit_relaxation
+    from labctl.backends.base import ProgramSettings
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = load_digits(seed=args.seed)
+    mlp = train_mlp(data.x_train, data.y_train, [data.n_inputs, args.hidden, data.n_classes], epochs=args.epochs,
+                    seed=args.seed, weight_noise=args.weight_noise)
+    law = RelaxationLaw.from_preset()
+    source = "emulator"
+    if args.store:
+        from labctl.evaluation.runs import load_run
+
+        run = load_run(args.store, args.run)
+        source = f"run {run.run_id}"
+        if run.has_retention:
+            law = fit_relaxation(run.retention_times, run.retention_g, run.retention_g_prog)
+    mappings = map_network(mlp, scheme=args.scheme, tile_shape=TileShape(args.tile, args.tile))
+
+    async def program() -> list:  # type: ignore[type-arg]
+        async with EmulatorBackend(args.tile, args.tile, seed=args.seed) as backend:
+            return await program_layers(backend, mappings, ProgramSettings(tolerance=args.tolerance))
+
+    layers = asyncio.run(program())
+    net = AnalogNetwork(mlp, layers, calibrate_input_scales(mlp, data.x_train))
+    cfg = MVMConfig(dac_bits=args.dac_bits, adc_bits=args.adc_bits, output_noise=args.output_noise,
+                    drift_compensation=not args.no_drift_compensation, r_wire=0.0 if args.no_ir_drop else 0.35)
+    res = inference_over_time(net, data.x_test, data.y_test, cfg=cfg, law=law, seed=args.seed)
+    plot_inference(res, out / "inference.png")
+    summary = {"source": source, "dataset": data.name, **res.to_dict(),
+               "programming_error_std_s": [float(np.std(l.programming_error())) for l in layers]}
+    _write_json(out / "inference.json", summary)
+    for label, acc in zip(res.labels, res.accuracy):
+        print(f"{label:>9}: accuracy {100 * acc:.2f} %  (floating point {100 * res.accuracy_fp:.2f} %)")
+    print(f"wrote {out / 'inference.png'} and {out / 'inference.json'}")
+    return 0
+
+
+def cmd_training(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from labctl.evaluation.datasets import load_digits, load_mnist
+    from labctl.evaluation.devicefit import DevicePopulation, fit_devices, fit_sequences
+    from labctl.evaluation.plots import plot_training
+    from labctl.evaluation.training import DIGITS_SETTINGS, DeviceSource, train_algorithms
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    algorithms = [a.strip() for a in args.algorithms.split(",") if a.strip()]
+    if args.store:
+        from labctl.evaluation.runs import load_run
+
+        run = load_run(args.store, args.run)
+        if not run.has_open_loop:
+            raise ValueError(f"run: {run.run_id} holds no open-loop traces (pulse_read / symmetry_read)")
+        params = fit_sequences(run.open_loop_g, run.open_loop_direction)
+        source = f"run {run.run_id}"
+    else:
+        params = fit_devices(*asyncio.run(_emulated_open_loop(args.devices, args.seed)))
+        source = f"emulator {args.devices}x{args.devices} cmo-hfox seed {args.seed}"
+    population = DevicePopulation.from_devices(params)
+    base = replace(DIGITS_SETTINGS, seed=args.seed, **({"epochs": args.epochs} if args.epochs else {}))
+    datasets = [load_digits(seed=args.seed)]
+    if args.mnist:
+        datasets.append(load_mnist(args.mnist))
+    summary: dict[str, Any] = {"source": source, "device_fit": params.summary(), "population": population.to_dict()}
+    for data in datasets:
+        results = train_algorithms(data, algorithms, base, DeviceSource(population=population), progress=True)
+        plot_training(results, out / f"training-{data.name}.png")
+        summary[data.name] = {k: v.to_dict() for k, v in results.items()}
+        for k, v in results.items():
+            print(f"{data.name} {k:>5}: final test accuracy {100 * v.accuracy[-1]:.2f} %")
+    _write_json(out / "training.json", summary)
+    print(f"wrote {out / 'training.json'} and the training-*.png plots")
+    return 0
+
+
+async def _emulated_open_loop(side: int, seed: int) -> tuple[Any, ...]:
+    """REF open-loop traces of a freshly formed side x side emulated array."""
+    from labctl.backends import EmulatorBackend
+    from labctl.evaluation.devicefit import measure_open_loop
+    from labctl.evaluation.programming import prepare_cells
+
+    async with EmulatorBackend(side, side, seed=seed) as backend:
+        r, c = np.divmod(np.arange(side * side, dtype=np.int64), side)
+        await prepare_cells(backend, r, c)
+        return await measure_open_loop(backend, r, c)

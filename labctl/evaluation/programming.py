@@ -1,0 +1,128 @@
+"""Program mapped layers onto any ArrayBackend and read back the measured conductances.
+
+Tiles are placed side by side on the backend's array (shelf packing from column 0); when the array is
+full, the placed tiles are programmed and read back, and the next round reuses the array. Each round:
+  1. prepare: cells that read as pristine (< `pristine_below` S) are formed and conditioned with the
+     reference procedure (REF §Forming: 0 → 3.6 V at VG = 1.2 V; then the negative sweep to −1.4 V at
+     VG = 3.3 V that raises the CMO conductance);
+  2. closed-loop program-and-verify to the targets (REF §Closed-loop programming), with the backend's
+     native loop when it has one, else the routines' host loop;
+  3. one read of every programmed cell: the measured conductances the MVM model starts from.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from labctl.backends.base import ArrayBackend, ProgramOutcome, ProgramSettings
+from labctl.evaluation.mapping import LayerMapping
+from labctl.evaluation.mvm import ProgrammedLayer
+from labctl.routines.base import RoutineContext
+
+FORM_V_STOP = 3.6  # V, REF §Forming
+FORM_VG = 1.2  # V, REF §Forming (compliance through the selector)
+CONDITION_V_STOP = -1.4  # V, REF §Forming (negative sweep)
+CONDITION_VG = 3.3  # V
+SWEEP_STEP = 0.05  # V per point (chosen: coarse enough to be quick, fine enough to form every cell)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a tile sits on the backend array: round, first row, first column."""
+
+    layer: int
+    tile: int
+    round: int
+    row: int
+    col: int
+
+
+def place_tiles(mappings: Sequence[LayerMapping], rows: int, cols: int) -> list[Placement]:
+    """Shelf packing: tiles left to right from (0, 0); a tile that does not fit starts a new round."""
+    out: list[Placement] = []
+    rnd, col = 0, 0
+    for li, m in enumerate(mappings):
+        for ti, tile in enumerate(m.tiles):
+            h, w = tile.shape
+            if h > rows or w > cols:
+                raise ValueError(f"tile_shape: tile {ti} of layer {li} needs {h}x{w} cells, the backend array "
+                                 f"has {rows}x{cols}")
+            if col + w > cols:
+                rnd, col = rnd + 1, 0
+            out.append(Placement(li, ti, rnd, 0, col))
+            col += w
+    return out
+
+
+def _ramp(v_stop: float, step: float = SWEEP_STEP) -> NDArray[np.float64]:
+    n = int(round(abs(v_stop) / step))
+    up = np.linspace(0.0, v_stop, n + 1)
+    return np.concatenate([up, up[-2::-1]])
+
+
+async def prepare_cells(backend: ArrayBackend, rows: NDArray[np.int64], cols: NDArray[np.int64],
+                        pristine_below: float = 0.1e-6) -> int:
+    """Form and condition the listed cells that read as pristine (below `pristine_below` S).
+    Returns how many cells were formed."""
+    g = await backend.read(rows, cols)
+    pristine = g < pristine_below
+    if not np.any(pristine):
+        return 0
+    r, c = rows[pristine], cols[pristine]
+    n = int(round(FORM_V_STOP / SWEEP_STEP))
+    await backend.sweep(r, c, np.linspace(0.0, FORM_V_STOP, n + 1), vg=FORM_VG)
+    await backend.sweep(r, c, _ramp(CONDITION_V_STOP), vg=CONDITION_VG)
+    return int(pristine.sum())
+
+
+async def program_cells(backend: ArrayBackend, rows: NDArray[np.int64], cols: NDArray[np.int64],
+                        targets: NDArray[np.float64], settings: ProgramSettings,
+                        ctx: RoutineContext | None = None) -> ProgramOutcome:
+    """Closed-loop program-and-verify (labctl.routines.program): the backend's native loop, else the
+    routines' host loop."""
+    from labctl.routines.program import program_and_verify  # native loop where the backend has one
+
+    return await program_and_verify(backend, rows, cols, targets, settings, ctx or RoutineContext())
+
+
+async def program_layers(backend: ArrayBackend, mappings: Sequence[LayerMapping],
+                         settings: ProgramSettings | None = None, *, prepare: bool = True,
+                         ctx: RoutineContext | None = None) -> list[ProgrammedLayer]:
+    """Program every tile of `mappings` on `backend` and read back the measured conductances (S)."""
+    settings = settings or ProgramSettings()
+    placements = place_tiles(mappings, backend.rows, backend.cols)
+    measured: list[list[NDArray[np.float64]]] = [[np.empty(0)] * len(m.tiles) for m in mappings]
+    iters: list[list[NDArray[np.int32]]] = [[np.empty(0, np.int32)] * len(m.tiles) for m in mappings]
+    conv: list[list[NDArray[np.bool_]]] = [[np.empty(0, bool)] * len(m.tiles) for m in mappings]
+    n_rounds = max(p.round for p in placements) + 1
+    for rnd in range(n_rounds):
+        here = [p for p in placements if p.round == rnd]
+        cells_r, cells_c, tgt, spans = [], [], [], []
+        for p in here:
+            tile = mappings[p.layer].tiles[p.tile]
+            h, w = tile.shape
+            rr, cc = np.meshgrid(np.arange(h) + p.row, np.arange(w) + p.col, indexing="ij")
+            spans.append((p, sum(a.size for a in cells_r), h * w))
+            cells_r.append(rr.ravel())
+            cells_c.append(cc.ravel())
+            tgt.append(tile.targets.ravel())
+        r = np.concatenate(cells_r).astype(np.int64)
+        c = np.concatenate(cells_c).astype(np.int64)
+        t = np.concatenate(tgt)
+        if prepare:
+            await prepare_cells(backend, r, c)
+        outcome = await program_cells(backend, r, c, t, settings, ctx)
+        g = await backend.read(r, c, settings.v_read, settings.vg_read)
+        if ctx is not None:
+            await ctx.emit("eval_program", r, c, await backend.now(), target=t, g=g,
+                           iterations=outcome.iterations, converged=outcome.converged)
+            ctx.progress(rnd + 1, n_rounds, f"programmed round {rnd + 1} of {n_rounds}")
+        for p, start, size in spans:
+            shape = mappings[p.layer].tiles[p.tile].shape
+            measured[p.layer][p.tile] = g[start:start + size].reshape(shape)
+            iters[p.layer][p.tile] = np.asarray(outcome.iterations[start:start + size]).reshape(shape)
+            conv[p.layer][p.tile] = np.asarray(outcome.converged[start:start + size]).reshape(shape)
+    return [ProgrammedLayer(m, measured[i], iters[i], conv[i]) for i, m in enumerate(mappings)]
