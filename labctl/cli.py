@@ -54,9 +54,6 @@ def build_parser() -> argparse.ArgumentParser:
     from labctl.evaluation.cli import add_eval_parser  # eval inference, eval training
 
     add_eval_parser(sub)
-    from labctl.evaluation.cli import add_eval_parser  # eval inference, eval training
-
-    add_eval_parser(sub)
 
     from labctl.campaigns.cli import add_commands as add_campaign_commands  # run, runs, report
 
