@@ -32,6 +32,13 @@ def _value_text(quantity: str, value: float) -> str:
     return f"{value:.6g}"
 
 
+def _ohms(r: float) -> str:
+    for scale, unit in ((1e9, "GΩ"), (1e6, "MΩ"), (1e3, "kΩ")):
+        if r >= scale:
+            return f"{r / scale:.4g} {unit}"
+    return f"{r:.4g} Ω"
+
+
 class CellDetail(Vertical):
     """Header with the cell's values, its history table and the live plot."""
 
@@ -66,7 +73,7 @@ class CellDetail(Vertical):
         r, c = self.cell
         g = format_siemens(self.g) if math.isfinite(self.g) else "not read"
         sel = f"  ·  {self.n_selected} cells selected" if self.n_selected > 1 else ""
-        r_text = f"  R = {1 / self.g / 1e3:.4g} kΩ" if math.isfinite(self.g) and self.g > 0 else ""
+        r_text = f"  R = {_ohms(1 / self.g)}" if math.isfinite(self.g) and self.g > 0 else ""
         self.query_one("#cell-values", Static).update(f"[b]Cell ({r}, {c})[/b]  G = [b]{g}[/b]{r_text}{sel}")
 
     def show_history(self, entries: list[HistoryEntry]) -> None:
