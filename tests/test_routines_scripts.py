@@ -10,7 +10,6 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-pytest.importorskip("matplotlib")
 pytestmark = pytest.mark.timeout(120)
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
