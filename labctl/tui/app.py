@@ -17,6 +17,7 @@ import numpy as np
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Footer, TabbedContent, TabPane
@@ -66,6 +67,20 @@ class CampaignEvent(Message):
     def __init__(self, event: Any) -> None:
         super().__init__()
         self.event = event
+
+
+def _while_mounted(handler: Callable[..., None]) -> Callable[..., None]:
+    """For handlers of messages posted from the session thread: they may arrive while the app is
+    closing and its widgets are gone; there is nothing to show them on then."""
+    def wrapper(self: Any, msg: Any) -> None:
+        try:
+            handler(self, msg)
+        except NoMatches:
+            pass
+
+    wrapper.__name__ = handler.__name__
+    wrapper.__doc__ = handler.__doc__
+    return wrapper
 
 
 class ProbeStationApp(App[int]):
@@ -120,6 +135,7 @@ class ProbeStationApp(App[int]):
         self._timer: Any = None
         self._handler: PanelHandler | None = None
         self._estop = False
+        self._history_timer: Any = None
         self.map_updates = 0  # whole-array reads shown (for tests and the benchmark)
 
     # ------------------------------------------------------------------ layout
@@ -162,6 +178,7 @@ class ProbeStationApp(App[int]):
         await asyncio.to_thread(self.session.close)
 
     # ------------------------------------------------------------------ session
+    @_while_mounted
     def on_session_changed(self, msg: SessionChanged) -> None:
         s = msg.state
         self.query_one(StatusBar).set_session(s)
@@ -224,7 +241,10 @@ class ProbeStationApp(App[int]):
         n = (r1 - r0 + 1) * (c1 - c0 + 1)
         self.query_one(MapLegend).set_cursor(msg.row, msg.col, msg.g, n)
         self.query_one(CellDetail).show_cell(msg.row, msg.col, msg.g, n)
-        self._load_history(msg.row, msg.col)
+        # The store is read once the cursor rests (0.15 s), not on every key of a fast move.
+        if self._history_timer is not None:
+            self._history_timer.stop()
+        self._history_timer = self.set_timer(0.15, lambda: self._load_history(msg.row, msg.col))
 
     def on_array_map_scale_changed(self, msg: ArrayMap.ScaleChanged) -> None:
         self.query_one(MapLegend).set_scale(msg.scale)
@@ -238,7 +258,16 @@ class ProbeStationApp(App[int]):
 
         entries = cell_history(self.store_path or DEFAULT_STORE, row, col, backend_kind=info.kind,
                                identity=info.identity)
-        self.call_from_thread(self.query_one(CellDetail).show_history, entries)
+        try:
+            self.call_from_thread(self._show_history, entries)
+        except Exception:  # the app is closing: nothing to show the history on
+            pass
+
+    def _show_history(self, entries: list[Any]) -> None:
+        try:
+            self.query_one(CellDetail).show_history(entries)
+        except NoMatches:  # closing
+            pass
 
     # ------------------------------------------------------------------ actions
     def action_cell(self, key: str) -> None:
@@ -331,9 +360,11 @@ class ProbeStationApp(App[int]):
         self._load_history(*amap.cursor)
         return result
 
+    @_while_mounted
     def on_live_batch(self, msg: LiveBatch) -> None:
         self.query_one(CellDetail).add_batch(msg.batch)
 
+    @_while_mounted
     def on_action_progress(self, msg: ActionProgress) -> None:
         if self.busy is not None:
             pct = 100 * msg.done / msg.total if msg.total else 0
@@ -426,6 +457,7 @@ class ProbeStationApp(App[int]):
         self.query_one(LogPanel).write_line(f"campaign {result.run_id}: {result.status}, "
                                             f"{result.measurements} measurements")
 
+    @_while_mounted
     def on_campaign_event(self, msg: CampaignEvent) -> None:
         panel = self.query_one(CampaignPanel)
         e = msg.event
