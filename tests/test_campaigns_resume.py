@@ -81,7 +81,7 @@ def reference(tmp_path_factory):
 
 
 def _cmd(tmp_path, store, run_id):
-    base = [sys.executable, "-m", "labctl.cli", "run", "--store", str(store), "--no-report"]
+    base = [sys.executable, "-m", "labctl.campaigns.cli", "run", "--store", str(store), "--no-report"]
     return base + (["--resume", run_id] if run_id else [str(tmp_path / "kill.toml")])
 
 

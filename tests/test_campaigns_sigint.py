@@ -62,7 +62,7 @@ def batches_of(store, unit):
 def start(tmp_path, store):
     f = tmp_path / "sigint.toml"
     f.write_text(CAMPAIGN)
-    proc = subprocess.Popen([sys.executable, "-m", "labctl.cli", "run", str(f), "--store", str(store), "--no-report"],
+    proc = subprocess.Popen([sys.executable, "-m", "labctl.campaigns.cli", "run", str(f), "--store", str(store), "--no-report"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while len(batches_of(store, 1)) < 20:  # well inside the first programming unit
@@ -73,7 +73,7 @@ def start(tmp_path, store):
 
 
 def finish_and_compare(store, run_id, reference):
-    proc = subprocess.run([sys.executable, "-m", "labctl.cli", "run", "--resume", run_id, "--store", str(store),
+    proc = subprocess.run([sys.executable, "-m", "labctl.campaigns.cli", "run", "--resume", run_id, "--store", str(store),
                            "--no-report"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert content(store) == reference

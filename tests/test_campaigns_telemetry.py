@@ -166,7 +166,7 @@ async def test_broker_restart_mid_run_does_not_fail_or_stall_the_campaign(tmp_pa
     sub = asyncio.create_task(collect(broker.port, "labctl/probe-7/#", got, stop, ready))
     await asyncio.wait_for(ready.wait(), 10)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "labctl.cli", "run", str(f), "--store", str(store), "--no-report",
+        sys.executable, "-m", "labctl.campaigns.cli", "run", str(f), "--store", str(store), "--no-report",
         "--mqtt", f"mqtt://127.0.0.1:{broker.port}", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while not any(t.endswith("/progress") for t, _, _ in got):
@@ -202,7 +202,7 @@ def test_no_broker_never_stalls_and_counts_dropped_messages(tmp_path):
     f = tmp_path / "short.toml"
     f.write_text(SHORT)
     port = free_port()  # nothing listens there
-    proc = subprocess.run([sys.executable, "-m", "labctl.cli", "run", str(f), "--store", str(tmp_path / "r.sqlite"),
+    proc = subprocess.run([sys.executable, "-m", "labctl.campaigns.cli", "run", str(f), "--store", str(tmp_path / "r.sqlite"),
                            "--no-report", "--mqtt", f"mqtt://127.0.0.1:{port}"], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr

@@ -251,3 +251,23 @@ def _cmd_report(args: argparse.Namespace) -> int:
     summary = write_report(store, run_id, out)
     print(f"run {run_id}: report {summary} and {len(list(out.glob('*.png')))} plot(s) in {out}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The campaign commands alone (`python -m labctl.campaigns.cli run ...`): the same handlers as
+    `labctl run/runs/report`, without importing the other layers' commands (faster start-up, which the
+    kill-and-resume trials repeat many times)."""
+    parser = argparse.ArgumentParser(prog="labctl", description="campaign commands of labctl")
+    add_commands(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        return 130
+    except ValueError as exc:
+        print(f"labctl: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
