@@ -128,6 +128,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     result = asyncio.run(_run_with_signals(runner, control))
     print(f"run {result.run_id}: {result.status}, {result.measurements} measurements stored in "
           f"{result.elapsed:.1f} s -> {store.path}")
+    _print_step_summaries(store, result.run_id)
     for e in result.errors:
         print(f"  {e}")
     if result.telemetry is not None:
@@ -141,6 +142,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"  report: {summary} and {len(list(out.glob('*.png')))} plot(s) in {out}")
     store.close()
     return {"complete": 0, "aborted": 130}.get(result.status, 1)
+
+
+def _print_step_summaries(store, run_id: str, keys: int = 4) -> None:  # noqa: ANN001
+    """One line per finished step: the first few numbers of its (combined) summary."""
+    from labctl.campaigns.runner import combine_summaries
+
+    steps: dict[int, list[dict]] = {}
+    for u in store.units(run_id):
+        if u["status"] == "done" and u["summary_json"]:
+            steps.setdefault(u["step_index"], []).append(u)
+    for units in steps.values():
+        last = units[-1]
+        group = [u for u in units if (u["pass_index"], u["sweep_index"], u["repeat_index"])
+                 == (last["pass_index"], last["sweep_index"], last["repeat_index"])]
+        s = combine_summaries([json.loads(u["summary_json"]) for u in group], [u["n_cells"] for u in group])
+        shown = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in s.items()
+                 if isinstance(v, (int, float)) and not isinstance(v, bool)][:keys]
+        print(f"  {last['step_name']} ({last['routine']}): " + ", ".join(shown))
 
 
 def _new_id() -> str:
