@@ -64,9 +64,6 @@ def build_parser() -> argparse.ArgumentParser:
     from labctl.tui.cli import add_commands as add_tui_commands  # tui
 
     add_tui_commands(sub)
-    from labctl.puf.cli import add_parser as add_puf_parser  # puf enroll, reconstruct, evaluate
-
-    add_puf_parser(sub)
     return parser
 
 
