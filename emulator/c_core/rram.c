@@ -82,28 +82,37 @@ static double cell_i_pristine(const rram_params *p, const rram_device *d, double
 }
 
 /*
- * Quasi-static operating point of the series circuit at applied |V| = v >= 0:
- * find the current i with vc(i) + vds(i) = v. Returns i (A) and the cell voltage in *vc.
- * Safeguarded Newton on the current (formed) or on the cell voltage (pristine).
+ * Quasi-static operating point of the series circuit at applied |V| = v >= 0: the cell voltage vc with
+ * vc + vds(i(vc)) = v. Returns the current (A) and the cell voltage in *vc.
+ * Formed cell: safeguarded Newton on vc (one exp per step; `guess` is the previous point's vc, which a
+ * 10 mV sweep step moves by less than 10 mV, so two or three steps suffice). Pristine cell: likewise
+ * with the soft-breakdown current.
  */
 static double solve_formed(const rram_params *p, double g, double v, double g0, double isat, double guess,
                            double *vc) {
     if (v <= 0.0 || g0 <= 0.0) { *vc = 0.0; return 0.0; }
-    double s = sinh(p->nl * p->v_ref) / (g * p->v_ref);
-    double lo = 0.0, hi = fmin(isat, cell_i_formed(p, g, v));
-    double i = guess > lo && guess < hi ? guess : fmin(v / (1.0 / g + 1.0 / g0), 0.5 * (lo + hi));
+    double k = g * p->v_ref / sinh(p->nl * p->v_ref), nl = p->nl;
+    double lo = 0.0, hi = v, x = guess > 0.0 && guess < v ? guess : v * g0 / (g0 + g), i = 0.0;
     for (int it = 0; it < 100; ++it) {
-        double x = i * s;
-        double f = asinh(x) / p->nl + sel_vds(i, g0, isat) - v;
+        double e = exp(nl * x), ei = 1.0 / e;
+        i = k * 0.5 * (e - ei);
+        double r = i / isat, r4 = r * r * r * r, f, df;
+        if (r4 >= 1.0) {
+            f = INFINITY;
+            df = INFINITY;
+        } else {
+            double q = 1.0 - r4, t = 1.0 / sqrt(sqrt(q));
+            f = x + i / g0 * t - v;
+            df = 1.0 + t / (g0 * q) * k * nl * 0.5 * (e + ei);
+        }
         if (fabs(f) <= 1e-12 * v) break; /* residual far below any measurable voltage */
-        if (f > 0.0) hi = i; else lo = i;
-        double df = s / (p->nl * sqrt(1.0 + x * x)) + sel_dvds(i, g0, isat);
-        double next = i - f / df;
+        if (f > 0.0) hi = x; else lo = x;
+        double next = isfinite(f) ? x - f / df : 0.5 * (lo + hi);
         if (!(next > lo && next < hi)) next = 0.5 * (lo + hi);
-        if (fabs(next - i) <= 1e-15 * hi) { i = next; break; }
-        i = next;
+        if (fabs(next - x) <= 1e-15 * v) { x = next; i = k * sinh(nl * x); break; }
+        x = next;
     }
-    *vc = fmax(0.0, fmin(v, asinh(i * s) / p->nl));
+    *vc = x;
     return i;
 }
 
@@ -317,7 +326,7 @@ int rram_sweep(rram_array *a, const int64_t *idx, size_t n, const double *v, siz
         rram_device dev = a->dev[k];
         if (cell->fault == RRAM_FAULT_NO_FORM) dev.v_form = INFINITY;
         double isat = isat0 * dev.isat_scale;
-        double guess = 0.0; /* the previous point's current warm-starts the solve */
+        double guess = 0.0; /* the previous point's cell voltage warm-starts the solve */
         for (size_t j = 0; j < npts; ++j) {
             double vj = v[j], mag = fabs(vj), sign = vj < 0.0 ? -1.0 : 1.0, vc, i;
             if (!cell->formed) {
@@ -333,9 +342,9 @@ int rram_sweep(rram_array *a, const int64_t *idx, size_t n, const double *v, siz
             } else {
                 i = solve_formed(p, cell->g, mag, g0, isat, guess, &vc);
                 if (apply_switch(a, k, sign * vc, wf, comp))
-                    i = solve_formed(p, cell->g, mag, g0, isat, i, &vc);
+                    i = solve_formed(p, cell->g, mag, g0, isat, vc, &vc);
             }
-            guess = i;
+            guess = vc;
             i_out[c * npts + j] = sign * i;
         }
     }

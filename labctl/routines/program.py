@@ -56,7 +56,9 @@ class _ClosedLoopBase(RoutineParams):
     reset_first: bool = Field(True, description="reset sweep of the listed cells before programming (REF)")
     reset_v: float = Field(-1.5, lt=0, description="end of the reset sweep, V (REF −1.5 V)")
     reset_vg: float = Field(3.3, ge=0, description="gate during the reset sweep, V")
-    sweep_step: float = Field(QS_STEP, gt=0, le=0.5, description="reset sweep step, V")
+    # The reset only has to reach reset_v slowly (REF: "quasi-static sweep 0 → −1.5 V"), one way; 20 mV
+    # points keep it quasi-static at a quarter of the points of a 10 mV there-and-back sweep.
+    sweep_step: float = Field(0.02, gt=0, le=0.5, description="reset sweep step, V")
     sweep_dwell: float = Field(QS_DWELL, gt=0, description="time per reset sweep point, s")
     loop: LoopChoice = Field("auto", description="native (SET_TARGET_G), host, or native where available")
 
@@ -235,7 +237,7 @@ async def _closed_loop(backend: ArrayBackend, rows: object, cols: object, p: _Cl
     g = np.empty(n)
     iterations = np.empty(n, dtype=np.int32)
     converged = np.empty(n, dtype=bool)
-    sweep = ramp(p.reset_v, p.sweep_step)
+    sweep = ramp(p.reset_v, p.sweep_step, back=False)
     ctx.progress(0, n, "programming")
     for s in chunks(n, p.chunk):
         if p.reset_first:
