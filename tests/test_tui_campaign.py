@@ -32,7 +32,7 @@ chunk_cells = 16
 
 [[steps]]
 routine = "program"
-repeat = 3
+repeat = 6
 chunk_cells = 8
 params = { levels = [15e-6, 45e-6, 75e-6], tolerance = 0.005, loop = "host" }
 """

@@ -82,7 +82,10 @@ class ArrayMap(Widget, can_focus=True):
     def resize_array(self, rows: int, cols: int) -> None:
         """A new array size: everything unread, cursor at (0, 0), zoom to fit."""
         self.data = np.full((rows, cols), np.nan)
-        self.cursor, self.anchor, self.origin, self.zoom = (0, 0), None, (0, 0), None
+        self.cursor, self.anchor, self.origin = (0, 0), None, (0, 0)
+        # Fit now if the widget has been laid out; otherwise on_resize fits when it is. (Waiting for a
+        # resize that already happened would leave the map unzoomed, depending on which came first.)
+        self.zoom = self.fit_zoom() if self.size.width > GUTTER else None
         self._recompute()
 
     def show(self, g: NDArray[np.float64]) -> None:
