@@ -6,6 +6,7 @@ from typing import Any
 
 from labctl.backends.base import (
     ArrayBackend,
+    BackendInfo,
     BackendLimits,
     FloatArray,
     IntArray,
@@ -16,18 +17,15 @@ from labctl.campaigns.model import BackendSpec, Limits
 
 
 def make_backend(spec: BackendSpec) -> ArrayBackend:
-    """The backend a campaign's [backend] table names: the in-process emulator, or whatever
-    labctl.backends.open_backend builds from the table for chip and station backends."""
+    """The backend a campaign's [backend] table names: the in-process emulator, or the chip or station
+    backend labctl.backends.open_backend builds from its address."""
     if spec.kind == "emulator":
         from labctl.backends.emulator import EmulatorBackend
 
         return EmulatorBackend(spec.rows, spec.cols, seed=spec.seed, preset=spec.preset)
-    try:
-        from labctl.backends import open_backend  # type: ignore[attr-defined]
-    except ImportError as exc:
-        raise ValueError(f"backend.kind: {spec.kind!r} needs labctl.backends.open_backend, "
-                         "which this installation lacks") from exc
-    return open_backend(spec.model_dump())
+    from labctl.backends import open_backend
+
+    return open_backend(spec.address_spec())
 
 
 def _unwrap(backend: ArrayBackend) -> ArrayBackend:
@@ -68,12 +66,19 @@ class LimitedBackend(ArrayBackend):
 
     def __init__(self, inner: ArrayBackend, limits: Limits) -> None:
         self.inner = inner
-        self.info = inner.info
-        il = inner.limits
-        self.limits = BackendLimits(v_max=min(il.v_max, limits.max_abs_voltage),
-                                    vg_max=min(il.vg_max, limits.max_gate_voltage),
-                                    width_min=il.width_min, width_max=min(il.width_max, limits.max_pulse_width),
-                                    compliance_max=min(il.compliance_max, limits.max_compliance))
+        self.campaign_limits = limits
+
+    # A hardware backend knows its size and limits only once open: read them from it when asked.
+    @property  # type: ignore[override]
+    def info(self) -> BackendInfo:
+        return self.inner.info
+
+    @property  # type: ignore[override]
+    def limits(self) -> BackendLimits:
+        il, cl = self.inner.limits, self.campaign_limits
+        return BackendLimits(v_max=min(il.v_max, cl.max_abs_voltage), vg_max=min(il.vg_max, cl.max_gate_voltage),
+                             width_min=il.width_min, width_max=min(il.width_max, cl.max_pulse_width),
+                             compliance_max=min(il.compliance_max, cl.max_compliance))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from labctl.campaigns import quantities, selection, toml_lines
 from labctl.campaigns.steps import STEPS, StepKind
@@ -44,16 +44,39 @@ class Metadata(BaseModel):
     notes: str = ""
 
 
-class BackendSpec(BaseModel):
-    """The array to run on. kind "emulator" is built in; other kinds go to labctl.backends.open_backend
-    with the whole table (their fields are documented with those backends)."""
+class BackendSpec(_Strict):
+    """The array to run on.
 
-    model_config = ConfigDict(extra="allow")
+    kind "emulator": the embedded emulator (rows, cols, seed, preset).
+    kind "chip": a chip controller at `address` (tcp://HOST:PORT, serial://DEVICE or a device path).
+    kind "station": bench instruments from the station file `station` (docs/instruments.md); `clock`
+    optionally names the chip controller of an emulator serving the instruments (its virtual clock).
+    """
+
     kind: Literal["emulator", "chip", "station"] = "emulator"
     rows: int = Field(8, ge=1, le=4096)
     cols: int = Field(4, ge=1, le=4096)
     seed: int = Field(0, ge=0, le=2**63 - 1)
     preset: str = "cmo-hfox"
+    address: str | None = Field(None, pattern=r"^(tcp://[^/]+:\d+|serial://.+|/.+)$")
+    station: str | None = None
+    clock: str | None = Field(None, pattern=r"^tcp://[^/]+:\d+$")
+
+    @model_validator(mode="after")
+    def _needs(self) -> BackendSpec:
+        if self.kind == "chip" and not self.address:
+            raise ValueError("address: a chip backend needs the controller's address (tcp://HOST:PORT or a serial port)")
+        if self.kind == "station" and not self.station:
+            raise ValueError("station: a station backend needs the station file's path")
+        return self
+
+    def address_spec(self) -> str:
+        """The labctl.backends.open_backend address of a chip or station backend."""
+        if self.kind == "chip":
+            return str(self.address)
+        if self.kind == "station":
+            return f"station:{self.station}" + (f"?clock={self.clock}" if self.clock else "")
+        raise ValueError(f"kind: {self.kind!r} has no address")
 
 
 class Limits(_Strict):
@@ -348,11 +371,6 @@ def load_campaign(text: str, source: str = "campaign.toml") -> LoadedCampaign:
         problems += _check_units(converted, expected_units, lines)
         raise CampaignError(_dedupe(problems), source)
 
-    if campaign.backend.kind == "emulator":
-        for key in campaign.backend.model_extra or {}:
-            path = ("backend", key)
-            problems.append(Problem(path, toml_lines.line_of(lines, path),
-                                    "unknown field for the emulator backend (fields: rows, cols, seed, preset)"))
     units: list[Unit] = []
     step_plans = []
     for i, s in enumerate(campaign.steps):
