@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -16,9 +14,8 @@ import pytest
 from labctl.campaigns import Runner, Store
 from labctl.campaigns.telemetry import Telemetry, TelemetryConfig
 
-MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if shutil.os.path.exists("/usr/sbin/mosquitto")
-                                          else None)
-pytestmark = pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed (apt-get install mosquitto)")
+from mqtt_broker import Broker, free_port
+
 
 SHORT = """\
 [campaign]
@@ -60,40 +57,6 @@ broker = "mqtt://127.0.0.1:1"
 station = "probe-7"
 progress_interval = 0.05
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Broker:
-    """A real mosquitto on 127.0.0.1:port, restartable on the same port."""
-
-    def __init__(self, tmp_path, port: int) -> None:
-        self.port = port
-        self.conf = tmp_path / "mosquitto.conf"
-        self.conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                assert time.monotonic() < deadline, "mosquitto did not start"
-                time.sleep(0.02)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-            self.proc = None
 
 
 @pytest.fixture
