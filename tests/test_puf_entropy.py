@@ -258,3 +258,220 @@ def test_health_tests_trip_on_stuck_and_biased_sources_only():
     biased = (rng.random(8192) < 0.75).astype(int)
     r = health.run_health_tests(biased, 0.8)
     assert r.rct_passed and not r.apt_passed and r.apt_max_count >= r.apt_cutoff
+
+
+# ---------------------------------------------------------------- NIST reference implementation
+#
+# Expected values below are the outputs of NIST's reference tool (ea_non_iid,
+# github.com/usnistgov/SP800-90B_EntropyAssessment), as published in its self-test reference files
+# cpp/selftest/refdata/<name>.res (commits 7f51b1c9 / 951f8540, printed with 17 significant digits).
+# None of them comes from labctl. The tool reads one 0/1 byte per sample; for binary data it runs
+# the six estimators on the samples as they are ("Literal" lines).
+
+
+def _chudnovsky(a: int, b: int) -> tuple[int, int, int]:
+    """Binary splitting of the Chudnovsky series over terms a..b-1: (P, Q, T)."""
+    if b - a == 1:
+        if a == 0:
+            p = q = 1
+        else:
+            p = (6 * a - 5) * (2 * a - 1) * (6 * a - 1)
+            q = a * a * a * (640320 ** 3 // 24)
+        t = p * (13591409 + 545140134 * a)
+        return p, q, -t if a & 1 else t
+    m = (a + b) // 2
+    p1, q1, t1 = _chudnovsky(a, m)
+    p2, q2, t2 = _chudnovsky(m, b)
+    return p1 * p2, q1 * q2, q2 * t1 + p1 * t2
+
+
+def _reciprocal(x: int, k: int) -> int:
+    """About 2^(2k)/x for a k-bit x, by Newton steps at doubling precision (Python's own long
+    division is quadratic, which would make this test take seconds longer)."""
+    if k <= 4096:
+        return (1 << (2 * k)) // x
+    h = k // 2 + 16
+    r = _reciprocal(x >> (k - h), h) << (k - h)
+    return r + ((r * ((1 << (2 * k)) - x * r)) >> (2 * k))
+
+
+def _inv_sqrt(c: int, k: int) -> int:
+    """About 2^k / sqrt(c), same scheme."""
+    if k <= 4096:
+        return math.isqrt((1 << (2 * k)) // c)
+    h = k // 2 + 16
+    y = _inv_sqrt(c, h) << (k - h)
+    return y + ((y * ((1 << (2 * k)) - c * y * y)) >> (2 * k + 1))
+
+
+def pi_binary_digits(nbits: int) -> str:
+    """The first nbits binary digits of pi ('11' then the fraction), Chudnovsky with 64 guard bits."""
+    prec = nbits + 64
+    _, q, t = _chudnovsky(0, int(prec * math.log10(2) / 14.18) + 2)
+    sq, st = q.bit_length() - prec, t.bit_length() - prec
+    q, t = q >> sq, t >> st
+    x = 426880 * 10005 * _inv_sqrt(10005, prec)  # 426880 sqrt(10005) 2^prec
+    v = (x * q >> prec) * _reciprocal(t, prec) >> prec
+    v = v << (sq - st) if sq >= st else v >> (st - sq)
+    return bin(v)[2:nbits + 2]
+
+
+def nist_data_pi_bin() -> np.ndarray:
+    """The reference tool's bin/data.pi.bin, rebuilt: one sample per character of NIST STS's data.pi
+    (1,004,882 binary digits of pi, 24 on the first line then 25 per line, each line indented by three
+    spaces; 1,165,666 characters), sample 0 for a '0' and 1 for any other character. That mapping is
+    the one the published counts require: 502,694 zeros = the '0' digits exactly, and the transition
+    frequencies below match to 17 digits."""
+    digits = pi_binary_digits(1_004_882)
+    lines = ["   " + digits[:24]] + ["   " + digits[i:i + 25] for i in range(24, len(digits), 25)]
+    text = "\n".join(lines) + "\n"
+    # Layout as published (data.pi of NIST STS, e.g. github.com/stevenang/randomness_testsuite
+    # data/data.pi): first and last lines, and the length = the tool's "Number of Symbols".
+    assert text.startswith("   110010010000111111011010\n   1010001000100001011010001\n")
+    assert text.endswith("   1101011010101110011011010\n   01100111\n")
+    assert len(text) == 1_165_666
+    return (np.frombuffer(text.encode(), dtype=np.uint8) != ord("0")).astype(np.uint8)
+
+
+# cpp/selftest/refdata/data.pi.res (ea_non_iid on bin/data.pi.bin, 1 bit per sample)
+NIST_DATA_PI = {
+    "most_common_value": (0.81114057970407438, {"mode": 662972, "p_hat": 0.56874953889021385,
+                                                "p_u": 0.56993109817230025}),
+    "collision": (0.56953759345777466, {"v": 477455, "x_bar": 2.4414154213486086,
+                                        "sigma_hat": 0.49655650591493028,
+                                        "x_bar_prime": 2.4395643654531334, "p": 0.67383272785477999}),
+    "markov": (0.72318078199004532, {"p0": 0.43125046110978615, "p1": 0.56874953889021385,
+                                     "p00": 0.48045928537042415, "p01": 0.51954071462957585,
+                                     "p10": 0.39393879973633839, "p11": 0.60606120026366161,
+                                     "p_max": 1.3630576315328927e-28}),
+    "compression": (0.60155919063219654, {"x_bar": 5.1280437523324389, "sigma_hat": 1.0483049347003059,
+                                          "x_bar_prime": 5.1219016843117551, "p": 0.081936203422937059}),
+    "t_tuple": (0.70186099415040004, {"t": 18, "p_hat_max": 0.61361698191214176,
+                                      "p_u": 0.61477866562812644}),
+    "lrs": (0.90880365648334804, {"u": 19, "v": 43, "p_hat": 0.53143605510587266,
+                                  "p_u": 0.53262658455537204}),
+}
+
+
+def test_reproduces_nist_reference_tool_on_its_data_pi_selftest():
+    a = entropy.assess(nist_data_pi_bin())
+    assert a.n_bits == 1_165_666
+    for name, (h_ref, details_ref) in NIST_DATA_PI.items():
+        est = a.estimates[name]
+        # the requirement is 1e-6; the estimates agree to ~1e-15
+        assert est.min_entropy == pytest.approx(h_ref, abs=1e-9), name
+        for key, ref in details_ref.items():
+            assert est.details[key] == pytest.approx(ref, rel=1e-9, abs=0), (name, key)
+    assert a.min_entropy == pytest.approx(0.56953759345777466, abs=1e-9)  # "H_original" of the .res
+
+
+# Published intermediates of the other binary self-test files (their data, NIST's own random and
+# biased bit files, is not available here): n, MCV mode count, collision v and sum of t_i, Markov
+# P_0, P_00, P_10, compression X-bar and sigma-hat, t-tuple and LRS p-hat, and the tool's results.
+NIST_INTERMEDIATES = {
+    "truerand_1bit.res": dict(
+        n=1_000_000, mode=500433, h_mcv=0.99504301513122573,
+        col_v=400078, col_sum=999999, col_sigma=0.50000038487257392, col_xp=2.4974739206155063,
+        col_p=0.53553926972023191, h_col=0.90093572690822665,
+        p0=0.49956699999999998, p00=0.49966070617154457, p10=0.49947445407168206,
+        h_markov=0.99848647555611059,
+        cmp_x=5.2152990022175647, cmp_sigma=1.0178795278641199, cmp_xp=5.2088573575292516,
+        cmp_p=0.03172881608928213, h_cmp=0.82967708323406131,
+        tt_p=0.52934264357354366, tt_pu=0.53062833919023844, h_tt=0.91422636745977381,
+        lrs_p=0.50365134530399536, lrs_pu=0.50493922625746557, h_lrs=0.98581833722719769),
+    "biased-random-bits.res": dict(
+        n=1_000_000, mode=979988, h_mcv=0.028633069781464748,
+        col_v=490415, col_sum=999999, col_sigma=0.19380289702168033, col_xp=2.0383744580128056,
+        col_p=0.98042977738018067, h_col=0.028513792826295892,
+        p0=0.97998799999999997, p00=0.98001606143754971, p10=0.97861283230061957,
+        h_markov=0.029123023940057065,
+        cmp_x=0.71412876245517609, cmp_sigma=1.0802523007775686, cmp_xp=0.70729239203524708,
+        cmp_p=0.92877466571109557, h_cmp=0.017766579116465196,
+        tt_p=0.98145911043718781, tt_pu=0.98180658153439537, h_tt=0.026489257053631029,
+        lrs_p=0.96151101766964431, lrs_pu=0.96200653933019453, h_lrs=0.055881394003087538),
+    "rand1_short.res": dict(
+        n=10_000, mode=5008, h_mcv=0.96105882570055079,
+        col_v=4013, col_sum=10000, col_sigma=0.49999670809559466, col_xp=2.47157074650488,
+        col_p=0.61922510955147203, h_col=0.69146412099724186,
+        p0=0.49919999999999998, p00=0.49489080344620318, p10=0.50359424920127793,
+        h_markov=0.98759610445940904,
+        cmp_x=5.2322840424169268, cmp_sigma=1.0295215682119498, cmp_xp=5.1295260964851117,
+        cmp_p=0.07854715169871973, h_cmp=0.61171620479394506,
+        tt_p=0.5352007027872665, tt_pu=0.54804853523673636, h_tt=0.86762443081707374,
+        lrs_p=0.50024235643935155, lrs_pu=0.51312214544969137, h_lrs=0.96262580383278706),
+}
+
+
+def markov_counts_from_frequencies(n: int, p0: float, p00: float, p10: float) -> tuple[int, int, int, int]:
+    """Integer counts behind the tool's printed frequencies: (C_0 over the first n-1 samples, C_00,
+    C_10, last sample). The tool prints C_0/n, C_00/C_0 and C_10/C_1 as doubles, so exactly one choice
+    of the last sample reproduces all three."""
+    zeros = round(p0 * n)
+    assert zeros / n == p0
+    found = []
+    for last in (0, 1):
+        c0 = zeros - (1 if last == 0 else 0)
+        c1 = n - 1 - c0
+        c00, c10 = round(p00 * c0), round(p10 * c1)
+        if c00 / c0 == p00 and c10 / c1 == p10:
+            found.append((c0, c00, c10, last))
+    assert len(found) == 1
+    return found[0]
+
+
+def sequence_with_transitions(n: int, c0: int, c00: int, c10: int, last: int) -> np.ndarray:
+    """A bit string of length n with the given transition counts and last bit (runs of length one,
+    the self-transitions put in the first run of each value)."""
+    c1 = n - 1 - c0
+    c01, c11 = c0 - c00, c1 - c10
+    first = last - (c01 - c10)  # (#0->1) - (#1->0) = last - first
+    assert first in (0, 1)
+    values = (first + np.arange(c01 + c10 + 1)) % 2
+    lengths = np.ones(values.size, dtype=np.int64)
+    lengths[np.argmax(values == 0)] += c00
+    lengths[np.argmax(values == 1)] += c11
+    s = np.repeat(values, lengths).astype(np.uint8)
+    assert s.size == n and s[-1] == last
+    return s
+
+
+@pytest.mark.parametrize("name", sorted(NIST_INTERMEDIATES))
+def test_reproduces_nist_reference_tool_from_published_intermediates(name):
+    r = NIST_INTERMEDIATES[name]
+    n = r["n"]
+    # MCV, end to end: any string with the same count of the most common value
+    mcv = entropy.most_common_value(np.r_[np.ones(r["mode"]), np.zeros(n - r["mode"])].astype(np.uint8))
+    assert mcv.min_entropy == pytest.approx(r["h_mcv"], abs=1e-9)
+    # Collision, end to end: the estimate depends only on how many t_i are 2 and how many are 3
+    twos, threes = 3 * r["col_v"] - r["col_sum"], r["col_sum"] - 2 * r["col_v"]
+    tail = {0: [], 1: [0], 2: [0, 1]}[n - r["col_sum"]]  # too short for another collision
+    s = np.array([0, 0] * twos + [0, 1, 0] * threes + tail, dtype=np.uint8)
+    col = entropy.collision(s)
+    assert col.details["v"] == r["col_v"]
+    assert col.details["sigma_hat"] == pytest.approx(r["col_sigma"], rel=1e-12)
+    assert col.details["x_bar_prime"] == pytest.approx(r["col_xp"], rel=1e-12)
+    assert col.details["p"] == pytest.approx(r["col_p"], rel=1e-12)
+    assert col.min_entropy == pytest.approx(r["h_col"], abs=1e-9)
+    # Markov, end to end: a string with the same transition counts
+    s = sequence_with_transitions(n, *markov_counts_from_frequencies(n, r["p0"], r["p00"], r["p10"]))
+    assert entropy.markov(s).min_entropy == pytest.approx(r["h_markov"], abs=1e-9)
+    # Compression from the tool's X-bar and sigma-hat: X', the root p of the G equation, the entropy
+    cmp_est = entropy.compression_from_statistics(r["cmp_x"], r["cmp_sigma"], n // 6)
+    assert cmp_est.details["x_bar_prime"] == pytest.approx(r["cmp_xp"], rel=1e-12)
+    assert cmp_est.details["p"] == pytest.approx(r["cmp_p"], rel=1e-9)
+    assert cmp_est.min_entropy == pytest.approx(r["h_cmp"], abs=1e-9)
+    # t-tuple and LRS from their p-hat: the bound and the entropy
+    for p_hat, p_u, h in ((r["tt_p"], r["tt_pu"], r["h_tt"]), (r["lrs_p"], r["lrs_pu"], r["h_lrs"])):
+        assert entropy.upper_confidence_bound(p_hat, n) == pytest.approx(p_u, rel=1e-12)
+        assert -math.log2(entropy.upper_confidence_bound(p_hat, n)) == pytest.approx(h, abs=1e-9)
+
+
+def test_t_tuple_cutoff_is_at_least_35_occurrences():
+    # 35 ones then 30 zeros: the 1-tuple '1' occurs 35 times (counts), '11' 34 times (does not), so
+    # t = 1 and p-hat_max = 35/65; the LRS then starts at u = 2 ('1'*34 repeats: v = 34).
+    s = np.array([1] * 35 + [0] * 30)
+    t_est, lrs_est = entropy.tuple_estimates(s)
+    assert t_est.details["t"] == 1
+    assert t_est.details["p_hat_max"] == pytest.approx(35 / 65)
+    assert (lrs_est.details["u"], lrs_est.details["v"]) == (2, 34)
+    assert entropy.t_tuple(s[1:]).min_entropy is None  # 34 ones: nothing occurs 35 times
