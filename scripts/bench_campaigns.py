@@ -26,7 +26,7 @@ from labctl.routines.base import Measurements, RoutineContext
 from labctl.routines.forming import FormingParams, form
 from labctl.routines.program import ClosedLoopParams, program
 
-ROWS = COLS = 32
+ROWS = COLS = 64
 SEED = 3
 LEVELS = [15e-6, 35e-6, 55e-6, 75e-6]
 CAMPAIGN = f"""
@@ -38,9 +38,10 @@ cols = {COLS}
 seed = {SEED}
 [[steps]]
 routine = "forming"
+params = {{ step = 0.05 }}
 [[steps]]
 routine = "program"
-params = {{ levels = {LEVELS}, tolerance = 0.005 }}
+params = {{ levels = {LEVELS}, tolerance = 0.002 }}
 """
 
 
@@ -66,8 +67,8 @@ async def direct() -> float:
     backend = EmulatorBackend(ROWS, COLS, seed=SEED)
     t0 = time.perf_counter()
     ctx = RoutineContext()
-    await form(backend, None, None, FormingParams(), ctx)
-    await program(backend, None, None, ClosedLoopParams(levels=LEVELS, tolerance=0.005), ctx)
+    await form(backend, None, None, FormingParams(step=0.05), ctx)
+    await program(backend, None, None, ClosedLoopParams(levels=LEVELS, tolerance=0.002), ctx)
     return time.perf_counter() - t0
 
 

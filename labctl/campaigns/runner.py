@@ -30,6 +30,7 @@ from labctl.campaigns.model import LoadedCampaign, Unit, load_campaign, params_j
 from labctl.campaigns.steps import STEPS
 from labctl.campaigns.store import Store
 from labctl.campaigns.telemetry import Telemetry, TelemetryConfig
+from labctl.campaigns.writer import BatchWriter
 from labctl.routines.base import Aborted, Measurements, RoutineContext
 
 
@@ -207,6 +208,7 @@ class Runner:
         limited = cbackend.LimitedBackend(backend, campaign.limits)
         status, errors = "failed", []
         units = self.loaded.units
+        self._writer = BatchWriter(self.store.path)
         try:
             await backend.open()
             first = self._prepare(limited)
@@ -243,6 +245,13 @@ class Runner:
                 self.store.event(self.run_id, "outputs_off", "outputs switched off") if self._registered() else None
             finally:
                 await backend.close()
+                try:
+                    self.measurements += self._writer.drain()
+                except Exception as exc:  # a batch that could not be committed fails the run, recorded
+                    status = "failed"
+                    errors.append(f"store: {type(exc).__name__}: {exc}")
+                finally:
+                    self._writer.close()
         return self._finish(status, errors)
 
     def _registered(self) -> bool:
@@ -317,6 +326,7 @@ class Runner:
                              on_checkpoint=lambda: self._safe_point(backend))
         result = await STEPS[unit.routine].function(backend, unit.rows, unit.cols, unit.params, ctx)
         summary = _summary_of(result)
+        self.measurements += await self._writer.flush()  # all of a unit's batches before the unit is done
         self.store.finish_unit(self.run_id, unit.index, summary, cbackend.save_state(backend))
         self._done_cells += int(unit.rows.size)
         if self.view is not None:
@@ -336,7 +346,7 @@ class Runner:
                 raise ReplayMismatch(f"resume: unit {self._unit.index} batch {seq} ({m.kind}) differs from the "
                                      "stored one; the backend did not replay deterministically")
         else:
-            self.measurements += self.store.append_batch(self.run_id, self._unit.index, self._attempt, seq, m)
+            self.measurements += await self._writer.submit(self.run_id, self._unit.index, self._attempt, seq, m)
         # Yield to the event loop once per batch: an in-process backend never suspends by itself, and an
         # abort (task cancellation) is delivered only where the task suspends.
         await asyncio.sleep(0)

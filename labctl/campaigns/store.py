@@ -310,15 +310,17 @@ class Store:
         return row[0], row[1]
 
     # -- measurements
-    def append_batch(self, run_id: str, unit_index: int, attempt: int, seq: int, m: Measurements) -> int:
+    def append_batch(self, run_id: str, unit_index: int, attempt: int, seq: int, m: Measurements,
+                     wall_time: float | None = None) -> int:
         """Commit one batch of measurements (one transaction); returns the number of measurements
-        (cell x quantity) written."""
+        (cell x quantity) written. wall_time: when the batch was taken (default: now), s since the epoch."""
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
             cur = db.execute("INSERT INTO batches (run_id, unit_index, attempt, seq, kind, t, wall_time, n_cells,"
                              " cells) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                             (run_id, unit_index, attempt, seq, m.kind, m.t, time.time(), int(m.rows.size),
+                             (run_id, unit_index, attempt, seq, m.kind, m.t,
+                              time.time() if wall_time is None else wall_time, int(m.rows.size),
                               _cells_blob(m)))
             scalars, traces = _split(cur.lastrowid, m)
             db.executemany("INSERT INTO measurements VALUES (?, ?, ?, ?, ?)", scalars)

@@ -1,0 +1,104 @@
+"""BatchWriter: commits measurement batches on a thread of its own while the routine keeps measuring.
+
+Each batch is still one transaction, committed in the order taken, through a second connection to the
+same SQLite file (WAL lets the runner's connection write events and unit records meanwhile; SQLite's lock
+serializes the two writers). The runner flushes before it marks a unit done, so a unit is never recorded
+as done before all of its measurements are. A kill loses at most the batches still queued, which belong to
+an unfinished unit: resume replays that unit from its start (docs/campaigns.md), so nothing committed is
+lost and nothing is stored twice.
+
+Why: on the emulator a measurement costs about as much to compute as to insert; overlapping the inserts
+with the (GIL-free) C calls of the next measurements is what keeps the runner's overhead small.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from labctl.campaigns.store import Store
+from labctl.routines.base import Measurements
+
+MAX_PENDING = 16  # batches queued before the routine waits for the oldest to commit
+
+
+def _detached(m: Measurements) -> Measurements:
+    """A copy that the routine can no longer change under the writer's feet."""
+    return Measurements(kind=m.kind, rows=np.array(m.rows, copy=True), cols=np.array(m.cols, copy=True),
+                        values={k: np.array(v, copy=True) for k, v in m.values.items()}, t=m.t)
+
+
+class BatchWriter:
+    """Ordered background commits of measurement batches to the store at `path`."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="labctl-store", initializer=self._open)
+        self._pending: deque[Future[int]] = deque()
+
+    def _open(self) -> None:
+        self._local.store = Store(self.path)
+
+    def _append(self, run_id: str, unit_index: int, attempt: int, seq: int, m: Measurements,
+                wall_time: float) -> int:
+        return self._local.store.append_batch(run_id, unit_index, attempt, seq, m, wall_time)
+
+    def _close_store(self) -> None:
+        store = getattr(self._local, "store", None)
+        if store is not None:
+            store.close()
+
+    async def submit(self, run_id: str, unit_index: int, attempt: int, seq: int, m: Measurements) -> int:
+        """Queue one batch; returns the measurements of batches that finished committing meanwhile.
+        Waits for the oldest batch when MAX_PENDING are queued (bounded memory)."""
+        # The batch's wall time is when it was taken, not when the writer got to it.
+        self._pending.append(self._pool.submit(self._append, run_id, unit_index, attempt, seq, _detached(m),
+                                               time.time()))
+        written = 0
+        while self._pending and (self._pending[0].done() or len(self._pending) > MAX_PENDING):
+            written += await self._wait_oldest()
+        return written
+
+    async def _wait_oldest(self) -> int:
+        # shield: cancelling the runner (abort at once) must not cancel a commit that has not started,
+        # or the stored batches would have a gap that resume could not replay against.
+        fut = self._pending[0]
+        n = await asyncio.shield(asyncio.wrap_future(fut))
+        self._pending.popleft()
+        return n
+
+    async def flush(self) -> int:
+        """Wait until every queued batch is committed; returns their measurements."""
+        written = 0
+        while self._pending:
+            written += await self._wait_oldest()
+        return written
+
+    def drain(self) -> int:
+        """flush() without suspending (for the runner's last words, which a second cancellation must not
+        interrupt); blocks until every queued batch is committed. Raises the first commit error after
+        waiting for all of them."""
+        written, error = 0, None
+        while self._pending:
+            fut = self._pending.popleft()
+            try:
+                written += fut.result()
+            except Exception as exc:
+                error = error or exc
+        if error is not None:
+            raise error
+        return written
+
+    def close(self) -> None:
+        """Finish queued commits and close the writer's connection (blocking)."""
+        for fut in self._pending:
+            fut.exception()  # waits; errors were reported by drain() or are moot after a failure
+        self._pending.clear()
+        self._pool.submit(self._close_store).result()
+        self._pool.shutdown(wait=True)
