@@ -1,10 +1,26 @@
 """PUF on ReRAM arrays: responses, enrollment and key reconstruction (code-offset fuzzy extractor with
 BCH x repetition and HKDF), ISO/IEC 20897-style metrics and NIST SP 800-90B health tests and
-min-entropy estimators. See docs/puf.md."""
-from labctl.puf.enroll import EnrollmentError, EnrollParams, enroll, reconstruct
-from labctl.puf.extractor import KeyReconstructionError
-from labctl.puf.health import HealthTestFailure
-from labctl.puf.helper import HelperData, HelperDataError
+min-entropy estimators. See docs/puf.md.
 
-__all__ = ["EnrollParams", "EnrollmentError", "HealthTestFailure", "HelperData", "HelperDataError",
-           "KeyReconstructionError", "enroll", "reconstruct"]
+The public names are loaded on first use (PEP 562), so that `labctl --help`, which imports the CLI
+module of this package, does not pay for scipy.stats and the coding libraries.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "EnrollParams": "labctl.puf.enroll", "EnrollmentError": "labctl.puf.enroll", "enroll": "labctl.puf.enroll",
+    "reconstruct": "labctl.puf.enroll", "KeyReconstructionError": "labctl.puf.extractor",
+    "HealthTestFailure": "labctl.puf.health", "HelperData": "labctl.puf.helper",
+    "HelperDataError": "labctl.puf.helper",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'labctl.puf' has no attribute {name!r}")
