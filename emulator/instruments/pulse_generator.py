@@ -1,0 +1,121 @@
+"""What the emulated two-output pulse generators (33522B, 81160A) share: channel selection, levels
+(high/low or amplitude/offset), pulse timing, output state and load, voltage limits, polarity. Each
+model adds its own headers, ranges, trigger/burst scheme and command table.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from .base import EmulatedInstrument
+from .bench import Bench
+from .pulse_channel import PulseChannel
+from .scpi import Numeric, SCPIError, need_args, parse_bool, parse_choice
+
+Handler = Callable[[list[int], list[str]], None]
+
+
+class PulseGenerator(EmulatedInstrument):
+    """Base of the emulated pulse generators. Subclasses set the ranges below and the error-text headers."""
+
+    CHANNELS: tuple[int, ...] = (1, 2)
+    LEVEL: Numeric
+    AMPLITUDE: Numeric
+    WIDTH: Numeric
+    PERIOD: Numeric
+    FREQUENCY: Numeric
+    WIDTH_HEADER = "PULS:WIDT"
+    PERIOD_HEADER = "PULS:PER"
+    channels: dict[int, PulseChannel]
+
+    def __init__(self, bench: Bench, max_abs_voltage: float | None = None) -> None:
+        self.bench = bench
+        limits = bench.limits()
+        self.max_abs_voltage = max_abs_voltage if max_abs_voltage is not None else getattr(limits, "v_max", 10.0)
+        super().__init__()
+
+    def ch(self, suffixes: list[int]) -> PulseChannel:
+        """The output a header's numeric suffix names (output 1 without one)."""
+        return self.channels[next((x for x in suffixes if x in self.CHANNELS), 1)]
+
+    def _levels(self, s: list[int], high: float, low: float) -> None:
+        c = self.ch(s)
+        c.check_levels(high, low, self.max_abs_voltage)
+        c.high, c.low = high, low
+
+    def set_high(self, s: list[int], a: list[str]) -> None:
+        need_args(a, 1, "VOLT:HIGH")
+        self._levels(s, self.LEVEL.parse(a[0], "VOLT:HIGH"), self.ch(s).low)
+
+    def set_low(self, s: list[int], a: list[str]) -> None:
+        need_args(a, 1, "VOLT:LOW")
+        self._levels(s, self.ch(s).high, self.LEVEL.parse(a[0], "VOLT:LOW"))
+
+    def set_amplitude(self, s: list[int], a: list[str]) -> None:
+        need_args(a, 1, "VOLT")
+        amp = self.AMPLITUDE.parse(a[0], "VOLT")
+        off = self.ch(s).offset
+        self._levels(s, off + amp / 2, off - amp / 2)
+
+    def set_offset(self, s: list[int], a: list[str]) -> None:
+        need_args(a, 1, "VOLT:OFFS")
+        off = self.LEVEL.parse(a[0], "VOLT:OFFS")
+        amp = self.ch(s).amplitude
+        self._levels(s, off + amp / 2, off - amp / 2)
+
+    def set_width(self, s: list[int], a: list[str]) -> None:
+        need_args(a, 1, "PULS:WIDT")
+        w = self.WIDTH.parse(a[0], self.WIDTH_HEADER)
+        self.ch(s).check_timing(w, self.ch(s).period)
+        self.ch(s).width = w
+
+    def set_period(self, s: list[int], a: list[str]) -> None:
+        need_args(a, 1, "PULS:PER")
+        p = self.PERIOD.parse(a[0], self.PERIOD_HEADER)
+        self.ch(s).check_timing(self.ch(s).width, p)
+        self.ch(s).period = p
+
+    def set_frequency(self, s: list[int], a: list[str]) -> None:
+        need_args(a, 1, "FREQ")
+        p = 1.0 / self.FREQUENCY.parse(a[0], "FREQ")
+        self.ch(s).check_timing(self.ch(s).width, p)
+        self.ch(s).period = p
+
+    def set_output(self, s: list[int], a: list[str]) -> None:
+        need_args(a, 1, "OUTP")
+        on = parse_bool(a[0], "OUTP")
+        if on:
+            self.ch(s).check_output_on()
+        self.ch(s).output = on
+
+    def set_load(self, s: list[int], load: float) -> None:
+        """Expected load (ohm, inf = high impedance); refused if the present levels would exceed the limit."""
+        c = self.ch(s)
+        old, c.load = c.load, load
+        try:
+            c.check_levels(c.high, c.low, self.max_abs_voltage)
+        except SCPIError:
+            c.load = old
+            raise
+
+    def set_limit(self, attr: str, name: str) -> Handler:
+        def handler(s: list[int], a: list[str]) -> None:
+            need_args(a, 1, name)
+            setattr(self.ch(s), attr, self.LEVEL.parse(a[0], name))
+        return handler
+
+    def set_limit_state(self, s: list[int], a: list[str]) -> None:
+        need_args(a, 1, "VOLT:LIM:STAT")
+        c = self.ch(s)
+        on = parse_bool(a[0], "VOLT:LIM:STAT")
+        if on and (c.high > c.limit_high or c.low < c.limit_low):
+            raise SCPIError(-221, "present levels lie outside the limits being enabled")
+        c.limit_enabled = on
+
+    def set_polarity(self, s: list[int], a: list[str]) -> None:
+        self.ch(s).inverted = parse_choice(a[0] if a else "", ("NORMal", "INVerted"), "OUTP:POL") == "INV"
+
+    @staticmethod
+    def load_word(word: str) -> float | None:
+        """inf for INFinity, else None (a number to parse with the model's range)."""
+        return math.inf if word.strip().upper() in ("INF", "INFINITY") else None
