@@ -11,7 +11,7 @@ from labctl.backends import EmulatorBackend
 from labctl.evaluation.datasets import Dataset
 from labctl.evaluation.devicefit import DeviceParameters, DevicePopulation, fit_devices, measure_open_loop
 from labctl.evaluation.programming import prepare_cells
-from labctl.evaluation.training import DeviceSource, TrainingConfig, ideal_devices, train
+from labctl.evaluation.training import AnalogTrainer, DeviceSource, TrainingConfig, ideal_devices, train
 from labctl.routines.metrics import open_loop_metrics
 
 
@@ -148,3 +148,27 @@ def test_tiki_taka_algorithms_learn_the_toy_set_on_asymmetric_noisy_devices() ->
         acc[alg] = float(np.mean(res.accuracy[-3:]))
     assert acc["ttv2"] > 0.9 and acc["agad"] > 0.9
     assert acc["sgd"] < min(acc["ttv2"], acc["agad"]) - 0.1
+
+
+def test_agad_periodic_chopper_and_running_mean_reference() -> None:
+    # Periodic choppers flip after every third read; at a flip the reference becomes the running mean
+    # of A's reads (momentum tail_weighting / period), computed here independently from the reads.
+    cfg = TrainingConfig(algorithm="agad", hidden=(3,), chopper_probability=1 / 3, chopper_random=False,
+                         tail_weighting=2.0, read_noise=0.0)
+    dev = DeviceParameters(g_max=np.ones(1), g_min=-np.ones(1), a_up=np.full(1, 0.05), a_down=np.full(1, 0.05),
+                           gamma_up=np.ones(1), gamma_down=np.ones(1), c2c_sigma=np.zeros(1))
+    trainer = AnalogTrainer(4, 2, cfg, DeviceSource(fixed=dev))
+    layer = trainer.layers[0]
+    assert layer.a is not None and layer.chopper is not None and layer.a_ref is not None
+    rng = np.random.default_rng(0)
+    mean = layer.a.w.copy()
+    beta = 2.0 / 3.0
+    for k in range(1, 10):
+        values = rng.uniform(-0.5, 0.5, layer.a.w.shape)
+        layer.a.set_weights(values)
+        trainer._transfer(layer)
+        mean += beta * (values - mean)
+        flips = k // 3
+        np.testing.assert_array_equal(layer.chopper, np.full(4, (-1.0) ** flips))
+        if k % 3 == 0:
+            np.testing.assert_allclose(layer.a_ref, mean, rtol=1e-12, atol=1e-12)

@@ -121,7 +121,7 @@ def cmd_training(args: argparse.Namespace) -> int:
         params = fit_sequences(run.open_loop_g, run.open_loop_direction)
         source = f"run {run.run_id}"
     else:
-        params = fit_devices(*asyncio.run(_emulated_open_loop(args.devices, args.seed)))
+        params = fit_devices(*asyncio.run(emulated_open_loop(args.devices, args.seed)))
         source = f"emulator {args.devices}x{args.devices} cmo-hfox seed {args.seed}"
     population = DevicePopulation.from_devices(params)
     base = replace(DIGITS_SETTINGS, seed=args.seed, **({"epochs": args.epochs} if args.epochs else {}))
@@ -140,7 +140,7 @@ def cmd_training(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _emulated_open_loop(side: int, seed: int) -> tuple[Any, ...]:
+async def emulated_open_loop(side: int, seed: int) -> tuple[Any, ...]:
     """REF open-loop traces of a freshly formed side x side emulated array."""
     from labctl.backends import EmulatorBackend
     from labctl.evaluation.devicefit import measure_open_loop
