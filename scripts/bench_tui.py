@@ -9,8 +9,10 @@ map_redraw_{64,512}_s: from a READ_ARRAY result (a (rows, cols) conductance matr
   median over repetitions. The terminal is 160x50, so 512x512 is shown zoomed out (8x8 cells per
   character); 64x64 fits at one character per cell.
 input_latency_during_campaign_s: while a campaign (forming + host-loop program-and-verify on a
-  32x32 emulated array) runs on the backend thread, a cursor key is pressed; the time until the key
-  has been handled and the map redrawn with the cursor moved. Median; p95 and max are printed too.
+  32x32 emulated array) runs (in the TUI's campaign child process, as `labctl tui` runs it), a cursor
+  key is pressed; the time until the key has been handled and the map redrawn with the cursor moved.
+  Median; p95 and max are printed too, and the same figures with no campaign running
+  (input_latency_idle_s), which is the floor the machine's load and Textual allow.
 Targets: map redraw < 0.1 s, input latency < 0.05 s. The machine is shared: figures are noisy.
 """
 from __future__ import annotations
@@ -92,13 +94,50 @@ async def map_redraw(n: int, repeats: int) -> tuple[float, int]:
         return statistics.median(times), lines
 
 
+async def _press_times(app, amap, presses: int) -> list[float]:
+    """Seconds from each cursor key reaching the app to the map redrawn with the cursor moved."""
+    drawn = [0]
+    original = amap.render_line
+
+    def counting(y: int):  # noqa: ANN202
+        drawn[0] += 1
+        return original(y)
+
+    amap.render_line = counting  # type: ignore[method-assign]
+    times = []
+    for k in range(presses):
+        key = "right" if k % 2 == 0 else "left"
+        before = amap.cursor
+        await asyncio.sleep(0.05)  # an operator's key rate, not a flood
+        drawn[0] = 0
+        t0 = time.perf_counter()
+        # What the terminal driver does with a key press (Pilot.press would also wait for the
+        # whole process to go idle, which a running campaign never lets it).
+        event = events.Key(key, None)
+        event.set_sender(app)
+        app._driver.send_message(event)
+        while amap.cursor == before or drawn[0] == 0:
+            await asyncio.sleep(0)
+        times.append(time.perf_counter() - t0)
+    amap.render_line = original  # type: ignore[method-assign]
+    return sorted(times)
+
+
+def _stats(times: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(times), "p95": times[int(0.95 * (len(times) - 1))], "max": times[-1]}
+
+
 async def input_latency(presses: int) -> dict[str, float]:
+    """Key-to-screen latency without a campaign (idle) and while one runs (in its child process)."""
     tmp = Path(tempfile.mkdtemp())
     (tmp / "bench.toml").write_text(CAMPAIGN)
     app = ProbeStationApp(lambda: EmulatorBackend(32, 32, seed=1), store_path=str(tmp / "runs.sqlite"))
     progress: list[float] = []
     async with app.run_test(size=SIZE) as pilot:
         await _wait(pilot, lambda: app.map_updates >= 1)
+        amap = app.query_one(ArrayMap)
+        amap.focus()
+        idle = _stats(await _press_times(app, amap, presses))
         post = app.campaigns.post
 
         def tee(e) -> None:  # noqa: ANN001
@@ -109,36 +148,12 @@ async def input_latency(presses: int) -> dict[str, float]:
         app.campaigns.post = tee
         app._campaign("run", str(tmp / "bench.toml"), "last")
         await _wait(pilot, lambda: app.campaigns.active and len(progress) > 5)
-        amap = app.query_one(ArrayMap)
         amap.focus()
-        drawn = [0]
-        original = amap.render_line
-
-        def counting(y: int):  # noqa: ANN202
-            drawn[0] += 1
-            return original(y)
-
-        amap.render_line = counting  # type: ignore[method-assign]
-        times = []
-        for k in range(presses):
-            key = "right" if k % 2 == 0 else "left"
-            before = amap.cursor
-            await pilot.pause(0.05)  # an operator's key rate, not a flood
-            drawn[0] = 0
-            t0 = time.perf_counter()
-            # What the terminal driver does with a key press (Pilot.press would also wait for the
-            # whole process to go idle, which a running campaign never lets it).
-            event = events.Key(key, None)
-            event.set_sender(app)
-            app._driver.send_message(event)
-            while amap.cursor == before or drawn[0] == 0:
-                await asyncio.sleep(0)
-            times.append(time.perf_counter() - t0)
+        busy = _stats(await _press_times(app, amap, presses))
         still_running = app.campaigns.active
         app.campaigns.abort("benchmark done")
         await _wait(pilot, lambda: not app.campaigns.active)
-    times.sort()
-    return {"median": statistics.median(times), "p95": times[int(0.95 * (len(times) - 1))], "max": times[-1],
+    return {**busy, "idle_median": idle["median"], "idle_p95": idle["p95"],
             "campaign_running": float(still_running), "campaign_progress": progress[-1] if progress else 0.0}
 
 
@@ -149,6 +164,7 @@ async def main_async(repeats: int, presses: int) -> dict[str, object]:
     return {"map_redraw_64_s": m64, "map_redraw_512_s": m512, "map_lines_drawn_64": lines64,
             "map_lines_drawn_512": lines512, "input_latency_during_campaign_s": lat["median"],
             "input_latency_during_campaign_p95_s": lat["p95"], "input_latency_during_campaign_max_s": lat["max"],
+            "input_latency_idle_s": lat["idle_median"], "input_latency_idle_p95_s": lat["idle_p95"],
             "campaign_was_running": bool(lat["campaign_running"])}
 
 
@@ -169,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{result['input_latency_during_campaign_s'] * 1e3:>9.1f} ms {'< 50 ms':>10}")
     print(f"{'  p95 / max':<40} {result['input_latency_during_campaign_p95_s'] * 1e3:>6.1f} / "
           f"{result['input_latency_during_campaign_max_s'] * 1e3:.1f} ms")
+    print(f"{'input latency, no campaign (median / p95)':<40} {result['input_latency_idle_s'] * 1e3:>9.1f} ms"
+          f"  / {result['input_latency_idle_p95_s'] * 1e3:.1f} ms")
     print(f"map lines drawn per redraw: {result['map_lines_drawn_64']} (64x64), {result['map_lines_drawn_512']} (512x512);"
           f" campaign running throughout: {result['campaign_was_running']}")
     return 0

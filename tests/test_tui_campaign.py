@@ -170,3 +170,25 @@ def ref_store_count(tmp_path, run_id: str) -> int:
 def _program_results(store: Store, run_id: str) -> np.ndarray:
     rows = [r for r in store.measurement_rows(run_id) if r[10] == "program" and r[14] == "g"]
     return np.array([(r[0], r[12], r[13], r[15]) for r in rows])
+
+
+async def test_quitting_during_a_campaign_ends_its_process_with_the_run_stored_aborted(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.toml").write_text(CAMPAIGN)
+    app = make_app(tmp_path)
+    rec = Recorder(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.map_updates >= 1)
+        await type_path(pilot, app, "c.toml")
+        await pilot.click("#map")
+        await pilot.press("g")
+        await until(pilot, lambda: rec.progress() > 0.05)
+        proc = app.campaigns._proc
+        assert proc is not None and proc.poll() is None  # the run is in its own process
+        run_id = app.campaigns.run_id
+        await pilot.press("q")
+    assert proc.poll() is not None  # the app does not leave the campaign running behind it
+    with Store(tmp_path / "runs.sqlite") as store:
+        rec_ = store.run(run_id)
+        assert rec_.status == "aborted" and "labctl tui closed" in " ".join(rec_.errors)
+        assert any(kind == "outputs_off" for _, kind, _ in store.events(run_id))

@@ -62,7 +62,7 @@ class ActionProgress(Message):
 
 
 class CampaignEvent(Message):
-    """RunBegan / StepProgress / RunEnded from the campaign controller (session thread)."""
+    """RunBegan / StepProgress / RunEnded from the campaign controller (its pipe-reading thread)."""
 
     def __init__(self, event: Any) -> None:
         super().__init__()
@@ -174,7 +174,9 @@ class ProbeStationApp(App[int]):
     async def on_unmount(self) -> None:
         if self._handler is not None:
             logging.getLogger("labctl").removeHandler(self._handler)
-        # Outputs off and the backend closed before the process goes (a thread: the loop may be busy).
+        # A running campaign ends (aborted, outputs off, stored) and the backend is closed with its outputs
+        # off before the process goes (threads: waiting must not hold the loop).
+        await asyncio.to_thread(self.campaigns.close)
         await asyncio.to_thread(self.session.close)
 
     # ------------------------------------------------------------------ session
@@ -381,6 +383,7 @@ class ProbeStationApp(App[int]):
         """Abort whatever runs (action, campaign) and switch every output off."""
         self._estop = True
         self.workers.cancel_group(self, "action")
+        self.campaigns.abort("emergency stop")  # straight to the campaign process; the session's hook does it too
         self.session.emergency_stop()
         self.query_one(StatusBar).set_activity("[b red]EMERGENCY STOP[/b red]: aborted, outputs off")
         self.query_one(LogPanel).write_line("EMERGENCY STOP: everything aborted, outputs off", logging.ERROR)
@@ -445,6 +448,7 @@ class ProbeStationApp(App[int]):
 
     @work(exclusive=True, group="campaign")
     async def _run_campaign(self, path: str | None, ref: str | None) -> None:
+        self._estop = False
         self.query_one(StatusBar).set_activity("campaign running")
         try:
             result = await self.campaigns.run(path, ref)
@@ -453,7 +457,11 @@ class ProbeStationApp(App[int]):
             self._error(f"campaign: {exc}")
             self.query_one(StatusBar).set_activity("idle")
             return
-        self.query_one(StatusBar).set_activity(f"campaign {result.run_id}: {result.status}")
+        if self._estop and result.status == "aborted":  # the stop stays visible until the next thing runs
+            self.query_one(StatusBar).set_activity(f"[b red]EMERGENCY STOP[/b red]: campaign {result.run_id} "
+                                                   "aborted, outputs off")
+        else:
+            self.query_one(StatusBar).set_activity(f"campaign {result.run_id}: {result.status}")
         self.query_one(LogPanel).write_line(f"campaign {result.run_id}: {result.status}, "
                                             f"{result.measurements} measurements")
 

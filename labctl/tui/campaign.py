@@ -1,21 +1,33 @@
 """Campaign control for the TUI: a thin layer over labctl.campaigns (Runner, RunControl, Store).
 
-Validation is `load_campaign` (the same line-numbered errors `labctl run` prints); running is
-`Runner(...).run()` on the backend session's thread, into the session's store, with the runner's own
-RunControl for pause, resume and abort; resuming is `Runner.resume(store, ref)`. Nothing here plans,
-stores or interrupts a run itself. `TuiProgress` is the runner's ProgressView: it turns the runner's
-callbacks (on the session thread) into per-step fractions and hands them to `post` (thread-safe).
+Validation is `load_campaign` (the same line-numbered errors `labctl run` prints). Running is
+`Runner(...).run()`, and resuming `Runner.resume(store, ref)`, in a child process
+(labctl.tui.campaign_child) on the same store file as the TUI, with the runner's own RunControl for
+pause, resume and abort driven over a pipe. Why a process: the campaign's Python work would otherwise
+hold the interpreter lock against the UI thread (docs/tui.md). Nothing here plans, stores or
+interrupts a run itself. `TuiProgress` is the runner's ProgressView (in the child): it turns the
+runner's callbacks into per-step fractions, which reach `post` (thread-safe) through the pipe.
 """
 from __future__ import annotations
 
-import types
+import asyncio
+import logging
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from labctl.campaigns.model import CampaignError, LoadedCampaign, Unit, load_campaign
 from labctl.tui.session import BackendSession
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -104,76 +116,182 @@ class TuiProgress:
 
 
 class CampaignController:
-    """Runs, pauses, resumes and aborts campaigns on the session's thread, into its store."""
+    """Runs, pauses, resumes and aborts campaigns, each in a child process (labctl.tui.campaign_child),
+    into the session's store file.
+
+    The child runs exactly what `labctl run` runs (Runner, the same store, the same resume); this side
+    only starts it, forwards its events to `post` and sends it control messages. Emergency stop sends
+    an abort over the pipe (the runner switches its outputs off and stores the run as aborted); if the
+    child has not ended ESCALATE_S later it gets SIGTERM (the same abort, by signal, as `labctl run`),
+    and ESCALATE_S after that it is killed.
+    """
+
+    ESCALATE_S = 5.0
 
     def __init__(self, session: BackendSession, post: Callable[[Any], None], mqtt: str | None = None) -> None:
         self.session = session
         self.post = post
         self.mqtt = mqtt
-        self.control: Any = None  # RunControl of the active run
         self.run_id: str | None = None
-        self._remove_hook: Callable[[], None] | None = None
+        self._proc: subprocess.Popen[bytes] | None = None  # the active run's process
+        self._conn: Connection | None = None
+        self._send_lock = threading.Lock()
+        self._paused = False
+        self._live: set[subprocess.Popen[bytes]] = set()  # started and not yet seen to end
 
     @property
     def active(self) -> bool:
-        return self.control is not None
-
-    async def run(self, path: str | None = None, resume: str | None = None) -> Any:
-        """Run a campaign file, or resume a stored run (id, prefix or 'last'); returns the RunResult.
-        Raises CampaignError / ValueError before anything runs."""
-        from labctl.campaigns.runner import RunControl, Runner, new_run_id
-
-        view = TuiProgress(self.post)
-
-        async def go(_backend: Any) -> Any:
-            store = self.session.store()
-            control = RunControl()
-            if resume is not None:
-                runner = Runner.resume(store, resume, control=control, view=view)
-            else:
-                assert path is not None
-                text = Path(path).expanduser().read_text()
-                runner = Runner(store, load_campaign(text, path), new_run_id(), resuming=False,
-                                campaign_path=path, control=control, view=view)
-            runner.telemetry_config = self._telemetry(runner.loaded.campaign)
-            self.control, self.run_id = control, runner.run_id
-            self._remove_hook = self.session.add_stop_hook(lambda: control.abort_now("emergency stop"))
-            try:
-                result = await runner.run()
-            finally:
-                self._remove_hook()
-                self.control = None
-            self.post(RunEnded(result.run_id, result.status, result.measurements, tuple(result.errors)))
-            return result
-
-        return await self.session.call(go)
-
-    def _telemetry(self, campaign: Any) -> Any:
-        if self.mqtt is None and campaign.telemetry is None:
-            return None
-        from labctl.campaigns.cli import _telemetry_config  # the same [telemetry] / --mqtt rules as `labctl run`
-
-        return _telemetry_config(types.SimpleNamespace(mqtt=self.mqtt), campaign)
-
-    # -- requests from the UI thread, carried out on the session loop
-    def _on_loop(self, fn: Callable[[], None]) -> bool:
-        if self.control is None or self.session.loop is None:
-            return False
-        self.session.loop.call_soon_threadsafe(fn)
-        return True
-
-    def pause(self) -> bool:
-        c = self.control
-        return c is not None and self._on_loop(c.pause)
-
-    def resume(self) -> bool:
-        c = self.control
-        return c is not None and self._on_loop(c.resume)
-
-    def abort(self, reason: str = "aborted from labctl tui") -> bool:
-        c = self.control
-        return c is not None and self._on_loop(lambda: c.abort_now(reason))
+        return self._proc is not None
 
     @property
     def paused(self) -> bool:
-        return self.control is not None and self.control.paused
+        """A pause was asked for and not yet undone (the run holds at its next safe point)."""
+        return self._proc is not None and self._paused
+
+    def _store_path(self) -> str:
+        from labctl.campaigns.store import DEFAULT_STORE
+
+        return str(Path(self.session.store_path or DEFAULT_STORE).expanduser().resolve())
+
+    async def run(self, path: str | None = None, resume: str | None = None) -> Any:
+        """Run a campaign file, or resume a stored run (id, prefix or 'last'), in a child process;
+        returns the RunResult. Raises ValueError (with the problems) if the child refuses before
+        anything runs, RuntimeError if it dies without a result."""
+        from labctl.campaigns.runner import RunResult
+        from labctl.tui.campaign_child import ChildRequest
+
+        if self._proc is not None:
+            raise RuntimeError("campaign: one runs already")
+        req = ChildRequest(self._store_path(), None if path is None else str(Path(path).expanduser()), resume,
+                           self.mqtt)
+        here_sock, there_sock = socket.socketpair()
+        here = Connection(here_sock.detach())
+        there_fd = there_sock.detach()
+        errfile = tempfile.TemporaryFile()
+        try:
+            proc = subprocess.Popen([sys.executable, "-m", "labctl.tui.campaign_child", str(there_fd)],
+                                    pass_fds=(there_fd,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=errfile, start_new_session=True)
+        except BaseException:
+            here.close()
+            errfile.close()
+            raise
+        finally:
+            os.close(there_fd)
+        self._proc, self._conn, self._paused, self.run_id = proc, here, False, None
+        self._live.add(proc)
+        remove_hook = self.session.add_stop_hook(lambda: self.abort("emergency stop"))
+        stderr = ""
+        try:
+            self._send_now(req)
+            outcome = await asyncio.to_thread(self._pump, here)
+        except asyncio.CancelledError:  # the app is closing: the run must end, outputs off, stored as aborted
+            self._send("abort", "labctl tui closed")
+            raise
+        finally:
+            remove_hook()
+            self._proc, self._conn, self._paused = None, None, False
+            try:
+                await asyncio.to_thread(self._reap, proc)
+            finally:
+                here.close()
+                errfile.seek(0)
+                stderr = errfile.read()[-2000:].decode(errors="replace").strip()
+                errfile.close()
+        kind, payload = outcome
+        if kind == "refused":
+            raise ValueError(payload)
+        if kind != "result":
+            raise RuntimeError(f"campaign process (exit code {proc.returncode}): {payload}"
+                               + (f"\n{stderr}" if stderr else ""))
+        result = RunResult(**payload)
+        self.post(RunEnded(result.run_id, result.status, result.measurements, tuple(result.errors)))
+        return result
+
+    def _pump(self, conn: Connection) -> tuple[str, Any]:
+        """Forward the child's events until its last word (on a worker thread: recv blocks)."""
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                return "crashed", "ended without a result"
+            if isinstance(msg, tuple):
+                if msg[0] == "log":
+                    log.log(msg[1], "campaign: %s", msg[2])
+                elif msg[0] == "started":
+                    self.run_id = msg[1]
+                elif msg[0] in ("refused", "result", "crashed"):
+                    return msg[0], msg[1]
+            else:
+                if isinstance(msg, RunBegan):
+                    self.run_id = msg.run_id
+                self.post(msg)
+
+    def _reap(self, proc: subprocess.Popen[bytes]) -> None:
+        """Wait for the child; SIGTERM (its abort handler), then SIGKILL, each after ESCALATE_S."""
+        for escalate in (None, proc.terminate, proc.kill):
+            if escalate is not None:
+                log.error("campaign process %d did not end: %s", proc.pid, escalate.__name__)
+                escalate()
+            try:
+                proc.wait(self.ESCALATE_S)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        self._live.discard(proc)
+
+    def _send_now(self, msg: Any) -> bool:
+        conn = self._conn
+        if conn is None:
+            return False
+        with self._send_lock:  # the UI thread and the session thread (emergency stop) both send
+            try:
+                conn.send(msg)
+            except (OSError, ValueError):
+                return False
+        return True
+
+    def _send(self, *msg: Any) -> bool:
+        return self._send_now(msg)
+
+    # -- requests from the UI thread (or the session thread, for emergency stop)
+    def pause(self) -> bool:
+        """Hold at the next safe point, outputs off."""
+        ok = self._send("pause")
+        self._paused = self._paused or ok
+        return ok
+
+    def resume(self) -> bool:
+        ok = self._send("resume")
+        if ok:
+            self._paused = False
+        return ok
+
+    def abort(self, reason: str = "aborted from labctl tui") -> bool:
+        """Abort the run at once: outputs off, stored as aborted with `reason`. SIGTERM follows if the
+        child has not ended within ESCALATE_S."""
+        proc = self._proc
+        if proc is None or not self._send("abort", reason):
+            return False
+        timer = threading.Timer(self.ESCALATE_S, self._escalate, args=(proc,))
+        timer.daemon = True
+        timer.start()
+        return True
+
+    @staticmethod
+    def _escalate(proc: subprocess.Popen[bytes]) -> None:
+        if proc.poll() is None:
+            log.error("campaign process %d did not end after an abort: SIGTERM", proc.pid)
+            proc.terminate()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Abort a running campaign and wait for its process to end (at app exit; any thread). The run
+        task may already have been cancelled: every process started and not yet reaped is waited for."""
+        self.abort("labctl tui closed")
+        for proc in list(self._live):
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log.error("campaign process %d still running %.0f s after the abort: SIGKILL", proc.pid, timeout)
+                proc.kill()
+            self._live.discard(proc)
