@@ -326,13 +326,14 @@ class Runner:
                              on_checkpoint=lambda: self._safe_point(backend))
         result = await STEPS[unit.routine].function(backend, unit.rows, unit.cols, unit.params, ctx)
         summary = _summary_of(result)
-        self.measurements += await self._writer.flush()  # all of a unit's batches before the unit is done
-        self.store.finish_unit(self.run_id, unit.index, summary, cbackend.save_state(backend))
+        # Committed by the writer behind the unit's batches; the snapshot is taken now, as the unit ends.
+        self._writer.finish_unit(self.run_id, unit.index, summary, cbackend.save_state(backend))
         self._done_cells += int(unit.rows.size)
         if self.view is not None:
             self.view.unit_done(unit)
         self._publish_progress(unit, 1.0, force=unit.index == len(self.loaded.units) - 1)
-        if unit.chunk_index == unit.n_chunks - 1:
+        if unit.chunk_index == unit.n_chunks - 1 and self.telemetry is not None:
+            self.measurements += await self._writer.flush()  # the step summary reads the units just finished
             self._publish_step_summary(unit)
         self._unit = None
 

@@ -2,8 +2,8 @@
 
 Each batch is still one transaction, committed in the order taken, through a second connection to the
 same SQLite file (WAL lets the runner's connection write events and unit records meanwhile; SQLite's lock
-serializes the two writers). The runner flushes before it marks a unit done, so a unit is never recorded
-as done before all of its measurements are. A kill loses at most the batches still queued, which belong to
+serializes the two writers). A unit's end is queued behind its batches, so a unit is never recorded as
+done before all of its measurements are, and the next unit starts computing at once. A kill loses at most the batches still queued, which belong to
 an unfinished unit: resume replays that unit from its start (docs/campaigns.md), so nothing committed is
 lost and nothing is stored twice.
 
@@ -64,6 +64,15 @@ class BatchWriter:
         while self._pending and (self._pending[0].done() or len(self._pending) > MAX_PENDING):
             written += await self._wait_oldest()
         return written
+
+    def finish_unit(self, run_id: str, unit_index: int, summary: object, backend_state: bytes | None) -> None:
+        """Queue the unit's end (status done, summary, backend state) behind its batches, so the unit is
+        recorded done only after all of them, without the routine waiting for the commits."""
+        self._pending.append(self._pool.submit(self._finish_unit, run_id, unit_index, summary, backend_state))
+
+    def _finish_unit(self, run_id: str, unit_index: int, summary: object, backend_state: bytes | None) -> int:
+        self._local.store.finish_unit(run_id, unit_index, summary, backend_state)
+        return 0
 
     async def _wait_oldest(self) -> int:
         # shield: cancelling the runner (abort at once) must not cancel a commit that has not started,
