@@ -6,8 +6,6 @@ import asyncio
 import base64
 import json
 import logging
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,8 +19,8 @@ from labctl.puf.enroll import EnrollmentError, EnrollParams, enroll, enroll_core
 from labctl.puf.extractor import KeyReconstructionError
 from labctl.puf.helper import HelperData
 
-MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if shutil.os.path.exists("/usr/sbin/mosquitto")
-                                          else None)
+from mqtt_broker import Broker
+
 
 
 @pytest.mark.parametrize("method", ["pairs", "median", "forming"])
@@ -99,30 +97,8 @@ def test_cli_enroll_then_reconstruct_and_failure_exit_code(tmp_path):
     assert r.returncode == 2 and "16x16" in r.stderr
 
 
-class Broker:
-    def __init__(self, tmp_path) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        conf = tmp_path / "mosquitto.conf"
-        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                assert time.monotonic() < deadline, "mosquitto did not start"
-                time.sleep(0.02)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
 
 
-@pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed (apt-get install mosquitto)")
 async def test_campaign_steps_keep_secrets_out_of_store_telemetry_and_logs(tmp_path, caplog):
     import aiomqtt
 
@@ -150,7 +126,7 @@ params = {{ prepare = "form_set", secret_bits = 64, ber_floor = 0.005, helper_fi
 routine = "puf_evaluate"
 params = {{ helper_file = "{helper_file}" }}
 """
-    broker = Broker(tmp_path)
+    broker = Broker(tmp_path).start()
     got: list[tuple[str, bytes]] = []
     ready, stop = asyncio.Event(), asyncio.Event()
 

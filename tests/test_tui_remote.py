@@ -2,9 +2,6 @@
 chip controller (emulated, on loopback TCP) that goes away and comes back."""
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
 import time
 
 import pytest
@@ -16,16 +13,10 @@ from labctl.backends.emulator import EmulatorBackend
 from labctl.campaigns.telemetry import Telemetry, TelemetryConfig
 from labctl.tui.app import ProbeStationApp
 
+from mqtt_broker import Broker
+
 pytestmark = pytest.mark.timeout(60)
 SIZE = (150, 48)
-MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if shutil.os.path.exists("/usr/sbin/mosquitto")
-                                          else None)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def until(pilot, cond, timeout: float = 20.0) -> None:
@@ -37,24 +28,11 @@ async def until(pilot, cond, timeout: float = 20.0) -> None:
 
 @pytest.fixture
 def broker(tmp_path):
-    port = free_port()
-    conf = tmp_path / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 5
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            break
-        except OSError:
-            assert time.monotonic() < deadline, "mosquitto did not start"
-            time.sleep(0.02)
-    yield f"mqtt://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(5)
+    b = Broker(tmp_path).start()
+    yield b.url
+    b.stop()
 
 
-@pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed (apt-get install mosquitto)")
 async def test_remote_watch_shows_another_stations_run_progress(tmp_path, broker) -> None:
     app = ProbeStationApp(lambda: EmulatorBackend(4, 4), store_path=str(tmp_path / "runs.sqlite"), mqtt=broker,
                           watch_station="probe-7")
@@ -101,10 +79,11 @@ async def test_status_bar_shows_the_link_lost_and_reconnected(tmp_path) -> None:
             await server.close()
             await pilot.press("a")  # a read on the dead link
             await until(pilot, lambda: app.session.state.state == "reconnecting")
-            assert "reconnecting" in str(status.render())
+            # the status bar follows the session state by message: wait for it to show, not just to happen
+            await until(pilot, lambda: "reconnecting" in str(status.render()))
             server = await serve_tcp(controller, "127.0.0.1", port)
             await until(pilot, lambda: app.session.state.state == "connected" and app.session.state.reconnects == 1)
-            assert "reconnected 1×" in str(status.render())
+            await until(pilot, lambda: "reconnected 1×" in str(status.render()))
             await pilot.press("a")  # and the link works again
             await until(pilot, lambda: app.map_updates >= 2)
     finally:
