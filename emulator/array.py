@@ -103,6 +103,7 @@ class Array:
         self._a = ffi.gc(ptr, lib.rram_free)
         self._version = 0  # bumped by every call that changes conductances
         self._g_cache: tuple[int, float, float, NDArray[np.float64]] | None = None
+        self._all_idx: NDArray[np.int64] | None = None
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -270,9 +271,19 @@ class Array:
         return self.read_current(rows, cols, v_read, vg, noisy) / v_read
 
     def read_all(self, v_read: float = 0.2, vg: float = 3.3, noisy: bool = True) -> NDArray[np.float64]:
-        """Conductance of every cell, shape (rows, cols), S (one noisy read each)."""
-        rr, cc = np.divmod(np.arange(self.rows * self.cols, dtype=np.int64), self.cols)
-        return self.read(rr, cc, v_read, vg, noisy).reshape(self.shape)
+        """Conductance of every cell, shape (rows, cols), S (one noisy read each, row-major order)."""
+        va = self._scalar("v_read", v_read, -self.limits.v_max, self.limits.v_max, "V")
+        if va == 0.0:
+            raise ValueError(f"v_read: must be a finite non-zero voltage, got {v_read!r}")
+        ga = self._scalar("vg", vg, 0.0, self.limits.vg_max, "V")
+        if self._all_idx is None:  # every cell in row-major order: valid by construction, built once
+            self._all_idx = np.arange(self.rows * self.cols, dtype=np.int64)
+        out = np.empty(self.shape, dtype=np.float64)
+        with self.lock:
+            self._check(lib.rram_read(self._a, self._p(self._all_idx, "int64_t *"), self._all_idx.size, va, ga,
+                                      int(bool(noisy)), self._p(out, "double *")), "read_all")
+        out /= va
+        return out
 
     def conductance_matrix(self, v_read: float = 0.2, vg: float = 3.3) -> NDArray[np.float64]:
         """Noise-free 1T1R conductance at `v_read` (V), shape (rows, cols), S. Cached until the state changes."""
