@@ -69,6 +69,28 @@ class OpenLoopMetrics:
     nsr: NDArray[np.float64]
 
 
+def swing_extremes(swing: ArrayLike, swing_direction: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """G_max and G_min per cell (S) of full swings: the means of the last 10 % of every up / down batch.
+
+    swing: (n_cells, n_swing) conductances read after every pulse; swing_direction: (n_swing,) ±1.
+    """
+    sw = np.atleast_2d(np.asarray(swing, dtype=np.float64))
+    sd = np.asarray(swing_direction)
+    if sd.shape != (sw.shape[1],):
+        raise ValueError(f"swing_direction: expected {sw.shape[1]} entries, got shape {sd.shape}")
+    # Ends of each batch: runs of equal direction.
+    edges = np.flatnonzero(np.diff(sd) != 0) + 1
+    starts = np.concatenate([[0], edges])
+    ends = np.concatenate([edges, [sd.size]])
+    up_tail, down_tail = [], []
+    for s, e in zip(starts, ends):
+        tail = sw[:, e - max(1, (e - s) // 10):e]
+        (up_tail if sd[s] > 0 else down_tail).append(tail)
+    if not up_tail or not down_tail:
+        raise ValueError("swing_direction: needs at least one up batch and one down batch")
+    return np.concatenate(up_tail, axis=1).mean(axis=1), np.concatenate(down_tail, axis=1).mean(axis=1)
+
+
 def open_loop_metrics(swing: ArrayLike, swing_direction: ArrayLike, alternating: ArrayLike,
                       alternating_direction: ArrayLike, settle: int | None = None) -> OpenLoopMetrics:
     """Open-loop metrics of REF §Open-loop from conductance traces read after every pulse.
@@ -84,26 +106,11 @@ def open_loop_metrics(swing: ArrayLike, swing_direction: ArrayLike, alternating:
     of the direction-signed steps there; N_states = (G_max - G_min)/ΔG_sp,
     SP_skew = (G_max - G_sp)/(G_max - G_min), NSR = σ(ΔG_sp)/ΔG_sp.
     """
-    sw = np.atleast_2d(np.asarray(swing, dtype=np.float64))
-    sd = np.asarray(swing_direction)
     alt = np.atleast_2d(np.asarray(alternating, dtype=np.float64))
     ad = np.asarray(alternating_direction, dtype=np.float64)
-    if sd.shape != (sw.shape[1],):
-        raise ValueError(f"swing_direction: expected {sw.shape[1]} entries, got shape {sd.shape}")
     if ad.shape != (alt.shape[1] - 1,):
         raise ValueError(f"alternating_direction: expected {alt.shape[1] - 1} entries, got shape {ad.shape}")
-    # Ends of each batch: runs of equal direction.
-    edges = np.flatnonzero(np.diff(sd) != 0) + 1
-    starts = np.concatenate([[0], edges])
-    ends = np.concatenate([edges, [sd.size]])
-    up_tail, down_tail = [], []
-    for s, e in zip(starts, ends):
-        tail = sw[:, e - max(1, (e - s) // 10):e]
-        (up_tail if sd[s] > 0 else down_tail).append(tail)
-    if not up_tail or not down_tail:
-        raise ValueError("swing_direction: needs at least one up batch and one down batch")
-    g_max = np.concatenate(up_tail, axis=1).mean(axis=1)
-    g_min = np.concatenate(down_tail, axis=1).mean(axis=1)
+    g_max, g_min = swing_extremes(swing, swing_direction)
     sp = symmetry_point_metrics(alt, ad, settle)
     g_sp, dg, dg_std = sp.g_sp, sp.dg_sp, sp.dg_sp_std
     window = g_max - g_min

@@ -18,7 +18,7 @@ from pydantic import Field
 
 from labctl.backends.base import ArrayBackend
 from labctl.routines.base import RoutineContext
-from labctl.routines.metrics import open_loop_metrics, symmetry_point_metrics
+from labctl.routines.metrics import open_loop_metrics, swing_extremes, symmetry_point_metrics
 from labctl.routines.params import RoutineParams, cell_arrays, chunks
 from labctl.routines.results import RoutineResult, nanstat
 
@@ -114,14 +114,6 @@ class PulseTrainResult(RoutineResult):
                 "window_mean_S": nanstat(np.mean, self.g_max - self.g_min)}
 
 
-def _batch_ends(trace: NDArray[np.float64], directions: NDArray[np.int8]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    # The extremes of full swings, as open_loop_metrics defines them; a dummy 3-pulse alternating
-    # sequence fills its other inputs.
-    dummy = np.zeros((trace.shape[0], 4))
-    m = open_loop_metrics(trace, directions, dummy, np.array([1, -1, 1]), settle=0)
-    return m.g_max, m.g_min
-
-
 async def pulse_train(backend: ArrayBackend, rows: object, cols: object, params: PulseTrainParams | None = None,
                       ctx: RoutineContext | None = None) -> PulseTrainResult:
     """N-up / N-down batches on the listed cells, reading after every pulse.
@@ -140,7 +132,7 @@ async def pulse_train(backend: ArrayBackend, rows: object, cols: object, params:
     ctx.progress(0, total, "pulse train")
     for s in chunks(n, p.chunk):
         tr = await _train(backend, r[s], c[s], d, p, ctx, "pulse_read", (s.start * d.size, total), p.batch)
-        g_max[s], g_min[s] = _batch_ends(tr, d)
+        g_max[s], g_min[s] = swing_extremes(tr, d)
         if p.keep_traces:
             trace[s] = tr
     return PulseTrainResult(rows=r, cols=c, directions=d, trace=trace, g_max=g_max, g_min=g_min)
