@@ -214,6 +214,22 @@ class ArrayBackend(abc.ABC):
         if not (math.isfinite(seconds) and seconds >= 0):
             raise ValueError(f"seconds: must be a finite time >= 0 s, got {seconds!r}")
 
+    def check_pulse(self, rows: IntArray, cols: IntArray, v: float | FloatArray, vg: float | FloatArray,
+                    width: float | FloatArray, v_max: float | None = None) -> tuple[IntArray, IntArray]:
+        """Every check a pulse call needs before anything is sent: cells, amplitude (|v| <= v_max,
+        default limits.v_max), gate and width. Returns the normalized cell indices."""
+        r, c = self.check_cells(rows, cols)
+        self.check_voltage("v", v, v_max)
+        self.check_gate("vg", vg)
+        self.check_width(width)
+        return r, c
+
+    @staticmethod
+    def clip_to_compliance(currents: FloatArray, compliance: float | None) -> FloatArray:
+        """Currents as a meter with that current limit reports them (A). In a 1T1R cell the selector's
+        gate is what limits the current the cell sees; the meter's limit only clips the reading."""
+        return currents if compliance is None else np.clip(currents, -compliance, compliance)
+
     def check_width(self, width: float | FloatArray) -> None:
         a = np.asarray(width, dtype=np.float64)
         if not np.all(np.isfinite(a)) or (a.size and (a.min() < self.limits.width_min or a.max() > self.limits.width_max)):

@@ -146,18 +146,11 @@ class ChipBackend(ArrayBackend):
             async with self._errors("SWEEP"):
                 out[sel] = await self.client.sweep(Cells.list(r[sel], c[sel]), v, vg=float(vg),  # type: ignore[union-attr]
                                                    dwell=float(dwell))
-        if compliance is not None:
-            # As on the in-process backend: the limit clips what is reported; in a 1T1R cell the
-            # selector's gate is what limits the current the cell sees.
-            out = np.clip(out, -compliance, compliance)
-        return out
+        return self.clip_to_compliance(out, compliance)
 
     async def pulse(self, rows: IntArray, cols: IntArray, v: float | FloatArray, vg: float | FloatArray,
                     width: float | FloatArray) -> None:
-        r, c = self.check_cells(rows, cols)
-        self.check_voltage("v", v)
-        self.check_gate("vg", vg)
-        self.check_width(width)
+        r, c = self.check_pulse(rows, cols, v, vg, width)
         n = r.size
         try:
             params = np.stack([np.broadcast_to(np.asarray(x, dtype=np.float64), (n,)) for x in (v, vg, width)], axis=1)

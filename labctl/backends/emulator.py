@@ -1,7 +1,6 @@
 """EmulatorBackend: the C array model called in-process."""
 from __future__ import annotations
 
-import numpy as np
 
 import emulator
 from labctl.backends.base import (
@@ -41,18 +40,11 @@ class EmulatorBackend(ArrayBackend):
         self.check_voltage("voltages", voltages)
         self.check_gate("vg", vg)
         self.check_compliance(compliance)
-        i = self.array.sweep(r, c, voltages, vg=vg, dwell=dwell)
-        if compliance is not None:
-            # An SMU current limit clips what the meter reports; the cell sees the selector's limit.
-            i = np.clip(i, -compliance, compliance)
-        return i
+        return self.clip_to_compliance(self.array.sweep(r, c, voltages, vg=vg, dwell=dwell), compliance)
 
     async def pulse(self, rows: IntArray, cols: IntArray, v: float | FloatArray, vg: float | FloatArray,
                     width: float | FloatArray) -> None:
-        r, c = self.check_cells(rows, cols)
-        self.check_voltage("v", v)
-        self.check_gate("vg", vg)
-        self.check_width(width)
+        r, c = self.check_pulse(rows, cols, v, vg, width)
         self.array.pulse(r, c, v, vg, width)
 
     async def read(self, rows: IntArray, cols: IntArray, v_read: float = 0.2, vg: float = 3.3) -> FloatArray:

@@ -231,10 +231,7 @@ class StationBackend(ArrayBackend):
 
     async def pulse(self, rows: IntArray, cols: IntArray, v: float | FloatArray, vg: float | FloatArray,
                     width: float | FloatArray) -> None:
-        r, c = self.check_cells(rows, cols)
-        self.check_voltage("v", v, self.pulse_v_max)
-        self.check_gate("vg", vg)
-        self.check_width(width)
+        r, c = self.check_pulse(rows, cols, v, vg, width, self.pulse_v_max)
         n = r.size
         try:
             vs, gs, ws = (np.broadcast_to(np.asarray(x, dtype=np.float64), (n,)).tolist() for x in (v, vg, width))
