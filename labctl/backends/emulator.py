@@ -1,7 +1,6 @@
 """EmulatorBackend: the C array model called in-process."""
 from __future__ import annotations
 
-
 import emulator
 from labctl.backends.base import (
     ArrayBackend,
