@@ -18,6 +18,7 @@ from labctl.campaigns.export import export_csv, read_csv
 from labctl.campaigns.model import Limits
 from labctl.campaigns.report import write_report
 from labctl.campaigns.store import EXPORT_COLUMNS
+from labctl.routines.base import Measurements
 
 CAMPAIGN = """\
 [campaign]
@@ -175,3 +176,77 @@ async def test_campaign_limits_are_enforced_on_every_backend_call():
     assert inner.array.pulse_counts().sum() == 0  # nothing reached the array
     await b.pulse(r, c, 0.5, 1.0, 1e-6)
     assert inner.array.pulse_counts()[0, 0] == 1
+
+
+def _odd_batch() -> Measurements:
+    return Measurements(kind="mixed", rows=np.array([0, 3, 1]), cols=np.array([2, 0, 1]), t=4.5, values={
+        "g": np.array([1e-5, np.nan, 3.5e-5]), "converged": np.array([True, False, True]),
+        "iterations": np.array([3, 7, 11]), "v_read": np.float64(0.2),
+        "v": np.broadcast_to(np.linspace(0.0, 1.0, 5), (3, 5)), "i": np.arange(15.0).reshape(3, 5) * 1e-6})
+
+
+def test_a_batch_comes_back_as_emitted_and_rows_expand_per_cell(tmp_path):
+    m = _odd_batch()
+    with Store(tmp_path / "s.sqlite") as s:
+        assert s.append_batch("r", 0, 0, 0, m) == 6 * 3  # cell x quantity, scalar and vector
+        back = s.load_batch("r", 0, 0, 0)
+        s.db.execute("INSERT INTO units (run_id, unit_index, step_index, step_name, routine, pass_index,"
+                     " repeat_index, sweep_index, chunk_index, n_cells, params_json, status) VALUES"
+                     " ('r', 0, 0, 'x', 'read', 0, 0, 0, 0, 3, '{}', 'done')")
+        rows = list(s.measurement_rows("r"))
+    assert back.kind == "mixed" and back.t == 4.5 and back.rows.tolist() == [0, 3, 1] and back.cols.tolist() == [2, 0, 1]
+    assert list(back.values) == ["g", "converged", "iterations", "v_read", "v", "i"]
+    np.testing.assert_array_equal(back.values["g"], m.values["g"])  # NaN stays NaN
+    assert back.values["converged"].tolist() == [1.0, 0.0, 1.0] and back.values["iterations"].tolist() == [3, 7, 11]
+    assert back.values["v_read"].tolist() == [0.2] * 3
+    np.testing.assert_array_equal(back.values["v"], m.values["v"])
+    np.testing.assert_array_equal(back.values["i"], m.values["i"])
+    # per batch: each scalar quantity over the cells in order, then each vector quantity; NaN -> None
+    assert [(r[12], r[13], r[14], r[15]) for r in rows[:6]] == [
+        (0, 2, "g", 1e-5), (3, 0, "g", None), (1, 1, "g", 3.5e-5),
+        (0, 2, "converged", 1.0), (3, 0, "converged", 0.0), (1, 1, "converged", 1.0)]
+    assert len(rows) == 18 and [r[14] for r in rows[12:]] == ["v"] * 3 + ["i"] * 3
+    assert np.frombuffer(rows[16][16], "<f8").tolist() == (np.arange(5.0, 10.0) * 1e-6).tolist()
+
+
+_V1_TABLES = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO meta VALUES ('schema_version', '1');
+CREATE TABLE batches (batch_id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, unit_index INTEGER NOT NULL,
+    attempt INTEGER NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, t REAL NOT NULL, wall_time REAL NOT NULL,
+    n_cells INTEGER NOT NULL, cells BLOB NOT NULL, UNIQUE (run_id, unit_index, attempt, seq));
+CREATE TABLE measurements (batch_id INTEGER NOT NULL, cell_row INTEGER NOT NULL, cell_col INTEGER NOT NULL,
+    quantity TEXT NOT NULL, value REAL);
+"""
+
+
+def test_a_schema_1_store_is_migrated_on_open(tmp_path):
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(_V1_TABLES)
+    cells = np.array([[0, 2], [3, 0]], "<i4").tobytes()
+    for b in (1, 2):
+        db.execute("INSERT INTO batches VALUES (?, 'r', 0, 0, ?, 'read', 1.0, 0.0, 2, ?)", (b, b, cells))
+    db.executemany("INSERT INTO measurements VALUES (?, ?, ?, ?, ?)", [
+        (1, 0, 2, "g", 1e-5), (1, 3, 0, "g", None), (2, 0, 2, "g", 2e-5), (1, 0, 2, "n", 4.0),
+        (2, 3, 0, "g", 3e-5), (1, 3, 0, "n", 5.0)])
+    db.commit()
+    db.close()
+    with Store(path) as s:
+        assert s.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+        assert s.db.execute("SELECT name FROM sqlite_master WHERE name = 'measurements'").fetchone() is None
+        first, second = s.load_batch("r", 0, 0, 1), s.load_batch("r", 0, 0, 2)
+    assert list(first.values) == ["g", "n"]
+    np.testing.assert_array_equal(first.values["g"], [1e-5, np.nan])
+    assert first.values["n"].tolist() == [4.0, 5.0] and second.values["g"].tolist() == [2e-5, 3e-5]
+
+
+def test_a_store_from_a_newer_labctl_is_refused_by_name(tmp_path):
+    path = tmp_path / "new.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("INSERT INTO meta VALUES ('schema_version', '99')")
+    db.commit()
+    db.close()
+    with pytest.raises(ValueError, match=r"new\.sqlite: schema version 99 .*newer labctl"):
+        Store(path)

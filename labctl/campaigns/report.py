@@ -33,14 +33,15 @@ def _stats(a: np.ndarray) -> dict[str, float | int | None]:
 def _step_data(store: Store, run_id: str, step_index: int) -> tuple[dict[tuple[str, str], dict[str, np.ndarray]],
                                                                      dict[tuple[str, str], list[tuple[int, bytes]]]]:
     """Scalars per (kind, quantity): arrays t, row, col, value; traces per (kind, quantity): (batch, blob)."""
-    scalars: dict[tuple[str, str], list[tuple[float, int, int, float]]] = {}
+    scalars: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
     traces: dict[tuple[str, str], list[tuple[int, int, int, bytes]]] = {}
-    for kind, t, r, c, q, v in store.db.execute(
-            "SELECT b.kind, b.t, m.cell_row, m.cell_col, m.quantity, m.value FROM batches b"
-            " JOIN units u ON u.run_id = b.run_id AND u.unit_index = b.unit_index JOIN measurements m"
-            " ON m.batch_id = b.batch_id WHERE b.run_id = ? AND u.step_index = ? ORDER BY b.batch_id, m.rowid",
+    for kind, t, n, cells, q, data in store.db.execute(
+            "SELECT b.kind, b.t, b.n_cells, b.cells, s.quantity, s.data FROM batches b"
+            " JOIN units u ON u.run_id = b.run_id AND u.unit_index = b.unit_index JOIN scalars s"
+            " ON s.batch_id = b.batch_id WHERE b.run_id = ? AND u.step_index = ? ORDER BY b.batch_id, s.rowid",
             (run_id, step_index)):
-        scalars.setdefault((kind, q), []).append((t, r, c, np.nan if v is None else v))
+        rc = np.frombuffer(cells, "<i4").reshape(n, 2)
+        scalars.setdefault((kind, q), []).append((np.full(n, t), rc, np.frombuffer(data, "<f8")))
     for batch, kind, n, cells, q, k, shared, data in store.db.execute(
             "SELECT b.batch_id, b.kind, b.n_cells, b.cells, tr.quantity, tr.n_points, tr.shared, tr.data"
             " FROM batches b JOIN units u ON u.run_id = b.run_id AND u.unit_index = b.unit_index JOIN traces tr"
@@ -51,9 +52,10 @@ def _step_data(store: Store, run_id: str, step_index: int) -> tuple[dict[tuple[s
         for i, (r, c) in enumerate(rc):
             items.append((batch, r, c, data if shared else data[8 * k * i:8 * k * (i + 1)]))
     out = {}
-    for key, rows in scalars.items():
-        a = np.array(rows, dtype=np.float64)
-        out[key] = {"t": a[:, 0], "row": a[:, 1].astype(int), "col": a[:, 2].astype(int), "value": a[:, 3]}
+    for key, parts in scalars.items():
+        rc = np.concatenate([p[1] for p in parts]).astype(int)
+        out[key] = {"t": np.concatenate([p[0] for p in parts]), "row": rc[:, 0], "col": rc[:, 1],
+                    "value": np.concatenate([p[2] for p in parts])}
     return out, traces  # type: ignore[return-value]
 
 

@@ -6,7 +6,6 @@ transaction. A process killed at any moment therefore leaves only whole batches 
 """
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import socket
@@ -21,7 +20,7 @@ import numpy as np
 
 from labctl.routines.base import Measurements
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: scalar quantities stored per batch as float64 blobs (table `scalars`)
 DEFAULT_STORE = "labctl-runs.sqlite"
 
 _SCHEMA = """
@@ -86,14 +85,12 @@ CREATE TABLE IF NOT EXISTS batches (
     cells BLOB NOT NULL,             -- (row, col) int32 little-endian pairs, in the batch's order
     UNIQUE (run_id, unit_index, attempt, seq)
 );
-CREATE TABLE IF NOT EXISTS measurements (  -- scalar quantities: one row per cell and quantity
+CREATE TABLE IF NOT EXISTS scalars (      -- scalar quantities: one row per batch and quantity
     batch_id INTEGER NOT NULL,
-    cell_row INTEGER NOT NULL,
-    cell_col INTEGER NOT NULL,
     quantity TEXT NOT NULL,
-    value REAL                       -- SI; booleans 0/1; NULL for NaN
+    data BLOB NOT NULL               -- float64 little-endian, (n_cells) in the batch's cell order; SI; 0/1; NaN
 );
-CREATE INDEX IF NOT EXISTS measurements_batch ON measurements (batch_id);
+CREATE INDEX IF NOT EXISTS scalars_batch ON scalars (batch_id);
 CREATE TABLE IF NOT EXISTS traces (        -- vector quantities (a sweep's currents): one row per batch
     batch_id INTEGER NOT NULL,
     quantity TEXT NOT NULL,
@@ -113,10 +110,8 @@ CREATE INDEX IF NOT EXISTS events_run ON events (run_id);
 
 
 def _split(batch_id: int, m: Measurements) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """Scalar rows (one per cell and quantity) and trace rows (one per vector quantity) of a batch."""
+    """Scalar rows and trace rows of a batch, one per quantity."""
     n = m.rows.size
-    rows = m.rows.tolist()
-    cols = m.cols.tolist()
     scalars: list[tuple[Any, ...]] = []
     traces: list[tuple[Any, ...]] = []
     for q, arr in m.values.items():
@@ -124,11 +119,13 @@ def _split(batch_id: int, m: Measurements) -> tuple[list[tuple[Any, ...]], list[
         if a.ndim == 0:
             a = np.broadcast_to(a, (n,))
         if a.ndim == 1:
-            scalars.extend(zip(itertools.repeat(batch_id, n), rows, cols, itertools.repeat(q, n),
-                               a.astype(np.float64).tolist()))
+            scalars.append((batch_id, q, np.ascontiguousarray(a, dtype="<f8").tobytes()))
         else:
-            flat = np.ascontiguousarray(a.reshape(n, -1), dtype="<f8")
-            shared = n > 1 and bool(np.all(flat == flat[0]))  # e.g. the voltages of a sweep, broadcast
+            if n > 1 and a.strides[0] == 0:  # broadcast from one trace: shared without looking
+                shared, flat = True, np.ascontiguousarray(a[:1].reshape(1, -1), dtype="<f8")
+            else:
+                flat = np.ascontiguousarray(a.reshape(n, -1), dtype="<f8")
+                shared = n > 1 and bool(np.all(flat == flat[0]))  # e.g. the voltages of a sweep, repeated
             data = flat[0] if shared else flat
             traces.append((batch_id, q, flat.shape[1], int(shared), data.tobytes()))
     return scalars, traces
@@ -189,8 +186,19 @@ class Store:
         if synchronous.upper() not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous: expected NORMAL or FULL, got {synchronous!r}")
         self.db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = SCHEMA_VERSION if row is None else int(row[0])
+        if version > SCHEMA_VERSION:
+            self.db.close()
+            raise ValueError(f"store {self.path}: schema version {version} was written by a newer labctl"
+                             f" (this one reads up to {SCHEMA_VERSION}); upgrade labctl to open it")
         self.db.executescript(_SCHEMA)
-        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        if version < 2:
+            _migrate_v1(self.db)
+        if row is None or version < SCHEMA_VERSION:  # a write only when needed: a second connection opened
+            # during a run (the BatchWriter's) must not wait on the first's lock
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
         self.db.close()
@@ -323,26 +331,28 @@ class Store:
                               time.time() if wall_time is None else wall_time, int(m.rows.size),
                               _cells_blob(m)))
             scalars, traces = _split(cur.lastrowid, m)
-            db.executemany("INSERT INTO measurements VALUES (?, ?, ?, ?, ?)", scalars)
+            if scalars:
+                db.executemany("INSERT INTO scalars VALUES (?, ?, ?)", scalars)
             if traces:
                 db.executemany("INSERT INTO traces VALUES (?, ?, ?, ?, ?)", traces)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        return len(scalars) + len(traces) * int(m.rows.size)
+        return (len(scalars) + len(traces)) * int(m.rows.size)
 
     def batch_count(self, run_id: str, unit_index: int, attempt: int) -> int:
         row = self.db.execute("SELECT COUNT(*) FROM batches WHERE run_id = ? AND unit_index = ? AND attempt = ?",
                               (run_id, unit_index, attempt)).fetchone()
         return int(row[0])
 
+    def batch_scalars(self, batch_id: int) -> dict[str, np.ndarray]:
+        """The scalar quantities of a batch, each float64 (n_cells,) in the batch's cell order (read-only)."""
+        return {q: np.frombuffer(data, "<f8") for q, data in
+                self.db.execute("SELECT quantity, data FROM scalars WHERE batch_id = ? ORDER BY rowid", (batch_id,))}
+
     def _batch_values(self, batch_id: int, n: int) -> dict[str, np.ndarray]:
-        values: dict[str, list[Any]] = {}
-        for q, v in self.db.execute("SELECT quantity, value FROM measurements WHERE batch_id = ? ORDER BY rowid",
-                                    (batch_id,)):
-            values.setdefault(q, []).append(np.nan if v is None else v)
-        out = {q: np.array(v, dtype=np.float64) for q, v in values.items()}
+        out = self.batch_scalars(batch_id)
         for q, k, shared, data in self.db.execute("SELECT quantity, n_points, shared, data FROM traces"
                                                   " WHERE batch_id = ? ORDER BY rowid", (batch_id,)):
             a = np.frombuffer(data, "<f8")
@@ -363,11 +373,12 @@ class Store:
 
     def measurement_count(self, run_id: str) -> int:
         """Measurements (cell x quantity) of a run, scalar and vector."""
-        (scalars,) = self.db.execute("SELECT COUNT(*) FROM measurements m JOIN batches b USING (batch_id)"
-                                     " WHERE b.run_id = ?", (run_id,)).fetchone()
-        (vectors,) = self.db.execute("SELECT COALESCE(SUM(b.n_cells), 0) FROM traces tr JOIN batches b"
-                                     " USING (batch_id) WHERE b.run_id = ?", (run_id,)).fetchone()
-        return int(scalars) + int(vectors)
+        total = 0
+        for table in ("scalars", "traces"):
+            (n,) = self.db.execute(f"SELECT COALESCE(SUM(b.n_cells), 0) FROM {table} x JOIN batches b"
+                                   " USING (batch_id) WHERE b.run_id = ?", (run_id,)).fetchone()
+            total += int(n)
+        return total
 
     def measurement_rows(self, run_id: str) -> Iterator[tuple[Any, ...]]:
         """Every measurement of a run with its context, in the order taken (per batch: its scalar
@@ -381,15 +392,36 @@ class Store:
         reader = self.db.cursor()
         for batch_id, n, cells, *head in self.db.execute(head_sql, (run_id,)).fetchall():
             head = tuple(head)
-            for r, c, q, v in reader.execute("SELECT cell_row, cell_col, quantity, value FROM measurements"
-                                             " WHERE batch_id = ? ORDER BY rowid", (batch_id,)):
-                yield head + (r, c, q, v, None)
             rc = np.frombuffer(cells, "<i4").reshape(n, 2).tolist()
+            for q, data in reader.execute("SELECT quantity, data FROM scalars WHERE batch_id = ? ORDER BY rowid",
+                                          (batch_id,)).fetchall():
+                values = np.frombuffer(data, "<f8")
+                for (r, c), v in zip(rc, np.where(np.isnan(values), None, values).tolist()):
+                    yield head + (r, c, q, v, None)
             for q, k, shared, data in reader.execute("SELECT quantity, n_points, shared, data FROM traces"
                                                      " WHERE batch_id = ? ORDER BY rowid", (batch_id,)).fetchall():
                 size = 8 * k
                 for i, (r, c) in enumerate(rc):
                     yield head + (r, c, q, None, data if shared else data[i * size:(i + 1) * size])
+
+
+def _migrate_v1(db: sqlite3.Connection) -> None:
+    """Schema 1 -> 2: the per-cell `measurements` rows of each batch become one `scalars` blob per quantity
+    (cells in the batch's order, as they were inserted; NULL -> NaN). One transaction."""
+    if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'measurements'").fetchone() is None:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        columns: dict[tuple[int, str], list[float]] = {}
+        for batch_id, q, v in db.execute("SELECT batch_id, quantity, value FROM measurements ORDER BY rowid"):
+            columns.setdefault((batch_id, q), []).append(np.nan if v is None else v)
+        db.executemany("INSERT INTO scalars VALUES (?, ?, ?)",
+                       ((b, q, np.asarray(v, dtype="<f8").tobytes()) for (b, q), v in columns.items()))
+        db.execute("DROP TABLE measurements")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
 
 
 EXPORT_COLUMNS = ("unit_index", "step_index", "step_name", "routine", "pass_index", "repeat_index", "sweep_index",

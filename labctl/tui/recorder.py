@@ -116,22 +116,35 @@ def cell_history(path: str | os.PathLike[str], row: int, col: int, *, backend_ki
         return []
     db = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, timeout=5.0)
     try:
-        sql = ("SELECT b.wall_time, b.t, r.name, b.kind, m.quantity, m.value FROM measurements m"
-               " JOIN batches b ON b.batch_id = m.batch_id JOIN runs r ON r.run_id = b.run_id"
-               " WHERE m.cell_row = ? AND m.cell_col = ? AND m.value IS NOT NULL")
-        args: list[Any] = [row, col]
+        sql = ("SELECT b.batch_id, b.wall_time, b.t, r.name, b.kind, b.n_cells, b.cells FROM batches b"
+               " JOIN runs r ON r.run_id = b.run_id WHERE 1")
+        args: list[Any] = []
         if backend_kind is not None:
             sql += " AND r.backend_kind = ?"
             args.append(backend_kind)
         if identity is not None:
             sql += " AND r.identity_json = ?"
             args.append(json.dumps(identity))
-        sql += " ORDER BY b.wall_time DESC, m.rowid DESC LIMIT ?"
-        args.append(limit)
+        sql += " ORDER BY b.wall_time DESC, b.batch_id DESC"
+        out: list[HistoryEntry] = []
         try:
-            rows = db.execute(sql, args).fetchall()
+            # Scalars are stored per batch (one blob per quantity), so the cell is looked up in each
+            # batch's cell list, newest batch first, until `limit` values are found.
+            for batch_id, wall_time, t, name, kind, n, cells in db.execute(sql, args):
+                rc = np.frombuffer(cells, "<i4").reshape(n, 2)
+                (hits,) = np.nonzero((rc[:, 0] == row) & (rc[:, 1] == col))
+                if hits.size == 0:
+                    continue
+                for q, data in db.execute("SELECT quantity, data FROM scalars WHERE batch_id = ?"
+                                          " ORDER BY rowid DESC", (batch_id,)):
+                    values = np.frombuffer(data, "<f8")
+                    for i in hits[::-1]:
+                        if not np.isnan(values[i]):
+                            out.append(HistoryEntry(wall_time, t, name, kind, q, float(values[i])))
+                if len(out) >= limit:
+                    break
         except sqlite3.OperationalError:  # an empty file without the schema yet
             return []
-        return [HistoryEntry(*r) for r in rows]
+        return out[:limit]
     finally:
         db.close()
