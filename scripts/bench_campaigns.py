@@ -1,7 +1,9 @@
 """Benchmark of the campaign engine: store throughput and runner overhead.
 
-store_rows_per_s: measurement rows (one per cell and quantity) committed per second by Store.append_batch,
+store_rows_per_s: measurements (one per cell and quantity) committed per second by Store.append_batch,
   batches of 1024 cells x 4 scalar quantities, one transaction per batch, WAL mode (target >= 100,000/s).
+  The store keeps scalars per batch and quantity (docs/store.md), so this is ~4096 measurements per commit.
+store_small_batches_per_s: batches of 16 cells x 1 quantity committed per second (one commit each).
 runner_overhead_ratio: (campaign time - direct time) / direct time for the same routines on the same
   emulated array: a campaign run (validation, plan, store of every measurement, snapshots, safe points)
   versus calling the routines directly with a context that keeps nothing (target < 0.05).

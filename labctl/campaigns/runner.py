@@ -242,7 +242,8 @@ class Runner:
             # Outputs off first, whatever happened: the array must not be left biased.
             try:
                 await backend.outputs_off()
-                self.store.event(self.run_id, "outputs_off", "outputs switched off") if self._registered() else None
+                if self._registered():
+                    self._writer.event(self.run_id, "outputs_off", "outputs switched off")
             finally:
                 await backend.close()
                 try:
@@ -318,8 +319,8 @@ class Runner:
         self._seq = 0
         self._skip = self.store.batch_count(self.run_id, unit.index, self._attempt) if attempt is not None else 0
         if attempt is not None and self._skip:
-            self.store.event(self.run_id, "replay", f"unit {unit.index}: replaying {self._skip} stored batch(es)")
-        self.store.start_unit(self.run_id, unit.index, self._attempt)
+            self._writer.event(self.run_id, "replay", f"unit {unit.index}: replaying {self._skip} stored batch(es)")
+        self._writer.start_unit(self.run_id, unit.index, self._attempt)
         if self.view is not None:
             self.view.unit_started(unit)
         ctx = RoutineContext(sink=self._sink, on_progress=self._progress_cb(unit),

@@ -1,11 +1,13 @@
 """BatchWriter: commits measurement batches on a thread of its own while the routine keeps measuring.
 
 Each batch is still one transaction, committed in the order taken, through a second connection to the
-same SQLite file (WAL lets the runner's connection write events and unit records meanwhile; SQLite's lock
-serializes the two writers). A unit's end is queued behind its batches, so a unit is never recorded as
-done before all of its measurements are, and the next unit starts computing at once. A kill loses at most the batches still queued, which belong to
-an unfinished unit: resume replays that unit from its start (docs/campaigns.md), so nothing committed is
-lost and nothing is stored twice.
+same SQLite file. While units run, every write of the runner (a unit's start, its end, events) goes
+through this queue as well: the order on disk is the order of events, and the runner's connection never
+waits on the writer's lock (SQLite's busy handler sleeps in steps of milliseconds). A unit's end is queued
+behind its batches, so a unit is never recorded as done before all of its measurements are, and the next
+unit starts computing at once. A kill loses at most the batches still queued, which belong to an
+unfinished unit: resume replays that unit from its start (docs/campaigns.md), so nothing committed is lost
+and nothing is stored twice.
 
 Why: on the emulator a measurement costs about as much to compute as to insert; overlapping the inserts
 with the (GIL-free) C calls of the next measurements is what keeps the runner's overhead small.
@@ -30,7 +32,14 @@ MAX_PENDING = 16  # batches queued before the routine waits for the oldest to co
 def _detached(m: Measurements) -> Measurements:
     """A copy that the routine can no longer change under the writer's feet."""
     return Measurements(kind=m.kind, rows=np.array(m.rows, copy=True), cols=np.array(m.cols, copy=True),
-                        values={k: np.array(v, copy=True) for k, v in m.values.items()}, t=m.t)
+                        values={k: _copy(v) for k, v in m.values.items()}, t=m.t)
+
+
+def _copy(v: np.ndarray) -> np.ndarray:
+    a = np.asarray(v)
+    if a.ndim >= 2 and a.strides[0] == 0:  # one trace broadcast to every cell (a sweep's voltages): copy it once
+        return np.broadcast_to(np.array(a[0], copy=True), a.shape)
+    return np.array(a, copy=True)
 
 
 class BatchWriter:
@@ -65,14 +74,23 @@ class BatchWriter:
             written += await self._wait_oldest()
         return written
 
+    def start_unit(self, run_id: str, unit_index: int, attempt: int) -> None:
+        """Queue the unit's start (status running), in order with the batches before it."""
+        self._pending.append(self._pool.submit(self._call, "start_unit", run_id, unit_index, attempt))
+
+    def event(self, run_id: str, kind: str, message: str) -> None:
+        """Queue an event for the run's log, in order with the batches before it."""
+        self._pending.append(self._pool.submit(self._call, "event", run_id, kind, message))
+
+    def _call(self, method: str, *args: object) -> int:
+        getattr(self._local.store, method)(*args)
+        return 0
+
     def finish_unit(self, run_id: str, unit_index: int, summary: object, backend_state: bytes | None) -> None:
         """Queue the unit's end (status done, summary, backend state) behind its batches, so the unit is
         recorded done only after all of them, without the routine waiting for the commits."""
-        self._pending.append(self._pool.submit(self._finish_unit, run_id, unit_index, summary, backend_state))
-
-    def _finish_unit(self, run_id: str, unit_index: int, summary: object, backend_state: bytes | None) -> int:
-        self._local.store.finish_unit(run_id, unit_index, summary, backend_state)
-        return 0
+        self._pending.append(self._pool.submit(self._call, "finish_unit", run_id, unit_index, summary,
+                                               backend_state))
 
     async def _wait_oldest(self) -> int:
         # shield: cancelling the runner (abort at once) must not cancel a commit that has not started,
