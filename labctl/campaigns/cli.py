@@ -8,7 +8,6 @@ import argparse
 import asyncio
 import datetime
 import json
-import os
 import signal
 import sys
 from pathlib import Path
@@ -72,31 +71,11 @@ def _find(store, ref: str) -> str:  # noqa: ANN001
         raise ValueError(exc.args[0]) from None
 
 
-def _telemetry_config(args: argparse.Namespace, campaign):  # noqa: ANN001, ANN202
-    from labctl.campaigns.telemetry import TelemetryConfig, parse_broker
-
-    spec = campaign.telemetry
-    broker = args.mqtt or (spec.broker if spec else None)
-    if broker is None:
-        return None
-    parse_broker(broker)  # ValueError naming the URL before anything runs
-    if spec is None:
-        import socket
-
-        return TelemetryConfig(broker=broker, station=socket.gethostname())
-    password = os.environ.get(spec.password_env) if spec.password_env else None
-    if spec.password_env and password is None:
-        raise ValueError(f"telemetry.password_env: environment variable {spec.password_env!r} is not set")
-    return TelemetryConfig(broker=broker, station=spec.station, topic_prefix=spec.topic_prefix,
-                           username=spec.username, password=password, ca_file=spec.ca_file,
-                           cert_file=spec.cert_file, key_file=spec.key_file, tls_insecure=spec.tls_insecure,
-                           buffer=spec.buffer, progress_interval=spec.progress_interval)
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
     from labctl.campaigns.model import CampaignError, load_campaign
     from labctl.campaigns.progress import RichProgress
     from labctl.campaigns.runner import RunControl, Runner
+    from labctl.campaigns.telemetry import telemetry_config
 
     if (args.file is None) == (args.resume is None):
         raise ValueError("run: give a campaign FILE or --resume RUN (not both)")
@@ -124,7 +103,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         runner = Runner(store, loaded, _new_id(), resuming=False, campaign_path=str(path), control=control,
                         view=view)
-    runner.telemetry_config = _telemetry_config(args, runner.loaded.campaign)
+    runner.telemetry_config = telemetry_config(runner.loaded.campaign, args.mqtt, runner.campaign_path)
     result = asyncio.run(_run_with_signals(runner, control))
     print(f"run {result.run_id}: {result.status}, {result.measurements} measurements stored in "
           f"{result.elapsed:.1f} s -> {store.path}")

@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import os
+import socket
 import ssl
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -48,6 +51,40 @@ class TelemetryConfig:
     tls_insecure: bool = False
     buffer: int = 1000
     progress_interval: float = 0.5  # s, least time between two progress messages
+
+
+def telemetry_config(campaign: Any, mqtt: str | None = None, campaign_path: str | None = None
+                     ) -> TelemetryConfig | None:
+    """The telemetry of a run from the campaign's [telemetry] table (labctl.campaigns.model.Campaign) and a
+    --mqtt URL that overrides its broker; None if neither names a broker.
+
+    The password comes from the environment variable named by password_env; relative ca/cert/key file
+    paths are taken relative to the campaign file's folder. ValueError naming the field (before anything
+    runs) for a bad URL, an unset variable or a missing file."""
+    spec = campaign.telemetry
+    broker = mqtt or (spec.broker if spec else None)
+    if broker is None:
+        return None
+    parse_broker(broker)
+    if spec is None:
+        return TelemetryConfig(broker=broker, station=socket.gethostname())
+    password = os.environ.get(spec.password_env) if spec.password_env else None
+    if spec.password_env and password is None:
+        raise ValueError(f"telemetry.password_env: environment variable {spec.password_env!r} is not set")
+    base = Path(campaign_path).expanduser().parent if campaign_path else Path.cwd()
+    files: dict[str, str | None] = {}
+    for field in ("ca_file", "cert_file", "key_file"):
+        name = getattr(spec, field)
+        if name is None:
+            files[field] = None
+            continue
+        path = base / Path(name).expanduser()
+        if not path.is_file():
+            raise ValueError(f"telemetry.{field}: no file {str(path)!r}")
+        files[field] = str(path)
+    return TelemetryConfig(broker=broker, station=spec.station, topic_prefix=spec.topic_prefix,
+                           username=spec.username, password=password, tls_insecure=spec.tls_insecure,
+                           buffer=spec.buffer, progress_interval=spec.progress_interval, **files)
 
 
 class Telemetry:

@@ -35,7 +35,6 @@ import sys
 import threading
 import time
 import traceback
-import types
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -119,10 +118,10 @@ def _control_reader(conn: Connection, loop: asyncio.AbstractEventLoop, control: 
 
 
 async def _run(send: _Sender, conn: Connection, req: ChildRequest) -> None:
-    from labctl.campaigns.cli import _telemetry_config  # the same [telemetry] / --mqtt rules as `labctl run`
     from labctl.campaigns.model import CampaignError, load_campaign
     from labctl.campaigns.runner import RunControl, Runner, new_run_id
     from labctl.campaigns.store import Store
+    from labctl.campaigns.telemetry import telemetry_config  # the same [telemetry] / --mqtt rules as `labctl run`
 
     throttle = _Throttle(send)
     view = _ThrottledView(throttle)
@@ -139,8 +138,7 @@ async def _run(send: _Sender, conn: Connection, req: ChildRequest) -> None:
                 runner = Runner(store, load_campaign(text, req.path), new_run_id(), resuming=False,
                                 campaign_path=req.path, control=control, view=view)
             campaign = runner.loaded.campaign
-            if req.mqtt is not None or campaign.telemetry is not None:
-                runner.telemetry_config = _telemetry_config(types.SimpleNamespace(mqtt=req.mqtt), campaign)
+            runner.telemetry_config = telemetry_config(campaign, req.mqtt, runner.campaign_path)
         except CampaignError as exc:
             send(("refused", "\n".join(p.format(exc.source) for p in exc.problems)))
             return
