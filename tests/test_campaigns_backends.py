@@ -46,6 +46,22 @@ async def test_campaign_on_chip_backend_equals_embedded_emulator(tmp_path) -> No
     assert chip == embedded
 
 
+async def test_a_chip_of_another_size_than_planned_is_refused_before_anything_is_applied(tmp_path) -> None:
+    array = emulator.Array(8, 4, seed=3)
+    server = await serve_tcp(ChipController(array), "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        text = f'[campaign]\nname = "size"\n\n[backend]\nkind = "chip"\naddress = "tcp://127.0.0.1:{port}"\n' \
+               f'rows = 16\ncols = 16\n{STEPS}'
+        with Store(tmp_path / "c.sqlite") as store:
+            result = await Runner.new(store, text, "c.toml").run()
+    finally:
+        await server.close()
+    assert result.status == "failed" and result.measurements == 0
+    assert "backend.rows/cols" in result.errors[0] and "16x16" in result.errors[0] and "8x4" in result.errors[0]
+    assert not array.pulse_counts().any() and not array.formed().any()
+
+
 @pytest.mark.parametrize(("table", "field"), [({"kind": "chip"}, "address"), ({"kind": "station"}, "station"),
                                                ({"kind": "chip", "address": "http://x"}, "address")])
 def test_backend_table_names_what_is_missing(table: dict, field: str) -> None:

@@ -26,7 +26,7 @@ import numpy as np
 import labctl
 from labctl.backends.base import ArrayBackend
 from labctl.campaigns import backend as cbackend
-from labctl.campaigns.model import LoadedCampaign, Unit, load_campaign, params_json
+from labctl.campaigns.model import BackendSpec, LoadedCampaign, Unit, load_campaign, params_json
 from labctl.campaigns.steps import STEPS
 from labctl.campaigns.store import Store
 from labctl.campaigns.telemetry import Telemetry, TelemetryConfig
@@ -150,6 +150,16 @@ def _same_batch(a: Measurements, b: Measurements) -> bool:
     return True
 
 
+def _check_dimensions(spec: BackendSpec, backend: ArrayBackend) -> None:
+    """The campaign plans its cells from [backend] rows and cols; a chip or station of another size would
+    get the wrong cells (or none of some), so refuse before anything is applied."""
+    info = backend.info
+    if (info.rows, info.cols) != (spec.rows, spec.cols):
+        raise ValueError(f"backend.rows/cols: the campaign is planned for a {spec.rows}x{spec.cols} array but the "
+                         f"{info.kind} backend has {info.rows}x{info.cols}; set rows = {info.rows} and "
+                         f"cols = {info.cols} in [backend]")
+
+
 class Runner:
     """Runs one campaign into one store. Create with `Runner.new(...)` or `Runner.resume(...)`."""
 
@@ -211,6 +221,7 @@ class Runner:
         self._writer = BatchWriter(self.store.path)
         try:
             await backend.open()
+            _check_dimensions(campaign.backend, backend)
             first = self._prepare(limited)
             self._start_telemetry()
             done = {u["unit_index"] for u in self.store.units(self.run_id) if u["status"] == "done"}
