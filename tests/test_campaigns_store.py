@@ -194,6 +194,10 @@ def test_a_batch_comes_back_as_emitted_and_rows_expand_per_cell(tmp_path):
                      " repeat_index, sweep_index, chunk_index, n_cells, params_json, status) VALUES"
                      " ('r', 0, 0, 'x', 'read', 0, 0, 0, 0, 3, '{}', 'done')")
         rows = list(s.measurement_rows("r"))
+        (b,) = s.batches("r", ["mixed", "read"])
+        assert not list(s.batches("r", ["read"]))
+    assert (b.kind, b.unit_index, b.attempt, b.seq, b.t) == ("mixed", 0, 0, 0, 4.5)
+    assert b.rows.tolist() == [0, 3, 1] and list(b.scalars) == ["g", "converged", "iterations", "v_read"]
     assert back.kind == "mixed" and back.t == 4.5 and back.rows.tolist() == [0, 3, 1] and back.cols.tolist() == [2, 0, 1]
     assert list(back.values) == ["g", "converged", "iterations", "v_read", "v", "i"]
     np.testing.assert_array_equal(back.values["g"], m.values["g"])  # NaN stays NaN

@@ -136,6 +136,20 @@ def _cells_blob(m: Measurements) -> bytes:
 
 
 @dataclass(frozen=True)
+class StoredBatch:
+    """One stored batch with its scalar quantities (Store.batches)."""
+
+    unit_index: int
+    attempt: int
+    seq: int
+    kind: str
+    t: float  # backend clock, s
+    rows: np.ndarray  # int64 (n_cells,)
+    cols: np.ndarray
+    scalars: dict[str, np.ndarray]  # quantity -> float64 (n_cells,), SI, NaN where none
+
+
+@dataclass(frozen=True)
 class RunRecord:
     run_id: str
     name: str
@@ -370,6 +384,19 @@ class Store:
         rc = np.frombuffer(cells, "<i4").reshape(n, 2).astype(np.int64)
         return Measurements(kind=kind, rows=rc[:, 0].copy(), cols=rc[:, 1].copy(), t=t,
                             values=self._batch_values(batch_id, n))
+
+    def batches(self, run_id: str, kinds: Sequence[str] | None = None) -> Iterator[StoredBatch]:
+        """A run's batches in the order taken (unit, attempt, seq), with their scalar quantities decoded;
+        only those of the given kinds if `kinds` is given (the others are not read)."""
+        sql = ("SELECT batch_id, unit_index, attempt, seq, kind, t, n_cells, cells FROM batches WHERE run_id = ?")
+        args: list[Any] = [run_id]
+        if kinds is not None:
+            sql += f" AND kind IN ({', '.join('?' for _ in kinds)})"
+            args += list(kinds)
+        for batch_id, unit, attempt, seq, kind, t, n, cells in self.db.execute(
+                sql + " ORDER BY unit_index, attempt, seq", args).fetchall():
+            rc = np.frombuffer(cells, "<i4").reshape(n, 2).astype(np.int64)
+            yield StoredBatch(unit, attempt, seq, kind, t, rc[:, 0], rc[:, 1], self.batch_scalars(batch_id))
 
     def measurement_count(self, run_id: str) -> int:
         """Measurements (cell x quantity) of a run, scalar and vector."""

@@ -59,33 +59,25 @@ def load_run(store_path: str | Path, run: str = "last") -> StoredRun:
         program: dict[tuple[int, int], dict[str, float]] = {}
         pulses: dict[tuple[int, int], list[tuple[float, float]]] = {}
         relax: dict[tuple[int, int], list[tuple[float, float]]] = {}
-        pending: dict[tuple[int, int, int, int, int], dict[str, float]] = {}
-        order: list[tuple[int, int, int, int, int]] = []
-        for row in store.measurement_rows(run_id):
-            (unit, _s, _n, _r, _p, _rep, _sw, _ch, attempt, seq, kind, _t, r, c, q, value, trace) = row
-            if kind not in PROGRAM_KINDS + OPEN_LOOP_KINDS + (RETENTION_KIND,) or trace is not None:
-                continue
-            key = (unit, attempt, seq, int(r), int(c))
-            if key not in pending:
-                pending[key] = {"kind": kind}  # type: ignore[dict-item]
-                order.append(key)
-            pending[key][q] = float(value) if value is not None else np.nan
-    for key in order:
-        rec = pending[key]
-        cell = (key[3], key[4])
-        kind = rec["kind"]
-        if kind in PROGRAM_KINDS and "g" in rec:
-            program[cell] = rec
-            relax.pop(cell, None)  # retention reads refer to the latest programming
-        elif kind in OPEN_LOOP_KINDS and "g" in rec and "direction" in rec:
-            pulses.setdefault(cell, []).append((rec["direction"], rec["g"]))
-        elif kind == RETENTION_KIND and "g" in rec and "t_after" in rec:
-            relax.setdefault(cell, []).append((rec["t_after"], rec["g"]))
+        for b in store.batches(run_id, PROGRAM_KINDS + OPEN_LOOP_KINDS + (RETENTION_KIND,)):
+            cells = list(zip(b.rows.tolist(), b.cols.tolist()))
+            v = b.scalars
+            if b.kind in PROGRAM_KINDS and "g" in v:
+                target = v["target"].tolist() if "target" in v else [np.nan] * len(cells)
+                for cell, g, tg in zip(cells, v["g"].tolist(), target):
+                    program[cell] = {"g": g, "target": tg}
+                    relax.pop(cell, None)  # retention reads refer to the latest programming
+            elif b.kind in OPEN_LOOP_KINDS and "g" in v and "direction" in v:
+                for cell, d, g in zip(cells, v["direction"].tolist(), v["g"].tolist()):
+                    pulses.setdefault(cell, []).append((d, g))
+            elif b.kind == RETENTION_KIND and "g" in v and "t_after" in v:
+                for cell, ta, g in zip(cells, v["t_after"].tolist(), v["g"].tolist()):
+                    relax.setdefault(cell, []).append((ta, g))
     out = StoredRun(run_id=run_id)
     if program:
         cells = sorted(program)
         out.cells = np.array(cells, dtype=np.int64)
-        out.targets = np.array([program[k].get("target", np.nan) for k in cells])
+        out.targets = np.array([program[k]["target"] for k in cells])
         out.programmed = np.array([program[k]["g"] for k in cells])
     if pulses:
         cells = sorted(pulses)
