@@ -10,11 +10,13 @@ from labctl.backends import EmulatorBackend
 from labctl.routines import (
     ROUTINES,
     ClosedLoopParams,
+    ConditionParams,
     EnduranceParams,
     FormingParams,
     IncrementalParams,
     IVParams,
     OpenLoopParams,
+    PulseTrainParams,
     ReadNoiseParams,
     RelaxationParams,
     RoutineResult,
@@ -61,6 +63,14 @@ def test_model_refuses_with_the_field_named(model: type, kwargs: dict, field: st
     with pytest.raises(ValueError) as err:
         model(**kwargs)
     assert field in str(err.value)
+
+
+@pytest.mark.parametrize("model", [IVParams, ConditionParams, ReadNoiseParams, EnduranceParams, PulseTrainParams,
+                                   SymmetryPointParams, OpenLoopParams])
+def test_a_zero_read_bias_is_refused_when_the_parameters_are_built(model: type) -> None:
+    with pytest.raises(ValueError, match="v_read: must be a non-zero bias, got 0 V"):
+        model(v_read=0.0)
+    assert model(v_read=-0.2).v_read == -0.2  # a negative read bias is a bias
 
 
 def test_window_can_be_widened_for_another_device() -> None:

@@ -76,8 +76,6 @@ async def endurance(backend: ArrayBackend, rows: object, cols: object, params: E
     p = params or EnduranceParams()
     ctx = ctx or RoutineContext()
     p.check_limits(backend.limits)
-    if p.v_read == 0:
-        raise ValueError("v_read: must be a non-zero bias, got 0 V")
     r, c = cell_arrays(backend, rows, cols)
     n = r.size
     cycles = np.zeros(n, dtype=np.int64)

@@ -145,8 +145,6 @@ async def condition(backend: ArrayBackend, rows: object, cols: object, params: C
     p = params or ConditionParams()
     ctx = ctx or RoutineContext()
     p.check_limits(backend.limits)
-    if p.v_read == 0:
-        raise ValueError("v_read: must be a non-zero bias, got 0 V")
     r, c = cell_arrays(backend, rows, cols)
     n = r.size
     g = np.empty(n)

@@ -73,8 +73,6 @@ async def iv_cycles(backend: ArrayBackend, rows: object, cols: object, params: I
     p = params or IVParams()
     ctx = ctx or RoutineContext()
     p.check_limits(backend.limits)
-    if p.v_read == 0:
-        raise ValueError("v_read: must be a non-zero bias, got 0 V")
     r, c = cell_arrays(backend, rows, cols)
     n = r.size
     hrs = np.empty((p.cycles, n))

@@ -132,8 +132,6 @@ async def read_noise(backend: ArrayBackend, rows: object, cols: object, params: 
     p = params or ReadNoiseParams()
     ctx = ctx or RoutineContext()
     p.check_limits(backend.limits)
-    if p.v_read == 0:
-        raise ValueError("v_read: must be a non-zero bias, got 0 V")
     r, c = cell_arrays(backend, rows, cols)
     n = r.size
     total = n * p.repeats

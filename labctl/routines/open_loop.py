@@ -87,12 +87,6 @@ async def _train(backend: ArrayBackend, r: NDArray[np.int64], c: NDArray[np.int6
     return trace
 
 
-def _check(backend: ArrayBackend, p: PulseParams) -> None:
-    p.check_limits(backend.limits)
-    if p.v_read == 0:
-        raise ValueError("v_read: must be a non-zero bias, got 0 V")
-
-
 # ----------------------------------------------------------------------------- pulse trains
 
 
@@ -122,7 +116,7 @@ async def pulse_train(backend: ArrayBackend, rows: object, cols: object, params:
     """
     p = params or PulseTrainParams()
     ctx = ctx or RoutineContext()
-    _check(backend, p)
+    p.check_limits(backend.limits)
     r, c = cell_arrays(backend, rows, cols)
     n = r.size
     d = p.swing_directions()
@@ -170,7 +164,7 @@ async def symmetry_point(backend: ArrayBackend, rows: object, cols: object,
     """
     p = params or SymmetryPointParams()
     ctx = ctx or RoutineContext()
-    _check(backend, p)
+    p.check_limits(backend.limits)
     if p.settle is not None and p.settle >= p.pulses - 1:
         raise ValueError(f"settle: {p.settle} leaves fewer than two of {p.pulses} pulses (allowed 0..{p.pulses - 2})")
     r, c = cell_arrays(backend, rows, cols)
@@ -238,7 +232,7 @@ async def open_loop(backend: ArrayBackend, rows: object, cols: object, params: O
     """
     p = params or OpenLoopParams()
     ctx = ctx or RoutineContext()
-    _check(backend, p)
+    p.check_limits(backend.limits)
     if p.settle is not None and p.settle >= p.pulses - 1:
         raise ValueError(f"settle: {p.settle} leaves fewer than two of {p.pulses} pulses (allowed 0..{p.pulses - 2})")
     r, c = cell_arrays(backend, rows, cols)

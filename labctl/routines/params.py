@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 if TYPE_CHECKING:
     from labctl.backends.base import ArrayBackend, BackendLimits
@@ -46,6 +46,15 @@ class RoutineParams(BaseModel):
     gate_fields: ClassVar[tuple[str, ...]] = ()
     width_fields: ClassVar[tuple[str, ...]] = ()
     compliance_fields: ClassVar[tuple[str, ...]] = ()
+    #: Read biases (where the model has them): a conductance is I / V, so 0 V reads nothing.
+    read_bias_fields: ClassVar[tuple[str, ...]] = ("v_read",)
+
+    @model_validator(mode="after")
+    def _read_bias_not_zero(self) -> RoutineParams:
+        for name in self.read_bias_fields:
+            if getattr(self, name, None) == 0:
+                raise ValueError(f"{name}: must be a non-zero bias, got 0 V")
+        return self
 
     def check_limits(self, limits: BackendLimits) -> None:
         """Refuse values beyond the backend's safety limits (ValueError naming the field and limit).

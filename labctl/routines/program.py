@@ -77,8 +77,6 @@ class _ClosedLoopBase(RoutineParams):
         name = "targets" if self.targets is not None else "levels"
         values = np.atleast_1d(np.asarray(self.targets if self.targets is not None else self.levels, dtype=np.float64))
         check_window(name, values, self.window)
-        if self.v_read == 0:
-            raise ValueError("v_read: must be a non-zero bias, got 0 V")
         return self
 
     def cell_targets(self, n: int) -> NDArray[np.float64]:
