@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 from pydantic import Field, model_validator
 
 from emulator.array import reference_pulse_voltages
-from emulator.reference import QS_DWELL, QS_STEP, ramp
+from emulator.reference import QS_DWELL, ramp
 from labctl.backends.base import ArrayBackend, ProgramOutcome, ProgramSettings
 from labctl.routines.base import RoutineContext
 from labctl.routines.params import REFERENCE_WINDOW, RoutineParams, cell_arrays, check_window, chunks
