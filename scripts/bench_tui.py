@@ -62,6 +62,19 @@ async def _wait(pilot, cond, timeout: float = 60.0) -> None:
         await pilot.pause(0.01)
 
 
+def _count_draws(amap: ArrayMap) -> list[int]:
+    """Count the map's lines rendered from now on: drawn[0] (reset it before each measurement)."""
+    drawn = [0]
+    original = amap.render_line
+
+    def counting(y: int):  # noqa: ANN202
+        drawn[0] += 1
+        return original(y)
+
+    amap.render_line = counting  # type: ignore[method-assign]
+    return drawn
+
+
 async def map_redraw(n: int, repeats: int) -> tuple[float, int]:
     """Median seconds from READ_ARRAY data to the redrawn map for an n x n array; lines drawn per redraw."""
     tmp = tempfile.mkdtemp()
@@ -71,14 +84,7 @@ async def map_redraw(n: int, repeats: int) -> tuple[float, int]:
         await _wait(pilot, lambda: app.map_updates >= 1)
         amap = app.query_one(ArrayMap)
         array = app.session.backend.array
-        drawn = [0]
-        original = amap.render_line
-
-        def counting(y: int):  # noqa: ANN202
-            drawn[0] += 1
-            return original(y)
-
-        amap.render_line = counting  # type: ignore[method-assign]
+        drawn = _count_draws(amap)
         rng = np.random.default_rng(0)
         times = []
         for k in range(repeats):
@@ -96,14 +102,7 @@ async def map_redraw(n: int, repeats: int) -> tuple[float, int]:
 
 async def _press_times(app, amap, presses: int) -> list[float]:
     """Seconds from each cursor key reaching the app to the map redrawn with the cursor moved."""
-    drawn = [0]
-    original = amap.render_line
-
-    def counting(y: int):  # noqa: ANN202
-        drawn[0] += 1
-        return original(y)
-
-    amap.render_line = counting  # type: ignore[method-assign]
+    drawn = _count_draws(amap)
     times = []
     for k in range(presses):
         key = "right" if k % 2 == 0 else "left"
@@ -119,7 +118,7 @@ async def _press_times(app, amap, presses: int) -> list[float]:
         while amap.cursor == before or drawn[0] == 0:
             await asyncio.sleep(0)
         times.append(time.perf_counter() - t0)
-    amap.render_line = original  # type: ignore[method-assign]
+    del amap.render_line  # the class's own method again
     return sorted(times)
 
 
