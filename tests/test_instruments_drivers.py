@@ -8,6 +8,7 @@ import emulator
 import numpy as np
 import pytest
 from emulator.instruments import InstrumentBench, line_column
+from labctl.core.limits import SafetyLimits
 from labctl.instruments import (
     InstrumentError,
     Keithley707B,
@@ -16,14 +17,13 @@ from labctl.instruments import (
     Keysight81160A,
     KeysightB2900,
     LimitError,
-    TerminalLimits,
     open_instrument,
 )
 
 ROWS, COLS = 8, 4
-SMU_LIMITS = TerminalLimits(max_abs_voltage=3.6, max_current_limit=1e-3)
-GATE_LIMITS = TerminalLimits(max_abs_voltage=3.3, max_current_limit=1e-4)
-PULSE_LIMITS = TerminalLimits(max_abs_voltage=2.0, max_pulse_width=1e-4)
+SMU_LIMITS = SafetyLimits(max_abs_voltage=3.6, max_compliance=1e-3)
+GATE_LIMITS = SafetyLimits(max_abs_voltage=3.3, max_compliance=1e-4)
+PULSE_LIMITS = SafetyLimits(max_abs_voltage=2.0, max_pulse_width=1e-4)
 
 
 @pytest.fixture

@@ -8,16 +8,16 @@ import emulator
 import numpy as np
 import pytest
 from emulator.instruments import InstrumentBench
+from labctl.core.limits import SafetyLimits
 from labctl.instruments import (
     InstrumentConnectionError,
     Keithley2450,
     KeysightB2900,
     Station,
-    TerminalLimits,
 )
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "station-emulated.toml"
-LIMITS = TerminalLimits(max_abs_voltage=3.6, max_current_limit=1e-3)
+LIMITS = SafetyLimits(max_abs_voltage=3.6, max_compliance=1e-3)
 
 
 @pytest.fixture

@@ -11,18 +11,19 @@ import emulator
 import numpy as np
 import pytest
 from emulator.instruments import InstrumentBench
+from labctl.core.limits import SafetyLimits
 from labctl.instruments import (
     InstrumentError,
     Keithley2450,
     Keysight33500B,
     LimitError,
     Station,
-    TerminalLimits,
 )
+from labctl.instruments.smu import staircase
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "station-emulated.toml"
-LIMITS = TerminalLimits(max_abs_voltage=2.0, max_current_limit=1e-3, max_pulse_width=1e-4,
-                        max_pulse_energy=1e-8, min_load_resistance=1e3)
+LIMITS = SafetyLimits(max_abs_voltage=2.0, max_compliance=1e-3, max_pulse_width=1e-4,
+                      max_pulse_energy=1e-8, min_load_resistance=1e3)
 
 
 @pytest.fixture
@@ -87,7 +88,7 @@ async def test_station_refuses_before_any_instrument_hears(bench: InstrumentBenc
         with pytest.raises(LimitError, match=r"voltages\[1\]"):
             await station.sweep(0, 0, [0.0, 3.9], vg=1.2, current_limit=1e-4)
         with pytest.raises(LimitError, match="current_limit"):
-            await station.form(0, 0, current_limit=5e-3)
+            await station.sweep(0, 0, staircase(0.0, 3.6, 181), vg=1.2, current_limit=5e-3)
         with pytest.raises(LimitError, match="row=8"):
             await station.read(8, 0)
         assert received(bench) == before

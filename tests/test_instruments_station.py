@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from emulator.instruments import InstrumentBench
 from labctl.instruments import Station, StationConfig
+from labctl.instruments.smu import staircase
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "station-emulated.toml"
 SEED = 11
@@ -35,6 +36,9 @@ def test_example_station_file_is_valid() -> None:
     assert config.array.rows == 8 and len(config.wiring.bit_lines) == 4
     gate = config.terminal_limits("gate")
     assert gate.max_abs_voltage == 3.3 and gate.max_pulse_energy == config.limits.max_pulse_energy
+    # the file's max_current_limit is SafetyLimits.max_compliance; a terminal only tightens it
+    assert config.limits.max_compliance == 1e-3 and gate.max_compliance == 1e-4
+    assert config.terminal_limits("smu").max_compliance == 1e-3
 
 
 @pytest.mark.parametrize(
@@ -46,6 +50,10 @@ def test_example_station_file_is_valid() -> None:
         ('matrix_row = "C"', 'matrix_row = "A"', "terminals.gate.matrix_row"),
         ('[terminals.pulse]', '[terminals.pulser]', "terminals: missing ['pulse']"),
         ('timeout = 5.0', 'timeout = -1', "instruments.smu_2450.timeout"),
+        ('max_current_limit = 1e-3 ', "max_current_limit = -1 ", "limits.max_current_limit"),
+        ('max_current_limit = 1e-4', "max_current_limit = 1e-2", "terminals.gate.max_current_limit"),
+        ('max_pulse_width = 1e-3 ', "max_pulse_widht = 1e-3 ", "limits: .*unknown keys ['max_pulse_widht']"),
+        ('max_abs_voltage = 4.0 ', "# max_abs_voltage = 4.0 ", "limits: .*max_abs_voltage: required"),
     ],
 )
 def test_bad_station_files_name_the_field(tmp_path: Path, old: str, new: str, field: str) -> None:
@@ -63,7 +71,8 @@ def test_station_file_must_be_toml(tmp_path: Path) -> None:
 async def test_forming_by_smu_sweep_with_compliance(bench: InstrumentBench) -> None:
     arr = bench.array
     async with Station.from_file(EXAMPLE, dict(bench.resources())) as station:
-        result = await station.form(5, 2, v_stop=3.6, step=0.05, vg=1.2, current_limit=4e-4)
+        # forming: a 0 -> 3.6 V staircase in 50 mV steps, the gate (selector) and the SMU limiting
+        result = await station.sweep(5, 2, staircase(0.0, 3.6, 73), vg=1.2, current_limit=4e-4, delay=1e-3)
         assert arr.formed()[5, 2] and arr.formed().sum() == 1
         assert np.max(np.abs(result.currents)) == pytest.approx(4e-4)
         first_limited = int(np.argmax(np.abs(result.currents) >= 4e-4 * (1 - 1e-6)))

@@ -157,11 +157,11 @@ class StationBackend(ArrayBackend):
         self.pulse_v_max = pulse.max_abs_voltage
         self.limits = BackendLimits(v_max=smu.max_abs_voltage, vg_max=gate.max_abs_voltage,
                                     width_min=0.0, width_max=pulse.max_pulse_width,
-                                    compliance_max=smu.max_current_limit)
-        self.read_current_limit = read_current_limit or smu.max_current_limit
-        if not 0 < self.read_current_limit <= smu.max_current_limit:
+                                    compliance_max=smu.max_compliance)
+        self.read_current_limit = read_current_limit or smu.max_compliance
+        if not 0 < self.read_current_limit <= smu.max_compliance:
             raise ValueError(f"read_current_limit: {read_current_limit!r} A is outside "
-                             f"(0, {smu.max_current_limit:g}] A (terminals.smu)")
+                             f"(0, {smu.max_compliance:g}] A (terminals.smu)")
         self.info = BackendInfo(kind="station", rows=cfg.array.rows, cols=cfg.array.cols,
                                 identity={"station": self.source}, native_program=False,
                                 virtual_clock=self.clock.virtual)

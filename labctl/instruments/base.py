@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ClassVar
 
+from labctl.core.limits import SafetyLimits
+
 from .errors import InstrumentConnectionError, InstrumentError
-from .limits import TerminalLimits
 from .visa import VisaLink
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class Identity:
 class Channel:
     """One output of an instrument. Settings declared on subclasses use ``{ch}`` = ``number``."""
 
-    def __init__(self, instrument: Instrument, number: int, limits: TerminalLimits | None) -> None:
+    def __init__(self, instrument: Instrument, number: int, limits: SafetyLimits | None) -> None:
         self.instrument = instrument
         self.number = number
         self.limits = limits
@@ -85,10 +86,10 @@ class Instrument:
         resource: str,
         *,
         name: str | None = None,
-        limits: TerminalLimits | dict[int, TerminalLimits] | None = None,
+        limits: SafetyLimits | dict[int, SafetyLimits] | None = None,
         timeout: float = 5.0,
     ) -> None:
-        """``limits``: one TerminalLimits for every channel, or per channel number."""
+        """``limits``: one SafetyLimits for every channel, or per channel number."""
         self.name = name or self.kind
         self.resource = resource
         self.link = VisaLink(resource, self.name, timeout)

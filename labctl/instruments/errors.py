@@ -1,21 +1,16 @@
 """Exceptions of the instrument layer.
 
-:class:`LimitError` is a ValueError: the request itself is bad and nothing was sent.
+:class:`LimitError` (the one of :mod:`labctl.core.limits`, re-exported) is a ValueError: the request
+itself is bad and nothing was sent.
 :class:`InstrumentError` means the instrument refused or failed; it names the instrument, the
 command and what the instrument said. :class:`InstrumentConnectionError` is the link itself failing
 (timeout, reset, refused); :meth:`Instrument.reconnect` recovers from it.
 """
 from __future__ import annotations
 
+from labctl.core.limits import LimitError
 
-class LimitError(ValueError):
-    """A value outside the safety limits or the instrument's range; raised before any I/O."""
-
-    def __init__(self, field: str, value: object, allowed: str) -> None:
-        self.field = field
-        self.value = value
-        self.allowed = allowed
-        super().__init__(f"{field}={value!r} refused: allowed {allowed}")
+__all__ = ["InstrumentConnectionError", "InstrumentError", "LimitError"]
 
 
 class InstrumentError(RuntimeError):

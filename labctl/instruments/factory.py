@@ -1,6 +1,8 @@
 """Open an instrument by resource alone: ask ``*IDN?`` and pick the driver that recognizes it."""
 from __future__ import annotations
 
+from labctl.core.limits import SafetyLimits
+
 from .base import Instrument
 from .errors import InstrumentError
 from .keithley707b import Keithley707B
@@ -8,7 +10,6 @@ from .keithley2450 import Keithley2450
 from .keysight_33500b import Keysight33500B
 from .keysight_81160a import Keysight81160A
 from .keysight_b2900 import KeysightB2900
-from .limits import TerminalLimits
 from .visa import VisaLink
 
 #: Every driver, tried in order against the ``*IDN?`` reply.
@@ -34,7 +35,7 @@ async def open_instrument(
     resource: str,
     *,
     name: str | None = None,
-    limits: TerminalLimits | dict[int, TerminalLimits] | None = None,
+    limits: SafetyLimits | dict[int, SafetyLimits] | None = None,
     timeout: float = 5.0,
 ) -> Instrument:
     """Connect to ``resource``, identify it and return the opened driver (caller closes it;

@@ -62,7 +62,7 @@ class SourceMeterChannel(Channel):
                 lim.check_voltage(setting, value)
         elif kind == "compliance":
             if lim is not None:
-                lim.check_current_limit(setting, value)
+                lim.check_compliance(setting, value)
         elif kind == "output":
             if value:
                 self.require_compliance(setting)

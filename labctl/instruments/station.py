@@ -18,13 +18,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from labctl.core.limits import SafetyLimits
+
 from .base import Instrument
 from .errors import InstrumentError, LimitError
 from .factory import open_instrument
 from .keithley707b import Keithley707B
-from .limits import TerminalLimits
 from .pulse import PulseGeneratorChannel
-from .smu import SourceMeterChannel, SweepResult, staircase
+from .smu import SourceMeterChannel, SweepResult
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +44,18 @@ class ArraySpec(_Strict):
     cols: int = Field(ge=1, description="bit lines")
 
 
-class StationLimits(_Strict):
-    """Station-wide limits; terminals may only tighten them."""
-
-    max_abs_voltage: float = Field(gt=0, description="|V| on any terminal, V")
-    max_current_limit: float = Field(default=1e-3, gt=0, description="largest SMU compliance, A")
-    max_pulse_width: float = Field(default=1e-3, gt=0, description="longest pulse, s")
-    max_pulse_energy: float | None = Field(default=None, gt=0, description="energy per pulse, J")
-    min_load_resistance: float = Field(default=1e3, gt=0, description="for the energy estimate, ohm")
+#: The station file's limit keys and the `SafetyLimits` field each one sets. The file keeps its own
+#: words (``max_current_limit`` is the SMU's "current limit"); everything after loading is SafetyLimits.
+FILE_LIMIT_KEYS = {
+    "max_abs_voltage": "max_abs_voltage",
+    "max_current_limit": "max_compliance",
+    "max_pulse_width": "max_pulse_width",
+    "max_pulse_energy": "max_pulse_energy",
+    "min_load_resistance": "min_load_resistance",
+}
+#: The keys a terminal may tighten (min_load_resistance is a property of the array, station-wide).
+TERMINAL_LIMIT_KEYS = ("max_abs_voltage", "max_current_limit", "max_pulse_width", "max_pulse_energy")
+_FIELD_KEYS = {field: key for key, field in FILE_LIMIT_KEYS.items()}
 
 
 class InstrumentSpec(_Strict):
@@ -64,10 +69,10 @@ class TerminalSpec(_Strict):
     instrument: str
     channel: int = Field(default=1, ge=1)
     matrix_row: str = Field(pattern=ROW)
-    max_abs_voltage: float | None = Field(default=None, gt=0)
-    max_current_limit: float | None = Field(default=None, gt=0)
-    max_pulse_width: float | None = Field(default=None, gt=0)
-    max_pulse_energy: float | None = Field(default=None, gt=0)
+    max_abs_voltage: float | None = Field(default=None, gt=0, description="|V| of this terminal, V")
+    max_current_limit: float | None = Field(default=None, gt=0, description="largest SMU compliance, A")
+    max_pulse_width: float | None = Field(default=None, gt=0, description="longest pulse, s")
+    max_pulse_energy: float | None = Field(default=None, gt=0, description="energy per pulse, J")
 
 
 class WiringSpec(_Strict):
@@ -92,10 +97,23 @@ class StationConfig(_Strict):
     """A station file, validated."""
 
     array: ArraySpec
-    limits: StationLimits
+    limits: SafetyLimits = Field(description="station-wide; terminals may only tighten them")
     instruments: dict[str, InstrumentSpec]
     terminals: dict[str, TerminalSpec]
     wiring: WiringSpec
+
+    @field_validator("limits", mode="before")
+    @classmethod
+    def _limit_keys(cls, value: Any) -> Any:
+        """The file's [limits] keys as SafetyLimits fields; |V| must be given (no silent default)."""
+        if isinstance(value, SafetyLimits) or not isinstance(value, Mapping):
+            return value
+        unknown = sorted(set(value) - set(FILE_LIMIT_KEYS))
+        if unknown:
+            raise ValueError(f"unknown keys {unknown} (allowed: {', '.join(FILE_LIMIT_KEYS)})")
+        if "max_abs_voltage" not in value:
+            raise ValueError("max_abs_voltage: required (V, the largest |V| on any terminal)")
+        return {FILE_LIMIT_KEYS[key]: v for key, v in value.items()}
 
     @model_validator(mode="after")
     def _consistent(self) -> StationConfig:
@@ -120,22 +138,16 @@ class StationConfig(_Strict):
             if t.matrix_row in rows:
                 raise ValueError(f"terminals.{name}.matrix_row={t.matrix_row!r}: already used by {rows[t.matrix_row]}")
             rows[t.matrix_row] = f"terminals.{name}"
-            for field in ("max_abs_voltage", "max_current_limit", "max_pulse_width", "max_pulse_energy"):
-                mine, station = getattr(t, field), getattr(self.limits, field)
+            for key in TERMINAL_LIMIT_KEYS:
+                mine, station = getattr(t, key), getattr(self.limits, FILE_LIMIT_KEYS[key])
                 if mine is not None and station is not None and mine > station:
-                    raise ValueError(f"terminals.{name}.{field}={mine:g} exceeds limits.{field}={station:g}")
+                    raise ValueError(f"terminals.{name}.{key}={mine:g} exceeds limits.{key}={station:g}")
         return self
 
-    def terminal_limits(self, name: str) -> TerminalLimits:
-        """Station limits tightened by terminal ``name``."""
-        t, s = self.terminals[name], self.limits
-        return TerminalLimits(
-            max_abs_voltage=t.max_abs_voltage or s.max_abs_voltage,
-            max_current_limit=t.max_current_limit or s.max_current_limit,
-            max_pulse_width=t.max_pulse_width or s.max_pulse_width,
-            max_pulse_energy=t.max_pulse_energy or s.max_pulse_energy,
-            min_load_resistance=s.min_load_resistance,
-        )
+    def terminal_limits(self, name: str) -> SafetyLimits:
+        """The station's limits tightened by terminal ``name`` (what its driver checks)."""
+        t = self.terminals[name]
+        return self.limits.tightened(**{FILE_LIMIT_KEYS[key]: getattr(t, key) for key in TERMINAL_LIMIT_KEYS})
 
     @classmethod
     def from_toml(cls, path: str | Path) -> StationConfig:
@@ -148,10 +160,17 @@ class StationConfig(_Strict):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(x) for x in e['loc']) or '(file)'}: {e['msg']}" for e in exc.errors()
-            )
+            problems = "; ".join(f"{_file_location(e['loc']) or '(file)'}: {e['msg']}" for e in exc.errors())
             raise ValueError(f"{p}: {problems}") from None
+
+
+def _file_location(loc: tuple[Any, ...]) -> str:
+    """A pydantic error location in the station file's words (limits.max_compliance is the file's
+    limits.max_current_limit)."""
+    parts = [str(x) for x in loc]
+    if len(parts) >= 2 and parts[0] == "limits":
+        parts[1] = _FIELD_KEYS.get(parts[1], parts[1])
+    return ".".join(parts)
 
 
 class Station:
@@ -173,14 +192,13 @@ class Station:
     # -- session ----------------------------------------------------------------------------------
     async def open(self) -> None:
         """Open and identify every instrument (concurrently), then put all in the safe state."""
-        per_instrument: dict[str, dict[int, TerminalLimits]] = {n: {} for n in self.config.instruments}
+        per_instrument: dict[str, dict[int, SafetyLimits]] = {n: {} for n in self.config.instruments}
         for name, t in self.config.terminals.items():
             per_instrument[t.instrument][t.channel] = self.config.terminal_limits(name)
-        station = self.config.limits
-        fallback = TerminalLimits(**station.model_dump())
+        station = self.config.limits  # outputs no terminal names are held to the station's limits
 
         async def one(name: str) -> Instrument:
-            limits = {**{n: fallback for n in range(1, 9)}, **per_instrument[name]}
+            limits = {**{n: station for n in range(1, 9)}, **per_instrument[name]}
             return await open_instrument(self.resources[name], name=name, limits=limits,
                                          timeout=self.config.instruments[name].timeout)
 
@@ -348,12 +366,3 @@ class Station:
         await self.set_gate(vg)
         await smu.current_limit.ensure(current_limit)
         return await smu.sweep(voltages, delay)
-
-    async def form(self, row: int, col: int, v_stop: float = 3.6, step: float = 0.02, vg: float = 1.2,
-                   current_limit: float = 5e-4, delay: float = 1e-3) -> SweepResult:
-        """Forming: staircase 0 -> ``v_stop`` V in ``step`` V steps, gate at ``vg`` V (the
-        selector limits the current), SMU compliance ``current_limit`` A on top."""
-        if not step > 0:
-            raise LimitError("step", step, "> 0 V")
-        points = max(2, int(round(abs(v_stop) / step)) + 1)
-        return await self.sweep(row, col, staircase(0.0, v_stop, points), vg, current_limit, delay)
