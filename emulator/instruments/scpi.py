@@ -288,12 +288,6 @@ def parse_choice(text: str, choices: tuple[str, ...], name: str) -> str:
     raise SCPIError(-224, f"{name}: {text!r} not one of {', '.join(choices)}")
 
 
-def parse_number_list(args: list[str], numeric: Numeric, name: str) -> list[float]:
-    if not args:
-        raise SCPIError(-109, f"{name}: empty list")
-    return [numeric.parse(a, name) for a in args]
-
-
 def fmt(value: float) -> str:
     """Numeric response in the instruments' NR3 style (``+1.000000E-03``), for settings."""
     return f"{value:+.6E}"

@@ -7,7 +7,6 @@ distributions of distances and rates, never response bits.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
 import time
@@ -172,11 +171,6 @@ async def evaluate_batch(params: EvaluationParams, progress: Progress | None = N
     return Evaluation(report=report, inter_fhd=inter,
                       intra_fhd={cond.label: intra[:, j] for j, cond in enumerate(conds)},
                       uniformity=unif, bit_aliasing=alias, min_entropy=h_bit)
-
-
-def run_evaluation(params: EvaluationParams, progress: Progress | None = None) -> Evaluation:
-    """evaluate_batch in a fresh event loop (for scripts and the CLI)."""
-    return asyncio.run(evaluate_batch(params, progress))
 
 
 def write_outputs(evaluation: Evaluation, out_dir: str | Path) -> dict[str, Path]:

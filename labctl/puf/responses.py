@@ -13,14 +13,12 @@ Each position also has a margin (relative conductance difference) used to mask u
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
 from labctl.backends.base import ArrayBackend
 
-Method = Literal["pairs", "median", "forming"]
 METHODS: tuple[str, ...] = ("pairs", "median", "forming")
 
 

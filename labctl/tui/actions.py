@@ -189,14 +189,11 @@ class ActionSpec:
     def routine(self) -> str:
         """The name campaign files use for this routine where it is registered, else the action key."""
         target = f"{self.function.__module__}:{self.function.__name__}"
-        try:
-            from labctl.campaigns.steps import STEPS
+        from labctl.campaigns.steps import STEPS
 
-            for name, kind in STEPS.items():
-                if kind.target == target:
-                    return name
-        except ImportError:  # pragma: no cover - campaigns ship with labctl
-            pass
+        for name, kind in STEPS.items():
+            if kind.target == target:
+                return name
         return self.key
 
 

@@ -47,18 +47,8 @@ class SessionState:
     message: str = ""
 
 
-def _link_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = [ConnectionError, OSError, TimeoutError, asyncio.TimeoutError, EOFError]
-    try:
-        from labctl.protocols.errors import ProtocolError
-
-        errors.append(ProtocolError)
-    except ImportError:  # pragma: no cover - the protocol package is part of labctl
-        pass
-    return tuple(errors)
-
-
-LINK_ERRORS = _link_errors()
+#: Link failures as backends raise them (ChipBackend turns the protocol's into ConnectionError).
+LINK_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, OSError, TimeoutError, asyncio.TimeoutError, EOFError)
 
 
 def is_link_error(exc: BaseException) -> bool:
