@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import EmulatedInstrument
-from .bench import Bench
 from .scpi import (
     Command,
     Numeric,
@@ -22,14 +20,13 @@ from .scpi import (
     parse_choice,
     unquote,
 )
+from .source_meter import LINE_FREQUENCY, SourceMeter
 
-VOLTAGE = Numeric(-210.0, 210.0, 0.0, "V")  # 200 V range with overrange
 CURRENT_LIMIT = Numeric(1e-9, 1.05, 1.05e-4, "A")  # default ILIM 105 uA
 NPLC = Numeric(0.01, 10.0, 1.0)
 DELAY = Numeric(0.0, 1e4, 0.0, "S")
 POINTS = Numeric(2, 1e6, 2, integer=True)
 COUNT = Numeric(1, 1e6, 1, integer=True)
-LINE_FREQUENCY = 50.0  # Hz; reported by :SYST:LFR? and sets the NPLC aperture
 
 
 @dataclass
@@ -39,19 +36,10 @@ class Reading:
     time: float  # s, relative to the first reading in the buffer
 
 
-class Keithley2450(EmulatedInstrument):
+class Keithley2450(SourceMeter):
     idn = "KEITHLEY INSTRUMENTS,MODEL 2450,04512450,1.7.12b"
     name = "smu_2450"
     terminal = "smu2450"
-
-    def __init__(self, bench: Bench, max_abs_voltage: float | None = None) -> None:
-        self.bench = bench
-        # Server-side safety: never more than the array tolerates, whatever the client asks.
-        limits = bench.limits()
-        self.max_abs_voltage = max_abs_voltage if max_abs_voltage is not None else max(
-            getattr(limits, "v_max", 210.0), getattr(limits, "vg_max", 0.0)
-        )
-        super().__init__()
 
     # -- state ------------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -77,12 +65,6 @@ class Keithley2450(EmulatedInstrument):
     def aperture(self) -> float:
         """Integration time of one reading, s."""
         return self.nplc / LINE_FREQUENCY
-
-    def _voltage(self, text: str, name: str) -> float:
-        v = VOLTAGE.parse(text, name)
-        if abs(v) > self.max_abs_voltage:
-            raise SCPIError(-222, f"{name}={v:g} V beyond the bench limit {self.max_abs_voltage:g} V")
-        return v
 
     def _need_voltage_source(self) -> None:
         if self.source_function != "VOLT":

@@ -24,19 +24,27 @@ from .scpi import Command, SCPIError, need_args, split_outside_quotes
 
 _TSP_CALL = re.compile(r"^\s*[A-Za-z_][\w.]*\s*\(")
 _STRING = r"\s*[\"']([^\"']*)[\"']\s*"
+
+
+def _call(function: str, argument: str = r"\s*") -> str:
+    """Pattern of a TSP call ``function(argument)``."""
+    return rf"{re.escape(function)}\({argument}\)"
+
+
+def _printed(expression: str) -> str:
+    return _call("print", rf"\s*{expression}\s*")
+
+
+# Statement kinds by the shape of their call: one string argument, none, or a printed value.
+_WITH_STRING = {"close": "channel.close", "open": "channel.open", "exclusiveclose": "channel.exclusiveclose",
+                "reset_channels": "channel.reset", "print_string": "print"}
+_WITHOUT_ARGUMENT = {"error_clear": "errorqueue.clear", "reset": "reset", "waitcomplete": "waitcomplete", "opc": "opc"}
+_PRINTED = {"getclose": _call("channel.getclose", _STRING), "error_count": r"errorqueue\.count",
+            "error_next": _call("errorqueue.next")}
 _STATEMENTS: list[tuple[str, re.Pattern[str]]] = [
-    ("close", re.compile(rf"^channel\.close\({_STRING}\)$")),
-    ("open", re.compile(rf"^channel\.open\({_STRING}\)$")),
-    ("exclusiveclose", re.compile(rf"^channel\.exclusiveclose\({_STRING}\)$")),
-    ("reset_channels", re.compile(rf"^channel\.reset\({_STRING}\)$")),
-    ("getclose", re.compile(rf"^print\(\s*channel\.getclose\({_STRING}\)\s*\)$")),
-    ("error_count", re.compile(r"^print\(\s*errorqueue\.count\s*\)$")),
-    ("error_next", re.compile(r"^print\(\s*errorqueue\.next\(\s*\)\s*\)$")),
-    ("error_clear", re.compile(r"^errorqueue\.clear\(\s*\)$")),
-    ("reset", re.compile(r"^reset\(\s*\)$")),
-    ("waitcomplete", re.compile(r"^waitcomplete\(\s*\)$")),
-    ("opc", re.compile(r"^opc\(\s*\)$")),
-    ("print_string", re.compile(rf"^print\({_STRING}\)$")),
+    *((kind, re.compile(f"^{_call(f, _STRING)}$")) for kind, f in _WITH_STRING.items()),
+    *((kind, re.compile(f"^{_call(f)}$")) for kind, f in _WITHOUT_ARGUMENT.items()),
+    *((kind, re.compile(f"^{_printed(e)}$")) for kind, e in _PRINTED.items()),
 ]
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .base import EmulatedInstrument
-from .bench import Bench
 from .scpi import (
     Command,
     Numeric,
@@ -22,15 +20,14 @@ from .scpi import (
     parse_bool,
     parse_choice,
 )
+from .source_meter import LINE_FREQUENCY, SourceMeter
 
-VOLTAGE = Numeric(-210.0, 210.0, 0.0, "V")
 COMPLIANCE = Numeric(1e-9, 3.03, 1e-4, "A")  # default 100 uA
 NPLC = Numeric(4e-4, 100.0, 1.0)
 POINTS = Numeric(1, 100_000, 1, integer=True)
 COUNT = Numeric(1, 100_000, 1, integer=True)
 TIMER = Numeric(1e-5, 1e5, 1e-3, "S")
 DELAY = Numeric(0.0, 100.0, 0.0, "S")
-LINE_FREQUENCY = 50.0  # Hz
 CHANNELS = (1, 2)
 
 
@@ -61,18 +58,10 @@ class Channel:
         return self.nplc / LINE_FREQUENCY
 
 
-class KeysightB2902A(EmulatedInstrument):
+class KeysightB2902A(SourceMeter):
     idn = "Keysight Technologies,B2902A,MY51140290,3.4.2011.5100"
     name = "smu_b2902a"
     signed_error_codes = True
-
-    def __init__(self, bench: Bench, max_abs_voltage: float | None = None) -> None:
-        self.bench = bench
-        limits = bench.limits()
-        self.max_abs_voltage = max_abs_voltage if max_abs_voltage is not None else max(
-            getattr(limits, "v_max", 210.0), getattr(limits, "vg_max", 0.0)
-        )
-        super().__init__()
 
     def reset(self) -> None:
         self.channels = {n: Channel(terminal=f"b2900.{n}") for n in CHANNELS}
@@ -83,12 +72,6 @@ class KeysightB2902A(EmulatedInstrument):
     def _sync(self, n: int) -> None:
         ch = self.channels[n]
         self.bench.set_dc(ch.terminal, ch.output, ch.level)
-
-    def _voltage(self, text: str, name: str) -> float:
-        v = VOLTAGE.parse(text, name)
-        if abs(v) > self.max_abs_voltage:
-            raise SCPIError(-222, f"{name}={v:g} V beyond the bench limit {self.max_abs_voltage:g} V")
-        return v
 
     def _chans(self, args: list[str], default: int = 1) -> list[int]:
         return channel_list(args[0], CHANNELS, "channel list") if args else [default]

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from .base import EmulatedInstrument
 from .bench import Bench
 from .pulse_channel import PulseChannel
-from .scpi import Numeric, SCPIError, need_args, parse_bool, parse_choice
+from .scpi import Command, Numeric, SCPIError, fmt, need_args, parse_bool, parse_choice
 
 Handler = Callable[[list[int], list[str]], None]
 
@@ -114,6 +114,33 @@ class PulseGenerator(EmulatedInstrument):
 
     def set_polarity(self, s: list[int], a: list[str]) -> None:
         self.ch(s).inverted = parse_choice(a[0] if a else "", ("NORMal", "INVerted"), "OUTP:POL") == "INV"
+
+    def shared_commands(self, *, voltage: str, width: str, period: str, frequency: str,
+                        limit_state: str) -> list[Command]:
+        """The commands both models have, under the model's own headers: ``voltage`` is its VOLTage
+        node (with the channel suffix where the manual puts it), ``width``/``period``/``frequency``
+        its pulse-timing headers and ``limit_state`` the tail of its limit-state header."""
+        ch = self.ch
+        return [
+            Command(f"{voltage}[:LEVel][:IMMediate][:AMPLitude]", write=self.set_amplitude,
+                    query=lambda s, a: fmt(ch(s).amplitude)),
+            Command(f"{voltage}[:LEVel][:IMMediate]:OFFSet", write=self.set_offset,
+                    query=lambda s, a: fmt(ch(s).offset)),
+            Command(f"{voltage}[:LEVel][:IMMediate]:HIGH", write=self.set_high, query=lambda s, a: fmt(ch(s).high)),
+            Command(f"{voltage}[:LEVel][:IMMediate]:LOW", write=self.set_low, query=lambda s, a: fmt(ch(s).low)),
+            Command(f"{voltage}:LIMit:HIGH", write=self.set_limit("limit_high", "VOLT:LIM:HIGH"),
+                    query=lambda s, a: fmt(ch(s).limit_high)),
+            Command(f"{voltage}:LIMit:LOW", write=self.set_limit("limit_low", "VOLT:LIM:LOW"),
+                    query=lambda s, a: fmt(ch(s).limit_low)),
+            Command(f"{voltage}{limit_state}", write=self.set_limit_state,
+                    query=lambda s, a: "1" if ch(s).limit_enabled else "0"),
+            Command(width, write=self.set_width, query=lambda s, a: fmt(ch(s).width)),
+            Command(period, write=self.set_period, query=lambda s, a: fmt(ch(s).period)),
+            Command(frequency, write=self.set_frequency, query=lambda s, a: fmt(1.0 / ch(s).period)),
+            Command(":OUTPut[1|2][:STATe]", write=self.set_output, query=lambda s, a: "1" if ch(s).output else "0"),
+            Command(":OUTPut[1|2]:POLarity", write=self.set_polarity,
+                    query=lambda s, a: "INV" if ch(s).inverted else "NORM"),
+        ]
 
     @staticmethod
     def load_word(word: str) -> float | None:
