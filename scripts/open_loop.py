@@ -8,24 +8,14 @@ and NSR, and their distributions over the array. Writes open_loop.json and PNG p
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from labctl.routines import OpenLoopParams, open_loop
-from labctl.routines.experiment import (
-    add_arguments,
-    context,
-    experiment_backend,
-    pyplot,
-    report,
-    run_info,
-    save,
-    write_json,
-)
+from labctl.routines.experiment import (add_arguments, context, experiment_backend, pyplot, report, run_info, save,
+                                        script_main)
 
 METRICS = ("g_max", "g_min", "g_sp", "dg_sp", "dg_sp_std", "n_states", "sp_skew", "nsr")
 
@@ -88,12 +78,8 @@ def plot(data: dict[str, Any], out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse(argv)
-    data = asyncio.run(run(args))
-    write_json(args.out / "open_loop.json", data)
-    plot(data, args.out)
-    return 0
+    return script_main(argv, "open_loop", parse, run, plot)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

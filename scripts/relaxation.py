@@ -13,24 +13,14 @@ hardware (--backend SPEC) the script really waits (a week for part 2: see --foll
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from labctl.routines import ClosedLoopParams, RelaxationParams, relaxation
-from labctl.routines.experiment import (
-    add_arguments,
-    context,
-    experiment_backend,
-    pyplot,
-    report,
-    run_info,
-    save,
-    write_json,
-)
+from labctl.routines.experiment import (add_arguments, context, experiment_backend, pyplot, report, run_info, save,
+                                        script_main)
 from labctl.routines.retention import HOUR, YEAR
 
 WEEK = 7 * 86400.0
@@ -139,12 +129,8 @@ def plot(data: dict[str, Any], out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse(argv)
-    data = asyncio.run(run(args))
-    write_json(args.out / "relaxation.json", data)
-    plot(data, args.out)
-    return 0
+    return script_main(argv, "relaxation", parse, run, plot)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -12,24 +12,14 @@ cumulative distributions of the programmed conductances. Writes weight_transfer.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from labctl.routines import ClosedLoopParams, ProgrammingNoiseParams, programming_noise
-from labctl.routines.experiment import (
-    add_arguments,
-    context,
-    experiment_backend,
-    pyplot,
-    report,
-    run_info,
-    save,
-    write_json,
-)
+from labctl.routines.experiment import (add_arguments, context, experiment_backend, pyplot, report, run_info, save,
+                                        script_main)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -113,12 +103,8 @@ def plot(data: dict[str, Any], out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse(argv)
-    data = asyncio.run(run(args))
-    write_json(args.out / "weight_transfer.json", data)
-    plot(data, args.out)
-    return 0
+    return script_main(argv, "weight_transfer", parse, run, plot)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -5,11 +5,12 @@ terminal, and writing JSON and PNG files. Nothing here compares against expected
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import math
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -121,3 +122,15 @@ def run_info(args: argparse.Namespace, backend: ArrayBackend) -> dict[str, Any]:
             "kind": backend.info.kind, "rows": backend.rows, "cols": backend.cols,
             "identity": dict(backend.info.identity), "native_program": backend.info.native_program,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def script_main(argv: list[str] | None, name: str, parse: Callable[[list[str] | None], argparse.Namespace],
+                run: Callable[[argparse.Namespace], Awaitable[dict[str, Any]]],
+                plot: Callable[[dict[str, Any], Path], None]) -> int:
+    """The main() of an experiment script: parse `argv`, run the experiment, write <--out>/<name>.json
+    and the script's plots into --out; returns the exit status."""
+    args = parse(argv)
+    data = asyncio.run(run(args))
+    write_json(args.out / f"{name}.json", data)
+    plot(data, args.out)
+    return 0
