@@ -10,11 +10,8 @@ clock), so the wall time of an iteration is all host overhead: Python, pyvisa-py
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -24,20 +21,15 @@ import emulator
 from emulator.instruments import InstrumentBench
 from labctl.instruments import Keithley2450, Station
 
+from benchmarking import emit, median_time, parser
+
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "station-emulated.toml"
 
 
 async def query_roundtrip(bench: InstrumentBench, repeats: int) -> float:
     """Median time of ``*IDN?`` through the async driver stack, s."""
     async with Keithley2450(bench["smu_2450"].resource, name="smu") as smu:
-        for _ in range(20):  # warm up
-            await smu.ask("*IDN?")
-        samples = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            await smu.ask("*IDN?")
-            samples.append(time.perf_counter() - t0)
-    return statistics.median(samples)
+        return await median_time(lambda: smu.ask("*IDN?"), repeats, warmup=20)
 
 
 async def iteration_overhead(bench: InstrumentBench, iterations: int) -> tuple[float, int]:
@@ -72,22 +64,20 @@ async def run(repeats: int, iterations: int) -> dict[str, float]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--repeats", type=int, default=500, help="queries timed (default 500)")
-    parser.add_argument("--iterations", type=int, default=200, help="loop iterations timed (default 200)")
-    args = parser.parse_args(argv)
-    result = asyncio.run(run(args.repeats, args.iterations))
-    if args.json:
-        print(json.dumps(result))
-        return 0
+def table(result: dict[str, float]) -> None:
     print("instrument path (pyvisa-py, loopback TCP, emulated instruments)")
     print(f"  SCPI query round trip (*IDN?, median)        {result['scpi_query_roundtrip_s'] * 1e6:10.1f} us")
     print(f"  closed-loop iteration, host time (median)    {result['station_iteration_overhead_s'] * 1e3:10.2f} ms")
     print(f"  messages per iteration (pulse + read)        {result['station_messages_per_iteration']:10d}")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser(__doc__)
+    p.add_argument("--repeats", type=int, default=500, help="queries timed (default 500)")
+    p.add_argument("--iterations", type=int, default=200, help="loop iterations timed (default 200)")
+    args = p.parse_args(argv)
+    return emit(asyncio.run(run(args.repeats, args.iterations)), args.json, table)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

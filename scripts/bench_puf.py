@@ -9,10 +9,7 @@ each, SP 800-90B assessment of the batch included), reconstruct_s < 10 ms, estim
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import statistics
 import time
 
 import numpy as np
@@ -21,6 +18,8 @@ from labctl.backends.emulator import EmulatorBackend
 from labctl.puf import entropy
 from labctl.puf.enroll import EnrollParams, enroll, reconstruct
 from labctl.puf.evaluate import EvaluationParams, evaluate_batch
+
+from benchmarking import emit, median_time, parser
 
 
 def bench_batch(arrays: int) -> tuple[float, dict]:
@@ -33,13 +32,12 @@ def bench_reconstruct(repeats: int = 200) -> float:
     async def run() -> float:
         backend = EmulatorBackend(32, 32, seed=100)
         e = await enroll(backend, EnrollParams(prepare="form_set"))
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
+
+        async def once() -> None:
             out = await reconstruct(backend, e.helper)
-            times.append(time.perf_counter() - t0)
             assert out.key == e.key
-        return statistics.median(times)
+
+        return await median_time(once, repeats)
 
     return asyncio.run(run())
 
@@ -52,8 +50,7 @@ def bench_estimators(n_bits: int = 1_000_000) -> tuple[float, dict]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap = parser(__doc__)
     ap.add_argument("--arrays", type=int, default=1000, help="arrays in the batch benchmark (default 1000)")
     args = ap.parse_args()
     t_batch, report = bench_batch(args.arrays)
@@ -75,18 +72,18 @@ def main() -> int:
         "batch_sp800_90b_min_entropy": report.get("sp800_90b", {}).get("min_entropy"),
         "estimates_1e6_random_bits": estimates,
     }
-    if args.json:
-        print(json.dumps(out))
-        return 0
-    print(f"{'benchmark':<44} {'measured':>12} {'target':>10}")
-    print(f"{f'enrollment + evaluation, {args.arrays} arrays 32x32':<44} {t_batch:>10.2f} s {'< 60 s':>10}")
-    print(f"{'one key reconstruction (read + decode)':<44} {t_rec * 1e3:>9.3f} ms {'< 10 ms':>10}")
-    print(f"{'SP 800-90B estimators, 1e6 bits':<44} {t_est:>10.2f} s {'< 10 s':>10}")
-    print(f"batch: {out['batch_devices']} devices, uniqueness {out['batch_uniqueness']:.4f}, uniformity "
-          f"{out['batch_uniformity']:.4f}, steadiness {out['batch_steadiness']:.4f}, key failures "
-          f"{k['failures']}/{k['attempts']} (wrong keys {k['wrong_keys']}), SP 800-90B min-entropy "
-          f"{out['batch_sp800_90b_min_entropy']:.4f}")
-    return 0
+
+    def table(out: dict) -> None:
+        print(f"{'benchmark':<44} {'measured':>12} {'target':>10}")
+        print(f"{f'enrollment + evaluation, {args.arrays} arrays 32x32':<44} {t_batch:>10.2f} s {'< 60 s':>10}")
+        print(f"{'one key reconstruction (read + decode)':<44} {t_rec * 1e3:>9.3f} ms {'< 10 ms':>10}")
+        print(f"{'SP 800-90B estimators, 1e6 bits':<44} {t_est:>10.2f} s {'< 10 s':>10}")
+        print(f"batch: {out['batch_devices']} devices, uniqueness {out['batch_uniqueness']:.4f}, uniformity "
+              f"{out['batch_uniformity']:.4f}, steadiness {out['batch_steadiness']:.4f}, key failures "
+              f"{k['failures']}/{k['attempts']} (wrong keys {k['wrong_keys']}), SP 800-90B min-entropy "
+              f"{out['batch_sp800_90b_min_entropy']:.4f}")
+
+    return emit(out, args.json, table)
 
 
 if __name__ == "__main__":

@@ -17,14 +17,12 @@ Targets: map redraw < 0.1 s, input latency < 0.05 s. The machine is shared: figu
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from textual import events
@@ -32,6 +30,8 @@ from textual import events
 from labctl.backends.emulator import EmulatorBackend
 from labctl.tui.app import ProbeStationApp
 from labctl.tui.widgets.array_map import ArrayMap
+
+from benchmarking import emit, parser
 
 SIZE = (160, 50)
 
@@ -167,16 +167,7 @@ async def main_async(repeats: int, presses: int) -> dict[str, object]:
             "campaign_was_running": bool(lat["campaign_running"])}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--repeats", type=int, default=15, help="map redraws per size (default 15)")
-    parser.add_argument("--presses", type=int, default=60, help="key presses during the campaign (default 60)")
-    args = parser.parse_args(argv)
-    result = asyncio.run(main_async(args.repeats, args.presses))
-    if args.json:
-        print(json.dumps(result))
-        return 0
+def table(result: dict[str, Any]) -> None:
     print(f"{'figure':<40} {'measured':>12} {'target':>10}")
     print(f"{'map redraw 64x64 (median)':<40} {result['map_redraw_64_s'] * 1e3:>9.1f} ms {'< 100 ms':>10}")
     print(f"{'map redraw 512x512 (median)':<40} {result['map_redraw_512_s'] * 1e3:>9.1f} ms {'< 100 ms':>10}")
@@ -188,8 +179,15 @@ def main(argv: list[str] | None = None) -> int:
           f"  / {result['input_latency_idle_p95_s'] * 1e3:.1f} ms")
     print(f"map lines drawn per redraw: {result['map_lines_drawn_64']} (64x64), {result['map_lines_drawn_512']} (512x512);"
           f" campaign running throughout: {result['campaign_was_running']}")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser(__doc__)
+    p.add_argument("--repeats", type=int, default=15, help="map redraws per size (default 15)")
+    p.add_argument("--presses", type=int, default=60, help="key presses during the campaign (default 60)")
+    args = p.parse_args(argv)
+    return emit(asyncio.run(main_async(args.repeats, args.presses)), args.json, table)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -104,6 +104,12 @@ class SafetyLimits(BaseModel):
 
 
 def _check(field: str, value: float | np.ndarray, ok: Any, allowed: str) -> None:
+    if isinstance(value, (float, int)):
+        # One number (what drivers check, many times per loop iteration): no array round trip.
+        v = float(value)
+        if not (math.isfinite(v) and ok(v)):
+            raise LimitError(field, v, allowed)
+        return
     a = np.asarray(value, dtype=np.float64)
     bad = ~np.isfinite(a) | ~ok(np.where(np.isfinite(a), a, 0.0))
     if np.any(bad):
