@@ -21,7 +21,7 @@ import emulator
 from emulator.instruments import InstrumentBench
 from labctl.instruments import Keithley2450, Station
 
-from benchmarking import emit, median_time, parser
+from benchmarking import median_time, run_benchmark
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "station-emulated.toml"
 
@@ -72,11 +72,8 @@ def table(result: dict[str, float]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = parser(__doc__)
-    p.add_argument("--repeats", type=int, default=500, help="queries timed (default 500)")
-    p.add_argument("--iterations", type=int, default=200, help="loop iterations timed (default 200)")
-    args = p.parse_args(argv)
-    return emit(asyncio.run(run(args.repeats, args.iterations)), args.json, table)
+    return run_benchmark(argv, __doc__, lambda args: asyncio.run(run(args.repeats, args.iterations)), table,
+                         repeats=(500, "queries timed"), iterations=(200, "loop iterations timed"))
 
 
 if __name__ == "__main__":

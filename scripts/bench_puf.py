@@ -19,7 +19,7 @@ from labctl.puf import entropy
 from labctl.puf.enroll import EnrollParams, enroll, reconstruct
 from labctl.puf.evaluate import EvaluationParams, evaluate_batch
 
-from benchmarking import emit, median_time, parser
+from benchmarking import median_time, run_benchmark
 
 
 def bench_batch(arrays: int) -> tuple[float, dict]:
@@ -49,16 +49,14 @@ def bench_estimators(n_bits: int = 1_000_000) -> tuple[float, dict]:
     return time.perf_counter() - t0, {k: e.min_entropy for k, e in a.estimates.items()}
 
 
-def main() -> int:
-    ap = parser(__doc__)
-    ap.add_argument("--arrays", type=int, default=1000, help="arrays in the batch benchmark (default 1000)")
-    args = ap.parse_args()
-    t_batch, report = bench_batch(args.arrays)
+def measure(arrays: int) -> dict:
+    """Every figure of the PUF benchmarks, as --json prints them."""
+    t_batch, report = bench_batch(arrays)
     t_rec = bench_reconstruct()
     t_est, estimates = bench_estimators()
     k = report["key_reconstruction"]
-    out = {
-        "enroll_eval_1000_s" if args.arrays == 1000 else f"enroll_eval_{args.arrays}_s": t_batch,
+    return {
+        "enroll_eval_1000_s" if arrays == 1000 else f"enroll_eval_{arrays}_s": t_batch,
         "reconstruct_s": t_rec,
         "estimators_1e6_bits_s": t_est,
         "batch_devices": report["devices_enrolled"],
@@ -73,17 +71,23 @@ def main() -> int:
         "estimates_1e6_random_bits": estimates,
     }
 
-    def table(out: dict) -> None:
-        print(f"{'benchmark':<44} {'measured':>12} {'target':>10}")
-        print(f"{f'enrollment + evaluation, {args.arrays} arrays 32x32':<44} {t_batch:>10.2f} s {'< 60 s':>10}")
-        print(f"{'one key reconstruction (read + decode)':<44} {t_rec * 1e3:>9.3f} ms {'< 10 ms':>10}")
-        print(f"{'SP 800-90B estimators, 1e6 bits':<44} {t_est:>10.2f} s {'< 10 s':>10}")
-        print(f"batch: {out['batch_devices']} devices, uniqueness {out['batch_uniqueness']:.4f}, uniformity "
-              f"{out['batch_uniformity']:.4f}, steadiness {out['batch_steadiness']:.4f}, key failures "
-              f"{k['failures']}/{k['attempts']} (wrong keys {k['wrong_keys']}), SP 800-90B min-entropy "
-              f"{out['batch_sp800_90b_min_entropy']:.4f}")
 
-    return emit(out, args.json, table)
+def table(out: dict) -> None:
+    batch = next(key for key in out if key.startswith("enroll_eval_"))
+    arrays = batch.split("_")[2]
+    print(f"{'benchmark':<44} {'measured':>12} {'target':>10}")
+    print(f"{f'enrollment + evaluation, {arrays} arrays 32x32':<44} {out[batch]:>10.2f} s {'< 60 s':>10}")
+    print(f"{'one key reconstruction (read + decode)':<44} {out['reconstruct_s'] * 1e3:>9.3f} ms {'< 10 ms':>10}")
+    print(f"{'SP 800-90B estimators, 1e6 bits':<44} {out['estimators_1e6_bits_s']:>10.2f} s {'< 10 s':>10}")
+    print(f"batch: {out['batch_devices']} devices, uniqueness {out['batch_uniqueness']:.4f}, uniformity "
+          f"{out['batch_uniformity']:.4f}, steadiness {out['batch_steadiness']:.4f}, key failures "
+          f"{out['batch_key_failures']}/{out['batch_key_attempts']} (wrong keys {out['batch_wrong_keys']}), "
+          f"SP 800-90B min-entropy {out['batch_sp800_90b_min_entropy']:.4f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_benchmark(argv, __doc__, lambda args: measure(args.arrays), table,
+                         arrays=(1000, "arrays in the batch benchmark"))
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from labctl.backends.emulator import EmulatorBackend
 from labctl.tui.app import ProbeStationApp
 from labctl.tui.widgets.array_map import ArrayMap
 
-from benchmarking import emit, parser
+from benchmarking import run_benchmark
 
 SIZE = (160, 50)
 
@@ -182,11 +182,8 @@ def table(result: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = parser(__doc__)
-    p.add_argument("--repeats", type=int, default=15, help="map redraws per size (default 15)")
-    p.add_argument("--presses", type=int, default=60, help="key presses during the campaign (default 60)")
-    args = p.parse_args(argv)
-    return emit(asyncio.run(main_async(args.repeats, args.presses)), args.json, table)
+    return run_benchmark(argv, __doc__, lambda args: asyncio.run(main_async(args.repeats, args.presses)), table,
+                         repeats=(15, "map redraws per size"), presses=(60, "key presses during the campaign"))
 
 
 if __name__ == "__main__":

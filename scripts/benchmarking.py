@@ -1,5 +1,6 @@
-"""What the benchmark scripts (scripts/bench_*.py) share: their command line with --json, printing a
-result as a table or as one JSON object, and the median time of a repeated operation.
+"""What the benchmark scripts (scripts/bench_*.py) share: their main() (a command line with --json and
+integer options, the result printed as a table or as one JSON object) and the median time of a
+repeated operation.
 
 The scripts run as `python scripts/bench_x.py`, so this module is found next to them.
 """
@@ -13,16 +14,18 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 
-def parser(doc: str | None) -> argparse.ArgumentParser:
-    """An argument parser described by the script's docstring, with --json."""
+def run_benchmark(argv: list[str] | None, doc: str | None, measure: Callable[[argparse.Namespace], dict[str, Any]],
+                  table: Callable[[dict[str, Any]], None], **counts: tuple[int, str]) -> int:
+    """A benchmark script's main(): parse `argv` (--json, and one integer option per `counts` entry,
+    name=(default, help)), `measure` with the parsed arguments, print the result as one JSON object
+    (--json) or as the script's `table`; returns the exit status (0)."""
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    return p
-
-
-def emit(result: dict[str, Any], as_json: bool, table: Callable[[dict[str, Any]], None]) -> int:
-    """Print `result` as one JSON object (--json) or as the script's `table`; the exit status (0)."""
-    if as_json:
+    for name, (default, text) in counts.items():
+        p.add_argument(f"--{name}", type=int, default=default, help=f"{text} (default {default})")
+    args = p.parse_args(argv)
+    result = measure(args)
+    if args.json:
         print(json.dumps(result))
     else:
         table(result)

@@ -12,10 +12,12 @@ import shutil
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
+
+from helpers import free_port
 
 
 def mosquitto_path() -> str:
@@ -26,14 +28,9 @@ def mosquitto_path() -> str:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class TlsFiles(NamedTuple):
+    """PEM files of a throw-away CA and of a server certificate it signed, with the server's key."""
 
-
-@dataclass(frozen=True)
-class TlsFiles:
     ca: Path
     cert: Path
     key: Path

@@ -4,7 +4,6 @@ and after cancellation (checked on the emulated controller and instruments), dea
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,8 @@ from labctl.backends import ArrayBackend, EmulatorBackend, ProgramSettings, open
 from labctl.backends.chip import ChipBackend
 from labctl.backends.station import ArrayClock, StationBackend
 from labctl.instruments import InstrumentConnectionError
+
+from helpers import free_port
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -214,12 +215,6 @@ async def test_chip_command_aborted_after_cancellation() -> None:
     finally:
         await server.close()
         await controller.aclose()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_dead_chip_controller_is_named() -> None:

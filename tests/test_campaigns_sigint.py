@@ -13,25 +13,11 @@ import pytest
 
 from labctl.campaigns import Runner, Store
 
+from helpers import host_loop_campaign
+
 # Program-verify on the host loop: every verify read is a stored batch, and the routine's only safe
 # point is after its single chunk, so "at the next safe point" and "at once" end in different places.
-CAMPAIGN = """\
-[campaign]
-name = "sigint"
-
-[backend]
-rows = 16
-cols = 16
-seed = 5
-
-[[steps]]
-routine = "forming"
-
-[[steps]]
-routine = "program"
-repeat = 3
-params = { levels = [15e-6, 35e-6, 55e-6, 75e-6], tolerance = 0.002, loop = "host" }
-"""
+CAMPAIGN = host_loop_campaign("sigint", size=16, seed=5, repeat=3)
 
 
 def content(path):

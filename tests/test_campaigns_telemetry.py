@@ -14,49 +14,23 @@ import pytest
 from labctl.campaigns import Runner, Store
 from labctl.campaigns.telemetry import Telemetry, TelemetryConfig
 
+from helpers import FORMING_STEP, campaign_text, host_loop_campaign
 from mqtt_broker import Broker, free_port
 
 
-SHORT = """\
-[campaign]
-name = "telemetry"
-
-[backend]
-rows = 8
-cols = 8
-seed = 2
-
-[[steps]]
-routine = "forming"
-chunk_cells = 32
+SHORT = campaign_text("telemetry", 8, 8, 2, FORMING_STEP + """chunk_cells = 32
 
 [[steps]]
 routine = "program"
 params = { levels = [20e-6, 60e-6] }
-"""
+""")
 
-LONG = """\
-[campaign]
-name = "telemetry-long"
-
-[backend]
-rows = 16
-cols = 16
-seed = 4
-
-[[steps]]
-routine = "forming"
-
-[[steps]]
-routine = "program"
-repeat = 4
-params = { levels = [15e-6, 35e-6, 55e-6, 75e-6], tolerance = 0.002, loop = "host" }
-
+LONG = host_loop_campaign("telemetry-long", size=16, seed=4, repeat=4, extra="""
 [telemetry]
 broker = "mqtt://127.0.0.1:1"
 station = "probe-7"
 progress_interval = 0.05
-"""
+""")
 
 
 @pytest.fixture

@@ -16,29 +16,19 @@ import pytest
 from labctl.campaigns.model import load_campaign
 from labctl.campaigns.telemetry import telemetry_config
 
+from helpers import FORMING_STEP, campaign_text
 from mqtt_broker import Broker, free_port, make_tls_files
 
 USER, PASSWORD = "probe-station-3", "s3cret-Telemetry-pw"
 
-CAMPAIGN = """\
-[campaign]
-name = "tls telemetry"
-
-[backend]
-rows = 8
-cols = 8
-seed = 5
-
-[[steps]]
-routine = "forming"
-
+CAMPAIGN = campaign_text("tls telemetry", 8, 8, 5, FORMING_STEP + """
 [telemetry]
 broker = "mqtts://localhost:{port}"
 station = "probe-3"
 username = "{user}"
 password_env = "LABCTL_TEST_MQTT_PASSWORD"
 {ca}
-"""
+""")
 
 
 @pytest.fixture

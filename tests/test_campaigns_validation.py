@@ -65,6 +65,17 @@ def problems(text: str) -> list[tuple[str, int | None, str]]:
     return [(format_path(p.path), p.line, p.message) for p in info.value.problems]
 
 
+def problems_by_path(text: str) -> dict[str, tuple[int | None, str]]:
+    """problems(text) as {path: (line, message)}."""
+    return {path: (line, msg) for path, line, msg in problems(text)}
+
+
+def message_at(path: str, old: str, new: str) -> str:
+    """The problem message at `path` of GOOD with `old` replaced by `new`."""
+    assert old in GOOD
+    return problems_by_path(GOOD.replace(old, new))[path][1]
+
+
 def test_good_file_loads_with_units_converted_and_plan():
     lc = load_campaign(GOOD, "c.toml")
     forming, program = lc.campaign.steps
@@ -90,7 +101,7 @@ def test_missing_fields_name_the_field_and_the_table_line():
 
 def test_unknown_routine_and_misspelt_field_name_their_lines():
     text = GOOD.replace('routine = "forming"', 'routine = "formin"').replace("seed = 3", "sed = 3")
-    found = {path: (line, msg) for path, line, msg in problems(text)}
+    found = problems_by_path(text)
     assert found["steps[0].routine"][0] == line_of(text, '"formin"')
     assert "unknown routine 'formin'" in found["steps[0].routine"][1] and "forming" in found["steps[0].routine"][1]
     assert found["backend.sed"] == (line_of(text, "sed = 3"), found["backend.sed"][1])
@@ -99,7 +110,7 @@ def test_unknown_routine_and_misspelt_field_name_their_lines():
 
 def test_wrong_units_are_rejected_with_the_expected_unit():
     text = GOOD.replace('width = "2.5 us"', 'width = "2.5 mV"').replace('dwell = "1 ms"', 'dwell = "1 mA"')
-    found = {path: (line, msg) for path, line, msg in problems(text)}
+    found = problems_by_path(text)
     line, msg = found["steps[1].params.width"]
     assert line == line_of(text, "width =") and "in V" in msg and "in s" in msg
     line, msg = found["steps[0].params.dwell"]
@@ -114,42 +125,37 @@ def test_wrong_units_are_rejected_with_the_expected_unit():
 
 def test_limits_violated_by_parameters_defaults_and_sweeps():
     text = GOOD.replace('v_stop = "3.6 V"', "v_stop = 4.2") + "\n[limits]\nmax_abs_voltage = 4.0\n"
-    found = {path: (line, msg) for path, line, msg in problems(text)}
+    found = problems_by_path(text)
     line, msg = found["steps[0].params.v_stop"]
     assert line == line_of(text, "v_stop = 4.2")
     assert "4.2 V exceeds limits.max_abs_voltage = 4 V" in msg
     # a default that breaks a tightened limit is reported at the step's routine line
     text = GOOD.replace('v_stop = "3.6 V"\n', "") + "\n[limits]\nmax_abs_voltage = 3.0\n"
-    found = {path: (line, msg) for path, line, msg in problems(text)}
+    found = problems_by_path(text)
     assert "default v_stop" in found["steps[0].routine"][1]
     assert found["steps[0].routine"][0] == line_of(text, 'routine = "forming"')
     # a sweep value beyond a limit: the line of the sweep, the index of the value
     text = GOOD.replace("tolerance = [0.02, 0.002]", 'width = ["2.5 us", "2 ms"]')
-    found = {path: (line, msg) for path, line, msg in problems(text)}
+    found = problems_by_path(text)
     assert "limits.max_pulse_width" in found["steps[1].sweep.width[1]"][1]
     assert found["steps[1].sweep.width[1]"][0] == line_of(text, "width = [")
 
 
 def test_routine_constraints_and_sweep_names_are_checked_per_point():
-    text = GOOD.replace("tolerance = [0.02, 0.002]", "tolerance = [0.02, 1.5]")
-    found = {path: (line, msg) for path, line, msg in problems(text)}
-    assert "less than 1" in found["steps[1].sweep.tolerance[1]"][1]
-    text = GOOD.replace("tolerance = [0.02, 0.002]", "tolerence = [0.02]")
-    found = {path: (line, msg) for path, line, msg in problems(text)}
-    assert "no parameter 'tolerence'" in found["steps[1].sweep.tolerence"][1]
+    tolerance = "tolerance = [0.02, 0.002]"
+    assert "less than 1" in message_at("steps[1].sweep.tolerance[1]", tolerance, "tolerance = [0.02, 1.5]")
+    assert "no parameter 'tolerence'" in message_at("steps[1].sweep.tolerence", tolerance, "tolerence = [0.02]")
 
 
 def test_selections_outside_the_array_name_the_field():
     text = GOOD.replace("cols = [0, 2]", "cols = [0, 6]")
-    found = {path: (line, msg) for path, line, msg in problems(text)}
+    found = problems_by_path(text)
     line, msg = found["selections.left.cols"]
     assert line == line_of(text, "cols = [0, 6]") and "8 x 4" in msg
-    text = GOOD.replace('cells = "left"', 'cells = "right"')
-    found = {path: (line, msg) for path, line, msg in problems(text)}
-    assert "no selection named 'right'" in found["steps[0].cells"][1]
-    text = GOOD.replace('cells = "left"', 'cells = { kind = "list", cells = [[0, 0], [9, 1]] }')
-    found = {path: (line, msg) for path, line, msg in problems(text)}
-    assert "row 9 is outside" in found["steps[0].cells.cells[1]"][1]
+    cells = 'cells = "left"'
+    assert "no selection named 'right'" in message_at("steps[0].cells", cells, 'cells = "right"')
+    listed = 'cells = { kind = "list", cells = [[0, 0], [9, 1]] }'
+    assert "row 9 is outside" in message_at("steps[0].cells.cells[1]", cells, listed)
 
 
 def test_every_problem_is_reported_in_one_pass():

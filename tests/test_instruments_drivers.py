@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
 
-import emulator
 import numpy as np
 import pytest
 from emulator.instruments import InstrumentBench, line_column
@@ -24,12 +22,7 @@ ROWS, COLS = 8, 4
 SMU_LIMITS = SafetyLimits(max_abs_voltage=3.6, max_compliance=1e-3)
 GATE_LIMITS = SafetyLimits(max_abs_voltage=3.3, max_compliance=1e-4)
 PULSE_LIMITS = SafetyLimits(max_abs_voltage=2.0, max_pulse_width=1e-4)
-
-
-@pytest.fixture
-async def bench() -> AsyncIterator[InstrumentBench]:
-    async with InstrumentBench(emulator.Array(ROWS, COLS, seed=5)) as b:
-        yield b
+BENCH_SEED = 5  # the conftest bench's array
 
 
 def res(bench: InstrumentBench, name: str) -> str:

@@ -1,10 +1,8 @@
 """Faults: an instrument dies mid-sweep, a connection drops, a query goes unanswered."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import emulator
 import numpy as np
 import pytest
 from emulator.instruments import InstrumentBench
@@ -18,12 +16,7 @@ from labctl.instruments import (
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "station-emulated.toml"
 LIMITS = SafetyLimits(max_abs_voltage=3.6, max_compliance=1e-3)
-
-
-@pytest.fixture
-async def bench() -> AsyncIterator[InstrumentBench]:
-    async with InstrumentBench(emulator.Array(8, 4, seed=9)) as b:
-        yield b
+BENCH_SEED = 9  # the conftest bench's array
 
 
 async def test_server_dies_mid_sweep_then_reconnect(bench: InstrumentBench) -> None:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import emulator
 import numpy as np
 import pytest
 from emulator.instruments import InstrumentBench
@@ -24,12 +22,7 @@ from labctl.instruments.smu import staircase
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "station-emulated.toml"
 LIMITS = SafetyLimits(max_abs_voltage=2.0, max_compliance=1e-3, max_pulse_width=1e-4,
                       max_pulse_energy=1e-8, min_load_resistance=1e3)
-
-
-@pytest.fixture
-async def bench() -> AsyncIterator[InstrumentBench]:
-    async with InstrumentBench(emulator.Array(8, 4, seed=3)) as b:
-        yield b
+BENCH_SEED = 3  # the conftest bench's array
 
 
 def received(bench: InstrumentBench) -> dict[str, int]:

@@ -3,7 +3,6 @@ compared with an in-process Array of the same seed driven with the same operatio
 from __future__ import annotations
 
 import tomllib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import emulator
@@ -15,12 +14,7 @@ from labctl.instruments.smu import staircase
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "station-emulated.toml"
 SEED = 11
-
-
-@pytest.fixture
-async def bench() -> AsyncIterator[InstrumentBench]:
-    async with InstrumentBench(emulator.Array(8, 4, seed=SEED)) as b:
-        yield b
+BENCH_SEED = SEED  # the conftest bench's array
 
 
 def write_variant(tmp_path: Path, old: str, new: str) -> Path:

@@ -39,6 +39,8 @@ from labctl.routines import (
 )
 from labctl.routines.metrics import open_loop_metrics, symmetry_point_metrics
 
+from helpers import abort_at
+
 pytestmark = pytest.mark.timeout(120)
 
 
@@ -165,16 +167,8 @@ async def test_endurance_stops_cycling_closed_cells() -> None:
 
 
 async def test_open_loop_pauses_at_batches_and_aborts_there() -> None:
-    calls = 0
-
-    async def checkpoint() -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 3:
-            raise Aborted
-
     b = EmulatorBackend(array=prepared_array(4, 4, 29))
-    ctx = RoutineContext(collect=True, on_checkpoint=checkpoint)
+    ctx = RoutineContext(collect=True, on_checkpoint=abort_at(3))
     with pytest.raises(Aborted):
         await open_loop(b, None, None, OpenLoopParams(batch=20, cycles=2, pulses=40), ctx)
     # Three batches of 20 pulses were done and stored; nothing after the third safe point.

@@ -18,6 +18,8 @@ from labctl.routines import (
 )
 from labctl.routines.program import program_and_verify
 
+from helpers import abort_at
+
 pytestmark = pytest.mark.timeout(120)
 
 LEVELS = np.linspace(10e-6, 90e-6, 35).tolist()
@@ -180,15 +182,7 @@ async def test_program_and_verify_with_backend_settings() -> None:
 async def test_checkpoints_between_chunks_and_abort() -> None:
     from labctl.routines import Aborted
 
-    calls = 0
-
-    async def stop_after_two() -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 2:
-            raise Aborted
-
-    ctx = RoutineContext(collect=True, on_checkpoint=stop_after_two)
+    ctx = RoutineContext(collect=True, on_checkpoint=abort_at(2))
     with pytest.raises(Aborted):
         await program(prepared(8, 4, seed=9), None, None, ClosedLoopParams(levels=LEVELS, chunk=8), ctx)
     done = [m for m in ctx.collected if m.kind == "program"]

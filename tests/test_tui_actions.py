@@ -19,19 +19,14 @@ from labctl.tui.widgets.array_map import ArrayMap
 from labctl.tui.widgets.cell_detail import CellDetail
 from labctl.tui.widgets.forms import ActionForm
 
+from helpers import until
+
 pytestmark = pytest.mark.timeout(60)
 SIZE = (150, 48)
 
 
 def make_app(tmp_path, rows: int = 8, cols: int = 8, seed: int = 3) -> ProbeStationApp:
     return ProbeStationApp(lambda: EmulatorBackend(rows, cols, seed=seed), store_path=str(tmp_path / "runs.sqlite"))
-
-
-async def until(pilot, cond, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await pilot.pause(0.02)
 
 
 async def connected(pilot, app) -> None:
@@ -53,6 +48,17 @@ async def run_form(pilot, app, key: str, values: dict[str, str] | None = None) -
     await pilot.press("enter")
     await until(pilot, lambda: not isinstance(app.screen, ActionForm))
     await until(pilot, lambda: app.busy is None and (app.last_result is not None or app.last_error is not None))
+
+
+async def start_long_pulse_train(pilot, app):
+    """Once connected, start a 100000-pulse train on the cursor cell (key u); returns the emulated array."""
+    await connected(pilot, app)
+    arr = emulator_array(app)
+    await pilot.press("u")
+    await until(pilot, lambda: isinstance(app.screen, ActionForm))
+    app.screen.query_one("#field-count").value = "100000"
+    await pilot.press("enter")
+    return arr
 
 
 def stored_runs(tmp_path) -> list:
@@ -150,12 +156,7 @@ async def test_out_of_limit_values_are_refused_in_the_form_and_nothing_is_sent(t
 async def test_a_long_action_shows_progress_and_can_be_cancelled(tmp_path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await connected(pilot, app)
-        arr = emulator_array(app)
-        await pilot.press("u")
-        await until(pilot, lambda: isinstance(app.screen, ActionForm))
-        app.screen.query_one("#field-count").value = "100000"
-        await pilot.press("enter")
+        arr = await start_long_pulse_train(pilot, app)
         await until(pilot, lambda: app.busy is not None and arr.pulse_counts()[0, 0] > 10)
         await until(pilot, lambda: "%" in str(app.query_one("#status").render()))  # progress shown
         await pilot.press("c")
@@ -177,12 +178,7 @@ async def test_emergency_stop_aborts_a_running_action_and_switches_outputs_off(t
 
     app = ProbeStationApp(lambda: Watched(8, 8, seed=1), store_path=str(tmp_path / "runs.sqlite"))
     async with app.run_test(size=SIZE) as pilot:
-        await connected(pilot, app)
-        arr = emulator_array(app)
-        await pilot.press("u")
-        await until(pilot, lambda: isinstance(app.screen, ActionForm))
-        app.screen.query_one("#field-count").value = "100000"
-        await pilot.press("enter")
+        arr = await start_long_pulse_train(pilot, app)
         await until(pilot, lambda: arr.pulse_counts()[0, 0] > 10)
         await pilot.press("ctrl+s")
         await until(pilot, lambda: app.busy is None and off_calls)

@@ -3,7 +3,8 @@ running campaign, and a resume that ends where an uninterrupted `labctl run` of 
 from __future__ import annotations
 
 import asyncio
-import time
+import contextlib
+import functools
 
 import numpy as np
 import pytest
@@ -14,47 +15,28 @@ from labctl.campaigns.store import Store
 from labctl.tui.app import ProbeStationApp
 from labctl.tui.campaign import RunEnded, StepProgress
 
+import helpers
+from helpers import BAD_CAMPAIGN, FORMING_STEP, campaign_text
+
 pytestmark = pytest.mark.timeout(90)
 SIZE = (150, 48)
 
-CAMPAIGN = """\
-[campaign]
-name = "tui-campaign"
-
-[backend]
-rows = 8
-cols = 8
-seed = 5
-
-[[steps]]
-routine = "forming"
-chunk_cells = 16
+CAMPAIGN = campaign_text("tui-campaign", 8, 8, 5, FORMING_STEP + """chunk_cells = 16
 
 [[steps]]
 routine = "program"
 repeat = 6
 chunk_cells = 8
 params = { levels = [15e-6, 45e-6, 75e-6], tolerance = 0.005, loop = "host" }
-"""
+""")
 
-BAD = """\
-[campaign]
-name = "broken"
-
-[[steps]]
-routine = "forming"
-params = { v_stop = "9 V" }
-
+BAD = BAD_CAMPAIGN + """
 [[steps]]
 routine = "no_such_routine"
 """
 
 
-async def until(pilot, cond, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await pilot.pause(0.02)
+until = functools.partial(helpers.until, timeout=30.0)  # a campaign takes longer than one action
 
 
 class Recorder:
@@ -91,6 +73,19 @@ async def type_path(pilot, app, path: str) -> None:
     await pilot.press("enter")  # validates
 
 
+@contextlib.asynccontextmanager
+async def campaign_typed_in(tmp_path, monkeypatch):
+    """The running app with CAMPAIGN (as c.toml) typed into its campaign panel: (app, Recorder, pilot)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.toml").write_text(CAMPAIGN)
+    app = make_app(tmp_path)
+    rec = Recorder(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.map_updates >= 1)
+        await type_path(pilot, app, "c.toml")
+        yield app, rec, pilot
+
+
 async def test_validation_errors_show_inline_with_their_lines(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "bad.toml").write_text(BAD)
@@ -111,13 +106,7 @@ async def test_validation_errors_show_inline_with_their_lines(tmp_path, monkeypa
 
 
 async def test_run_pause_emergency_stop_and_resume_match_an_uninterrupted_run(tmp_path, monkeypatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "c.toml").write_text(CAMPAIGN)
-    app = make_app(tmp_path)
-    rec = Recorder(app)
-    async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.map_updates >= 1)
-        await type_path(pilot, app, "c.toml")
+    async with campaign_typed_in(tmp_path, monkeypatch) as (app, rec, pilot):
         assert "valid" in str(app.query_one("#campaign-status").render())
         await pilot.click("#map")
         await pilot.press("g")  # run
@@ -173,13 +162,7 @@ def _program_results(store: Store, run_id: str) -> np.ndarray:
 
 
 async def test_quitting_during_a_campaign_ends_its_process_with_the_run_stored_aborted(tmp_path, monkeypatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "c.toml").write_text(CAMPAIGN)
-    app = make_app(tmp_path)
-    rec = Recorder(app)
-    async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.map_updates >= 1)
-        await type_path(pilot, app, "c.toml")
+    async with campaign_typed_in(tmp_path, monkeypatch) as (app, rec, pilot):
         await pilot.click("#map")
         await pilot.press("g")
         await until(pilot, lambda: rec.progress() > 0.05)

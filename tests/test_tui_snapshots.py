@@ -11,17 +11,12 @@ from labctl.tui.app import ProbeStationApp
 from labctl.tui.widgets.forms import ActionForm
 from labctl.tui.widgets.log_panel import LogPanel
 
+from helpers import BAD_CAMPAIGN
+
 pytestmark = pytest.mark.timeout(60)
 SIZE = (140, 44)
 
-BAD = """\
-[campaign]
-name = "broken"
-
-[[steps]]
-routine = "forming"
-params = { v_stop = "9 V" }
-"""
+BAD = BAD_CAMPAIGN
 
 
 @pytest.fixture

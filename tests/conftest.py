@@ -1,0 +1,18 @@
+"""Fixtures the test files share (plain helpers are in helpers.py)."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture
+async def bench(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """The emulated instruments of examples/station-emulated.toml, serving on loopback, wired to an 8 x 4
+    emulator.Array of the test module's BENCH_SEED: an emulator.instruments.InstrumentBench."""
+    import emulator
+    from emulator.instruments import InstrumentBench
+
+    async with InstrumentBench(emulator.Array(8, 4, seed=request.module.BENCH_SEED)) as b:
+        yield b

@@ -1,0 +1,87 @@
+"""Helpers the test files share (fixtures are in conftest.py). Import as `from helpers import ...`: pytest
+puts tests/ on the path.
+
+Nothing here asserts what a test is about; these only set things up and wait for them.
+"""
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (the OS's choice)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- campaign files -------------------------------------------------------------------------------
+def campaign_text(name: str, rows: int, cols: int, seed: int, body: str) -> str:
+    """A campaign file on a fresh emulated array: [campaign] `name`, [backend] `rows` x `cols` of `seed`,
+    then `body` (its [[steps]] and other tables, as the file writes them)."""
+    return f'[campaign]\nname = "{name}"\n\n[backend]\nrows = {rows}\ncols = {cols}\nseed = {seed}\n\n{body}'
+
+
+FORMING_STEP = '[[steps]]\nroutine = "forming"\n'
+
+
+def host_loop_campaign(name: str, size: int, seed: int, repeat: int, extra: str = "") -> str:
+    """Forming, then `repeat` passes of host-loop program-and-verify to four levels at 0.2 % on a `size` x
+    `size` array: every verify read is a stored batch and the routine's only safe point is after its one
+    chunk, so a run of it is long and can be interrupted in different places. `extra`: more tables."""
+    return campaign_text(name, size, size, seed, FORMING_STEP + f"""
+[[steps]]
+routine = "program"
+repeat = {repeat}
+params = {{ levels = [15e-6, 35e-6, 55e-6, 75e-6], tolerance = 0.002, loop = "host" }}
+""" + extra)
+
+
+#: A campaign whose forming step has a bad unit on line 6 (`v_stop = "9 V"`).
+BAD_CAMPAIGN = """\
+[campaign]
+name = "broken"
+
+[[steps]]
+routine = "forming"
+params = { v_stop = "9 V" }
+"""
+
+
+# -- routines -------------------------------------------------------------------------------------
+def abort_at(checkpoint: int) -> Callable[[], Awaitable[None]]:
+    """A RoutineContext.on_checkpoint that raises labctl.routines.Aborted at its `checkpoint`-th call
+    (1-based), as an abort requested while the routine runs does."""
+    from labctl.routines import Aborted
+
+    calls = 0
+
+    async def on_checkpoint() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == checkpoint:
+            raise Aborted
+
+    return on_checkpoint
+
+
+# -- the TUI --------------------------------------------------------------------------------------
+def emulated_app(tmp_path: Path, rows: int, cols: int, seed: int, **options: Any) -> Any:
+    """The probe-station app on a fresh in-process emulator, storing into tmp_path/runs.sqlite."""
+    from labctl.backends.emulator import EmulatorBackend
+    from labctl.tui.app import ProbeStationApp
+
+    return ProbeStationApp(lambda: EmulatorBackend(rows, cols, seed=seed), store_path=str(tmp_path / "runs.sqlite"),
+                           **options)
+
+
+async def until(pilot: Any, cond: Callable[[], object], timeout: float = 20.0) -> None:
+    """Let the app run until `cond()` holds; fails the test after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await pilot.pause(0.02)
