@@ -8,7 +8,6 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 
@@ -70,15 +69,6 @@ def abort_at(checkpoint: int) -> Callable[[], Awaitable[None]]:
 
 
 # -- the TUI --------------------------------------------------------------------------------------
-def emulated_app(tmp_path: Path, rows: int, cols: int, seed: int, **options: Any) -> Any:
-    """The probe-station app on a fresh in-process emulator, storing into tmp_path/runs.sqlite."""
-    from labctl.backends.emulator import EmulatorBackend
-    from labctl.tui.app import ProbeStationApp
-
-    return ProbeStationApp(lambda: EmulatorBackend(rows, cols, seed=seed), store_path=str(tmp_path / "runs.sqlite"),
-                           **options)
-
-
 async def until(pilot: Any, cond: Callable[[], object], timeout: float = 20.0) -> None:
     """Let the app run until `cond()` holds; fails the test after `timeout` s."""
     deadline = time.monotonic() + timeout
