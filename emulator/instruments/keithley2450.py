@@ -199,9 +199,7 @@ class Keithley2450(SourceMeter):
             self._buffer_name(a[:1])
             self.buffer.clear()
 
-        def accept(_s: list[int], a: list[str]) -> None:
-            """Settings the emulator accepts and ignores (ranges, autorange, sense mode)."""
-
+        accept = self.accept
         return [
             Command("[:SOURce[1]]:FUNCtion[:MODE]", write=set_func, query=lambda s, a: self.source_function),
             Command("[:SOURce[1]]:VOLTage[:LEVel][:IMMediate][:AMPLitude]", write=set_level,
@@ -231,7 +229,6 @@ class Keithley2450(SourceMeter):
             Command(":TRACe:ACTual", query=trace_actual),
             Command(":TRACe:DATA", query=trace_data),
             Command(":TRACe:CLEar", write=trace_clear),
-            Command(":SYSTem:LFRequency", query=lambda s, a: f"{LINE_FREQUENCY:g}"),
             Command(":FORMat[:DATA]", write=accept, query=lambda s, a: "ASC"),
         ]
 

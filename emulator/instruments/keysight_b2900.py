@@ -179,9 +179,7 @@ class KeysightB2902A(SourceMeter):
             choices = ("VOLTage", "CURRent", "RESistance", "TIME", "STATus", "SOURce")
             self.elements = [parse_choice(x, choices, "FORM:ELEM:SENS") for x in a]
 
-        def accept(s: list[int], a: list[str]) -> None:
-            """Settings the emulator accepts and ignores (ranges, sweep spacing)."""
-
+        accept = self.accept
         volt = lambda name: (lambda t: self._voltage(t, name))  # noqa: E731
         func = lambda t: parse_choice(t, ("VOLTage", "CURRent"), "SOUR:FUNC:MODE")  # noqa: E731
         mode = lambda t: parse_choice(t, ("FIXed", "SWEep", "LIST"), "SOUR:VOLT:MODE")  # noqa: E731
@@ -237,5 +235,4 @@ class KeysightB2902A(SourceMeter):
             Command(":MEASure:CURRent[:DC]", query=measure_current),
             Command(":MEASure", query=measure),
             Command(":FORMat:ELEMents:SENSe", write=set_elements, query=lambda s, a: ",".join(self.elements)),
-            Command(":SYSTem:LFRequency", query=lambda s, a: f"{LINE_FREQUENCY:g}"),
         ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from .base import EmulatedInstrument
 from .bench import Bench
-from .scpi import Numeric, SCPIError
+from .scpi import Command, Numeric, SCPIError
 
 #: Source range of both models: the 200 V range with overrange, V.
 VOLTAGE = Numeric(-210.0, 210.0, 0.0, "V")
@@ -32,3 +32,12 @@ class SourceMeter(EmulatedInstrument):
         if abs(v) > self.max_abs_voltage:
             raise SCPIError(-222, f"{name}={v:g} V beyond the bench limit {self.max_abs_voltage:g} V")
         return v
+
+    @staticmethod
+    def accept(_s: list[int], a: list[str]) -> None:
+        """Handler of settings the emulator accepts and ignores (ranges, autorange, sense mode, spacing)."""
+
+    def _system_commands(self) -> list[Command]:
+        return super()._system_commands() + [
+            Command(":SYSTem:LFRequency", query=lambda s, a: f"{LINE_FREQUENCY:g}"),
+        ]
