@@ -123,7 +123,7 @@ assert isinstance(INFO, m.InfoReply)
     (m.SetTargetGRequest(Cells.single(0, 0), np.array([1e-5]), 1.5), Status.OUT_OF_RANGE, "tolerance"),
     (m.SetTargetGRequest(Cells.single(0, 0), np.array([-1e-5])), Status.OUT_OF_RANGE, "targets"),
     (m.SetTargetGRequest(Cells.single(0, 0), np.array([1e-5]),
-                         scheme=m.IncrementalStep(v_set_stop=5.0)), Status.OUT_OF_RANGE, "v_set_stop"),
+                         scheme=m.IncrementalStep(v_stop_set=5.0)), Status.OUT_OF_RANGE, "v_stop_set"),
     (m.SweepRequest(Cells.single(0, 0), 1.2, 1e-3, np.array([0.0, 4.2])), Status.OUT_OF_RANGE, r"voltages\[1\]"),
     (m.FormRequest(Cells.all(), v_stop=5.0), Status.OUT_OF_RANGE, "v_stop"),
     (m.ReadArrayRequest(Cells.list([0], [0])), Status.BAD_CELLS, "not a cell list"),

@@ -64,9 +64,6 @@ class Command(enum.IntEnum):
     EMU_PULSE_COUNTS = 0xE3
 
 
-#: First and last code of the emulator-only extension range.
-EMULATOR_RANGE = range(0xE0, 0xF0)
-
 #: Commands the controller answers at once, even while a long command is running.
 IMMEDIATE_COMMANDS = frozenset({Command.STATUS, Command.ABORT, Command.RESET, Command.BYE})
 
