@@ -9,7 +9,8 @@ order of the request's cell selector.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -68,16 +69,14 @@ from labctl.protocols.limits import (
 )
 from labctl.protocols.wire import PayloadReader, PayloadWriter
 
+T = TypeVar("T", bound="Message")
+
 
 class Message(Layout):
-    """Base of all payload classes."""
+    """Base of all payload classes; subclasses are declared with `message`."""
 
     command: ClassVar[Command]
     reply: ClassVar[bool] = False
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        cls.what = f"{cls.command.name} {'reply' if cls.reply else 'request'}"
 
     def pack(self) -> bytes:
         w = PayloadWriter()
@@ -97,45 +96,55 @@ class Message(Layout):
         return reply.size(n, self) if reply.per_cell() else None
 
 
+def message(command: Command, reply: bool = False) -> Callable[[type[T]], type[T]]:
+    """Class decorator: the request (or reply) payload of `command`, laid out as declared."""
+    def declare(cls: type[T]) -> type[T]:
+        cls.command, cls.reply = command, reply  # type: ignore[attr-defined]
+        cls.what = f"{command.name} {'reply' if reply else 'request'}"  # type: ignore[attr-defined]
+        return layout(cls)
+    return declare
+
+
+def empty(command: Command, reply: bool = False) -> type[Message]:
+    """A payload with no fields, named like the others (ResetRequest, ByeReply, ...)."""
+    name = "".join(part.capitalize() for part in command.name.split("_")) + ("Reply" if reply else "Request")
+    cls = type(name, (Message,), {"__doc__": f"{command.name} {'reply' if reply else 'request'}: empty.",
+                                  "__module__": __name__, "__qualname__": name})
+    return message(command, reply)(cls)
+
+
 # ----------------------------------------------------------------------------- session
 
 
-@layout
+@message(Command.HELLO)
 class HelloRequest(Message):
     """Opens a session. Versions are the command-set versions the host speaks."""
 
-    command: ClassVar[Command] = Command.HELLO
     min_version: int = u16(PROTOCOL_VERSION)
     max_version: int = u16(PROTOCOL_VERSION)
     max_payload: int = u32(0, "B")  # largest reply payload the host accepts (0: no limit stated)
     client: str = text("labctl", 64)
 
 
-@layout
+@message(Command.HELLO, reply=True)
 class HelloReply(Message):
-    command: ClassVar[Command] = Command.HELLO
-    reply: ClassVar[bool] = True
     version: int = u16(PROTOCOL_VERSION)
     _reserved: int = reserved()
     max_payload: int = u32(0, "B")  # largest request payload the controller accepts
     controller: str = text("", 64)
 
 
-@layout
-class InfoRequest(Message):
-    command: ClassVar[Command] = Command.INFO
+InfoRequest = empty(Command.INFO)
 
 
 #: INFO capability bits.
 CAP_EMULATOR = 0x0001
 
 
-@layout
+@message(Command.INFO, reply=True)
 class InfoReply(Message):
     """Array size, versions and the limits every command is validated against (SI units)."""
 
-    command: ClassVar[Command] = Command.INFO
-    reply: ClassVar[bool] = True
     protocol_version: int = u16(PROTOCOL_VERSION)
     rows: int = u16()
     cols: int = u16()
@@ -167,17 +176,13 @@ class InfoReply(Message):
                                for name, spec in specs(InfoReply) if spec.limit})
 
 
-@layout
-class StatusRequest(Message):
-    command: ClassVar[Command] = Command.STATUS
+StatusRequest = empty(Command.STATUS)
 
 
-@layout
+@message(Command.STATUS, reply=True)
 class StatusReply(Message):
     """Progress of the running command (done/total in the command's own units, usually cells)."""
 
-    command: ClassVar[Command] = Command.STATUS
-    reply: ClassVar[bool] = True
     state: RunState = enum8(RunState.IDLE)
     running_command: int = u8(name="command")
     _reserved: int = reserved()
@@ -187,62 +192,39 @@ class StatusReply(Message):
     elapsed: float = f64(0.0, "s")  # since the running command started
 
 
-@layout
-class AbortRequest(Message):
-    command: ClassVar[Command] = Command.ABORT
+AbortRequest = empty(Command.ABORT)
 
 
-@layout
+@message(Command.ABORT, reply=True)
 class AbortReply(Message):
-    command: ClassVar[Command] = Command.ABORT
-    reply: ClassVar[bool] = True
     aborted: bool = flag8()
     aborted_command: int = u8(name="command")
     _reserved: int = reserved()
     request_id: int = u32()
 
 
-@layout
-class ResetRequest(Message):
-    command: ClassVar[Command] = Command.RESET
+ResetRequest = empty(Command.RESET)
+ResetReply = empty(Command.RESET, reply=True)
+ByeRequest = empty(Command.BYE)
+ByeReply = empty(Command.BYE, reply=True)
 
 
-@layout
-class ResetReply(Message):
-    command: ClassVar[Command] = Command.RESET
-    reply: ClassVar[bool] = True
-
-
-@layout
-class ByeRequest(Message):
-    command: ClassVar[Command] = Command.BYE
-
-
-@layout
-class ByeReply(Message):
-    command: ClassVar[Command] = Command.BYE
-    reply: ClassVar[bool] = True
-
-
-@layout
+@message(Command.VERIFY_LOOP_MAX)
 class VerifyLoopMaxRequest(Message):
     """Get (value None) or set the SET_TARGET_G iteration bound."""
 
-    command: ClassVar[Command] = Command.VERIFY_LOOP_MAX
     value: int | None = get_or_set(check=lim.optional_counted(1, lim.MAX_ITERATIONS))
 
 
-@layout
+@message(Command.VERIFY_LOOP_MAX, reply=True)
 class VerifyLoopMaxReply(Message):
-    command: ClassVar[Command] = Command.VERIFY_LOOP_MAX
-    reply: ClassVar[bool] = True
     value: int = u32()
 
 
 # ----------------------------------------------------------------------------- array operations
 
 
-@layout
+@message(Command.FORM)
 class FormRequest(Message):
     """Forming by a quasi-static sweep or a ramp of pulses; compliance set by the gate `vg`.
 
@@ -251,7 +233,6 @@ class FormRequest(Message):
     A cell counts as formed when its conductance read at (v_read, vg_read) is at least g_formed.
     """
 
-    command: ClassVar[Command] = Command.FORM
     cells: Cells = cells(check=cells_in_array)
     mode: FormMode = enum8(FormMode.SWEEP)
     v_start: float = f64(0.0, "V", check=amplitude)
@@ -281,24 +262,21 @@ class FormRequest(Message):
             width("duration (pulse width)", self.duration, "s", ctx)
 
 
-@layout
+@message(Command.FORM, reply=True)
 class FormReply(Message):
     """Per cell: forming voltage (V) and current (A) (NaN if not formed or not measured),
     conductance after forming (S), and whether the cell formed."""
 
-    command: ClassVar[Command] = Command.FORM
-    reply: ClassVar[bool] = True
     v_form: np.ndarray = per_cell(F64, "V", count="count")
     i_form: np.ndarray = per_cell(F64, "A")
     g: np.ndarray = per_cell(F64, "S")
     formed: np.ndarray = per_cell(U8, native=bool)
 
 
-@layout
+@message(Command.PULSE)
 class PulseRequest(Message):
     """`count` identical rectangular pulses to every listed cell (v < 0 resets)."""
 
-    command: ClassVar[Command] = Command.PULSE
     cells: Cells = cells(check=cells_in_array)
     v: float = f64(0.0, "V", check=amplitude)  # top-electrode amplitude
     vg: float = f64(3.3, "V", check=gate)
@@ -306,48 +284,40 @@ class PulseRequest(Message):
     count: int = u32(1, check=counted(1, "max_pulse_count"))
 
 
-@layout
+@message(Command.PULSE, reply=True)
 class PulseReply(Message):
-    command: ClassVar[Command] = Command.PULSE
-    reply: ClassVar[bool] = True
     pulses: int = u64()  # pulses applied in total (cells x count)
 
 
-@layout
+@message(Command.READ)
 class ReadRequest(Message):
-    command: ClassVar[Command] = Command.READ
     cells: Cells = cells(check=cells_in_array)
     v_read: float = f64(0.2, "V", check=read_bias)
     vg: float = f64(3.3, "V", check=gate)
 
 
-@layout
+@message(Command.READ, reply=True)
 class ReadReply(Message):
     """Per cell: conductance I/V (S) and current (A) at the read bias."""
 
-    command: ClassVar[Command] = Command.READ
-    reply: ClassVar[bool] = True
     g: np.ndarray = per_cell(F64, "S", count="count")
     i: np.ndarray = per_cell(F64, "A")
 
 
-@layout
+@message(Command.READ_ARRAY)
 class ReadArrayRequest(Message):
     """Conductance map of the whole array or a region (selector ALL, SINGLE or REGION)."""
 
-    command: ClassVar[Command] = Command.READ_ARRAY
     cells: Cells = cells(check=lim.block_in_array)
     v_read: float = f64(0.2, "V", check=read_bias)
     vg: float = f64(3.3, "V", check=gate)
     dtype: DType = enum8(DType.FLOAT64)
 
 
-@layout
+@message(Command.READ_ARRAY, reply=True)
 class ReadArrayReply(Message):
     """Conductances (S), shape (nrows, ncols), of the block starting at (row0, col0)."""
 
-    command: ClassVar[Command] = Command.READ_ARRAY
-    reply: ClassVar[bool] = True
     row0: int = u16()
     col0: int = u16()
     g: np.ndarray = grid(("nrows", "ncols"), "u16", "S", dtype_field="dtype", convert=DType, pad=3,
@@ -355,11 +325,10 @@ class ReadArrayReply(Message):
     dtype: DType = carried(DType.FLOAT64, by="g")
 
 
-@layout
+@message(Command.SWEEP)
 class SweepRequest(Message):
     """Quasi-static sweep: every listed cell sees voltages[0..n-1] (V), `dwell` s each."""
 
-    command: ClassVar[Command] = Command.SWEEP
     cells: Cells = cells(check=cells_in_array)
     vg: float = f64(3.3, "V", check=gate)
     dwell: float = f64(1e-3, "s", check=dwell)
@@ -369,12 +338,10 @@ class SweepRequest(Message):
         return SweepReply.size(n * int(np.asarray(self.voltages).size))
 
 
-@layout
+@message(Command.SWEEP, reply=True)
 class SweepReply(Message):
     """Currents (A), shape (cells, points)."""
 
-    command: ClassVar[Command] = Command.SWEEP
-    reply: ClassVar[bool] = True
     i: np.ndarray = grid(("cells", "points"), "u32", "A")
 
 
@@ -442,11 +409,10 @@ class IncrementalStep(Layout):
 SchemeParams = IdenticalPulse | IncrementalStep
 
 
-@layout
+@message(Command.SET_TARGET_G)
 class SetTargetGRequest(Message):
     """Closed-loop program-and-verify of each listed cell to its target conductance."""
 
-    command: ClassVar[Command] = Command.SET_TARGET_G
     cells: Cells = cells(check=cells_in_array)
     targets: np.ndarray = per_cell(F64, "S", count="count", check=lim.per_cell_targets)
     tolerance: float = f64(0.02, check=fraction)  # relative: |g - target| <= tolerance * target
@@ -460,22 +426,19 @@ class SetTargetGRequest(Message):
                                   IdenticalPulse)
 
 
-@layout
+@message(Command.SET_TARGET_G, reply=True)
 class SetTargetGReply(Message):
     """Per cell: last verify read (S), pulses applied, and whether it converged."""
 
-    command: ClassVar[Command] = Command.SET_TARGET_G
-    reply: ClassVar[bool] = True
     g: np.ndarray = per_cell(F64, "S", count="count")
     iterations: np.ndarray = per_cell(U32, native="int64")
     converged: np.ndarray = per_cell(U8, native=bool)
 
 
-@layout
+@message(Command.VERIFY)
 class VerifyRequest(Message):
     """Read each listed cell `averages` times and compare the mean with its target."""
 
-    command: ClassVar[Command] = Command.VERIFY
     cells: Cells = cells(check=cells_in_array)
     targets: np.ndarray = per_cell(F64, "S", count="count", check=lim.per_cell_targets)
     tolerance: float = f64(0.02, check=fraction)
@@ -484,10 +447,8 @@ class VerifyRequest(Message):
     averages: int = u16(1, check=counted(1, lim.MAX_AVERAGES))
 
 
-@layout
+@message(Command.VERIFY, reply=True)
 class VerifyReply(Message):
-    command: ClassVar[Command] = Command.VERIFY
-    reply: ClassVar[bool] = True
     passed: np.ndarray = per_cell(U8, native=bool, count="count")
     g: np.ndarray = per_cell(F64, "S")
 
@@ -495,54 +456,40 @@ class VerifyReply(Message):
 # ----------------------------------------------------------------------------- emulator only
 
 
-@layout
+@message(Command.EMU_ADVANCE)
 class EmuAdvanceRequest(Message):
-    command: ClassVar[Command] = Command.EMU_ADVANCE
     seconds: float = f64(0.0, "s", check=lim.not_negative)  # the clock only moves forward
 
 
-@layout
+@message(Command.EMU_ADVANCE, reply=True)
 class EmuAdvanceReply(Message):
-    command: ClassVar[Command] = Command.EMU_ADVANCE
-    reply: ClassVar[bool] = True
     time: float = f64(0.0, "s")  # virtual clock after advancing
 
 
-@layout
+@message(Command.EMU_INJECT_FAULT)
 class EmuInjectFaultRequest(Message):
-    command: ClassVar[Command] = Command.EMU_INJECT_FAULT
     cells: Cells = cells(check=cells_in_array)
     kind: Fault = enum8(Fault.NONE)
 
 
-@layout
-class EmuInjectFaultReply(Message):
-    command: ClassVar[Command] = Command.EMU_INJECT_FAULT
-    reply: ClassVar[bool] = True
+EmuInjectFaultReply = empty(Command.EMU_INJECT_FAULT, reply=True)
 
 
-@layout
+@message(Command.EMU_RESEED)
 class EmuReseedRequest(Message):
-    command: ClassVar[Command] = Command.EMU_RESEED
     seed: int = u64()
 
 
-@layout
-class EmuReseedReply(Message):
-    command: ClassVar[Command] = Command.EMU_RESEED
-    reply: ClassVar[bool] = True
+EmuReseedReply = empty(Command.EMU_RESEED, reply=True)
 
 
-@layout
+@message(Command.EMU_PULSE_COUNTS)
 class EmuPulseCountsRequest(Message):
-    command: ClassVar[Command] = Command.EMU_PULSE_COUNTS
     cells: Cells = cells(check=cells_in_array)
 
 
-@layout
+@message(Command.EMU_PULSE_COUNTS, reply=True)
 class EmuPulseCountsReply(Message):
-    command: ClassVar[Command] = Command.EMU_PULSE_COUNTS
-    reply: ClassVar[bool] = True
     counts: np.ndarray = per_cell(U64, native="int64", count="count")
 
 
