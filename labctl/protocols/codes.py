@@ -100,6 +100,14 @@ class Status(enum.IntEnum):
     INTERNAL = 0x30
 
 
+def name_of(kind: type[enum.IntEnum], code: int) -> str:
+    """The name of `code` in `kind` (Status, Command, ...), or its hex value if it is not defined."""
+    try:
+        return kind(code).name
+    except ValueError:
+        return f"0x{code:02x}"
+
+
 #: Statuses after which the host may retransmit the same frame unchanged.
 RETRANSMIT_STATUSES = frozenset({Status.BAD_FRAME, Status.BAD_CRC})
 
