@@ -40,14 +40,17 @@ U32 = "<u4"
 U64 = "<u8"
 
 
-def allowed(kind: type[enum.IntEnum]) -> str:
-    """The values of an enum as error messages list them: "0 (idle), 1 (running), 2 (aborting)"."""
-    return ", ".join(f"{int(e)} ({e.name.lower()})" for e in kind)
+def member(kind: Any, value: int, r: PayloadReader, name: str) -> Any:
+    """`kind(value)`, or PayloadError listing the allowed values: "0 (idle), 1 (running), ..."."""
+    if value not in kind._value2member_map_:
+        allowed = ", ".join(f"{int(e)} ({e.name.lower()})" for e in kind)
+        raise PayloadError(f"{r.what}: {name} = {value}, allowed {allowed}")
+    return kind(value)
 
 
 # ----------------------------------------------------------------------------- wire kinds
-# A wire kind writes one field (and the wire-only parts that belong to it) and reads it back into
-# `values` (attribute name -> value). `size(n, msg)` is its encoded size for n elements.
+# A wire kind writes one field (with the wire-only parts that belong to it) and reads it back;
+# `fixed` is its encoded size in bytes (a grid adds its elements).
 
 
 class Scalar:
@@ -66,11 +69,7 @@ class Scalar:
         kind = self.convert
         if kind is None:
             return value
-        if issubclass(kind, enum.IntEnum):
-            if value not in kind._value2member_map_:
-                raise PayloadError(f"{r.what}: {name} = {value}, allowed {allowed(kind)}")
-            return kind(value)
-        return kind(value)
+        return member(kind, value, r, name) if issubclass(kind, enum.IntEnum) else kind(value)
 
 
 class Text:
@@ -249,12 +248,9 @@ class Grid:
         shape = [getattr(r, self.dim_kind)(dim) for dim in self.dims]
         dtype = None
         if self.dtype_field:
-            dtype = r.u8(self.dtype_field)
-            if dtype not in self.convert._value2member_map_:  # type: ignore[union-attr]
-                raise PayloadError(f"{r.what}: {self.dtype_field} = {dtype}, allowed {allowed(self.convert)}")
+            dtype = values[self.dtype_field] = member(self.convert, r.u8(self.dtype_field), r, self.dtype_field)
             for k in range(self.pad):
                 r.u8(f"reserved[{k}]")
-            values[self.dtype_field] = self.convert(dtype)  # type: ignore[misc]
         values[name] = r.array(name, self._element(dtype), shape[0] * shape[1], "float64").reshape(shape)
 
 
@@ -283,11 +279,7 @@ class OneOf:
                            f"{', '.join(k.__name__ for k in self.members.values())}")
 
     def unpack(self, r: PayloadReader, name: str) -> Layout:
-        tag = r.u8(name)
-        kind = self.members.get(tag)  # type: ignore[call-overload]
-        if kind is None:
-            raise PayloadError(f"{r.what}: {name} = {tag}, allowed {allowed(self.tag)}")
-        return kind.unpack_from(r)
+        return self.members[member(self.tag, r.u8(name), r, name)].unpack_from(r)
 
 
 def one_of(members: dict[Any, type[Layout]], default_factory: Callable[[], Layout]) -> Any:
