@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import MISSING, dataclass
 from typing import Any, ClassVar
 
@@ -133,7 +133,7 @@ class Spec:
 
     wire: Any
     unit: str = ""
-    check: tuple[Check, ...] = ()
+    check: Check | None = None
     wire_name: str | None = None  # name in docs/protocol.md when it differs from the attribute
     limit: str | None = None      # the SafetyLimits field this INFO field reports
     element: str | None = None    # per-cell arrays: wire dtype
@@ -148,16 +148,10 @@ def _field(spec: Spec, default: Any = MISSING, default_factory: Any = MISSING, *
     return dataclasses.field(default=default, default_factory=default_factory, metadata={"spec": spec}, **kw)
 
 
-def _checks(check: Check | Sequence[Check] | None) -> tuple[Check, ...]:
-    if check is None:
-        return ()
-    return tuple(check) if isinstance(check, (tuple, list)) else (check,)
-
-
 def _scalar(kind: str) -> Callable[..., Any]:
-    def declare(default: Any = 0, unit: str = "", *, check: Check | Sequence[Check] | None = None,
-                name: str | None = None, limit: str | None = None, convert: type | None = None) -> Any:
-        return _field(Spec(Scalar(kind, convert), unit, _checks(check), name, limit), default)
+    def declare(default: Any = 0, unit: str = "", *, check: Check | None = None, name: str | None = None,
+                limit: str | None = None) -> Any:
+        return _field(Spec(Scalar(kind), unit, check, name, limit), default)
     declare.__doc__ = f"A {kind} field: default, unit, checks (see Spec)."
     return declare
 
@@ -185,24 +179,24 @@ def reserved(kind: str = "u16") -> Any:
     return _field(Spec(Reserved(kind), wire_name="reserved"), 0, init=False, repr=False, compare=False)
 
 
-def cells(*, check: Check | Sequence[Check] | None = None) -> Any:
+def cells(*, check: Check | None = None) -> Any:
     """The cell selector, by default the whole array."""
-    return _field(Spec(Selector(), check=_checks(check)), default_factory=Cells.all)
+    return _field(Spec(Selector(), check=check), default_factory=Cells.all)
 
 
-def get_or_set(*, check: Check | Sequence[Check] | None = None) -> Any:
+def get_or_set(*, check: Check | None = None) -> Any:
     """An optional u32 (None: get), written as `u8 op` + `u32 value`."""
-    return _field(Spec(GetOrSet(), check=_checks(check)), None)
+    return _field(Spec(GetOrSet(), check=check), None)
 
 
 def per_cell(element: str, unit: str = "", *, native: Any = None, count: str | None = None,
              count_kind: str = "u32", rows: bool = False,
-             check: Check | Sequence[Check] | None = None) -> Any:
+             check: Check | None = None) -> Any:
     """A 1-D array with one element per cell (or per range). `count` names the u32 (or `count_kind`)
     element count that starts a group of arrays of the same length; the arrays that follow without
     `count` belong to that group. `rows`: the group is packed as a table, row by row."""
     native = native or np.dtype(element).newbyteorder("=").name
-    spec = Spec(None, unit, _checks(check), element=element, native=native, count=count,
+    spec = Spec(None, unit, check, element=element, native=native, count=count,
                 count_kind=count_kind, rows=rows)
     return _field(spec, default_factory=lambda: np.empty(0, dtype=native))
 
@@ -284,7 +278,7 @@ class OneOf:
 
 def one_of(members: dict[Any, type[Layout]], default_factory: Callable[[], Layout]) -> Any:
     """A tagged choice of layouts; its checks are the chosen layout's checks."""
-    return _field(Spec(OneOf(members), check=(_nested,)), default_factory=default_factory)
+    return _field(Spec(OneOf(members), check=_nested), default_factory=default_factory)
 
 
 def _nested(name: str, value: Layout, unit: str, ctx: Any) -> None:

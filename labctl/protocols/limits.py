@@ -252,17 +252,15 @@ def check_layout(obj: Layout, ctx: Context) -> None:
     or first when a field holds one value per selected cell."""
     from labctl.protocols.layout import specs
 
-    checks = [(name, spec, check) for name, spec in specs(type(obj)) for check in spec.check]
-    selector = [c for c in checks if c[2] in (cells_in_array, block_in_array)]
+    checks = [(name, spec) for name, spec in specs(type(obj)) if spec.check is not None]
+    selector = [c for c in checks if c[1].check in (cells_in_array, block_in_array)]
     others = [c for c in checks if c not in selector]
-    first = any(c[2] is per_cell_targets for c in others)
-    for name, spec, check in selector if first else ():
-        check(name, getattr(obj, name), spec.unit, ctx)
-    for name, spec, check in others:
-        check(name, getattr(obj, name), spec.unit, ctx)
+    first = any(spec.check is per_cell_targets for _, spec in others)
+    for name, spec in (selector if first else []) + others:
+        spec.check(name, getattr(obj, name), spec.unit, ctx)  # type: ignore[misc]
     obj.rules(ctx)
-    for name, spec, check in () if first else selector:
-        check(name, getattr(obj, name), spec.unit, ctx)
+    for name, spec in [] if first else selector:
+        spec.check(name, getattr(obj, name), spec.unit, ctx)  # type: ignore[misc]
 
 
 def check_request(msg: Message, info: InfoReply, max_reply: int = 0) -> Indices | None:
