@@ -40,7 +40,8 @@ class LimitError(ProtocolError, CoreLimitError):
 
     def __init__(self, message: str, status: Status = Status.OUT_OF_RANGE) -> None:
         self.status = status
-        self.field, self.value, self.allowed = message.split(" ", 1)[0], None, message
+        # The message starts with the field name ("v = 4.5 V outside [-4, 4] V", "cells: ...").
+        self.field, self.value, self.allowed = message.split(" ", 1)[0].rstrip(":"), None, message
         Exception.__init__(self, message)
 
 
