@@ -8,6 +8,7 @@ skipped them cannot hurt the chip). An error names the field, the value and the 
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ from labctl.protocols.codes import CellsKind, Status
 from labctl.protocols.errors import ProtocolError
 
 if TYPE_CHECKING:
-    from labctl.protocols.layout import Layout
+    from labctl.protocols.layout import Layout, Spec
     from labctl.protocols.messages import InfoReply, Message
 
 #: Largest accepted SET_TARGET_G max_iterations and VERIFY_LOOP_MAX value.
@@ -251,17 +252,25 @@ def check_layout(obj: Layout, ctx: Context) -> None:
 
     The cell selector is checked last (a bad value is OUT_OF_RANGE even if the cells are bad too),
     or first when a field holds one value per selected cell."""
+    before, after = _check_order(type(obj))
+    for name, spec in before:
+        spec.check(name, getattr(obj, name), spec.unit, ctx)
+    obj.rules(ctx)
+    for name, spec in after:
+        spec.check(name, getattr(obj, name), spec.unit, ctx)
+
+
+@functools.cache
+def _check_order(kind: type[Layout]) -> tuple[list[tuple[str, Spec]], list[tuple[str, Spec]]]:
+    """(checks before the rules, checks after them) of a layout."""
     from labctl.protocols.layout import specs
 
-    checks = [(name, spec) for name, spec in specs(type(obj)) if spec.check is not None]
+    checks = [(name, spec) for name, spec in specs(kind) if spec.check is not None]
     selector = [c for c in checks if c[1].check in (cells_in_array, block_in_array)]
     others = [c for c in checks if c not in selector]
-    first = any(spec.check is per_cell_targets for _, spec in others)
-    for name, spec in (selector if first else []) + others:
-        spec.check(name, getattr(obj, name), spec.unit, ctx)  # type: ignore[misc]
-    obj.rules(ctx)
-    for name, spec in [] if first else selector:
-        spec.check(name, getattr(obj, name), spec.unit, ctx)  # type: ignore[misc]
+    if any(spec.check is per_cell_targets for _, spec in others):
+        return selector + others, []
+    return others, selector
 
 
 def check_request(msg: Message, info: InfoReply, max_reply: int = 0) -> Indices | None:
