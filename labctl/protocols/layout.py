@@ -25,7 +25,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from labctl.protocols.cells import Cells
+from labctl.protocols.codes import DType
 from labctl.protocols.errors import PayloadError
+from labctl.protocols.limits import nested
 from labctl.protocols.wire import PayloadReader, PayloadWriter
 
 #: A field check: (field name, value, unit, limits.Context) -> None, raising limits.LimitError.
@@ -38,6 +40,8 @@ U8 = "u1"
 U16 = "<u2"
 U32 = "<u4"
 U64 = "<u8"
+#: READ_ARRAY element types.
+ELEMENTS = {DType.FLOAT64: F64, DType.FLOAT32: F32}
 
 
 def member(kind: Any, value: int, r: PayloadReader, name: str) -> Any:
@@ -210,21 +214,15 @@ def carried(default: Any, by: str) -> Any:
 
 
 class Grid:
-    """A 2-D array behind its dimensions: `dims` (u16 or u32 each), then, if `dtype_field` is set,
-    that enum field as u8 plus `pad` reserved bytes, then the elements row by row."""
+    """A 2-D float array behind its dimensions (u16 or u32 each), row by row. With `dtype_field`,
+    that DType field follows the dimensions as u8 plus 3 reserved bytes and sets the element type."""
 
-    def __init__(self, dims: tuple[str, str], dim_kind: str, element: str = F64,
-                 dtype_field: str | None = None, elements: dict[int, str] | None = None,
-                 pad: int = 0, convert: type | None = None) -> None:
-        self.dims, self.dim_kind, self.element = dims, dim_kind, element
-        self.dtype_field, self.elements, self.pad, self.convert = dtype_field, elements, pad, convert
-        self.fixed = 2 * {"u16": 2, "u32": 4}[dim_kind] + (1 + pad if dtype_field else 0)
-
-    def _element(self, dtype: int | None) -> str:
-        return self.element if self.elements is None else self.elements[dtype]  # type: ignore[index]
+    def __init__(self, dims: tuple[str, str], dim_kind: str, dtype_field: str | None = None) -> None:
+        self.dims, self.dim_kind, self.dtype_field = dims, dim_kind, dtype_field
+        self.fixed = 2 * {"u16": 2, "u32": 4}[dim_kind] + (4 if dtype_field else 0)
 
     def itemsize(self, msg: Any) -> int:
-        return np.dtype(self._element(getattr(msg, self.dtype_field, None) if self.dtype_field else None)).itemsize
+        return np.dtype(ELEMENTS[getattr(msg, self.dtype_field)] if self.dtype_field else F64).itemsize
 
     def pack_grid(self, w: PayloadWriter, name: str, msg: Any, what: str) -> None:
         g = np.asarray(getattr(msg, name))
@@ -232,27 +230,27 @@ class Grid:
             raise PayloadError(f"{what} {name} must be 2-D, got shape {g.shape}")
         for dim, size in zip(self.dims, g.shape):
             getattr(w, self.dim_kind)(dim, size)
-        dtype = None
+        element = F64
         if self.dtype_field:
             dtype = getattr(msg, self.dtype_field)
-            w.u8(self.dtype_field, dtype).raw(bytes(self.pad))
-        w.array(name, g, self._element(dtype))
+            w.u8(self.dtype_field, dtype).raw(bytes(3))
+            element = ELEMENTS[dtype]
+        w.array(name, g, element)
 
     def unpack_grid(self, r: PayloadReader, name: str, values: dict[str, Any]) -> None:
         shape = [getattr(r, self.dim_kind)(dim) for dim in self.dims]
-        dtype = None
+        element = F64
         if self.dtype_field:
-            dtype = values[self.dtype_field] = member(self.convert, r.u8(self.dtype_field), r, self.dtype_field)
-            for k in range(self.pad):
+            dtype = values[self.dtype_field] = member(DType, r.u8(self.dtype_field), r, self.dtype_field)
+            for k in range(3):
                 r.u8(f"reserved[{k}]")
-        values[name] = r.array(name, self._element(dtype), shape[0] * shape[1], "float64").reshape(shape)
+            element = ELEMENTS[dtype]
+        values[name] = r.array(name, element, shape[0] * shape[1], "float64").reshape(shape)
 
 
-def grid(dims: tuple[str, str], dim_kind: str = "u32", unit: str = "", *, dtype_field: str | None = None,
-         elements: dict[int, str] | None = None, pad: int = 0, convert: type | None = None) -> Any:
+def grid(dims: tuple[str, str], dim_kind: str = "u32", unit: str = "", *, dtype_field: str | None = None) -> Any:
     """A 2-D float array, S or A, written behind its dimensions (see Grid)."""
-    return _field(Spec(Grid(dims, dim_kind, F64, dtype_field, elements, pad, convert), unit),
-                  default_factory=lambda: np.empty((0, 0)))
+    return _field(Spec(Grid(dims, dim_kind, dtype_field), unit), default_factory=lambda: np.empty((0, 0)))
 
 
 class OneOf:
@@ -278,13 +276,7 @@ class OneOf:
 
 def one_of(members: dict[Any, type[Layout]], default_factory: Callable[[], Layout]) -> Any:
     """A tagged choice of layouts; its checks are the chosen layout's checks."""
-    return _field(Spec(OneOf(members), check=_nested), default_factory=default_factory)
-
-
-def _nested(name: str, value: Layout, unit: str, ctx: Any) -> None:
-    from labctl.protocols.limits import check_layout
-
-    check_layout(value, ctx)
+    return _field(Spec(OneOf(members), check=nested), default_factory=default_factory)
 
 
 # ----------------------------------------------------------------------------- compiled items

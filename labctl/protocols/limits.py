@@ -8,6 +8,7 @@ skipped them cannot hurt the chip). An error names the field, the value and the 
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -260,12 +261,15 @@ def check_layout(obj: Layout, ctx: Context) -> None:
         spec.check(name, getattr(obj, name), spec.unit, ctx)
 
 
+def nested(field: str, value: Layout, unit: str, ctx: Context) -> None:
+    """A field that is itself a layout (SET_TARGET_G's scheme block): its own checks."""
+    check_layout(value, ctx)
+
+
 @functools.cache
 def _check_order(kind: type[Layout]) -> tuple[list[tuple[str, Spec]], list[tuple[str, Spec]]]:
     """(checks before the rules, checks after them) of a layout."""
-    from labctl.protocols.layout import specs
-
-    checks = [(name, spec) for name, spec in specs(kind) if spec.check is not None]
+    checks = [(f.name, f.metadata["spec"]) for f in dataclasses.fields(kind) if f.metadata["spec"].check]
     selector = [c for c in checks if c[1].check in (cells_in_array, block_in_array)]
     others = [c for c in checks if c not in selector]
     if any(spec.check is per_cell_targets for _, spec in others):

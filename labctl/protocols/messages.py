@@ -30,7 +30,6 @@ from labctl.protocols.codes import (
 )
 from labctl.protocols.errors import PayloadError
 from labctl.protocols.layout import (
-    F32,
     F64,
     U8,
     U32,
@@ -320,8 +319,7 @@ class ReadArrayReply(Message):
 
     row0: int = u16()
     col0: int = u16()
-    g: np.ndarray = grid(("nrows", "ncols"), "u16", "S", dtype_field="dtype", convert=DType, pad=3,
-                         elements={DType.FLOAT64: F64, DType.FLOAT32: F32})
+    g: np.ndarray = grid(("nrows", "ncols"), "u16", "S", dtype_field="dtype")
     dtype: DType = carried(DType.FLOAT64, by="g")
 
 
