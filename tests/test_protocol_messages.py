@@ -123,7 +123,7 @@ assert isinstance(INFO, m.InfoReply)
     (m.SetTargetGRequest(Cells.single(0, 0), np.array([1e-5]), 1.5), Status.OUT_OF_RANGE, "tolerance"),
     (m.SetTargetGRequest(Cells.single(0, 0), np.array([-1e-5])), Status.OUT_OF_RANGE, "targets"),
     (m.SetTargetGRequest(Cells.single(0, 0), np.array([1e-5]),
-                         scheme=m.IncrementalStep(v_set_stop=5.0)), Status.OUT_OF_RANGE, "v_set_stop"),
+                         scheme=m.IncrementalStep(v_stop_set=5.0)), Status.OUT_OF_RANGE, "v_stop_set"),
     (m.SweepRequest(Cells.single(0, 0), 1.2, 1e-3, np.array([0.0, 4.2])), Status.OUT_OF_RANGE, r"voltages\[1\]"),
     (m.FormRequest(Cells.all(), v_stop=5.0), Status.OUT_OF_RANGE, "v_stop"),
     (m.ReadArrayRequest(Cells.list([0], [0])), Status.BAD_CELLS, "not a cell list"),
@@ -138,3 +138,32 @@ def test_limits_refuse_with_status_and_field(msg: m.Message, status: Status, mat
 def test_limits_reply_size() -> None:
     with pytest.raises(LimitError, match="reply would be"):
         check_request(m.ReadArrayRequest(Cells.all()), INFO, max_reply=100)
+
+
+@pytest.mark.parametrize("msg", [x for x in EXAMPLES if x.reply and type(x).per_cell()], ids=lambda x: type(x).__name__)
+def test_reply_size_derived_from_the_layout_matches_the_packed_reply(msg: m.Message) -> None:
+    # check_request refuses requests whose reply would exceed the host's limit by this size.
+    n = next(v for v in vars(msg).values() if isinstance(v, np.ndarray)).size  # cells, or grid elements
+    assert type(msg).size(n, msg) == len(msg.pack())
+
+
+def test_info_limits_are_the_one_limits_type() -> None:
+    limits = INFO.safety_limits
+    assert (limits.max_abs_voltage, limits.max_gate_voltage, limits.min_pulse_width, limits.max_pulse_width,
+            limits.max_compliance, limits.max_read_voltage) == (INFO.v_max, INFO.vg_max, INFO.width_min,
+                                                                 INFO.width_max, INFO.compliance_max, INFO.v_read_max)
+
+
+def test_scheme_payloads_take_the_names_defaults_and_table_of_labctl_core() -> None:
+    from dataclasses import asdict
+
+    from labctl.core.schemes import REFERENCE_PULSE_TABLE, IncrementalScheme
+
+    core = {k: v for k, v in asdict(IncrementalScheme()).items() if k not in ("name", "table")}
+    assert vars(m.IncrementalStep()) == core
+    ref = m.IdenticalPulse.reference()
+    assert [tuple(getattr(ref, k)) for k in ("g_low", "g_high", "v_set", "v_reset")] == [
+        getattr(REFERENCE_PULSE_TABLE, k) for k in ("g_low", "g_high", "v_set", "v_reset")]
+    t = np.array([9e-6, 20e-6, 45e-6, 75e-6, 95e-6])
+    for ours, theirs in zip(ref.voltages_for(t), REFERENCE_PULSE_TABLE.amplitudes(t)):
+        np.testing.assert_array_equal(ours, theirs)

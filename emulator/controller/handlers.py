@@ -15,7 +15,6 @@ import numpy as np
 
 from labctl.protocols import messages as m
 from labctl.protocols.codes import DType, FormMode
-from labctl.protocols.limits import form_sweep_voltages
 
 Indices = tuple[np.ndarray, np.ndarray]
 
@@ -83,7 +82,7 @@ class Settings:
 def form(array, req: m.FormRequest, idx: Indices, job: Job, settings: Settings) -> m.FormReply:
     rows, cols = idx
     n = rows.size
-    volts = form_sweep_voltages(req)
+    volts = req.voltages()
     v_form = np.full(n, np.nan)
     i_form = np.full(n, np.nan)
     g = np.empty(n)
@@ -155,7 +154,7 @@ def read_array(array, req: m.ReadArrayRequest, idx: Indices | None, job: Job,
             rr, cc = np.meshgrid(np.arange(r0, r0 + nrows), np.arange(c0, c0 + ncols), indexing="ij")
             g = array.read(rr.reshape(-1), cc.reshape(-1), req.v_read, req.vg).reshape(nrows, ncols)
     job.done = job.total
-    return m.ReadArrayReply(r0, c0, g, req.dtype if isinstance(req.dtype, DType) else DType(req.dtype))
+    return m.ReadArrayReply(r0, c0, g, DType(req.dtype))
 
 
 def sweep(array, req: m.SweepRequest, idx: Indices, job: Job, settings: Settings) -> m.SweepReply:
@@ -185,10 +184,10 @@ def set_target_g(array, req: m.SetTargetGRequest, idx: Indices, job: Job,
         v_set, v_reset = table.voltages_for(targets)
         kwargs.update(scheme="identical")
     else:
-        v_set = np.full(n, s.v_set_start)
-        v_reset = np.full(n, s.v_reset_start)
-        kwargs.update(scheme="incremental", v_step_set=s.v_set_step, v_step_reset=s.v_reset_step,
-                      v_stop_set=s.v_set_stop, v_stop_reset=s.v_reset_stop,
+        v_set = np.full(n, s.v_start_set)
+        v_reset = np.full(n, s.v_start_reset)
+        kwargs.update(scheme="incremental", v_step_set=s.v_step_set, v_step_reset=s.v_step_reset,
+                      v_stop_set=s.v_stop_set, v_stop_reset=s.v_stop_reset,
                       max_per_polarity=s.max_per_polarity, max_flips=s.max_flips)
     g = np.empty(n)
     iterations = np.empty(n, dtype=np.int64)

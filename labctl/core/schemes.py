@@ -6,12 +6,12 @@ protocol's SET_TARGET_G payload (docs/protocol.md) and in the C core's `rram_pro
 | here              | protocol field   | C (rram_program_cfg / arguments) |
 |-------------------|------------------|----------------------------------|
 | v_set / v_reset (identical, per range: PulseTable) | IDENTICAL ranges | v_set[], v_reset[] per cell |
-| v_start_set       | v_set_start      | v_set[] per cell                 |
-| v_step_set        | v_set_step       | v_step_set                       |
-| v_stop_set        | v_set_stop       | v_stop_set                       |
-| v_start_reset     | v_reset_start    | v_reset[] per cell               |
-| v_step_reset      | v_reset_step     | v_step_reset                     |
-| v_stop_reset      | v_reset_stop     | v_stop_reset                     |
+| v_start_set       | v_start_set      | v_set[] per cell                 |
+| v_step_set        | v_step_set       | v_step_set                       |
+| v_stop_set        | v_stop_set       | v_stop_set                       |
+| v_start_reset     | v_start_reset    | v_reset[] per cell               |
+| v_step_reset      | v_step_reset     | v_step_reset                     |
+| v_stop_reset      | v_stop_reset     | v_stop_reset                     |
 | max_per_polarity  | max_per_polarity | max_per_polarity                 |
 | max_flips         | max_flips        | max_flips                        |
 """

@@ -19,7 +19,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -38,6 +38,7 @@ from labctl.protocols.codes import (
     FormMode,
     RunState,
     Status,
+    name_of,
 )
 from labctl.protocols.errors import (
     ChipTimeoutError,
@@ -192,7 +193,7 @@ class ChipClient:
                 fut.set_result(event)
             elif event.request_id == 0:
                 log.warning("%s: controller reports %s: %s", self.transport.name,
-                            _status_name(event.status), m.unpack_error(event.payload))
+                            name_of(Status, event.status), m.unpack_error(event.payload))
             else:
                 log.debug("%s: late or duplicate reply to request %d dropped",
                           self.transport.name, event.request_id)
@@ -225,12 +226,12 @@ class ChipClient:
                         return reply
                     attempts += 1
                     if attempts > retries:
-                        what = "no reply" if reply is None else f"reply {_status_name(reply.status)}"
+                        what = "no reply" if reply is None else f"reply {name_of(Status, reply.status)}"
                         raise ChipTimeoutError(
-                            f"{_command_name(command)} (request {rid}): {what} after "
+                            f"{name_of(Command, command)} (request {rid}): {what} after "
                             f"{attempts} attempt(s) of {timeout:g} s on {self.transport.name}")
                     log.info("%s: retransmitting %s request %d (attempt %d)", self.transport.name,
-                             _command_name(command), rid, attempts + 1)
+                             name_of(Command, command), rid, attempts + 1)
                     # A half-received reply would otherwise swallow the start of the next one.
                     self._dispatch(self._decoder.discard_partial())
             finally:
@@ -315,83 +316,84 @@ class ChipClient:
     def _n_cells(self, cells: Cells) -> int:
         return cells.count(self.shape)
 
-    async def form(self, cells: CellsLike = None, *, mode: FormMode | str = FormMode.SWEEP,
-                   v_start: float = 0.0, v_stop: float = 3.6, v_step: float = 0.01, vg: float = 1.2,
-                   duration: float = 1e-3, v_read: float = 0.2, vg_read: float = 3.3,
-                   g_formed: float = 5e-6, timeout: float | None = None) -> m.FormReply:
+    # Request fields and their defaults are those of the messages (labctl.protocols.messages);
+    # `**fields` are passed on by name, so each default is written once.
+
+    async def form(self, cells: CellsLike = None, *, timeout: float | None = None,
+                   **fields: Any) -> m.FormReply:
         """Form cells; returns per-cell v_form (V), i_form (A), g (S) and formed (bool).
 
-        Defaults follow the reference: sweep 0 -> 3.6 V in 10 mV steps with VG = 1.2 V compliance.
+        `fields` are FormRequest's (mode "sweep" / "pulse_ramp", v_start, v_stop, v_step, vg,
+        duration, v_read, vg_read, g_formed); the defaults follow the reference: sweep
+        0 -> 3.6 V in 10 mV steps with VG = 1.2 V compliance.
         """
-        mode = FormMode[mode.upper()] if isinstance(mode, str) else FormMode(mode)
-        req = m.FormRequest(as_cells(cells), mode, v_start, v_stop, v_step, vg, duration, v_read,
-                            vg_read, g_formed)
-        return await self.request(req, m.FormReply, timeout=timeout)
+        if isinstance(fields.get("mode"), str):
+            fields["mode"] = FormMode[fields["mode"].upper()]
+        return await self.request(m.FormRequest(as_cells(cells), **fields), m.FormReply, timeout=timeout)
 
-    async def pulse(self, cells: CellsLike, v: float, *, vg: float = 3.3, width: float = 2.5e-6,
-                    count: int = 1, timeout: float | None = None) -> int:
-        """Apply `count` pulses of amplitude v (V), gate vg (V), width (s) to each cell; returns
-        the number of pulses applied."""
-        reply = await self.request(m.PulseRequest(as_cells(cells), v, vg, width, count), m.PulseReply,
+    async def pulse(self, cells: CellsLike, v: float, *, timeout: float | None = None,
+                    **fields: Any) -> int:
+        """Apply `count` pulses of amplitude v (V), gate vg (V), width (s) to each cell (`fields`:
+        PulseRequest's vg, width, count); returns the number of pulses applied."""
+        reply = await self.request(m.PulseRequest(as_cells(cells), v, **fields), m.PulseReply,
                                    timeout=timeout)
         return reply.pulses
 
-    async def read(self, cells: CellsLike = None, v_read: float = 0.2, vg: float = 3.3,
-                   timeout: float | None = None) -> np.ndarray:
+    async def _read(self, cells: CellsLike, v_read: float, vg: float, timeout: float | None) -> m.ReadReply:
+        return await self.request(m.ReadRequest(as_cells(cells), v_read, vg), m.ReadReply, timeout=timeout)
+
+    async def read(self, cells: CellsLike = None, v_read: float = m.ReadRequest.v_read,
+                   vg: float = m.ReadRequest.vg, timeout: float | None = None) -> np.ndarray:
         """Conductance I/V of each cell at v_read (V) and gate vg (V), S (1-D, visiting order)."""
-        reply = await self.request(m.ReadRequest(as_cells(cells), v_read, vg), m.ReadReply,
-                                   timeout=timeout)
-        return reply.g
+        return (await self._read(cells, v_read, vg, timeout)).g
 
-    async def read_current(self, cells: CellsLike = None, v_read: float = 0.2, vg: float = 3.3,
-                           timeout: float | None = None) -> np.ndarray:
+    async def read_current(self, cells: CellsLike = None, v_read: float = m.ReadRequest.v_read,
+                           vg: float = m.ReadRequest.vg, timeout: float | None = None) -> np.ndarray:
         """Current through each cell at v_read (V) and gate vg (V), A (1-D, visiting order)."""
-        reply = await self.request(m.ReadRequest(as_cells(cells), v_read, vg), m.ReadReply,
-                                   timeout=timeout)
-        return reply.i
+        return (await self._read(cells, v_read, vg, timeout)).i
 
-    async def read_array(self, region: Cells | None = None, v_read: float = 0.2, vg: float = 3.3, *,
-                         dtype: DType = DType.FLOAT64, timeout: float | None = None) -> np.ndarray:
+    async def read_array(self, region: Cells | None = None, v_read: float = m.ReadArrayRequest.v_read,
+                         vg: float = m.ReadArrayRequest.vg, *, dtype: DType = DType.FLOAT64,
+                         timeout: float | None = None) -> np.ndarray:
         """Conductance map, S, shape (rows, cols) of the array or of `region` (Cells.region)."""
         req = m.ReadArrayRequest(region or Cells.all(), v_read, vg, DType(dtype))
         reply = await self.request(req, m.ReadArrayReply, timeout=timeout)
         return reply.g
 
-    async def sweep(self, cells: CellsLike, voltages: np.ndarray, *, vg: float = 3.3,
-                    dwell: float = 1e-3, timeout: float | None = None) -> np.ndarray:
-        """Quasi-static sweep; currents, A, shape (cells, points)."""
-        req = m.SweepRequest(as_cells(cells), vg, dwell, np.asarray(voltages, dtype=float).reshape(-1))
-        return (await self.request(req, m.SweepReply, timeout=timeout)).i
+    async def sweep(self, cells: CellsLike, voltages: np.ndarray, *, timeout: float | None = None,
+                    **fields: Any) -> np.ndarray:
+        """Quasi-static sweep (`fields`: SweepRequest's vg, V, and dwell, s); currents, A, shape
+        (cells, points)."""
+        v = np.asarray(voltages, dtype=float).reshape(-1)
+        return (await self.request(m.SweepRequest(as_cells(cells), voltages=v, **fields), m.SweepReply,
+                                   timeout=timeout)).i
 
     async def set_target_g(self, cells: CellsLike, targets: np.ndarray | float, *,
-                           tolerance: float = 0.02, scheme: m.SchemeParams | None = None,
-                           max_iterations: int = 0, v_read: float = 0.2, vg_read: float = 3.3,
-                           width: float = 2.5e-6, vg_set: float = 1.4, vg_reset: float = 3.3,
-                           timeout: float | None = None) -> m.SetTargetGReply:
+                           scheme: m.SchemeParams | None = None, timeout: float | None = None,
+                           **fields: Any) -> m.SetTargetGReply:
         """Program each cell to its target conductance (S) within `tolerance` (relative).
 
         Args:
             targets: one per cell in visiting order (a 2-D array for the whole array is
                 flattened row-major), or one value for all.
             scheme: IdenticalPulse (default: the reference per-range voltages) or IncrementalStep.
-            max_iterations: verify reads per cell; 0 uses the controller's VERIFY_LOOP_MAX.
+            fields: SetTargetGRequest's tolerance, max_iterations (verify reads per cell; 0 uses
+                the controller's VERIFY_LOOP_MAX), v_read, vg_read, width, vg_set, vg_reset.
 
         Returns:
             g (S, last verify read), iterations (pulses applied), converged (bool), per cell.
         """
         sel = as_cells(cells)
-        t = _per_cell_targets(targets, self._n_cells(sel))
-        req = m.SetTargetGRequest(sel, t, tolerance, max_iterations, v_read, vg_read, width, vg_set,
-                                  vg_reset, scheme or m.IdenticalPulse())
+        req = m.SetTargetGRequest(sel, _per_cell_targets(targets, self._n_cells(sel)),
+                                  scheme=scheme or m.IdenticalPulse(), **fields)
         return await self.request(req, m.SetTargetGReply, timeout=timeout)
 
-    async def verify(self, cells: CellsLike, targets: np.ndarray | float, *, tolerance: float = 0.02,
-                     v_read: float = 0.2, vg_read: float = 3.3, averages: int = 1,
-                     timeout: float | None = None) -> m.VerifyReply:
-        """Read each cell (mean of `averages` reads) and compare with its target; passed, g (S)."""
+    async def verify(self, cells: CellsLike, targets: np.ndarray | float, *,
+                     timeout: float | None = None, **fields: Any) -> m.VerifyReply:
+        """Read each cell (mean of `averages` reads) and compare with its target; passed, g (S).
+        `fields`: VerifyRequest's tolerance, v_read, vg_read, averages."""
         sel = as_cells(cells)
-        t = _per_cell_targets(targets, self._n_cells(sel))
-        req = m.VerifyRequest(sel, t, tolerance, v_read, vg_read, averages)
+        req = m.VerifyRequest(sel, _per_cell_targets(targets, self._n_cells(sel)), **fields)
         return await self.request(req, m.VerifyReply, timeout=timeout)
 
     # ------------------------------------------------------------------ emulator only
@@ -434,15 +436,3 @@ def _per_cell_targets(targets: np.ndarray | float, n: int) -> np.ndarray:
     return t
 
 
-def _status_name(status: int) -> str:
-    try:
-        return Status(status).name
-    except ValueError:
-        return f"0x{status:02x}"
-
-
-def _command_name(command: int) -> str:
-    try:
-        return Command(command).name
-    except ValueError:
-        return f"0x{command:02x}"

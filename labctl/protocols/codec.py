@@ -79,12 +79,6 @@ class Frame:
         return b"".join((head, self.payload, _CRC.pack(body_crc)))
 
 
-def encode_frame(command: int, request_id: int, payload: bytes = b"", *, status: int = 0,
-                 flags: int = 0) -> bytes:
-    """Shorthand for `Frame(...).encode()`."""
-    return Frame(command, request_id, payload, status, flags).encode()
-
-
 class FramingErrorKind(enum.Enum):
     """What went wrong while delimiting frames."""
 

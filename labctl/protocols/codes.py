@@ -64,9 +64,6 @@ class Command(enum.IntEnum):
     EMU_PULSE_COUNTS = 0xE3
 
 
-#: First and last code of the emulator-only extension range.
-EMULATOR_RANGE = range(0xE0, 0xF0)
-
 #: Commands the controller answers at once, even while a long command is running.
 IMMEDIATE_COMMANDS = frozenset({Command.STATUS, Command.ABORT, Command.RESET, Command.BYE})
 
@@ -103,52 +100,28 @@ class Status(enum.IntEnum):
     INTERNAL = 0x30
 
 
+def name_of(kind: type[enum.IntEnum], code: int) -> str:
+    """The name of `code` in `kind` (Status, Command, ...), or its hex value if it is not defined."""
+    try:
+        return kind(code).name
+    except ValueError:
+        return f"0x{code:02x}"
+
+
 #: Statuses after which the host may retransmit the same frame unchanged.
 RETRANSMIT_STATUSES = frozenset({Status.BAD_FRAME, Status.BAD_CRC})
 
 
-class CellsKind(enum.IntEnum):
-    """First byte of a cell selector."""
-
-    ALL = 0
-    SINGLE = 1
-    LIST = 2
-    REGION = 3
-
-
-class Scheme(enum.IntEnum):
-    """SET_TARGET_G program-and-verify scheme."""
-
-    IDENTICAL = 0
-    INCREMENTAL = 1
-
-
-class FormMode(enum.IntEnum):
-    """FORM stimulus."""
-
-    SWEEP = 0
-    PULSE_RAMP = 1
-
-
-class Fault(enum.IntEnum):
-    """EMU_INJECT_FAULT kinds (match emulator.Array.inject_fault names)."""
-
-    NONE = 0
-    STUCK_HRS = 1
-    STUCK_LRS = 2
-    NO_FORM = 3
-
-
-class DType(enum.IntEnum):
-    """Element type of READ_ARRAY data."""
-
-    FLOAT64 = 0
-    FLOAT32 = 1
-
-
-class RunState(enum.IntEnum):
-    """STATUS: what the controller is doing."""
-
-    IDLE = 0
-    RUNNING = 1
-    ABORTING = 2
+# Small enumerations of payload fields (docs/protocol.md, sections 6 to 9), value by value.
+#: First byte of a cell selector.
+CellsKind = enum.IntEnum("CellsKind", {"ALL": 0, "SINGLE": 1, "LIST": 2, "REGION": 3})
+#: SET_TARGET_G program-and-verify scheme.
+Scheme = enum.IntEnum("Scheme", {"IDENTICAL": 0, "INCREMENTAL": 1})
+#: FORM stimulus.
+FormMode = enum.IntEnum("FormMode", {"SWEEP": 0, "PULSE_RAMP": 1})
+#: EMU_INJECT_FAULT kinds (match emulator.Array.inject_fault names).
+Fault = enum.IntEnum("Fault", {"NONE": 0, "STUCK_HRS": 1, "STUCK_LRS": 2, "NO_FORM": 3})
+#: Element type of READ_ARRAY data.
+DType = enum.IntEnum("DType", {"FLOAT64": 0, "FLOAT32": 1})
+#: STATUS: what the controller is doing.
+RunState = enum.IntEnum("RunState", {"IDLE": 0, "RUNNING": 1, "ABORTING": 2})

@@ -5,7 +5,7 @@ Everything that can raise in this package raises a subclass of `ProtocolError`.
 """
 from __future__ import annotations
 
-from labctl.protocols.codes import Command, Status
+from labctl.protocols.codes import Command, Status, name_of
 
 
 class ProtocolError(Exception):
@@ -29,15 +29,7 @@ class CommandError(ProtocolError):
         self.status = status
         self.command = command
         self.message = message
-        try:
-            status_name = Status(status).name
-        except ValueError:
-            status_name = f"0x{status:02x}"
-        try:
-            command_name = Command(command).name
-        except ValueError:
-            command_name = f"0x{command:02x}"
-        super().__init__(f"{command_name} refused with {status_name}: {message}")
+        super().__init__(f"{name_of(Command, command)} refused with {name_of(Status, status)}: {message}")
 
 
 class ChipTimeoutError(ProtocolError, TimeoutError):

@@ -1,16 +1,22 @@
-"""Typed request and reply payloads, one dataclass per layout in docs/protocol.md.
+"""Typed request and reply payloads, one layout per table of docs/protocol.md, section 8.
 
-Each class has `pack() -> bytes` and `unpack(payload) -> instance`; `unpack` raises only
-`PayloadError`, naming the field that did not fit. Per-cell arrays are numpy arrays in SI units
-(V, A, S, s) in the visiting order of the request's cell selector.
+Each field is declared once (labctl.protocols.layout): its wire type, unit, default and checks
+against the INFO limits (labctl.protocols.limits). Declaration order is wire order. Every class has
+`pack() -> bytes` and `unpack(payload) -> instance`; `unpack` raises only `PayloadError`, naming the
+field that did not fit. Per-cell arrays are numpy arrays in SI units (V, A, S, s) in the visiting
+order of the request's cell selector.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
+import math
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
+from labctl.core.limits import SafetyLimits
+from labctl.core.schemes import REFERENCE_PULSE_TABLE, IncrementalScheme, PulseTable
+from labctl.protocols import limits as lim
 from labctl.protocols.cells import Cells
 from labctl.protocols.codes import (
     MAX_ERROR_MESSAGE,
@@ -23,287 +29,202 @@ from labctl.protocols.codes import (
     Scheme,
 )
 from labctl.protocols.errors import PayloadError
+from labctl.protocols.layout import (
+    F64,
+    U8,
+    U32,
+    U64,
+    Layout,
+    carried,
+    cells,
+    enum8,
+    f64,
+    flag8,
+    get_or_set,
+    grid,
+    layout,
+    one_of,
+    per_cell,
+    reserved,
+    specs,
+    text,
+    u8,
+    u16,
+    u32,
+    u64,
+)
+from labctl.protocols.limits import (
+    amplitude,
+    cells_in_array,
+    counted,
+    dwell,
+    fraction,
+    gate,
+    magnitude,
+    read_bias,
+    reset_amplitude,
+    set_amplitude,
+    width,
+)
 from labctl.protocols.wire import PayloadReader, PayloadWriter
 
-# Array elements on the wire.
-F64 = "<f8"
-F32 = "<f4"
-U32 = "<u4"
-U64 = "<u8"
-U8 = "u1"
+T = TypeVar("T", bound="Message")
 
 
-class Message:
-    """Base of all payload classes."""
+class Message(Layout):
+    """Base of all payload classes; subclasses are declared with `message`."""
 
     command: ClassVar[Command]
     reply: ClassVar[bool] = False
 
     def pack(self) -> bytes:
         w = PayloadWriter()
-        self._pack(w)
+        self.pack_into(w)
         return w.bytes()
 
-    def _pack(self, w: PayloadWriter) -> None:
-        """Write the fields (subclasses with fields override)."""
-
     @classmethod
-    def unpack(cls, payload: bytes) -> Message:
-        r = PayloadReader(payload, f"{cls.command.name} {'reply' if cls.reply else 'request'}")
-        msg = cls._unpack(r)
+    def unpack(cls, payload: bytes) -> Any:
+        r = PayloadReader(payload, cls.what)
+        msg = cls.unpack_from(r)
         r.done()
         return msg
 
-    @classmethod
-    def _unpack(cls, r: PayloadReader) -> Message:
-        return cls()
+    def reply_size(self, n: int) -> int | None:
+        """Payload size of the OK reply for n selected cells, B; None if it does not grow with n."""
+        reply = REPLIES[self.command]
+        return reply.size(n, self) if reply.per_cell() else None
 
 
-def _eq_arrays(a: object, b: object, names: tuple[str, ...]) -> bool:
-    """Field-wise equality where numpy arrays compare by content (NaN equal to NaN)."""
-    if type(a) is not type(b):
-        return False
-    for name in names:
-        x, y = getattr(a, name), getattr(b, name)
-        if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
-            if not np.array_equal(np.asarray(x), np.asarray(y), equal_nan=np.asarray(x).dtype.kind == "f"):
-                return False
-        elif x != y:
-            return False
-    return True
+def message(command: Command, reply: bool = False) -> Callable[[type[T]], type[T]]:
+    """Class decorator: the request (or reply) payload of `command`, laid out as declared."""
+    def declare(cls: type[T]) -> type[T]:
+        cls.command, cls.reply = command, reply  # type: ignore[attr-defined]
+        cls.what = f"{command.name} {'reply' if reply else 'request'}"  # type: ignore[attr-defined]
+        return layout(cls)
+    return declare
 
 
-class _ArrayEq:
-    """Mixin: dataclass equality that understands numpy fields."""
-
-    def __eq__(self, other: object) -> bool:
-        return _eq_arrays(self, other, tuple(self.__dataclass_fields__))  # type: ignore[attr-defined]
-
-    __hash__ = None  # type: ignore[assignment]
-
-
-def _count(r: PayloadReader, field_name: str) -> int:
-    return r.u32(field_name)
+def empty(command: Command, reply: bool = False) -> type[Message]:
+    """A payload with no fields, named like the others (ResetRequest, ByeReply, ...)."""
+    name = "".join(part.capitalize() for part in command.name.split("_")) + ("Reply" if reply else "Request")
+    cls = type(name, (Message,), {"__doc__": f"{command.name} {'reply' if reply else 'request'}: empty.",
+                                  "__module__": __name__, "__qualname__": name})
+    return message(command, reply)(cls)
 
 
 # ----------------------------------------------------------------------------- session
 
 
-@dataclass(eq=True)
+@message(Command.HELLO)
 class HelloRequest(Message):
     """Opens a session. Versions are the command-set versions the host speaks."""
 
-    command: ClassVar[Command] = Command.HELLO
-    min_version: int = PROTOCOL_VERSION
-    max_version: int = PROTOCOL_VERSION
-    max_payload: int = 0  # largest reply payload the host accepts, B (0: no limit stated)
-    client: str = "labctl"
-
-    def _pack(self, w: PayloadWriter) -> None:
-        w.u16("min_version", self.min_version).u16("max_version", self.max_version)
-        w.u32("max_payload", self.max_payload).text("client", self.client, 64)
-
-    @classmethod
-    def _unpack(cls, r: PayloadReader) -> HelloRequest:
-        return cls(r.u16("min_version"), r.u16("max_version"), r.u32("max_payload"), r.text("client"))
+    min_version: int = u16(PROTOCOL_VERSION)
+    max_version: int = u16(PROTOCOL_VERSION)
+    max_payload: int = u32(0, "B")  # largest reply payload the host accepts (0: no limit stated)
+    client: str = text("labctl", 64)
 
 
-@dataclass(eq=True)
+@message(Command.HELLO, reply=True)
 class HelloReply(Message):
-    command: ClassVar[Command] = Command.HELLO
-    reply: ClassVar[bool] = True
-    version: int = PROTOCOL_VERSION
-    max_payload: int = 0  # largest request payload the controller accepts, B
-    controller: str = ""
-
-    def _pack(self, w: PayloadWriter) -> None:
-        w.u16("version", self.version).u16("reserved", 0).u32("max_payload", self.max_payload)
-        w.text("controller", self.controller, 64)
-
-    @classmethod
-    def _unpack(cls, r: PayloadReader) -> HelloReply:
-        version = r.u16("version")
-        r.u16("reserved")
-        return cls(version, r.u32("max_payload"), r.text("controller"))
+    version: int = u16(PROTOCOL_VERSION)
+    _reserved: int = reserved()
+    max_payload: int = u32(0, "B")  # largest request payload the controller accepts
+    controller: str = text("", 64)
 
 
-@dataclass(eq=True)
-class InfoRequest(Message):
-    command: ClassVar[Command] = Command.INFO
+InfoRequest = empty(Command.INFO)
 
 
 #: INFO capability bits.
 CAP_EMULATOR = 0x0001
 
 
-@dataclass(eq=True)
+@message(Command.INFO, reply=True)
 class InfoReply(Message):
     """Array size, versions and the limits every command is validated against (SI units)."""
 
-    command: ClassVar[Command] = Command.INFO
-    reply: ClassVar[bool] = True
-    protocol_version: int = PROTOCOL_VERSION
-    rows: int = 0
-    cols: int = 0
-    capabilities: int = 0
-    max_payload: int = 0          # B
-    verify_loop_max: int = 0      # current SET_TARGET_G iteration bound
-    v_max: float = 0.0            # max |V| on the top electrode, V
-    vg_max: float = 0.0           # max gate voltage, V (min is 0)
-    width_min: float = 0.0        # shortest pulse, s
-    width_max: float = 0.0        # longest pulse, s
-    dwell_min: float = 0.0        # shortest sweep dwell per point, s
-    dwell_max: float = 0.0        # longest sweep dwell per point, s
-    v_read_max: float = 0.0       # max |V| of a read, V
-    compliance_min: float = 0.0   # lowest compliance current the gate can set, A
-    compliance_max: float = 0.0   # highest compliance current the gate can set, A
-    max_pulse_count: int = 0      # largest PULSE count
-    max_sweep_points: int = 0     # largest SWEEP / FORM sweep length
-    firmware: str = ""
-    model: str = ""
+    protocol_version: int = u16(PROTOCOL_VERSION)
+    rows: int = u16()
+    cols: int = u16()
+    capabilities: int = u16()
+    max_payload: int = u32(0, "B")
+    verify_loop_max: int = u32()  # current SET_TARGET_G iteration bound
+    v_max: float = f64(0.0, "V", limit="max_abs_voltage")  # max |V| on the top electrode
+    vg_max: float = f64(0.0, "V", limit="max_gate_voltage")  # max gate voltage (min is 0)
+    width_min: float = f64(0.0, "s", limit="min_pulse_width")
+    width_max: float = f64(0.0, "s", limit="max_pulse_width")
+    dwell_min: float = f64(0.0, "s")  # sweep dwell per point
+    dwell_max: float = f64(0.0, "s")
+    v_read_max: float = f64(0.0, "V", limit="max_read_voltage")  # max |V| of a read
+    compliance_min: float = f64(0.0, "A")  # lowest compliance current the gate can set
+    compliance_max: float = f64(0.0, "A", limit="max_compliance")
+    max_pulse_count: int = u32()  # largest PULSE count
+    max_sweep_points: int = u32()  # largest SWEEP / FORM sweep length
+    firmware: str = text()
+    model: str = text()
 
     @property
     def emulator(self) -> bool:
         return bool(self.capabilities & CAP_EMULATOR)
 
-    def _pack(self, w: PayloadWriter) -> None:
-        w.u16("protocol_version", self.protocol_version).u16("rows", self.rows)
-        w.u16("cols", self.cols).u16("capabilities", self.capabilities)
-        w.u32("max_payload", self.max_payload).u32("verify_loop_max", self.verify_loop_max)
-        for name in ("v_max", "vg_max", "width_min", "width_max", "dwell_min", "dwell_max",
-                     "v_read_max", "compliance_min", "compliance_max"):
-            w.f64(name, getattr(self, name))
-        w.u32("max_pulse_count", self.max_pulse_count).u32("max_sweep_points", self.max_sweep_points)
-        w.text("firmware", self.firmware).text("model", self.model)
-
-    @classmethod
-    def _unpack(cls, r: PayloadReader) -> InfoReply:
-        head = [r.u16("protocol_version"), r.u16("rows"), r.u16("cols"), r.u16("capabilities"),
-                r.u32("max_payload"), r.u32("verify_loop_max")]
-        floats = [r.f64(name) for name in ("v_max", "vg_max", "width_min", "width_max", "dwell_min",
-                                           "dwell_max", "v_read_max", "compliance_min",
-                                           "compliance_max")]
-        counts = [r.u32("max_pulse_count"), r.u32("max_sweep_points")]
-        return cls(*head, *floats, *counts, r.text("firmware"), r.text("model"))
+    @property
+    def safety_limits(self) -> SafetyLimits:
+        """The controller's limits as the one limits type of labctl (fields marked `limit=`)."""
+        return SafetyLimits(**{spec.limit: getattr(self, name)
+                               for name, spec in specs(InfoReply) if spec.limit})
 
 
-@dataclass(eq=True)
-class StatusRequest(Message):
-    command: ClassVar[Command] = Command.STATUS
+StatusRequest = empty(Command.STATUS)
 
 
-@dataclass(eq=True)
+@message(Command.STATUS, reply=True)
 class StatusReply(Message):
     """Progress of the running command (done/total in the command's own units, usually cells)."""
 
-    command: ClassVar[Command] = Command.STATUS
-    reply: ClassVar[bool] = True
-    state: RunState = RunState.IDLE
-    running_command: int = 0
-    request_id: int = 0
-    done: int = 0
-    total: int = 0
-    elapsed: float = 0.0  # s since the running command started
-
-    def _pack(self, w: PayloadWriter) -> None:
-        w.u8("state", self.state).u8("command", self.running_command).u16("reserved", 0)
-        w.u32("request_id", self.request_id).u32("done", self.done).u32("total", self.total)
-        w.f64("elapsed", self.elapsed)
-
-    @classmethod
-    def _unpack(cls, r: PayloadReader) -> StatusReply:
-        state = r.u8("state")
-        if state not in RunState._value2member_map_:
-            raise PayloadError(f"{r.what}: state = {state}, allowed 0 (idle), 1 (running), 2 (aborting)")
-        command = r.u8("command")
-        r.u16("reserved")
-        return cls(RunState(state), command, r.u32("request_id"), r.u32("done"), r.u32("total"),
-                   r.f64("elapsed"))
+    state: RunState = enum8(RunState.IDLE)
+    running_command: int = u8(name="command")
+    _reserved: int = reserved()
+    request_id: int = u32()
+    done: int = u32()
+    total: int = u32()
+    elapsed: float = f64(0.0, "s")  # since the running command started
 
 
-@dataclass(eq=True)
-class AbortRequest(Message):
-    command: ClassVar[Command] = Command.ABORT
+AbortRequest = empty(Command.ABORT)
 
 
-@dataclass(eq=True)
+@message(Command.ABORT, reply=True)
 class AbortReply(Message):
-    command: ClassVar[Command] = Command.ABORT
-    reply: ClassVar[bool] = True
-    aborted: bool = False
-    aborted_command: int = 0
-    request_id: int = 0
-
-    def _pack(self, w: PayloadWriter) -> None:
-        w.u8("aborted", int(self.aborted)).u8("command", self.aborted_command).u16("reserved", 0)
-        w.u32("request_id", self.request_id)
-
-    @classmethod
-    def _unpack(cls, r: PayloadReader) -> AbortReply:
-        aborted, command = r.u8("aborted"), r.u8("command")
-        r.u16("reserved")
-        return cls(bool(aborted), command, r.u32("request_id"))
+    aborted: bool = flag8()
+    aborted_command: int = u8(name="command")
+    _reserved: int = reserved()
+    request_id: int = u32()
 
 
-@dataclass(eq=True)
-class ResetRequest(Message):
-    command: ClassVar[Command] = Command.RESET
+ResetRequest = empty(Command.RESET)
+ResetReply = empty(Command.RESET, reply=True)
+ByeRequest = empty(Command.BYE)
+ByeReply = empty(Command.BYE, reply=True)
 
 
-@dataclass(eq=True)
-class ResetReply(Message):
-    command: ClassVar[Command] = Command.RESET
-    reply: ClassVar[bool] = True
-
-
-@dataclass(eq=True)
-class ByeRequest(Message):
-    command: ClassVar[Command] = Command.BYE
-
-
-@dataclass(eq=True)
-class ByeReply(Message):
-    command: ClassVar[Command] = Command.BYE
-    reply: ClassVar[bool] = True
-
-
-@dataclass(eq=True)
+@message(Command.VERIFY_LOOP_MAX)
 class VerifyLoopMaxRequest(Message):
     """Get (value None) or set the SET_TARGET_G iteration bound."""
 
-    command: ClassVar[Command] = Command.VERIFY_LOOP_MAX
-    value: int | None = None
-
-    def _pack(self, w: PayloadWriter) -> None:
-        w.u8("op", 0 if self.value is None else 1).u32("value", self.value or 0)
-
-    @classmethod
-    def _unpack(cls, r: PayloadReader) -> VerifyLoopMaxRequest:
-        op, value = r.u8("op"), r.u32("value")
-        if op not in (0, 1):
-            raise PayloadError(f"{r.what}: op = {op}, allowed 0 (get) or 1 (set)")
-        return cls(None if op == 0 else value)
+    value: int | None = get_or_set(check=lim.optional_counted(1, lim.MAX_ITERATIONS))
 
 
-@dataclass(eq=True)
+@message(Command.VERIFY_LOOP_MAX, reply=True)
 class VerifyLoopMaxReply(Message):
-    command: ClassVar[Command] = Command.VERIFY_LOOP_MAX
-    reply: ClassVar[bool] = True
-    value: int = 0
-
-    def _pack(self, w: PayloadWriter) -> None:
-        w.u32("value", self.value)
-
-    @classmethod
-    def _unpack(cls, r: PayloadReader) -> VerifyLoopMaxReply:
-        return cls(r.u32("value"))
+    value: int = u32()
 
 
 # ----------------------------------------------------------------------------- array operations
 
 
-@dataclass(eq=False)
-class FormRequest(_ArrayEq, Message):
+@message(Command.FORM)
+class FormRequest(Message):
     """Forming by a quasi-static sweep or a ramp of pulses; compliance set by the gate `vg`.
 
     SWEEP: v_start, v_start + v_step, ... up to v_stop, `duration` s per point.
@@ -311,503 +232,263 @@ class FormRequest(_ArrayEq, Message):
     A cell counts as formed when its conductance read at (v_read, vg_read) is at least g_formed.
     """
 
-    command: ClassVar[Command] = Command.FORM
-    cells: Cells = field(default_factory=Cells.all)
-    mode: FormMode = FormMode.SWEEP
-    v_start: float = 0.0      # V
-    v_stop: float = 3.6       # V
-    v_step: float = 0.01      # V
-    vg: float = 1.2           # V (compliance)
-    duration: float = 1e-3    # s: dwell per point (SWEEP) or pulse width (PULSE_RAMP)
-    v_read: float = 0.2       # V
-    vg_read: float = 3.3      # V
-    g_formed: float = 5e-6    # S
+    cells: Cells = cells(check=cells_in_array)
+    mode: FormMode = enum8(FormMode.SWEEP)
+    v_start: float = f64(0.0, "V", check=amplitude)
+    v_stop: float = f64(3.6, "V", check=amplitude)
+    v_step: float = f64(0.01, "V", check=magnitude)
+    vg: float = f64(1.2, "V", check=gate)  # sets the compliance
+    duration: float = f64(1e-3, "s")  # dwell per point (SWEEP) or pulse width (PULSE_RAMP): see rules
+    v_read: float = f64(0.2, "V", check=read_bias)
+    vg_read: float = f64(3.3, "V", check=gate)
+    g_formed: float = f64(5e-6, "S", check=lim.positive)
 
-    def _pack(self, w: PayloadWriter) -> None:
-        self.cells.pack(w)
-        w.u8("mode", self.mode)
-        for name in ("v_start", "v_stop", "v_step", "vg", "duration", "v_read", "vg_read", "g_formed"):
-            w.f64(name, getattr(self, name))
+    def points(self) -> int:
+        """Number of ramp amplitudes (v_stop included when it lies on the grid within 1e-9 V)."""
+        return int(math.floor((self.v_stop - self.v_start) / self.v_step + 1e-9)) + 1
 
-    @classmethod
-    def _unpack(cls, r: PayloadReader) -> FormRequest:
-        cells = Cells.unpack(r)
-        mode = r.u8("mode")
-        if mode not in FormMode._value2member_map_:
-            raise PayloadError(f"{r.what}: mode = {mode}, allowed 0 (sweep) or 1 (pulse ramp)")
-        values = [r.f64(n) for n in ("v_start", "v_stop", "v_step", "vg", "duration", "v_read",
-                                     "vg_read", "g_formed")]
-        return cls(cells, FormMode(mode), *values)
+    def voltages(self) -> np.ndarray:
+        """Amplitudes of the ramp, V: v_start, v_start + v_step, ... <= v_stop."""
+        return self.v_start + self.v_step * np.arange(self.points(), dtype=float)
+
+    def rules(self, ctx: lim.Context) -> None:
+        lim.not_below("v_stop", self.v_stop, "v_start", self.v_start, "V", ": forming ramps up")
+        lim.count_in("number of ramp points (v_stop - v_start) / v_step + 1", self.points(), 1,
+                     ctx.info.max_sweep_points)
+        if self.mode == FormMode.SWEEP:
+            dwell("duration (dwell per point)", self.duration, "s", ctx)
+        else:
+            width("duration (pulse width)", self.duration, "s", ctx)
 
 
-@dataclass(eq=False)
-class FormReply(_ArrayEq, Message):
+@message(Command.FORM, reply=True)
+class FormReply(Message):
     """Per cell: forming voltage (V) and current (A) (NaN if not formed or not measured),
     conductance after forming (S), and whether the cell formed."""
 
-    command: ClassVar[Command] = Command.FORM
-    reply: ClassVar[bool] = True
-    v_form: np.ndarray = field(default_factory=lambda: np.empty(0))
-    i_form: np.ndarray = field(default_factory=lambda: np.empty(0))
-    g: np.ndarray = field(default_factory=lambda: np.empty(0))
-    formed: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
-
-    def _pack(self, w: PayloadWriter) -> None:
-        n = np.asarray(self.g).size
-        w.u32("count", n)
-        w.array("v_form", self.v_form, F64, n).array("i_form", self.i_form, F64, n)
-        w.array("g", self.g, F64, n).array("formed", self.formed, U8, n)
-
-    @classmethod
-    def _unpack(cls, r: PayloadReader) -> FormReply:
-        n = _count(r, "count")
-        return cls(r.array("v_form", F64, n), r.array("i_form", F64, n), r.array("g", F64, n),
-                   r.array("formed", U8, n).astype(bool))
+    v_form: np.ndarray = per_cell(F64, "V", count="count")
+    i_form: np.ndarray = per_cell(F64, "A")
+    g: np.ndarray = per_cell(F64, "S")
+    formed: np.ndarray = per_cell(U8, native=bool)
 
 
-@dataclass(eq=False)
-class PulseRequest(_ArrayEq, Message):
+@message(Command.PULSE)
+class PulseRequest(Message):
     """`count` identical rectangular pulses to every listed cell (v < 0 resets)."""
 
-    command: ClassVar[Command] = Command.PULSE
-    cells: Cells = field(default_factory=Cells.all)
-    v: float = 0.0       # top-electrode amplitude, V
-    vg: float = 3.3      # gate, V
-    width: float = 2.5e-6  # s
-    count: int = 1
-
-    def _pack(self, w: PayloadWriter) -> None:
-        self.cells.pack(w)
-        w.f64("v", self.v).f64("vg", self.vg).f64("width", self.width).u32("count", self.count)
-
-    @classmethod
-    def _unpack(cls, r: PayloadReader) -> PulseRequest:
-        return cls(Cells.unpack(r), r.f64("v"), r.f64("vg"), r.f64("width"), r.u32("count"))
+    cells: Cells = cells(check=cells_in_array)
+    v: float = f64(0.0, "V", check=amplitude)  # top-electrode amplitude
+    vg: float = f64(3.3, "V", check=gate)
+    width: float = f64(2.5e-6, "s", check=width)
+    count: int = u32(1, check=counted(1, "max_pulse_count"))
 
 
-@dataclass(eq=True)
+@message(Command.PULSE, reply=True)
 class PulseReply(Message):
-    command: ClassVar[Command] = Command.PULSE
-    reply: ClassVar[bool] = True
-    pulses: int = 0  # pulses applied in total (cells x count)
-
-    def _pack(self, w: PayloadWriter) -> None:
-        w.u64("pulses", self.pulses)
-
-    @classmethod
-    def _unpack(cls, r: PayloadReader) -> PulseReply:
-        return cls(r.u64("pulses"))
+    pulses: int = u64()  # pulses applied in total (cells x count)
 
 
-@dataclass(eq=False)
-class ReadRequest(_ArrayEq, Message):
-    command: ClassVar[Command] = Command.READ
-    cells: Cells = field(default_factory=Cells.all)
-    v_read: float = 0.2  # V
-    vg: float = 3.3      # V
-
-    def _pack(self, w: PayloadWriter) -> None:
-        self.cells.pack(w)
-        w.f64("v_read", self.v_read).f64("vg", self.vg)
-
-    @classmethod
-    def _unpack(cls, r: PayloadReader) -> ReadRequest:
-        return cls(Cells.unpack(r), r.f64("v_read"), r.f64("vg"))
+@message(Command.READ)
+class ReadRequest(Message):
+    cells: Cells = cells(check=cells_in_array)
+    v_read: float = f64(0.2, "V", check=read_bias)
+    vg: float = f64(3.3, "V", check=gate)
 
 
-@dataclass(eq=False)
-class ReadReply(_ArrayEq, Message):
+@message(Command.READ, reply=True)
+class ReadReply(Message):
     """Per cell: conductance I/V (S) and current (A) at the read bias."""
 
-    command: ClassVar[Command] = Command.READ
-    reply: ClassVar[bool] = True
-    g: np.ndarray = field(default_factory=lambda: np.empty(0))
-    i: np.ndarray = field(default_factory=lambda: np.empty(0))
-
-    def _pack(self, w: PayloadWriter) -> None:
-        n = np.asarray(self.g).size
-        w.u32("count", n).array("g", self.g, F64, n).array("i", self.i, F64, n)
-
-    @classmethod
-    def _unpack(cls, r: PayloadReader) -> ReadReply:
-        n = _count(r, "count")
-        return cls(r.array("g", F64, n), r.array("i", F64, n))
+    g: np.ndarray = per_cell(F64, "S", count="count")
+    i: np.ndarray = per_cell(F64, "A")
 
 
-@dataclass(eq=False)
-class ReadArrayRequest(_ArrayEq, Message):
+@message(Command.READ_ARRAY)
+class ReadArrayRequest(Message):
     """Conductance map of the whole array or a region (selector ALL, SINGLE or REGION)."""
 
-    command: ClassVar[Command] = Command.READ_ARRAY
-    cells: Cells = field(default_factory=Cells.all)
-    v_read: float = 0.2
-    vg: float = 3.3
-    dtype: DType = DType.FLOAT64
-
-    def _pack(self, w: PayloadWriter) -> None:
-        self.cells.pack(w)
-        w.f64("v_read", self.v_read).f64("vg", self.vg).u8("dtype", self.dtype)
-
-    @classmethod
-    def _unpack(cls, r: PayloadReader) -> ReadArrayRequest:
-        cells, v_read, vg, dtype = Cells.unpack(r), r.f64("v_read"), r.f64("vg"), r.u8("dtype")
-        if dtype not in DType._value2member_map_:
-            raise PayloadError(f"{r.what}: dtype = {dtype}, allowed 0 (float64) or 1 (float32)")
-        return cls(cells, v_read, vg, DType(dtype))
+    cells: Cells = cells(check=lim.block_in_array)
+    v_read: float = f64(0.2, "V", check=read_bias)
+    vg: float = f64(3.3, "V", check=gate)
+    dtype: DType = enum8(DType.FLOAT64)
 
 
-@dataclass(eq=False)
-class ReadArrayReply(_ArrayEq, Message):
+@message(Command.READ_ARRAY, reply=True)
+class ReadArrayReply(Message):
     """Conductances (S), shape (nrows, ncols), of the block starting at (row0, col0)."""
 
-    command: ClassVar[Command] = Command.READ_ARRAY
-    reply: ClassVar[bool] = True
-    row0: int = 0
-    col0: int = 0
-    g: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
-    dtype: DType = DType.FLOAT64
-
-    def _pack(self, w: PayloadWriter) -> None:
-        g = np.asarray(self.g)
-        if g.ndim != 2:
-            raise PayloadError(f"READ_ARRAY reply g must be 2-D, got shape {g.shape}")
-        w.u16("row0", self.row0).u16("col0", self.col0).u16("nrows", g.shape[0])
-        w.u16("ncols", g.shape[1]).u8("dtype", self.dtype).raw(b"\0\0\0")
-        w.array("g", g, F64 if self.dtype == DType.FLOAT64 else F32)
-
-    @classmethod
-    def _unpack(cls, r: PayloadReader) -> ReadArrayReply:
-        row0, col0, nrows, ncols = r.u16("row0"), r.u16("col0"), r.u16("nrows"), r.u16("ncols")
-        dtype = r.u8("dtype")
-        if dtype not in DType._value2member_map_:
-            raise PayloadError(f"{r.what}: dtype = {dtype}, allowed 0 (float64) or 1 (float32)")
-        for k in range(3):
-            r.u8(f"reserved[{k}]")
-        wire = F64 if dtype == DType.FLOAT64 else F32
-        g = r.array("g", wire, nrows * ncols, "float64").reshape(nrows, ncols)
-        return cls(row0, col0, g, DType(dtype))
+    row0: int = u16()
+    col0: int = u16()
+    g: np.ndarray = grid(("nrows", "ncols"), "u16", "S", dtype_field="dtype")
+    dtype: DType = carried(DType.FLOAT64, by="g")
 
 
-@dataclass(eq=False)
-class SweepRequest(_ArrayEq, Message):
+@message(Command.SWEEP)
+class SweepRequest(Message):
     """Quasi-static sweep: every listed cell sees voltages[0..n-1] (V), `dwell` s each."""
 
-    command: ClassVar[Command] = Command.SWEEP
-    cells: Cells = field(default_factory=Cells.all)
-    vg: float = 3.3      # V
-    dwell: float = 1e-3  # s
-    voltages: np.ndarray = field(default_factory=lambda: np.empty(0))
+    cells: Cells = cells(check=cells_in_array)
+    vg: float = f64(3.3, "V", check=gate)
+    dwell: float = f64(1e-3, "s", check=dwell)
+    voltages: np.ndarray = per_cell(F64, "V", count="points", check=lim.sweep_voltages)
 
-    def _pack(self, w: PayloadWriter) -> None:
-        self.cells.pack(w)
-        v = np.asarray(self.voltages, dtype=float).reshape(-1)
-        w.f64("vg", self.vg).f64("dwell", self.dwell).u32("points", v.size).array("voltages", v, F64)
-
-    @classmethod
-    def _unpack(cls, r: PayloadReader) -> SweepRequest:
-        cells, vg, dwell = Cells.unpack(r), r.f64("vg"), r.f64("dwell")
-        n = r.u32("points")
-        return cls(cells, vg, dwell, r.array("voltages", F64, n))
+    def reply_size(self, n: int) -> int | None:
+        return SweepReply.size(n * int(np.asarray(self.voltages).size))
 
 
-@dataclass(eq=False)
-class SweepReply(_ArrayEq, Message):
+@message(Command.SWEEP, reply=True)
+class SweepReply(Message):
     """Currents (A), shape (cells, points)."""
 
-    command: ClassVar[Command] = Command.SWEEP
-    reply: ClassVar[bool] = True
-    i: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
-
-    def _pack(self, w: PayloadWriter) -> None:
-        i = np.asarray(self.i)
-        if i.ndim != 2:
-            raise PayloadError(f"SWEEP reply i must be 2-D, got shape {i.shape}")
-        w.u32("cells", i.shape[0]).u32("points", i.shape[1]).array("i", i, F64)
-
-    @classmethod
-    def _unpack(cls, r: PayloadReader) -> SweepReply:
-        n, points = r.u32("cells"), r.u32("points")
-        if n and points > r.remaining // 8 // n:
-            raise PayloadError(f"{r.what}: {n} cells x {points} points exceed the payload")
-        return cls(r.array("i", F64, n * points).reshape(n, points))
+    i: np.ndarray = grid(("cells", "points"), "u32", "A")
 
 
 # ----------------------------------------------------------------------------- program and verify
 
 
-@dataclass(eq=False)
-class IdenticalPulse(_ArrayEq):
+@layout
+class IdenticalPulse(Layout):
     """Fixed set/reset amplitudes chosen by target range: targets in [g_low[k], g_high[k]) use
-    v_set[k], v_reset[k]. A target outside every range uses the nearest range. No ranges: the
-    controller's default table (the reference's per-range voltages)."""
+    v_set[k], v_reset[k], by the one lookup rule of labctl.core.schemes.PulseTable (a target outside
+    every range uses the nearest range). No ranges: the controller's default table (the reference's
+    per-range voltages, REFERENCE_PULSE_TABLE). On the wire: u8 ranges, then one row per range."""
 
-    g_low: np.ndarray = field(default_factory=lambda: np.empty(0))    # S
-    g_high: np.ndarray = field(default_factory=lambda: np.empty(0))   # S
-    v_set: np.ndarray = field(default_factory=lambda: np.empty(0))    # V > 0
-    v_reset: np.ndarray = field(default_factory=lambda: np.empty(0))  # V < 0
+    g_low: np.ndarray = per_cell(F64, "S", count="ranges", count_kind="u8", rows=True,
+                                 check=lim.conductances)
+    g_high: np.ndarray = per_cell(F64, "S", check=lim.conductances)
+    v_set: np.ndarray = per_cell(F64, "V", check=lim.set_amplitudes)  # > 0
+    v_reset: np.ndarray = per_cell(F64, "V", check=lim.reset_amplitudes)  # < 0
 
     @classmethod
     def reference(cls) -> IdenticalPulse:
-        """The published table (10-30, 30-60, 60-90 uS; reference/cmo-hfox-1t1r.md)."""
-        return cls(np.array([10e-6, 30e-6, 60e-6]), np.array([30e-6, 60e-6, 90e-6]),
-                   np.array([1.35, 1.35, 1.5]), np.array([-1.5, -1.3, -1.3]))
+        """The published table (labctl.core.schemes.REFERENCE_PULSE_TABLE)."""
+        t = REFERENCE_PULSE_TABLE
+        return cls(np.array(t.g_low), np.array(t.g_high), np.array(t.v_set), np.array(t.v_reset))
 
     def voltages_for(self, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per-target (v_set, v_reset), V, by range lookup (nearest range outside the table)."""
-        lo, hi = np.asarray(self.g_low, float), np.asarray(self.g_high, float)
-        t = np.asarray(targets, float)[:, None]
-        distance = np.maximum(lo[None, :] - t, 0.0) + np.maximum(t - hi[None, :], 0.0)
-        inside = (t >= lo[None, :]) & (t < hi[None, :])
-        distance = np.where(inside, -1.0, distance)  # inside beats touching the upper bound
-        k = np.argmin(distance, axis=1)
-        return np.asarray(self.v_set, float)[k], np.asarray(self.v_reset, float)[k]
+        """Per-target (v_set, v_reset), V, by PulseTable's range lookup."""
+        # The rule, not the table's construction checks: a controller accepts any table the
+        # limits let through (g_low = 0 included).
+        return PulseTable.amplitudes(self, targets)  # type: ignore[arg-type]
+
+    def rules(self, ctx: lim.Context) -> None:
+        bad = np.flatnonzero(np.asarray(self.g_high) <= np.asarray(self.g_low))
+        if bad.size:
+            k = int(bad[0])
+            raise lim.LimitError(f"ranges[{k}]: g_high = {self.g_high[k]:g} S not above g_low = "
+                                 f"{self.g_low[k]:g} S")
 
 
-@dataclass(eq=True)
-class IncrementalStep:
-    """Amplitude starts at *_start, grows by *_step (magnitude) per consecutive pulse of one
-    polarity up to *_stop, restarts on a polarity flip. Reset voltages are negative."""
+_INC = IncrementalScheme()  # the one set of defaults
 
-    v_set_start: float = 0.9
-    v_set_step: float = 0.05
-    v_set_stop: float = 1.6
-    v_reset_start: float = -0.9
-    v_reset_step: float = 0.05
-    v_reset_stop: float = -1.8
-    max_per_polarity: int = 0  # pulses in a row of one polarity, 0: unbounded
-    max_flips: int = 0         # polarity flips per cell, 0: unbounded
+
+@layout
+class IncrementalStep(Layout):
+    """Amplitude starts at v_start_*, grows by v_step_* (magnitude) per consecutive pulse of one
+    polarity up to v_stop_*, restarts on a polarity flip. Reset voltages are negative. Names and
+    defaults are labctl.core.schemes.IncrementalScheme's; 0 bounds: unbounded."""
+
+    v_start_set: float = f64(_INC.v_start_set, "V", check=set_amplitude)
+    v_step_set: float = f64(_INC.v_step_set, "V", check=magnitude)
+    v_stop_set: float = f64(_INC.v_stop_set, "V", check=set_amplitude)
+    v_start_reset: float = f64(_INC.v_start_reset, "V", check=reset_amplitude)
+    v_step_reset: float = f64(_INC.v_step_reset, "V", check=magnitude)
+    v_stop_reset: float = f64(_INC.v_stop_reset, "V", check=reset_amplitude)
+    max_per_polarity: int = u16(_INC.max_per_polarity)  # pulses in a row of one polarity
+    max_flips: int = u16(_INC.max_flips)  # polarity flips per cell
+
+    def rules(self, ctx: lim.Context) -> None:
+        lim.not_below("v_stop_set", self.v_stop_set, "v_start_set", self.v_start_set, "V")
+        if self.v_stop_reset > self.v_start_reset:
+            raise lim.LimitError(f"v_stop_reset = {self.v_stop_reset:g} V above v_start_reset = "
+                                 f"{self.v_start_reset:g} V (reset amplitudes grow more negative)")
 
 
 SchemeParams = IdenticalPulse | IncrementalStep
 
 
-@dataclass(eq=False)
-class SetTargetGRequest(_ArrayEq, Message):
+@message(Command.SET_TARGET_G)
+class SetTargetGRequest(Message):
     """Closed-loop program-and-verify of each listed cell to its target conductance."""
 
-    command: ClassVar[Command] = Command.SET_TARGET_G
-    cells: Cells = field(default_factory=Cells.all)
-    targets: np.ndarray = field(default_factory=lambda: np.empty(0))  # S
-    tolerance: float = 0.02   # relative acceptance |g - target| <= tolerance * target
-    max_iterations: int = 0   # verify reads per cell; 0: use VERIFY_LOOP_MAX
-    v_read: float = 0.2       # V
-    vg_read: float = 3.3      # V
-    width: float = 2.5e-6     # s
-    vg_set: float = 1.4       # V
-    vg_reset: float = 3.3     # V
-    scheme: SchemeParams = field(default_factory=IdenticalPulse)
-
-    def _pack(self, w: PayloadWriter) -> None:
-        self.cells.pack(w)
-        t = np.asarray(self.targets, dtype=float).reshape(-1)
-        w.u32("count", t.size).array("targets", t, F64)
-        w.f64("tolerance", self.tolerance).u32("max_iterations", self.max_iterations)
-        for name in ("v_read", "vg_read", "width", "vg_set", "vg_reset"):
-            w.f64(name, getattr(self, name))
-        s = self.scheme
-        if isinstance(s, IdenticalPulse):
-            n = np.asarray(s.g_low).size
-            w.u8("scheme", Scheme.IDENTICAL).u8("ranges", n)
-            table = np.column_stack([np.asarray(a, float).reshape(-1) for a in
-                                     (s.g_low, s.g_high, s.v_set, s.v_reset)]) if n else np.empty((0, 4))
-            w.array("ranges", table, F64, 4 * n)
-        else:
-            w.u8("scheme", Scheme.INCREMENTAL)
-            for name in ("v_set_start", "v_set_step", "v_set_stop", "v_reset_start", "v_reset_step",
-                         "v_reset_stop"):
-                w.f64(name, getattr(s, name))
-            w.u16("max_per_polarity", s.max_per_polarity).u16("max_flips", s.max_flips)
-
-    @classmethod
-    def _unpack(cls, r: PayloadReader) -> SetTargetGRequest:
-        cells = Cells.unpack(r)
-        n = _count(r, "count")
-        targets = r.array("targets", F64, n)
-        tolerance, max_iterations = r.f64("tolerance"), r.u32("max_iterations")
-        v_read, vg_read, width, vg_set, vg_reset = (r.f64(x) for x in
-                                                    ("v_read", "vg_read", "width", "vg_set", "vg_reset"))
-        scheme = r.u8("scheme")
-        params: SchemeParams
-        if scheme == Scheme.IDENTICAL:
-            k = r.u8("ranges")
-            table = r.array("ranges", F64, 4 * k).reshape(k, 4)
-            params = IdenticalPulse(*(table[:, j].copy() for j in range(4)))
-        elif scheme == Scheme.INCREMENTAL:
-            values = [r.f64(x) for x in ("v_set_start", "v_set_step", "v_set_stop", "v_reset_start",
-                                         "v_reset_step", "v_reset_stop")]
-            params = IncrementalStep(*values, r.u16("max_per_polarity"), r.u16("max_flips"))
-        else:
-            raise PayloadError(f"{r.what}: scheme = {scheme}, allowed 0 (identical) or 1 (incremental)")
-        return cls(cells, targets, tolerance, max_iterations, v_read, vg_read, width, vg_set,
-                   vg_reset, params)
+    cells: Cells = cells(check=cells_in_array)
+    targets: np.ndarray = per_cell(F64, "S", count="count", check=lim.per_cell_targets)
+    tolerance: float = f64(0.02, check=fraction)  # relative: |g - target| <= tolerance * target
+    max_iterations: int = u32(0, check=counted(0, lim.MAX_ITERATIONS))  # verify reads; 0: VERIFY_LOOP_MAX
+    v_read: float = f64(0.2, "V", check=read_bias)
+    vg_read: float = f64(3.3, "V", check=gate)
+    width: float = f64(2.5e-6, "s", check=width)
+    vg_set: float = f64(1.4, "V", check=gate)
+    vg_reset: float = f64(3.3, "V", check=gate)
+    scheme: SchemeParams = one_of({Scheme.IDENTICAL: IdenticalPulse, Scheme.INCREMENTAL: IncrementalStep},
+                                  IdenticalPulse)
 
 
-@dataclass(eq=False)
-class SetTargetGReply(_ArrayEq, Message):
+@message(Command.SET_TARGET_G, reply=True)
+class SetTargetGReply(Message):
     """Per cell: last verify read (S), pulses applied, and whether it converged."""
 
-    command: ClassVar[Command] = Command.SET_TARGET_G
-    reply: ClassVar[bool] = True
-    g: np.ndarray = field(default_factory=lambda: np.empty(0))
-    iterations: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    converged: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
-
-    def _pack(self, w: PayloadWriter) -> None:
-        n = np.asarray(self.g).size
-        w.u32("count", n).array("g", self.g, F64, n).array("iterations", self.iterations, U32, n)
-        w.array("converged", self.converged, U8, n)
-
-    @classmethod
-    def _unpack(cls, r: PayloadReader) -> SetTargetGReply:
-        n = _count(r, "count")
-        return cls(r.array("g", F64, n), r.array("iterations", U32, n, "int64"),
-                   r.array("converged", U8, n).astype(bool))
+    g: np.ndarray = per_cell(F64, "S", count="count")
+    iterations: np.ndarray = per_cell(U32, native="int64")
+    converged: np.ndarray = per_cell(U8, native=bool)
 
 
-@dataclass(eq=False)
-class VerifyRequest(_ArrayEq, Message):
+@message(Command.VERIFY)
+class VerifyRequest(Message):
     """Read each listed cell `averages` times and compare the mean with its target."""
 
-    command: ClassVar[Command] = Command.VERIFY
-    cells: Cells = field(default_factory=Cells.all)
-    targets: np.ndarray = field(default_factory=lambda: np.empty(0))  # S
-    tolerance: float = 0.02
-    v_read: float = 0.2
-    vg_read: float = 3.3
-    averages: int = 1
-
-    def _pack(self, w: PayloadWriter) -> None:
-        self.cells.pack(w)
-        t = np.asarray(self.targets, dtype=float).reshape(-1)
-        w.u32("count", t.size).array("targets", t, F64).f64("tolerance", self.tolerance)
-        w.f64("v_read", self.v_read).f64("vg_read", self.vg_read).u16("averages", self.averages)
-
-    @classmethod
-    def _unpack(cls, r: PayloadReader) -> VerifyRequest:
-        cells = Cells.unpack(r)
-        n = _count(r, "count")
-        return cls(cells, r.array("targets", F64, n), r.f64("tolerance"), r.f64("v_read"),
-                   r.f64("vg_read"), r.u16("averages"))
+    cells: Cells = cells(check=cells_in_array)
+    targets: np.ndarray = per_cell(F64, "S", count="count", check=lim.per_cell_targets)
+    tolerance: float = f64(0.02, check=fraction)
+    v_read: float = f64(0.2, "V", check=read_bias)
+    vg_read: float = f64(3.3, "V", check=gate)
+    averages: int = u16(1, check=counted(1, lim.MAX_AVERAGES))
 
 
-@dataclass(eq=False)
-class VerifyReply(_ArrayEq, Message):
-    command: ClassVar[Command] = Command.VERIFY
-    reply: ClassVar[bool] = True
-    passed: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
-    g: np.ndarray = field(default_factory=lambda: np.empty(0))
-
-    def _pack(self, w: PayloadWriter) -> None:
-        n = np.asarray(self.g).size
-        w.u32("count", n).array("passed", self.passed, U8, n).array("g", self.g, F64, n)
-
-    @classmethod
-    def _unpack(cls, r: PayloadReader) -> VerifyReply:
-        n = _count(r, "count")
-        return cls(r.array("passed", U8, n).astype(bool), r.array("g", F64, n))
+@message(Command.VERIFY, reply=True)
+class VerifyReply(Message):
+    passed: np.ndarray = per_cell(U8, native=bool, count="count")
+    g: np.ndarray = per_cell(F64, "S")
 
 
 # ----------------------------------------------------------------------------- emulator only
 
 
-@dataclass(eq=True)
+@message(Command.EMU_ADVANCE)
 class EmuAdvanceRequest(Message):
-    command: ClassVar[Command] = Command.EMU_ADVANCE
-    seconds: float = 0.0
-
-    def _pack(self, w: PayloadWriter) -> None:
-        w.f64("seconds", self.seconds)
-
-    @classmethod
-    def _unpack(cls, r: PayloadReader) -> EmuAdvanceRequest:
-        return cls(r.f64("seconds"))
+    seconds: float = f64(0.0, "s", check=lim.not_negative)  # the clock only moves forward
 
 
-@dataclass(eq=True)
+@message(Command.EMU_ADVANCE, reply=True)
 class EmuAdvanceReply(Message):
-    command: ClassVar[Command] = Command.EMU_ADVANCE
-    reply: ClassVar[bool] = True
-    time: float = 0.0  # virtual clock after advancing, s
-
-    def _pack(self, w: PayloadWriter) -> None:
-        w.f64("time", self.time)
-
-    @classmethod
-    def _unpack(cls, r: PayloadReader) -> EmuAdvanceReply:
-        return cls(r.f64("time"))
+    time: float = f64(0.0, "s")  # virtual clock after advancing
 
 
-@dataclass(eq=False)
-class EmuInjectFaultRequest(_ArrayEq, Message):
-    command: ClassVar[Command] = Command.EMU_INJECT_FAULT
-    cells: Cells = field(default_factory=Cells.all)
-    kind: Fault = Fault.NONE
-
-    def _pack(self, w: PayloadWriter) -> None:
-        self.cells.pack(w)
-        w.u8("kind", self.kind)
-
-    @classmethod
-    def _unpack(cls, r: PayloadReader) -> EmuInjectFaultRequest:
-        cells, kind = Cells.unpack(r), r.u8("kind")
-        if kind not in Fault._value2member_map_:
-            raise PayloadError(f"{r.what}: kind = {kind}, allowed 0 (none), 1 (stuck_hrs), "
-                               "2 (stuck_lrs), 3 (no_form)")
-        return cls(cells, Fault(kind))
+@message(Command.EMU_INJECT_FAULT)
+class EmuInjectFaultRequest(Message):
+    cells: Cells = cells(check=cells_in_array)
+    kind: Fault = enum8(Fault.NONE)
 
 
-@dataclass(eq=True)
-class EmuInjectFaultReply(Message):
-    command: ClassVar[Command] = Command.EMU_INJECT_FAULT
-    reply: ClassVar[bool] = True
+EmuInjectFaultReply = empty(Command.EMU_INJECT_FAULT, reply=True)
 
 
-@dataclass(eq=True)
+@message(Command.EMU_RESEED)
 class EmuReseedRequest(Message):
-    command: ClassVar[Command] = Command.EMU_RESEED
-    seed: int = 0
-
-    def _pack(self, w: PayloadWriter) -> None:
-        w.u64("seed", self.seed)
-
-    @classmethod
-    def _unpack(cls, r: PayloadReader) -> EmuReseedRequest:
-        return cls(r.u64("seed"))
+    seed: int = u64()
 
 
-@dataclass(eq=True)
-class EmuReseedReply(Message):
-    command: ClassVar[Command] = Command.EMU_RESEED
-    reply: ClassVar[bool] = True
+EmuReseedReply = empty(Command.EMU_RESEED, reply=True)
 
 
-@dataclass(eq=False)
-class EmuPulseCountsRequest(_ArrayEq, Message):
-    command: ClassVar[Command] = Command.EMU_PULSE_COUNTS
-    cells: Cells = field(default_factory=Cells.all)
-
-    def _pack(self, w: PayloadWriter) -> None:
-        self.cells.pack(w)
-
-    @classmethod
-    def _unpack(cls, r: PayloadReader) -> EmuPulseCountsRequest:
-        return cls(Cells.unpack(r))
+@message(Command.EMU_PULSE_COUNTS)
+class EmuPulseCountsRequest(Message):
+    cells: Cells = cells(check=cells_in_array)
 
 
-@dataclass(eq=False)
-class EmuPulseCountsReply(_ArrayEq, Message):
-    command: ClassVar[Command] = Command.EMU_PULSE_COUNTS
-    reply: ClassVar[bool] = True
-    counts: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-
-    def _pack(self, w: PayloadWriter) -> None:
-        n = np.asarray(self.counts).size
-        w.u32("count", n).array("counts", self.counts, U64, n)
-
-    @classmethod
-    def _unpack(cls, r: PayloadReader) -> EmuPulseCountsReply:
-        n = _count(r, "count")
-        return cls(r.array("counts", U64, n, "int64"))
+@message(Command.EMU_PULSE_COUNTS, reply=True)
+class EmuPulseCountsReply(Message):
+    counts: np.ndarray = per_cell(U64, native="int64", count="count")
 
 
 # ----------------------------------------------------------------------------- registry and errors
@@ -820,22 +501,22 @@ for _cls in list(globals().values()):
 assert set(REQUESTS) == set(REPLIES) == set(Command), "every command needs a request and a reply"
 
 
-def decode_request(command: int, payload: bytes) -> Message:
-    """Parse a request payload (raises PayloadError; KeyError never escapes)."""
+def _decode(table: dict[Command, type[Message]], command: int, payload: bytes) -> Message:
     try:
-        cls = REQUESTS[Command(command)]
+        cls = table[Command(command)]
     except ValueError:
         raise PayloadError(f"command = 0x{command:02x} is not defined") from None
     return cls.unpack(payload)
+
+
+def decode_request(command: int, payload: bytes) -> Message:
+    """Parse a request payload (raises PayloadError; KeyError never escapes)."""
+    return _decode(REQUESTS, command, payload)
 
 
 def decode_reply(command: int, payload: bytes) -> Message:
     """Parse the payload of an OK reply."""
-    try:
-        cls = REPLIES[Command(command)]
-    except ValueError:
-        raise PayloadError(f"command = 0x{command:02x} is not defined") from None
-    return cls.unpack(payload)
+    return _decode(REPLIES, command, payload)
 
 
 def pack_error(message: str) -> bytes:
@@ -847,4 +528,3 @@ def pack_error(message: str) -> bytes:
 def unpack_error(payload: bytes) -> str:
     """Message of a non-OK reply (undecodable bytes replaced, never raises)."""
     return payload.decode("utf-8", errors="replace")
-
