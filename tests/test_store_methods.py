@@ -259,7 +259,7 @@ def test_a_schema_2_file_written_before_the_records_reads_the_same(tmp_path):
 # -- the store is the only place with SQL
 _SQL = re.compile(r"\b(SELECT\s.+\sFROM|INSERT\s+(OR\s+\w+\s+)?INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|"
                   r"CREATE\s+(TABLE|INDEX)|DROP\s+TABLE|PRAGMA\s+\w+)\b", re.S)
-_DB_CALLS = {"execute", "executemany", "executescript", "cursor", "commit", "rollback"}
+_DB_CALLS = {"execute", "executemany", "executescript"}  # the DB-API calls that run SQL
 
 
 def _text(node: ast.AST) -> str:
@@ -297,7 +297,7 @@ def test_no_module_outside_the_store_holds_sql():
     assert found == [], "SQL belongs in labctl/campaigns/store:\n" + "\n".join(found)
 
 
-def test_the_sql_check_sees_sql(tmp_path):
+def test_the_sql_check_sees_sql():
     """The check above would fail on what the store itself does (so an empty result means something)."""
     found = [f for p in sorted((ROOT / "labctl" / "campaigns" / "store").glob("*.py"))
              for f in _sql_outside_the_store(p)]
