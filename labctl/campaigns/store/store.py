@@ -11,7 +11,7 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +116,8 @@ class Store:
         self.db.execute(f"PRAGMA synchronous={synchronous.upper()}")
         self._checked(lambda: create_or_migrate(self.db, self.path))
 
-    def _checked(self, opening: Any) -> None:
+    def _checked(self, opening: Callable[[], None]) -> None:
+        """Run the opening checks; a file refused (or failing) leaves no connection open."""
         try:
             opening()
         except BaseException:
