@@ -20,7 +20,7 @@ def _store_run(path, seed: int = 0) -> str:  # type: ignore[no-untyped-def]
     """Run the real open-loop and relaxation routines on an emulated 2x4 array into a run store."""
     run_id = f"eval-test-{seed}"
     store = Store(path)
-    store.create_run(run_id, name="eval test", campaign_toml="", campaign_json="{}", backend_kind="emulator",
+    store.create_run(run_id, name="eval test", campaign_toml="", campaign={}, backend_kind="emulator",
                      identity={}, metadata={},
                      units=[UnitPlan(unit_index=0, step_index=0, step_name="eval", routine="eval", pass_index=0,
                                      repeat_index=0, sweep_index=0, chunk_index=0, n_cells=8, params={})])

@@ -29,13 +29,14 @@ def _plan(index: int, step: int = 0, n_cells: int = 2, **kw) -> UnitPlan:  # typ
 
 def _create(s: Store, run_id: str, units: int = 3, *, kind: str = "emulator",
             identity: dict[str, str] | None = None, name: str = "t") -> None:
-    s.create_run(run_id, name=name, campaign_toml="[campaign]\n", campaign_json='{"steps": []}', backend_kind=kind,
+    s.create_run(run_id, name=name, campaign_toml="[campaign]\n", campaign={"steps": []}, backend_kind=kind,
                  identity=identity if identity is not None else {"emulator": "seed=1"},
                  metadata={"operator": "ada", "wafer": "W1"}, units=[_plan(i, step=i // 2) for i in range(units)],
                  backend_state=b"state0", seed=7, campaign_path="c.toml")
 
 
-def _batch(kind: str, rows: list[int], cols: list[int], t: float = 1.0, **values) -> Measurements:  # type: ignore[no-untyped-def]
+def _batch(kind: str, rows: list[int], cols: list[int], t: float = 1.0,
+           **values: list[float]) -> Measurements:
     return Measurements(kind=kind, rows=np.array(rows), cols=np.array(cols), t=t,
                         values={k: np.asarray(v, dtype=float) for k, v in values.items()})
 
@@ -55,7 +56,7 @@ def test_create_run_stores_a_running_run_of_this_process_with_its_pending_units(
     assert (rec.host, rec.pid, rec.package_version) == (socket.gethostname(), os.getpid(), labctl.__version__)
     assert rec.identity == {"emulator": "seed=1"} and rec.metadata == {"operator": "ada", "wafer": "W1"}
     assert (rec.n_units, rec.resumes, rec.errors, rec.telemetry) == (3, 0, [], None)
-    assert (rec.campaign_path, rec.campaign_toml, rec.campaign_json) == ("c.toml", "[campaign]\n", '{"steps": []}')
+    assert (rec.campaign_path, rec.campaign_toml, rec.campaign) == ("c.toml", "[campaign]\n", {"steps": []})
     assert all(isinstance(u, UnitRecord) for u in units)
     assert [(u.unit_index, u.step_index, u.chunk_index, u.status, u.attempt, u.summary) for u in units] == [
         (0, 0, 0, "pending", 0, None), (1, 0, 1, "pending", 0, None), (2, 1, 2, "pending", 0, None)]
@@ -67,7 +68,7 @@ def test_create_run_is_one_transaction(tmp_path):
     with Store(tmp_path / "s.sqlite") as s:
         _create(s, "r1")
         with pytest.raises(sqlite3.IntegrityError):  # the same unit twice: nothing of the run may stay
-            s.create_run("r2", name="t", campaign_toml="", campaign_json="{}", backend_kind="emulator", identity={},
+            s.create_run("r2", name="t", campaign_toml="", campaign={}, backend_kind="emulator", identity={},
                          metadata={}, units=[_plan(0), _plan(0)])
         assert not s.has_run("r2") and s.units("r2") == [] and s.has_run("r1")
 
@@ -231,8 +232,9 @@ def test_a_schema_2_file_written_before_the_records_reads_the_same(tmp_path):
     path = tmp_path / "old.sqlite"
     Store(path).close()  # the schema-2 tables
     with sqlite3.connect(path) as db:
-        db.execute("INSERT INTO runs VALUES ('r0', 'old', 'complete', 1.0, 2.0, 3.0, NULL, 'toml', '{}', '0.0.9', NULL,"
-                   " 'chip', '{\"chip\":\"ACME\"}', '{\"operator\":\"ada\",\"die\":\"\"}', 'h', 42, 1, 1,"
+        db.execute("INSERT INTO runs VALUES ('r0', 'old', 'complete', 1.0, 2.0, 3.0, NULL, 'toml',"
+                   " '{\"steps\":[]}', '0.0.9', NULL, 'chip', '{\"chip\":\"ACME\"}',"
+                   " '{\"operator\":\"ada\",\"die\":\"\"}', 'h', 42, 1, 1,"
                    " '[\"e1\"]', '{\"sent\":1}')")
         db.execute("INSERT INTO units VALUES ('r0', 0, 0, 'form', 'forming', 0, 0, 0, 0, 4, '{\"v_max\":3.0}',"
                    " 'done', 1, 2.0, 2.5, '{\"formed\":4}')")
@@ -242,7 +244,7 @@ def test_a_schema_2_file_written_before_the_records_reads_the_same(tmp_path):
     with Store(path) as s:
         rec, units, events = s.run("r0"), s.units("r0"), s.events("r0")
     assert rec == RunRecord(run_id="r0", name="old", status="complete", created_at=1.0, started_at=2.0,
-                            stopped_at=3.0, campaign_path=None, campaign_toml="toml", campaign_json="{}",
+                            stopped_at=3.0, campaign_path=None, campaign_toml="toml", campaign={"steps": []},
                             package_version="0.0.9", seed=None, backend_kind="chip", identity={"chip": "ACME"},
                             metadata={"operator": "ada", "die": ""}, host="h", pid=42, n_units=1, resumes=1,
                             errors=["e1"], telemetry={"sent": 1})

@@ -191,7 +191,8 @@ def _cmd_runs_list(args: argparse.Namespace) -> int:
         table.add_column(col, no_wrap=col in ("status", "started", "stopped"))
     for rec in store.runs():
         table.add_row(rec.run_id, rec.name, rec.shown_status, _when(rec.started_at), _when(rec.stopped_at),
-                      f"{store.units_done(rec.run_id)}/{rec.n_units}", str(store.measurement_count(rec.run_id)), str(rec.resumes))
+                      f"{store.units_done(rec.run_id)}/{rec.n_units}", str(store.measurement_count(rec.run_id)),
+                      str(rec.resumes))
     Console(width=max(120, Console().width)).print(table)
     return 0
 

@@ -66,7 +66,7 @@ def write_report(store: Store, run_id: str, out_dir: str | os.PathLike[str]) -> 
     out.mkdir(parents=True, exist_ok=True)
     rec = store.run(run_id)
     units = store.units(run_id)
-    campaign = json.loads(rec.campaign_json)
+    campaign = rec.campaign
     n_rows, n_cols = campaign["backend"]["rows"], campaign["backend"]["cols"]
     steps_out = []
     for step_index, step in enumerate(campaign["steps"]):

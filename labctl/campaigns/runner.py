@@ -272,7 +272,7 @@ class Runner:
         if not self.resuming:
             self.store.create_run(
                 self.run_id, name=campaign.campaign.name, campaign_toml=self.loaded.text,
-                campaign_json=campaign.model_dump_json(), backend_kind=backend.info.kind,
+                campaign=campaign.model_dump(mode="json"), backend_kind=backend.info.kind,
                 identity=backend.info.identity, metadata=campaign.metadata.model_dump(mode="json"),
                 units=[self._unit_plan(u) for u in self.loaded.units], backend_state=cbackend.save_state(backend),
                 seed=campaign.backend.seed, campaign_path=self.campaign_path)

@@ -59,8 +59,7 @@ class ManualRun:
                         sweep_index=0, chunk_index=0, n_cells=int(rows.size), params=params.model_dump(mode="json"))
         store.create_run(run_id, name=f"tui: {action}",
                          campaign_toml=campaign_text(action, routine, rows, cols, params, info),
-                         campaign_json=json.dumps({"action": action, "routine": routine,
-                                                   "params": json.loads(params.model_dump_json())}),
+                         campaign={"action": action, "routine": routine, "params": params.model_dump(mode="json")},
                          backend_kind=info.kind, identity=info.identity, metadata={"source": "labctl tui"},
                          units=[unit])
         store.event(run_id, "start", "manual action started from labctl tui")

@@ -1,8 +1,8 @@
 """What the store's readers return: one frozen record per run, unit of work, event, batch and cell value.
 
 Every field is in SI units (V, A, S, s); times are Unix seconds except `t`, the backend's clock. JSON
-columns come back decoded (`identity`, `metadata`, `errors`, `telemetry`, a unit's `params` and
-`summary`), so no caller parses the store's text.
+columns come back decoded (`campaign`, `identity`, `metadata`, `errors`, `telemetry`, a unit's `params`
+and `summary`), so no caller parses the store's text.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ class RunRecord:
     stopped_at: float | None
     campaign_path: str | None
     campaign_toml: str  # the campaign file itself, as run
-    campaign_json: str  # the validated campaign, defaults filled in, SI
+    campaign: dict[str, Any]  # the validated campaign, defaults filled in, SI
     package_version: str
     seed: int | None
     backend_kind: str

@@ -72,7 +72,7 @@ def _run_record(row: Sequence[Any]) -> RunRecord:
     return RunRecord(
         run_id=run_id, name=name, status=status, created_at=created_at, started_at=started_at,
         stopped_at=stopped_at, campaign_path=campaign_path, campaign_toml=campaign_toml,
-        campaign_json=campaign_json, package_version=package_version, seed=seed, backend_kind=backend_kind,
+        campaign=json.loads(campaign_json), package_version=package_version, seed=seed, backend_kind=backend_kind,
         identity=json.loads(identity_json), metadata=json.loads(metadata_json), host=host, pid=pid,
         n_units=n_units, resumes=resumes, errors=json.loads(errors_json),
         telemetry=json.loads(telemetry_json) if telemetry_json else None)
@@ -137,7 +137,7 @@ class Store:
         return Transaction(self.db)
 
     # -- runs: written by the run engine
-    def create_run(self, run_id: str, *, name: str, campaign_toml: str, campaign_json: str, backend_kind: str,
+    def create_run(self, run_id: str, *, name: str, campaign_toml: str, campaign: dict[str, Any], backend_kind: str,
                    identity: dict[str, str], metadata: dict[str, Any], units: Sequence[UnitPlan],
                    backend_state: bytes | None = None, seed: int | None = None,
                    campaign_path: str | None = None) -> None:
@@ -147,7 +147,7 @@ class Store:
         with self._transaction() as db:
             db.execute(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, 'running', ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?,"
                        " ?, ?, ?, ?, 0, '[]', NULL)",
-                       (run_id, name, now, now, campaign_path, campaign_toml, campaign_json, labctl.__version__,
+                       (run_id, name, now, now, campaign_path, campaign_toml, json.dumps(campaign), labctl.__version__,
                         seed, backend_kind, json.dumps(identity), json.dumps(metadata), socket.gethostname(),
                         os.getpid(), len(units)))
             db.executemany(
