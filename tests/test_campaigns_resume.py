@@ -170,7 +170,7 @@ def test_sigkill_at_random_moments_then_resume_equals_uninterrupted_run(tmp_path
         assert got["units"] == reference["units"]
         assert got["state"] == reference["state"]  # the array ends in the same state, bit for bit
         with Store(store) as st:
-            replays += sum(kind == "replay" for _, kind, _ in st.events(_run_id(store)))
+            replays += sum(e.kind == "replay" for e in st.events(_run_id(store)))
             resumes += st.run(_run_id(store)).resumes
     # The kills did land inside units (stored batches replayed on resume), not only between them.
     assert replays >= 1

@@ -4,7 +4,6 @@ committed stays as it was, and the run completes."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import sqlite3
@@ -94,10 +93,10 @@ async def test_sigkill_mid_unit_then_resume_runs_the_unit_again_as_attempt_1(tmp
     with Store(store) as s:
         rec = s.run(run_id)
         units = s.units(run_id)
-        events = [kind for _, kind, _ in s.events(run_id)]
+        events = [e.kind for e in s.events(run_id)]
     assert rec.status == "complete" and rec.resumes == 1
-    assert [u["status"] for u in units] == ["done"] * len(units)
-    assert [u["attempt"] for u in units] == [1 if u["unit_index"] == unit else 0 for u in units]
+    assert [u.status for u in units] == ["done"] * len(units)
+    assert [u.attempt for u in units] == [1 if u.unit_index == unit else 0 for u in units]
     assert "resume" in events and "replay" not in events  # nothing to replay without a snapshot
     # Attempt 0's batches are kept byte for byte; attempt 1 is the whole unit again, 16 batches of 4 cells.
     assert _query(store, "SELECT batch_id, seq, n_cells, cells FROM batches WHERE unit_index = ? AND attempt = 0"
@@ -117,6 +116,6 @@ async def test_sigkill_mid_unit_then_resume_runs_the_unit_again_as_attempt_1(tmp
     with Store(store) as s:
         formed_before = sum(int(s.load_batch(run_id, unit, 0, seq).values["formed"].sum())
                             for _, seq, _, _ in before if s.load_batch(run_id, unit, 0, seq).kind == "forming")
-    summary = json.loads(next(u["summary_json"] for u in units if u["unit_index"] == unit))
+    summary = next(u.summary for u in units if u.unit_index == unit)
     assert formed_before > 0 and summary["cells"] == 64 and 0 < summary["formed"] <= 64 - formed_before
     assert controller_array.formed().all()

@@ -81,7 +81,7 @@ def test_one_sigint_stops_at_the_next_safe_point_and_resumes(tmp_path, reference
         assert kinds[-1] == "program" and kinds.count("program") == 1
         assert batches_of(store, 2) == []  # nothing after the safe point
         events = s.events(rec.run_id)
-        off = [at for at, kind, _ in events if kind == "outputs_off"]
+        off = [e.at for e in events if e.kind == "outputs_off"]
         assert off and off[-1] >= batches_of(store, 1)[-1][1]
         run_id = rec.run_id
     finish_and_compare(store, run_id, reference)
@@ -103,8 +103,8 @@ def test_second_sigint_aborts_at_once_outputs_off_and_resumes(tmp_path, referenc
         kinds = [k for k, _ in batches_of(store, 1)]
         assert kinds[-1] == "verify_read" and "program" not in kinds
         units = s.units(rec.run_id)
-        assert units[1]["status"] == "running" and units[2]["status"] == "pending"
-        off = [at for at, kind, _ in s.events(rec.run_id) if kind == "outputs_off"]
+        assert units[1].status == "running" and units[2].status == "pending"
+        off = [e.at for e in s.events(rec.run_id) if e.kind == "outputs_off"]
         assert off and off[-1] >= batches_of(store, 1)[-1][1]
         run_id = rec.run_id
     finish_and_compare(store, run_id, reference)

@@ -81,7 +81,7 @@ def test_store_is_wal_and_holds_the_run_record(run):
         assert rec.started_at <= rec.stopped_at
         assert s.measurement_count(result.run_id) == result.measurements > 0
         # sweep x chunks plan: forming 2 units of 16 cells, program 2 sweep points of 8 cells
-        assert [(u["step_index"], u["sweep_index"], u["n_cells"]) for u in s.units(result.run_id)] == [
+        assert [(u.step_index, u.sweep_index, u.n_cells) for u in s.units(result.run_id)] == [
             (0, 0, 16), (0, 0, 16), (1, 0, 8), (1, 1, 8)]
         assert s.find_run(result.run_id[:15]) == result.run_id and s.find_run("last") == result.run_id
 
@@ -135,10 +135,9 @@ def test_report_plots_and_summary(run, tmp_path):
         units = s.units(result.run_id)
     forming, program = summary["steps"]
     assert forming["summaries"][0]["summary"]["cells"] == 32
-    assert forming["summaries"][0]["summary"]["formed"] == sum(json.loads(u["summary_json"])["formed"]
-                                                               for u in units[:2])
+    assert forming["summaries"][0]["summary"]["formed"] == sum(u.summary["formed"] for u in units[:2])
     assert [g["params"]["tolerance"] for g in program["summaries"]] == [0.02, 0.005]
-    assert program["summaries"][1]["summary"] == json.loads(units[3]["summary_json"])
+    assert program["summaries"][1]["summary"] == units[3].summary
     for step in summary["steps"]:
         png = tmp_path / "rep" / step["plot"]
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
@@ -157,8 +156,8 @@ def test_a_failing_routine_ends_the_run_failed_with_the_error(tmp_path):
         assert result.status == "failed"
         rec = s.run(result.run_id)
         assert rec.status == "failed" and any("unit 2" in e and "targets" in e for e in rec.errors)
-        assert [u["status"] for u in s.units(result.run_id)] == ["done", "done", "running", "pending"]
-        assert any(kind == "outputs_off" for _, kind, _ in s.events(result.run_id))
+        assert [u.status for u in s.units(result.run_id)] == ["done", "done", "running", "pending"]
+        assert any(e.kind == "outputs_off" for e in s.events(result.run_id))
         write_report(s, result.run_id, tmp_path / "rep")  # a partial run still gets its report
     assert json.loads((tmp_path / "rep" / "summary.json").read_text())["status"] == "failed"
 

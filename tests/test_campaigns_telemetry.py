@@ -85,7 +85,7 @@ async def test_status_progress_and_step_summaries_reach_a_subscriber(tmp_path, b
         for step in (0, 1):
             msgs = [p for t, p, _ in got if t == f"{base}/steps/{step}/summary"]
             assert len(msgs) == 1
-            stored = [json.loads(u["summary_json"]) for u in units if u["step_index"] == step]
+            stored = [u.summary for u in units if u.step_index == step]
             if len(stored) == 1:
                 assert msgs[0]["summary"] == stored[0]
             else:  # forming ran in two chunks of 32 cells: counts add up

@@ -3,13 +3,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import time
 
 import numpy as np
 
 from labctl.backends import EmulatorBackend
-from labctl.campaigns.store import Store
+from labctl.campaigns.store import Store, UnitPlan
 from labctl.cli import main
 from labctl.evaluation.programming import prepare_cells
 from labctl.evaluation.runs import load_run
@@ -22,13 +20,10 @@ def _store_run(path, seed: int = 0) -> str:  # type: ignore[no-untyped-def]
     """Run the real open-loop and relaxation routines on an emulated 2x4 array into a run store."""
     run_id = f"eval-test-{seed}"
     store = Store(path)
-    store.create_run({"run_id": run_id, "name": "eval test", "status": "running", "created_at": time.time(),
-                      "campaign_toml": "", "campaign_json": "{}", "package_version": "test",
-                      "backend_kind": "emulator", "identity_json": "{}", "metadata_json": "{}",
-                      "host": socket.gethostname(), "n_units": 1},
-                     [{"run_id": run_id, "unit_index": 0, "step_index": 0, "step_name": "eval", "routine": "eval",
-                       "pass_index": 0, "repeat_index": 0, "sweep_index": 0, "chunk_index": 0, "n_cells": 8,
-                       "params_json": "{}"}], None)
+    store.create_run(run_id, name="eval test", campaign_toml="", campaign={}, backend_kind="emulator",
+                     identity={}, metadata={},
+                     units=[UnitPlan(unit_index=0, step_index=0, step_name="eval", routine="eval", pass_index=0,
+                                     repeat_index=0, sweep_index=0, chunk_index=0, n_cells=8, params={})])
     seq = [0]
 
     def sink(m):  # type: ignore[no-untyped-def]

@@ -147,7 +147,7 @@ params = {{ helper_file = "{helper_file}" }}
             result = await Runner.new(store, campaign, "puf.toml", telemetry=config).run()
             assert result.status == "complete", result
             units = store.units(result.run_id)
-            summaries = [json.loads(u["summary_json"]) for u in units]
+            summaries = [u.summary for u in units]
             _, state = store.state(result.run_id)
         assert summaries[1]["reconstructed"] is True
         assert HelperData.from_json(summaries[0]["helper_data"]) == HelperData.load(helper_file)

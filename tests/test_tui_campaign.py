@@ -132,7 +132,7 @@ async def test_run_pause_emergency_stop_and_resume_match_an_uninterrupted_run(tm
         with Store(tmp_path / "runs.sqlite") as store:
             assert store.run(run_id).status == "aborted"
             assert "emergency stop" in " ".join(store.run(run_id).errors)
-            assert any(kind == "outputs_off" for _, kind, _ in store.events(run_id))
+            assert any(e.kind == "outputs_off" for e in store.events(run_id))
 
         # Resume the stored run from the panel (run reference 'last'), to completion.
         await pilot.click("#campaign-resume")
@@ -174,4 +174,4 @@ async def test_quitting_during_a_campaign_ends_its_process_with_the_run_stored_a
     with Store(tmp_path / "runs.sqlite") as store:
         rec_ = store.run(run_id)
         assert rec_.status == "aborted" and "labctl tui closed" in " ".join(rec_.errors)
-        assert any(kind == "outputs_off" for _, kind, _ in store.events(run_id))
+        assert any(e.kind == "outputs_off" for e in store.events(run_id))

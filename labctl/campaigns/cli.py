@@ -11,6 +11,10 @@ import json
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported lazily in the handlers (start-up time)
+    from labctl.campaigns.store import UnitRecord
 
 DEFAULT_REPORTS = "labctl-reports"
 
@@ -127,18 +131,17 @@ def _print_step_summaries(store, run_id: str, keys: int = 4) -> None:  # noqa: A
     """One line per finished step: the first few numbers of its (combined) summary."""
     from labctl.campaigns.runner import combine_summaries
 
-    steps: dict[int, list[dict]] = {}
+    steps: dict[int, list[UnitRecord]] = {}
     for u in store.units(run_id):
-        if u["status"] == "done" and u["summary_json"]:
-            steps.setdefault(u["step_index"], []).append(u)
+        if u.status == "done" and u.summary is not None:
+            steps.setdefault(u.step_index, []).append(u)
     for units in steps.values():
         last = units[-1]
-        group = [u for u in units if (u["pass_index"], u["sweep_index"], u["repeat_index"])
-                 == (last["pass_index"], last["sweep_index"], last["repeat_index"])]
-        s = combine_summaries([json.loads(u["summary_json"]) for u in group], [u["n_cells"] for u in group])
+        group = [u for u in units if u.group == last.group]
+        s = combine_summaries([u.summary for u in group], [u.n_cells for u in group])
         shown = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in s.items()
                  if isinstance(v, (int, float)) and not isinstance(v, bool)][:keys]
-        print(f"  {last['step_name']} ({last['routine']}): " + ", ".join(shown))
+        print(f"  {last.step_name} ({last.routine}): " + ", ".join(shown))
 
 
 def _new_id() -> str:
@@ -187,10 +190,9 @@ def _cmd_runs_list(args: argparse.Namespace) -> int:
     for col in ("name", "status", "started", "stopped", "units done", "measurements", "resumes"):
         table.add_column(col, no_wrap=col in ("status", "started", "stopped"))
     for rec in store.runs():
-        done = store.db.execute("SELECT COUNT(*) FROM units WHERE run_id = ? AND status = 'done'",
-                                (rec.run_id,)).fetchone()[0]
         table.add_row(rec.run_id, rec.name, rec.shown_status, _when(rec.started_at), _when(rec.stopped_at),
-                      f"{done}/{rec.n_units}", str(store.measurement_count(rec.run_id)), str(rec.resumes))
+                      f"{store.units_done(rec.run_id)}/{rec.n_units}", str(store.measurement_count(rec.run_id)),
+                      str(rec.resumes))
     Console(width=max(120, Console().width)).print(table)
     return 0
 
@@ -211,21 +213,21 @@ def _cmd_runs_show(args: argparse.Namespace) -> int:
     if meta:
         print("  metadata " + ", ".join(f"{k}={v}" for k, v in meta.items()))
     units = store.units(rec.run_id)
-    steps: dict[int, list[dict]] = {}
+    steps: dict[int, list[UnitRecord]] = {}
     for u in units:
-        steps.setdefault(u["step_index"], []).append(u)
+        steps.setdefault(u.step_index, []).append(u)
     print(f"  measurements {store.measurement_count(rec.run_id)}")
     for i, us in steps.items():
-        done = sum(u["status"] == "done" for u in us)
-        last = next((json.loads(u["summary_json"]) for u in reversed(us) if u["summary_json"]), None)
-        print(f"  step {i} {us[0]['step_name']} ({us[0]['routine']}): {done}/{len(us)} units done"
+        done = sum(u.status == "done" for u in us)
+        last = next((u.summary for u in reversed(us) if u.summary is not None), None)
+        print(f"  step {i} {us[0].step_name} ({us[0].routine}): {done}/{len(us)} units done"
               + (f"; last summary {json.dumps(last)}" if last else ""))
     if rec.telemetry:
         print(f"  telemetry {json.dumps(rec.telemetry)}")
     for e in rec.errors:
         print(f"  error: {e}")
-    for at, kind, msg in store.events(rec.run_id):
-        print(f"  {_when(at)} {kind}: {msg}")
+    for e in store.events(rec.run_id):
+        print(f"  {_when(e.at)} {e.kind}: {e.message}")
     return 0
 
 

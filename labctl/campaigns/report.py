@@ -16,10 +16,12 @@ from typing import Any
 import numpy as np
 
 from labctl.campaigns.runner import combine_summaries
-from labctl.campaigns.store import Store
+from labctl.campaigns.store import Store, UnitRecord
 
 MAX_PANELS = 9
 MAX_CURVES = 12
+
+_Trace = tuple[int, int, int, np.ndarray]  # batch id, cell row, cell col, float64 (n_points,)
 
 
 def _stats(a: np.ndarray) -> dict[str, float | int | None]:
@@ -31,32 +33,21 @@ def _stats(a: np.ndarray) -> dict[str, float | int | None]:
 
 
 def _step_data(store: Store, run_id: str, step_index: int) -> tuple[dict[tuple[str, str], dict[str, np.ndarray]],
-                                                                     dict[tuple[str, str], list[tuple[int, bytes]]]]:
-    """Scalars per (kind, quantity): arrays t, row, col, value; traces per (kind, quantity): (batch, blob)."""
-    scalars: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
-    traces: dict[tuple[str, str], list[tuple[int, int, int, bytes]]] = {}
-    for kind, t, n, cells, q, data in store.db.execute(
-            "SELECT b.kind, b.t, b.n_cells, b.cells, s.quantity, s.data FROM batches b"
-            " JOIN units u ON u.run_id = b.run_id AND u.unit_index = b.unit_index JOIN scalars s"
-            " ON s.batch_id = b.batch_id WHERE b.run_id = ? AND u.step_index = ? ORDER BY b.batch_id, s.rowid",
-            (run_id, step_index)):
-        rc = np.frombuffer(cells, "<i4").reshape(n, 2)
-        scalars.setdefault((kind, q), []).append((np.full(n, t), rc, np.frombuffer(data, "<f8")))
-    for batch, kind, n, cells, q, k, shared, data in store.db.execute(
-            "SELECT b.batch_id, b.kind, b.n_cells, b.cells, tr.quantity, tr.n_points, tr.shared, tr.data"
-            " FROM batches b JOIN units u ON u.run_id = b.run_id AND u.unit_index = b.unit_index JOIN traces tr"
-            " ON tr.batch_id = b.batch_id WHERE b.run_id = ? AND u.step_index = ? ORDER BY b.batch_id, tr.rowid",
-            (run_id, step_index)):
-        rc = np.frombuffer(cells, "<i4").reshape(n, 2).tolist()
-        items = traces.setdefault((kind, q), [])
-        for i, (r, c) in enumerate(rc):
-            items.append((batch, r, c, data if shared else data[8 * k * i:8 * k * (i + 1)]))
-    out = {}
-    for key, parts in scalars.items():
-        rc = np.concatenate([p[1] for p in parts]).astype(int)
-        out[key] = {"t": np.concatenate([p[0] for p in parts]), "row": rc[:, 0], "col": rc[:, 1],
-                    "value": np.concatenate([p[2] for p in parts])}
-    return out, traces  # type: ignore[return-value]
+                                                                     dict[tuple[str, str], list[_Trace]]]:
+    """Scalars per (kind, quantity): arrays t (s), row, col, value (SI); traces per (kind, quantity): one
+    (batch id, row, col, float64 trace) per cell, in the order taken."""
+    scalars: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]] = {}
+    traces: dict[tuple[str, str], list[_Trace]] = {}
+    for b in store.batches(run_id, step_index=step_index, traces=True):
+        for q, values in b.scalars.items():
+            scalars.setdefault((b.kind, q), []).append((np.full(b.rows.size, b.t), b.rows, b.cols, values))
+        cells = list(zip(b.rows.tolist(), b.cols.tolist()))
+        for q, data in b.traces.items():
+            traces.setdefault((b.kind, q), []).extend((b.batch_id, r, c, tr) for (r, c), tr in zip(cells, data))
+    out = {key: {"t": np.concatenate([p[0] for p in parts]), "row": np.concatenate([p[1] for p in parts]),
+                 "col": np.concatenate([p[2] for p in parts]), "value": np.concatenate([p[3] for p in parts])}
+           for key, parts in scalars.items()}
+    return out, traces
 
 
 def _is_series(d: dict[str, np.ndarray]) -> bool:
@@ -75,29 +66,28 @@ def write_report(store: Store, run_id: str, out_dir: str | os.PathLike[str]) -> 
     out.mkdir(parents=True, exist_ok=True)
     rec = store.run(run_id)
     units = store.units(run_id)
-    campaign = json.loads(rec.campaign_json)
+    campaign = rec.campaign
     n_rows, n_cols = campaign["backend"]["rows"], campaign["backend"]["cols"]
     steps_out = []
     for step_index, step in enumerate(campaign["steps"]):
-        su = [u for u in units if u["step_index"] == step_index]
+        su = [u for u in units if u.step_index == step_index]
         if not su:
             continue
-        name = su[0]["step_name"]
-        groups: dict[tuple[int, int, int], list[dict[str, Any]]] = {}
+        name = su[0].step_name
+        groups: dict[tuple[int, int, int], list[UnitRecord]] = {}
         for u in su:
-            groups.setdefault((u["pass_index"], u["sweep_index"], u["repeat_index"]), []).append(u)
+            groups.setdefault((u.pass_index, u.sweep_index, u.repeat_index), []).append(u)
         summaries = []
         for (p, s, r), g in groups.items():
-            sums = [json.loads(u["summary_json"]) for u in g if u["summary_json"]]
-            summaries.append({"pass": p, "sweep_index": s, "repeat": r,
-                              "params": json.loads(g[0]["params_json"]),
-                              "done": all(u["status"] == "done" for u in g),
-                              "summary": combine_summaries(sums, [u["n_cells"] for u in g if u["summary_json"]])
+            sums = [u.summary for u in g if u.summary is not None]
+            summaries.append({"pass": p, "sweep_index": s, "repeat": r, "params": g[0].params,
+                              "done": all(u.status == "done" for u in g),
+                              "summary": combine_summaries(sums, [u.n_cells for u in g if u.summary is not None])
                               if sums else None})
         scalars, traces = _step_data(store, run_id, step_index)
         quantities = {f"{k}.{q}": _stats(d["value"]) for (k, q), d in scalars.items()}
         for (k, q), items in traces.items():
-            allv = np.concatenate([np.frombuffer(b, "<f8") for *_, b in items]) if items else np.zeros(0)
+            allv = np.concatenate([tr for *_, tr in items]) if items else np.zeros(0)
             quantities[f"{k}.{q}"] = {**_stats(allv), "traces": len(items)}
         png = None
         panels = _panels(scalars, traces)
@@ -106,7 +96,7 @@ def write_report(store: Store, run_id: str, out_dir: str | os.PathLike[str]) -> 
             _plot_step(plt, out / png, f"{rec.name} / {name} ({step['routine']})", panels, scalars, traces,
                        n_rows, n_cols)
         steps_out.append({"index": step_index, "name": name, "routine": step["routine"],
-                          "units": len(su), "units_done": sum(u["status"] == "done" for u in su),
+                          "units": len(su), "units_done": sum(u.status == "done" for u in su),
                           "summaries": summaries, "quantities": quantities, "plot": png})
     summary = {
         "run_id": rec.run_id, "name": rec.name, "status": rec.shown_status, "created_at": rec.created_at,
@@ -170,9 +160,8 @@ def _plot_step(plt: Any, path: Path, title: str, panels: list[tuple[str, tuple[s
         label = f"{kind}.{q}"
         if what == "traces":
             items = traces[(kind, q)][:MAX_CURVES]
-            xs = {(b, r, c): np.frombuffer(tr, "<f8") for b, r, c, tr in traces.get((kind, "v"), [])}
-            for b, r, c, tr in items:
-                y = np.frombuffer(tr, "<f8")
+            xs = {(b, r, c): tr for b, r, c, tr in traces.get((kind, "v"), [])}
+            for b, r, c, y in items:
                 x = xs.get((b, r, c))
                 ax.plot(x if x is not None and x.size == y.size else np.arange(y.size), y, lw=0.8)
             ax.set_xlabel("v (V)" if xs else "point")

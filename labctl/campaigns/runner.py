@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import secrets
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,12 +22,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-import labctl
 from labctl.backends.base import ArrayBackend
 from labctl.campaigns import backend as cbackend
-from labctl.campaigns.model import BackendSpec, LoadedCampaign, Unit, load_campaign, params_json
+from labctl.campaigns.model import BackendSpec, LoadedCampaign, Unit, load_campaign
 from labctl.campaigns.steps import STEPS
-from labctl.campaigns.store import Store
+from labctl.campaigns.store import Store, UnitPlan, json_default
 from labctl.campaigns.telemetry import Telemetry, TelemetryConfig
 from labctl.campaigns.writer import BatchWriter
 from labctl.routines.base import Aborted, Measurements, RoutineContext
@@ -133,8 +131,7 @@ def _summary_of(result: Any) -> dict[str, Any]:
     s = fn() if callable(fn) else {}
     if not isinstance(s, dict):
         s = {"summary": str(s)}
-    return json.loads(json.dumps(s, default=lambda o: o.item() if isinstance(o, np.generic) else
-                                 (o.tolist() if isinstance(o, np.ndarray) else str(o))))
+    return json.loads(json.dumps(s, default=json_default))
 
 
 def _same_batch(a: Measurements, b: Measurements) -> bool:
@@ -224,7 +221,7 @@ class Runner:
             _check_dimensions(campaign.backend, backend)
             first = self._prepare(limited)
             self._start_telemetry()
-            done = {u["unit_index"] for u in self.store.units(self.run_id) if u["status"] == "done"}
+            done = {u.unit_index for u in self.store.units(self.run_id) if u.status == "done"}
             self._done_cells = sum(int(units[i].rows.size) for i in done)
             if self.view is not None:
                 self.view.begin(self.run_id, units, done)
@@ -267,26 +264,18 @@ class Runner:
         return self._finish(status, errors)
 
     def _registered(self) -> bool:
-        try:
-            self.store.run(self.run_id)
-        except KeyError:
-            return False
-        return True
+        return self.store.has_run(self.run_id)
 
     def _prepare(self, backend: ArrayBackend) -> int:
         """Create the run (or restore its state on resume); returns the index of the first unit to run."""
         campaign = self.loaded.campaign
         if not self.resuming:
-            c = campaign
-            run = {
-                "run_id": self.run_id, "name": c.campaign.name, "status": "running", "created_at": time.time(),
-                "started_at": time.time(), "campaign_path": self.campaign_path, "campaign_toml": self.loaded.text,
-                "campaign_json": c.model_dump_json(), "package_version": labctl.__version__,
-                "seed": c.backend.seed, "backend_kind": backend.info.kind,
-                "identity_json": json.dumps(backend.info.identity), "metadata_json": c.metadata.model_dump_json(),
-                "host": socket.gethostname(), "pid": os.getpid(), "n_units": len(self.loaded.units),
-            }
-            self.store.create_run(run, [self._unit_row(u) for u in self.loaded.units], cbackend.save_state(backend))
+            self.store.create_run(
+                self.run_id, name=campaign.campaign.name, campaign_toml=self.loaded.text,
+                campaign=campaign.model_dump(mode="json"), backend_kind=backend.info.kind,
+                identity=backend.info.identity, metadata=campaign.metadata.model_dump(mode="json"),
+                units=[self._unit_plan(u) for u in self.loaded.units], backend_state=cbackend.save_state(backend),
+                seed=campaign.backend.seed, campaign_path=self.campaign_path)
             self.store.event(self.run_id, "start", f"run started (pid {os.getpid()})")
             return 0
         after, state = self.store.state(self.run_id)
@@ -294,19 +283,16 @@ class Runner:
         first = after + 1
         if state is not None:
             cbackend.restore_state(backend, state)
-        if first < len(rows) and rows[first]["status"] == "running":
-            self._resume_attempt = rows[first]["attempt"] if state is not None else rows[first]["attempt"] + 1
-        rec = self.store.run(self.run_id)
-        self.store.update_run(self.run_id, status="running", pid=os.getpid(), host=socket.gethostname(),
-                              resumes=rec.resumes + 1, stopped_at=None)
+        if first < len(rows) and rows[first].status == "running":
+            self._resume_attempt = rows[first].attempt if state is not None else rows[first].attempt + 1
+        self.store.resume_run(self.run_id)
         self.store.event(self.run_id, "resume", f"resumed at unit {first} of {len(rows)} (pid {os.getpid()})")
         return first
 
-    def _unit_row(self, u: Unit) -> dict[str, Any]:
-        return {"run_id": self.run_id, "unit_index": u.index, "step_index": u.step_index, "step_name": u.step_name,
-                "routine": u.routine, "pass_index": u.pass_index, "repeat_index": u.repeat_index,
-                "sweep_index": u.sweep_index, "chunk_index": u.chunk_index, "n_cells": int(u.rows.size),
-                "params_json": params_json(u.params)}
+    def _unit_plan(self, u: Unit) -> UnitPlan:
+        return UnitPlan(unit_index=u.index, step_index=u.step_index, step_name=u.step_name, routine=u.routine,
+                        pass_index=u.pass_index, repeat_index=u.repeat_index, sweep_index=u.sweep_index,
+                        chunk_index=u.chunk_index, n_cells=int(u.rows.size), params=u.params.model_dump(mode="json"))
 
     async def _safe_point(self, backend: ArrayBackend) -> None:
         """Between units and at the routines' checkpoints: hold while paused, raise Aborted on stop."""
@@ -406,10 +392,9 @@ class Runner:
     def _publish_step_summary(self, unit: Unit) -> None:
         if self.telemetry is None:
             return
-        group = [u for u in self.store.units(self.run_id)
-                 if (u["pass_index"], u["step_index"], u["sweep_index"], u["repeat_index"]) == unit.group]
-        sums = [json.loads(u["summary_json"]) for u in group if u["summary_json"]]
-        summary = combine_summaries(sums, [u["n_cells"] for u in group]) if sums else {}
+        group = [u for u in self.store.units(self.run_id) if u.group == unit.group]
+        sums = [u.summary for u in group if u.summary is not None]
+        summary = combine_summaries(sums, [u.n_cells for u in group]) if sums else {}
         self.telemetry.publish(f"steps/{unit.step_index}/summary", {
             "step": unit.step_name, "routine": unit.routine, "pass": unit.pass_index, "repeat": unit.repeat_index,
             "sweep": unit.sweep_values, "summary": summary})
@@ -418,15 +403,12 @@ class Runner:
     def _finish(self, status: str, errors: list[str]) -> RunResult:
         telemetry_stats = None
         if self._registered():
-            for e in errors:
-                self.store.add_error(self.run_id, e)
-            self.store.update_run(self.run_id, status=status, stopped_at=time.time())
-            self.store.event(self.run_id, "stop", f"run {status}")
+            self.store.finish_run(self.run_id, status, errors)
         if self.telemetry is not None:
             self._publish_status(status)
             telemetry_stats = self.telemetry.close()
             if self._registered():
-                self.store.update_run(self.run_id, telemetry_json=json.dumps(telemetry_stats))
+                self.store.set_telemetry(self.run_id, telemetry_stats)
                 if telemetry_stats["dropped"]:
                     self.store.event(self.run_id, "telemetry",
                                      f"{telemetry_stats['dropped']} telemetry message(s) dropped")

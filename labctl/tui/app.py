@@ -10,7 +10,6 @@ import asyncio
 import logging
 import math
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,7 +25,7 @@ from labctl.backends.base import ArrayBackend
 from labctl.routines.base import Measurements, RoutineContext
 from labctl.tui.actions import ActionSpec, action_specs, yield_point
 from labctl.tui.campaign import CampaignController, RunBegan, RunEnded, StepProgress, validate
-from labctl.tui.recorder import ManualRun, cell_history
+from labctl.tui.recorder import ManualRun
 from labctl.tui.session import CONNECTED, BackendSession, SessionState
 from labctl.tui.widgets.array_map import ArrayMap
 from labctl.tui.widgets.campaign_panel import CampaignPanel
@@ -256,10 +255,13 @@ class ProbeStationApp(App[int]):
         info = self.session.state.info
         if info is None:
             return
-        from labctl.campaigns.store import DEFAULT_STORE
+        from labctl.campaigns.store import DEFAULT_STORE, Store
 
-        entries = cell_history(self.store_path or DEFAULT_STORE, row, col, backend_kind=info.kind,
-                               identity=info.identity)
+        try:
+            with Store(self.store_path or DEFAULT_STORE, read_only=True) as store:
+                entries = store.cell_history(row, col, backend_kind=info.kind, identity=info.identity)
+        except FileNotFoundError:  # nothing stored yet
+            entries = []
         try:
             self.call_from_thread(self._show_history, entries)
         except Exception:  # the app is closing: nothing to show the history on
@@ -508,9 +510,3 @@ def _short(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}" if math.isfinite(v) else "nan"
     return str(v)
-
-
-def default_store_path(path: str | None) -> str:
-    from labctl.campaigns.store import DEFAULT_STORE
-
-    return str(Path(path or DEFAULT_STORE))

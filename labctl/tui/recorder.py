@@ -1,4 +1,4 @@
-"""Manual actions into the run store, and a cell's history out of it.
+"""Manual actions into the run store.
 
 Every action the operator takes at the TUI is stored as a run of its own in the same SQLite store
 `labctl run` writes (labctl.campaigns.store, schema in docs/store.md): one run of one unit, named
@@ -6,24 +6,17 @@ Every action the operator takes at the TUI is stored as a run of its own in the 
 Batches are committed as the routine emits them, so a crash of the TUI keeps what was measured;
 the run ends complete, aborted or failed like a campaign run.
 
-`cell_history` reads a cell's measurements back (any run, manual or campaign, on the same backend
-identity), newest first, on its own read-only connection (safe from any thread).
+A cell's measurements come back through `Store.cell_history` (labctl.campaigns.store).
 """
 from __future__ import annotations
 
 import json
-import os
-import socket
-import sqlite3
-import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
 
-import labctl
 from labctl.backends.base import ArrayBackend
 from labctl.routines.base import Measurements
 
@@ -58,23 +51,17 @@ class ManualRun:
               cols: np.ndarray, params: BaseModel) -> ManualRun:
         """Create the run (status running) and its single unit."""
         from labctl.campaigns.runner import new_run_id
+        from labctl.campaigns.store import UnitPlan
 
         run_id = new_run_id()
         info = backend.info
-        run = {
-            "run_id": run_id, "name": f"tui: {action}", "status": "running", "created_at": time.time(),
-            "started_at": time.time(), "campaign_path": None,
-            "campaign_toml": campaign_text(action, routine, rows, cols, params, info),
-            "campaign_json": json.dumps({"action": action, "routine": routine,
-                                         "params": json.loads(params.model_dump_json())}),
-            "package_version": labctl.__version__, "seed": None, "backend_kind": info.kind,
-            "identity_json": json.dumps(info.identity), "metadata_json": json.dumps({"source": "labctl tui"}),
-            "host": socket.gethostname(), "pid": os.getpid(), "n_units": 1,
-        }
-        unit = {"run_id": run_id, "unit_index": 0, "step_index": 0, "step_name": action, "routine": routine,
-                "pass_index": 0, "repeat_index": 0, "sweep_index": 0, "chunk_index": 0, "n_cells": int(rows.size),
-                "params_json": params.model_dump_json()}
-        store.create_run(run, [unit], None)
+        unit = UnitPlan(unit_index=0, step_index=0, step_name=action, routine=routine, pass_index=0, repeat_index=0,
+                        sweep_index=0, chunk_index=0, n_cells=int(rows.size), params=params.model_dump(mode="json"))
+        store.create_run(run_id, name=f"tui: {action}",
+                         campaign_toml=campaign_text(action, routine, rows, cols, params, info),
+                         campaign={"action": action, "routine": routine, "params": params.model_dump(mode="json")},
+                         backend_kind=info.kind, identity=info.identity, metadata={"source": "labctl tui"},
+                         units=[unit])
         store.event(run_id, "start", "manual action started from labctl tui")
         store.start_unit(run_id, 0, 0)
         return cls(store, run_id)
@@ -88,63 +75,4 @@ class ManualRun:
         """End the run: complete (unit done with its summary), aborted or failed (error recorded)."""
         if status == "complete":
             self.store.finish_unit(self.run_id, 0, summary or {}, None)
-        if error:
-            self.store.add_error(self.run_id, error)
-        self.store.update_run(self.run_id, status=status, stopped_at=time.time())
-        self.store.event(self.run_id, "stop", f"run {status}")
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    """One stored scalar measurement of a cell (SI units)."""
-
-    wall_time: float  # Unix time, s
-    t: float  # backend clock, s
-    run_name: str
-    kind: str
-    quantity: str
-    value: float
-
-
-def cell_history(path: str | os.PathLike[str], row: int, col: int, *, backend_kind: str | None = None,
-                 identity: dict[str, str] | None = None, limit: int = 50) -> list[HistoryEntry]:
-    """Scalar measurements of cell (row, col), newest first, from runs on the same backend identity.
-
-    Opens the store read-only; returns [] when the file does not exist yet.
-    """
-    if not Path(path).exists():
-        return []
-    db = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, timeout=5.0)
-    try:
-        sql = ("SELECT b.batch_id, b.wall_time, b.t, r.name, b.kind, b.n_cells, b.cells FROM batches b"
-               " JOIN runs r ON r.run_id = b.run_id WHERE 1")
-        args: list[Any] = []
-        if backend_kind is not None:
-            sql += " AND r.backend_kind = ?"
-            args.append(backend_kind)
-        if identity is not None:
-            sql += " AND r.identity_json = ?"
-            args.append(json.dumps(identity))
-        sql += " ORDER BY b.wall_time DESC, b.batch_id DESC"
-        out: list[HistoryEntry] = []
-        try:
-            # Scalars are stored per batch (one blob per quantity), so the cell is looked up in each
-            # batch's cell list, newest batch first, until `limit` values are found.
-            for batch_id, wall_time, t, name, kind, n, cells in db.execute(sql, args):
-                rc = np.frombuffer(cells, "<i4").reshape(n, 2)
-                (hits,) = np.nonzero((rc[:, 0] == row) & (rc[:, 1] == col))
-                if hits.size == 0:
-                    continue
-                for q, data in db.execute("SELECT quantity, data FROM scalars WHERE batch_id = ?"
-                                          " ORDER BY rowid DESC", (batch_id,)):
-                    values = np.frombuffer(data, "<f8")
-                    for i in hits[::-1]:
-                        if not np.isnan(values[i]):
-                            out.append(HistoryEntry(wall_time, t, name, kind, q, float(values[i])))
-                if len(out) >= limit:
-                    break
-        except sqlite3.OperationalError:  # an empty file without the schema yet
-            return []
-        return out[:limit]
-    finally:
-        db.close()
+        self.store.finish_run(self.run_id, status, [error] if error else [])

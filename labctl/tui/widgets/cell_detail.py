@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 from textual.app import ComposeResult
@@ -13,7 +14,9 @@ from textual_plotext import PlotextPlot
 
 from labctl.routines.base import Measurements
 from labctl.tui.heatmap import format_siemens
-from labctl.tui.recorder import HistoryEntry
+
+if TYPE_CHECKING:  # the store is imported where it is read, not when the TUI starts
+    from labctl.campaigns.store import HistoryEntry
 
 #: Batch kinds that carry a sweep (v and i traces, V and A), a read after a pulse, a timed read.
 SWEEP_KINDS = ("forming_sweep", "iv_sweep", "reset_sweep", "sweep")

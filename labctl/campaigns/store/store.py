@@ -1,0 +1,412 @@
+"""The run store: one SQLite file in WAL mode (schema in docs/store.md), and the only place with SQL.
+
+Durability contract (docs/campaigns.md): every batch of measurements is committed as it is emitted;
+the end of a unit of work (its status, its summary and the backend state after it) is committed in one
+transaction. A process killed at any moment therefore leaves only whole batches and whole unit ends.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import labctl
+from labctl.campaigns.store.records import EventRecord, HistoryEntry, RunRecord, StoredBatch, UnitPlan, UnitRecord
+from labctl.campaigns.store.schema import Transaction, check_version, create_or_migrate, stored_version
+from labctl.routines.base import Measurements
+
+DEFAULT_STORE = "labctl-runs.sqlite"
+
+EXPORT_COLUMNS = ("unit_index", "step_index", "step_name", "routine", "pass_index", "repeat_index", "sweep_index",
+                  "chunk_index", "attempt", "seq", "kind", "t", "cell_row", "cell_col", "quantity", "value", "trace")
+
+_RUN_COLUMNS = ("run_id, name, status, created_at, started_at, stopped_at, campaign_path, campaign_toml,"
+                " campaign_json, package_version, seed, backend_kind, identity_json, metadata_json, host, pid,"
+                " n_units, resumes, errors_json, telemetry_json")
+_UNIT_COLUMNS = ("unit_index, step_index, step_name, routine, pass_index, repeat_index, sweep_index, chunk_index,"
+                 " n_cells, params_json, status, attempt, started_at, finished_at, summary_json")
+
+
+def _split(batch_id: int, m: Measurements) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Scalar rows and trace rows of a batch, one per quantity."""
+    n = m.rows.size
+    scalars: list[tuple[Any, ...]] = []
+    traces: list[tuple[Any, ...]] = []
+    for q, arr in m.values.items():
+        a = np.asarray(arr)
+        if a.ndim == 0:
+            a = np.broadcast_to(a, (n,))
+        if a.ndim == 1:
+            scalars.append((batch_id, q, np.ascontiguousarray(a, dtype="<f8").tobytes()))
+        else:
+            if n > 1 and a.strides[0] == 0:  # broadcast from one trace: shared without looking
+                shared, flat = True, np.ascontiguousarray(a[:1].reshape(1, -1), dtype="<f8")
+            else:
+                flat = np.ascontiguousarray(a.reshape(n, -1), dtype="<f8")
+                shared = n > 1 and bool(np.all(flat == flat[0]))  # e.g. the voltages of a sweep, repeated
+            data = flat[0] if shared else flat
+            traces.append((batch_id, q, flat.shape[1], int(shared), data.tobytes()))
+    return scalars, traces
+
+
+def _cells_blob(m: Measurements) -> bytes:
+    return np.stack([m.rows, m.cols], axis=1).astype("<i4").tobytes()
+
+
+def _cells(blob: bytes, n: int) -> np.ndarray:
+    """A batch's cells as int64 (n, 2) (row, col) pairs, in the batch's order."""
+    return np.frombuffer(blob, "<i4").reshape(n, 2).astype(np.int64)
+
+
+def _run_record(row: Sequence[Any]) -> RunRecord:
+    (run_id, name, status, created_at, started_at, stopped_at, campaign_path, campaign_toml, campaign_json,
+     package_version, seed, backend_kind, identity_json, metadata_json, host, pid, n_units, resumes, errors_json,
+     telemetry_json) = row
+    return RunRecord(
+        run_id=run_id, name=name, status=status, created_at=created_at, started_at=started_at,
+        stopped_at=stopped_at, campaign_path=campaign_path, campaign_toml=campaign_toml,
+        campaign=json.loads(campaign_json), package_version=package_version, seed=seed, backend_kind=backend_kind,
+        identity=json.loads(identity_json), metadata=json.loads(metadata_json), host=host, pid=pid,
+        n_units=n_units, resumes=resumes, errors=json.loads(errors_json),
+        telemetry=json.loads(telemetry_json) if telemetry_json else None)
+
+
+def _unit_record(row: Sequence[Any]) -> UnitRecord:
+    (unit_index, step_index, step_name, routine, pass_index, repeat_index, sweep_index, chunk_index, n_cells,
+     params_json, status, attempt, started_at, finished_at, summary_json) = row
+    return UnitRecord(
+        unit_index=unit_index, step_index=step_index, step_name=step_name, routine=routine,
+        pass_index=pass_index, repeat_index=repeat_index, sweep_index=sweep_index, chunk_index=chunk_index,
+        n_cells=n_cells, params=json.loads(params_json), status=status, attempt=attempt, started_at=started_at,
+        finished_at=finished_at, summary=json.loads(summary_json) if summary_json else None)
+
+
+class Store:
+    """The SQLite run store. One connection per process; not shared across threads.
+
+    read_only=True opens an existing file for reading only (FileNotFoundError if there is none): it never
+    creates, migrates or locks anything, so any thread may open one beside a writer (e.g. the TUI's cell
+    history while a run is stored)."""
+
+    def __init__(self, path: str | os.PathLike[str] = DEFAULT_STORE, *, synchronous: str = "NORMAL",
+                 read_only: bool = False) -> None:
+        self.path = Path(path)
+        if read_only:
+            if not self.path.is_file():
+                raise FileNotFoundError(f"store: no run store at {self.path}")
+            self.db = sqlite3.connect(f"file:{self.path.resolve()}?mode=ro", uri=True, timeout=30.0)
+            self._checked(lambda: check_version(stored_version(self.db), self.path))
+            return
+        if synchronous.upper() not in ("NORMAL", "FULL"):
+            raise ValueError(f"synchronous: expected NORMAL or FULL, got {synchronous!r}")
+        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        # 16 KiB pages (new files only): a sweep's traces are blobs of hundreds of kB, which 4 KiB pages
+        # split into long overflow chains; measured ~10x faster commits of such blobs.
+        self.db.execute("PRAGMA page_size=16384")
+        self.db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode: a committed transaction survives the process being killed (it is in the
+        # WAL, in the OS page cache); FULL also survives power loss at the price of an fsync per commit.
+        self.db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        self._checked(lambda: create_or_migrate(self.db, self.path))
+
+    def _checked(self, opening: Callable[[], None]) -> None:
+        """Run the opening checks; a file refused (or failing) leaves no connection open."""
+        try:
+            opening()
+        except BaseException:
+            self.db.close()
+            raise
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _transaction(self) -> Transaction:
+        return Transaction(self.db)
+
+    # -- runs: written by the run engine
+    def create_run(self, run_id: str, *, name: str, campaign_toml: str, campaign: dict[str, Any], backend_kind: str,
+                   identity: dict[str, str], metadata: dict[str, Any], units: Sequence[UnitPlan],
+                   backend_state: bytes | None = None, seed: int | None = None,
+                   campaign_path: str | None = None) -> None:
+        """Insert a run (status running, started now by this process on this host), its planned units
+        (pending) and the backend state before the first unit, in one transaction."""
+        now = time.time()
+        with self._transaction() as db:
+            db.execute(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, 'running', ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?,"
+                       " ?, ?, ?, ?, 0, '[]', NULL)",
+                       (run_id, name, now, now, campaign_path, campaign_toml, json.dumps(campaign), labctl.__version__,
+                        seed, backend_kind, json.dumps(identity), json.dumps(metadata), socket.gethostname(),
+                        os.getpid(), len(units)))
+            db.executemany(
+                "INSERT INTO units (run_id, unit_index, step_index, step_name, routine, pass_index, repeat_index,"
+                " sweep_index, chunk_index, n_cells, params_json, status) VALUES"
+                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+                [(run_id, u.unit_index, u.step_index, u.step_name, u.routine, u.pass_index, u.repeat_index,
+                  u.sweep_index, u.chunk_index, u.n_cells, json.dumps(u.params, sort_keys=True)) for u in units])
+            db.execute("INSERT INTO run_state VALUES (?, -1, ?, ?)", (run_id, backend_state, now))
+            db.execute("INSERT INTO events VALUES (?, ?, 'create', ?)", (run_id, now, "run created"))
+
+    def resume_run(self, run_id: str) -> None:
+        """Mark a stored run running again, in this process on this host, one resume more."""
+        self.db.execute("UPDATE runs SET status = 'running', pid = ?, host = ?, resumes = resumes + 1,"
+                        " stopped_at = NULL WHERE run_id = ?", (os.getpid(), socket.gethostname(), run_id))
+
+    def finish_run(self, run_id: str, status: str, errors: Iterable[str] = ()) -> None:
+        """End a run: record its errors (appended to the run's list, one `error` event each), its status
+        and stop time, and a `stop` event, in one transaction."""
+        errors = list(errors)
+        now = time.time()
+        with self._transaction() as db:
+            if errors:
+                (stored,) = db.execute("SELECT errors_json FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+                db.execute("UPDATE runs SET errors_json = ? WHERE run_id = ?",
+                           (json.dumps(json.loads(stored) + errors), run_id))
+                db.executemany("INSERT INTO events VALUES (?, ?, 'error', ?)", [(run_id, now, e) for e in errors])
+            db.execute("UPDATE runs SET status = ?, stopped_at = ? WHERE run_id = ?", (status, now, run_id))
+            db.execute("INSERT INTO events VALUES (?, ?, 'stop', ?)", (run_id, now, f"run {status}"))
+
+    def set_telemetry(self, run_id: str, stats: dict[str, Any]) -> None:
+        """Record the run's telemetry statistics (broker, sent, dropped, ...; docs/store.md)."""
+        self.db.execute("UPDATE runs SET telemetry_json = ? WHERE run_id = ?", (json.dumps(stats), run_id))
+
+    def event(self, run_id: str, kind: str, message: str) -> None:
+        """Append an entry to the run's log."""
+        self.db.execute("INSERT INTO events VALUES (?, ?, ?, ?)", (run_id, time.time(), kind, message))
+
+    # -- runs: read
+    def events(self, run_id: str) -> list[EventRecord]:
+        """The run's log, oldest first."""
+        return [EventRecord(at, kind, message) for at, kind, message in
+                self.db.execute("SELECT at, kind, message FROM events WHERE run_id = ? ORDER BY rowid", (run_id,))]
+
+    def has_run(self, run_id: str) -> bool:
+        """Whether the store holds a run with exactly this id."""
+        return self.db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is not None
+
+    def run(self, run_id: str) -> RunRecord:
+        """The run with exactly this id; KeyError if there is none."""
+        row = self.db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise KeyError(run_id)
+        return _run_record(row)
+
+    def runs(self) -> list[RunRecord]:
+        """Every run, oldest first."""
+        return [_run_record(r) for r in self.db.execute(f"SELECT {_RUN_COLUMNS} FROM runs"
+                                                         " ORDER BY created_at, run_id")]
+
+    def latest_run(self) -> RunRecord | None:
+        """The run created last, or None if the store holds none."""
+        row = self.db.execute(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY created_at DESC, run_id DESC LIMIT 1"
+                              ).fetchone()
+        return None if row is None else _run_record(row)
+
+    def find_run(self, ref: str) -> str:
+        """Run id from an id, a unique prefix of one, or 'last'; KeyError naming the candidates otherwise."""
+        if ref in ("last", "latest"):
+            latest = self.latest_run()
+            if latest is None:
+                raise KeyError(f"run: the store {self.path} holds no runs")
+            return latest.run_id
+        rows = [r[0] for r in self.db.execute("SELECT run_id FROM runs WHERE run_id = ? OR run_id LIKE ?",
+                                              (ref, ref.replace("%", "") + "%"))]
+        if ref in rows:
+            return ref
+        if len(rows) == 1:
+            return rows[0]
+        if not rows:
+            raise KeyError(f"run: no run {ref!r} in {self.path} (see `labctl runs list --store {self.path}`)")
+        raise KeyError(f"run: {ref!r} matches {len(rows)} runs ({', '.join(rows[:5])}...); give more characters")
+
+    # -- units
+    def units(self, run_id: str) -> list[UnitRecord]:
+        """The run's units of work in plan order."""
+        return [_unit_record(r) for r in self.db.execute(f"SELECT {_UNIT_COLUMNS} FROM units WHERE run_id = ?"
+                                                          " ORDER BY unit_index", (run_id,))]
+
+    def units_done(self, run_id: str) -> int:
+        """How many of the run's units are done."""
+        (n,) = self.db.execute("SELECT COUNT(*) FROM units WHERE run_id = ? AND status = 'done'",
+                               (run_id,)).fetchone()
+        return int(n)
+
+    def start_unit(self, run_id: str, unit_index: int, attempt: int) -> None:
+        """Mark a unit running (this attempt, started now)."""
+        self.db.execute("UPDATE units SET status = 'running', attempt = ?, started_at = ? WHERE run_id = ?"
+                        " AND unit_index = ?", (attempt, time.time(), run_id, unit_index))
+
+    def finish_unit(self, run_id: str, unit_index: int, summary: Any, backend_state: bytes | None) -> None:
+        """Mark a unit done with its summary and the backend state after it, in one transaction."""
+        now = time.time()
+        with self._transaction() as db:
+            db.execute("UPDATE units SET status = 'done', finished_at = ?, summary_json = ? WHERE run_id = ?"
+                       " AND unit_index = ?", (now, json.dumps(summary, default=json_default), run_id, unit_index))
+            db.execute("UPDATE run_state SET after_unit = ?, backend_state = ?, saved_at = ? WHERE run_id = ?",
+                       (unit_index, backend_state, now, run_id))
+
+    def state(self, run_id: str) -> tuple[int, bytes | None]:
+        """(index of the last unit done, -1 before the first; the backend state saved after it or None)."""
+        row = self.db.execute("SELECT after_unit, backend_state FROM run_state WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise KeyError(run_id)
+        return row[0], row[1]
+
+    # -- measurements
+    def append_batch(self, run_id: str, unit_index: int, attempt: int, seq: int, m: Measurements,
+                     wall_time: float | None = None) -> int:
+        """Commit one batch of measurements (one transaction); returns the number of measurements
+        (cell x quantity) written. wall_time: when the batch was taken (default: now), s since the epoch."""
+        with self._transaction() as db:
+            cur = db.execute("INSERT INTO batches (run_id, unit_index, attempt, seq, kind, t, wall_time, n_cells,"
+                             " cells) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             (run_id, unit_index, attempt, seq, m.kind, m.t,
+                              time.time() if wall_time is None else wall_time, int(m.rows.size),
+                              _cells_blob(m)))
+            scalars, traces = _split(cur.lastrowid, m)
+            if scalars:
+                db.executemany("INSERT INTO scalars VALUES (?, ?, ?)", scalars)
+            if traces:
+                db.executemany("INSERT INTO traces VALUES (?, ?, ?, ?, ?)", traces)
+        return (len(scalars) + len(traces)) * int(m.rows.size)
+
+    def batch_count(self, run_id: str, unit_index: int, attempt: int) -> int:
+        """Batches stored for one attempt of a unit."""
+        row = self.db.execute("SELECT COUNT(*) FROM batches WHERE run_id = ? AND unit_index = ? AND attempt = ?",
+                              (run_id, unit_index, attempt)).fetchone()
+        return int(row[0])
+
+    def batch_scalars(self, batch_id: int) -> dict[str, np.ndarray]:
+        """The scalar quantities of a batch, each float64 (n_cells,) in the batch's cell order (read-only)."""
+        return {q: np.frombuffer(data, "<f8") for q, data in
+                self.db.execute("SELECT quantity, data FROM scalars WHERE batch_id = ? ORDER BY rowid", (batch_id,))}
+
+    def _batch_traces(self, batch_id: int, n: int) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for q, k, shared, data in self.db.execute("SELECT quantity, n_points, shared, data FROM traces"
+                                                  " WHERE batch_id = ? ORDER BY rowid", (batch_id,)):
+            a = np.frombuffer(data, "<f8")
+            out[q] = np.broadcast_to(a, (n, k)) if shared else a.reshape(n, k)
+        return out
+
+    def load_batch(self, run_id: str, unit_index: int, attempt: int, seq: int) -> Measurements | None:
+        """A stored batch as Measurements (to check a replay against), or None."""
+        row = self.db.execute("SELECT batch_id, kind, t, n_cells, cells FROM batches WHERE run_id = ? AND"
+                              " unit_index = ? AND attempt = ? AND seq = ?", (run_id, unit_index, attempt, seq)
+                              ).fetchone()
+        if row is None:
+            return None
+        batch_id, kind, t, n, cells = row
+        rc = _cells(cells, n)
+        return Measurements(kind=kind, rows=rc[:, 0].copy(), cols=rc[:, 1].copy(), t=t,
+                            values={**self.batch_scalars(batch_id), **self._batch_traces(batch_id, n)})
+
+    def batches(self, run_id: str, kinds: Sequence[str] | None = None, *, step_index: int | None = None,
+                traces: bool = False) -> Iterator[StoredBatch]:
+        """A run's batches in the order taken (unit, attempt, seq), with their scalar quantities decoded;
+        only those of the given kinds, or of one step, if asked (the others are not read); with their
+        vector quantities too if `traces`."""
+        sql = ("SELECT b.batch_id, b.unit_index, b.attempt, b.seq, b.kind, b.t, b.n_cells, b.cells FROM batches b")
+        where, args = ["b.run_id = ?"], [run_id]
+        if step_index is not None:
+            sql += " JOIN units u ON u.run_id = b.run_id AND u.unit_index = b.unit_index"
+            where.append("u.step_index = ?")
+            args.append(step_index)
+        if kinds is not None:
+            where.append(f"b.kind IN ({', '.join('?' for _ in kinds)})")
+            args += list(kinds)
+        sql += " WHERE " + " AND ".join(where) + " ORDER BY b.unit_index, b.attempt, b.seq"
+        for batch_id, unit, attempt, seq, kind, t, n, cells in self.db.execute(sql, args).fetchall():
+            rc = _cells(cells, n)
+            yield StoredBatch(batch_id=batch_id, unit_index=unit, attempt=attempt, seq=seq, kind=kind, t=t,
+                              rows=rc[:, 0], cols=rc[:, 1], scalars=self.batch_scalars(batch_id),
+                              traces=self._batch_traces(batch_id, n) if traces else {})
+
+    def measurement_count(self, run_id: str) -> int:
+        """Measurements (cell x quantity) of a run, scalar and vector."""
+        total = 0
+        for table in ("scalars", "traces"):
+            (n,) = self.db.execute(f"SELECT COALESCE(SUM(b.n_cells), 0) FROM {table} x JOIN batches b"
+                                   " USING (batch_id) WHERE b.run_id = ?", (run_id,)).fetchone()
+            total += int(n)
+        return total
+
+    def measurement_rows(self, run_id: str) -> Iterator[tuple[Any, ...]]:
+        """Every measurement of a run with its context, in the order taken (per batch: its scalar
+        quantities, then its vector quantities, cell by cell):
+        (unit_index, step_index, step_name, routine, pass_index, repeat_index, sweep_index, chunk_index,
+         attempt, seq, kind, t, cell_row, cell_col, quantity, value, trace float64 bytes | None)."""
+        head_sql = ("SELECT b.batch_id, b.n_cells, b.cells, b.unit_index, u.step_index, u.step_name, u.routine,"
+                    " u.pass_index, u.repeat_index, u.sweep_index, u.chunk_index, b.attempt, b.seq, b.kind, b.t"
+                    " FROM batches b JOIN units u ON u.run_id = b.run_id AND u.unit_index = b.unit_index"
+                    " WHERE b.run_id = ? ORDER BY b.unit_index, b.attempt, b.seq")
+        reader = self.db.cursor()
+        for batch_id, n, cells, *head in self.db.execute(head_sql, (run_id,)).fetchall():
+            head = tuple(head)
+            rc = np.frombuffer(cells, "<i4").reshape(n, 2).tolist()
+            for q, data in reader.execute("SELECT quantity, data FROM scalars WHERE batch_id = ? ORDER BY rowid",
+                                          (batch_id,)).fetchall():
+                values = np.frombuffer(data, "<f8")
+                for (r, c), v in zip(rc, np.where(np.isnan(values), None, values).tolist()):
+                    yield head + (r, c, q, v, None)
+            for q, k, shared, data in reader.execute("SELECT quantity, n_points, shared, data FROM traces"
+                                                     " WHERE batch_id = ? ORDER BY rowid", (batch_id,)).fetchall():
+                size = 8 * k
+                for i, (r, c) in enumerate(rc):
+                    yield head + (r, c, q, None, data if shared else data[i * size:(i + 1) * size])
+
+    def cell_history(self, row: int, col: int, *, backend_kind: str | None = None,
+                     identity: dict[str, str] | None = None, limit: int = 50) -> list[HistoryEntry]:
+        """Scalar measurements of cell (row, col), newest first, at most `limit`, from every run (manual
+        or campaign) on the given backend kind and identity; [] from a file whose schema is not there yet."""
+        sql = ("SELECT b.batch_id, b.wall_time, b.t, r.name, b.kind, b.n_cells, b.cells FROM batches b"
+               " JOIN runs r ON r.run_id = b.run_id WHERE 1")
+        args: list[Any] = []
+        if backend_kind is not None:
+            sql += " AND r.backend_kind = ?"
+            args.append(backend_kind)
+        if identity is not None:
+            sql += " AND r.identity_json = ?"
+            args.append(json.dumps(identity))
+        sql += " ORDER BY b.wall_time DESC, b.batch_id DESC"
+        out: list[HistoryEntry] = []
+        try:
+            # Scalars are stored per batch (one blob per quantity), so the cell is looked up in each
+            # batch's cell list, newest batch first, until `limit` values are found.
+            for batch_id, wall_time, t, name, kind, n, cells in self.db.execute(sql, args):
+                rc = np.frombuffer(cells, "<i4").reshape(n, 2)
+                (hits,) = np.nonzero((rc[:, 0] == row) & (rc[:, 1] == col))
+                if hits.size == 0:
+                    continue
+                for q, data in self.db.execute("SELECT quantity, data FROM scalars WHERE batch_id = ?"
+                                               " ORDER BY rowid DESC", (batch_id,)):
+                    values = np.frombuffer(data, "<f8")
+                    for i in hits[::-1]:
+                        if not np.isnan(values[i]):
+                            out.append(HistoryEntry(wall_time, t, name, kind, q, float(values[i])))
+                if len(out) >= limit:
+                    break
+        except sqlite3.OperationalError:  # an empty file without the schema yet
+            return []
+        return out[:limit]
+
+
+def json_default(o: Any) -> Any:
+    """JSON for what summaries hold besides plain Python: numpy scalars and arrays; anything else as str."""
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
