@@ -109,7 +109,8 @@ async def test_bad_parameters_refused_before_io(served: Served, what: str, call:
 async def test_station_limits_come_from_the_station_file(station: Served) -> None:
     lim = station.backend.limits
     # examples/station-emulated.toml: smu 3.6 V, gate 3.3 V, pulse 1e-4 s, station 1 mA.
-    assert (lim.max_abs_voltage, lim.max_gate_voltage, lim.max_pulse_width, lim.max_compliance) == (3.6, 3.3, 1e-4, 1e-3)
+    assert (lim.max_abs_voltage, lim.max_gate_voltage, lim.max_pulse_width, lim.max_compliance) == (
+        3.6, 3.3, 1e-4, 1e-3)
     assert lim.min_pulse_width > 0  # the generator's shortest pulse
     with pytest.raises(ValueError, match="v: 2.5 V exceeds the limit"):  # pulse terminal: 2 V
         await station.backend.pulse(ONE, ONE, 2.5, 1.4, 2.5e-6)

@@ -21,14 +21,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import numpy as np
 
-from labctl.backends.base import (
-    ArrayBackend,
-    BackendInfo,
-    FloatArray,
-    IntArray,
-    ProgramOutcome,
-    ProgramSettings,
-)
+from labctl.backends.base import ArrayBackend, BackendInfo, FloatArray, IntArray, ProgramOutcome, ProgramSettings
 from labctl.core.limits import SafetyLimits
 from labctl.core.schemes import IdenticalScheme
 from labctl.protocols import messages as m

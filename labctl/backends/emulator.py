@@ -2,14 +2,7 @@
 from __future__ import annotations
 
 import emulator
-from labctl.backends.base import (
-    ArrayBackend,
-    BackendInfo,
-    FloatArray,
-    IntArray,
-    ProgramOutcome,
-    ProgramSettings,
-)
+from labctl.backends.base import ArrayBackend, BackendInfo, FloatArray, IntArray, ProgramOutcome, ProgramSettings
 from labctl.core.limits import SafetyLimits
 from labctl.core.schemes import IncrementalScheme
 

@@ -19,7 +19,7 @@ from labctl.backends.base import ArrayBackend
 from labctl.core import reference as ref
 from labctl.core.reference import QS_DWELL, QS_STEP, QuasiStaticSweep, ramp
 from labctl.routines.base import RoutineContext
-from labctl.routines.metrics import forming_metrics
+from labctl.routines.metrics import FormingMetrics, forming_metrics
 from labctl.routines.params import RoutineParams, cell_arrays, chunks
 from labctl.routines.results import RoutineResult, nanstat, scalar
 
@@ -43,21 +43,12 @@ class FormingParams(RoutineParams):
 
 
 @dataclass(frozen=True)
-class FormingResult(RoutineResult):
-    """Per cell (shape (n,)): forming voltage of the 1T1R cell (V), forming current (A), ReRAM forming
-    voltage (V) and whether it formed (NaN where it did not)."""
+class FormingResult(RoutineResult, FormingMetrics):
+    """Per cell (shape (n,)): the forming figures (FormingMetrics: forming voltage of the 1T1R cell V,
+    forming current A, ReRAM forming voltage V, formed; NaN where it did not form) and the cell."""
 
     rows: NDArray[np.int64]
     cols: NDArray[np.int64]
-    v_form_1t1r: NDArray[np.float64]
-    i_form: NDArray[np.float64]
-    v_form_reram: NDArray[np.float64]
-    formed: NDArray[np.bool_]
-
-    @property
-    def yield_fraction(self) -> float:
-        """Fraction of the listed cells that formed."""
-        return float(np.mean(self.formed)) if self.formed.size else 0.0
 
     def summary(self) -> dict[str, float | int | bool | str | None]:
         return {

@@ -10,6 +10,7 @@ read at 0.2 V:
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +20,7 @@ from pydantic import Field
 from labctl.backends.base import ArrayBackend
 from labctl.core import reference as ref
 from labctl.routines.base import RoutineContext
-from labctl.routines.metrics import open_loop_metrics, swing_extremes, symmetry_point_metrics
+from labctl.routines.metrics import OpenLoopMetrics, open_loop_metrics, swing_extremes, symmetry_point_metrics
 from labctl.routines.params import RoutineParams, cell_arrays, chunks
 from labctl.routines.results import RoutineResult, nanstat
 
@@ -191,20 +192,12 @@ async def symmetry_point(backend: ArrayBackend, rows: object, cols: object,
 
 
 @dataclass(frozen=True)
-class OpenLoopResult(RoutineResult):
-    """Per cell (shape (n,)): REF §Open-loop metrics (conductances in S, N_states / SP skew / NSR
-    dimensionless); traces (n, pulses) and (n, alternating + 1) only when keep_traces."""
+class OpenLoopResult(RoutineResult, OpenLoopMetrics):
+    """Per cell (shape (n,)): REF §Open-loop metrics (OpenLoopMetrics: conductances in S, N_states / SP
+    skew / NSR dimensionless), the cell; traces (n, pulses) and (n, alternating + 1) only when keep_traces."""
 
     rows: NDArray[np.int64]
     cols: NDArray[np.int64]
-    g_max: NDArray[np.float64]
-    g_min: NDArray[np.float64]
-    g_sp: NDArray[np.float64]
-    dg_sp: NDArray[np.float64]
-    dg_sp_std: NDArray[np.float64]
-    n_states: NDArray[np.float64]
-    sp_skew: NDArray[np.float64]
-    nsr: NDArray[np.float64]
     swing_directions: NDArray[np.int8]
     swing: NDArray[np.float64]
     alternating_directions: NDArray[np.int8]
@@ -242,7 +235,7 @@ async def open_loop(backend: ArrayBackend, rows: object, cols: object, params: O
     ad = p.alternating_directions()
     per_cell = sd.size + ad.size
     total = n * per_cell
-    fields = {k: np.empty(n) for k in ("g_max", "g_min", "g_sp", "dg_sp", "dg_sp_std", "n_states", "sp_skew", "nsr")}
+    fields = {f.name: np.empty(n) for f in dataclasses.fields(OpenLoopMetrics)}
     swing = np.empty((n, sd.size)) if p.keep_traces else np.empty((n, 0))
     alternating = np.empty((n, ad.size + 1)) if p.keep_traces else np.empty((n, 0))
     ctx.progress(0, total, "open loop")

@@ -48,7 +48,8 @@ class _ClosedLoopBase(RoutineParams):
     levels: list[float] | None = Field(
         None, description="target levels, S, assigned to the listed cells in turn (cell k gets level k mod L)")
     window: tuple[float, float] = Field(REFERENCE_WINDOW, description="programmable conductance window, S")
-    tolerance: float = Field(ref.TOLERANCE, gt=0, lt=1, description="acceptance range, fraction of the target (REF 2 %, 0.2 %)")
+    tolerance: float = Field(ref.TOLERANCE, gt=0, lt=1,
+                             description="acceptance range, fraction of the target (REF 2 %, 0.2 %)")
     max_iterations: int = Field(ref.MAX_ITERATIONS, ge=1, le=1_000_000, description="verify reads per cell")
     vg_set: float = Field(ref.VG_SET, ge=0, description="gate during set pulses, V (REF 1.4 V)")
     vg_reset: float = Field(ref.VG_RESET, ge=0, description="gate during reset pulses, V (REF 3.3 V)")
@@ -131,8 +132,10 @@ class IncrementalParams(_ClosedLoopBase):
                                         description="first reset amplitude, V (None: REF per-range)")
     v_step_reset: float = Field(_INCREMENTAL.v_step_reset, ge=0,
                                 description="reset amplitude increment (magnitude) per pulse, V")
-    v_stop_reset: float = Field(_INCREMENTAL.v_stop_reset, lt=0, description="largest reset amplitude (most negative), V")
-    max_per_polarity: int = Field(_INCREMENTAL.max_per_polarity, ge=0, description="pulses in a row of one polarity (0: unbounded)")
+    v_stop_reset: float = Field(_INCREMENTAL.v_stop_reset, lt=0,
+                                description="largest reset amplitude (most negative), V")
+    max_per_polarity: int = Field(_INCREMENTAL.max_per_polarity, ge=0,
+                                  description="pulses in a row of one polarity (0: unbounded)")
     max_flips: int = Field(_INCREMENTAL.max_flips, ge=0, description="polarity flips per cell (0: unbounded)")
 
     voltage_fields = _ClosedLoopBase.voltage_fields + ("v_start_set", "v_stop_set", "v_start_reset", "v_stop_reset")
