@@ -226,9 +226,10 @@ class ChipBackend(ArrayBackend):
         return self._chip_info
 
     def _check_read(self, v_read: float, vg: float) -> None:
-        info = self._require()
-        if not math.isfinite(v_read) or v_read == 0.0 or abs(v_read) > info.v_read_max:
-            raise ValueError(f"v_read: {v_read!r} V must be non-zero and within |V| <= {info.v_read_max:g} V")
+        self._require()
+        lim = self.limits.max_read_voltage or self.limits.max_abs_voltage  # INFO's v_read_max
+        if not math.isfinite(v_read) or v_read == 0.0 or abs(v_read) > lim:
+            raise ValueError(f"v_read: {v_read!r} V must be non-zero and within |V| <= {lim:g} V")
         self.check_gate("vg", vg)
 
     def _program_requests(self, r: IntArray, c: IntArray, t: FloatArray,
