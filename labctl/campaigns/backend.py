@@ -60,6 +60,7 @@ class LimitedBackend(ArrayBackend):
     def __init__(self, inner: ArrayBackend, limits: Limits) -> None:
         self.inner = inner
         self.campaign_limits = limits
+        self._tightened: tuple[SafetyLimits, SafetyLimits] | None = None  # (inner limits, combined)
 
     # A hardware backend knows its size and limits only once open: read them from it when asked.
     @property  # type: ignore[override]
@@ -68,9 +69,13 @@ class LimitedBackend(ArrayBackend):
 
     @property  # type: ignore[override]
     def limits(self) -> SafetyLimits:
-        cl = self.campaign_limits
-        return self.inner.limits.tightened(max_abs_voltage=cl.max_abs_voltage, max_gate_voltage=cl.max_gate_voltage,
-                                           max_pulse_width=cl.max_pulse_width, max_compliance=cl.max_compliance)
+        inner = self.inner.limits
+        if self._tightened is None or self._tightened[0] is not inner:  # combined once per inner limits
+            cl = self.campaign_limits
+            self._tightened = (inner, inner.tightened(
+                max_abs_voltage=cl.max_abs_voltage, max_gate_voltage=cl.max_gate_voltage,
+                max_pulse_width=cl.max_pulse_width, max_compliance=cl.max_compliance))
+        return self._tightened[1]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
