@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from labctl.core import reference as ref
 from labctl.routines import ClosedLoopParams, RelaxationParams, relaxation
 from labctl.routines.experiment import (
     add_arguments,
@@ -40,8 +39,7 @@ WEEK = 7 * 86400.0
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p, rows=64, cols=64, out="results/relaxation")
-    p.add_argument("--tolerance", type=float, default=ref.TOLERANCE,
-                   help=f"acceptance range (default {ref.TOLERANCE:g})")
+    p.add_argument("--tolerance", type=float, default=0.02, help="acceptance range (default 0.02)")
     p.add_argument("--targets", type=int, default=400, help="number of targets of part 1 (default 400)")
     p.add_argument("--g-low", type=float, default=10e-6, help="first target, S (default 10e-6)")
     p.add_argument("--g-step", type=float, default=0.2e-6, help="target step, S (default 0.2e-6)")

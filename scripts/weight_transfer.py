@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from labctl.core import reference as ref
 from labctl.routines import ClosedLoopParams, ProgrammingNoiseParams, programming_noise
 from labctl.routines.experiment import (
     add_arguments,
@@ -39,7 +38,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--levels", type=int, default=35, help="number of target levels (default 35)")
     p.add_argument("--g-low", type=float, default=10e-6, help="lowest level, S (default 10e-6)")
     p.add_argument("--g-high", type=float, default=90e-6, help="highest level, S (default 90e-6)")
-    p.add_argument("--tolerances", type=float, nargs="+", default=[ref.TOLERANCE, ref.TOLERANCE_FINE],
+    p.add_argument("--tolerances", type=float, nargs="+", default=[0.02, 0.002],
                    help="acceptance ranges, fractions of the target (default 0.02 0.002)")
     p.add_argument("--max-iterations", type=int, default=500, help="verify reads per cell (default 500)")
     return p.parse_args(argv)

@@ -1,7 +1,7 @@
 """Forming, I–V cycling, open-loop, noise, relaxation and endurance routines on small emulated arrays.
 
-Where REF fixes the procedure, the routine must reproduce it exactly on an array of the same seed (the
-oracle here is the REF sequence written out with direct emulator.Array calls); elsewhere the routine's figures
+Where REF fixes the procedure, the routine must reproduce it exactly on an array of the same seed
+(the oracle: the REF sequence written out with direct emulator.Array calls); elsewhere the routine's figures
 are checked against what the emulator knows independently (device parameters, the emitted raw reads).
 """
 from __future__ import annotations
@@ -38,9 +38,31 @@ from labctl.routines import (
     symmetry_point,
 )
 from labctl.routines.metrics import open_loop_metrics, symmetry_point_metrics
-from labctl.routines.params import all_cells
 
 pytestmark = pytest.mark.timeout(120)
+
+
+async def test_forming_figures_match_the_devices_and_report_failures() -> None:
+    b = EmulatorBackend(8, 4, seed=21)
+    b.array.inject_fault(3, 2, "no_form")
+    progress: list[tuple[float, float]] = []
+    ctx = RoutineContext(collect=True, on_progress=lambda d, t, m: progress.append((d, t)))
+    res = await form(b, None, None, FormingParams(), ctx)
+    k = 3 * 4 + 2
+    assert not res.formed[k] and math.isnan(res.v_form_reram[k])
+    assert res.formed.sum() == 31 and res.yield_fraction == pytest.approx(31 / 32)
+    assert np.array_equal(res.formed, b.array.formed().ravel())
+    # The R_DS-corrected voltage recovers each device's own ReRAM forming voltage (to the sweep step and
+    # the selector's non-linearity), which the raw 1T1R voltage overestimates.
+    true = b.array.device_parameters()["v_form"].ravel()
+    ok = res.formed
+    assert np.abs(res.v_form_reram[ok] - true[ok]).max() < 0.06
+    assert np.abs(res.v_form_reram[ok] - true[ok]).mean() < np.abs(res.v_form_1t1r[ok] - true[ok]).mean()
+    # Emitted as measured: the raw sweep of every cell, and the figures.
+    sweeps = [m for m in ctx.collected if m.kind == "forming_sweep"]
+    assert sum(m.rows.size for m in sweeps) == 32 and sweeps[0].values["i"].shape[1] == 361
+    assert progress[-1] == (32, 32)
+    assert res.summary()["formed"] == 31
 
 
 def qs_cycles(arr: emulator.Array, rows: np.ndarray, cols: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -76,32 +98,9 @@ def open_loop_trace(arr: emulator.Array, rows: np.ndarray, cols: np.ndarray, bat
     return swing, directions, alt, alt_dir
 
 
-async def test_forming_figures_match_the_devices_and_report_failures() -> None:
-    b = EmulatorBackend(8, 4, seed=21)
-    b.array.inject_fault(3, 2, "no_form")
-    progress: list[tuple[float, float]] = []
-    ctx = RoutineContext(collect=True, on_progress=lambda d, t, m: progress.append((d, t)))
-    res = await form(b, None, None, FormingParams(), ctx)
-    k = 3 * 4 + 2
-    assert not res.formed[k] and math.isnan(res.v_form_reram[k])
-    assert res.formed.sum() == 31 and res.yield_fraction == pytest.approx(31 / 32)
-    assert np.array_equal(res.formed, b.array.formed().ravel())
-    # The R_DS-corrected voltage recovers each device's own ReRAM forming voltage (to the sweep step and
-    # the selector's non-linearity), which the raw 1T1R voltage overestimates.
-    true = b.array.device_parameters()["v_form"].ravel()
-    ok = res.formed
-    assert np.abs(res.v_form_reram[ok] - true[ok]).max() < 0.06
-    assert np.abs(res.v_form_reram[ok] - true[ok]).mean() < np.abs(res.v_form_1t1r[ok] - true[ok]).mean()
-    # Emitted as measured: the raw sweep of every cell, and the figures.
-    sweeps = [m for m in ctx.collected if m.kind == "forming_sweep"]
-    assert sum(m.rows.size for m in sweeps) == 32 and sweeps[0].values["i"].shape[1] == 361
-    assert progress[-1] == (32, 32)
-    assert res.summary()["formed"] == 31
-
-
 async def test_iv_cycles_reproduce_the_reference_procedure() -> None:
     a, b = prepared_array(8, 4, seed=22), prepared_array(8, 4, seed=22)
-    r, c = all_cells(a)
+    r, c = np.divmod(np.arange(32), 4)
     hrs, lrs = qs_cycles(a, r, c, n=3)
     res = await iv_cycles(EmulatorBackend(array=b), None, None, IVParams(cycles=3))
     assert np.array_equal(res.g_hrs, hrs) and np.array_equal(res.g_lrs, lrs)
@@ -112,7 +111,7 @@ async def test_iv_cycles_reproduce_the_reference_procedure() -> None:
 
 async def test_open_loop_reproduces_the_reference_procedure_and_metrics() -> None:
     a, b = prepared_array(8, 4, seed=23), prepared_array(8, 4, seed=23)
-    r, c = all_cells(a)
+    r, c = np.divmod(np.arange(32), 4)
     swing, swing_direction, alternating, alternating_direction = open_loop_trace(a, r, c, batch=60, cycles=2,
                                                                                  alternating=80)
     expected = open_loop_metrics(swing, swing_direction, alternating, alternating_direction)
