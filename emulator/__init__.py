@@ -1,6 +1,6 @@
 """The labctl array emulator: a C model of 1T1R ReRAM array physics and its emulated endpoints."""
-from emulator.array import Array, Limits, ProgramResult, reference_pulse_voltages, solve_crossbar
+from emulator.array import Array, Limits, ProgramResult, solve_crossbar
 from emulator.presets import CMO_HFOX, PRESETS, Preset, get_preset
 
 __all__ = ["Array", "Limits", "ProgramResult", "Preset", "PRESETS", "CMO_HFOX", "get_preset",
-           "reference_pulse_voltages", "solve_crossbar"]
+           "solve_crossbar"]

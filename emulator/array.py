@@ -25,28 +25,6 @@ _FAULTS: dict[str, int] = {
     "no_form": lib.RRAM_FAULT_NO_FORM,
 }
 
-# REF "Closed-loop programming": identical pulses chosen by target range (upper edges in S).
-REFERENCE_RANGES: tuple[tuple[float, float, float], ...] = (
-    (30e-6, 1.35, -1.5),  # 10–30 µS: V_set = 1.35 V, V_reset = −1.5 V
-    (60e-6, 1.35, -1.3),  # 30–60 µS: V_set = 1.35 V, V_reset = −1.3 V
-    (np.inf, 1.5, -1.3),  # 60–90 µS: V_set = 1.5 V, V_reset = −1.3 V
-)
-
-
-def reference_pulse_voltages(targets: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Set and reset amplitudes (V) of the reference identical-pulse scheme for target conductances (S)."""
-    t = np.asarray(targets, dtype=np.float64)
-    v_set = np.empty_like(t)
-    v_reset = np.empty_like(t)
-    lower = -np.inf
-    for upper, vs, vr in REFERENCE_RANGES:
-        sel = (t >= lower) & (t < upper)
-        v_set[sel] = vs
-        v_reset[sel] = vr
-        lower = upper
-    return v_set, v_reset
-
-
 @dataclass(frozen=True)
 class Limits:
     """What the emulated array accepts; beyond these a call raises ValueError before touching a cell."""
@@ -311,22 +289,32 @@ class Array:
             self._check(lib.rram_advance(self._a, float(s)), "advance")
             self._version += 1
 
+    @staticmethod
+    def _amplitudes(name: str, value: ArrayLike, n: int) -> NDArray[np.float64]:
+        """Pulse amplitudes (V): a scalar or one per cell, as n contiguous values."""
+        a = _finite(name, value)
+        if a.ndim and a.shape not in ((n,), (1,)):
+            raise ValueError(f"{name}: expected a scalar or {n} values (one per cell), got shape {a.shape}")
+        return np.ascontiguousarray(np.broadcast_to(a.reshape(-1) if a.ndim else a, (n,)))
+
     def program(self, rows: ArrayLike, cols: ArrayLike, targets: ArrayLike, tolerance: float = 0.02, *,
+                v_set: ArrayLike, v_reset: ArrayLike,
                 scheme: Literal["identical", "incremental"] = "identical", max_iterations: int = 500,
-                v_set: ArrayLike | None = None, v_reset: ArrayLike | None = None,
                 vg_set: float = 1.4, vg_reset: float = 3.3, width: float = 2.5e-6,
                 v_read: float = 0.2, vg_read: float = 3.3,
-                v_step_set: float = 0.1, v_step_reset: float = 0.1,
-                v_stop_set: float = 2.0, v_stop_reset: float = -2.0,
-                max_per_polarity: int = 30, max_flips: int = 20) -> ProgramResult:
+                v_step_set: float | None = None, v_step_reset: float | None = None,
+                v_stop_set: float | None = None, v_stop_reset: float | None = None,
+                max_per_polarity: int | None = None, max_flips: int | None = None) -> ProgramResult:
         """Closed-loop program-and-verify of each listed cell to `targets` (S) within `tolerance` (relative).
 
         Runs in C, one cell after another: read at `v_read`; inside target ± tolerance·target stop;
         below, one set pulse; above, one reset pulse; at most `max_iterations` verify reads.
-        identical: fixed amplitudes v_set / v_reset (default: the reference per-range voltages).
+        v_set (V > 0) / v_reset (V < 0): the pulse amplitudes, a scalar or one per cell (the caller
+        chooses them: the array knows no programming scheme's table).
+        identical: every pulse has v_set / v_reset.
         incremental: amplitudes start at v_set / v_reset and step by v_step_* (V) per pulse up to
         v_stop_*, restarting on a polarity flip; at most `max_per_polarity` pulses in a row and
-        `max_flips` flips (<= 0: unbounded).
+        `max_flips` flips (<= 0: unbounded). All six are required for this scheme.
         """
         idx = self._index(rows, cols)
         n = idx.size
@@ -345,28 +333,33 @@ class Array:
         schemes = {"identical": lib.RRAM_SCHEME_IDENTICAL, "incremental": lib.RRAM_SCHEME_INCREMENTAL}
         if scheme not in schemes:
             raise ValueError(f"scheme: must be one of {sorted(schemes)}, got {scheme!r}")
-        ref_set, ref_reset = reference_pulse_voltages(t)
-        vs = np.ascontiguousarray(np.broadcast_to(_finite("v_set", ref_set if v_set is None else v_set), (n,)))
-        vr = np.ascontiguousarray(np.broadcast_to(_finite("v_reset", ref_reset if v_reset is None else v_reset), (n,)))
+        vs, vr = (self._amplitudes(name, value, n) for name, value in (("v_set", v_set), ("v_reset", v_reset)))
+        # The identical loop never reads the incremental bounds; the C struct still wants numbers.
+        bounds = {"v_step_set": v_step_set, "v_step_reset": v_step_reset, "v_stop_set": v_stop_set,
+                  "v_stop_reset": v_stop_reset, "max_per_polarity": max_per_polarity, "max_flips": max_flips}
+        missing = [name for name, value in bounds.items() if value is None]
+        if scheme == "incremental" and missing:
+            raise ValueError(f"{', '.join(missing)}: required by the incremental scheme")
+        b = {name: 0 if value is None else value for name, value in bounds.items()}
         if n and (vs.min() <= 0 or vr.max() >= 0):
             raise ValueError("v_set, v_reset: set amplitudes must be positive and reset amplitudes negative")
-        for name, val in (("v_set", vs), ("v_reset", vr), ("v_stop_set", np.float64(v_stop_set)),
-                          ("v_stop_reset", np.float64(v_stop_reset)), ("v_read", np.float64(v_read))):
+        for name, val in (("v_set", vs), ("v_reset", vr), ("v_stop_set", np.float64(b["v_stop_set"])),
+                          ("v_stop_reset", np.float64(b["v_stop_reset"])), ("v_read", np.float64(v_read))):
             self._check_v(name, _finite(name, val))
         for name, val in (("vg_set", vg_set), ("vg_reset", vg_reset), ("vg_read", vg_read)):
             self._check_vg(name, _finite(name, val))
         _within("width", _finite("width", width), self.limits.width_min, self.limits.width_max, "s")
         if v_read == 0:
             raise ValueError("v_read: must be non-zero")
-        if v_step_set < 0 or v_step_reset < 0:
+        if b["v_step_set"] < 0 or b["v_step_reset"] < 0:
             raise ValueError("v_step_set, v_step_reset: steps must be non-negative magnitudes (V)")
         cfg = ffi.new("rram_program_cfg *", {
             "scheme": schemes[scheme], "tol": tol, "max_iter": int(max_iterations),
             "vg_set": float(vg_set), "vg_reset": float(vg_reset), "width": float(width),
             "v_read": float(v_read), "vg_read": float(vg_read),
-            "v_step_set": float(v_step_set), "v_step_reset": float(v_step_reset),
-            "v_stop_set": float(v_stop_set), "v_stop_reset": float(v_stop_reset),
-            "max_per_polarity": int(max_per_polarity), "max_flips": int(max_flips),
+            "v_step_set": float(b["v_step_set"]), "v_step_reset": float(b["v_step_reset"]),
+            "v_stop_set": float(b["v_stop_set"]), "v_stop_reset": float(b["v_stop_reset"]),
+            "max_per_polarity": int(b["max_per_polarity"]), "max_flips": int(b["max_flips"]),
         })
         t = np.ascontiguousarray(t)
         g = np.empty(n, dtype=np.float64)

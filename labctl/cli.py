@@ -15,7 +15,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from emulator.demo import run_demo
+    from labctl.demo import run_demo
 
     return run_demo(rows=args.rows, cols=args.cols, seed=args.seed, out=args.out)
 

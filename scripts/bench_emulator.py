@@ -21,7 +21,7 @@ from collections.abc import Callable
 import numpy as np
 
 import emulator
-from emulator import reference as ref
+from labctl.emulated import prepared_array
 
 
 def best_of(fn: Callable[[], object], repeat: int = 5) -> float:
@@ -36,7 +36,7 @@ def best_of(fn: Callable[[], object], repeat: int = 5) -> float:
 
 def prepared(n: int, seed: int = 0) -> emulator.Array:
     """An n x n array with every cell formed and conditioned (50 mV sweep steps: set-up is not measured)."""
-    return ref.prepared_array(n, n, seed, step=0.05)
+    return prepared_array(n, n, seed, step=0.05)
 
 
 def bench(quick: bool = False) -> dict[str, float]:

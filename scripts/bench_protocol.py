@@ -25,6 +25,7 @@ import numpy as np
 
 import emulator
 from emulator.controller import ChipController, serve_tcp
+from labctl.emulated import reference_pulses
 from labctl.protocols.cells import Cells
 from labctl.protocols.client import ChipClient
 
@@ -56,7 +57,7 @@ async def bench_set_target(repeats: int) -> dict[str, float]:
     for _ in range(repeats):
         array.restore(start)
         t0 = time.perf_counter()
-        expected = array.program(rr, cc, targets, 0.02, max_iterations=500)
+        expected = array.program(rr, cc, targets, 0.02, max_iterations=500, **reference_pulses(targets))
         inproc.append(time.perf_counter() - t0)
     controller, server, address = await serve(array)
     tcp: list[float] = []

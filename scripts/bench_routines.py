@@ -27,6 +27,7 @@ import numpy as np
 
 import emulator
 from labctl.backends import ArrayBackend, EmulatorBackend
+from labctl.core import reference as ref
 from labctl.routines import ClosedLoopParams, ConditionParams, FormingParams, condition, form, program
 from labctl.routines.params import all_cells
 
@@ -49,7 +50,7 @@ async def bench_program(size: int, seed: int) -> dict[str, float | int]:
     out["reset_sweep_512_inproc_s"] = time.perf_counter() - t0
     for loop in ("native", "host"):
         b.array.restore(snap)
-        params = ClosedLoopParams(targets=targets, tolerance=0.02, loop=loop, chunk=r.size)
+        params = ClosedLoopParams(targets=targets, tolerance=ref.TOLERANCE, loop=loop, chunk=r.size)
         t0 = time.perf_counter()
         res = await program(b, r, c, params)
         key = "program_512_inproc_s" if loop == "native" else "program_512_inproc_host_s"

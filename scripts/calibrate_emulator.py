@@ -1,5 +1,8 @@
 """Run the reference procedures on an emulated array and print the figures the preset is calibrated to.
 
+The procedures are labctl's routines (labctl.routines), run through the in-process EmulatorBackend:
+the same code that measures a real array measures the emulated one it is compared with.
+
 Usage: python scripts/calibrate_emulator.py [--rows 64 --cols 64 --seed 0] [--json]
 """
 from __future__ import annotations
@@ -9,20 +12,27 @@ import json
 
 import numpy as np
 
-from emulator import reference as ref
 from emulator.array import Array
-from labctl.routines.metrics import forming_metrics, open_loop_metrics
+from labctl.backends import ProgramSettings
+from labctl.backends.emulator import EmulatorBackend
+from labctl.core import reference as ref
+from labctl.emulated import prepare, run_sync
+from labctl.routines.iv import IVParams, iv_cycles
+from labctl.routines.open_loop import OpenLoopParams, open_loop
+from labctl.routines.params import all_cells
+from labctl.routines.program import program_and_verify
 
 
 def measure(rows: int, cols: int, seed: int) -> dict[str, float]:
+    """The calibration figures of a rows x cols array of `seed` (SI units; see tests/test_emulator_calibration.py)."""
     arr = Array(rows, cols, seed=seed)
-    r, c = ref.all_cells(arr)
-    v, i = ref.forming_sweep(arr, r, c)
-    fm = forming_metrics(v, i, r_ds=arr.preset.rds_ref)
-    ref.condition(arr, r, c)
-    hrs, lrs = ref.qs_cycles(arr, r, c)
+    b = EmulatorBackend(array=arr)
+    cells = rows * cols
+    fm = prepare(arr)  # REF §Forming, then the conditioning sweeps
+    iv = run_sync(iv_cycles(b, None, None, IVParams(chunk=cells)))  # REF §Quasi-static: 5 cycles
+    r, c = all_cells(b)
     formed = arr.formed().ravel()
-    r, c, hrs, lrs = r[formed], c[formed], hrs[:, formed], lrs[:, formed]
+    r, c, hrs, lrs = r[formed], c[formed], iv.g_hrs[:, formed], iv.g_lrs[:, formed]
     out: dict[str, float] = {
         "form_yield": fm.yield_fraction,
         "v_form_1t1r_mean_V": float(np.nanmean(fm.v_form_1t1r)),
@@ -34,8 +44,7 @@ def measure(rows: int, cols: int, seed: int) -> dict[str, float]:
         "lrs_mean_ohm": float(np.mean(1 / lrs)),
         "lrs_cv": float(np.std(1 / lrs) / np.mean(1 / lrs)),
     }
-    tr = ref.open_loop(arr, r, c)
-    om = open_loop_metrics(tr.swing, tr.swing_direction, tr.alternating, tr.alternating_direction)
+    om = run_sync(open_loop(b, r, c, OpenLoopParams(chunk=cells)))  # REF §Open-loop: 2 x 400 / 400, 500
     out.update({
         "g_max_mean_S": float(np.mean(om.g_max)), "g_min_mean_S": float(np.mean(om.g_min)),
         "n_states_mean": float(np.mean(om.n_states)),
@@ -43,16 +52,18 @@ def measure(rows: int, cols: int, seed: int) -> dict[str, float]:
         "n_states_p95": float(np.percentile(om.n_states, 95)),
         "sp_skew_mean": float(np.mean(om.sp_skew)), "nsr_mean": float(np.mean(om.nsr)),
     })
-    # Relaxation: program every cell to 50 µS at 2 %, then read at 10 min and 1 h.
-    res = arr.program(r, c, 50e-6, 0.02)
+    # Relaxation: program every cell to 50 µS at 2 %, then at 0.2 %, and read at 10 min and 1 h.
+    targets = np.full(r.size, 50e-6)
+    res = run_sync(program_and_verify(b, r, c, targets, ProgramSettings(tolerance=ref.TOLERANCE)))
     out["program_2pct_converged"] = float(res.converged.mean())
     out["program_2pct_iter_mean"] = float(res.iterations.mean())
-    res = arr.program(r, c, 50e-6, 0.002, max_iterations=2000)
+    res = run_sync(program_and_verify(b, r, c, targets, ProgramSettings(tolerance=ref.TOLERANCE_FINE,
+                                                                        max_iterations=2000)))
     g0 = res.g
-    arr.advance(600.0)
-    g600 = arr.read(r, c)
-    arr.advance(3000.0)
-    g3600 = arr.read(r, c)
+    run_sync(b.wait(600.0))
+    g600 = run_sync(b.read(r, c))
+    run_sync(b.wait(3000.0))
+    g3600 = run_sync(b.read(r, c))
     ok = res.converged
     out.update({
         "program_converged": float(ok.mean()), "program_iter_mean": float(res.iterations.mean()),

@@ -22,6 +22,7 @@ from emulator.instruments import InstrumentBench
 from labctl.backends import ArrayBackend, EmulatorBackend, ProgramOutcome, ProgramSettings
 from labctl.backends.chip import ChipBackend
 from labctl.backends.station import ArrayClock, StationBackend
+from labctl.core.schemes import IdenticalScheme, IncrementalScheme
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -66,11 +67,9 @@ async def host_program(backend: ArrayBackend, rows: np.ndarray, cols: np.ndarray
     target ± tolerance·target stop; below, one set pulse; above, one reset pulse; at most
     max_iterations verify reads, the last not followed by a pulse. Incremental: the amplitude
     grows by the step with each pulse of one polarity up to the stop, restarts on a flip."""
-    ref_set, ref_reset = emulator.reference_pulse_voltages(targets)
-    if s.v_set is not None:
-        ref_set = np.full(targets.size, s.v_set)
-    if s.v_reset is not None:
-        ref_reset = np.full(targets.size, s.v_reset)
+    scheme = s.scheme
+    ref_set, ref_reset = scheme.start_amplitudes(targets)
+    incremental = isinstance(scheme, IncrementalScheme)
     n = rows.size
     g = np.empty(n)
     iterations = np.zeros(n, dtype=np.int32)
@@ -87,19 +86,19 @@ async def host_program(backend: ArrayBackend, rows: np.ndarray, cols: np.ndarray
             if it == s.max_iterations - 1:
                 break
             direction = 1 if g[k] < targets[k] else -1
-            if s.scheme == "incremental":
+            if incremental:
                 if last != 0 and direction != last:
                     flips += 1
-                    if s.max_flips > 0 and flips > s.max_flips:
+                    if scheme.max_flips > 0 and flips > scheme.max_flips:
                         break
                     run = 0
                     amp_set, amp_reset = ref_set[k], ref_reset[k]
                 elif run > 0:
                     if direction > 0:
-                        amp_set = min(amp_set + s.v_step_set, s.v_stop_set)
+                        amp_set = min(amp_set + scheme.v_step_set, scheme.v_stop_set)
                     else:
-                        amp_reset = max(amp_reset - s.v_step_reset, s.v_stop_reset)
-                if s.max_per_polarity > 0 and run >= s.max_per_polarity:
+                        amp_reset = max(amp_reset - scheme.v_step_reset, scheme.v_stop_reset)
+                if scheme.max_per_polarity > 0 and run >= scheme.max_per_polarity:
                     break
             if direction > 0:
                 await backend.pulse(*cell, amp_set, s.vg_set, s.width)
@@ -163,11 +162,13 @@ async def test_every_primitive_bit_identical(backends: dict[str, ArrayBackend]) 
 
 SCHEMES = {
     "identical-reference": ProgramSettings(tolerance=0.05, max_iterations=40),
-    "identical-fixed": ProgramSettings(tolerance=0.05, max_iterations=40, v_set=1.4, v_reset=-1.35),
-    "incremental-reference": ProgramSettings(tolerance=0.05, max_iterations=40, scheme="incremental"),
-    "incremental-fixed": ProgramSettings(tolerance=0.03, max_iterations=60, scheme="incremental", v_set=1.0,
-                                         v_reset=-1.0, v_step_set=0.05, v_stop_set=1.6, v_step_reset=0.05,
-                                         v_stop_reset=-1.6, max_per_polarity=12, max_flips=6),
+    "identical-fixed": ProgramSettings(tolerance=0.05, max_iterations=40,
+                                       scheme=IdenticalScheme(v_set=1.4, v_reset=-1.35)),
+    "incremental-reference": ProgramSettings(tolerance=0.05, max_iterations=40, scheme=IncrementalScheme(
+        v_start_set=None, v_start_reset=None, v_step_set=0.1, v_step_reset=0.1, v_stop_set=2.0, v_stop_reset=-2.0)),
+    "incremental-fixed": ProgramSettings(tolerance=0.03, max_iterations=60, scheme=IncrementalScheme(
+        v_start_set=1.0, v_start_reset=-1.0, v_step_set=0.05, v_stop_set=1.6, v_step_reset=0.05, v_stop_reset=-1.6,
+        max_per_polarity=12, max_flips=6)),
 }
 
 

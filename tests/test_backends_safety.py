@@ -110,8 +110,9 @@ async def test_bad_parameters_refused_before_io(served: Served, what: str, call:
 async def test_station_limits_come_from_the_station_file(station: Served) -> None:
     lim = station.backend.limits
     # examples/station-emulated.toml: smu 3.6 V, gate 3.3 V, pulse 1e-4 s, station 1 mA.
-    assert (lim.v_max, lim.vg_max, lim.width_max, lim.compliance_max) == (3.6, 3.3, 1e-4, 1e-3)
-    assert lim.width_min > 0  # the generator's shortest pulse
+    assert (lim.max_abs_voltage, lim.max_gate_voltage, lim.max_pulse_width, lim.max_compliance) == (
+        3.6, 3.3, 1e-4, 1e-3)
+    assert lim.min_pulse_width > 0  # the generator's shortest pulse
     with pytest.raises(ValueError, match="v: 2.5 V exceeds the limit"):  # pulse terminal: 2 V
         await station.backend.pulse(ONE, ONE, 2.5, 1.4, 2.5e-6)
     with pytest.raises(ValueError, match="dwell"):  # below the SMU's shortest aperture
@@ -127,7 +128,7 @@ async def test_station_limits_come_from_the_station_file(station: Served) -> Non
 async def test_chip_limits_and_identity_come_from_info(chip: Served) -> None:
     info, lim = chip.backend.info, chip.backend.limits
     arr_lim = chip.array.limits
-    assert (lim.v_max, lim.vg_max, lim.width_min, lim.width_max) == (
+    assert (lim.max_abs_voltage, lim.max_gate_voltage, lim.min_pulse_width, lim.max_pulse_width) == (
         arr_lim.v_max, arr_lim.vg_max, arr_lim.width_min, arr_lim.width_max)
     assert info.native_program and info.virtual_clock and (info.rows, info.cols) == (8, 4)
     assert "labctl-emulator" in info.identity["controller"]

@@ -36,10 +36,12 @@ def arr() -> emulator.Array:
         (lambda a: a.advance(np.inf), "seconds"),
         (lambda a: a.mvm(np.zeros(3)), "v_rows"),
         (lambda a: a.mvm(np.zeros(4), r_wire=-1.0), "r_wire"),
-        (lambda a: a.program(0, 0, -1e-6), "targets"),
-        (lambda a: a.program(0, 0, 20e-6, tolerance=-0.1), "tolerance"),
-        (lambda a: a.program(0, 0, 20e-6, max_iterations=0), "max_iterations"),
-        (lambda a: a.program(0, 0, 20e-6, scheme="bogus"), "scheme"),  # type: ignore[arg-type]
+        (lambda a: a.program(0, 0, -1e-6, v_set=1.35, v_reset=-1.3), "targets"),
+        (lambda a: a.program(0, 0, 20e-6, tolerance=-0.1, v_set=1.35, v_reset=-1.3), "tolerance"),
+        (lambda a: a.program(0, 0, 20e-6, max_iterations=0, v_set=1.35, v_reset=-1.3), "max_iterations"),
+        (lambda a: a.program(0, 0, 20e-6, scheme="bogus", v_set=1.35, v_reset=-1.3), "scheme"),  # type: ignore[arg-type]
+        (lambda a: a.program(0, 0, 20e-6, v_set=[1.35, 1.4], v_reset=-1.3), "v_set"),
+        (lambda a: a.program(0, 0, 20e-6, v_set=1.35, v_reset=-1.3, scheme="incremental"), "v_step_set"),
         (lambda a: a.inject_fault(0, 0, "melted"), "kind"),  # type: ignore[arg-type]
         (lambda a: a.restore(b"short"), "snapshot"),
         (lambda a: emulator.Array(0, 3), "rows"),
@@ -72,7 +74,8 @@ def test_fuzzed_calls_raise_only_value_error(rows, cols, v, vg, width, seconds) 
     arr = emulator.Array(4, 3, seed=0)
     for call in (lambda: arr.pulse(rows, cols, v, vg, width), lambda: arr.read(rows, cols, v, vg),
                  lambda: arr.sweep(rows, cols, [v, v], vg=vg, dwell=width), lambda: arr.advance(seconds),
-                 lambda: arr.program(rows, cols, 1e-5 if not isinstance(v, float) else v, 0.02, max_iterations=5)):
+                 lambda: arr.program(rows, cols, 1e-5 if not isinstance(v, float) else v, 0.02, max_iterations=5,
+                                     v_set=1.35, v_reset=-1.3)):
         try:
             call()
         except ValueError:

@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emulator import reference as ref
+from labctl.core.reference import QS_DWELL, RESET
+from labctl.emulated import prepared_array, reference_pulses
+from labctl.routines.params import all_cells
 
 _spec = importlib.util.spec_from_file_location(
     "calibrate_emulator", Path(__file__).resolve().parents[1] / "scripts" / "calibrate_emulator.py")
@@ -61,14 +63,14 @@ def test_relaxation(figures: dict[str, float]) -> None:
 
 def test_analog_window_reachable_with_reference_pulses() -> None:
     """REF §Closed-loop: 10–90 µS reachable with the per-range identical pulses, at 2 % and 0.2 %."""
-    arr = ref.prepared_array(16, 16, seed=3)
-    r, c = ref.all_cells(arr)
+    arr = prepared_array(16, 16, seed=3)
+    r, c = all_cells(arr)
     start = arr.snapshot()
     for tol in (0.02, 0.002):
         for target in (10e-6, 30e-6, 50e-6, 70e-6, 90e-6):
             arr.restore(start)
-            arr.sweep(r, c, ref.ramp(-1.5), vg=3.3, dwell=ref.QS_DWELL)  # reset every cell first
-            res = arr.program(r, c, target, tol, max_iterations=3000)
+            arr.sweep(r, c, RESET.voltages(), vg=RESET.vg, dwell=QS_DWELL)  # reset every cell first
+            res = arr.program(r, c, target, tol, max_iterations=3000, **reference_pulses(target))
             assert res.converged.mean() >= 0.99, (tol, target)
             ok = res.converged
             assert np.all(np.abs(res.g[ok] - target) <= tol * target)

@@ -4,17 +4,21 @@ from __future__ import annotations
 import numpy as np
 
 import emulator
-from emulator import reference as ref
+from labctl.core.reference import CONDITIONING, FORMING, QS_DWELL
+from labctl.emulated import prepared_array, reference_pulses
+from labctl.routines.params import all_cells
 
 
 def run_sequence(arr: emulator.Array) -> list[np.ndarray]:
-    r, c = ref.all_cells(arr)
-    out = [ref.forming_sweep(arr, r, c)[1]]
-    ref.condition(arr, r, c)
+    r, c = all_cells(arr)
+    out = [arr.sweep(r, c, FORMING.voltages(), vg=FORMING.vg, dwell=QS_DWELL)]
+    for stage in CONDITIONING:
+        arr.sweep(r, c, stage.voltages(), vg=stage.vg, dwell=QS_DWELL)
     out.append(arr.read(r, c))
     arr.pulse(r, c, 1.35, 1.4, 2.5e-6)
     out.append(arr.read_all())
-    res = arr.program(r, c, np.linspace(10e-6, 90e-6, r.size), 0.02)
+    targets = np.linspace(10e-6, 90e-6, r.size)
+    res = arr.program(r, c, targets, 0.02, **reference_pulses(targets))
     out += [res.g, res.iterations.astype(float)]
     arr.advance(3600.0)
     out.append(arr.read_all())
@@ -38,9 +42,9 @@ def test_different_seeds_differ() -> None:
 
 def test_batching_does_not_change_results() -> None:
     """Cells addressed one at a time, in another order, see exactly what a vector call gives them."""
-    vec = ref.prepared_array(4, 4, seed=5)
-    one = ref.prepared_array(4, 4, seed=5)
-    r, c = ref.all_cells(vec)
+    vec = prepared_array(4, 4, seed=5)
+    one = prepared_array(4, 4, seed=5)
+    r, c = all_cells(vec)
     vec.pulse(r, c, 1.35, 1.4, 2.5e-6)
     g_vec = vec.read(r, c)
     for k in np.random.default_rng(0).permutation(r.size):
@@ -52,19 +56,19 @@ def test_batching_does_not_change_results() -> None:
 
 
 def test_snapshot_restore_replays_exactly() -> None:
-    arr = ref.prepared_array(4, 4, seed=9)
+    arr = prepared_array(4, 4, seed=9)
     snap = arr.snapshot()
-    r, c = ref.all_cells(arr)
-    first = arr.program(r, c, 30e-6, 0.002).g
+    r, c = all_cells(arr)
+    first = arr.program(r, c, 30e-6, 0.002, **reference_pulses(30e-6)).g
     arr.restore(snap)
-    assert np.array_equal(first, arr.program(r, c, 30e-6, 0.002).g)
+    assert np.array_equal(first, arr.program(r, c, 30e-6, 0.002, **reference_pulses(30e-6)).g)
 
 
 def test_reseed_changes_cycle_noise_only() -> None:
-    a = ref.prepared_array(4, 4, seed=9)
-    b = ref.prepared_array(4, 4, seed=9)
+    a = prepared_array(4, 4, seed=9)
+    b = prepared_array(4, 4, seed=9)
     b.reseed(123)
-    r, c = ref.all_cells(a)
+    r, c = all_cells(a)
     for k, v in a.device_parameters().items():
         assert np.array_equal(v, b.device_parameters()[k]), k
     assert not np.array_equal(a.read(r, c), b.read(r, c))
@@ -72,8 +76,8 @@ def test_reseed_changes_cycle_noise_only() -> None:
 
 def test_scalar_fast_path_equals_vector_path() -> None:
     """One-cell calls with plain ints and floats take a shortcut; it must do exactly what the vector path does."""
-    fast = ref.prepared_array(3, 3, seed=8)
-    vec = ref.prepared_array(3, 3, seed=8)
+    fast = prepared_array(3, 3, seed=8)
+    vec = prepared_array(3, 3, seed=8)
     for k in range(50):
         v = 1.35 if k % 3 else -1.3
         fast.pulse(1, 2, v, 1.4 if v > 0 else 3.3, 2.5e-6)

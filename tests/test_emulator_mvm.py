@@ -7,8 +7,9 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spl
 
 import emulator
-from emulator import reference as ref
 from emulator.array import solve_crossbar
+from labctl.emulated import prepared_array, reference_pulses
+from labctl.routines.params import all_cells
 
 
 def nodal_solve(g: np.ndarray, v: np.ndarray, r_row: float, r_col: float) -> np.ndarray:
@@ -84,9 +85,10 @@ def test_large_wire_resistance_shows_ir_drop() -> None:
 
 
 def test_array_mvm_uses_conductance_matrix() -> None:
-    arr = ref.prepared_array(16, 16, seed=4)
-    r, c = ref.all_cells(arr)
-    arr.program(r, c, np.random.default_rng(1).uniform(10e-6, 90e-6, r.size), 0.02)
+    arr = prepared_array(16, 16, seed=4)
+    r, c = all_cells(arr)
+    targets = np.random.default_rng(1).uniform(10e-6, 90e-6, r.size)
+    arr.program(r, c, targets, 0.02, **reference_pulses(targets))
     g = arr.conductance_matrix()
     v = np.random.default_rng(2).uniform(-0.2, 0.2, (3, 16))
     assert np.array_equal(arr.mvm(v, r_wire=0.0), v @ g)  # zero wire resistance is G·V

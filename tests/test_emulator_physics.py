@@ -5,12 +5,14 @@ import numpy as np
 import pytest
 
 import emulator
-from emulator import reference as ref
+from labctl.core.reference import FORMING, QS_DWELL, ramp
+from labctl.emulated import prepared_array, reference_pulses
+from labctl.routines.params import all_cells
 
 
 @pytest.fixture(scope="module")
 def conditioned() -> bytes:
-    arr = ref.prepared_array(8, 8, seed=11)
+    arr = prepared_array(8, 8, seed=11)
     return arr.snapshot()
 
 
@@ -22,10 +24,10 @@ def fresh(snapshot: bytes) -> emulator.Array:
 
 def test_pristine_cells_are_insulating_until_formed() -> None:
     arr = emulator.Array(4, 4, seed=1)
-    r, c = ref.all_cells(arr)
+    r, c = all_cells(arr)
     assert not arr.formed().any()
     assert np.all(arr.read(r, c, noisy=False) < 1e-8)
-    v, i = ref.forming_sweep(arr, r, c)
+    i = arr.sweep(r, c, FORMING.voltages(), vg=FORMING.vg, dwell=QS_DWELL)
     assert arr.formed().all()
     # After forming the selector at VG = 1.2 V limits the current (compliance).
     isat = arr.preset.isat_ref * 1.5
@@ -35,23 +37,23 @@ def test_pristine_cells_are_insulating_until_formed() -> None:
 
 def test_forming_follows_the_drawn_forming_voltage() -> None:
     arr = emulator.Array(8, 8, seed=2)
-    r, c = ref.all_cells(arr)
+    r, c = all_cells(arr)
     v_form = arr.device_parameters()["v_form"].ravel()
-    low = ref.ramp(3.0, back=False)
-    arr.sweep(r, c, low, vg=1.2, dwell=ref.QS_DWELL)
+    low = ramp(3.0, back=False)
+    arr.sweep(r, c, low, vg=1.2, dwell=QS_DWELL)
     # Only cells whose ReRAM forming voltage lies below the sweep's end have formed.
     formed = arr.formed().ravel()
     assert np.all(v_form[formed] < 3.0)
     assert np.all(formed[v_form < 2.9])
     # ...and a sweep that never reaches the gate threshold forms nothing at all.
     arr2 = emulator.Array(8, 8, seed=2)
-    arr2.sweep(r, c, ref.ramp(3.6, back=False), vg=0.3, dwell=ref.QS_DWELL)
+    arr2.sweep(r, c, ramp(3.6, back=False), vg=0.3, dwell=QS_DWELL)
     assert not arr2.formed().any()
 
 
 def test_read_is_nonlinear(conditioned: bytes) -> None:
     arr = fresh(conditioned)
-    r, c = ref.all_cells(arr)
+    r, c = all_cells(arr)
     g02 = arr.read(r, c, 0.2, noisy=False)
     g04 = arr.read(r, c, 0.4, noisy=False)
     assert np.all(g04 > g02 * 1.03)  # sinh-like hopping: the chord conductance grows with bias
@@ -59,8 +61,8 @@ def test_read_is_nonlinear(conditioned: bytes) -> None:
 
 def test_read_noise_between_02_and_2_percent(conditioned: bytes) -> None:
     arr = fresh(conditioned)
-    r, c = ref.all_cells(arr)
-    arr.program(r, c, 40e-6, 0.02)
+    r, c = all_cells(arr)
+    arr.program(r, c, 40e-6, 0.02, **reference_pulses(40e-6))
     reads = np.stack([arr.read(r, c) for _ in range(200)])
     rel = reads.std(axis=0) / reads.mean(axis=0)
     assert 0.002 <= np.median(rel) <= 0.02
@@ -71,8 +73,8 @@ def test_read_noise_between_02_and_2_percent(conditioned: bytes) -> None:
 def test_pulse_response_depends_on_amplitude_width_and_gate(conditioned: bytes) -> None:
     def mean_step(v: float, vg: float, width: float) -> float:
         arr = fresh(conditioned)
-        r, c = ref.all_cells(arr)
-        arr.program(r, c, 30e-6, 0.02)
+        r, c = all_cells(arr)
+        arr.program(r, c, 30e-6, 0.02, **reference_pulses(30e-6))
         g0 = arr.read(r, c, noisy=False)
         arr.pulse(r, c, v, vg, width)
         return float(np.mean(arr.read(r, c, noisy=False) - g0))
@@ -88,7 +90,7 @@ def test_pulse_response_depends_on_amplitude_width_and_gate(conditioned: bytes) 
 
 def test_soft_bounds_saturate(conditioned: bytes) -> None:
     arr = fresh(conditioned)
-    r, c = ref.all_cells(arr)
+    r, c = all_cells(arr)
     trace = []
     for _ in range(400):
         arr.pulse(r, c, 1.35, 1.4, 2.5e-6)
@@ -103,8 +105,8 @@ def test_soft_bounds_saturate(conditioned: bytes) -> None:
 
 def test_relaxation_linear_in_log_time(conditioned: bytes) -> None:
     arr = fresh(conditioned)
-    r, c = ref.all_cells(arr)
-    arr.program(r, c, 50e-6, 0.02)
+    r, c = all_cells(arr)
+    arr.program(r, c, 50e-6, 0.02, **reference_pulses(50e-6))
     g0 = arr.read(r, c, noisy=False)
     shifts = []
     for t in (1.0, 10.0, 100.0, 1000.0, 10000.0):
@@ -127,13 +129,13 @@ def test_faults(conditioned: bytes) -> None:
         arr.pulse([0, 1, 2], [0, 0, 0], 1.5, 1.4, 2.5e-6)
     assert np.array_equal(before, arr.read([0, 1, 2], [0, 0, 0], noisy=False))
     assert before[0] > before[2] * 5
-    res = arr.program([0, 2], [0, 0], 50e-6, 0.02, max_iterations=50)
+    res = arr.program([0, 2], [0, 0], 50e-6, 0.02, max_iterations=50, **reference_pulses(50e-6))
     assert not res.converged.any() and np.all(res.iterations == 49)
 
     pristine = emulator.Array(4, 4, seed=0)
     pristine.inject_fault(0, 0, "no_form")
-    r, c = ref.all_cells(pristine)
-    ref.forming_sweep(pristine, r, c)
+    r, c = all_cells(pristine)
+    pristine.sweep(r, c, FORMING.voltages(), vg=FORMING.vg, dwell=QS_DWELL)
     f = pristine.formed()
     assert not f[0, 0] and f.sum() == 15
 

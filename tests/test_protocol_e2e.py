@@ -10,6 +10,7 @@ import pytest
 
 import emulator
 from emulator.controller import ChipController, PtyServer, serve_tcp
+from labctl.emulated import reference_pulses
 from labctl.protocols.cells import Cells
 from labctl.protocols.client import ChipClient
 from labctl.protocols.messages import IncrementalStep
@@ -66,7 +67,7 @@ async def test_form_and_program_to_random_targets(served: tuple[str, emulator.Ar
     assert formed.formed.mean() > 0.9 and np.all((formed.v_form[formed.formed] > 2.5))
 
     np.testing.assert_array_equal(conditioning, twin.sweep(rr, cc, CONDITION_VOLTAGES, vg=3.3))
-    expected = twin.program(rr, cc, targets, 0.02, max_iterations=500)
+    expected = twin.program(rr, cc, targets, 0.02, max_iterations=500, **reference_pulses(targets))
     np.testing.assert_array_equal(program.g, expected.g)
     np.testing.assert_array_equal(program.iterations, expected.iterations)
     np.testing.assert_array_equal(program.converged, expected.converged)

@@ -1,7 +1,7 @@
 """Forming, I–V cycling, open-loop, noise, relaxation and endurance routines on small emulated arrays.
 
-Where emulator/reference.py holds the reference procedure, the routine must reproduce it exactly on an
-array of the same seed (the routine is its backend-independent version); elsewhere the routine's figures
+Where REF fixes the procedure, the routine must reproduce it exactly on an array of the same seed
+(the oracle: the REF sequence written out with direct emulator.Array calls); elsewhere the routine's figures
 are checked against what the emulator knows independently (device parameters, the emitted raw reads).
 """
 from __future__ import annotations
@@ -11,9 +11,9 @@ import math
 import numpy as np
 import pytest
 
-from emulator import reference
-from emulator.reference import prepared_array
+import emulator
 from labctl.backends import EmulatorBackend
+from labctl.emulated import prepared_array
 from labctl.routines import (
     Aborted,
     ClosedLoopParams,
@@ -67,10 +67,43 @@ async def test_forming_figures_match_the_devices_and_report_failures() -> None:
     assert res.summary()["formed"] == 31
 
 
+def qs_cycles(arr: emulator.Array, rows: np.ndarray, cols: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """REF §Quasi-static, written out: n cycles of reset (0 → −1.5 → 0 V in 10 mV steps, VG 3.3 V) and set
+    (0 → 1.3 → 0 V, VG 1.1 V), each read at 0.2 V (VG 3.3 V). (HRS, LRS), each (n, cells), S."""
+    down = np.linspace(0.0, -1.5, 151)
+    up = np.linspace(0.0, 1.3, 131)
+    hrs, lrs = np.empty((n, rows.size)), np.empty((n, rows.size))
+    for k in range(n):
+        arr.sweep(rows, cols, np.concatenate([down, down[-2::-1]]), vg=3.3, dwell=1e-3)
+        hrs[k] = arr.read(rows, cols, 0.2, 3.3)
+        arr.sweep(rows, cols, np.concatenate([up, up[-2::-1]]), vg=1.1, dwell=1e-3)
+        lrs[k] = arr.read(rows, cols, 0.2, 3.3)
+    return hrs, lrs
+
+
+def open_loop_trace(arr: emulator.Array, rows: np.ndarray, cols: np.ndarray, batch: int, cycles: int,
+                    alternating: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """REF §Open-loop, written out: `cycles` x (batch up, batch down), then `alternating` pulses 1 up / 1
+    down (1.35 V at VG 1.4 V, −1.3 V at VG 3.3 V, 2.5 µs), a 0.2 V read after every pulse.
+    (swing, its directions, alternating trace starting at the swing's last read, its directions)."""
+    directions = np.tile(np.repeat(np.array([1, -1], dtype=np.int8), batch), cycles)
+    swing = np.empty((rows.size, directions.size))
+    for k, d in enumerate(directions):
+        arr.pulse(rows, cols, *((1.35, 1.4, 2.5e-6) if d > 0 else (-1.3, 3.3, 2.5e-6)))
+        swing[:, k] = arr.read(rows, cols, 0.2, 3.3)
+    alt_dir = np.resize(np.array([1, -1], dtype=np.int8), alternating)
+    alt = np.empty((rows.size, alternating + 1))
+    alt[:, 0] = swing[:, -1]
+    for k, d in enumerate(alt_dir):
+        arr.pulse(rows, cols, *((1.35, 1.4, 2.5e-6) if d > 0 else (-1.3, 3.3, 2.5e-6)))
+        alt[:, k + 1] = arr.read(rows, cols, 0.2, 3.3)
+    return swing, directions, alt, alt_dir
+
+
 async def test_iv_cycles_reproduce_the_reference_procedure() -> None:
     a, b = prepared_array(8, 4, seed=22), prepared_array(8, 4, seed=22)
-    r, c = reference.all_cells(a)
-    hrs, lrs = reference.qs_cycles(a, r, c, n=3)
+    r, c = np.divmod(np.arange(32), 4)
+    hrs, lrs = qs_cycles(a, r, c, n=3)
     res = await iv_cycles(EmulatorBackend(array=b), None, None, IVParams(cycles=3))
     assert np.array_equal(res.g_hrs, hrs) and np.array_equal(res.g_lrs, lrs)
     s = res.summary()
@@ -80,12 +113,13 @@ async def test_iv_cycles_reproduce_the_reference_procedure() -> None:
 
 async def test_open_loop_reproduces_the_reference_procedure_and_metrics() -> None:
     a, b = prepared_array(8, 4, seed=23), prepared_array(8, 4, seed=23)
-    r, c = reference.all_cells(a)
-    trace = reference.open_loop(a, r, c, batch=60, cycles=2, alternating=80)
-    expected = open_loop_metrics(trace.swing, trace.swing_direction, trace.alternating, trace.alternating_direction)
+    r, c = np.divmod(np.arange(32), 4)
+    swing, swing_direction, alternating, alternating_direction = open_loop_trace(a, r, c, batch=60, cycles=2,
+                                                                                 alternating=80)
+    expected = open_loop_metrics(swing, swing_direction, alternating, alternating_direction)
     res = await open_loop(EmulatorBackend(array=b), None, None,
                           OpenLoopParams(batch=60, cycles=2, pulses=80, keep_traces=True, chunk=10))
-    assert np.array_equal(res.swing, trace.swing) and np.array_equal(res.alternating, trace.alternating)
+    assert np.array_equal(res.swing, swing) and np.array_equal(res.alternating, alternating)
     for name in ("g_max", "g_min", "g_sp", "dg_sp", "dg_sp_std", "n_states", "sp_skew", "nsr"):
         assert np.array_equal(getattr(res, name), getattr(expected, name)), name
     assert res.summary()["n_states_median"] == pytest.approx(float(np.median(expected.n_states)))

@@ -6,9 +6,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from emulator.array import reference_pulse_voltages
-from emulator.reference import prepared_array
 from labctl.backends import EmulatorBackend, ProgramSettings
+from labctl.core.reference import PULSE_TABLE
+from labctl.core.schemes import IncrementalScheme
+from labctl.emulated import prepared_array
 from labctl.routines import (
     ClosedLoopParams,
     IncrementalParams,
@@ -136,7 +137,7 @@ async def test_host_sequence_follows_the_reference_procedure() -> None:
     ctx = RoutineContext(collect=True)
     res = await program(b, None, None, ClosedLoopParams(targets=targets.tolist(), max_iterations=30), ctx)
     assert ctx.collected[0].kind == "reset_sweep" and ctx.collected[0].values["v"].min() == pytest.approx(-1.5)
-    v_set, v_reset = reference_pulse_voltages(targets)
+    v_set, v_reset = PULSE_TABLE.amplitudes(targets)
     for k in range(32):
         ops = b.per_cell(k // 4, k % 4)
         kinds = [o[0] for o in ops]
@@ -168,9 +169,9 @@ async def test_reset_first_is_the_reference_reset_sweep() -> None:
 
 async def test_program_and_verify_with_backend_settings() -> None:
     """The bare loop (for callers holding ProgramSettings) is the same loop on both paths."""
-    settings = ProgramSettings(tolerance=0.01, scheme="incremental", v_set=1.1, v_reset=-1.1, v_step_set=0.05,
-                               v_step_reset=0.05, v_stop_set=1.6, v_stop_reset=-1.6, max_per_polarity=10,
-                               max_flips=5, max_iterations=60)
+    settings = ProgramSettings(tolerance=0.01, max_iterations=60, scheme=IncrementalScheme(
+        v_start_set=1.1, v_start_reset=-1.1, v_step_set=0.05, v_step_reset=0.05, v_stop_set=1.6, v_stop_reset=-1.6,
+        max_per_polarity=10, max_flips=5))
     targets = np.array(LEVELS[:32])
     r, c = np.divmod(np.arange(32), 4)
     native = await program_and_verify(prepared(8, 4, seed=8), r, c, targets, settings)

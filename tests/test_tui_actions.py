@@ -125,18 +125,18 @@ async def test_out_of_limit_values_are_refused_in_the_form_and_nothing_is_sent(t
         await until(pilot, lambda: isinstance(app.screen, ActionForm))
         form = app.screen
         # The form shows the station limits next to the fields they bind.
-        assert f"{limits.v_max:g} V" in str(form.query_one("#form-limits").render())
-        too_high = limits.v_max + 0.5
+        assert f"{limits.max_abs_voltage:g} V" in str(form.query_one("#form-limits").render())
+        too_high = limits.max_abs_voltage + 0.5
         form.query_one("#field-v").value = f"{too_high} V"
         await pilot.press("enter")
         await pilot.pause(0.1)
         assert isinstance(app.screen, ActionForm)  # still open: refused
         errors = str(form.query_one("#form-errors").render())
-        assert "v:" in errors and f"{too_high:g} V" in errors and f"{limits.v_max:g}" in errors
+        assert "v:" in errors and f"{too_high:g} V" in errors and f"{limits.max_abs_voltage:g}" in errors
         assert form.query_one("#field-v").has_class("-refused")
         # Gate above the limit, width beyond it, a width given in volts: each refused, naming the field.
-        for field, text, expect in (("vg", f"{limits.vg_max + 1} V", "vg:"),
-                                    ("width", f"{limits.width_max * 10} s", "width:"),
+        for field, text, expect in (("vg", f"{limits.max_gate_voltage + 1} V", "vg:"),
+                                    ("width", f"{limits.max_pulse_width * 10} s", "width:"),
                                     ("width", "2.5 mV", "expected s")):
             form.query_one("#field-v").value = "1.35 V"
             form.query_one("#field-vg").value = "1.4 V"

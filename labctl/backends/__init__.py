@@ -13,13 +13,11 @@ from urllib.parse import parse_qs, urlsplit
 from labctl.backends.base import (
     ArrayBackend,
     BackendInfo,
-    BackendLimits,
     ProgramOutcome,
     ProgramSettings,
 )
-from labctl.backends.emulator import EmulatorBackend
 
-__all__ = ["ArrayBackend", "BackendInfo", "BackendLimits", "ProgramOutcome", "ProgramSettings", "EmulatorBackend",
+__all__ = ["ArrayBackend", "BackendInfo", "ProgramOutcome", "ProgramSettings", "EmulatorBackend",
            "ChipBackend", "StationBackend", "open_backend"]
 
 
@@ -56,7 +54,9 @@ def _query(spec: str, query: str, allowed: set[str]) -> dict[str, str]:
     return params
 
 
-def _emulator(spec: str, kwargs: dict[str, Any]) -> EmulatorBackend:
+def _emulator(spec: str, kwargs: dict[str, Any]) -> ArrayBackend:
+    from labctl.backends.emulator import EmulatorBackend
+
     body, _, query = spec.partition("?")
     shape = body[len("emulator:"):] if body.startswith("emulator:") else ""
     rows, cols = 8, 4
@@ -91,7 +91,12 @@ def _station(spec: str, kwargs: dict[str, Any]) -> ArrayBackend:
 
 
 def __getattr__(name: str) -> Any:
-    # The chip and station backends pull in asyncio transports and pyvisa: import on first use.
+    # Each backend pulls in what it talks to (the C core, asyncio transports, pyvisa): import on first
+    # use, so that `import labctl.backends` (and the routines) load none of them.
+    if name == "EmulatorBackend":
+        from labctl.backends.emulator import EmulatorBackend
+
+        return EmulatorBackend
     if name == "ChipBackend":
         from labctl.backends.chip import ChipBackend
 

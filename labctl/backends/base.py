@@ -1,9 +1,10 @@
 """The one interface every routine is written against: `ArrayBackend`.
 
 Cells are addressed by two equal-length integer arrays (rows, cols). All values are SI (V, A, S, s).
-A backend validates arguments against its `limits` before anything reaches hardware and raises
-ValueError naming the argument. Backends are async context managers: leaving the context (normally,
-on an exception or on cancellation) switches every output off and releases the hardware.
+A backend validates arguments against its `limits` (labctl.core.limits.SafetyLimits) before anything
+reaches hardware and raises ValueError naming the argument. Backends are async context managers:
+leaving the context (normally, on an exception or on cancellation) switches every output off and
+releases the hardware.
 
 Random draws: on the emulator a cell's noise depends only on the seed and the operations applied to
 that cell, so the same routine gives identical results through every backend with the same seed,
@@ -16,27 +17,17 @@ import logging
 import math
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Literal
-
 import numpy as np
 from numpy.typing import NDArray
 
+from labctl.core import reference as ref
+from labctl.core.limits import SafetyLimits
+from labctl.core.schemes import IdenticalScheme, IncrementalScheme, Scheme
+
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
-Scheme = Literal["identical", "incremental"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class BackendLimits:
-    """Safety limits a backend enforces before anything is sent (SI units)."""
-
-    v_max: float  # |V| on the top electrode / bit line, V
-    vg_max: float  # gate (word line) voltage, V
-    width_min: float  # pulse width, s
-    width_max: float  # pulse width, s
-    compliance_max: float = 10e-3  # current limit of any sweep, A
 
 
 @dataclass(frozen=True)
@@ -55,28 +46,25 @@ class BackendInfo:
 class ProgramSettings:
     """Closed-loop program-and-verify settings (REF §Closed-loop programming). SI units.
 
-    scheme "identical": fixed v_set / v_reset per cell (None: the reference per-range voltages).
-    scheme "incremental": amplitudes start at v_set / v_reset and step by v_step_* per pulse of one
-    polarity up to v_stop_*, restarting on a polarity flip; at most max_per_polarity pulses in a row
-    and max_flips flips.
+    The loop: read at v_read (gate vg_read); inside target ± tolerance·target stop; below, one set
+    pulse (gate vg_set), above, one reset pulse (gate vg_reset), each `width` s; at most
+    max_iterations verify reads. `scheme` says which amplitudes the pulses have
+    (labctl.core.schemes: identical per-range pulses, or incremental steps). Defaults: REF
+    (labctl.core.reference).
     """
 
-    tolerance: float = 0.02  # relative acceptance range
-    scheme: Scheme = "identical"
-    v_set: float | None = None  # V > 0; None: the reference per-range set amplitude of each target
-    v_reset: float | None = None  # V < 0; None: the reference per-range reset amplitude
-    max_iterations: int = 500  # verify reads per cell
-    vg_set: float = 1.4
-    vg_reset: float = 3.3
-    width: float = 2.5e-6
-    v_read: float = 0.2
-    vg_read: float = 3.3
-    v_step_set: float = 0.1
-    v_step_reset: float = 0.1
-    v_stop_set: float = 2.0
-    v_stop_reset: float = -2.0
-    max_per_polarity: int = 30
-    max_flips: int = 20
+    tolerance: float = ref.TOLERANCE  # relative acceptance range
+    max_iterations: int = ref.MAX_ITERATIONS  # verify reads per cell
+    vg_set: float = ref.VG_SET
+    vg_reset: float = ref.VG_RESET
+    width: float = ref.PULSE_WIDTH
+    v_read: float = ref.V_READ
+    vg_read: float = ref.VG_READ
+    scheme: Scheme = field(default_factory=IdenticalScheme)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.scheme, (IdenticalScheme, IncrementalScheme)):
+            raise ValueError(f"scheme: expected an IdenticalScheme or IncrementalScheme, got {self.scheme!r}")
 
 
 @dataclass(frozen=True)
@@ -92,7 +80,7 @@ class ArrayBackend(abc.ABC):
     """Async access to one 1T1R array: sweeps, pulses, reads, the clock, and (optionally) a native loop."""
 
     info: BackendInfo
-    limits: BackendLimits
+    limits: SafetyLimits
 
     @property
     def rows(self) -> int:
@@ -180,8 +168,8 @@ class ArrayBackend(abc.ABC):
         return r, c
 
     def check_voltage(self, name: str, v: float | FloatArray, v_max: float | None = None) -> None:
-        """ValueError unless every |v| <= v_max (default: limits.v_max) and finite."""
-        lim = self.limits.v_max if v_max is None else v_max
+        """ValueError unless every |v| <= v_max (default: limits.max_abs_voltage) and finite; V."""
+        lim = self.limits.max_abs_voltage if v_max is None else v_max
         a = np.asarray(v, dtype=np.float64)
         if not np.all(np.isfinite(a)):
             raise ValueError(f"{name}: must be finite")
@@ -189,25 +177,27 @@ class ArrayBackend(abc.ABC):
             raise ValueError(f"{name}: {float(np.max(np.abs(a))):g} V exceeds the limit |V| <= {lim:g} V")
 
     def check_gate(self, name: str, vg: float | FloatArray) -> None:
-        """ValueError unless every gate voltage is finite and in [0, limits.vg_max] V."""
+        """ValueError unless every gate voltage is finite and in [0, limits.max_gate_voltage] V."""
         a = np.asarray(vg, dtype=np.float64)
+        lim = self.limits.max_gate_voltage
         if not np.all(np.isfinite(a)):
             raise ValueError(f"{name}: must be finite")
-        if a.size and (a.min() < 0 or a.max() > self.limits.vg_max):
-            bad = a[(a < 0) | (a > self.limits.vg_max)].flat[0]
-            raise ValueError(f"{name}: {bad:g} V is outside the allowed gate range [0, {self.limits.vg_max:g}] V")
+        if a.size and (a.min() < 0 or a.max() > lim):
+            bad = a[(a < 0) | (a > lim)].flat[0]
+            raise ValueError(f"{name}: {bad:g} V is outside the allowed gate range [0, {lim:g}] V")
 
     def check_read_bias(self, v_read: float) -> None:
-        """ValueError unless v_read is finite, non-zero and within limits.v_max (V)."""
+        """ValueError unless v_read is finite, non-zero and within limits.max_read_voltage (or
+        max_abs_voltage), V."""
         if not math.isfinite(v_read) or v_read == 0.0:
             raise ValueError(f"v_read: must be a finite non-zero voltage, got {v_read!r}")
-        self.check_voltage("v_read", v_read)
+        self.check_voltage("v_read", v_read, self.limits.max_read_voltage)
 
     def check_compliance(self, compliance: float | None) -> None:
-        """ValueError unless compliance is None or in (0, limits.compliance_max] A."""
-        if compliance is not None and not (0 < compliance <= self.limits.compliance_max):
+        """ValueError unless compliance is None or in (0, limits.max_compliance] A."""
+        if compliance is not None and not (0 < compliance <= self.limits.max_compliance):
             raise ValueError(f"compliance: {compliance!r} A is outside the allowed range "
-                             f"(0, {self.limits.compliance_max:g}] A")
+                             f"(0, {self.limits.max_compliance:g}] A")
 
     def check_seconds(self, seconds: float) -> None:
         """ValueError unless seconds is finite and >= 0."""
@@ -217,7 +207,7 @@ class ArrayBackend(abc.ABC):
     def check_pulse(self, rows: IntArray, cols: IntArray, v: float | FloatArray, vg: float | FloatArray,
                     width: float | FloatArray, v_max: float | None = None) -> tuple[IntArray, IntArray]:
         """Every check a pulse call needs before anything is sent: cells, amplitude (|v| <= v_max,
-        default limits.v_max), gate and width. Returns the normalized cell indices."""
+        default limits.max_abs_voltage), gate and width. Returns the normalized cell indices."""
         r, c = self.check_cells(rows, cols)
         self.check_voltage("v", v, v_max)
         self.check_gate("vg", vg)
@@ -231,6 +221,8 @@ class ArrayBackend(abc.ABC):
         return currents if compliance is None else np.clip(currents, -compliance, compliance)
 
     def check_width(self, width: float | FloatArray) -> None:
+        """ValueError unless every pulse width is finite and in [min_pulse_width, max_pulse_width] s."""
+        lo, hi = self.limits.min_pulse_width, self.limits.max_pulse_width
         a = np.asarray(width, dtype=np.float64)
-        if not np.all(np.isfinite(a)) or (a.size and (a.min() < self.limits.width_min or a.max() > self.limits.width_max)):
-            raise ValueError(f"width: must lie in [{self.limits.width_min:g}, {self.limits.width_max:g}] s, got {width!r}")
+        if not np.all(np.isfinite(a)) or (a.size and (a.min() < lo or a.max() > hi)):
+            raise ValueError(f"width: must lie in [{lo:g}, {hi:g}] s, got {width!r}")

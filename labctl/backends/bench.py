@@ -6,12 +6,14 @@ import time
 import numpy as np
 
 from labctl.backends.base import ArrayBackend
+from labctl.core import reference as ref
 
 
 async def iteration_overhead(backend: ArrayBackend, *, iterations: int = 50, warmup: int = 5,
-                             row: int = 0, col: int = 0, v_set: float = 1.35, v_reset: float = -1.3,
-                             vg_set: float = 1.4, vg_reset: float = 3.3, width: float = 2.5e-6,
-                             v_read: float = 0.2, vg_read: float = 3.3) -> float:
+                             row: int = 0, col: int = 0, v_set: float = ref.OPEN_LOOP_V_SET,
+                             v_reset: float = ref.OPEN_LOOP_V_RESET, vg_set: float = ref.VG_SET,
+                             vg_reset: float = ref.VG_RESET, width: float = ref.PULSE_WIDTH,
+                             v_read: float = ref.V_READ, vg_read: float = ref.VG_READ) -> float:
     """Median host time of one closed-loop iteration on one cell, s: one pulse (set if the last
     read is below the target, else reset) and one verify read, minus the pulse width.
 

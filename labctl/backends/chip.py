@@ -21,15 +21,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import numpy as np
 
-from labctl.backends.base import (
-    ArrayBackend,
-    BackendInfo,
-    BackendLimits,
-    FloatArray,
-    IntArray,
-    ProgramOutcome,
-    ProgramSettings,
-)
+from labctl.backends.base import ArrayBackend, BackendInfo, FloatArray, IntArray, ProgramOutcome, ProgramSettings
+from labctl.core.limits import SafetyLimits
+from labctl.core.schemes import IdenticalScheme
 from labctl.protocols import messages as m
 from labctl.protocols.cells import Cells
 from labctl.protocols.client import ChipClient
@@ -63,7 +57,7 @@ class ChipBackend(ArrayBackend):
         self.baudrate = baudrate
         self.client: ChipClient | None = None
         self._info: BackendInfo | None = None
-        self._limits: BackendLimits | None = None
+        self._limits: SafetyLimits | None = None
         self._chip_info: m.InfoReply | None = None
         self._t0 = 0.0
 
@@ -75,7 +69,7 @@ class ChipBackend(ArrayBackend):
         return self._info
 
     @property
-    def limits(self) -> BackendLimits:  # type: ignore[override]
+    def limits(self) -> SafetyLimits:  # type: ignore[override]
         if self._limits is None:
             raise RuntimeError(f"chip controller {self.address}: not open (use `async with` or open())")
         return self._limits
@@ -100,8 +94,7 @@ class ChipBackend(ArrayBackend):
         info = client.info
         assert info is not None and client.hello is not None
         self._chip_info = info
-        self._limits = BackendLimits(v_max=info.v_max, vg_max=info.vg_max, width_min=info.width_min,
-                                     width_max=info.width_max, compliance_max=info.compliance_max)
+        self._limits = info.safety_limits
         self._info = BackendInfo(
             kind="chip", rows=info.rows, cols=info.cols,
             identity={"controller": client.hello.controller, "firmware": info.firmware,
@@ -209,18 +202,11 @@ class ChipBackend(ArrayBackend):
         if t.size and not (np.all(np.isfinite(t)) and t.min() > 0):
             raise ValueError("targets: conductances must be finite and > 0 S")
         s = settings
-        if not 0 < s.tolerance < 1:
-            raise ValueError(f"tolerance: {s.tolerance!r} is outside (0, 1) (relative, 0.02 = 2 %)")
+        # The client checks tolerance, read bias, gates, width and the scheme's amplitudes against the
+        # controller's INFO limits before anything is sent (labctl.protocols.limits); on the wire 0
+        # iterations means "the controller's default", which a caller of this backend never means.
         if not 1 <= s.max_iterations <= 1_000_000:
             raise ValueError(f"max_iterations: {s.max_iterations!r} is outside [1, 1000000]")
-        self.check_read_bias(s.v_read)
-        for name in ("vg_set", "vg_reset", "vg_read"):
-            self.check_gate(name, getattr(s, name))
-        self.check_width(s.width)
-        if s.v_set is not None and not 0 < s.v_set <= self.limits.v_max:
-            raise ValueError(f"v_set: {s.v_set!r} V is outside (0, {self.limits.v_max:g}] V")
-        if s.v_reset is not None and not -self.limits.v_max <= s.v_reset < 0:
-            raise ValueError(f"v_reset: {s.v_reset!r} V is outside [-{self.limits.v_max:g}, 0) V")
         g = np.empty(r.size)
         iterations = np.empty(r.size, dtype=np.int32)
         converged = np.empty(r.size, dtype=bool)
@@ -240,39 +226,38 @@ class ChipBackend(ArrayBackend):
         return self._chip_info
 
     def _check_read(self, v_read: float, vg: float) -> None:
-        info = self._require()
-        if not math.isfinite(v_read) or v_read == 0.0 or abs(v_read) > info.v_read_max:
-            raise ValueError(f"v_read: {v_read!r} V must be non-zero and within |V| <= {info.v_read_max:g} V")
+        self._require()
+        lim = self.limits.max_read_voltage or self.limits.max_abs_voltage  # INFO's v_read_max
+        if not math.isfinite(v_read) or v_read == 0.0 or abs(v_read) > lim:
+            raise ValueError(f"v_read: {v_read!r} V must be non-zero and within |V| <= {lim:g} V")
         self.check_gate("vg", vg)
 
     def _program_requests(self, r: IntArray, c: IntArray, t: FloatArray,
                           s: ProgramSettings) -> Iterator[tuple[IntArray, m.SchemeParams]]:
         """(cells, scheme block) per SET_TARGET_G request for these settings."""
-        reference = m.IdenticalPulse.reference()
-        if s.scheme == "identical":
-            table = reference
-            if s.v_set is not None or s.v_reset is not None:
-                k = len(reference.v_set)
-                table = m.IdenticalPulse(
-                    reference.g_low, reference.g_high,
-                    np.full(k, s.v_set) if s.v_set is not None else reference.v_set,
-                    np.full(k, s.v_reset) if s.v_reset is not None else reference.v_reset)
+        scheme = s.scheme
+        if isinstance(scheme, IdenticalScheme):
+            table = scheme.table
+            k = len(table.v_set)
+            block = m.IdenticalPulse(
+                np.asarray(table.g_low, float), np.asarray(table.g_high, float),
+                np.full(k, scheme.v_set) if scheme.v_set is not None else np.asarray(table.v_set, float),
+                np.full(k, scheme.v_reset) if scheme.v_reset is not None else np.asarray(table.v_reset, float))
             for sel in _passes(r, c, REPLY_BUDGET // 13):
-                yield sel, table
+                yield sel, block
             return
         # Incremental: one start amplitude per request, so cells whose start comes from the
-        # reference table go in one request per distinct (start set, start reset) pair.
-        ref_set, ref_reset = reference.voltages_for(t)
-        start_set = np.full(t.size, s.v_set) if s.v_set is not None else ref_set
-        start_reset = np.full(t.size, s.v_reset) if s.v_reset is not None else ref_reset
+        # per-range table go in one request per distinct (start set, start reset) pair.
+        start_set, start_reset = scheme.start_amplitudes(t)
         for sel in _passes(r, c, REPLY_BUDGET // 13):
             pairs, group = np.unique(np.stack([start_set[sel], start_reset[sel]], axis=1), axis=0,
                                      return_inverse=True)
             for k, (vs, vr) in enumerate(pairs):
                 # The controller's 16-bit counters: larger bounds are no bound in practice.
                 yield sel[group.reshape(-1) == k], m.IncrementalStep(
-                    float(vs), s.v_step_set, s.v_stop_set, float(vr), s.v_step_reset, s.v_stop_reset,
-                    max(0, min(s.max_per_polarity, 0xFFFF)), max(0, min(s.max_flips, 0xFFFF)))
+                    float(vs), scheme.v_step_set, scheme.v_stop_set, float(vr), scheme.v_step_reset,
+                    scheme.v_stop_reset, max(0, min(scheme.max_per_polarity, 0xFFFF)),
+                    max(0, min(scheme.max_flips, 0xFFFF)))
 
     @contextlib.asynccontextmanager
     async def _errors(self, command: str) -> AsyncIterator[None]:

@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import emulator
-from labctl.backends.base import (
-    ArrayBackend,
-    BackendInfo,
-    BackendLimits,
-    FloatArray,
-    IntArray,
-    ProgramOutcome,
-    ProgramSettings,
-)
+from labctl.backends.base import ArrayBackend, BackendInfo, FloatArray, IntArray, ProgramOutcome, ProgramSettings
+from labctl.core.limits import SafetyLimits
+from labctl.core.schemes import IncrementalScheme
+
+
+def device_limits(limits: emulator.Limits) -> SafetyLimits:
+    """The emulated array's rating (emulator.Limits) as safety limits. Its compliance is not rated:
+    the selector limits the current, a meter's limit only clips the reading (10 mA: an SMU's range)."""
+    return SafetyLimits(max_abs_voltage=limits.v_max, max_gate_voltage=limits.vg_max,
+                        min_pulse_width=limits.width_min, max_pulse_width=limits.width_max, max_compliance=10e-3)
 
 
 class EmulatorBackend(ArrayBackend):
@@ -19,9 +20,7 @@ class EmulatorBackend(ArrayBackend):
     def __init__(self, rows: int = 8, cols: int = 4, *, seed: int = 0, preset: str = "cmo-hfox",
                  array: emulator.Array | None = None) -> None:
         self.array = array if array is not None else emulator.Array(rows, cols, preset=preset, seed=seed)
-        lim = self.array.limits
-        self.limits = BackendLimits(v_max=lim.v_max, vg_max=lim.vg_max, width_min=lim.width_min,
-                                    width_max=lim.width_max)
+        self.limits = device_limits(self.array.limits)
         self.info = BackendInfo(kind="emulator", rows=self.array.rows, cols=self.array.cols,
                                 identity={"emulator": f"labctl emulator preset={self.array.preset.name} "
                                                       f"seed={self.array.seed}"},
@@ -63,10 +62,14 @@ class EmulatorBackend(ArrayBackend):
                       settings: ProgramSettings) -> ProgramOutcome:
         r, c = self.check_cells(rows, cols)
         s = settings
-        res = self.array.program(r, c, targets, s.tolerance, scheme=s.scheme, max_iterations=s.max_iterations,
-                                 v_set=s.v_set, v_reset=s.v_reset,
-                                 vg_set=s.vg_set, vg_reset=s.vg_reset, width=s.width, v_read=s.v_read,
-                                 vg_read=s.vg_read, v_step_set=s.v_step_set, v_step_reset=s.v_step_reset,
-                                 v_stop_set=s.v_stop_set, v_stop_reset=s.v_stop_reset,
-                                 max_per_polarity=s.max_per_polarity, max_flips=s.max_flips)
+        scheme = s.scheme
+        v_set, v_reset = scheme.start_amplitudes(targets)
+        steps: dict[str, float | int] = {}
+        if isinstance(scheme, IncrementalScheme):
+            steps = dict(v_step_set=scheme.v_step_set, v_step_reset=scheme.v_step_reset,
+                         v_stop_set=scheme.v_stop_set, v_stop_reset=scheme.v_stop_reset,
+                         max_per_polarity=scheme.max_per_polarity, max_flips=scheme.max_flips)
+        res = self.array.program(r, c, targets, s.tolerance, scheme=scheme.name, max_iterations=s.max_iterations,
+                                 v_set=v_set, v_reset=v_reset, vg_set=s.vg_set, vg_reset=s.vg_reset, width=s.width,
+                                 v_read=s.v_read, vg_read=s.vg_read, **steps)
         return ProgramOutcome(g=res.g, iterations=res.iterations, converged=res.converged)

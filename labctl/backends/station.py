@@ -31,7 +31,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from labctl.backends.base import ArrayBackend, BackendInfo, BackendLimits, FloatArray, IntArray
+from labctl.backends.base import ArrayBackend, BackendInfo, FloatArray, IntArray
+from labctl.core.limits import SafetyLimits
 from labctl.instruments import Keithley2450, Station, StationConfig
 from labctl.instruments.errors import InstrumentError
 
@@ -155,9 +156,9 @@ class StationBackend(ArrayBackend):
         smu, gate, pulse = (cfg.terminal_limits(t) for t in ("smu", "gate", "pulse"))
         #: Pulse amplitudes are limited by the pulse terminal, sweeps and reads by the SMU's.
         self.pulse_v_max = pulse.max_abs_voltage
-        self.limits = BackendLimits(v_max=smu.max_abs_voltage, vg_max=gate.max_abs_voltage,
-                                    width_min=0.0, width_max=pulse.max_pulse_width,
-                                    compliance_max=smu.max_compliance)
+        self.limits = SafetyLimits(max_abs_voltage=smu.max_abs_voltage, max_gate_voltage=gate.max_abs_voltage,
+                                   min_pulse_width=0.0, max_pulse_width=pulse.max_pulse_width,
+                                   max_compliance=smu.max_compliance)
         self.read_current_limit = read_current_limit or smu.max_compliance
         if not 0 < self.read_current_limit <= smu.max_compliance:
             raise ValueError(f"read_current_limit: {read_current_limit!r} A is outside "
@@ -182,10 +183,8 @@ class StationBackend(ArrayBackend):
             identity[name] = (f"{idn.manufacturer},{idn.model},{idn.serial},{idn.firmware}"
                               if idn is not None else inst.label)
         width = station.pulser.width.setting.validator
-        self.limits = BackendLimits(v_max=self.limits.v_max, vg_max=self.limits.vg_max,
-                                    width_min=float(getattr(width, "low", 0.0)),
-                                    width_max=min(self.limits.width_max, float(getattr(width, "high", math.inf))),
-                                    compliance_max=self.limits.compliance_max)
+        self.limits = self.limits.tightened(min_pulse_width=float(getattr(width, "low", 0.0)),
+                                            max_pulse_width=float(getattr(width, "high", math.inf)))
         self.info = BackendInfo(kind="station", rows=self.info.rows, cols=self.info.cols, identity=identity,
                                 native_program=False, virtual_clock=self.clock.virtual)
         smu_instrument = station.smu.instrument
@@ -220,7 +219,7 @@ class StationBackend(ArrayBackend):
         self.check_compliance(compliance)
         station = self._require()
         nplc, delay = self.sweep_timing(dwell)
-        limit = self.limits.compliance_max if compliance is None else compliance
+        limit = self.limits.max_compliance if compliance is None else compliance
         points = v.tolist()
         out = np.empty((r.size, v.size))
         for k, (row, col) in enumerate(zip(r.tolist(), c.tolist())):

@@ -4,16 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from labctl.backends.base import (
-    ArrayBackend,
-    BackendInfo,
-    BackendLimits,
-    FloatArray,
-    IntArray,
-    ProgramOutcome,
-    ProgramSettings,
-)
+from labctl.backends.base import ArrayBackend, BackendInfo, FloatArray, IntArray, ProgramOutcome, ProgramSettings
 from labctl.campaigns.model import BackendSpec, Limits
+from labctl.core.limits import SafetyLimits
 
 
 def make_backend(spec: BackendSpec) -> ArrayBackend:
@@ -67,6 +60,7 @@ class LimitedBackend(ArrayBackend):
     def __init__(self, inner: ArrayBackend, limits: Limits) -> None:
         self.inner = inner
         self.campaign_limits = limits
+        self._tightened: tuple[SafetyLimits, SafetyLimits] | None = None  # (inner limits, combined)
 
     # A hardware backend knows its size and limits only once open: read them from it when asked.
     @property  # type: ignore[override]
@@ -74,17 +68,20 @@ class LimitedBackend(ArrayBackend):
         return self.inner.info
 
     @property  # type: ignore[override]
-    def limits(self) -> BackendLimits:
-        il, cl = self.inner.limits, self.campaign_limits
-        return BackendLimits(v_max=min(il.v_max, cl.max_abs_voltage), vg_max=min(il.vg_max, cl.max_gate_voltage),
-                             width_min=il.width_min, width_max=min(il.width_max, cl.max_pulse_width),
-                             compliance_max=min(il.compliance_max, cl.max_compliance))
+    def limits(self) -> SafetyLimits:
+        inner = self.inner.limits
+        if self._tightened is None or self._tightened[0] is not inner:  # combined once per inner limits
+            cl = self.campaign_limits
+            self._tightened = (inner, inner.tightened(
+                max_abs_voltage=cl.max_abs_voltage, max_gate_voltage=cl.max_gate_voltage,
+                max_pulse_width=cl.max_pulse_width, max_compliance=cl.max_compliance))
+        return self._tightened[1]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
     def _check_vg(self, vg: float | FloatArray) -> None:
-        self.check_voltage("vg", vg, self.limits.vg_max)
+        self.check_voltage("vg", vg, self.limits.max_gate_voltage)
 
     async def open(self) -> None:
         await self.inner.open()
@@ -99,8 +96,8 @@ class LimitedBackend(ArrayBackend):
                     dwell: float = 1e-3, compliance: float | None = None) -> FloatArray:
         self.check_voltage("voltages", voltages)
         self._check_vg(vg)
-        if compliance is not None and compliance > self.limits.compliance_max:
-            raise ValueError(f"compliance: {compliance:g} A exceeds the limit {self.limits.compliance_max:g} A")
+        if compliance is not None and compliance > self.limits.max_compliance:
+            raise ValueError(f"compliance: {compliance:g} A exceeds the limit {self.limits.max_compliance:g} A")
         return await self.inner.sweep(rows, cols, voltages, vg, dwell, compliance)
 
     async def pulse(self, rows: IntArray, cols: IntArray, v: float | FloatArray, vg: float | FloatArray,
@@ -129,9 +126,12 @@ class LimitedBackend(ArrayBackend):
     async def program(self, rows: IntArray, cols: IntArray, targets: FloatArray,
                       settings: ProgramSettings) -> ProgramOutcome:
         s = settings
-        for name in ("v_stop_set", "v_stop_reset", "v_read"):
-            self.check_voltage(name, getattr(s, name))
+        self.check_voltage("v_read", s.v_read)
+        for name in ("v_set", "v_reset", "v_start_set", "v_start_reset", "v_stop_set", "v_stop_reset"):
+            value = getattr(s.scheme, name, None)
+            if value is not None:
+                self.check_voltage(name, value)
         for name in ("vg_set", "vg_reset", "vg_read"):
-            self.check_voltage(name, getattr(s, name), self.limits.vg_max)
+            self.check_voltage(name, getattr(s, name), self.limits.max_gate_voltage)
         self.check_width(s.width)
         return await self.inner.program(rows, cols, targets, settings)

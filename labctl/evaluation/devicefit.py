@@ -25,6 +25,10 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import sparse
 from scipy.optimize import least_squares
 
+from labctl.backends.base import ArrayBackend
+from labctl.core import reference as ref
+from labctl.routines.open_loop import OpenLoopParams, open_loop
+
 FloatArray = NDArray[np.float64]
 
 
@@ -291,28 +295,16 @@ class DevicePopulation:
         return {k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v) for k, v in asdict(self).items()}
 
 
-# REF §Open-loop: identical pulses V_set = 1.35 V (VG 1.4 V), V_reset = −1.3 V (VG 3.3 V), 2.5 µs each.
-OPEN_LOOP_SET = (1.35, 1.4, 2.5e-6)
-OPEN_LOOP_RESET = (-1.3, 3.3, 2.5e-6)
-
-
-async def measure_open_loop(backend: object, rows: ArrayLike, cols: ArrayLike, *, batch: int = 400,
-                            cycles: int = 2, alternating: int = 500,
-                            v_read: float = 0.2) -> tuple[FloatArray, NDArray[np.int8], FloatArray, NDArray[np.int8]]:
-    """REF §Open-loop on formed cells of an ArrayBackend: `cycles` x (batch up, batch down), then
-    `alternating` 1-up/1-down pulses, reading after every pulse. Returns (swing, swing_direction,
-    alternating, alternating_direction) in the layout fit_devices takes (conductances in S)."""
-    r = np.asarray(rows, dtype=np.int64)
-    c = np.asarray(cols, dtype=np.int64)
-    directions = np.tile(np.repeat(np.array([1, -1], dtype=np.int8), batch), cycles)
-    swing = np.empty((r.size, directions.size))
-    for k, d in enumerate(directions):
-        await backend.pulse(r, c, *(OPEN_LOOP_SET if d > 0 else OPEN_LOOP_RESET))  # type: ignore[attr-defined]
-        swing[:, k] = await backend.read(r, c, v_read)  # type: ignore[attr-defined]
-    alt_dir = np.resize(np.array([1, -1], dtype=np.int8), alternating)
-    alt = np.empty((r.size, alternating + 1))
-    alt[:, 0] = swing[:, -1]
-    for k, d in enumerate(alt_dir):
-        await backend.pulse(r, c, *(OPEN_LOOP_SET if d > 0 else OPEN_LOOP_RESET))  # type: ignore[attr-defined]
-        alt[:, k + 1] = await backend.read(r, c, v_read)  # type: ignore[attr-defined]
-    return swing, directions, alt, alt_dir
+async def measure_open_loop(backend: ArrayBackend, rows: ArrayLike, cols: ArrayLike, *,
+                            batch: int = ref.OPEN_LOOP_BATCH, cycles: int = 2,
+                            alternating: int = ref.OPEN_LOOP_ALTERNATING,
+                            v_read: float = ref.V_READ,
+                            ) -> tuple[FloatArray, NDArray[np.int8], FloatArray, NDArray[np.int8]]:
+    """REF §Open-loop on formed cells of an ArrayBackend (the routine labctl.routines.open_loop):
+    `cycles` x (batch up, batch down), then `alternating` 1-up/1-down pulses, reading after every
+    pulse. Returns (swing, swing_direction, alternating, alternating_direction) in the layout
+    fit_devices takes (conductances in S)."""
+    res = await open_loop(backend, np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64),
+                          OpenLoopParams(batch=batch, cycles=cycles, pulses=alternating, v_read=v_read,
+                                         keep_traces=True))
+    return res.swing, res.swing_directions, res.alternating, res.alternating_directions

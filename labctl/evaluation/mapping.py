@@ -88,10 +88,6 @@ def outputs_per_tile(scheme: Scheme, tile_cols: int) -> int:
     return n
 
 
-def physical_columns(scheme: Scheme, n_outputs: int) -> int:
-    return n_outputs + 1 if scheme == "offset" else 2 * n_outputs
-
-
 def weights_to_conductances(wn: ArrayLike, scheme: Scheme, g_range: ConductanceRange) -> NDArray[np.float64]:
     """Targets (S) of one tile for normalized weights `wn` (rows, outputs), |wn| <= 1, in the physical layout."""
     w = np.clip(np.asarray(wn, dtype=np.float64), -1.0, 1.0)

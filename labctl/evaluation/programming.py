@@ -3,8 +3,8 @@
 Tiles are placed side by side on the backend's array (shelf packing from column 0); when the array is
 full, the placed tiles are programmed and read back, and the next round reuses the array. Each round:
   1. prepare: cells that read as pristine (< `pristine_below` S) are formed and conditioned with the
-     reference procedure (REF §Forming: 0 → 3.6 V at VG = 1.2 V; then the negative sweep to −1.4 V at
-     VG = 3.3 V that raises the CMO conductance);
+     reference procedure (labctl.routines `form`, REF §Forming: 0 → 3.6 V at VG = 1.2 V; then the
+     negative sweep to −1.4 V at VG = 3.3 V that raises the CMO conductance);
   2. closed-loop program-and-verify to the targets (REF §Closed-loop programming), with the backend's
      native loop when it has one, else the routines' host loop;
   3. one read of every programmed cell: the measured conductances the MVM model starts from.
@@ -18,14 +18,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from labctl.backends.base import ArrayBackend, ProgramOutcome, ProgramSettings
+from labctl.core import reference as ref
 from labctl.evaluation.mapping import LayerMapping
 from labctl.evaluation.mvm import ProgrammedLayer
 from labctl.routines.base import RoutineContext
+from labctl.routines.forming import FormingParams, form, sweep_stages
+from labctl.routines.program import program_and_verify
 
-FORM_V_STOP = 3.6  # V, REF §Forming
-FORM_VG = 1.2  # V, REF §Forming (compliance through the selector)
-CONDITION_V_STOP = -1.4  # V, REF §Forming (negative sweep)
-CONDITION_VG = 3.3  # V
 SWEEP_STEP = 0.05  # V per point (chosen: coarse enough to be quick, fine enough to form every cell)
 
 
@@ -57,12 +56,6 @@ def place_tiles(mappings: Sequence[LayerMapping], rows: int, cols: int) -> list[
     return out
 
 
-def _ramp(v_stop: float, step: float = SWEEP_STEP) -> NDArray[np.float64]:
-    n = int(round(abs(v_stop) / step))
-    up = np.linspace(0.0, v_stop, n + 1)
-    return np.concatenate([up, up[-2::-1]])
-
-
 async def prepare_cells(backend: ArrayBackend, rows: NDArray[np.int64], cols: NDArray[np.int64],
                         pristine_below: float = 0.1e-6) -> int:
     """Form and condition the listed cells that read as pristine (below `pristine_below` S).
@@ -72,9 +65,8 @@ async def prepare_cells(backend: ArrayBackend, rows: NDArray[np.int64], cols: ND
     if not np.any(pristine):
         return 0
     r, c = rows[pristine], cols[pristine]
-    n = int(round(FORM_V_STOP / SWEEP_STEP))
-    await backend.sweep(r, c, np.linspace(0.0, FORM_V_STOP, n + 1), vg=FORM_VG)
-    await backend.sweep(r, c, _ramp(CONDITION_V_STOP), vg=CONDITION_VG)
+    await form(backend, r, c, FormingParams(step=SWEEP_STEP, chunk=r.size))
+    await sweep_stages(backend, r, c, (ref.NEGATIVE,), SWEEP_STEP)
     return int(pristine.sum())
 
 
@@ -83,8 +75,6 @@ async def program_cells(backend: ArrayBackend, rows: NDArray[np.int64], cols: ND
                         ctx: RoutineContext | None = None) -> ProgramOutcome:
     """Closed-loop program-and-verify (labctl.routines.program): the backend's native loop, else the
     routines' host loop."""
-    from labctl.routines.program import program_and_verify  # native loop where the backend has one
-
     return await program_and_verify(backend, rows, cols, targets, settings, ctx or RoutineContext())
 
 

@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
 from labctl.backends.base import ArrayBackend
+from labctl.core import reference as ref
 from labctl.puf import codes, extractor, health, prepare, responses
 from labctl.puf.helper import (
     VERSION,
@@ -44,6 +45,8 @@ from labctl.routines.base import RoutineContext
 
 log = logging.getLogger(__name__)
 
+_RACE = prepare.FormingRaceSettings()  # the forming race's defaults, in one place
+
 
 class EnrollParams(BaseModel):
     """Enrollment settings (SI units)."""
@@ -54,11 +57,11 @@ class EnrollParams(BaseModel):
     prepare: Literal["none", "form_set"] = Field(
         "none", description="form, reset and set the cells first (pairs, median); the forming method "
                             "always runs its forming race")
-    v_read: float = Field(0.2, gt=0, le=1.0, json_schema_extra={"unit": "V"})
-    vg: float = Field(3.3, ge=0, le=5.0, json_schema_extra={"unit": "V"})
+    v_read: float = Field(ref.V_READ, gt=0, le=1.0, json_schema_extra={"unit": "V"})
+    vg: float = Field(ref.VG_READ, ge=0, le=5.0, json_schema_extra={"unit": "V"})
     reads: int = Field(5, ge=1, le=1000, description="enrollment reads that find unstable bits")
     min_margin: float = Field(0.05, ge=0, lt=10, description="least relative conductance margin of a kept bit")
-    g_formed: float = Field(1e-6, gt=0, json_schema_extra={"unit": "S"})
+    g_formed: float = Field(_RACE.g_formed, gt=0, json_schema_extra={"unit": "S"})
     secret_bits: int = Field(128, ge=64, le=4096, multiple_of=8)
     key_length: int = Field(32, ge=16, le=64, description="key bytes")
     target_failure: float = Field(1e-6, gt=0, lt=1, description="key-failure probability the code is designed for")
@@ -69,10 +72,10 @@ class EnrollParams(BaseModel):
     claimed_entropy: float = Field(0.8, gt=0, le=1.0, description="min-entropy per raw bit claimed for the "
                                                                   "SP 800-90B health tests")
     health_tests: bool = True
-    forming_v_start: float = Field(2.8, gt=0, json_schema_extra={"unit": "V"})
-    forming_v_stop: float = Field(3.6, gt=0, json_schema_extra={"unit": "V"})
-    forming_v_step: float = Field(0.01, gt=0, json_schema_extra={"unit": "V"})
-    forming_vg: float = Field(1.2, gt=0, json_schema_extra={"unit": "V"})
+    forming_v_start: float = Field(_RACE.v_start, gt=0, json_schema_extra={"unit": "V"})
+    forming_v_stop: float = Field(_RACE.v_stop, gt=0, json_schema_extra={"unit": "V"})
+    forming_v_step: float = Field(_RACE.v_step, gt=0, json_schema_extra={"unit": "V"})
+    forming_vg: float = Field(_RACE.vg, gt=0, json_schema_extra={"unit": "V"})
 
     # campaign files check these against [limits] (labctl.campaigns.model)
     voltage_fields: ClassVar[tuple[str, ...]] = ("v_read", "forming_v_start", "forming_v_stop")

@@ -20,23 +20,26 @@ import numpy as np
 from numpy.typing import NDArray
 
 from labctl.backends.base import ArrayBackend
+from labctl.core import reference as ref
 from labctl.puf.responses import Cells
 from labctl.routines.base import RoutineContext
 
 
 @dataclass(frozen=True)
 class FormSetSettings:
-    """Quasi-static staircases (V) and gates (V) of `form_and_set`. Values from REF: forming sweeps
-    reach 3.6 V at VG = 1.2 V; the -1.5 V reset gives the HRS; the set at VG = 1.1 V gives the LRS."""
+    """Quasi-static staircases (V) and gates (V) of `form_and_set`. Values from REF
+    (labctl.core.reference): forming sweeps reach 3.6 V at VG = 1.2 V; the -1.5 V reset at VG = 3.3 V
+    gives the HRS; the set at VG = 1.1 V gives the LRS."""
 
-    form_v_stop: float = 3.6
-    form_vg: float = 1.2
-    reset_v_stop: float = -1.5
-    reset_vg: float = 3.3
+    form_v_stop: float = ref.FORMING.v_stop
+    form_vg: float = ref.FORMING.vg
+    reset_v_stop: float = ref.RESET.v_stop
+    reset_vg: float = ref.RESET.vg
+    # chosen: above REF's 1.3 V set sweep, so that every cell, not only the typical one, reaches its LRS
     set_v_stop: float = 1.5
-    set_vg: float = 1.1
+    set_vg: float = ref.SET.vg
     points: int = 3  # points per staircase; the cells' switching bounds, not the step count, set the state
-    dwell: float = 1e-3  # s per point
+    dwell: float = ref.QS_DWELL  # s per point
 
 
 async def form_and_set(backend: ArrayBackend, cells: Cells, settings: FormSetSettings | None = None,
@@ -57,14 +60,15 @@ async def form_and_set(backend: ArrayBackend, cells: Cells, settings: FormSetSet
 
 @dataclass(frozen=True)
 class FormingRaceSettings:
-    """Staircase of the forming race (V), its gate (V), and the read that detects forming."""
+    """Staircase of the forming race (V), its gate (V), and the read that detects forming (REF values
+    from labctl.core.reference; the race starts below the lowest forming voltage, chosen)."""
 
     v_start: float = 2.8
-    v_stop: float = 3.6
-    v_step: float = 0.01
-    vg: float = 1.2
-    v_read: float = 0.2
-    vg_read: float = 3.3
+    v_stop: float = ref.FORMING.v_stop
+    v_step: float = ref.QS_STEP
+    vg: float = ref.FORMING.vg
+    v_read: float = ref.V_READ
+    vg_read: float = ref.VG_READ
     g_formed: float = 1e-6  # S: a formed cell reads >= 4 uS (REF HRS ~ 256 kOhm); pristine ~ 1 nS
 
 

@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 from pydantic import Field
 
 from labctl.backends.base import ArrayBackend
+from labctl.core import reference as ref
 from labctl.routines.base import RoutineContext
 from labctl.routines.params import RoutineParams, cell_arrays, chunks
 from labctl.routines.results import RoutineResult, nanstat, scalar
@@ -28,12 +29,12 @@ class EnduranceParams(RoutineParams):
     check_every: int = Field(10, ge=1, description="cycles between two window checks")
     pulses_per_switch: int = Field(10, ge=1, le=10_000, description="pulses per set or reset half cycle")
     v_set: float = Field(1.5, gt=0, description="set amplitude, V")
-    vg_set: float = Field(1.4, ge=0, description="gate during set pulses, V")
+    vg_set: float = Field(ref.VG_SET, ge=0, description="gate during set pulses, V")
     v_reset: float = Field(-1.5, lt=0, description="reset amplitude, V")
-    vg_reset: float = Field(3.3, ge=0, description="gate during reset pulses, V")
-    width: float = Field(2.5e-6, gt=0, description="pulse width, s")
-    v_read: float = Field(0.2, description="read bias, V")
-    vg_read: float = Field(3.3, ge=0, description="gate during reads, V")
+    vg_reset: float = Field(ref.VG_RESET, ge=0, description="gate during reset pulses, V")
+    width: float = Field(ref.PULSE_WIDTH, gt=0, description="pulse width, s")
+    v_read: float = Field(ref.V_READ, description="read bias, V")
+    vg_read: float = Field(ref.VG_READ, ge=0, description="gate during reads, V")
     # chosen: a 2× window is about the least a one-bit read separates given device-to-device spread
     min_ratio: float = Field(2.0, gt=1, description="window closed when G_on / G_off < min_ratio")
 

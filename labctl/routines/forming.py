@@ -8,16 +8,18 @@ reset (−1.5 V, VG 3.3 V) and one set (+1.3 V, VG 1.1 V) sweep; reads every cel
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field
 
-from emulator.reference import QS_DWELL, QS_STEP, ramp
 from labctl.backends.base import ArrayBackend
+from labctl.core import reference as ref
+from labctl.core.reference import QS_DWELL, QS_STEP, QuasiStaticSweep, ramp
 from labctl.routines.base import RoutineContext
-from labctl.routines.metrics import forming_metrics
+from labctl.routines.metrics import FormingMetrics, forming_metrics
 from labctl.routines.params import RoutineParams, cell_arrays, chunks
 from labctl.routines.results import RoutineResult, nanstat, scalar
 
@@ -27,15 +29,13 @@ from labctl.routines.results import RoutineResult, nanstat, scalar
 class FormingParams(RoutineParams):
     """REF §Forming: sweep 0 → v_stop with the gate at vg (compliance through the selector)."""
 
-    v_stop: float = Field(3.6, gt=0, description="end of the rising sweep, V (REF 3.6 V)")
+    v_stop: float = Field(ref.FORMING.v_stop, gt=0, description="end of the rising sweep, V (REF 3.6 V)")
     step: float = Field(QS_STEP, gt=0, le=0.5, description="sweep step, V")
     dwell: float = Field(QS_DWELL, gt=0, description="time per sweep point, s")
-    vg: float = Field(1.2, ge=0, description="gate voltage during forming, V (REF 1.2 V)")
-    # chosen: above the selector's saturation current at VG 1.2 V (~0.8 mA), so the gate and not the
-    # SMU limits the cell, as in REF; the SMU limit only protects against a shorted selector.
-    compliance: float = Field(1e-3, gt=0, description="SMU current limit, A")
-    r_ds: float = Field(800.0, ge=0, description="selector triode resistance at vg, ohm (REF ≈ 0.8 kΩ)")
-    min_jump: float = Field(20e-6, gt=0, description="smallest current step that counts as forming, A")
+    vg: float = Field(ref.FORMING.vg, ge=0, description="gate voltage during forming, V (REF 1.2 V)")
+    compliance: float = Field(ref.FORMING_COMPLIANCE, gt=0, description="SMU current limit, A")
+    r_ds: float = Field(ref.R_DS, ge=0, description="selector triode resistance at vg, ohm (REF ≈ 0.8 kΩ)")
+    min_jump: float = Field(ref.FORMING_MIN_JUMP, gt=0, description="smallest current step that counts as forming, A")
 
     voltage_fields = ("v_stop",)
     gate_fields = ("vg",)
@@ -43,21 +43,12 @@ class FormingParams(RoutineParams):
 
 
 @dataclass(frozen=True)
-class FormingResult(RoutineResult):
-    """Per cell (shape (n,)): forming voltage of the 1T1R cell (V), forming current (A), ReRAM forming
-    voltage (V) and whether it formed (NaN where it did not)."""
+class FormingResult(RoutineResult, FormingMetrics):
+    """Per cell (shape (n,)): the forming figures (FormingMetrics: forming voltage of the 1T1R cell V,
+    forming current A, ReRAM forming voltage V, formed; NaN where it did not form) and the cell."""
 
     rows: NDArray[np.int64]
     cols: NDArray[np.int64]
-    v_form_1t1r: NDArray[np.float64]
-    i_form: NDArray[np.float64]
-    v_form_reram: NDArray[np.float64]
-    formed: NDArray[np.bool_]
-
-    @property
-    def yield_fraction(self) -> float:
-        """Fraction of the listed cells that formed."""
-        return float(np.mean(self.formed)) if self.formed.size else 0.0
 
     def summary(self) -> dict[str, float | int | bool | str | None]:
         return {
@@ -110,16 +101,16 @@ async def form(backend: ArrayBackend, rows: object, cols: object, params: Formin
 class ConditionParams(RoutineParams):
     """REF §Forming / §Quasi-static: negative sweep, then one reset and one set sweep (forward and back)."""
 
-    v_negative: float = Field(-1.4, lt=0, description="negative sweep after forming, V (REF −1.4 V)")
-    vg_negative: float = Field(3.3, ge=0, description="gate during the negative sweep, V (REF 3.3 V)")
-    v_reset: float = Field(-1.5, lt=0, description="reset sweep end, V (REF −1.5 V)")
-    vg_reset: float = Field(3.3, ge=0, description="gate during reset, V (REF 3.3 V)")
-    v_set: float = Field(1.3, gt=0, description="set sweep end, V (REF +1.3 V)")
-    vg_set: float = Field(1.1, ge=0, description="gate during set (compliance), V (REF 1.1 V)")
+    v_negative: float = Field(ref.NEGATIVE.v_stop, lt=0, description="negative sweep after forming, V (REF −1.4 V)")
+    vg_negative: float = Field(ref.NEGATIVE.vg, ge=0, description="gate during the negative sweep, V (REF 3.3 V)")
+    v_reset: float = Field(ref.RESET.v_stop, lt=0, description="reset sweep end, V (REF −1.5 V)")
+    vg_reset: float = Field(ref.RESET.vg, ge=0, description="gate during reset, V (REF 3.3 V)")
+    v_set: float = Field(ref.SET.v_stop, gt=0, description="set sweep end, V (REF +1.3 V)")
+    vg_set: float = Field(ref.SET.vg, ge=0, description="gate during set (compliance), V (REF 1.1 V)")
     step: float = Field(QS_STEP, gt=0, le=0.5, description="sweep step, V")
     dwell: float = Field(QS_DWELL, gt=0, description="time per sweep point, s")
-    v_read: float = Field(0.2, description="read bias, V (REF 0.2 V)")
-    vg_read: float = Field(3.3, ge=0, description="gate during reads, V")
+    v_read: float = Field(ref.V_READ, description="read bias, V (REF 0.2 V)")
+    vg_read: float = Field(ref.VG_READ, ge=0, description="gate during reads, V")
 
     voltage_fields = ("v_negative", "v_reset", "v_set", "v_read")
     gate_fields = ("vg_negative", "vg_reset", "vg_set", "vg_read")
@@ -137,6 +128,21 @@ class ConditionResult(RoutineResult):
         return {"cells": int(self.g.size), "g_mean_S": nanstat(np.mean, self.g), "g_std_S": nanstat(np.std, self.g)}
 
 
+async def sweep_stages(backend: ArrayBackend, rows: NDArray[np.int64], cols: NDArray[np.int64],
+                       stages: Sequence[QuasiStaticSweep], step: float = QS_STEP, dwell: float = QS_DWELL,
+                       ctx: RoutineContext | None = None) -> None:
+    """Each stage's quasi-static sweep (`step` V per point, `dwell` s each) on the listed cells, in order.
+
+    The conditioning of `condition` and of whoever prepares cells the same way (evaluation, emulated
+    test arrays). Emits a "condition_sweep" batch (v, i, stage k) per stage to `ctx` when given."""
+    for k, stage in enumerate(stages):
+        v = stage.voltages(step)
+        i = await backend.sweep(rows, cols, v, stage.vg, dwell)
+        if ctx is not None:
+            await ctx.emit("condition_sweep", rows, cols, await backend.now(), v=np.broadcast_to(v, i.shape), i=i,
+                           stage=np.full(i.shape[0], k))
+
+
 async def condition(backend: ArrayBackend, rows: object, cols: object, params: ConditionParams | None = None,
                     ctx: RoutineContext | None = None) -> ConditionResult:
     """Condition formed cells (negative, reset and set sweeps) and read them.
@@ -148,14 +154,11 @@ async def condition(backend: ArrayBackend, rows: object, cols: object, params: C
     r, c = cell_arrays(backend, rows, cols)
     n = r.size
     g = np.empty(n)
-    stages = ((p.v_negative, p.vg_negative), (p.v_reset, p.vg_reset), (p.v_set, p.vg_set))
+    stages = (QuasiStaticSweep(p.v_negative, p.vg_negative), QuasiStaticSweep(p.v_reset, p.vg_reset),
+              QuasiStaticSweep(p.v_set, p.vg_set))
     ctx.progress(0, n, "conditioning")
     for s in chunks(n, p.chunk):
-        for k, (v_end, vg) in enumerate(stages):
-            v = ramp(v_end, p.step)
-            i = await backend.sweep(r[s], c[s], v, vg, p.dwell)
-            await ctx.emit("condition_sweep", r[s], c[s], await backend.now(), v=np.broadcast_to(v, i.shape), i=i,
-                           stage=np.full(i.shape[0], k))
+        await sweep_stages(backend, r[s], c[s], stages, p.step, p.dwell, ctx)
         g[s] = await backend.read(r[s], c[s], p.v_read, p.vg_read)
         await ctx.emit("read", r[s], c[s], await backend.now(), g=g[s])
         ctx.progress(s.stop, n, "conditioning")

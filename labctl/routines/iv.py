@@ -11,8 +11,9 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field
 
-from emulator.reference import QS_DWELL, QS_STEP, ramp
 from labctl.backends.base import ArrayBackend
+from labctl.core import reference as ref
+from labctl.core.reference import QS_DWELL, QS_STEP, ramp
 from labctl.routines.base import RoutineContext
 from labctl.routines.params import RoutineParams, cell_arrays, chunks
 from labctl.routines.results import RoutineResult, nanstat, scalar
@@ -21,16 +22,16 @@ from labctl.routines.results import RoutineResult, nanstat, scalar
 class IVParams(RoutineParams):
     """REF §Quasi-static switching: cycles of reset and set sweeps, each followed by a read."""
 
-    cycles: int = Field(5, ge=1, le=100_000, description="set/reset cycles per cell (REF 5)")
-    v_reset: float = Field(-1.5, lt=0, description="reset sweep end, V (REF −1.5 V)")
-    vg_reset: float = Field(3.3, ge=0, description="gate during reset, V (REF 3.3 V)")
-    v_set: float = Field(1.3, gt=0, description="set sweep end, V (REF +1.3 V)")
-    vg_set: float = Field(1.1, ge=0, description="gate during set, V (REF 1.1 V)")
+    cycles: int = Field(ref.QS_CYCLES, ge=1, le=100_000, description="set/reset cycles per cell (REF 5)")
+    v_reset: float = Field(ref.RESET.v_stop, lt=0, description="reset sweep end, V (REF −1.5 V)")
+    vg_reset: float = Field(ref.RESET.vg, ge=0, description="gate during reset, V (REF 3.3 V)")
+    v_set: float = Field(ref.SET.v_stop, gt=0, description="set sweep end, V (REF +1.3 V)")
+    vg_set: float = Field(ref.SET.vg, ge=0, description="gate during set, V (REF 1.1 V)")
     step: float = Field(QS_STEP, gt=0, le=0.5, description="sweep step, V")
     dwell: float = Field(QS_DWELL, gt=0, description="time per sweep point, s")
     compliance: float | None = Field(None, gt=0, description="SMU current limit, A (None: backend maximum)")
-    v_read: float = Field(0.2, description="read bias of the HRS/LRS extraction, V (REF 0.2 V)")
-    vg_read: float = Field(3.3, ge=0, description="gate during reads, V")
+    v_read: float = Field(ref.V_READ, description="read bias of the HRS/LRS extraction, V (REF 0.2 V)")
+    vg_read: float = Field(ref.VG_READ, ge=0, description="gate during reads, V")
 
     voltage_fields = ("v_reset", "v_set", "v_read")
     gate_fields = ("vg_reset", "vg_set", "vg_read")

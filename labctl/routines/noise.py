@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 from pydantic import Field
 
 from labctl.backends.base import ArrayBackend
+from labctl.core import reference as ref
 from labctl.routines.base import RoutineContext
 from labctl.routines.metrics import ProgrammingNoise, programming_noise as noise_by_level
 from labctl.routines.params import REFERENCE_WINDOW, RoutineParams, cell_arrays, chunks
@@ -22,7 +23,7 @@ from labctl.routines.program import ClosedLoopParams, ClosedLoopResult, program
 from labctl.routines.results import RoutineResult, nanstat, scalar
 
 #: REF §Closed-loop: "35 levels between ≈10 and ≈90 µS", S.
-REFERENCE_LEVELS: list[float] = np.linspace(*REFERENCE_WINDOW, 35).tolist()
+REFERENCE_LEVELS: list[float] = np.linspace(*REFERENCE_WINDOW, ref.LEVELS).tolist()
 
 
 class ProgrammingNoiseParams(RoutineParams):
@@ -95,8 +96,8 @@ class ReadNoiseParams(RoutineParams):
 
     repeats: int = Field(100, ge=2, le=1_000_000, description="reads per cell")
     interval: float = Field(0.0, ge=0, description="time between two reads of a cell, s (0: back to back)")
-    v_read: float = Field(0.2, description="read bias, V (REF 0.2 V)")
-    vg_read: float = Field(3.3, ge=0, description="gate during reads, V")
+    v_read: float = Field(ref.V_READ, description="read bias, V (REF 0.2 V)")
+    vg_read: float = Field(ref.VG_READ, ge=0, description="gate during reads, V")
 
     voltage_fields = ("v_read",)
     gate_fields = ("vg_read",)

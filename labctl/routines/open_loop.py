@@ -10,6 +10,7 @@ read at 0.2 V:
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,8 +18,9 @@ from numpy.typing import NDArray
 from pydantic import Field
 
 from labctl.backends.base import ArrayBackend
+from labctl.core import reference as ref
 from labctl.routines.base import RoutineContext
-from labctl.routines.metrics import open_loop_metrics, swing_extremes, symmetry_point_metrics
+from labctl.routines.metrics import OpenLoopMetrics, open_loop_metrics, swing_extremes, symmetry_point_metrics
 from labctl.routines.params import RoutineParams, cell_arrays, chunks
 from labctl.routines.results import RoutineResult, nanstat
 
@@ -26,13 +28,13 @@ from labctl.routines.results import RoutineResult, nanstat
 class PulseParams(RoutineParams):
     """The identical open-loop pulses and the read after each (REF §Open-loop)."""
 
-    v_set: float = Field(1.35, gt=0, description="set (up) amplitude, V (REF 1.35 V)")
-    vg_set: float = Field(1.4, ge=0, description="gate during set pulses, V (REF 1.4 V)")
-    v_reset: float = Field(-1.3, lt=0, description="reset (down) amplitude, V (REF −1.3 V)")
-    vg_reset: float = Field(3.3, ge=0, description="gate during reset pulses, V (REF 3.3 V)")
-    width: float = Field(2.5e-6, gt=0, description="pulse width, s (REF 2.5 µs)")
-    v_read: float = Field(0.2, description="read bias, V (REF 0.2 V)")
-    vg_read: float = Field(3.3, ge=0, description="gate during reads, V")
+    v_set: float = Field(ref.OPEN_LOOP_V_SET, gt=0, description="set (up) amplitude, V (REF 1.35 V)")
+    vg_set: float = Field(ref.OPEN_LOOP_VG_SET, ge=0, description="gate during set pulses, V (REF 1.4 V)")
+    v_reset: float = Field(ref.OPEN_LOOP_V_RESET, lt=0, description="reset (down) amplitude, V (REF −1.3 V)")
+    vg_reset: float = Field(ref.OPEN_LOOP_VG_RESET, ge=0, description="gate during reset pulses, V (REF 3.3 V)")
+    width: float = Field(ref.PULSE_WIDTH, gt=0, description="pulse width, s (REF 2.5 µs)")
+    v_read: float = Field(ref.V_READ, description="read bias, V (REF 0.2 V)")
+    vg_read: float = Field(ref.VG_READ, ge=0, description="gate during reads, V")
     keep_traces: bool = Field(True, description="keep the read traces in the result (memory: 8 B per read)")
 
     voltage_fields = ("v_set", "v_reset", "v_read")
@@ -43,7 +45,7 @@ class PulseParams(RoutineParams):
 class PulseTrainParams(PulseParams):
     """`cycles` × (`batch` up pulses, then `batch` down pulses) (REF: 400 up / 400 down)."""
 
-    batch: int = Field(400, ge=1, le=1_000_000, description="pulses per batch (REF 400)")
+    batch: int = Field(ref.OPEN_LOOP_BATCH, ge=1, le=1_000_000, description="pulses per batch (REF 400)")
     cycles: int = Field(2, ge=1, le=10_000, description="up/down batch pairs")
 
     def swing_directions(self) -> NDArray[np.int8]:
@@ -54,7 +56,7 @@ class PulseTrainParams(PulseParams):
 class SymmetryPointParams(PulseParams):
     """`pulses` pulses alternating 1 up / 1 down (REF 500); the first `settle` are discarded."""
 
-    pulses: int = Field(500, ge=3, le=1_000_000, description="alternating pulses (REF 500)")
+    pulses: int = Field(ref.OPEN_LOOP_ALTERNATING, ge=3, le=1_000_000, description="alternating pulses (REF 500)")
     settle: int | None = Field(None, ge=0, description="pulses discarded while settling (None: first half)")
 
     def alternating_directions(self) -> NDArray[np.int8]:
@@ -190,20 +192,12 @@ async def symmetry_point(backend: ArrayBackend, rows: object, cols: object,
 
 
 @dataclass(frozen=True)
-class OpenLoopResult(RoutineResult):
-    """Per cell (shape (n,)): REF §Open-loop metrics (conductances in S, N_states / SP skew / NSR
-    dimensionless); traces (n, pulses) and (n, alternating + 1) only when keep_traces."""
+class OpenLoopResult(RoutineResult, OpenLoopMetrics):
+    """Per cell (shape (n,)): REF §Open-loop metrics (OpenLoopMetrics: conductances in S, N_states / SP
+    skew / NSR dimensionless), the cell; traces (n, pulses) and (n, alternating + 1) only when keep_traces."""
 
     rows: NDArray[np.int64]
     cols: NDArray[np.int64]
-    g_max: NDArray[np.float64]
-    g_min: NDArray[np.float64]
-    g_sp: NDArray[np.float64]
-    dg_sp: NDArray[np.float64]
-    dg_sp_std: NDArray[np.float64]
-    n_states: NDArray[np.float64]
-    sp_skew: NDArray[np.float64]
-    nsr: NDArray[np.float64]
     swing_directions: NDArray[np.int8]
     swing: NDArray[np.float64]
     alternating_directions: NDArray[np.int8]
@@ -241,7 +235,7 @@ async def open_loop(backend: ArrayBackend, rows: object, cols: object, params: O
     ad = p.alternating_directions()
     per_cell = sd.size + ad.size
     total = n * per_cell
-    fields = {k: np.empty(n) for k in ("g_max", "g_min", "g_sp", "dg_sp", "dg_sp_std", "n_states", "sp_skew", "nsr")}
+    fields = {f.name: np.empty(n) for f in dataclasses.fields(OpenLoopMetrics)}
     swing = np.empty((n, sd.size)) if p.keep_traces else np.empty((n, 0))
     alternating = np.empty((n, ad.size + 1)) if p.keep_traces else np.empty((n, 0))
     ctx.progress(0, total, "open loop")

@@ -19,12 +19,15 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-if TYPE_CHECKING:
-    from labctl.backends.base import ArrayBackend, BackendLimits
+from labctl.core.reference import WINDOW
 
-#: Conductance window the reference device is programmed in (REF §Closed-loop programming:
-#: "35 levels between ≈10 and ≈90 µS"; the per-range pulse table covers 10–90 µS), S.
-REFERENCE_WINDOW: tuple[float, float] = (10e-6, 90e-6)
+from labctl.core.limits import SafetyLimits
+
+if TYPE_CHECKING:
+    from labctl.backends.base import ArrayBackend
+
+#: Conductance window the reference device is programmed in (labctl.core.reference.WINDOW), S.
+REFERENCE_WINDOW: tuple[float, float] = WINDOW
 
 #: Default number of cells handled between two safe points (chosen: large enough that vectorized
 #: backends keep their speed, small enough that a sweep's currents of one chunk stay ~10 MB).
@@ -56,29 +59,30 @@ class RoutineParams(BaseModel):
                 raise ValueError(f"{name}: must be a non-zero bias, got 0 V")
         return self
 
-    def check_limits(self, limits: BackendLimits) -> None:
+    def check_limits(self, limits: SafetyLimits) -> None:
         """Refuse values beyond the backend's safety limits (ValueError naming the field and limit).
 
         Nested parameter models (e.g. the programming step of a relaxation) are checked too.
         """
         for name in self.voltage_fields:
             v = getattr(self, name)
-            if v is not None and not abs(v) <= limits.v_max:
-                raise ValueError(f"{name}: {v:g} V exceeds the backend limit |V| <= {limits.v_max:g} V")
+            if v is not None and not abs(v) <= limits.max_abs_voltage:
+                raise ValueError(f"{name}: {v:g} V exceeds the backend limit |V| <= {limits.max_abs_voltage:g} V")
         for name in self.gate_fields:
             v = getattr(self, name)
-            if v is not None and not 0.0 <= v <= limits.vg_max:
-                raise ValueError(f"{name}: {v:g} V is outside the backend's gate range [0, {limits.vg_max:g}] V")
+            if v is not None and not 0.0 <= v <= limits.max_gate_voltage:
+                raise ValueError(f"{name}: {v:g} V is outside the backend's gate range "
+                                 f"[0, {limits.max_gate_voltage:g}] V")
         for name in self.width_fields:
             w = getattr(self, name)
-            if w is not None and not limits.width_min <= w <= limits.width_max:
+            if w is not None and not limits.min_pulse_width <= w <= limits.max_pulse_width:
                 raise ValueError(f"{name}: {w:g} s is outside the backend's pulse widths "
-                                 f"[{limits.width_min:g}, {limits.width_max:g}] s")
+                                 f"[{limits.min_pulse_width:g}, {limits.max_pulse_width:g}] s")
         for name in self.compliance_fields:
             c = getattr(self, name)
-            if c is not None and not 0.0 < c <= limits.compliance_max:
+            if c is not None and not 0.0 < c <= limits.max_compliance:
                 raise ValueError(f"{name}: {c:g} A is outside the backend's compliance range "
-                                 f"(0, {limits.compliance_max:g}] A")
+                                 f"(0, {limits.max_compliance:g}] A")
         for name in type(self).model_fields:
             sub = getattr(self, name)
             if isinstance(sub, RoutineParams):

@@ -3,13 +3,14 @@
 `program`: the identical-pulse scheme of REF. Every listed cell is first reset by a quasi-static sweep
 0 → −1.5 V → 0 (VG 3.3 V); then, per cell, until the verify read is inside target ± tolerance·target:
 read at 0.2 V; below the range one SET pulse, above it one RESET pulse, with fixed amplitudes chosen by
-target range (emulator.array.reference_pulse_voltages: 10–30 µS 1.35 / −1.5 V, 30–60 µS 1.35 / −1.3 V,
+target range (labctl.core.reference.PULSE_TABLE: 10–30 µS 1.35 / −1.5 V, 30–60 µS 1.35 / −1.3 V,
 60–90 µS 1.5 / −1.3 V), gates 1.4 V (set) and 3.3 V (reset), 2.5 µs. At most `max_iterations` verify
 reads per cell; the last one is not followed by a pulse.
 
 `program_incremental`: the older alternative: amplitudes start at v_start_* and grow by v_step_* per
 pulse of one polarity up to v_stop_*, restarting on a polarity flip; at most `max_per_polarity`
-pulses in a row and `max_flips` flips per cell.
+pulses in a row and `max_flips` flips per cell (labctl.core.schemes.IncrementalScheme, whose
+defaults these are).
 
 The loop runs natively where the backend has one (`backend.program`, SET_TARGET_G). Otherwise the host
 runs it, vectorized over all unconverged cells at each iteration, issuing per cell exactly the
@@ -28,9 +29,10 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field, model_validator
 
-from emulator.array import reference_pulse_voltages
-from emulator.reference import QS_DWELL, ramp
 from labctl.backends.base import ArrayBackend, ProgramOutcome, ProgramSettings
+from labctl.core import reference as ref
+from labctl.core.reference import QS_DWELL, ramp
+from labctl.core.schemes import IdenticalScheme, IncrementalScheme, Scheme
 from labctl.routines.base import RoutineContext
 from labctl.routines.params import REFERENCE_WINDOW, RoutineParams, cell_arrays, check_window, chunks
 from labctl.routines.results import RoutineResult, nanstat, scalar
@@ -46,19 +48,18 @@ class _ClosedLoopBase(RoutineParams):
     levels: list[float] | None = Field(
         None, description="target levels, S, assigned to the listed cells in turn (cell k gets level k mod L)")
     window: tuple[float, float] = Field(REFERENCE_WINDOW, description="programmable conductance window, S")
-    tolerance: float = Field(0.02, gt=0, lt=1, description="acceptance range, fraction of the target (REF 2 %, 0.2 %)")
-    max_iterations: int = Field(500, ge=1, le=1_000_000, description="verify reads per cell")
-    vg_set: float = Field(1.4, ge=0, description="gate during set pulses, V (REF 1.4 V)")
-    vg_reset: float = Field(3.3, ge=0, description="gate during reset pulses, V (REF 3.3 V)")
-    width: float = Field(2.5e-6, gt=0, description="pulse width, s (REF 2.5 µs)")
-    v_read: float = Field(0.2, description="verify read bias, V (REF 0.2 V)")
-    vg_read: float = Field(3.3, ge=0, description="gate during verify reads, V (REF 3.3 V)")
+    tolerance: float = Field(ref.TOLERANCE, gt=0, lt=1,
+                             description="acceptance range, fraction of the target (REF 2 %, 0.2 %)")
+    max_iterations: int = Field(ref.MAX_ITERATIONS, ge=1, le=1_000_000, description="verify reads per cell")
+    vg_set: float = Field(ref.VG_SET, ge=0, description="gate during set pulses, V (REF 1.4 V)")
+    vg_reset: float = Field(ref.VG_RESET, ge=0, description="gate during reset pulses, V (REF 3.3 V)")
+    width: float = Field(ref.PULSE_WIDTH, gt=0, description="pulse width, s (REF 2.5 µs)")
+    v_read: float = Field(ref.V_READ, description="verify read bias, V (REF 0.2 V)")
+    vg_read: float = Field(ref.VG_READ, ge=0, description="gate during verify reads, V (REF 3.3 V)")
     reset_first: bool = Field(True, description="reset sweep of the listed cells before programming (REF)")
-    reset_v: float = Field(-1.5, lt=0, description="end of the reset sweep, V (REF −1.5 V)")
-    reset_vg: float = Field(3.3, ge=0, description="gate during the reset sweep, V")
-    # The reset only has to reach reset_v slowly (REF: "quasi-static sweep 0 → −1.5 V"), one way; 20 mV
-    # points keep it quasi-static at a quarter of the points of a 10 mV there-and-back sweep.
-    sweep_step: float = Field(0.02, gt=0, le=0.5, description="reset sweep step, V")
+    reset_v: float = Field(ref.PROGRAM_RESET.v_stop, lt=0, description="end of the reset sweep, V (REF −1.5 V)")
+    reset_vg: float = Field(ref.PROGRAM_RESET.vg, ge=0, description="gate during the reset sweep, V")
+    sweep_step: float = Field(ref.PROGRAM_RESET_STEP, gt=0, le=0.5, description="reset sweep step, V")
     sweep_dwell: float = Field(QS_DWELL, gt=0, description="time per reset sweep point, s")
     loop: LoopChoice = Field("auto", description="native (SET_TARGET_G), host, or native where available")
 
@@ -91,11 +92,14 @@ class _ClosedLoopBase(RoutineParams):
             raise ValueError(f"targets: {t.size} values given for {n} cells (give one per cell, or one for all)")
         return t.copy()
 
-    def settings(self) -> ProgramSettings:  # pragma: no cover - each scheme defines it
+    def scheme(self) -> Scheme:  # pragma: no cover - each scheme defines it
         raise NotImplementedError
 
-    def start_amplitudes(self, targets: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        raise NotImplementedError  # pragma: no cover
+    def settings(self) -> ProgramSettings:
+        """The same loop as backend settings (for a native SET_TARGET_G)."""
+        return ProgramSettings(tolerance=self.tolerance, max_iterations=self.max_iterations, vg_set=self.vg_set,
+                               vg_reset=self.vg_reset, width=self.width, v_read=self.v_read, vg_read=self.vg_read,
+                               scheme=self.scheme())
 
 
 class ClosedLoopParams(_ClosedLoopBase):
@@ -106,35 +110,33 @@ class ClosedLoopParams(_ClosedLoopBase):
 
     voltage_fields = _ClosedLoopBase.voltage_fields + ("v_set", "v_reset")
 
-    def settings(self) -> ProgramSettings:
-        """The same loop as backend settings (for a native SET_TARGET_G)."""
-        return ProgramSettings(tolerance=self.tolerance, scheme="identical", v_set=self.v_set, v_reset=self.v_reset,
-                               max_iterations=self.max_iterations, vg_set=self.vg_set, vg_reset=self.vg_reset,
-                               width=self.width, v_read=self.v_read, vg_read=self.vg_read)
+    def scheme(self) -> IdenticalScheme:
+        """The pulse amplitudes of this loop (labctl.core.schemes)."""
+        return IdenticalScheme(v_set=self.v_set, v_reset=self.v_reset)
 
-    def start_amplitudes(self, targets: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """Per-cell set and reset amplitudes, V."""
-        ref_set, ref_reset = reference_pulse_voltages(targets)
-        vs = ref_set if self.v_set is None else np.full(targets.size, self.v_set)
-        vr = ref_reset if self.v_reset is None else np.full(targets.size, self.v_reset)
-        return vs, vr
+
+_INCREMENTAL = IncrementalScheme()  # the one source of the incremental scheme's defaults
 
 
 class IncrementalParams(_ClosedLoopBase):
     """Incremental-step program-and-verify: start / step / maximum amplitude per polarity.
 
-    Defaults (chosen): start just above the switching threshold of the reference device (REF: switching
-    voltages ≤ 1.5 V), 50 mV steps, stop at 1.8 V / −1.8 V; v_start_* None: the REF per-range amplitudes.
+    Defaults: labctl.core.schemes.IncrementalScheme; v_start_* None: the REF per-range amplitudes.
     """
 
-    v_start_set: float | None = Field(1.0, gt=0, description="first set amplitude, V (None: REF per-range)")
-    v_step_set: float = Field(0.05, ge=0, description="set amplitude increment per pulse, V")
-    v_stop_set: float = Field(1.8, gt=0, description="largest set amplitude, V")
-    v_start_reset: float | None = Field(-1.0, lt=0, description="first reset amplitude, V (None: REF per-range)")
-    v_step_reset: float = Field(0.05, ge=0, description="reset amplitude increment (magnitude) per pulse, V")
-    v_stop_reset: float = Field(-1.8, lt=0, description="largest reset amplitude (most negative), V")
-    max_per_polarity: int = Field(30, ge=0, description="pulses in a row of one polarity (0: unbounded)")
-    max_flips: int = Field(20, ge=0, description="polarity flips per cell (0: unbounded)")
+    v_start_set: float | None = Field(_INCREMENTAL.v_start_set, gt=0,
+                                      description="first set amplitude, V (None: REF per-range)")
+    v_step_set: float = Field(_INCREMENTAL.v_step_set, ge=0, description="set amplitude increment per pulse, V")
+    v_stop_set: float = Field(_INCREMENTAL.v_stop_set, gt=0, description="largest set amplitude, V")
+    v_start_reset: float | None = Field(_INCREMENTAL.v_start_reset, lt=0,
+                                        description="first reset amplitude, V (None: REF per-range)")
+    v_step_reset: float = Field(_INCREMENTAL.v_step_reset, ge=0,
+                                description="reset amplitude increment (magnitude) per pulse, V")
+    v_stop_reset: float = Field(_INCREMENTAL.v_stop_reset, lt=0,
+                                description="largest reset amplitude (most negative), V")
+    max_per_polarity: int = Field(_INCREMENTAL.max_per_polarity, ge=0,
+                                  description="pulses in a row of one polarity (0: unbounded)")
+    max_flips: int = Field(_INCREMENTAL.max_flips, ge=0, description="polarity flips per cell (0: unbounded)")
 
     voltage_fields = _ClosedLoopBase.voltage_fields + ("v_start_set", "v_stop_set", "v_start_reset", "v_stop_reset")
 
@@ -147,19 +149,12 @@ class IncrementalParams(_ClosedLoopBase):
                              "(reset amplitudes are negative and grow in magnitude)")
         return self
 
-    def settings(self) -> ProgramSettings:
-        return ProgramSettings(tolerance=self.tolerance, scheme="incremental", v_set=self.v_start_set,
-                               v_reset=self.v_start_reset, max_iterations=self.max_iterations, vg_set=self.vg_set,
-                               vg_reset=self.vg_reset, width=self.width, v_read=self.v_read, vg_read=self.vg_read,
-                               v_step_set=self.v_step_set, v_step_reset=self.v_step_reset,
-                               v_stop_set=self.v_stop_set, v_stop_reset=self.v_stop_reset,
-                               max_per_polarity=self.max_per_polarity, max_flips=self.max_flips)
-
-    def start_amplitudes(self, targets: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        ref_set, ref_reset = reference_pulse_voltages(targets)
-        vs = ref_set if self.v_start_set is None else np.full(targets.size, self.v_start_set)
-        vr = ref_reset if self.v_start_reset is None else np.full(targets.size, self.v_start_reset)
-        return vs, vr
+    def scheme(self) -> IncrementalScheme:
+        """The pulse amplitudes of this loop (labctl.core.schemes), field for field."""
+        return IncrementalScheme(v_start_set=self.v_start_set, v_step_set=self.v_step_set, v_stop_set=self.v_stop_set,
+                                 v_start_reset=self.v_start_reset, v_step_reset=self.v_step_reset,
+                                 v_stop_reset=self.v_stop_reset, max_per_polarity=self.max_per_polarity,
+                                 max_flips=self.max_flips)
 
 
 @dataclass(frozen=True)
@@ -230,7 +225,7 @@ async def _closed_loop(backend: ArrayBackend, rows: object, cols: object, p: _Cl
     n = r.size
     targets = p.cell_targets(n)
     settings = p.settings()
-    v_set, v_reset = p.start_amplitudes(targets)
+    v_set, v_reset = settings.scheme.start_amplitudes(targets)
     native = use_native(backend, p.loop)
     g = np.empty(n)
     iterations = np.empty(n, dtype=np.int32)
@@ -271,7 +266,8 @@ async def host_loop(backend: ArrayBackend, rows: NDArray[np.int64], cols: NDArra
     g = np.zeros(n)
     pulses = np.zeros(n, dtype=np.int32)
     conv = np.zeros(n, dtype=bool)
-    incremental = s.scheme == "incremental"
+    scheme = s.scheme
+    incremental = isinstance(scheme, IncrementalScheme)
     run = np.zeros(n, dtype=np.int64)
     flips = np.zeros(n, dtype=np.int64)
     last = np.zeros(n, dtype=np.int8)
@@ -298,20 +294,20 @@ async def host_loop(backend: ArrayBackend, rows: NDArray[np.int64], cols: NDArra
             prev = last[act]
             flip = (prev != 0) & (direction != prev)
             stop = np.zeros(act.size, dtype=bool)
-            if s.max_flips > 0:
+            if scheme.max_flips > 0:
                 flips[act[flip]] += 1
-                stop = flip & (flips[act] > s.max_flips)
+                stop = flip & (flips[act] > scheme.max_flips)
             restart = act[flip & ~stop]
             run[restart] = 0
             amp_set[restart] = v_set[restart]
             amp_reset[restart] = v_reset[restart]
             step = ~flip & (run[act] > 0)
             up = act[step & (direction > 0)]
-            amp_set[up] = np.minimum(amp_set[up] + s.v_step_set, s.v_stop_set)
+            amp_set[up] = np.minimum(amp_set[up] + scheme.v_step_set, scheme.v_stop_set)
             down = act[step & (direction < 0)]
-            amp_reset[down] = np.maximum(amp_reset[down] - s.v_step_reset, s.v_stop_reset)
-            if s.max_per_polarity > 0:
-                stop |= run[act] >= s.max_per_polarity
+            amp_reset[down] = np.maximum(amp_reset[down] - scheme.v_step_reset, scheme.v_stop_reset)
+            if scheme.max_per_polarity > 0:
+                stop |= run[act] >= scheme.max_per_polarity
             act, direction = act[~stop], direction[~stop]
         if act.size:
             up = direction > 0
@@ -330,15 +326,13 @@ async def program_and_verify(backend: ArrayBackend, rows: NDArray[np.int64], col
                              ctx: RoutineContext | None = None) -> ProgramOutcome:
     """The bare loop for callers that hold backend `ProgramSettings` (no reset sweep, no chunks, no
     parameter model): `backend.program` where the backend has a native loop, else `host_loop`.
-    targets in S, one per listed cell; settings.v_set / v_reset None: the REF per-range amplitudes."""
+    targets in S, one per listed cell; the amplitudes are settings.scheme's."""
     r, c = backend.check_cells(rows, cols)
     t = np.asarray(targets, dtype=np.float64).reshape(-1)
     if t.size != r.size:
         raise ValueError(f"targets: {t.size} values given for {r.size} cells")
     if backend.info.native_program:
         return await backend.program(r, c, t, settings)
-    ref_set, ref_reset = reference_pulse_voltages(t)
-    vs = ref_set if settings.v_set is None else np.full(t.size, settings.v_set)
-    vr = ref_reset if settings.v_reset is None else np.full(t.size, settings.v_reset)
+    vs, vr = settings.scheme.start_amplitudes(t)
     g, it, conv = await host_loop(backend, r, c, t, vs, vr, settings, ctx)
     return ProgramOutcome(g=g, iterations=it, converged=conv)

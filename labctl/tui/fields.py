@@ -10,8 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from labctl.backends.base import BackendLimits
 from labctl.campaigns.quantities import parse_quantity, unit_of_field
+from labctl.core.limits import SafetyLimits
 
 _PREFIXES = ((1e-12, "p"), (1e-9, "n"), (1e-6, "u"), (1e-3, "m"), (1.0, ""), (1e3, "k"), (1e6, "M"))
 
@@ -53,22 +53,22 @@ def field_unit(model: type[BaseModel], name: str) -> str | None:
     return unit_of_field(name, model.model_fields[name])
 
 
-def field_limit(model: type[BaseModel], name: str, limits: BackendLimits | None) -> str:
+def field_limit(model: type[BaseModel], name: str, limits: SafetyLimits | None) -> str:
     """The station limit that applies to a field, as text ('' if none)."""
     if limits is None:
         return ""
     if name in getattr(model, "voltage_fields", ()):
-        return f"|V| ≤ {limits.v_max:g} V"
+        return f"|V| ≤ {limits.max_abs_voltage:g} V"
     if name in getattr(model, "gate_fields", ()):
-        return f"0 … {limits.vg_max:g} V"
+        return f"0 … {limits.max_gate_voltage:g} V"
     if name in getattr(model, "width_fields", ()):
-        return f"{format_quantity(limits.width_min, 's')} … {format_quantity(limits.width_max, 's')}"
+        return f"{format_quantity(limits.min_pulse_width, 's')} … {format_quantity(limits.max_pulse_width, 's')}"
     if name in getattr(model, "compliance_fields", ()):
-        return f"≤ {format_quantity(limits.compliance_max, 'A')}"
+        return f"≤ {format_quantity(limits.max_compliance, 'A')}"
     # Voltage-like fields the model does not list (e.g. a set amplitude that may be None) are still
-    # held to |V| <= v_max by the backend: say so.
+    # held to |V| <= max_abs_voltage by the backend: say so.
     if field_unit(model, name) == "V":
-        return f"|V| ≤ {limits.v_max:g} V"
+        return f"|V| ≤ {limits.max_abs_voltage:g} V"
     return ""
 
 
@@ -124,7 +124,7 @@ def _parse_scalar(model: type[BaseModel], name: str, text: str) -> Any:
         return text  # a choice such as "host"; the model says whether it is allowed
 
 
-def build_params(model: type[BaseModel], texts: dict[str, str], limits: BackendLimits | None,
+def build_params(model: type[BaseModel], texts: dict[str, str], limits: SafetyLimits | None,
                  initial: dict[str, Any] | None = None) -> tuple[BaseModel | None, dict[str, str]]:
     """The params model from the form's texts, or the errors per field ('' for model-wide errors).
 
@@ -169,6 +169,6 @@ def build_params(model: type[BaseModel], texts: dict[str, str], limits: BackendL
         for name in texts:
             v = getattr(params, name, None)
             if field_unit(model, name) == "V" and isinstance(v, (int, float)) and not isinstance(v, bool) \
-                    and abs(v) > limits.v_max and name not in getattr(model, "gate_fields", ()):
-                return None, {name: f"{name}: {v:g} V exceeds the station limit |V| <= {limits.v_max:g} V"}
+                    and abs(v) > limits.max_abs_voltage and name not in getattr(model, "gate_fields", ()):
+                return None, {name: f"{name}: {v:g} V exceeds the station limit |V| <= {limits.max_abs_voltage:g} V"}
     return params, {}

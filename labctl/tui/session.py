@@ -26,7 +26,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from labctl.backends.base import ArrayBackend, BackendInfo, BackendLimits
+from labctl.backends.base import ArrayBackend, BackendInfo
+from labctl.core.limits import SafetyLimits
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class SessionState:
 
     state: str
     info: BackendInfo | None = None
-    limits: BackendLimits | None = None
+    limits: SafetyLimits | None = None
     reconnects: int = 0  # completed reconnections since start
     attempt: int = 0  # current reconnection attempt (0 when connected)
     message: str = ""

@@ -13,7 +13,7 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from labctl.backends.base import BackendLimits
+from labctl.core.limits import SafetyLimits
 from labctl.tui.actions import ActionSpec
 from labctl.tui.fields import build_params, default_text, field_limit, field_unit
 
@@ -23,7 +23,7 @@ class ActionForm(ModalScreen[BaseModel | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, spec: ActionSpec, limits: BackendLimits | None, n_cells: int, where: str) -> None:
+    def __init__(self, spec: ActionSpec, limits: SafetyLimits | None, n_cells: int, where: str) -> None:
         super().__init__()
         self.spec = spec
         self.limits = limits
@@ -37,8 +37,9 @@ class ActionForm(ModalScreen[BaseModel | None]):
             yield Static(spec.description, id="form-description")
             if self.limits is not None:
                 lim = self.limits
-                yield Static(f"station limits: |V| ≤ {lim.v_max:g} V · VG 0–{lim.vg_max:g} V · width "
-                             f"{lim.width_min:g}–{lim.width_max:g} s · compliance ≤ {lim.compliance_max:g} A",
+                yield Static(f"station limits: |V| ≤ {lim.max_abs_voltage:g} V · VG 0–{lim.max_gate_voltage:g} V · "
+                             f"width {lim.min_pulse_width:g}–{lim.max_pulse_width:g} s · "
+                             f"compliance ≤ {lim.max_compliance:g} A",
                              id="form-limits")
             with Grid(id="form-grid"):
                 for name in spec.fields:

@@ -46,9 +46,10 @@ class StatusBar(Static):
         line2 = Text()
         if s.limits is not None:
             lim = s.limits
-            line2.append(f"limits |V| ≤ {lim.v_max:g} V · VG ≤ {lim.vg_max:g} V · width "
-                         f"{format_quantity(lim.width_min, 's')}–{format_quantity(lim.width_max, 's')} · "
-                         f"I ≤ {format_quantity(lim.compliance_max, 'A')}", "cyan")
+            line2.append(f"limits |V| ≤ {lim.max_abs_voltage:g} V · VG ≤ {lim.max_gate_voltage:g} V · width "
+                         f"{format_quantity(lim.min_pulse_width, 's')}–"
+                         f"{format_quantity(lim.max_pulse_width, 's')} · "
+                         f"I ≤ {format_quantity(lim.max_compliance, 'A')}", "cyan")
         line2.append(f"   {self.activity}")
         self.update(Text("\n").join([line1, line2]))
 
