@@ -1,10 +1,18 @@
 """Fixtures the test files share (plain helpers are in helpers.py)."""
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from hypothesis import settings
+
+# CI runs the property tests on a fixed example stream (every random draw seeded); at a desk they
+# explore new examples on every run, and a failure is replayed from the example database.
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture

@@ -108,6 +108,18 @@ def test_truncated_frame_then_good_frame(a: Frame, b: Frame, data: st.DataObject
     assert errors  # the truncation was reported
 
 
+def test_good_frame_starting_inside_a_truncated_header_is_found() -> None:
+    # Found by hypothesis: `a` cut one byte short of its header CRC, and `b` begins with exactly the
+    # missing byte, so the header CRC matches; the frame CRC then fails and `b` must still be found.
+    a = Frame(command=54, request_id=339, payload=bytes(5), status=25)
+    b = Frame(command=0, request_id=0, payload=b"")
+    wire_a, wire_b = a.encode(), b.encode()
+    assert wire_a[HEADER_SIZE - 1] == wire_b[0]
+    got, errors, _ = decode_all(wire_a[:HEADER_SIZE - 1] + wire_b)
+    assert got == [b]
+    assert errors[0].kind is FramingErrorKind.BAD_CRC
+
+
 @FAST
 @given(frames, frames, st.data())
 def test_bit_flip_is_detected_and_next_frame_survives(a: Frame, b: Frame, data: st.DataObject) -> None:

@@ -232,11 +232,13 @@ class FrameDecoder:
             _, version, flags, request_id, command, status, _, length = _HEADER.unpack_from(buf, pos)
             if crc32(view[pos:body_end]) != frame_crc:
                 events.append(FramingError(
-                    FramingErrorKind.BAD_CRC, HEADER_SIZE,
+                    FramingErrorKind.BAD_CRC, 1,
                     f"frame CRC mismatch (request_id {request_id}, payload_length {length} B)",
                     request_id, command))
-                # Only the header is dropped: a good frame may start inside a truncated one.
-                return pos + HEADER_SIZE
+                # Only the first sync byte is dropped: a good frame may start anywhere inside a
+                # truncated one, even inside its header when the next frame's first bytes happen
+                # to complete the header CRC.
+                return pos + 1
             if version != FRAME_VERSION:
                 events.append(FramingError(
                     FramingErrorKind.UNSUPPORTED_VERSION, size,
