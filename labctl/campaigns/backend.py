@@ -13,7 +13,7 @@ from labctl.backends.base import (
     ProgramOutcome,
     ProgramSettings,
 )
-from labctl.campaigns.model import BackendSpec, Limits
+from labctl.campaigns.schema import BackendSpec, Limits
 
 
 def make_backend(spec: BackendSpec) -> ArrayBackend:

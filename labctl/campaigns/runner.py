@@ -26,11 +26,12 @@ import numpy as np
 import labctl
 from labctl.backends.base import ArrayBackend
 from labctl.campaigns import backend as cbackend
-from labctl.campaigns.model import BackendSpec, LoadedCampaign, Unit, load_campaign, params_json
-from labctl.campaigns.steps import STEPS
+from labctl.campaigns.plan import LoadedCampaign, Unit, load_campaign, params_json
+from labctl.campaigns.schema import BackendSpec
 from labctl.campaigns.store import Store
 from labctl.campaigns.telemetry import Telemetry, TelemetryConfig
 from labctl.campaigns.writer import BatchWriter
+from labctl.routines import registry
 from labctl.routines.base import Aborted, Measurements, RoutineContext
 
 
@@ -336,7 +337,7 @@ class Runner:
             self.view.unit_started(unit)
         ctx = RoutineContext(sink=self._sink, on_progress=self._progress_cb(unit),
                              on_checkpoint=lambda: self._safe_point(backend))
-        result = await STEPS[unit.routine].function(backend, unit.rows, unit.cols, unit.params, ctx)
+        result = await registry.get(unit.routine).function(backend, unit.rows, unit.cols, unit.params, ctx)
         summary = _summary_of(result)
         # Committed by the writer behind the unit's batches; the snapshot is taken now, as the unit ends.
         self._writer.finish_unit(self.run_id, unit.index, summary, cbackend.save_state(backend))

@@ -29,6 +29,8 @@ HOUR = 3600.0  # s
 class RelaxationParams(RoutineParams):
     """Programming, then reads at `times` after it (or log-spaced from t_first to t_last)."""
 
+    chunkable = False  # the read times are on the shared virtual clock: all cells at once
+
     program: ClosedLoopParams = Field(default_factory=lambda: ClosedLoopParams(targets=50e-6),
                                       description="closed-loop programming before the reads")
     times: list[float] | None = Field(None, description="read times after programming, s (rising, > 0)")
