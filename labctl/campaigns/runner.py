@@ -8,6 +8,10 @@ interrupted unit is run again from its start; its batches that are already store
 the replay (they must be identical: the emulator is deterministic) and not stored twice. A backend
 without a saved state (hardware) cannot replay: the interrupted unit runs again as a new attempt and
 the earlier attempt's batches stay in the store, marked by their attempt number.
+
+Everything that measures runs here: `labctl run`, scripts, and the TUI's actions, which are one-step
+campaigns run on the TUI's already open backend (`backend=`: the runner then neither opens nor closes
+it, and still switches its outputs off when the run ends).
 """
 from __future__ import annotations
 
@@ -162,12 +166,24 @@ def _check_dimensions(spec: BackendSpec, backend: ArrayBackend) -> None:
 
 
 class Runner:
-    """Runs one campaign into one store. Create with `Runner.new(...)` or `Runner.resume(...)`."""
+    """Runs one campaign into one store. Create with `Runner.new(...)` or `Runner.resume(...)`.
+
+    backend: an open backend owned by the caller (the TUI's session) instead of the one [backend] names;
+    save_states: store the backend state after every unit (what a replaying resume needs; the TUI's
+    single-unit actions on a large emulator skip it); on_batch: called with every batch once it is
+    queued for storage (live plots); keep_results: keep each unit's routine result in `results`.
+    """
 
     def __init__(self, store: Store, loaded: LoadedCampaign, run_id: str, *, resuming: bool,
                  telemetry: TelemetryConfig | None = None, view: ProgressView | None = None,
-                 control: RunControl | None = None, campaign_path: str | None = None) -> None:
+                 control: RunControl | None = None, campaign_path: str | None = None,
+                 backend: ArrayBackend | None = None, save_states: bool = True,
+                 on_batch: Callable[[Measurements], None] | None = None, keep_results: bool = False) -> None:
         self.store = store
+        self.backend = backend
+        self.save_states = save_states
+        self.on_batch = on_batch
+        self.results: list[Any] | None = [] if keep_results else None
         self.loaded = loaded
         self.run_id = run_id
         self.resuming = resuming
@@ -215,13 +231,15 @@ class Runner:
         self.control._resume.set()
         self.control._task = asyncio.current_task()
         campaign = self.loaded.campaign
-        backend = cbackend.make_backend(campaign.backend)
+        owned = self.backend is None
+        backend = cbackend.make_backend(campaign.backend) if owned else self.backend
         limited = cbackend.LimitedBackend(backend, campaign.limits)
         status, errors = "failed", []
         units = self.loaded.units
         self._writer = BatchWriter(self.store.path)
         try:
-            await backend.open()
+            if owned:
+                await backend.open()
             _check_dimensions(campaign.backend, backend)
             first = self._prepare(limited)
             self._start_telemetry()
@@ -257,7 +275,8 @@ class Runner:
                 if self._registered():
                     self._writer.event(self.run_id, "outputs_off", "outputs switched off")
             finally:
-                await backend.close()
+                if owned:
+                    await backend.close()
                 try:
                     self.measurements += self._writer.drain()
                 except Exception as exc:  # a batch that could not be committed fails the run, recorded
@@ -287,7 +306,7 @@ class Runner:
                 "identity_json": json.dumps(backend.info.identity), "metadata_json": c.metadata.model_dump_json(),
                 "host": socket.gethostname(), "pid": os.getpid(), "n_units": len(self.loaded.units),
             }
-            self.store.create_run(run, [self._unit_row(u) for u in self.loaded.units], cbackend.save_state(backend))
+            self.store.create_run(run, [self._unit_row(u) for u in self.loaded.units], self._state(backend))
             self.store.event(self.run_id, "start", f"run started (pid {os.getpid()})")
             return 0
         after, state = self.store.state(self.run_id)
@@ -302,6 +321,9 @@ class Runner:
                               resumes=rec.resumes + 1, stopped_at=None)
         self.store.event(self.run_id, "resume", f"resumed at unit {first} of {len(rows)} (pid {os.getpid()})")
         return first
+
+    def _state(self, backend: ArrayBackend) -> bytes | None:
+        return cbackend.save_state(backend) if self.save_states else None
 
     def _unit_row(self, u: Unit) -> dict[str, Any]:
         return {"run_id": self.run_id, "unit_index": u.index, "step_index": u.step_index, "step_name": u.step_name,
@@ -340,7 +362,9 @@ class Runner:
         result = await registry.get(unit.routine).function(backend, unit.rows, unit.cols, unit.params, ctx)
         summary = _summary_of(result)
         # Committed by the writer behind the unit's batches; the snapshot is taken now, as the unit ends.
-        self._writer.finish_unit(self.run_id, unit.index, summary, cbackend.save_state(backend))
+        self._writer.finish_unit(self.run_id, unit.index, summary, self._state(backend))
+        if self.results is not None:
+            self.results.append(result)
         self._done_cells += int(unit.rows.size)
         if self.view is not None:
             self.view.unit_done(unit)
@@ -361,6 +385,8 @@ class Runner:
                                      "stored one; the backend did not replay deterministically")
         else:
             self.measurements += await self._writer.submit(self.run_id, self._unit.index, self._attempt, seq, m)
+            if self.on_batch is not None:
+                self.on_batch(m)
         # Yield to the event loop once per batch: an in-process backend never suspends by itself, and an
         # abort (task cancellation) is delivered only where the task suspends.
         await asyncio.sleep(0)
