@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from labctl.routines import OpenLoopParams, open_loop
-from labctl.routines.experiment import (
+from labctl.campaigns.experiment import (
     add_arguments,
     context,
     experiment_backend,

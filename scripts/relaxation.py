@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from labctl.routines import ClosedLoopParams, RelaxationParams, relaxation
-from labctl.routines.experiment import (
+from labctl.campaigns.experiment import (
     add_arguments,
     context,
     experiment_backend,

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from labctl.routines import ClosedLoopParams, ProgrammingNoiseParams, programming_noise
-from labctl.routines.experiment import (
+from labctl.campaigns.experiment import (
     add_arguments,
     context,
     experiment_backend,

@@ -1,6 +1,9 @@
 """What the reference experiment scripts (scripts/weight_transfer.py, relaxation.py, open_loop.py) share:
 their command line, the backend they open, the preparation of a fresh emulated array, progress on the
 terminal, and writing JSON and PNG files. Nothing here compares against expected outcomes.
+
+It lives with the campaigns, not the routines: routines only measure and return results; printing and
+files are the business of whoever runs them.
 """
 from __future__ import annotations
 
