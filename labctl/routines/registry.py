@@ -12,8 +12,9 @@ annotated with a pydantic model (a RoutineParams subclass, or any model that for
 the return annotated with the result type (a RoutineResult with `summary()`).
 
 Loading is lazy: listing the names reads only the installed metadata; a routine's module is imported
-the first time a campaign names it. A broken or duplicate plugin raises RoutineLoadError naming the
-entry point and the distribution it comes from.
+the first time a campaign names it. A broken plugin raises RoutineLoadError naming the entry point and
+the distribution it comes from, when a campaign uses it; so does a name that two distributions register
+for different functions (the other routines keep working).
 """
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ class RoutineSpec:
     name: str
     target: str
     source: str
+    conflict: str | None = None  # set when another distribution registers the same name
 
     def _fail(self, what: str) -> RoutineLoadError:
         return RoutineLoadError(f"routine {self.name!r} ({self.source}): {what}")
@@ -49,6 +51,8 @@ class RoutineSpec:
     @cached_property
     def function(self) -> Callable[..., Any]:
         """The routine: async (backend, rows, cols, params, ctx) -> Result."""
+        if self.conflict is not None:
+            raise RoutineLoadError(self.conflict)
         module, _, attr = self.target.partition(":")
         if not module or not attr:
             raise self._fail(f"the entry point value must be 'module:function', got {self.target!r}")
@@ -65,8 +69,9 @@ class RoutineSpec:
 
     @cached_property
     def _hints(self) -> dict[str, Any]:
+        function = self.function
         try:
-            return typing.get_type_hints(self.function)
+            return typing.get_type_hints(function)
         except Exception as exc:  # an annotation that does not resolve
             raise self._fail(f"cannot resolve the type hints of {self.target!r}: {exc}") from exc
 
@@ -117,8 +122,9 @@ def discover() -> dict[str, RoutineSpec]:
         spec = RoutineSpec(ep.name, ep.value.strip(), _source(ep))
         other = found.get(ep.name)
         if other is not None and other.target != spec.target:
-            raise RoutineLoadError(f"routine {ep.name!r} is registered twice: {other.source} and {spec.source}; "
-                                   "rename one of them")
+            sources = sorted((other.source.split("; ")[0], spec.source))
+            spec = RoutineSpec(ep.name, other.target, other.source, conflict=(
+                f"routine {ep.name!r} is registered twice: {sources[0]} and {sources[1]}; uninstall or rename one"))
         found[ep.name] = spec
     return dict(sorted(found.items()))
 
