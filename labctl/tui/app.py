@@ -315,9 +315,10 @@ class ProbeStationApp(App[int]):
     async def perform(self, spec: ActionSpec, params: Any, rows: np.ndarray, cols: np.ndarray) -> Any:
         """Run one action as a one-step campaign through the Runner on the session thread (stored like
         every campaign); updates map, detail and log."""
+        from labctl.campaigns.oneshot import run_one_step
         from labctl.campaigns.plan import load_campaign
         from labctl.campaigns.problems import CampaignError
-        from labctl.campaigns.runner import RunControl, Runner, new_run_id
+        from labctl.campaigns.runner import RunControl
 
         logp = self.query_one(LogPanel)
         try:
@@ -337,15 +338,13 @@ class ProbeStationApp(App[int]):
         session = self.session
 
         async def execute(backend: ArrayBackend) -> tuple[Any, Any]:
-            runner = Runner(session.store(), loaded, new_run_id(), resuming=False, control=control,
-                            view=_ActionProgressView(self.post_message), backend=backend, save_states=False,
-                            on_batch=lambda m: self.post_message(LiveBatch(m)), keep_results=True)
             remove_hook = session.add_stop_hook(lambda: control.abort_now("emergency stop"))
             try:
-                run = await runner.run()
+                return await run_one_step(session.store(), loaded, backend, control=control,
+                                          view=_ActionProgressView(self.post_message),
+                                          on_batch=lambda m: self.post_message(LiveBatch(m)))
             finally:
                 remove_hook()
-            return run, (runner.results or [None])[-1]
 
         try:
             run, result = await session.call(execute)
