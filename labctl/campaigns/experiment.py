@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from labctl.backends import ArrayBackend, EmulatorBackend, open_backend
 from labctl.campaigns import oneshot
 from labctl.campaigns.plan import Unit, load_campaign
+from labctl.campaigns.runner import SilentProgress
 from labctl.campaigns.store import Store
 from labctl.routines import registry
 from labctl.routines.forming import ConditionParams, FormingParams, condition, form
@@ -76,18 +77,12 @@ def backend_table(args: argparse.Namespace, backend: ArrayBackend) -> dict[str, 
     return {**table, "rows": backend.rows, "cols": backend.cols}
 
 
-class _PrintedProgress:
+class _PrintedProgress(SilentProgress):
     """The runner's ProgressView for a script: a progress line at most twice a second (none with --quiet)."""
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
         self.last = 0.0
-
-    def begin(self, run_id: str, units: list[Unit], done: set[int]) -> None:
-        pass
-
-    def unit_started(self, unit: Unit) -> None:
-        pass
 
     def unit_progress(self, unit: Unit, fraction: float, message: str) -> None:
         now = time.monotonic()
@@ -95,12 +90,6 @@ class _PrintedProgress:
             return
         self.last = now
         print(f"  {message}: {100 * fraction:.0f} %", file=sys.stderr, flush=True)
-
-    def unit_done(self, unit: Unit) -> None:
-        pass
-
-    def end(self, status: str) -> None:
-        pass
 
 
 async def measure(args: argparse.Namespace, backend: ArrayBackend, routine: Any, rows: Any, cols: Any,

@@ -57,6 +57,25 @@ class ProgressView(Protocol):
     def end(self, status: str) -> None: ...
 
 
+class SilentProgress:
+    """A ProgressView that shows nothing; views that show only some of it override those methods."""
+
+    def begin(self, run_id: str, units: list[Unit], done: set[int]) -> None:
+        pass
+
+    def unit_started(self, unit: Unit) -> None:
+        pass
+
+    def unit_progress(self, unit: Unit, fraction: float, message: str) -> None:
+        pass
+
+    def unit_done(self, unit: Unit) -> None:
+        pass
+
+    def end(self, status: str) -> None:
+        pass
+
+
 @dataclass
 class RunControl:
     """Pause, stop and abort requests from outside (signal handlers, the TUI)."""

@@ -24,6 +24,7 @@ from textual.message import Message
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from labctl.backends.base import ArrayBackend
+from labctl.campaigns.runner import SilentProgress
 from labctl.routines.base import Measurements
 from labctl.tui.actions import ActionSpec, action_specs, campaign_text
 from labctl.tui.campaign import CampaignController, RunBegan, RunEnded, StepProgress, validate
@@ -530,26 +531,14 @@ class ProbeStationApp(App[int]):
         self.notify(text, severity="error", timeout=8)
 
 
-class _ActionProgressView:
+class _ActionProgressView(SilentProgress):
     """The runner's ProgressView for an action: unit progress as ActionProgress messages (any thread)."""
 
     def __init__(self, post: Callable[[Message], Any]) -> None:
         self.post = post
 
-    def begin(self, run_id: str, units: list[Any], done: set[int]) -> None:
-        pass
-
-    def unit_started(self, unit: Any) -> None:
-        pass
-
     def unit_progress(self, unit: Any, fraction: float, message: str) -> None:
         self.post(ActionProgress(fraction, 1.0, message))
-
-    def unit_done(self, unit: Any) -> None:
-        pass
-
-    def end(self, status: str) -> None:
-        pass
 
 
 def _short(v: Any) -> str:
