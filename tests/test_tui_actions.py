@@ -6,7 +6,6 @@ SQLite store `labctl run` uses, and (c) refuse out-of-limit values without sendi
 """
 from __future__ import annotations
 
-import asyncio
 import time
 
 import numpy as np
@@ -16,43 +15,18 @@ from labctl.backends.emulator import EmulatorBackend
 from labctl.campaigns.store import Store
 from labctl.tui.app import ProbeStationApp
 from labctl.tui.widgets.array_map import ArrayMap
-from labctl.tui.widgets.cell_detail import CellDetail
 from labctl.tui.widgets.forms import ActionForm
+from _helpers_engine import SIZE, connected, run_form, until
 
 pytestmark = pytest.mark.timeout(60)
-SIZE = (150, 48)
 
 
 def make_app(tmp_path, rows: int = 8, cols: int = 8, seed: int = 3) -> ProbeStationApp:
     return ProbeStationApp(lambda: EmulatorBackend(rows, cols, seed=seed), store_path=str(tmp_path / "runs.sqlite"))
 
 
-async def until(pilot, cond, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await pilot.pause(0.02)
-
-
-async def connected(pilot, app) -> None:
-    await until(pilot, lambda: app.map_updates >= 1)
-
-
 def emulator_array(app):
     return app.session.backend.array
-
-
-async def run_form(pilot, app, key: str, values: dict[str, str] | None = None) -> None:
-    """Open the action's form with its key, fill fields, submit, wait for the action to finish."""
-    app.last_result = None
-    await pilot.press(key)
-    await until(pilot, lambda: isinstance(app.screen, ActionForm))
-    form = app.screen
-    for name, text in (values or {}).items():
-        form.query_one(f"#field-{name}").value = text
-    await pilot.press("enter")
-    await until(pilot, lambda: not isinstance(app.screen, ActionForm))
-    await until(pilot, lambda: app.busy is None and (app.last_result is not None or app.last_error is not None))
 
 
 def stored_runs(tmp_path) -> list:

@@ -13,7 +13,7 @@ from labctl.backends.emulator import EmulatorBackend
 from labctl.campaigns.plan import load_campaign, params_json
 from labctl.campaigns.store import Store
 from labctl.tui.app import ProbeStationApp
-from test_tui_actions import SIZE, connected, run_form
+from _helpers_engine import SIZE, connected, run_form
 
 pytestmark = pytest.mark.timeout(120)
 SEED = 5

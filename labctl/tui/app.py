@@ -129,6 +129,8 @@ class ProbeStationApp(App[int]):
         self.session = BackendSession(backend_factory, on_state=lambda s: self.post_message(SessionChanged(s)),
                                       store_path=store_path)
         self.actions = action_specs()
+        for spec in self.actions.values():  # import the routines now, not on the UI loop when a form opens
+            spec.params_model  # noqa: B018
         self.campaigns = CampaignController(self.session, lambda e: self.post_message(CampaignEvent(e)), mqtt)
         self.refresh_interval = refresh_interval
         self.mqtt = mqtt
