@@ -107,10 +107,11 @@ async def measure(args: argparse.Namespace, backend: ArrayBackend, routine: Any,
     path = args.store or args.out / "runs.sqlite"
     path.parent.mkdir(parents=True, exist_ok=True)
     with Store(path) as store:
-        run, result = await oneshot.run_one_step(store, loaded, backend, view=_PrintedProgress(args.quiet))
-    if run.status != "complete":
-        raise RuntimeError(f"{name}: run {run.run_id} {run.status}: {'; '.join(run.errors)}")
-    return result
+        done = await oneshot.run_one_step(store, loaded, backend, view=_PrintedProgress(args.quiet))
+    if done.run.status != "complete":
+        raise RuntimeError(f"{name}: run {done.run.run_id} {done.run.status}: {'; '.join(done.run.errors)}") \
+            from done.failure
+    return done.result
 
 
 def report(title: str, summary: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -83,13 +84,23 @@ def campaign_text(name: str, routine: str, step: str, rows: Any, cols: Any, para
     return "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True)
+class OneStep:
+    """How a one-step campaign ended: the RunResult, the routine's result (None unless it finished) and
+    the exception that failed it (None unless status is "failed" by a routine or backend error)."""
+
+    run: Any  # labctl.campaigns.runner.RunResult
+    result: Any
+    failure: BaseException | None
+
+
 async def run_one_step(store: Any, loaded: Any, backend: Any, *, control: Any = None, view: Any = None,
-                       on_batch: Callable[[Any], None] | None = None) -> tuple[Any, Any]:
+                       on_batch: Callable[[Any], None] | None = None) -> OneStep:
     """Run a loaded one-step campaign (labctl.campaigns.plan.load_campaign of `campaign_text`) on the
-    open `backend` into `store`; returns (RunResult, the routine's result, or None if it did not finish)."""
+    open `backend` into `store`."""
     from labctl.campaigns.runner import Runner, new_run_id
 
     runner = Runner(store, loaded, new_run_id(), resuming=False, control=control, view=view, backend=backend,
                     save_states=False, on_batch=on_batch, keep_results=True)
     run = await runner.run()
-    return run, (runner.results or [None])[-1]
+    return OneStep(run, (runner.results or [None])[-1], runner.failure)

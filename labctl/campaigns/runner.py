@@ -203,6 +203,7 @@ class Runner:
         self.save_states = save_states
         self.on_batch = on_batch
         self.results: list[Any] | None = [] if keep_results else None
+        self.failure: BaseException | None = None  # the routine's or backend's exception that failed the run
         self.loaded = loaded
         self.run_id = run_id
         self.resuming = resuming
@@ -285,6 +286,7 @@ class Runner:
             errors.append(str(exc))
         except Exception as exc:  # a routine or backend failure ends the run, recorded, outputs off
             status = "failed"
+            self.failure = exc
             where = f" in unit {self._unit.index} ({self._unit.step_name})" if self._unit else ""
             errors.append(f"{type(exc).__name__}{where}: {exc}")
         finally:

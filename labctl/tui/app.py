@@ -29,7 +29,7 @@ from labctl.routines.base import Measurements
 from labctl.tui.actions import ActionSpec, action_specs, campaign_text
 from labctl.tui.campaign import CampaignController, RunBegan, RunEnded, StepProgress, validate
 from labctl.tui.recorder import cell_history
-from labctl.tui.session import CONNECTED, BackendSession, SessionState
+from labctl.tui.session import CONNECTED, BackendSession, SessionState, is_link_error
 from labctl.tui.widgets.array_map import ArrayMap
 from labctl.tui.widgets.campaign_panel import CampaignPanel
 from labctl.tui.widgets.cell_detail import CellDetail
@@ -343,11 +343,14 @@ class ProbeStationApp(App[int]):
         async def execute(backend: ArrayBackend) -> tuple[Any, Any]:
             remove_hook = session.add_stop_hook(lambda: control.abort_now("emergency stop"))
             try:
-                return await run_one_step(session.store(), loaded, backend, control=control,
+                done = await run_one_step(session.store(), loaded, backend, control=control,
                                           view=_ActionProgressView(self.post_message),
                                           on_batch=lambda m: self.post_message(LiveBatch(m)))
             finally:
                 remove_hook()
+            if done.failure is not None and is_link_error(done.failure):
+                raise done.failure  # stored as failed; the session sees the lost link and reconnects
+            return done.run, done.result
 
         try:
             run, result = await session.call(execute)
