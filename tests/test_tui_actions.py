@@ -182,3 +182,24 @@ async def test_cell_history_comes_from_the_store(tmp_path) -> None:
         # Moving to a cell never read shows an empty history.
         await pilot.press("right")
         await until(pilot, lambda: table.row_count == 0)
+
+
+async def test_an_action_that_loses_the_link_is_stored_failed_and_the_session_reconnects(tmp_path) -> None:
+    class Flaky(EmulatorBackend):
+        lost = False
+
+        async def pulse(self, *args, **kwargs) -> None:
+            if not Flaky.lost:
+                Flaky.lost = True
+                raise ConnectionError("link dropped")
+            await super().pulse(*args, **kwargs)
+
+    app = ProbeStationApp(lambda: Flaky(8, 8, seed=1), store_path=str(tmp_path / "runs.sqlite"))
+    async with app.run_test(size=SIZE) as pilot:
+        await connected(pilot, app)
+        await run_form(pilot, app, "u")
+        assert app.last_error is not None and "link dropped" in app.last_error
+        await until(pilot, lambda: app.session.state.reconnects == 1 and app.session.state.state == "connected")
+        await run_form(pilot, app, "u")  # and actions work again
+        assert app.last_error is None, app.last_error
+    assert [r[:2] for r in stored_runs(tmp_path)] == [("tui: pulse", "failed"), ("tui: pulse", "complete")]
