@@ -22,6 +22,17 @@ from labctl.routines.results import RoutineResult, nanstat
 WAIT_SLICE = 1.0
 
 
+async def wait_until(backend: ArrayBackend, t0: float, t: float, ctx: RoutineContext) -> None:
+    """Let the backend clock reach `t` s after `t0` (s): one wait on a virtual clock, waits of at most
+    WAIT_SLICE with a safe point after each on a real one (an abort or pause lands within a second)."""
+    remaining = t - (await backend.now() - t0)
+    while remaining > 0:
+        step = remaining if backend.info.virtual_clock else min(remaining, WAIT_SLICE)
+        await backend.wait(step)
+        remaining -= step
+        await ctx.checkpoint()
+
+
 @dataclass(frozen=True)
 class CellReads(RoutineResult):
     """Per cell: the last conductance read, S; `trace` keeps every read, shape (n_cells, n_reads), S."""
@@ -95,12 +106,7 @@ async def retention_reads(backend: ArrayBackend, rows: object, cols: object,
     t0 = await backend.now()
     trace = np.empty((r.size, len(p.times)))
     for k, t in enumerate(p.times):
-        remaining = t0 + t - await backend.now()
-        while remaining > 0:
-            step = remaining if backend.info.virtual_clock else min(remaining, WAIT_SLICE)
-            await backend.wait(step)
-            remaining -= step
-            await ctx.checkpoint()
+        await wait_until(backend, t0, t, ctx)
         g = await backend.read(r, c, p.v_read, p.vg_read)
         trace[:, k] = g
         elapsed = await backend.now() - t0
