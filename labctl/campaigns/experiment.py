@@ -25,7 +25,7 @@ from pydantic import BaseModel
 
 from labctl.backends import ArrayBackend, EmulatorBackend, open_backend
 from labctl.campaigns import oneshot
-from labctl.campaigns.plan import Unit, load_campaign
+from labctl.campaigns.plan import Unit
 from labctl.campaigns.runner import SilentProgress
 from labctl.campaigns.store import Store
 from labctl.routines import registry
@@ -103,7 +103,7 @@ async def measure(args: argparse.Namespace, backend: ArrayBackend, routine: Any,
     text = oneshot.campaign_text(f"{args.experiment}: {name}", name, name, rows, cols, params,
                                  backend_table(args, backend), backend.limits,
                                  metadata={"source": f"scripts/{args.experiment}.py"})
-    loaded = load_campaign(text, f"{args.experiment}: {name}")
+    loaded = oneshot.load_one_step(text, f"{args.experiment}: {name}", params)
     path = args.store or args.out / "runs.sqlite"
     path.parent.mkdir(parents=True, exist_ok=True)
     with Store(path) as store:

@@ -84,6 +84,19 @@ def campaign_text(name: str, routine: str, step: str, rows: Any, cols: Any, para
     return "\n".join(lines) + "\n"
 
 
+def load_one_step(text: str, source: str, params: BaseModel) -> Any:
+    """load_campaign of a one-step campaign text (CampaignError if the campaign refuses it, e.g. beyond
+    its [limits]), checked to plan exactly one unit with exactly `params`: the stored text must repeat
+    the call it records (ValueError otherwise)."""
+    from labctl.campaigns.plan import load_campaign, params_json
+
+    loaded = load_campaign(text, source)
+    if len(loaded.units) != 1 or params_json(loaded.units[0].params) != params_json(params):
+        raise ValueError(f"{source}: the campaign text does not repeat the call it records "
+                         f"(planned {len(loaded.units)} unit(s); parameters {params_json(params)})")
+    return loaded
+
+
 @dataclass(frozen=True)
 class OneStep:
     """How a one-step campaign ended: the RunResult, the routine's result (None unless it finished) and

@@ -318,16 +318,18 @@ class ProbeStationApp(App[int]):
     async def perform(self, spec: ActionSpec, params: Any, rows: np.ndarray, cols: np.ndarray) -> Any:
         """Run one action as a one-step campaign through the Runner on the session thread (stored like
         every campaign); updates map, detail and log."""
-        from labctl.campaigns.oneshot import run_one_step
-        from labctl.campaigns.plan import load_campaign
+        from labctl.campaigns.oneshot import load_one_step, run_one_step
         from labctl.campaigns.problems import CampaignError
         from labctl.campaigns.runner import RunControl
 
         logp = self.query_one(LogPanel)
         try:
-            loaded = load_campaign(self._campaign_text(spec, params, rows, cols), f"tui: {spec.key}")
+            loaded = load_one_step(self._campaign_text(spec, params, rows, cols), f"tui: {spec.key}", params)
         except CampaignError as exc:  # the campaign's [limits] refuse it: nothing is sent
             self._error(f"{spec.title}: " + "; ".join(p.format(exc.source) for p in exc.problems))
+            return None
+        except ValueError as exc:  # the text would not repeat the action: nothing is sent
+            self._error(f"{spec.title}: {exc}")
             return None
         self.busy = spec.title
         self.last_error = None
