@@ -1,4 +1,4 @@
-"""Pilot helpers for the TUI's action tests (tests/test_tui_actions.py, tests/test_tui_rerun.py)."""
+"""Pilot helpers for the TUI tests (tests/test_tui_actions.py, test_tui_rerun.py, test_tui_remote.py)."""
 from __future__ import annotations
 
 import time

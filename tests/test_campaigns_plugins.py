@@ -115,6 +115,13 @@ def on_path(monkeypatch):
     registry.routines(refresh=True)
 
 
+def refusal(routine: str) -> str:
+    """The CampaignError text of a one-step campaign naming `routine` (its step is on line 5)."""
+    with pytest.raises(CampaignError) as info:
+        load_campaign(f'[campaign]\nname = "x"\n\n[[steps]]\nroutine = "{routine}"\n', "c.toml")
+    return str(info.value)
+
+
 @pytest.fixture
 def lab_plugin(tmp_path) -> Path:
     return write_dist(tmp_path / "site", "lab-routines", "[labctl.routines]\npulse_pairs = lab_routines:pulse_pairs\n",
@@ -159,9 +166,7 @@ async def test_a_routine_from_another_package_runs_as_a_step_and_stores_its_meas
 def test_a_plugin_that_does_not_import_is_named_in_the_campaign_error(tmp_path, on_path) -> None:
     on_path(write_dist(tmp_path / "site", "broken-lab", "[labctl.routines]\nseeker = broken_lab:seek\n",
                        {"broken_lab": "import numpy_that_is_not_installed\n"}))
-    with pytest.raises(CampaignError) as info:
-        load_campaign('[campaign]\nname = "x"\n\n[[steps]]\nroutine = "seeker"\n', "c.toml")
-    text = str(info.value)
+    text = refusal("seeker")
     assert "c.toml:5: steps[0].routine: routine 'seeker'" in text
     assert "entry point 'seeker = broken_lab:seek' in group labctl.routines of broken-lab 0.1" in text
     assert "ModuleNotFoundError" in text
@@ -180,9 +185,7 @@ def test_a_plugin_that_is_not_a_routine_is_refused(tmp_path, on_path) -> None:
 
 def test_a_name_registered_twice_names_both_entry_points(tmp_path, on_path) -> None:
     on_path(write_dist(tmp_path / "site", "other-lab", "[labctl.routines]\nforming = other_lab:form\n"))
-    with pytest.raises(CampaignError) as info:
-        load_campaign('[campaign]\nname = "x"\n\n[[steps]]\nroutine = "forming"\n', "c.toml")
-    text = str(info.value)
+    text = refusal("forming")
     assert "c.toml:5: steps[0].routine: routine 'forming' is registered twice: " in text
     assert "entry point 'forming = labctl.routines.forming:form' in group labctl.routines of labctl" in text
     assert "entry point 'forming = other_lab:form' in group labctl.routines of other-lab 0.1" in text

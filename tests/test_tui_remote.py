@@ -2,8 +2,6 @@
 chip controller (emulated, on loopback TCP) that goes away and comes back."""
 from __future__ import annotations
 
-import time
-
 import pytest
 
 import emulator
@@ -13,17 +11,10 @@ from labctl.backends.emulator import EmulatorBackend
 from labctl.campaigns.telemetry import Telemetry, TelemetryConfig
 from labctl.tui.app import ProbeStationApp
 
+from _helpers_engine import SIZE, until
 from mqtt_broker import Broker
 
 pytestmark = pytest.mark.timeout(60)
-SIZE = (150, 48)
-
-
-async def until(pilot, cond, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await pilot.pause(0.02)
 
 
 @pytest.fixture
