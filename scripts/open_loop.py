@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from labctl.campaigns.experiment import (add_arguments, experiment_backend, measure, pyplot, report, run_info, save,
+                                         script_main)
 from labctl.routines import OpenLoopParams, open_loop
-from labctl.routines.experiment import (add_arguments, context, experiment_backend, pyplot, report, run_info, save,
-                                        script_main)
 
 METRICS = ("g_max", "g_min", "g_sp", "dg_sp", "dg_sp_std", "n_states", "sp_skew", "nsr")
 
@@ -35,13 +35,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     async with experiment_backend(args) as backend:
         out["run"] = run_info(args, backend)
         params = OpenLoopParams(batch=args.batch, cycles=args.cycles, pulses=args.alternating)
-        res = await open_loop(backend, None, None, params, context(args))
+        res = await measure(args, backend, open_loop, None, None, params)
         report("open loop", res.summary())
         out["summary"] = res.summary()
         out["cells"] = {"row": res.rows, "col": res.cols, **{name: getattr(res, name) for name in METRICS}}
         # Traces of a few cells, measured again on their own (the array-wide run keeps no traces).
         k = np.linspace(0, res.rows.size - 1, min(args.examples, res.rows.size)).astype(int)
-        ex = await open_loop(backend, res.rows[k], res.cols[k], params.model_copy(update={"keep_traces": True}))
+        ex = await measure(args, backend, open_loop, res.rows[k], res.cols[k],
+                           params.model_copy(update={"keep_traces": True}))
         out["examples"] = {"row": ex.rows, "col": ex.cols, "swing_S": ex.swing, "swing_direction": ex.swing_directions,
                            "alternating_S": ex.alternating}
     return out

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from labctl.campaigns.experiment import (add_arguments, experiment_backend, measure, pyplot, report, run_info, save,
+                                         script_main)
 from labctl.routines import ClosedLoopParams, RelaxationParams, relaxation
-from labctl.routines.experiment import (add_arguments, context, experiment_backend, pyplot, report, run_info, save,
-                                        script_main)
 from labctl.routines.retention import HOUR, YEAR
 
 WEEK = 7 * 86400.0
@@ -48,7 +48,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         # Part 1: many targets, read at 1 s and 1 h.
         p1 = RelaxationParams(program=ClosedLoopParams(levels=targets, tolerance=args.tolerance),
                               times=[1.0, HOUR], extrapolate_to=args.extrapolate_to)
-        r1 = await relaxation(backend, None, None, p1, context(args))
+        r1 = await measure(args, backend, relaxation, None, None, p1)
         report("part 1: targets read at 1 s and 1 h", r1.summary())
         prog = r1.programmed
         ok = prog.converged
@@ -68,7 +68,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         p2 = RelaxationParams(program=ClosedLoopParams(targets=args.state, tolerance=args.tolerance),
                               t_first=1.0, t_last=args.follow, points_per_decade=args.points_per_decade,
                               extrapolate_to=args.extrapolate_to)
-        r2 = await relaxation(backend, None, None, p2, context(args))
+        r2 = await measure(args, backend, relaxation, None, None, p2)
         report(f"part 2: {args.state * 1e6:g} µS followed for {args.follow:g} s", r2.summary())
         ok2 = r2.programmed.converged
         out["part2"] = {"summary": r2.summary(), "times_s": r2.t_read, "mean_error_S": r2.mean_error,

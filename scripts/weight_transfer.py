@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from labctl.campaigns.experiment import (add_arguments, experiment_backend, measure, pyplot, report, run_info, save,
+                                         script_main)
 from labctl.routines import ClosedLoopParams, ProgrammingNoiseParams, programming_noise
-from labctl.routines.experiment import (add_arguments, context, experiment_backend, pyplot, report, run_info, save,
-                                        script_main)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -42,7 +42,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for tol in args.tolerances:
             params = ProgrammingNoiseParams(program=ClosedLoopParams(
                 levels=levels, tolerance=tol, max_iterations=args.max_iterations))
-            res = await programming_noise(backend, None, None, params, context(args))
+            res = await measure(args, backend, programming_noise, None, None, params)
             report(f"acceptance {tol:g}", res.summary())
             p = res.programmed
             out["runs"].append({

@@ -75,3 +75,27 @@ async def until(pilot: Any, cond: Callable[[], object], timeout: float = 20.0) -
     while not cond():
         assert time.monotonic() < deadline, "condition not reached in time"
         await pilot.pause(0.02)
+
+
+#: Terminal size of the TUI pilot tests (columns, lines).
+SIZE = (150, 48)
+
+
+async def connected(pilot: Any, app: Any) -> None:
+    """Wait until the app's backend session has shown the array map once."""
+    await until(pilot, lambda: app.map_updates >= 1)
+
+
+async def run_form(pilot: Any, app: Any, key: str, values: dict[str, str] | None = None) -> None:
+    """Open the action's form with its key, fill fields, submit, wait for the action to finish."""
+    from labctl.tui.widgets.forms import ActionForm
+
+    app.last_result = None
+    await pilot.press(key)
+    await until(pilot, lambda: isinstance(app.screen, ActionForm))
+    form = app.screen
+    for name, text in (values or {}).items():
+        form.query_one(f"#field-{name}").value = text
+    await pilot.press("enter")
+    await until(pilot, lambda: not isinstance(app.screen, ActionForm))
+    await until(pilot, lambda: app.busy is None and (app.last_result is not None or app.last_error is not None))

@@ -6,7 +6,6 @@ SQLite store `labctl run` uses, and (c) refuse out-of-limit values without sendi
 """
 from __future__ import annotations
 
-import asyncio
 import time
 
 import numpy as np
@@ -16,38 +15,19 @@ from labctl.backends.emulator import EmulatorBackend
 from labctl.campaigns.store import Store
 from labctl.tui.app import ProbeStationApp
 from labctl.tui.widgets.array_map import ArrayMap
-from labctl.tui.widgets.cell_detail import CellDetail
 from labctl.tui.widgets.forms import ActionForm
 
-from helpers import until
+from helpers import SIZE, connected, run_form, until
 
 pytestmark = pytest.mark.timeout(60)
-SIZE = (150, 48)
 
 
 def make_app(tmp_path, rows: int = 8, cols: int = 8, seed: int = 3) -> ProbeStationApp:
     return ProbeStationApp(lambda: EmulatorBackend(rows, cols, seed=seed), store_path=str(tmp_path / "runs.sqlite"))
 
 
-async def connected(pilot, app) -> None:
-    await until(pilot, lambda: app.map_updates >= 1)
-
-
 def emulator_array(app):
     return app.session.backend.array
-
-
-async def run_form(pilot, app, key: str, values: dict[str, str] | None = None) -> None:
-    """Open the action's form with its key, fill fields, submit, wait for the action to finish."""
-    app.last_result = None
-    await pilot.press(key)
-    await until(pilot, lambda: isinstance(app.screen, ActionForm))
-    form = app.screen
-    for name, text in (values or {}).items():
-        form.query_one(f"#field-{name}").value = text
-    await pilot.press("enter")
-    await until(pilot, lambda: not isinstance(app.screen, ActionForm))
-    await until(pilot, lambda: app.busy is None and (app.last_result is not None or app.last_error is not None))
 
 
 async def start_long_pulse_train(pilot, app):
@@ -204,3 +184,24 @@ async def test_cell_history_comes_from_the_store(tmp_path) -> None:
         # Moving to a cell never read shows an empty history.
         await pilot.press("right")
         await until(pilot, lambda: table.row_count == 0)
+
+
+async def test_an_action_that_loses_the_link_is_stored_failed_and_the_session_reconnects(tmp_path) -> None:
+    class Flaky(EmulatorBackend):
+        lost = False
+
+        async def pulse(self, *args, **kwargs) -> None:
+            if not Flaky.lost:
+                Flaky.lost = True
+                raise ConnectionError("link dropped")
+            await super().pulse(*args, **kwargs)
+
+    app = ProbeStationApp(lambda: Flaky(8, 8, seed=1), store_path=str(tmp_path / "runs.sqlite"))
+    async with app.run_test(size=SIZE) as pilot:
+        await connected(pilot, app)
+        await run_form(pilot, app, "u")
+        assert app.last_error is not None and "link dropped" in app.last_error
+        await until(pilot, lambda: app.session.state.reconnects == 1 and app.session.state.state == "connected")
+        await run_form(pilot, app, "u")  # and actions work again
+        assert app.last_error is None, app.last_error
+    assert [r[:2] for r in stored_runs(tmp_path)] == [("tui: pulse", "failed"), ("tui: pulse", "complete")]

@@ -2,7 +2,6 @@
 running campaign, and a resume that ends where an uninterrupted `labctl run` of the same file ends."""
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 

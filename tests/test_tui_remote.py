@@ -11,11 +11,10 @@ from labctl.backends.emulator import EmulatorBackend
 from labctl.campaigns.telemetry import Telemetry, TelemetryConfig
 from labctl.tui.app import ProbeStationApp
 
-from helpers import until
+from helpers import SIZE, until
 from mqtt_broker import Broker
 
 pytestmark = pytest.mark.timeout(60)
-SIZE = (150, 48)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from labctl.backends.base import ArrayBackend, BackendInfo, FloatArray, IntArray, ProgramOutcome, ProgramSettings
-from labctl.campaigns.model import BackendSpec, Limits
+from labctl.campaigns.schema import BackendSpec, Limits
 from labctl.core.limits import SafetyLimits
 
 

@@ -16,7 +16,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from labctl.campaigns.model import Unit
+from labctl.campaigns.plan import Unit
 
 
 class RichProgress:

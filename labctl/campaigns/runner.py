@@ -8,6 +8,10 @@ interrupted unit is run again from its start; its batches that are already store
 the replay (they must be identical: the emulator is deterministic) and not stored twice. A backend
 without a saved state (hardware) cannot replay: the interrupted unit runs again as a new attempt and
 the earlier attempt's batches stay in the store, marked by their attempt number.
+
+Everything that measures runs here: `labctl run`, scripts, and the TUI's actions, which are one-step
+campaigns run on the TUI's already open backend (`backend=`: the runner then neither opens nor closes
+it, and still switches its outputs off when the run ends).
 """
 from __future__ import annotations
 
@@ -24,11 +28,12 @@ import numpy as np
 
 from labctl.backends.base import ArrayBackend
 from labctl.campaigns import backend as cbackend
-from labctl.campaigns.model import BackendSpec, LoadedCampaign, Unit, load_campaign
-from labctl.campaigns.steps import STEPS
+from labctl.campaigns.plan import LoadedCampaign, Unit, load_campaign
+from labctl.campaigns.schema import BackendSpec
 from labctl.campaigns.store import Store, UnitPlan, json_default
 from labctl.campaigns.telemetry import Telemetry, TelemetryConfig
 from labctl.campaigns.writer import BatchWriter
+from labctl.routines import registry
 from labctl.routines.base import Aborted, Measurements, RoutineContext
 
 
@@ -48,6 +53,25 @@ class ProgressView(Protocol):
     def unit_done(self, unit: Unit) -> None: ...
 
     def end(self, status: str) -> None: ...
+
+
+class SilentProgress:
+    """A ProgressView that shows nothing; views that show only some of it override those methods."""
+
+    def begin(self, run_id: str, units: list[Unit], done: set[int]) -> None:
+        pass
+
+    def unit_started(self, unit: Unit) -> None:
+        pass
+
+    def unit_progress(self, unit: Unit, fraction: float, message: str) -> None:
+        pass
+
+    def unit_done(self, unit: Unit) -> None:
+        pass
+
+    def end(self, status: str) -> None:
+        pass
 
 
 @dataclass
@@ -158,12 +182,25 @@ def _check_dimensions(spec: BackendSpec, backend: ArrayBackend) -> None:
 
 
 class Runner:
-    """Runs one campaign into one store. Create with `Runner.new(...)` or `Runner.resume(...)`."""
+    """Runs one campaign into one store. Create with `Runner.new(...)` or `Runner.resume(...)`.
+
+    backend: an open backend owned by the caller (the TUI's session) instead of the one [backend] names;
+    save_states: store the backend state after every unit (what a replaying resume needs; the TUI's
+    single-unit actions on a large emulator skip it); on_batch: called with every batch once it is
+    queued for storage (live plots); keep_results: keep each unit's routine result in `results`.
+    """
 
     def __init__(self, store: Store, loaded: LoadedCampaign, run_id: str, *, resuming: bool,
                  telemetry: TelemetryConfig | None = None, view: ProgressView | None = None,
-                 control: RunControl | None = None, campaign_path: str | None = None) -> None:
+                 control: RunControl | None = None, campaign_path: str | None = None,
+                 backend: ArrayBackend | None = None, save_states: bool = True,
+                 on_batch: Callable[[Measurements], None] | None = None, keep_results: bool = False) -> None:
         self.store = store
+        self.backend = backend
+        self.save_states = save_states
+        self.on_batch = on_batch
+        self.results: list[Any] | None = [] if keep_results else None
+        self.failure: BaseException | None = None  # the routine's or backend's exception that failed the run
         self.loaded = loaded
         self.run_id = run_id
         self.resuming = resuming
@@ -211,13 +248,15 @@ class Runner:
         self.control._resume.set()
         self.control._task = asyncio.current_task()
         campaign = self.loaded.campaign
-        backend = cbackend.make_backend(campaign.backend)
+        owned = self.backend is None
+        backend = cbackend.make_backend(campaign.backend) if owned else self.backend
         limited = cbackend.LimitedBackend(backend, campaign.limits)
         status, errors = "failed", []
         units = self.loaded.units
         self._writer = BatchWriter(self.store.path)
         try:
-            await backend.open()
+            if owned:
+                await backend.open()
             _check_dimensions(campaign.backend, backend)
             first = self._prepare(limited)
             self._start_telemetry()
@@ -244,6 +283,7 @@ class Runner:
             errors.append(str(exc))
         except Exception as exc:  # a routine or backend failure ends the run, recorded, outputs off
             status = "failed"
+            self.failure = exc
             where = f" in unit {self._unit.index} ({self._unit.step_name})" if self._unit else ""
             errors.append(f"{type(exc).__name__}{where}: {exc}")
         finally:
@@ -253,7 +293,8 @@ class Runner:
                 if self._registered():
                     self._writer.event(self.run_id, "outputs_off", "outputs switched off")
             finally:
-                await backend.close()
+                if owned:
+                    await backend.close()
                 try:
                     self.measurements += self._writer.drain()
                 except Exception as exc:  # a batch that could not be committed fails the run, recorded
@@ -274,7 +315,7 @@ class Runner:
                 self.run_id, name=campaign.campaign.name, campaign_toml=self.loaded.text,
                 campaign=campaign.model_dump(mode="json"), backend_kind=backend.info.kind,
                 identity=backend.info.identity, metadata=campaign.metadata.model_dump(mode="json"),
-                units=[self._unit_plan(u) for u in self.loaded.units], backend_state=cbackend.save_state(backend),
+                units=[self._unit_plan(u) for u in self.loaded.units], backend_state=self._state(backend),
                 seed=campaign.backend.seed, campaign_path=self.campaign_path)
             self.store.event(self.run_id, "start", f"run started (pid {os.getpid()})")
             return 0
@@ -288,6 +329,9 @@ class Runner:
         self.store.resume_run(self.run_id)
         self.store.event(self.run_id, "resume", f"resumed at unit {first} of {len(rows)} (pid {os.getpid()})")
         return first
+
+    def _state(self, backend: ArrayBackend) -> bytes | None:
+        return cbackend.save_state(backend) if self.save_states else None
 
     def _unit_plan(self, u: Unit) -> UnitPlan:
         return UnitPlan(unit_index=u.index, step_index=u.step_index, step_name=u.step_name, routine=u.routine,
@@ -322,10 +366,12 @@ class Runner:
             self.view.unit_started(unit)
         ctx = RoutineContext(sink=self._sink, on_progress=self._progress_cb(unit),
                              on_checkpoint=lambda: self._safe_point(backend))
-        result = await STEPS[unit.routine].function(backend, unit.rows, unit.cols, unit.params, ctx)
+        result = await registry.get(unit.routine).function(backend, unit.rows, unit.cols, unit.params, ctx)
         summary = _summary_of(result)
         # Committed by the writer behind the unit's batches; the snapshot is taken now, as the unit ends.
-        self._writer.finish_unit(self.run_id, unit.index, summary, cbackend.save_state(backend))
+        self._writer.finish_unit(self.run_id, unit.index, summary, self._state(backend))
+        if self.results is not None:
+            self.results.append(result)
         self._done_cells += int(unit.rows.size)
         if self.view is not None:
             self.view.unit_done(unit)
@@ -346,6 +392,8 @@ class Runner:
                                      "stored one; the backend did not replay deterministically")
         else:
             self.measurements += await self._writer.submit(self.run_id, self._unit.index, self._attempt, seq, m)
+            if self.on_batch is not None:
+                self.on_batch(m)
         # Yield to the event loop once per batch: an in-process backend never suspends by itself, and an
         # abort (task cancellation) is delivered only where the task suspends.
         await asyncio.sleep(0)

@@ -55,7 +55,7 @@ class TelemetryConfig:
 
 def telemetry_config(campaign: Any, mqtt: str | None = None, campaign_path: str | None = None
                      ) -> TelemetryConfig | None:
-    """The telemetry of a run from the campaign's [telemetry] table (labctl.campaigns.model.Campaign) and a
+    """The telemetry of a run from the campaign's [telemetry] table (labctl.campaigns.schema.Campaign) and a
     --mqtt URL that overrides its broker; None if neither names a broker.
 
     The password comes from the environment variable named by password_env; relative ca/cert/key file

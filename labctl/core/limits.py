@@ -44,7 +44,8 @@ class SafetyLimits(BaseModel):
 
     def tightened(self, other: SafetyLimits | None = None, **values: Any) -> SafetyLimits:
         """These limits made no looser by `other` and by explicit `values` (None values are ignored):
-        each maximum becomes the smaller, each minimum the larger of the two."""
+        each value becomes the stricter of the two: the larger min_pulse_width, the smaller of every other
+        (a smaller min_load_resistance makes the pulse-energy estimate more conservative)."""
         merged = self.model_dump()
         updates = dict(other.model_dump()) if other is not None else {}
         updates.update({k: v for k, v in values.items() if v is not None})
@@ -55,7 +56,7 @@ class SafetyLimits(BaseModel):
                 continue
             if merged[name] is None:
                 merged[name] = value
-            elif name.startswith("min_"):
+            elif name == "min_pulse_width":  # the only limit where larger is stricter
                 merged[name] = max(merged[name], value)
             else:
                 merged[name] = min(merged[name], value)

@@ -1,4 +1,4 @@
-"""Campaign steps `puf_enroll` and `puf_evaluate` (registered in labctl/campaigns/steps.py).
+"""Campaign steps `puf_enroll` and `puf_evaluate` (registered as entry points in pyproject.toml).
 
 A campaign enrolls an array and writes the helper data to `helper_file`; the helper data (public)
 is also part of the step summary, which the campaign store keeps. The key is not returned: keys
@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,6 +28,7 @@ class PufEnrollParams(EnrollParams):
     """Enrollment settings plus where the helper data goes."""
 
     helper_file: str = Field("puf_helper.json", min_length=1, description="helper-data JSON file (public)")
+    chunkable: ClassVar[bool] = False  # the whole response is enrolled at once
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class PufEvaluateParams(BaseModel):
     """Key reconstruction check from a fresh read."""
 
     model_config = ConfigDict(extra="forbid")
+    chunkable: ClassVar[bool] = False  # the key is reconstructed from every cell at once
     helper_file: str = Field("puf_helper.json", min_length=1)
     reads: int = Field(1, ge=1, le=1000, description="reads averaged before the bits are taken")
     v_read: float | None = Field(None, gt=0, le=1.0, json_schema_extra={"unit": "V"})

@@ -2,90 +2,71 @@
 
 Every routine is `async routine(backend, rows, cols, params, ctx) -> Result`: rows / cols are cell
 index arrays (None, None: every cell), params a pydantic model validated before anything is sent,
-ctx a RoutineContext (measurements emitted as taken, progress, safe points). `ROUTINES` maps the
-names campaign files use to the routine, its parameter model and its result type.
+ctx a RoutineContext (measurements emitted as taken, progress, safe points). Campaigns find routines by
+name through the entry-point group `labctl.routines` (labctl.routines.registry; `ROUTINES` is that
+registry), so labs add their own without editing labctl.
+
+Importing this package imports no routine (nor the C core): each name below is loaded from its module
+on first use.
 """
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+import importlib
+import sys
+import types
 from typing import Any
 
-from labctl.routines.base import Aborted, Measurements, RoutineContext
-from labctl.routines.endurance import EnduranceParams, EnduranceResult, endurance
-from labctl.routines.forming import ConditionParams, ConditionResult, FormingParams, FormingResult, condition, form
-from labctl.routines.iv import IVParams, IVResult, iv_cycles
-from labctl.routines.noise import (
-    ProgrammingNoiseParams,
-    ProgrammingNoiseResult,
-    ReadNoiseParams,
-    ReadNoiseResult,
-    programming_noise,
-    read_noise,
-)
-from labctl.routines.open_loop import (
-    OpenLoopParams,
-    OpenLoopResult,
-    PulseTrainParams,
-    PulseTrainResult,
-    SymmetryPointParams,
-    SymmetryPointResult,
-    open_loop,
-    pulse_train,
-    symmetry_point,
-)
-from labctl.routines.params import RoutineParams, all_cells
-from labctl.routines.program import (
-    ClosedLoopParams,
-    ClosedLoopResult,
-    IncrementalParams,
-    program,
-    program_incremental,
-)
-from labctl.routines.results import RoutineResult
-from labctl.routines.retention import RelaxationParams, RelaxationResult, relaxation
+# public name -> the module that defines it
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(("Aborted", "Measurements", "RoutineContext"), "labctl.routines.base"),
+    **dict.fromkeys(("RoutineParams", "all_cells"), "labctl.routines.params"),
+    "RoutineResult": "labctl.routines.results",
+    **dict.fromkeys(("RoutineSpec", "RoutineLoadError"), "labctl.routines.registry"),
+    **dict.fromkeys(("form", "FormingParams", "FormingResult", "condition", "ConditionParams", "ConditionResult"),
+                    "labctl.routines.forming"),
+    **dict.fromkeys(("iv_cycles", "IVParams", "IVResult"), "labctl.routines.iv"),
+    **dict.fromkeys(("program", "program_incremental", "ClosedLoopParams", "IncrementalParams", "ClosedLoopResult"),
+                    "labctl.routines.program"),
+    **dict.fromkeys(("pulse_train", "PulseTrainParams", "PulseTrainResult", "symmetry_point", "SymmetryPointParams",
+                     "SymmetryPointResult", "open_loop", "OpenLoopParams", "OpenLoopResult", "identical_pulses",
+                     "IdenticalPulsesParams"), "labctl.routines.open_loop"),
+    **dict.fromkeys(("programming_noise", "ProgrammingNoiseParams", "ProgrammingNoiseResult", "read_noise",
+                     "ReadNoiseParams", "ReadNoiseResult"), "labctl.routines.noise"),
+    **dict.fromkeys(("relaxation", "RelaxationParams", "RelaxationResult"), "labctl.routines.retention"),
+    **dict.fromkeys(("endurance", "EnduranceParams", "EnduranceResult"), "labctl.routines.endurance"),
+    **dict.fromkeys(("read_cells", "ReadParams", "CellReads", "retention_reads", "RetentionReadsParams"),
+                    "labctl.routines.cells"),
+}
+
+__all__ = ["ROUTINES", *_EXPORTS]
 
 
-@dataclass(frozen=True)
-class RoutineSpec:
-    """A routine as campaign files name it."""
+def __getattr__(name: str) -> Any:
+    if name == "ROUTINES":
+        from labctl.routines.registry import routines
 
-    name: str
-    run: Callable[..., Awaitable[Any]]
-    params: type[RoutineParams]
-    result: type[RoutineResult]
-    doc: str
-
-
-def _spec(name: str, run: Callable[..., Awaitable[Any]], params: type[RoutineParams],
-          result: type[RoutineResult]) -> RoutineSpec:
-    return RoutineSpec(name, run, params, result, (run.__doc__ or "").strip().splitlines()[0])
+        return routines()
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'labctl.routines' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
 
 
-ROUTINES: dict[str, RoutineSpec] = {s.name: s for s in (
-    _spec("form", form, FormingParams, FormingResult),
-    _spec("condition", condition, ConditionParams, ConditionResult),
-    _spec("iv_cycles", iv_cycles, IVParams, IVResult),
-    _spec("program", program, ClosedLoopParams, ClosedLoopResult),
-    _spec("program_incremental", program_incremental, IncrementalParams, ClosedLoopResult),
-    _spec("pulse_train", pulse_train, PulseTrainParams, PulseTrainResult),
-    _spec("symmetry_point", symmetry_point, SymmetryPointParams, SymmetryPointResult),
-    _spec("open_loop", open_loop, OpenLoopParams, OpenLoopResult),
-    _spec("programming_noise", programming_noise, ProgrammingNoiseParams, ProgrammingNoiseResult),
-    _spec("read_noise", read_noise, ReadNoiseParams, ReadNoiseResult),
-    _spec("relaxation", relaxation, RelaxationParams, RelaxationResult),
-    _spec("endurance", endurance, EnduranceParams, EnduranceResult),
-)}
+def __dir__() -> list[str]:
+    return sorted(__all__)
 
-__all__ = [
-    "ROUTINES", "Aborted", "Measurements", "RoutineContext", "RoutineParams", "RoutineResult", "RoutineSpec",
-    "all_cells",
-    "form", "FormingParams", "FormingResult", "condition", "ConditionParams", "ConditionResult",
-    "iv_cycles", "IVParams", "IVResult",
-    "program", "program_incremental", "ClosedLoopParams", "IncrementalParams", "ClosedLoopResult",
-    "pulse_train", "PulseTrainParams", "PulseTrainResult", "symmetry_point", "SymmetryPointParams",
-    "SymmetryPointResult", "open_loop", "OpenLoopParams", "OpenLoopResult",
-    "programming_noise", "ProgrammingNoiseParams", "ProgrammingNoiseResult", "read_noise", "ReadNoiseParams",
-    "ReadNoiseResult", "relaxation", "RelaxationParams", "RelaxationResult",
-    "endurance", "EnduranceParams", "EnduranceResult",
-]
+
+class _Package(types.ModuleType):
+    """Three routines share their module's name (program, open_loop, endurance). Importing the module
+    sets the package attribute to it; keep the routine there instead, as `from labctl.routines import
+    program` has always meant the function."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _EXPORTS.get(name) == value.__name__:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

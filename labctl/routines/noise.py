@@ -94,6 +94,8 @@ async def programming_noise(backend: ArrayBackend, rows: object, cols: object,
 class ReadNoiseParams(RoutineParams):
     """Repeated reads of the same cells."""
 
+    chunkable = False  # every cell of a round is read at the same virtual time
+
     repeats: int = Field(100, ge=2, le=1_000_000, description="reads per cell")
     interval: float = Field(0.0, ge=0, description="time between two reads of a cell, s (0: back to back)")
     v_read: float = Field(ref.V_READ, description="read bias, V (REF 0.2 V)")

@@ -6,7 +6,9 @@ read at 0.2 V:
   - `symmetry_point`: pulses alternating 1 up / 1 down (REF: 500), where the device settles at its
     symmetry point; G_sp, ΔG_sp, σ(ΔG_sp);
   - `open_loop`: both in sequence and the per-device metrics G_max, G_min, G_sp, ΔG_sp, σ(ΔG_sp),
-    N_states, SP skew and NSR (labctl.routines.metrics.open_loop_metrics).
+    N_states, SP skew and NSR (labctl.routines.metrics.open_loop_metrics);
+  - `identical_pulses`: `count` pulses of one amplitude, a read after each (the probe station's
+    "Pulses" action; the same train with every pulse in one direction).
 """
 from __future__ import annotations
 
@@ -15,11 +17,12 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from labctl.backends.base import ArrayBackend
 from labctl.core import reference as ref
 from labctl.routines.base import RoutineContext
+from labctl.routines.cells import CellReads
 from labctl.routines.metrics import OpenLoopMetrics, open_loop_metrics, swing_extremes, symmetry_point_metrics
 from labctl.routines.params import RoutineParams, cell_arrays, chunks
 from labctl.routines.results import RoutineResult, nanstat
@@ -251,3 +254,56 @@ async def open_loop(backend: ArrayBackend, rows: object, cols: object, params: O
             swing[s], alternating[s] = sw, alt
     return OpenLoopResult(rows=r, cols=c, swing_directions=sd, swing=swing, alternating_directions=ad,
                           alternating=alternating, **fields)
+
+
+# ----------------------------------------------------------------------------- identical pulses
+
+
+class IdenticalPulsesParams(RoutineParams):
+    """`count` identical pulses of amplitude `v` on every listed cell, each followed by a read."""
+
+    v: float = Field(1.35, description="pulse amplitude, V (> 0 set, < 0 reset; REF 1.35 V / −1.3 V)")
+    vg: float = Field(1.4, ge=0, description="gate during the pulse, V (REF 1.4 V set, 3.3 V reset)")
+    width: float = Field(2.5e-6, gt=0, description="pulse width, s (REF 2.5 µs)")
+    count: int = Field(1, ge=1, le=100_000, description="pulses per cell")
+    v_read: float = Field(0.2, description="read bias after each pulse, V")
+    vg_read: float = Field(3.3, ge=0, description="gate during the reads, V")
+
+    voltage_fields = ("v", "v_read")
+    gate_fields = ("vg", "vg_read")
+    width_fields = ("width",)
+
+    @field_validator("v", "v_read")
+    @classmethod
+    def _nonzero(cls, v: float) -> float:
+        if v == 0 or not np.isfinite(v):
+            raise ValueError("must be a finite non-zero voltage (V)")
+        return v
+
+    def pulses(self) -> PulseParams:
+        """The open-loop pulse settings with this pulse as the set (v > 0) or reset (v < 0) pulse."""
+        common = {"width": self.width, "v_read": self.v_read, "vg_read": self.vg_read}
+        if self.v > 0:
+            return PulseParams(v_set=self.v, vg_set=self.vg, **common)
+        return PulseParams(v_reset=self.v, vg_reset=self.vg, **common)
+
+
+async def identical_pulses(backend: ArrayBackend, rows: object, cols: object,
+                           params: IdenticalPulsesParams | None = None,
+                           ctx: RoutineContext | None = None) -> CellReads:
+    """`count` identical pulses on the listed cells, a read after each.
+
+    Emits a "pulse_read" batch per pulse (g S, direction ±1, pulse index); a safe point follows every pulse.
+    """
+    p = params or IdenticalPulsesParams()
+    ctx = ctx or RoutineContext()
+    p.check_limits(backend.limits)
+    r, c = cell_arrays(backend, rows, cols)
+    d = np.full(p.count, 1 if p.v > 0 else -1, dtype=np.int8)
+    total = r.size * d.size
+    trace = np.empty((r.size, d.size))
+    pulses = p.pulses()
+    ctx.progress(0, total, "pulses")
+    for s in chunks(r.size, p.chunk):
+        trace[s] = await _train(backend, r[s], c[s], d, pulses, ctx, "pulse_read", (s.start * d.size, total), 1)
+    return CellReads(r, c, trace[:, -1], trace)

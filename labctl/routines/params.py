@@ -51,6 +51,9 @@ class RoutineParams(BaseModel):
     compliance_fields: ClassVar[tuple[str, ...]] = ()
     #: Read biases (where the model has them): a conductance is I / V, so 0 V reads nothing.
     read_bias_fields: ClassVar[tuple[str, ...]] = ("v_read",)
+    #: False: the routine must see every cell of its selection at once (a campaign never splits it
+    #: into chunks; e.g. physics that depends on the shared virtual clock).
+    chunkable: ClassVar[bool] = True
 
     @model_validator(mode="after")
     def _read_bias_not_zero(self) -> RoutineParams:

@@ -17,6 +17,7 @@ from pydantic import Field, model_validator
 
 from labctl.backends.base import ArrayBackend
 from labctl.routines.base import RoutineContext
+from labctl.routines.cells import wait_until
 from labctl.routines.metrics import LinearFit, log_time_fit, programming_noise
 from labctl.routines.params import RoutineParams, cell_arrays, chunks
 from labctl.routines.program import ClosedLoopParams, ClosedLoopResult, program
@@ -28,6 +29,8 @@ HOUR = 3600.0  # s
 
 class RelaxationParams(RoutineParams):
     """Programming, then reads at `times` after it (or log-spaced from t_first to t_last)."""
+
+    chunkable = False  # the read times are on the shared virtual clock: all cells at once
 
     program: ClosedLoopParams = Field(default_factory=lambda: ClosedLoopParams(targets=50e-6),
                                       description="closed-loop programming before the reads")
@@ -114,7 +117,8 @@ async def relaxation(backend: ArrayBackend, rows: object, cols: object, params: 
     """Program the listed cells, then read them at each read time after programming.
 
     Statistics use the cells that converged. Emits what `program` emits and a "relaxation_read" batch
-    (g S, t_after s, target S) per chunk and read time; a safe point follows every read round.
+    (g S, t_after s, target S) per chunk and read time; a safe point follows every read round, and every
+    second of a wait on a real clock (labctl.routines.cells.wait_until).
     """
     p = params or RelaxationParams()
     ctx = ctx or RoutineContext()
@@ -130,9 +134,7 @@ async def relaxation(backend: ArrayBackend, rows: object, cols: object, params: 
     level_std = np.full(times.size, np.nan)
     ok = prog.converged
     for k, t in enumerate(times):
-        elapsed = await backend.now() - t0
-        if t > elapsed:
-            await backend.wait(float(t - elapsed))
+        await wait_until(backend, t0, float(t), ctx)
         t_read[k] = await backend.now() - t0
         for s in chunks(n, p.program.chunk):
             g[k, s] = await backend.read(r[s], c[s], p.program.v_read, p.program.vg_read)

@@ -3,13 +3,15 @@
 The app composes one widget per concept and carries messages between them; the backend lives in a
 BackendSession thread, so no backend call ever runs on the UI's event loop. Actions run as workers
 (group "action"), the map refresh as a worker (group "map"), campaigns through CampaignController.
+An action is a one-step campaign (labctl.tui.actions.campaign_text) run by the campaign Runner on the
+session's thread and backend: stored, progressing, cancelled and switched off as every campaign is.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -22,11 +24,11 @@ from textual.message import Message
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from labctl.backends.base import ArrayBackend
-from labctl.routines.base import Measurements, RoutineContext
-from labctl.tui.actions import ActionSpec, action_specs, yield_point
+from labctl.campaigns.runner import SilentProgress
+from labctl.routines.base import Measurements
+from labctl.tui.actions import ActionSpec, action_specs, campaign_text
 from labctl.tui.campaign import CampaignController, RunBegan, RunEnded, StepProgress, validate
-from labctl.tui.recorder import ManualRun
-from labctl.tui.session import CONNECTED, BackendSession, SessionState
+from labctl.tui.session import CONNECTED, BackendSession, SessionState, is_link_error
 from labctl.tui.widgets.array_map import ArrayMap
 from labctl.tui.widgets.campaign_panel import CampaignPanel
 from labctl.tui.widgets.cell_detail import CellDetail
@@ -83,7 +85,10 @@ def _while_mounted(handler: Callable[..., None]) -> Callable[..., None]:
 
 
 class ProbeStationApp(App[int]):
-    """The probe-station TUI. `backend_factory` builds the (unopened) backend on the session thread."""
+    """The probe-station TUI. `backend_factory` builds the (unopened) backend on the session thread;
+    `backend_table` is the campaign [backend] table naming the same array (seed and preset of an
+    emulator, a chip's address, a station file), written into every action's campaign text so that
+    `labctl run` can repeat it (rows and cols always come from the connected backend)."""
 
     CSS_PATH = "app.tcss"
     TITLE = "labctl probe station"
@@ -116,18 +121,22 @@ class ProbeStationApp(App[int]):
 
     def __init__(self, backend_factory: Callable[[], ArrayBackend], *, store_path: str | None = None,
                  refresh_interval: float = 0.0, mqtt: str | None = None, watch_station: str = "+",
-                 campaign_path: str = "") -> None:
+                 campaign_path: str = "", backend_table: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         self.store_path = store_path
+        self.backend_table = dict(backend_table or {})
         self.session = BackendSession(backend_factory, on_state=lambda s: self.post_message(SessionChanged(s)),
                                       store_path=store_path)
         self.actions = action_specs()
+        for spec in self.actions.values():  # import the routines now, not on the UI loop when a form opens
+            spec.params_model  # noqa: B018
         self.campaigns = CampaignController(self.session, lambda e: self.post_message(CampaignEvent(e)), mqtt)
         self.refresh_interval = refresh_interval
         self.mqtt = mqtt
         self.watch_station = watch_station
         self.campaign_path = campaign_path
         self.busy: str | None = None  # the running action's title
+        self._control: Any = None  # the running action's RunControl
         self.last_result: Any = None
         self.last_error: str | None = None
         self._first_connect = True
@@ -300,56 +309,68 @@ class ProbeStationApp(App[int]):
 
         self.push_screen(ActionForm(spec, self.session.state.limits, int(rows.size), where), chosen)
 
+    def _campaign_text(self, spec: ActionSpec, params: Any, rows: np.ndarray, cols: np.ndarray) -> str:
+        """The one-step campaign file of an action on the connected backend."""
+        info, limits = self.session.state.info, self.session.state.limits
+        assert info is not None and limits is not None
+        table = {"kind": info.kind, **self.backend_table, "rows": info.rows, "cols": info.cols}
+        return campaign_text(spec, rows, cols, params, table, limits)
+
     @work(exclusive=True, group="action")
     async def perform(self, spec: ActionSpec, params: Any, rows: np.ndarray, cols: np.ndarray) -> Any:
-        """Run one action on the session thread, recorded in the store; updates map, detail and log."""
+        """Run one action as a one-step campaign through the Runner on the session thread (stored like
+        every campaign); updates map, detail and log."""
+        from labctl.campaigns.oneshot import load_one_step, run_one_step
+        from labctl.campaigns.problems import CampaignError
+        from labctl.campaigns.runner import RunControl
+
+        logp = self.query_one(LogPanel)
+        try:
+            loaded = load_one_step(self._campaign_text(spec, params, rows, cols), f"tui: {spec.key}", params)
+        except CampaignError as exc:  # the campaign's [limits] refuse it: nothing is sent
+            self._error(f"{spec.title}: " + "; ".join(p.format(exc.source) for p in exc.problems))
+            return None
+        except ValueError as exc:  # the text would not repeat the action: nothing is sent
+            self._error(f"{spec.title}: {exc}")
+            return None
         self.busy = spec.title
         self.last_error = None
         self._estop = False
+        control = self._control = RunControl()
         status = self.query_one(StatusBar)
         status.set_activity(f"[b]{spec.title}[/b] on {rows.size} cell(s)…  (c cancels)")
         self.query_one(CellDetail).start_plot(spec.plot, f"{spec.title}: live")
-        logp = self.query_one(LogPanel)
         shown = ", ".join(f"{f}={getattr(params, f)!r}" for f in spec.fields)
         logp.write_line(f"{spec.title}: {rows.size} cell(s), {shown}")
         session = self.session
 
-        async def execute(backend: ArrayBackend) -> tuple[Any, str]:
-            record = ManualRun.begin(session.store(), backend, spec.key, spec.routine, rows, cols, params)
-
-            async def sink(m: Measurements) -> None:
-                record.sink(m)
-                self.post_message(LiveBatch(m))
-                await yield_point()  # where a cancel or an emergency stop lands
-
-            ctx = RoutineContext(sink=sink, on_checkpoint=yield_point,
-                                 on_progress=lambda d, t, s: self.post_message(ActionProgress(d, t, s)))
+        async def execute(backend: ArrayBackend) -> tuple[Any, Any]:
+            remove_hook = session.add_stop_hook(lambda: control.abort_now("emergency stop"))
             try:
-                result = await spec.function(backend, rows, cols, params, ctx)
-            except asyncio.CancelledError:
-                record.finish("aborted", error="cancelled from labctl tui")
-                await backend.outputs_off()
-                raise
-            except Exception as exc:
-                record.finish("failed", error=f"{type(exc).__name__}: {exc}")
-                raise
-            summary = result.summary() if callable(getattr(result, "summary", None)) else {}
-            record.finish("complete", summary)
-            return result, record.run_id
+                done = await run_one_step(session.store(), loaded, backend, control=control,
+                                          view=_ActionProgressView(self.post_message),
+                                          on_batch=lambda m: self.post_message(LiveBatch(m)))
+            finally:
+                remove_hook()
+            if done.failure is not None and is_link_error(done.failure):
+                raise done.failure  # stored as failed; the session sees the lost link and reconnects
+            return done.run, done.result
 
         try:
-            result, run_id = await session.call(execute)
+            run, result = await session.call(execute)
         except asyncio.CancelledError:
-            why = "EMERGENCY STOP" if self._estop else "cancelled"
-            logp.write_line(f"{spec.title}: {why}, outputs off", logging.WARNING)
-            status.set_activity(f"[b red]{why}[/b red]: {spec.title} aborted, outputs off" if self._estop
-                                else f"{spec.title} cancelled")
-            self.busy = None
+            self._action_stopped(spec, "EMERGENCY STOP" if self._estop else "cancelled")
             raise
         except Exception as exc:
-            self.busy = None
-            status.set_activity(f"{spec.title} failed")
-            self._error(f"{spec.title} failed: {exc}")
+            self._action_failed(spec, str(exc))
+            return None
+        finally:
+            self._control = None
+        if run.status == "aborted":
+            self._action_stopped(spec, "EMERGENCY STOP" if self._estop else "cancelled")
+            return None
+        if run.status != "complete":
+            self._action_failed(spec, "; ".join(run.errors) or run.status)
             return None
         self.busy = None
         self.last_result = result
@@ -358,11 +379,22 @@ class ProbeStationApp(App[int]):
             self.query_one(ArrayMap).set_cells(rows, cols, g)
         summary = result.summary() if callable(getattr(result, "summary", None)) else {}
         text = ", ".join(f"{k}={_short(v)}" for k, v in list(summary.items())[:6])
-        logp.write_line(f"{spec.title} done (run {run_id}): {text}")
+        logp.write_line(f"{spec.title} done (run {run.run_id}): {text}")
         status.set_activity(f"{spec.title} done: {text}")
         amap = self.query_one(ArrayMap)
         self._load_history(*amap.cursor)
         return result
+
+    def _action_stopped(self, spec: ActionSpec, why: str) -> None:
+        self.query_one(LogPanel).write_line(f"{spec.title}: {why}, outputs off", logging.WARNING)
+        self.query_one(StatusBar).set_activity(f"[b red]{why}[/b red]: {spec.title} aborted, outputs off"
+                                               if self._estop else f"{spec.title} cancelled")
+        self.busy = None
+
+    def _action_failed(self, spec: ActionSpec, why: str) -> None:
+        self.busy = None
+        self.query_one(StatusBar).set_activity(f"{spec.title} failed")
+        self._error(f"{spec.title} failed: {why}")
 
     @_while_mounted
     def on_live_batch(self, msg: LiveBatch) -> None:
@@ -375,10 +407,12 @@ class ProbeStationApp(App[int]):
             self.query_one(StatusBar).set_activity(f"[b]{self.busy}[/b]: {pct:.0f} % {msg.text}  (c cancels)")
 
     def action_cancel(self) -> None:
-        if self.busy is None:
+        """Abort the running action through its run's control (stored as aborted, outputs off)."""
+        control, loop = self._control, self.session.loop
+        if self.busy is None or control is None or loop is None:
             self.notify("nothing to cancel")
             return
-        self.workers.cancel_group(self, "action")
+        loop.call_soon_threadsafe(control.abort_now, "cancelled from labctl tui")
 
     # ------------------------------------------------------------------ emergency stop
     def action_emergency_stop(self) -> None:
@@ -506,7 +540,18 @@ class ProbeStationApp(App[int]):
         self.notify(text, severity="error", timeout=8)
 
 
+class _ActionProgressView(SilentProgress):
+    """The runner's ProgressView for an action: unit progress as ActionProgress messages (any thread)."""
+
+    def __init__(self, post: Callable[[Message], Any]) -> None:
+        self.post = post
+
+    def unit_progress(self, unit: Any, fraction: float, message: str) -> None:
+        self.post(ActionProgress(fraction, 1.0, message))
+
+
 def _short(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}" if math.isfinite(v) else "nan"
     return str(v)
+

@@ -24,7 +24,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from labctl.campaigns.model import CampaignError, LoadedCampaign, Unit, load_campaign
+from labctl.campaigns.plan import LoadedCampaign, Unit, load_campaign
+from labctl.campaigns.problems import CampaignError
 from labctl.tui.session import BackendSession
 
 log = logging.getLogger(__name__)

@@ -118,7 +118,8 @@ def _control_reader(conn: Connection, loop: asyncio.AbstractEventLoop, control: 
 
 
 async def _run(send: _Sender, conn: Connection, req: ChildRequest) -> None:
-    from labctl.campaigns.model import CampaignError, load_campaign
+    from labctl.campaigns.plan import load_campaign
+    from labctl.campaigns.problems import CampaignError
     from labctl.campaigns.runner import RunControl, Runner, new_run_id
     from labctl.campaigns.store import Store
     from labctl.campaigns.telemetry import telemetry_config  # the same [telemetry] / --mqtt rules as `labctl run`

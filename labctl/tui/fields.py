@@ -2,7 +2,6 @@
 and the safety limit that applies to each field (shown next to it). No Textual here."""
 from __future__ import annotations
 
-import json
 import re
 import math
 import typing

@@ -8,9 +8,9 @@ connections are bound to their thread), so measurements are committed where they
 
 The session reports its connection state through a callback (called on the session thread: the
 TUI forwards it with a thread-safe message). A call that fails on the link (ConnectionError,
-OSError, timeouts, protocol errors) marks the session disconnected and starts reconnecting with
-exponential backoff (0.2 s up to 5 s); calls made meanwhile wait for the connection for up to
-`connect_timeout` seconds.
+OSError, timeouts; the chip backend reports protocol failures as ConnectionError) marks the session
+disconnected and starts reconnecting with exponential backoff (0.2 s up to 5 s); calls made meanwhile
+wait for the connection for up to `connect_timeout` seconds.
 
 Emergency stop (`emergency_stop`) runs the registered stop hooks (the campaign runner's abort),
 cancels every call in flight and then switches every output off, in that order, on the session
@@ -48,8 +48,10 @@ class SessionState:
     message: str = ""
 
 
-#: Link failures as backends raise them (ChipBackend turns the protocol's into ConnectionError).
-LINK_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, OSError, TimeoutError, asyncio.TimeoutError, EOFError)
+#: Failures of the link, not of the request. The chip backend turns protocol failures into
+#: ConnectionError naming the controller (a refusal keeps its own type: it is an answer, not a lost link).
+LINK_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, OSError, TimeoutError, asyncio.TimeoutError,
+                                                EOFError)
 
 
 def is_link_error(exc: BaseException) -> bool:

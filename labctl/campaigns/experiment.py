@@ -1,6 +1,11 @@
 """What the reference experiment scripts (scripts/weight_transfer.py, relaxation.py, open_loop.py) share:
 their command line, the backend they open, the preparation of a fresh emulated array, progress on the
 terminal, and writing JSON and PNG files. Nothing here compares against expected outcomes.
+
+Every routine call of a script is a one-step campaign run by the campaign Runner (`measure`), stored in
+the run store (--store, default OUT/runs.sqlite) as it is measured, exactly like `labctl run` and the
+TUI's actions. It lives with the campaigns, not the routines: routines only measure and return results;
+printing, storing and files are the business of whoever runs them.
 """
 from __future__ import annotations
 
@@ -14,12 +19,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import numpy as np
+from pydantic import BaseModel
 
 from labctl.backends import ArrayBackend, EmulatorBackend, open_backend
-from labctl.routines.base import RoutineContext
-from labctl.routines.forming import condition, form
+from labctl.campaigns import oneshot
+from labctl.campaigns.plan import Unit
+from labctl.campaigns.runner import SilentProgress
+from labctl.campaigns.store import Store
+from labctl.routines import registry
+from labctl.routines.forming import ConditionParams, FormingParams, condition, form
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, rows: int, cols: int, out: str) -> None:
@@ -33,7 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser, *, rows: int, cols: int, out:
     parser.add_argument("--prepare", choices=("auto", "yes", "no"), default="auto",
                         help="form and condition the array first (auto: only a fresh built-in emulator)")
     parser.add_argument("--out", type=Path, default=Path(out), help=f"output directory (default {out})")
+    parser.add_argument("--store", type=Path, default=None,
+                        help="run store every measurement goes to (default OUT/runs.sqlite)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.set_defaults(experiment=Path(out).name)
 
 
 @asynccontextmanager
@@ -44,25 +58,61 @@ async def experiment_backend(args: argparse.Namespace) -> AsyncIterator[ArrayBac
                else open_backend(args.backend))
     async with backend:
         if args.prepare == "yes" or (args.prepare == "auto" and args.backend is None):
-            ctx = context(args)
-            f = await form(backend, None, None, ctx=ctx)
-            await condition(backend, None, None, ctx=ctx)
+            f = await measure(args, backend, form, None, None, FormingParams())
+            await measure(args, backend, condition, None, None, ConditionParams())
             report("forming", f.summary())
         yield backend
 
 
-def context(args: argparse.Namespace) -> RoutineContext:
-    """A routine context that prints progress at most twice a second (none with --quiet)."""
-    last = [0.0]
+def backend_table(args: argparse.Namespace, backend: ArrayBackend) -> dict[str, Any]:
+    """The campaign [backend] table of the array the command line names (rows and cols from the backend)."""
+    spec = args.backend or f"emulator:{args.rows}x{args.cols}?seed={args.seed}"
+    table: dict[str, Any] = {"kind": backend.info.kind}
+    if spec.startswith("emulator:"):
+        query = parse_qs(spec.partition("?")[2])
+        table.update({k: (int(v[0]) if k == "seed" else v[0]) for k, v in query.items() if k in ("seed", "preset")})
+    elif spec.startswith("station:"):
+        table.update(kind="station", station=spec.removeprefix("station:").partition("?")[0])
+    elif backend.info.kind == "chip":
+        table["address"] = spec
+    return {**table, "rows": backend.rows, "cols": backend.cols}
 
-    def progress(done: float, total: float, message: str) -> None:
+
+class _PrintedProgress(SilentProgress):
+    """The runner's ProgressView for a script: a progress line at most twice a second (none with --quiet)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.last = 0.0
+
+    def unit_progress(self, unit: Unit, fraction: float, message: str) -> None:
         now = time.monotonic()
-        if args.quiet or (now - last[0] < 0.5 and done < total):
+        if self.quiet or (now - self.last < 0.5 and fraction < 1.0):
             return
-        last[0] = now
-        print(f"  {message}: {done:.0f}/{total:.0f}", file=sys.stderr, flush=True)
+        self.last = now
+        print(f"  {message}: {100 * fraction:.0f} %", file=sys.stderr, flush=True)
 
-    return RoutineContext(on_progress=progress)
+
+async def measure(args: argparse.Namespace, backend: ArrayBackend, routine: Any, rows: Any, cols: Any,
+                  params: BaseModel) -> Any:
+    """Run one routine (a registered one, given as its function) on the cells (None, None: all) as a
+    one-step campaign through the Runner, stored in the run store; returns the routine's result.
+    RuntimeError if the run does not complete (its errors are stored with it)."""
+    name = registry.name_of(routine)
+    if name is None:
+        raise ValueError(f"{routine.__name__}: not a registered routine (see labctl.routines.registry)")
+    text = oneshot.campaign_text(f"{args.experiment}: {name}", name, name, rows, cols, params,
+                                 backend_table(args, backend), backend.limits,
+                                 metadata={"source": f"scripts/{args.experiment}.py"})
+    loaded = oneshot.load_one_step(text, f"{args.experiment}: {name}", params)
+    path = args.store or args.out / "runs.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with Store(path) as store:
+        done = await oneshot.run_one_step(store, loaded, backend, view=_PrintedProgress(args.quiet))
+    if done.run.status != "complete":
+        raise RuntimeError(f"{name}: run {done.run.run_id} {done.run.status}: {'; '.join(done.run.errors)}") \
+            from done.failure
+    return done.result
 
 
 def report(title: str, summary: dict[str, Any]) -> None:

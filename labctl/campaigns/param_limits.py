@@ -1,0 +1,69 @@
+"""Step parameters held against the campaign's [limits] before anything runs.
+
+Which limit binds a parameter: a RoutineParams model lists its voltage, gate, width and compliance
+fields; for other models the field's unit and name decide (a voltage with "vg" or "gate" in its name is a
+gate voltage). Nested parameter models ([steps.params.program]) are followed. During the run the same
+limits are enforced on every backend call (labctl.campaigns.backend.LimitedBackend).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel
+
+from labctl.campaigns.unit_checks import LIMIT_LISTS, param_unit
+from labctl.core.limits import SafetyLimits
+
+#: The [limits] field behind each RoutineParams limit list.
+_LIST_LIMIT = dict(zip((attr for attr, _ in LIMIT_LISTS),
+                       ("max_abs_voltage", "max_gate_voltage", "max_pulse_width", "max_compliance")))
+_LIMIT_UNIT = {"max_abs_voltage": "V", "max_gate_voltage": "V", "max_pulse_width": "s", "max_compliance": "A"}
+
+
+def _declares_lists(model: type[BaseModel]) -> bool:
+    return any(hasattr(model, attr) for attr, _ in LIMIT_LISTS)
+
+
+def limit_field(model: type[BaseModel], name: str) -> str | None:
+    """The [limits] field that bounds parameter `name` of `model`, or None."""
+    if _declares_lists(model):
+        return next((lim for attr, lim in _LIST_LIMIT.items() if name in getattr(model, attr, ())), None)
+    unit = param_unit(model, name)
+    if unit == "V":
+        return "max_gate_voltage" if "vg" in name or "gate" in name else "max_abs_voltage"
+    if unit == "s" and "width" in name:
+        return "max_pulse_width"
+    if unit == "A" and "compliance" in name:
+        return "max_compliance"
+    return None
+
+
+def exceeds(field: str, value: Any, limits: SafetyLimits) -> str | None:
+    """Message if the largest |value| (a number or a list) is beyond limits.`field`, else None."""
+    try:
+        a = np.abs(np.asarray(value, dtype=np.float64))
+    except (TypeError, ValueError):
+        return None
+    lim = getattr(limits, field)
+    unit = _LIMIT_UNIT[field]
+    if a.size and np.all(np.isfinite(a)) and float(a.max()) > lim:
+        return f"{float(a.max()):g} {unit} exceeds limits.{field} = {lim:g} {unit} (allowed |value| <= {lim:g} {unit})"
+    return None
+
+
+def limit_problems(params: BaseModel, limits: SafetyLimits) -> list[tuple[str, str]]:
+    """(field, message) for every parameter of `params` beyond the campaign [limits]; a nested model's
+    problems read "field: sub: message"."""
+    model = type(params)
+    out = []
+    for name in model.model_fields:
+        value = getattr(params, name)
+        if isinstance(value, BaseModel):
+            out += [(name, f"{sub}: {msg}") for sub, msg in limit_problems(value, limits)]
+            continue
+        field = limit_field(model, name)
+        msg = exceeds(field, value, limits) if field else None
+        if msg:
+            out.append((name, msg))
+    return out

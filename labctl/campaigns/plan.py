@@ -1,0 +1,211 @@
+"""Loading a campaign file: parse, validate everything, and plan the units of work.
+
+`load_campaign(text)` parses the TOML, converts quantity strings ("2.5 us") to SI, validates every table
+(labctl.campaigns.schema) and every step's parameters against its routine's Params model (each point of
+a sweep separately), resolves cell selections against the array size and holds every voltage, width and
+compliance against [limits] (labctl.campaigns.param_limits) -- all before anything runs. All problems are
+collected and raised together as one CampaignError (labctl.campaigns.problems) whose lines read
+`campaign.toml:14: steps[2].params.v_set: 4.2 V exceeds limits.max_abs_voltage = 3.6 V`.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import tomllib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel, ValidationError
+
+from labctl.campaigns import quantities, selection, toml_lines
+from labctl.campaigns.param_limits import limit_problems
+from labctl.campaigns.problems import CampaignError, Problem, dedupe, problem, pydantic_problems
+from labctl.campaigns.schema import Campaign, Limits, Step, step_name
+from labctl.campaigns.unit_checks import check_units, param_unit, register_units
+from labctl.core.limits import SafetyLimits
+from labctl.routines import registry
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One unit of work: one routine call on one chunk of cells (docs/campaigns.md)."""
+
+    index: int
+    step_index: int
+    step_name: str
+    routine: str
+    pass_index: int  # campaign-level repeat
+    repeat_index: int  # step-level repeat
+    sweep_index: int
+    sweep_values: dict[str, Any]
+    chunk_index: int
+    n_chunks: int
+    rows: NDArray[np.int64]
+    cols: NDArray[np.int64]
+    params: BaseModel
+
+    @property
+    def group(self) -> tuple[int, int, int, int]:
+        """Units of one (pass, step, sweep point, repeat): their summaries are published together."""
+        return (self.pass_index, self.step_index, self.sweep_index, self.repeat_index)
+
+
+@dataclass(frozen=True)
+class LoadedCampaign:
+    campaign: Campaign
+    text: str
+    source: str
+    units: list[Unit]
+
+    @property
+    def step_names(self) -> list[str]:
+        return [step_name(s, i) for i, s in enumerate(self.campaign.steps)]
+
+
+Lines = dict[tuple[Any, ...], int]
+
+
+def load_campaign(text: str, source: str = "campaign.toml") -> LoadedCampaign:
+    """Parse and validate a campaign file; raise CampaignError listing every problem with its line."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CampaignError([Problem((), None, f"not valid TOML: {exc}")], source) from None
+    lines = toml_lines.key_lines(text)
+    data, converted = quantities.convert_quantities(raw)
+    problems: list[Problem] = []
+    expected_units: dict[tuple[Any, ...], str | None] = {}
+    for name, field in Limits.model_fields.items():
+        expected_units[("limits", name)] = quantities.unit_of_field(name, field)
+    expected_units[("telemetry", "progress_interval")] = "s"
+
+    try:
+        campaign = Campaign.model_validate(data)
+    except ValidationError as exc:
+        problems += pydantic_problems(exc, data, lines)
+        campaign = None
+    if campaign is None:
+        # Still check the steps' routines and parameters so one pass reports as much as possible.
+        for i, s in enumerate(data.get("steps", []) if isinstance(data.get("steps"), list) else []):
+            if isinstance(s, dict):
+                problems += _check_step_params(i, s, Limits(), expected_units, lines)[0]
+        problems += check_units(converted, expected_units, lines)
+        raise CampaignError(dedupe(problems), source)
+
+    step_plans = []
+    for i, s in enumerate(campaign.steps):
+        step_problems, points = _check_step_params(i, s.model_dump(), campaign.limits, expected_units, lines)
+        problems += step_problems
+        cells = _resolve_cells(i, s, campaign, lines, problems)
+        step_plans.append((s, points, cells))
+    problems += check_units(converted, expected_units, lines)
+    if problems:
+        raise CampaignError(dedupe(problems), source)
+
+    units: list[Unit] = []
+    for p in range(campaign.campaign.repeat):
+        for i, (s, points, (rows, cols)) in enumerate(step_plans):
+            chunkable = registry.get(s.routine).chunkable
+            chunk = s.chunk_cells if (chunkable and s.chunk_cells) else max(int(rows.size), 1)
+            starts = list(range(0, rows.size, chunk))
+            for k, (values, params) in enumerate(points):
+                for r in range(s.repeat):
+                    for c, start in enumerate(starts):
+                        units.append(Unit(index=len(units), step_index=i, step_name=step_name(s, i),
+                                          routine=s.routine, pass_index=p, repeat_index=r, sweep_index=k,
+                                          sweep_values=values, chunk_index=c, n_chunks=len(starts),
+                                          rows=rows[start:start + chunk], cols=cols[start:start + chunk],
+                                          params=params))
+    return LoadedCampaign(campaign=campaign, text=text, source=source, units=units)
+
+
+def _resolve_cells(i: int, s: Step, campaign: Campaign, lines: Lines,
+                   problems: list[Problem]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    path: tuple[Any, ...] = ("steps", i, "cells")
+    sel = s.cells
+    if isinstance(sel, str):
+        if sel == "all":
+            sel = selection.AllCells()
+        elif sel in campaign.selections:
+            path, sel = ("selections", sel), campaign.selections[sel]
+        else:
+            names = ", ".join(["all", *campaign.selections]) or "all"
+            problems.append(problem(path, lines, f"no selection named {sel!r} (defined: {names})"))
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    try:
+        return selection.resolve(sel, campaign.backend.rows, campaign.backend.cols)
+    except ValueError as exc:
+        field, _, msg = str(exc).partition(": ")
+        sub = path
+        if field in ("rows", "cols", "parity"):
+            sub = path + (field,)
+        elif field.startswith("cells["):  # "cells[3]": the fourth cell of a list
+            sub = path + ("cells", int(field[6:-1]))
+        problems.append(problem(sub, lines, f"{msg} (array is {campaign.backend.rows} x {campaign.backend.cols})"))
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+
+
+def _check_step_params(i: int, step: dict[str, Any], limits: SafetyLimits,
+                       expected_units: dict[tuple[Any, ...], str | None],
+                       lines: Lines) -> tuple[list[Problem], list[tuple[dict[str, Any], BaseModel]]]:
+    """Validate a step's parameters at every sweep point; returns problems and (sweep values, Params)."""
+    problems: list[Problem] = []
+    base: tuple[Any, ...] = ("steps", i)
+    routine = step.get("routine")
+    if not isinstance(routine, str):
+        return problems, []
+    if routine not in registry.routines():
+        problems.append(problem(base + ("routine",), lines,
+                                f"unknown routine {routine!r} (available: {', '.join(registry.routines())})"))
+        return problems, []
+    try:
+        model = registry.get(routine).params
+    except registry.RoutineLoadError as exc:  # a broken plugin: named, and the rest of the file still checked
+        problems.append(problem(base + ("routine",), lines, str(exc)))
+        return problems, []
+    params = step.get("params") or {}
+    sweep = step.get("sweep") or {}
+    register_units(model, params, base + ("params",), expected_units)
+    for name, values in sweep.items():
+        unit = param_unit(model, name)
+        for j in range(len(values) if isinstance(values, list) else 0):
+            expected_units[base + ("sweep", name, j)] = unit
+        if name not in model.model_fields:
+            problems.append(problem(base + ("sweep", name), lines,
+                                    f"{routine} has no parameter {name!r} to sweep (parameters: "
+                                    f"{', '.join(model.model_fields)})"))
+    if problems:
+        return problems, []
+    names = list(sweep)
+    points: list[tuple[dict[str, Any], BaseModel]] = []
+    combos = list(itertools.product(*(range(len(sweep[n])) for n in names))) if names else [()]
+    for combo in combos:
+        values = {n: sweep[n][j] for n, j in zip(names, combo)}
+        where = {n: base + ("sweep", n, j) for n, j in zip(names, combo)}
+        merged = {**params, **values}
+        try:
+            p = model.model_validate(merged)
+        except ValidationError as exc:
+            for err in exc.errors(include_url=False):
+                loc = tuple(err["loc"])
+                head = loc[0] if loc else None
+                path = (where[head] + loc[1:]) if head in where else base + ("params",) + loc
+                msg = err["msg"] if err["type"] == "missing" else f"{err['msg']} (got {err.get('input')!r})"
+                if err["type"] == "extra_forbidden":
+                    msg = f"{routine} has no parameter {head!r} (parameters: {', '.join(model.model_fields)})"
+                problems.append(problem(path, lines, msg))
+            continue
+        for name, msg in limit_problems(p, limits):
+            path = where.get(name) or (base + ("params", name) if name in params else base + ("routine",))
+            if path == base + ("routine",):
+                msg = f"default {name} of {routine}: {msg}"
+            problems.append(problem(path, lines, msg))
+        points.append((values, p))
+    return problems, points
+
+
+def params_json(params: BaseModel) -> str:
+    """Parameters as stored with each unit (JSON, SI)."""
+    return json.dumps(params.model_dump(mode="json"), sort_keys=True)

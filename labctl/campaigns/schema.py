@@ -1,0 +1,121 @@
+"""The campaign file's schema: one pydantic model per table (docs/campaigns.md). SI units throughout."""
+from __future__ import annotations
+
+import socket
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from labctl.campaigns import selection
+from labctl.core.limits import SafetyLimits
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CampaignInfo(_Strict):
+    name: str = Field(min_length=1)
+    description: str = ""
+    repeat: int = Field(1, ge=1, le=100_000, description="times the whole list of steps runs")
+
+
+class Metadata(BaseModel):
+    """Who and what: operator, wafer, die, notes; further string fields are kept as given."""
+
+    model_config = ConfigDict(extra="allow")
+    operator: str = ""
+    wafer: str = ""
+    die: str = ""
+    notes: str = ""
+
+
+class BackendSpec(_Strict):
+    """The array to run on.
+
+    kind "emulator": the embedded emulator (rows, cols, seed, preset).
+    kind "chip": a chip controller at `address` (tcp://HOST:PORT, serial://DEVICE or a device path).
+    kind "station": bench instruments from the station file `station` (docs/instruments.md); `clock`
+    optionally names the chip controller of an emulator serving the instruments (its virtual clock).
+    """
+
+    kind: Literal["emulator", "chip", "station"] = "emulator"
+    rows: int = Field(8, ge=1, le=4096)
+    cols: int = Field(4, ge=1, le=4096)
+    seed: int = Field(0, ge=0, le=2**63 - 1)
+    preset: str = "cmo-hfox"
+    address: str | None = Field(None, pattern=r"^(tcp://[^/]+:\d+|serial://.+|/.+)$")
+    station: str | None = None
+    clock: str | None = Field(None, pattern=r"^tcp://[^/]+:\d+$")
+
+    @model_validator(mode="after")
+    def _needs(self) -> BackendSpec:
+        if self.kind == "chip" and not self.address:
+            raise ValueError("address: a chip backend needs the controller's address (tcp://HOST:PORT or a serial port)")
+        if self.kind == "station" and not self.station:
+            raise ValueError("station: a station backend needs the station file's path")
+        return self
+
+    def address_spec(self) -> str:
+        """The labctl.backends.open_backend address of a chip or station backend."""
+        if self.kind == "chip":
+            return str(self.address)
+        if self.kind == "station":
+            return f"station:{self.station}" + (f"?clock={self.clock}" if self.clock else "")
+        raise ValueError(f"kind: {self.kind!r} has no address")
+
+
+class Limits(SafetyLimits):
+    """The campaign's [limits]: the one safety-limits type (labctl.core.limits.SafetyLimits), with the
+    sanity bounds a campaign file may not exceed. Checked on every step's parameters before the run and
+    on every backend call during it (SI units)."""
+
+    max_abs_voltage: float = Field(3.6, gt=0, le=10.0, json_schema_extra={"unit": "V"})
+    max_gate_voltage: float = Field(3.3, gt=0, le=5.0, json_schema_extra={"unit": "V"})
+    max_pulse_width: float = Field(1e-3, gt=0, le=10.0, json_schema_extra={"unit": "s"})
+    max_compliance: float = Field(1e-3, gt=0, le=0.1, json_schema_extra={"unit": "A"})
+
+
+class TelemetrySpec(_Strict):
+    """MQTT telemetry (docs/telemetry.md). The password is read from the environment variable named by
+    password_env so that campaign files hold no secrets."""
+
+    broker: str = Field(pattern=r"^mqtts?://[^/:]+(:\d+)?/?$")
+    station: str = Field(default_factory=socket.gethostname, pattern=r"^[^/#+]+$")
+    topic_prefix: str = Field("labctl", pattern=r"^[^#+]+$")
+    username: str | None = None
+    password_env: str | None = None
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    tls_insecure: bool = False
+    buffer: int = Field(1000, ge=10, le=1_000_000, description="messages held while the broker is away")
+    progress_interval: float = Field(0.5, ge=0.0, le=3600.0, json_schema_extra={"unit": "s"})
+
+
+class Step(_Strict):
+    routine: str
+    name: str | None = None
+    cells: str | selection.Selection = "all"
+    params: dict[str, Any] = Field(default_factory=dict)
+    sweep: dict[str, list[Any]] = Field(default_factory=dict,
+                                        description="parameter -> values; steps run once per combination")
+    repeat: int = Field(1, ge=1, le=100_000)
+    chunk_cells: int | None = Field(None, ge=1, description="cells per unit of work (default: the whole "
+                                                            "selection; routines that need all cells at once "
+                                                            "ignore it)")
+
+
+class Campaign(_Strict):
+    campaign: CampaignInfo
+    metadata: Metadata = Field(default_factory=Metadata)
+    backend: BackendSpec = Field(default_factory=BackendSpec)
+    limits: Limits = Field(default_factory=Limits)
+    selections: dict[str, selection.Selection] = Field(default_factory=dict)
+    steps: list[Step] = Field(min_length=1)
+    telemetry: TelemetrySpec | None = None
+
+
+def step_name(step: Step, index: int) -> str:
+    """The step's name in the store and on progress displays: its `name`, else "<routine>-<index>"."""
+    return step.name or f"{step.routine}-{index}"
