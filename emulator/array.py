@@ -35,6 +35,9 @@ class Limits:
     width_max: float = 1.0  # pulse width, s
     dwell_max: float = 10.0  # sweep dwell per point, s
     max_points: int = 100_000  # points per sweep
+    # |V| of a read, V: a read must not switch the cell (REF: reads at 0.2 V; set and reset thresholds
+    # lie above ~1 V), so the controller and the backends refuse reads above this (chosen: 1 V).
+    v_read_max: float = 1.0
 
 
 @dataclass(frozen=True)

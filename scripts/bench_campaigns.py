@@ -7,6 +7,9 @@ store_small_batches_per_s: batches of 16 cells x 1 quantity committed per second
 runner_overhead_ratio: (campaign time - direct time) / direct time for the same routines on the same
   emulated array: a campaign run (validation, plan, store of every measurement, snapshots, safe points)
   versus calling the routines directly with a context that keeps nothing (target < 0.05).
+validate_largest_plan_s: load_campaign of the largest plan the bounds accept (a 32x32 forming step split
+  into one-cell chunks, repeated 48 times: 49,152 units; labctl.campaigns.plan.MAX_UNITS), median
+  (target <= 1 s, issue 20).
 
 Usage: python scripts/bench_campaigns.py [--json] [--repeats N]
 """
@@ -83,6 +86,21 @@ async def campaign(tmp: Path, k: int) -> tuple[float, int]:
     return dt, result.measurements
 
 
+def bench_validation(repeats: int) -> float:
+    """Median seconds to validate and plan the largest accepted plan."""
+    from labctl.campaigns import load_campaign
+
+    text = ('[campaign]\nname = "largest"\n[backend]\nrows = 32\ncols = 32\n'
+            '[[steps]]\nroutine = "forming"\nrepeat = 48\nchunk_cells = 1\n')
+    load_campaign(text)  # warm-up: the routine registry, pydantic schemas
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        load_campaign(text)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print one JSON object")
@@ -99,7 +117,8 @@ def main() -> None:
             t_campaign.append(dt)
     td, tc = statistics.median(t_direct), statistics.median(t_campaign)
     out = {**store, "runner_overhead_ratio": (tc - td) / td, "direct_s": td, "campaign_s": tc,
-           "campaign_measurements": n, "cells": ROWS * COLS}
+           "campaign_measurements": n, "cells": ROWS * COLS,
+           "validate_largest_plan_s": bench_validation(args.repeats)}
     if args.json:
         print(json.dumps(out))
         return

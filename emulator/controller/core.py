@@ -154,7 +154,7 @@ class ChipController:
             width_min=lim.width_min, width_max=lim.width_max, dwell_min=DWELL_MIN,
             dwell_max=lim.dwell_max,
             # Reads never disturb an emulated cell, so any bias within v_max is a read.
-            v_read_max=lim.v_max, compliance_min=0.0, compliance_max=isat_max,
+            v_read_max=lim.v_read_max, compliance_min=0.0, compliance_max=isat_max,
             max_pulse_count=MAX_PULSE_COUNT, max_sweep_points=lim.max_points,
             firmware=self.firmware, model=f"{p.name} {arr.rows}x{arr.cols} seed {arr.seed}")
 

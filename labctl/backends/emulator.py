@@ -11,7 +11,8 @@ def device_limits(limits: emulator.Limits) -> SafetyLimits:
     """The emulated array's rating (emulator.Limits) as safety limits. Its compliance is not rated:
     the selector limits the current, a meter's limit only clips the reading (10 mA: an SMU's range)."""
     return SafetyLimits(max_abs_voltage=limits.v_max, max_gate_voltage=limits.vg_max,
-                        min_pulse_width=limits.width_min, max_pulse_width=limits.width_max, max_compliance=10e-3)
+                        min_pulse_width=limits.width_min, max_pulse_width=limits.width_max, max_compliance=10e-3,
+                        max_read_voltage=limits.v_read_max)
 
 
 class EmulatorBackend(ArrayBackend):
@@ -47,9 +48,11 @@ class EmulatorBackend(ArrayBackend):
 
     async def read(self, rows: IntArray, cols: IntArray, v_read: float = 0.2, vg: float = 3.3) -> FloatArray:
         r, c = self.check_cells(rows, cols)
+        self.check_read_bias(v_read)
         return self.array.read(r, c, v_read, vg)
 
     async def read_array(self, v_read: float = 0.2, vg: float = 3.3) -> FloatArray:
+        self.check_read_bias(v_read)
         return self.array.read_all(v_read, vg)
 
     async def wait(self, seconds: float) -> None:

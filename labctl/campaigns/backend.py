@@ -74,7 +74,8 @@ class LimitedBackend(ArrayBackend):
             cl = self.campaign_limits
             self._tightened = (inner, inner.tightened(
                 max_abs_voltage=cl.max_abs_voltage, max_gate_voltage=cl.max_gate_voltage,
-                max_pulse_width=cl.max_pulse_width, max_compliance=cl.max_compliance))
+                max_pulse_width=cl.max_pulse_width, max_compliance=cl.max_compliance,
+                max_read_voltage=cl.max_read_voltage))
         return self._tightened[1]
 
     def __getattr__(self, name: str) -> Any:
@@ -108,12 +109,12 @@ class LimitedBackend(ArrayBackend):
         await self.inner.pulse(rows, cols, v, vg, width)
 
     async def read(self, rows: IntArray, cols: IntArray, v_read: float = 0.2, vg: float = 3.3) -> FloatArray:
-        self.check_voltage("v_read", v_read)
+        self.check_read_bias(v_read)
         self._check_vg(vg)
         return await self.inner.read(rows, cols, v_read, vg)
 
     async def read_array(self, v_read: float = 0.2, vg: float = 3.3) -> FloatArray:
-        self.check_voltage("v_read", v_read)
+        self.check_read_bias(v_read)
         self._check_vg(vg)
         return await self.inner.read_array(v_read, vg)
 

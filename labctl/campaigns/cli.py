@@ -138,7 +138,7 @@ def _print_step_summaries(store, run_id: str, keys: int = 4) -> None:  # noqa: A
     for units in steps.values():
         last = units[-1]
         group = [u for u in units if u.group == last.group]
-        s = combine_summaries([u.summary for u in group], [u.n_cells for u in group])
+        s = combine_summaries([u.summary for u in group], [u.n_cells for u in group], last.routine)
         shown = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in s.items()
                  if isinstance(v, (int, float)) and not isinstance(v, bool)][:keys]
         print(f"  {last.step_name} ({last.routine}): " + ", ".join(shown))

@@ -7,6 +7,8 @@ limits are enforced on every backend call (labctl.campaigns.backend.LimitedBacke
 """
 from __future__ import annotations
 
+import math
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -18,15 +20,19 @@ from labctl.core.limits import SafetyLimits
 #: The [limits] field behind each RoutineParams limit list.
 _LIST_LIMIT = dict(zip((attr for attr, _ in LIMIT_LISTS),
                        ("max_abs_voltage", "max_gate_voltage", "max_pulse_width", "max_compliance")))
-_LIMIT_UNIT = {"max_abs_voltage": "V", "max_gate_voltage": "V", "max_pulse_width": "s", "max_compliance": "A"}
+_LIMIT_UNIT = {"max_abs_voltage": "V", "max_gate_voltage": "V", "max_pulse_width": "s", "max_compliance": "A",
+               "max_read_voltage": "V"}
 
 
 def _declares_lists(model: type[BaseModel]) -> bool:
     return any(hasattr(model, attr) for attr, _ in LIMIT_LISTS)
 
 
+@lru_cache(maxsize=4096)  # per (model, field): a sweep asks the same question at every point
 def limit_field(model: type[BaseModel], name: str) -> str | None:
     """The [limits] field that bounds parameter `name` of `model`, or None."""
+    if name in getattr(model, "read_bias_fields", ()) or (not _declares_lists(model) and name == "v_read"):
+        return "max_read_voltage"  # a read must not disturb the cell: its own, lower limit
     if _declares_lists(model):
         return next((lim for attr, lim in _LIST_LIMIT.items() if name in getattr(model, attr, ())), None)
     unit = param_unit(model, name)
@@ -40,15 +46,30 @@ def limit_field(model: type[BaseModel], name: str) -> str | None:
 
 
 def exceeds(field: str, value: Any, limits: SafetyLimits) -> str | None:
-    """Message if the largest |value| (a number or a list) is beyond limits.`field`, else None."""
-    try:
-        a = np.abs(np.asarray(value, dtype=np.float64))
-    except (TypeError, ValueError):
+    """Message if the largest |value| (a number or a list) is beyond limits.`field`, or is not finite
+    (no limit holds NaN or inf), else None."""
+    if value is None:  # "not set": the routine's own default rule applies (e.g. the pulse table)
         return None
     lim = getattr(limits, field)
+    if lim is None:  # no read limit of its own: the bit-line limit
+        field, lim = "max_abs_voltage", limits.max_abs_voltage
     unit = _LIMIT_UNIT[field]
-    if a.size and np.all(np.isfinite(a)) and float(a.max()) > lim:
-        return f"{float(a.max()):g} {unit} exceeds limits.{field} = {lim:g} {unit} (allowed |value| <= {lim:g} {unit})"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        worst = abs(float(value))  # the common case, without a numpy round trip
+    else:
+        try:
+            a = np.abs(np.asarray(value, dtype=np.float64))
+        except (TypeError, ValueError):
+            return None
+        if not a.size:
+            return None
+        worst = float(a.max()) if np.all(np.isfinite(a)) else math.inf
+        if np.any(np.isnan(a)):
+            worst = math.nan
+    if not math.isfinite(worst):
+        return f"must be a finite number, got {value!r} (limits.{field} = {lim:g} {unit})"
+    if worst > lim:
+        return f"{worst:g} {unit} exceeds limits.{field} = {lim:g} {unit} (allowed |value| <= {lim:g} {unit})"
     return None
 
 

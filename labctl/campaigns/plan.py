@@ -10,6 +10,7 @@ collected and raised together as one CampaignError (labctl.campaigns.problems) w
 from __future__ import annotations
 
 import itertools
+import math
 import json
 import tomllib
 from dataclasses import dataclass
@@ -66,16 +67,48 @@ class LoadedCampaign:
 
 Lines = dict[tuple[Any, ...], int]
 
+#: Bounds on the size of a plan, checked arithmetically before anything is built, so that validating
+#: any file takes bounded time and memory (docs/campaigns.md, "Bounds").
+MAX_SWEEP_POINTS = 10_000  # parameter combinations of one step's [steps.sweep]
+MAX_UNITS = 50_000  # units of work of the whole campaign (passes x steps x points x repeats x chunks)
+MAX_CELL_CALLS = 1_000_000_000  # cells addressed, summed over every routine call of the campaign
+
+
+def _non_finite(data: Any, path: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...], float]]:
+    """Every NaN or infinite number in a parsed (and quantity-converted) TOML tree, with its path."""
+    if isinstance(data, dict):
+        return [hit for k, v in data.items() for hit in _non_finite(v, path + (k,))]
+    if isinstance(data, list):
+        return [hit for i, v in enumerate(data) for hit in _non_finite(v, path + (i,))]
+    if isinstance(data, float) and not math.isfinite(data):
+        return [(path, data)]
+    return []
+
 
 def load_campaign(text: str, source: str = "campaign.toml") -> LoadedCampaign:
     """Parse and validate a campaign file; raise CampaignError listing every problem with its line."""
+    try:
+        return _load(text, source)
+    except CampaignError as exc:
+        # A non-finite value is named once, by the file scan, not again by the model that refused it.
+        scanned = {p.path for p in exc.problems if p.message.startswith("must be a finite number")}
+        kept = [p for p in exc.problems if p.path not in scanned or p.message.startswith("must be a finite number")]
+        if len(kept) == len(exc.problems):
+            raise
+        raise CampaignError(kept, source) from None
+
+
+def _load(text: str, source: str) -> LoadedCampaign:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise CampaignError([Problem((), None, f"not valid TOML: {exc}")], source) from None
     lines = toml_lines.key_lines(text)
     data, converted = quantities.convert_quantities(raw)
-    problems: list[Problem] = []
+    # TOML has nan and inf literals, and "nan V" converts: no limit or range holds such a value, and
+    # a check that compares with it is false both ways. Refused wherever it stands.
+    problems: list[Problem] = [problem(path, lines, f"must be a finite number, got {value!r}")
+                               for path, value in _non_finite(data)]
     expected_units: dict[tuple[Any, ...], str | None] = {}
     for name, field in Limits.model_fields.items():
         expected_units[("limits", name)] = quantities.unit_of_field(name, field)
@@ -101,6 +134,8 @@ def load_campaign(text: str, source: str = "campaign.toml") -> LoadedCampaign:
         cells = _resolve_cells(i, s, campaign, lines, problems)
         step_plans.append((s, points, cells))
     problems += check_units(converted, expected_units, lines)
+    if not problems:
+        problems += _size_problems(campaign, step_plans, lines)
     if problems:
         raise CampaignError(dedupe(problems), source)
 
@@ -121,6 +156,29 @@ def load_campaign(text: str, source: str = "campaign.toml") -> LoadedCampaign:
     return LoadedCampaign(campaign=campaign, text=text, source=source, units=units)
 
 
+def _size_problems(campaign: Campaign, step_plans: list[Any], lines: Lines) -> list[Problem]:
+    """Refuse a plan beyond MAX_UNITS units or MAX_CELL_CALLS cell addresses, computed, not built."""
+    passes = campaign.campaign.repeat
+    n_units = n_cells = 0
+    for s, points, (rows, _) in step_plans:
+        chunkable = registry.get(s.routine).chunkable
+        chunk = s.chunk_cells if (chunkable and s.chunk_cells) else max(int(rows.size), 1)
+        n_units += len(points) * s.repeat * max(1, -(-int(rows.size) // chunk))
+        n_cells += len(points) * s.repeat * int(rows.size)
+    n_units *= passes
+    n_cells *= passes
+    problems = []
+    if n_units > MAX_UNITS:
+        problems.append(problem(("campaign", "repeat") if passes > 1 else ("steps",), lines,
+                                f"the plan has {n_units:,} units of work (passes x steps x sweep points x "
+                                f"repeats x chunks); at most {MAX_UNITS:,} are accepted"))
+    if n_cells > MAX_CELL_CALLS:
+        problems.append(problem(("campaign", "repeat") if passes > 1 else ("steps",), lines,
+                                f"the plan addresses {n_cells:,} cells in all (cells x sweep points x repeats "
+                                f"x passes); at most {MAX_CELL_CALLS:,} are accepted"))
+    return problems
+
+
 def _resolve_cells(i: int, s: Step, campaign: Campaign, lines: Lines,
                    problems: list[Problem]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     path: tuple[Any, ...] = ("steps", i, "cells")
@@ -139,8 +197,8 @@ def _resolve_cells(i: int, s: Step, campaign: Campaign, lines: Lines,
     except ValueError as exc:
         field, _, msg = str(exc).partition(": ")
         sub = path
-        if field in ("rows", "cols", "parity"):
-            sub = path + (field,)
+        if field.partition("[")[0] in ("rows", "cols", "parity"):  # "rows" or "rows[2]"
+            sub = path + (field.partition("[")[0],)
         elif field.startswith("cells["):  # "cells[3]": the fourth cell of a list
             sub = path + ("cells", int(field[6:-1]))
         problems.append(problem(sub, lines, f"{msg} (array is {campaign.backend.rows} x {campaign.backend.cols})"))
@@ -180,7 +238,13 @@ def _check_step_params(i: int, step: dict[str, Any], limits: SafetyLimits,
         return problems, []
     names = list(sweep)
     points: list[tuple[dict[str, Any], BaseModel]] = []
-    combos = list(itertools.product(*(range(len(sweep[n])) for n in names))) if names else [()]
+    n_points = math.prod(len(sweep[n]) if isinstance(sweep[n], list) else 1 for n in names)
+    if n_points > MAX_SWEEP_POINTS:
+        sizes = " x ".join(f"{len(sweep[n])} {n}" for n in names)
+        problems.append(problem(base + ("sweep",), lines, f"{sizes} = {n_points:,} parameter combinations; "
+                                                          f"at most {MAX_SWEEP_POINTS:,} per step are accepted"))
+        return problems, []
+    combos = itertools.product(*(range(len(sweep[n])) for n in names)) if names else iter([()])
     for combo in combos:
         values = {n: sweep[n][j] for n, j in zip(names, combo)}
         where = {n: base + ("sweep", n, j) for n, j in zip(names, combo)}

@@ -82,7 +82,8 @@ def write_report(store: Store, run_id: str, out_dir: str | os.PathLike[str]) -> 
             sums = [u.summary for u in g if u.summary is not None]
             summaries.append({"pass": p, "sweep_index": s, "repeat": r, "params": g[0].params,
                               "done": all(u.status == "done" for u in g),
-                              "summary": combine_summaries(sums, [u.n_cells for u in g if u.summary is not None])
+                              "summary": combine_summaries(sums, [u.n_cells for u in g if u.summary is not None],
+                                                          su[0].routine)
                               if sums else None})
         scalars, traces = _step_data(store, run_id, step_index)
         quantities = {f"{k}.{q}": _stats(d["value"]) for (k, q), d in scalars.items()}

@@ -126,14 +126,19 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
 
 
-def combine_summaries(summaries: list[dict[str, Any]], weights: list[int]) -> dict[str, Any]:
+def combine_summaries(summaries: list[dict[str, Any]], weights: list[int], routine: str | None = None) -> dict[str, Any]:
     """One summary for the chunks of a step: integers (counts) add up, keys naming a min or max take
-    the min or max, other numbers are cell-weighted means over the chunks that have them; anything else
-    is taken from the first chunk."""
+    the min or max, other numbers are cell-weighted means over the chunks that have them; anything else,
+    and the settings the routine's result type declares (`summary_settings`: cycles per cell, say), is
+    taken from the first chunk."""
     if len(summaries) == 1:
         return dict(summaries[0])
+    settings = _summary_settings(routine)
     out: dict[str, Any] = {}
     for key in summaries[0]:
+        if key in settings:
+            out[key] = summaries[0][key]
+            continue
         pairs = [(s.get(key), w) for s, w in zip(summaries, weights)]
         nums = [(v, w) for v, w in pairs if isinstance(v, (int, float)) and not isinstance(v, bool)
                 and np.isfinite(v)]
@@ -148,6 +153,16 @@ def combine_summaries(summaries: list[dict[str, Any]], weights: list[int]) -> di
         else:
             out[key] = sum(v * w for v, w in nums) / sum(w for _, w in nums)
     return out
+
+
+def _summary_settings(routine: str | None) -> tuple[str, ...]:
+    """The summary keys a routine's result type declares as settings (RoutineResult.summary_settings)."""
+    if routine is None or routine not in registry.routines():
+        return ()
+    try:
+        return tuple(getattr(registry.get(routine).result, "summary_settings", ()))
+    except registry.RoutineLoadError:
+        return ()
 
 
 def _summary_of(result: Any) -> dict[str, Any]:
@@ -442,7 +457,7 @@ class Runner:
             return
         group = [u for u in self.store.units(self.run_id) if u.group == unit.group]
         sums = [u.summary for u in group if u.summary is not None]
-        summary = combine_summaries(sums, [u.n_cells for u in group]) if sums else {}
+        summary = combine_summaries(sums, [u.n_cells for u in group], unit.routine) if sums else {}
         self.telemetry.publish(f"steps/{unit.step_index}/summary", {
             "step": unit.step_name, "routine": unit.routine, "pass": unit.pass_index, "repeat": unit.repeat_index,
             "sweep": unit.sweep_values, "summary": summary})

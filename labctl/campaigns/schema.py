@@ -74,6 +74,8 @@ class Limits(SafetyLimits):
     max_gate_voltage: float = Field(3.3, gt=0, le=5.0, json_schema_extra={"unit": "V"})
     max_pulse_width: float = Field(1e-3, gt=0, le=10.0, json_schema_extra={"unit": "s"})
     max_compliance: float = Field(1e-3, gt=0, le=0.1, json_schema_extra={"unit": "A"})
+    # A read must not disturb the cell (REF reads at 0.2 V): reads are held to 1 V unless the file says more.
+    max_read_voltage: float = Field(1.0, gt=0, le=10.0, json_schema_extra={"unit": "V"})
 
 
 class TelemetrySpec(_Strict):

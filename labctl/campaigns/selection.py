@@ -64,7 +64,11 @@ Selection = Annotated[Union[AllCells, Region, CellList, Checkerboard, Ranges], F
 
 
 def _indices(spec: IndexSpec | None, n: int, name: str) -> NDArray[np.int64]:
-    """Rows or columns named by a list or a "start:stop[:step]" string; ValueError names the bad one."""
+    """Rows or columns named by a list or a "start:stop[:step]" string; ValueError names the bad one.
+
+    A range means start <= index < stop within the array: no negative indices (they would count from
+    the end) and no start or stop beyond it (Python slices would silently clip them), as for lists and
+    regions. An index named twice would address its cells twice and is refused."""
     if spec is None:
         return np.arange(n, dtype=np.int64)
     if isinstance(spec, str):
@@ -74,15 +78,27 @@ def _indices(spec: IndexSpec | None, n: int, name: str) -> NDArray[np.int64]:
         start, stop, step = (int(g) if g is not None else None for g in m.groups())
         if step == 0:
             raise ValueError(f"{name}: step must be >= 1, got {spec!r}")
-        idx = np.arange(n, dtype=np.int64)[slice(start, stop, step)]
-        if idx.size == 0:
-            raise ValueError(f"{name}: {spec!r} selects nothing in 0..{n - 1}")
-        return idx
+        start = 0 if start is None else start
+        stop = n if stop is None else stop
+        if not 0 <= start < n or not start < stop <= n:
+            raise ValueError(f"{name}: {spec!r} is outside the array: need 0 <= start < stop <= {n} "
+                             f"({name} 0..{n - 1})")
+        return np.arange(start, stop, step or 1, dtype=np.int64)
     idx = np.asarray(spec, dtype=np.int64)
     bad = idx[(idx < 0) | (idx >= n)]
     if bad.size:
         raise ValueError(f"{name}: index {int(bad[0])} is outside the array (0..{n - 1})")
+    _refuse_repeats(name, idx)
     return idx
+
+
+def _refuse_repeats(name: str, idx: NDArray[np.int64]) -> None:
+    """ValueError naming the first index (or cell key) that appears twice."""
+    _, first, counts = np.unique(idx, return_index=True, return_counts=True)
+    if np.any(counts > 1):
+        k = int(np.min(first[counts > 1]))
+        later = int(np.flatnonzero(idx == idx[k])[1])
+        raise ValueError(f"{name}[{later}]: repeats {name}[{k}]; every cell may be selected once")
 
 
 def resolve(sel: AllCells | Region | CellList | Checkerboard | Ranges, n_rows: int,
@@ -103,6 +119,7 @@ def resolve(sel: AllCells | Region | CellList | Checkerboard | Ranges, n_rows: i
             bad = np.flatnonzero((a[:, k] < 0) | (a[:, k] >= n))
             if bad.size:
                 raise ValueError(f"cells[{int(bad[0])}]: {name} {int(a[bad[0], k])} is outside the array (0..{n - 1})")
+        _refuse_repeats("cells", a[:, 0] * n_cols + a[:, 1])
         return a[:, 0].copy(), a[:, 1].copy()
     rows = _indices(sel.rows, n_rows, "rows")
     cols = _indices(sel.cols, n_cols, "cols")

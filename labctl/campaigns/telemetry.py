@@ -32,6 +32,13 @@ class BrokerAddress:
 def parse_broker(url: str) -> BrokerAddress:
     """mqtt://host[:port] (default 1883) or mqtts://host[:port] (default 8883)."""
     parts = urlsplit(url)
+    if "@" in parts.netloc:
+        # Credentials in a URL end up in shell history, the store and every printout: refused, and not
+        # repeated in the message.
+        shown = f"{parts.scheme}://***@{parts.netloc.rpartition('@')[2]}"
+        raise ValueError(f"telemetry.broker: {shown}: a broker URL may not hold a user name or password; "
+                         "set [telemetry] username and password_env (the name of an environment variable "
+                         "that holds the password) instead")
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
         raise ValueError(f"telemetry.broker: expected mqtt://host:port or mqtts://host:port, got {url!r}")
     tls = parts.scheme == "mqtts"

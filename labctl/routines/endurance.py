@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import ClassVar
+
 import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field
@@ -47,6 +49,8 @@ class EnduranceParams(RoutineParams):
 class EnduranceResult(RoutineResult):
     """Per cell: `cycles` survived with the window open (the cycle count at the check that found it
     closed, or the cycles run if it never closed), `closed`, and the first and last G_on / G_off, S."""
+
+    summary_settings: ClassVar[tuple[str, ...]] = ("max_cycles",)
 
     rows: NDArray[np.int64]
     cols: NDArray[np.int64]

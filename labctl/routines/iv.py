@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import ClassVar
+
 import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field
@@ -41,6 +43,8 @@ class IVParams(RoutineParams):
 @dataclass(frozen=True)
 class IVResult(RoutineResult):
     """HRS and LRS conductances read at v_read after each reset / set sweep, shape (cycles, n), S."""
+
+    summary_settings: ClassVar[tuple[str, ...]] = ("cycles",)
 
     rows: NDArray[np.int64]
     cols: NDArray[np.int64]

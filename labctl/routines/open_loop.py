@@ -15,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from typing import ClassVar
+
 import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field, field_validator
@@ -100,6 +102,8 @@ class PulseTrainResult(RoutineResult):
     """Reads after every pulse, shape (n, pulses), S (empty unless keep_traces); directions (pulses,);
     G_max / G_min per cell: means of the last 10 % of the up / down batches, S."""
 
+    summary_settings: ClassVar[tuple[str, ...]] = ("pulses",)
+
     rows: NDArray[np.int64]
     cols: NDArray[np.int64]
     directions: NDArray[np.int8]
@@ -144,6 +148,8 @@ async def pulse_train(backend: ArrayBackend, rows: object, cols: object, params:
 class SymmetryPointResult(RoutineResult):
     """Per cell: G_sp, ΔG_sp, σ(ΔG_sp) (S); the trace (n, pulses + 1) with the read before the first pulse
     (empty unless keep_traces)."""
+
+    summary_settings: ClassVar[tuple[str, ...]] = ("pulses",)
 
     rows: NDArray[np.int64]
     cols: NDArray[np.int64]

@@ -41,7 +41,7 @@ class RoutineParams(BaseModel):
     current compliances, so `check_limits` can hold them against the backend's limits.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     chunk: int = Field(DEFAULT_CHUNK, ge=1, description="cells per chunk between safe points")
 
@@ -71,6 +71,11 @@ class RoutineParams(BaseModel):
             v = getattr(self, name)
             if v is not None and not abs(v) <= limits.max_abs_voltage:
                 raise ValueError(f"{name}: {v:g} V exceeds the backend limit |V| <= {limits.max_abs_voltage:g} V")
+        read_max = limits.max_read_voltage if limits.max_read_voltage is not None else limits.max_abs_voltage
+        for name in self.read_bias_fields:
+            v = getattr(self, name, None)
+            if v is not None and not abs(v) <= read_max:
+                raise ValueError(f"{name}: {v:g} V exceeds the backend's read limit |V| <= {read_max:g} V")
         for name in self.gate_fields:
             v = getattr(self, name)
             if v is not None and not 0.0 <= v <= limits.max_gate_voltage:

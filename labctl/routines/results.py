@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -33,6 +33,10 @@ def nanstat(fn: Any, a: Any) -> float | None:
 class RoutineResult:
     """Base of every routine result. Subclasses are frozen dataclasses whose fields are per-cell numpy
     arrays (SI units) or nested results, and implement `summary()`."""
+
+    #: Summary keys that are settings of the call (cycles per cell, pulses per train), the same for every
+    #: chunk of a step: combined summaries take them from one chunk instead of adding them up as counts.
+    summary_settings: ClassVar[tuple[str, ...]] = ()
 
     def summary(self) -> dict[str, float | int | bool | str | None]:
         """JSON-able scalars for reports and telemetry."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from typing import ClassVar
+
 import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field, model_validator
@@ -65,6 +67,8 @@ class RelaxationResult(RoutineResult):
     s after programming; g (k, n): reads, S; mean_error (k,): mean of G(t) − G_prog, S; level_std (k,):
     pooled std of the levels, S; fits in log10(t_read / 1 s); extrapolated mean error and std at
     `extrapolate_to` s."""
+
+    summary_settings: ClassVar[tuple[str, ...]] = ("read_times",)
 
     programmed: ClosedLoopResult
     times: NDArray[np.float64]
