@@ -28,6 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 FORMAT = "labctl-puf-helper"
 VERSION = 2
+#: Largest helper file read, bytes (explicit cell lists of a few million cells; whole arrays are "all").
+MAX_FILE_BYTES = 64 * 1024 * 1024
 #: Versions that exist but are refused, with the reason and what to do.
 RETIRED_VERSIONS = {
     1: "helper-data version 1 is not authenticated (altered helper data can reveal the key, see "
@@ -176,6 +178,16 @@ class HelperData(_Strict):
             offset = helper.offset.to_array()
         except ValueError as exc:
             raise HelperDataError(f"{source}: mask/offset: {exc}") from None
+        from labctl.puf import codes  # here, not at import: bchlib and scipy are not needed to write a file
+
+        c = helper.code
+        try:
+            params = codes.CodeParams(repetition=c.repetition, bch_m=c.bch_m, bch_t=c.bch_t,
+                                      data_bytes=c.data_bytes, blocks=c.blocks)
+        except ValueError as exc:
+            raise HelperDataError(f"{source}: code.{exc}") from None
+        if offset.size != params.response_bits:
+            raise HelperDataError(f"{source}: offset.bits: {offset.size}, the code takes {params.response_bits}")
         # Consistency of the public fields only (no response involved): a record that passes these
         # checks but was changed fails authentication at reconstruction, uniformly.
         r, a = helper.response, helper.array
@@ -205,9 +217,16 @@ class HelperData(_Strict):
     def load(cls, path: str | Path) -> HelperData:
         p = Path(path)
         try:
-            text = p.read_text()
+            with p.open("rb") as f:
+                raw = f.read(MAX_FILE_BYTES + 1)
         except OSError as exc:
             raise HelperDataError(f"{p}: cannot read helper data ({exc.strerror})") from None
+        if len(raw) > MAX_FILE_BYTES:
+            raise HelperDataError(f"{p}: larger than {MAX_FILE_BYTES} bytes; not helper data")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise HelperDataError(f"{p}: not helper data (not UTF-8 text at byte {exc.start})") from None
         return cls.from_json(text, source=str(p))
 
 
