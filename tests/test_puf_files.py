@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import stat
 import subprocess
 import sys
@@ -14,6 +13,8 @@ import sys
 import pytest
 
 from labctl.puf.helper import OutputFileError, write_new_file
+
+from helpers import campaign_text, free_port
 
 ENROLL = ("enroll", "--backend", "emulator:16x16?seed=21", "--prepare", "form_set", "--secret-bits", "64",
           "--ber-floor", "0.005")
@@ -85,12 +86,6 @@ def test_cli_refuses_existing_outputs_before_measuring_and_keeps_keys_0600(tmp_p
     assert mode(key) == 0o600
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_cli_errors_are_one_line_with_exit_status(tmp_path):
     r = no_traceback(cli(cwd=tmp_path))
     assert r.returncode == 2 and "PUF_COMMAND" in r.stderr
@@ -120,19 +115,7 @@ def campaign(helper_file: str, routine: str = "puf_enroll") -> str:
     params = '{ prepare = "form_set", secret_bits = 64, ber_floor = 0.005, helper_file = "%s" }' % helper_file
     if routine == "puf_evaluate":
         params = '{ helper_file = "%s" }' % helper_file
-    return f"""\
-[campaign]
-name = "puf"
-
-[backend]
-rows = 16
-cols = 16
-seed = 31
-
-[[steps]]
-routine = "{routine}"
-params = {params}
-"""
+    return campaign_text("puf", 16, 16, 31, f'[[steps]]\nroutine = "{routine}"\nparams = {params}\n')
 
 
 @pytest.mark.parametrize("helper_file", ["../../../victim.json", "/tmp/victim.json", "out/../../victim.json"])
