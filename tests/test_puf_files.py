@@ -159,3 +159,16 @@ async def test_campaign_step_resolves_against_the_campaign_file_and_never_overwr
         assert ev.status == "complete", ev.errors
         summary = store.units(ev.run_id)[0].summary
         assert summary == {"reconstructed": summary["reconstructed"], "message": summary["message"]}
+
+
+def test_evaluate_keeps_an_earlier_report_without_force(tmp_path):
+    args = ("evaluate", "--arrays", "2", "--rows", "32", "--cols", "32", "--no-entropy", "--out", "o")
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "puf_report.json").write_text("earlier report\n")
+    r = no_traceback(cli(*args, cwd=tmp_path))
+    assert r.returncode == 2 and "puf_report.json: exists" in r.stderr
+    assert (tmp_path / "o" / "puf_report.json").read_text() == "earlier report\n"
+    r = cli(*args, "--force", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "o" / "puf_report.json").read_text())["devices_enrolled"] == 2
+    assert (tmp_path / "o" / "puf_bit_statistics.png").read_bytes()[:4] == b"\x89PNG"

@@ -80,6 +80,7 @@ def add_parser(sub: Any) -> None:
     ev.add_argument("--target-failure", type=float, default=1e-6)
     ev.add_argument("--no-entropy", action="store_true", help="skip the SP 800-90B assessment")
     ev.add_argument("--out", default="out/puf", help="folder for the report and plots (default out/puf)")
+    ev.add_argument("--force", action="store_true", help="overwrite an earlier report and plots in --out")
     ev.set_defaults(handler=_guarded(_cmd_evaluate))
 
     def no_command(args: argparse.Namespace) -> int:
@@ -210,17 +211,21 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
     from labctl.puf.enroll import EnrollParams
-    from labctl.puf.evaluate import EvaluationParams, evaluate_batch, write_outputs
+    from labctl.puf.evaluate import EvaluationParams, evaluate_batch, output_paths, write_outputs
 
     params = _params(EvaluationParams, arrays=args.arrays, first_seed=args.first_seed, rows=args.rows,
                      cols=args.cols,
                      enroll=_params(EnrollParams, method=args.method, prepare="form_set",
                                     target_failure=args.target_failure),
                      entropy_assessment=not args.no_entropy)
+    from labctl.puf.helper import check_writable
+
+    for path in output_paths(args.out):  # refused before hours of evaluation, not after
+        check_writable(path, args.force)
     with Progress(transient=True) as bar:
         task = bar.add_task("enrolling and re-reading", total=args.arrays)
         ev = asyncio.run(evaluate_batch(params, lambda done, total: bar.update(task, completed=done)))
-    paths = write_outputs(ev, args.out)
+    paths = write_outputs(ev, args.out, args.force)
     r = ev.report
     k = r["key_reconstruction"]
     print(f"{r['devices_enrolled']} devices, {r['response_bits']} bits: uniformity {r['uniformity']['mean']:.4f}, "
