@@ -150,7 +150,6 @@ def _params(model: Any, **values: Any) -> Any:
 
 def _cmd_enroll(args: argparse.Namespace) -> int:
     from labctl.puf.enroll import EnrollParams, enroll
-
     from labctl.puf.helper import check_writable, write_new_file
 
     params = _params(EnrollParams, method=args.method, prepare=args.prepare, reads=args.reads, v_read=args.v_read,
