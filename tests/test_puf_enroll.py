@@ -108,7 +108,7 @@ async def test_campaign_steps_keep_secrets_out_of_store_telemetry_and_logs(tmp_p
     from labctl.puf.enroll import code_params, helper_cells, reconstruct_from_bits
 
     caplog.set_level(logging.DEBUG)
-    helper_file = tmp_path / "helper.json"
+    helper_file = tmp_path / "helper.json"  # relative to the campaign file, which is in tmp_path
     campaign = f"""\
 [campaign]
 name = "puf"
@@ -120,11 +120,11 @@ seed = 31
 
 [[steps]]
 routine = "puf_enroll"
-params = {{ prepare = "form_set", secret_bits = 64, ber_floor = 0.005, helper_file = "{helper_file}" }}
+params = {{ prepare = "form_set", secret_bits = 64, ber_floor = 0.005, helper_file = "{helper_file.name}" }}
 
 [[steps]]
 routine = "puf_evaluate"
-params = {{ helper_file = "{helper_file}" }}
+params = {{ helper_file = "{helper_file.name}" }}
 """
     broker = Broker(tmp_path).start()
     got: list[tuple[str, bytes]] = []
@@ -144,7 +144,7 @@ params = {{ helper_file = "{helper_file}" }}
         config = TelemetryConfig(broker=f"mqtt://127.0.0.1:{broker.port}", station="s1", topic_prefix="lab",
                                  progress_interval=0.0)
         with Store(db) as store:
-            result = await Runner.new(store, campaign, "puf.toml", telemetry=config).run()
+            result = await Runner.new(store, campaign, str(tmp_path / "puf.toml"), telemetry=config).run()
             assert result.status == "complete", result
             units = store.units(result.run_id)
             summaries = [u.summary for u in units]

@@ -21,6 +21,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -380,7 +381,8 @@ class Runner:
         if self.view is not None:
             self.view.unit_started(unit)
         ctx = RoutineContext(sink=self._sink, on_progress=self._progress_cb(unit),
-                             on_checkpoint=lambda: self._safe_point(backend))
+                             on_checkpoint=lambda: self._safe_point(backend),
+                             campaign_dir=Path(self.campaign_path or self.loaded.source).expanduser().absolute().parent)
         result = await registry.get(unit.routine).function(backend, unit.rows, unit.cols, unit.params, ctx)
         summary = _summary_of(result)
         # Committed by the writer behind the unit's batches; the snapshot is taken now, as the unit ends.

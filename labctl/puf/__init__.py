@@ -1,6 +1,6 @@
-"""PUF on ReRAM arrays: responses, enrollment and key reconstruction (code-offset fuzzy extractor with
-BCH x repetition and HKDF), ISO/IEC 20897-style metrics and NIST SP 800-90B health tests and
-min-entropy estimators. See docs/puf.md.
+"""PUF on ReRAM arrays: responses, enrollment and key reconstruction (robust code-offset fuzzy
+extractor: BCH x repetition, HKDF, helper data authenticated by HMAC), ISO/IEC 20897-style metrics and
+NIST SP 800-90B health tests and min-entropy estimators. See docs/puf.md.
 
 The public names are loaded on first use (PEP 562), so that `labctl --help`, which imports the CLI
 module of this package, does not pay for scipy.stats and the coding libraries.

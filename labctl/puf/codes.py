@@ -182,20 +182,21 @@ def encode(params: CodeParams, secret: bytes) -> NDArray[np.uint8]:
     return np.repeat(np.concatenate(parts), params.repetition)
 
 
-def decode(params: CodeParams, noisy: NDArray[np.uint8]) -> tuple[bytes, int] | None:
-    """(secret, corrected bit count) from a noisy codeword, or None when a BCH block is beyond repair.
+def decode(params: CodeParams, noisy: NDArray[np.uint8]) -> tuple[bytes, bool]:
+    """(secret, every block decoded) from a noisy codeword.
 
-    The corrected count includes the repetition groups outvoted and the BCH corrections."""
+    Every block is decoded even after one fails (that block's data bits are taken uncorrected), and
+    no count of corrected errors is returned: the number of errors in a reading is what a helper-data
+    manipulation attack measures (docs/puf.md), so it never leaves this function."""
     if noisy.size != params.response_bits:
         raise ValueError(f"noisy: expected {params.response_bits} bits, got {noisy.size}")
     r = params.repetition
-    groups = noisy.reshape(-1, r)
-    votes = groups.sum(axis=1, dtype=np.int64)
+    votes = noisy.reshape(-1, r).sum(axis=1, dtype=np.int64)
     majority = (votes * 2 > r).astype(np.uint8)
-    corrected = int(np.minimum(votes, r - votes).sum())
     codec = bch(params.bch_m, params.bch_t)
     ecc_bytes = codec.ecc_bytes
     secret = bytearray()
+    ok = True
     n = params.block_bits
     k = 8 * params.data_bytes
     for b in range(params.blocks):
@@ -205,10 +206,8 @@ def decode(params: CodeParams, noisy: NDArray[np.uint8]) -> tuple[bytes, int] | 
         parity[:params.parity_bits] = word[k:]
         ecc = bytearray(np.packbits(parity).tobytes())
         nerr = codec.decode(bytes(data), bytes(ecc))
-        if nerr < 0:
-            return None
-        if nerr:
+        if nerr > 0:
             codec.correct(data, ecc)
-        corrected += nerr
+        ok &= nerr >= 0
         secret += data
-    return bytes(secret), corrected
+    return bytes(secret), ok

@@ -32,7 +32,7 @@ from labctl.puf import codes, extractor, health, prepare, responses
 from labctl.puf.helper import (
     VERSION,
     ArrayInfo,
-    CheckInfo,
+    AuthInfo,
     CodeInfo,
     DesignInfo,
     HelperData,
@@ -183,32 +183,40 @@ async def enroll_core(backend: ArrayBackend, params: EnrollParams, rows: Any = N
 
     mask = stab.stable
     w = stab.reference[mask][:code.response_bits]
-    gen = extractor.generate(w, code, params.key_length, random_bytes)
     residual = residual_entropy_bound(code.response_bits, code.secret_bits, params.claimed_entropy)
     report["residual_entropy_bound_bits"] = residual
     report["residual_entropy_formula"] = "max(0, min(k, n*H - (n - k))), n used response bits, k secret bits, " \
                                          "H claimed min-entropy per bit"
     predicted = code.failure(design_ber)["p_key"]
-    helper = HelperData(
-        version=VERSION,
-        created=t0.isoformat(timespec="seconds"),
-        array=ArrayInfo(rows=backend.rows, cols=backend.cols, backend=backend.info.kind,
-                        identity=dict(backend.info.identity)),
-        response=ResponseInfo(method=params.method,
-                              cells="all" if cells.is_whole_array else [int(x) for x in cells.flat],
-                              v_read=params.v_read, vg=params.vg, g_formed=params.g_formed,
-                              positions=positions, enrollment_reads=params.reads, min_margin=params.min_margin),
-        mask=PackedBits.from_array(mask),
-        code=CodeInfo(library=f"bchlib {_bchlib_version()}", bch_m=code.bch_m,
-                      bch_t=code.bch_t, data_bytes=code.data_bytes, blocks=code.blocks,
-                      repetition=code.repetition),
-        offset=PackedBits.from_array(gen.offset),
-        kdf=KdfInfo(salt=gen.kdf_salt.hex(), info=extractor.KEY_INFO.decode(), length=params.key_length),
-        check=CheckInfo(salt=gen.check_salt.hex(), value=gen.check_value.hex()),
-        design=DesignInfo(design_ber=design_ber, measured_raw_ber=stab.raw_ber,
-                          target_failure=params.target_failure, predicted_failure=predicted,
-                          stable_positions=stable_count, used_positions=code.response_bits),
-    )
+    draft: dict[str, HelperData] = {}
+
+    def record(offset: NDArray[np.uint8], kdf_salt: bytes) -> bytes:
+        # The whole record but its tag; the tag field holds a placeholder until the tag is known.
+        draft["helper"] = HelperData(
+            version=VERSION,
+            created=t0.isoformat(timespec="seconds"),
+            array=ArrayInfo(rows=backend.rows, cols=backend.cols, backend=backend.info.kind,
+                            identity=dict(backend.info.identity)),
+            response=ResponseInfo(method=params.method,
+                                  cells="all" if cells.is_whole_array else [int(x) for x in cells.flat],
+                                  v_read=params.v_read, vg=params.vg, g_formed=params.g_formed,
+                                  positions=positions, enrollment_reads=params.reads,
+                                  min_margin=params.min_margin),
+            mask=PackedBits.from_array(mask),
+            code=CodeInfo(library=f"bchlib {_bchlib_version()}", bch_m=code.bch_m,
+                          bch_t=code.bch_t, data_bytes=code.data_bytes, blocks=code.blocks,
+                          repetition=code.repetition),
+            offset=PackedBits.from_array(offset),
+            kdf=KdfInfo(salt=kdf_salt.hex(), info=extractor.KEY_INFO.decode(), length=params.key_length),
+            design=DesignInfo(design_ber=design_ber, measured_raw_ber=stab.raw_ber,
+                              target_failure=params.target_failure, predicted_failure=predicted,
+                              stable_positions=stable_count, used_positions=code.response_bits),
+            auth=AuthInfo(tag="0" * 64),
+        )
+        return draft["helper"].authenticated_bytes()
+
+    gen = extractor.generate(w, code, record, params.key_length, random_bytes)
+    helper = draft["helper"].model_copy(update={"auth": AuthInfo(tag=gen.tag.hex())})
     log.info("PUF enrolled: %s, %d/%d stable positions, %d used; BCH(m=%d, t=%d) x %d blocks, repetition %d; "
              "design BER %.3g, predicted key failure %.2g", params.method, stable_count, positions,
              code.response_bits, code.bch_m, code.bch_t, code.blocks, code.repetition, design_ber, predicted)
@@ -239,24 +247,25 @@ def helper_cells(helper: HelperData) -> Cells:
 
 def reconstruct_from_bits(bits: NDArray[np.uint8], helper: HelperData,
                           mask: NDArray[np.bool_] | None = None) -> extractor.Reproduced:
-    """Key from response bits of every position (the helper's mask selects the used ones)."""
+    """Authenticated key from response bits of every position (the helper's mask selects the used
+    ones), or KeyReconstructionError with its one message."""
     if mask is None:
         mask = helper.mask.to_array().astype(bool)
     offset = helper.offset.to_array()
-    w = np.asarray(bits, dtype=np.uint8)[mask][:offset.size]
-    if w.size != offset.size:
-        raise extractor.KeyReconstructionError(f"response: {w.size} stable bits, the helper data needs {offset.size}")
-    return extractor.reproduce(w, offset, code_params(helper), bytes.fromhex(helper.kdf.salt),
-                               bytes.fromhex(helper.check.salt), bytes.fromhex(helper.check.value),
-                               helper.kdf.length)
+    bits = np.asarray(bits, dtype=np.uint8)
+    if bits.size != mask.size:
+        raise ValueError(f"bits: {bits.size} response bits, the helper data has {mask.size} positions")
+    return extractor.reproduce(bits[mask][:offset.size], offset, code_params(helper), bytes.fromhex(helper.kdf.salt),
+                               helper.authenticated_bytes(), bytes.fromhex(helper.auth.tag), helper.kdf.length)
 
 
 async def reconstruct(backend: ArrayBackend, helper: HelperData, reads: int = 1,
                       v_read: float | None = None) -> extractor.Reproduced:
     """Regenerate the key from a fresh read (the mean of `reads` reads) of the enrolled cells.
 
-    v_read: read bias, V (default: the enrollment's). Raises KeyReconstructionError when the
-    response is too far from enrollment: never returns a wrong key."""
+    v_read: read bias, V (default: the enrollment's). Raises KeyReconstructionError (one message)
+    when the helper data fails authentication -- altered, another array's, or the response too far
+    from enrollment: never returns a wrong key, and never says how many errors were corrected."""
     if (backend.rows, backend.cols) != (helper.array.rows, helper.array.cols):
         raise ValueError(f"backend: a {backend.rows}x{backend.cols} array, the helper data was enrolled on "
                          f"{helper.array.rows}x{helper.array.cols}")
@@ -271,7 +280,7 @@ async def reconstruct(backend: ArrayBackend, helper: HelperData, reads: int = 1,
     except extractor.KeyReconstructionError:
         log.warning("PUF key reconstruction failed (%s, %d used positions)", r.method, helper.design.used_positions)
         raise
-    log.info("PUF key reconstructed (%d bit errors corrected)", out.corrected_bits)
+    log.info("PUF key reconstructed")
     return out
 
 

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from labctl.backends.emulator import EmulatorBackend
 from labctl.puf import entropy, extractor, health, metrics, responses
 from labctl.puf.enroll import EnrollmentError, EnrollParams, enroll_core, helper_cells, reconstruct_from_bits
+from labctl.puf.helper import write_new_file
 
 
 class Condition(BaseModel):
@@ -173,13 +174,24 @@ async def evaluate_batch(params: EvaluationParams, progress: Progress | None = N
                       uniformity=unif, bit_aliasing=alias, min_entropy=h_bit)
 
 
-def write_outputs(evaluation: Evaluation, out_dir: str | Path) -> dict[str, Path]:
-    """Write report.json and the PNG histograms into out_dir; returns the paths."""
+REPORT_FILE = "puf_report.json"
+
+
+def output_paths(out_dir: str | Path) -> list[Path]:
+    """The files write_outputs writes (to refuse existing ones before an evaluation starts)."""
+    from labctl.puf import plots
+
+    return [Path(out_dir) / name for name in (REPORT_FILE, *plots.PLOT_FILES.values())]
+
+
+def write_outputs(evaluation: Evaluation, out_dir: str | Path, force: bool = False) -> dict[str, Path]:
+    """Write puf_report.json and the PNG histograms into out_dir (atomically; existing files only with
+    `force`); returns the paths."""
     from labctl.puf import plots
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"report": out / "puf_report.json"}
-    paths["report"].write_text(json.dumps(evaluation.report, indent=2) + "\n")
-    paths.update(plots.write_plots(evaluation, out))
+    paths = {"report": out / REPORT_FILE}
+    write_new_file(paths["report"], (json.dumps(evaluation.report, indent=2) + "\n").encode(), force=force)
+    paths.update(plots.write_plots(evaluation, out, force))
     return paths

@@ -1,6 +1,7 @@
 """PNG histograms of a PUF evaluation (matplotlib, Agg backend: no display needed)."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,13 +11,27 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from labctl.puf.helper import write_new_file  # noqa: E402
+
 if TYPE_CHECKING:
     from labctl.puf.evaluate import Evaluation
 
 
-def write_plots(ev: Evaluation, out: Path) -> dict[str, Path]:
-    """Hamming-distance histograms (inter vs intra per condition) and per-bit statistics."""
-    paths: dict[str, Path] = {}
+#: The files write_plots writes in its folder.
+PLOT_FILES = {"fhd_histogram": "puf_fhd_histogram.png", "bit_statistics": "puf_bit_statistics.png"}
+
+
+def _save(fig: plt.Figure, path: Path, force: bool) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    write_new_file(path, buf.getvalue(), force=force)
+
+
+def write_plots(ev: Evaluation, out: Path, force: bool = False) -> dict[str, Path]:
+    """Hamming-distance histograms (inter vs intra per condition) and per-bit statistics; existing
+    files are replaced only with `force`."""
+    paths = {name: out / file for name, file in PLOT_FILES.items()}
     fig, ax = plt.subplots(figsize=(7, 4))
     bins = np.linspace(0, 0.6, 121)
     ax.hist(ev.inter_fhd, bins=bins, density=True, alpha=0.6, label="inter-device (uniqueness)")
@@ -27,9 +42,7 @@ def write_plots(ev: Evaluation, out: Path) -> dict[str, Path]:
     ax.set_title(f"PUF distances, {ev.report['devices_enrolled']} devices, {ev.report['response_bits']} bits")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    paths["fhd_histogram"] = out / "puf_fhd_histogram.png"
-    fig.savefig(paths["fhd_histogram"], dpi=120)
-    plt.close(fig)
+    _save(fig, paths["fhd_histogram"], force)
 
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
     axes[0].hist(ev.uniformity, bins=40)
@@ -41,7 +54,5 @@ def write_plots(ev: Evaluation, out: Path) -> dict[str, Path]:
     for a in axes:
         a.set_ylabel("count")
     fig.tight_layout()
-    paths["bit_statistics"] = out / "puf_bit_statistics.png"
-    fig.savefig(paths["bit_statistics"], dpi=120)
-    plt.close(fig)
+    _save(fig, paths["bit_statistics"], force)
     return paths

@@ -3,32 +3,67 @@
 A campaign enrolls an array and writes the helper data to `helper_file`; the helper data (public)
 is also part of the step summary, which the campaign store keeps. The key is not returned: keys
 are for the application that later reconstructs them, never for the campaign store or telemetry.
-`puf_evaluate` reconstructs the key from a fresh read and records only whether that succeeded and
-how many bit errors the code corrected.
+`puf_evaluate` reconstructs the key from a fresh read and records only whether that succeeded (no
+count of corrected errors: that count is what a helper-data manipulation attack measures).
+
+`helper_file` is a path inside the campaign file's directory: relative, resolved against that
+directory (`RoutineContext.campaign_dir`), refused when it leaves it (`..`, an absolute path, a
+symlink pointing out). `puf_enroll` never overwrites a file: an existing helper file is refused
+before the step measures anything.
 """
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from labctl.backends.base import ArrayBackend
 from labctl.puf.enroll import EnrollParams, enroll, reconstruct
 from labctl.puf.extractor import KeyReconstructionError
-from labctl.puf.helper import HelperData
+from labctl.puf.helper import HelperData, check_writable
 from labctl.routines.base import RoutineContext
 from labctl.routines.results import RoutineResult
+
+
+def inside_campaign_dir(value: str) -> str:
+    """A path that stays inside the campaign file's directory (checked on the text, so that
+    `labctl run --check` refuses it): relative, and no `..` leading out."""
+    norm = os.path.normpath(value)
+    if os.path.isabs(value) or norm == os.pardir or norm.startswith(os.pardir + os.sep):
+        raise ValueError(f"{value!r} leaves the campaign file's directory; paths in a campaign file are "
+                         "relative to it and stay inside it")
+    return value
+
+
+def campaign_path(name: str, ctx: RoutineContext | None) -> Path:
+    """`name` resolved against the campaign directory; ValueError if it leads out of it (a symlink
+    on the way). Outside a campaign (no ctx.campaign_dir) the path is taken as given."""
+    if ctx is None or ctx.campaign_dir is None:
+        return Path(name)
+    base = ctx.campaign_dir.resolve()
+    path = base / inside_campaign_dir(name)
+    if not path.resolve().is_relative_to(base):
+        raise ValueError(f"helper_file: {name!r} leads out of the campaign directory {base} (through a symlink)")
+    return path
 
 
 class PufEnrollParams(EnrollParams):
     """Enrollment settings plus where the helper data goes."""
 
-    helper_file: str = Field("puf_helper.json", min_length=1, description="helper-data JSON file (public)")
     chunkable: ClassVar[bool] = False  # the whole response is enrolled at once
+    helper_file: str = Field("puf_helper.json", min_length=1,
+                             description="helper-data JSON file (public) to create, relative to the campaign "
+                                         "file; an existing file is never overwritten")
+
+    @field_validator("helper_file")
+    @classmethod
+    def _inside(cls, v: str) -> str:
+        return inside_campaign_dir(v)
 
 
 @dataclass(frozen=True)
@@ -50,13 +85,16 @@ class PufEnrollResult(RoutineResult):
 
 async def puf_enroll(backend: ArrayBackend, rows: Any, cols: Any, params: PufEnrollParams,
                      ctx: RoutineContext | None = None) -> PufEnrollResult:
-    """Enroll the listed cells (all of a selection, in its order) and write the helper data."""
+    """Enroll the listed cells (all of a selection, in its order) and write the helper data (a new
+    file: an existing one is refused before anything is measured)."""
+    path = campaign_path(params.helper_file, ctx)
+    check_writable(path)
     base = EnrollParams(**params.model_dump(exclude={"helper_file"}))
     r = None if rows is None else np.asarray(rows)
     c = None if cols is None else np.asarray(cols)
     enrollment = await enroll(backend, base, r, c, ctx)
-    Path(params.helper_file).parent.mkdir(parents=True, exist_ok=True)
-    enrollment.helper.save(params.helper_file)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    enrollment.helper.save(path)
     return PufEnrollResult(helper_json=enrollment.helper.to_json(), report_json=json.dumps(enrollment.report))
 
 
@@ -65,27 +103,32 @@ class PufEvaluateParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     chunkable: ClassVar[bool] = False  # the key is reconstructed from every cell at once
-    helper_file: str = Field("puf_helper.json", min_length=1)
+    helper_file: str = Field("puf_helper.json", min_length=1, description="helper-data JSON file, relative to "
+                                                                          "the campaign file")
     reads: int = Field(1, ge=1, le=1000, description="reads averaged before the bits are taken")
     v_read: float | None = Field(None, gt=0, le=1.0, json_schema_extra={"unit": "V"})
+
+    @field_validator("helper_file")
+    @classmethod
+    def _inside(cls, v: str) -> str:
+        return inside_campaign_dir(v)
 
 
 @dataclass(frozen=True)
 class PufEvaluateResult(RoutineResult):
     reconstructed: bool
-    corrected_bits: int
     message: str
 
     def summary(self) -> dict[str, float | int | bool | str | None]:
-        return {"reconstructed": self.reconstructed, "corrected_bits": self.corrected_bits, "message": self.message}
+        return {"reconstructed": self.reconstructed, "message": self.message}
 
 
 async def puf_evaluate(backend: ArrayBackend, rows: Any, cols: Any, params: PufEvaluateParams,
                        ctx: RoutineContext | None = None) -> PufEvaluateResult:
     """Reconstruct the enrolled key from a fresh read; the result says whether it came back."""
-    helper = HelperData.load(params.helper_file)
+    helper = HelperData.load(campaign_path(params.helper_file, ctx))
     try:
-        out = await reconstruct(backend, helper, params.reads, params.v_read)
+        await reconstruct(backend, helper, params.reads, params.v_read)
     except KeyReconstructionError as exc:
-        return PufEvaluateResult(reconstructed=False, corrected_bits=-1, message=str(exc))
-    return PufEvaluateResult(reconstructed=True, corrected_bits=out.corrected_bits, message="key reconstructed")
+        return PufEvaluateResult(reconstructed=False, message=str(exc))
+    return PufEvaluateResult(reconstructed=True, message="key reconstructed and authenticated")

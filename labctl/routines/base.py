@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,6 +55,9 @@ class RoutineContext:
     on_checkpoint: CheckpointFn | None = None
     collected: list[Measurements] = field(default_factory=list)
     collect: bool = False  # keep every batch in `collected` (for scripts and tests)
+    # Directory of the campaign file being run (None outside a campaign): file paths in a step's
+    # parameters are resolved against it and may not leave it.
+    campaign_dir: Path | None = None
 
     async def emit(self, kind: str, rows: NDArray[np.int64], cols: NDArray[np.int64], t: float,
                    **values: NDArray[Any]) -> None:
