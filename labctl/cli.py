@@ -108,6 +108,17 @@ def _cmd_emulate(args: argparse.Namespace) -> int:
     return serve_main(args)
 
 
+def tcp_port(text: str) -> int:
+    """argparse type of a TCP port: an integer in [0, 65535] (0: any free port)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is outside [0, 65535]")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="labctl",
@@ -129,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     emulate.add_argument("--seed", type=int, default=0, help="emulator seed (default 0)")
     emulate.add_argument("--preset", default="cmo-hfox", help="device preset (default cmo-hfox)")
     emulate.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    emulate.add_argument("--port", type=int, default=0, help="chip-controller TCP port (0: any free port)")
+    emulate.add_argument("--port", type=tcp_port, default=0, help="chip-controller TCP port (0: any free port)")
     emulate.add_argument("--no-pty", action="store_true", help="do not open a pseudo-terminal")
     emulate.add_argument("--no-instruments", action="store_true", help="do not start the SCPI instruments")
     emulate.set_defaults(handler=_cmd_emulate)

@@ -30,7 +30,7 @@ from labctl.backends.base import ArrayBackend
 from labctl.campaigns import backend as cbackend
 from labctl.campaigns.plan import LoadedCampaign, Unit, load_campaign
 from labctl.campaigns.schema import BackendSpec
-from labctl.campaigns.store import Store, UnitPlan, json_default
+from labctl.campaigns.store import Store, UnitPlan, as_store_error, json_default
 from labctl.campaigns.telemetry import Telemetry, TelemetryConfig
 from labctl.campaigns.writer import BatchWriter
 from labctl.routines import registry
@@ -309,6 +309,7 @@ class Runner:
         except Exception as exc:  # a routine or backend failure ends the run, recorded, outputs off
             status = "failed"
             self.failure = exc
+            exc = as_store_error(exc, self.store.path) or exc  # a batch the store refused (a full disk)
             where = f" in unit {self._unit.index} ({self._unit.step_name})" if self._unit else ""
             errors.append(f"{type(exc).__name__}{where}: {error_chain(exc)}")
         # Outputs off first, whatever happened: the array must not be left biased. Neither this, nor
@@ -321,7 +322,7 @@ class Runner:
             self.measurements += self._writer.drain()
         except Exception as exc:  # a batch that could not be committed fails the run, recorded
             status = "failed"
-            errors.append(f"store {self.store.path}: {type(exc).__name__}: {exc}")
+            errors.append(str(as_store_error(exc, self.store.path) or f"store {self.store.path}: {exc}"))
         finally:
             self._writer.close()
         return self._finish(status, errors)
@@ -521,7 +522,7 @@ class Runner:
             self.store.finish_run(self.run_id, status, errors)
         except Exception as exc:  # the store itself failed (disk full, ...): say so, keep what can be kept
             status = "failed"
-            errors.append(f"store {self.store.path}: {type(exc).__name__}: {exc}")
+            errors.append(str(as_store_error(exc, self.store.path) or f"store {self.store.path}: {exc}"))
             self._record_failure(errors)
         if self.telemetry is not None:
             self._publish_status(status)
