@@ -21,21 +21,10 @@ from labctl.campaigns.runner import Runner
 
 ROOT = Path(__file__).resolve().parents[1]
 
-CHIP_CAMPAIGN = """\
-[campaign]
-name = "controller dies"
-
-[backend]
-kind = "chip"
-address = "{address}"
-rows = 16
-cols = 16
-
-[[steps]]
-routine = "forming"
-chunk_cells = 64
-params = {{ chunk = 4 }}
-"""
+#: Forming a 16 x 16 chip in units of 64 cells, 4 cells per batch: a run with many batches to die between.
+CHIP_CAMPAIGN = ('[campaign]\nname = "controller dies"\n\n'
+                 '[backend]\nkind = "chip"\naddress = "{address}"\nrows = 16\ncols = 16\n\n'
+                 '[[steps]]\nroutine = "forming"\nchunk_cells = 64\nparams = {{ chunk = 4 }}\n')
 
 
 def _kinds(store: Store, run_id: str) -> list[str]:

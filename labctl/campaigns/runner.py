@@ -282,49 +282,51 @@ class Runner:
         units = self.loaded.units
         self._writer = BatchWriter(self.store.path)
         try:
-            if owned:
-                await backend.open()
-            _check_dimensions(campaign.backend, backend)
-            first = self._prepare(limited)
-            self._start_telemetry()
-            done = {u.unit_index for u in self.store.units(self.run_id) if u.status == "done"}
-            self._done_cells = sum(int(units[i].rows.size) for i in done)
-            if self.view is not None:
-                self.view.begin(self.run_id, units, done)
-            self._publish_status("running")
-            for unit in units[first:]:
-                await self._safe_point(limited)
-                await self._run_unit(limited, unit)
-            status = "complete"
-        except Aborted as exc:
-            status = "aborted"
-            errors.append(f"stopped at a safe point: {exc}")
-        except asyncio.CancelledError:
-            status = "aborted"
-            errors.append(f"aborted at once: {self.control.abort_reason or 'cancelled'}")
-            _uncancel()  # so that outputs_off below may still await
-        except ReplayMismatch as exc:
-            status = "failed"
-            errors.append(str(exc))
-        except Exception as exc:  # a routine or backend failure ends the run, recorded, outputs off
-            status = "failed"
-            self.failure = exc
-            exc = as_store_error(exc, self.store.path) or exc  # a batch the store refused (a full disk)
-            where = f" in unit {self._unit.index} ({self._unit.step_name})" if self._unit else ""
-            errors.append(f"{type(exc).__name__}{where}: {error_chain(exc)}")
-        # Outputs off first, whatever happened: the array must not be left biased. Neither this, nor
-        # closing the backend, nor the last commits may raise: each failure is recorded instead.
-        ending = await self._end_backend(backend, owned)
-        if ending and status == "complete":
-            status = "failed"
-        errors += ending
-        try:
-            self.measurements += self._writer.drain()
-        except Exception as exc:  # a batch that could not be committed fails the run, recorded
-            status = "failed"
-            errors.append(str(as_store_error(exc, self.store.path) or f"store {self.store.path}: {exc}"))
+            try:
+                if owned:
+                    await backend.open()
+                _check_dimensions(campaign.backend, backend)
+                first = self._prepare(limited)
+                self._start_telemetry()
+                done = {u.unit_index for u in self.store.units(self.run_id) if u.status == "done"}
+                self._done_cells = sum(int(units[i].rows.size) for i in done)
+                if self.view is not None:
+                    self.view.begin(self.run_id, units, done)
+                self._publish_status("running")
+                for unit in units[first:]:
+                    await self._safe_point(limited)
+                    await self._run_unit(limited, unit)
+                status = "complete"
+            except Aborted as exc:
+                status = "aborted"
+                errors.append(f"stopped at a safe point: {exc}")
+            except asyncio.CancelledError:
+                status = "aborted"
+                errors.append(f"aborted at once: {self.control.abort_reason or 'cancelled'}")
+                _uncancel()  # so that outputs_off below may still await
+            except ReplayMismatch as exc:
+                status = "failed"
+                errors.append(str(exc))
+            except Exception as exc:  # a routine or backend failure ends the run, recorded, outputs off
+                status = "failed"
+                self.failure = exc
+                exc = as_store_error(exc, self.store.path) or exc  # a batch the store refused (a full disk)
+                where = f" in unit {self._unit.index} ({self._unit.step_name})" if self._unit else ""
+                errors.append(f"{type(exc).__name__}{where}: {error_chain(exc)}")
         finally:
-            self._writer.close()
+            # Outputs off first, whatever happened: the array must not be left biased. Neither this, nor
+            # closing the backend, nor the last commits may raise: each failure is recorded instead.
+            ending = await self._end_backend(backend, owned)
+            if ending and status == "complete":
+                status = "failed"
+            errors += ending
+            try:
+                self.measurements += self._writer.drain()
+            except Exception as exc:  # a batch that could not be committed fails the run, recorded
+                status = "failed"
+                errors.append(str(as_store_error(exc, self.store.path) or f"store {self.store.path}: {exc}"))
+            finally:
+                self._writer.close()
         return self._finish(status, errors)
 
     def _registered(self) -> bool:
