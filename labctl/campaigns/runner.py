@@ -321,10 +321,11 @@ class Runner:
                 status = "failed"
             errors += ending
             try:
-                self.measurements += self._writer.drain()
-            except Exception as exc:  # a batch that could not be committed fails the run, recorded
-                status = "failed"
-                errors.append(str(as_store_error(exc, self.store.path) or f"store {self.store.path}: {exc}"))
+                written, error = self._writer.drain()
+                self.measurements += written
+                if error is not None:  # a batch that could not be committed fails the run, recorded
+                    status = "failed"
+                    errors.append(str(as_store_error(error, self.store.path) or f"store {self.store.path}: {error}"))
             finally:
                 self._writer.close()
         return self._finish(status, errors)
