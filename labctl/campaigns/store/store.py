@@ -221,10 +221,11 @@ class Store:
             db.execute("INSERT INTO events VALUES (?, ?, 'stop', ?)", (run_id, now, f"run {status}"))
 
     def mark_failed(self, run_id: str, errors: Iterable[str]) -> None:
-        """The smallest write that ends a run as failed with its errors (one statement, no events): what
+        """The smallest write that ends a run as failed, its errors appended (one statement, no events): what
         the runner falls back to when finish_run could not be committed (a full disk)."""
+        (stored,) = self.db.execute("SELECT errors_json FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         self.db.execute("UPDATE runs SET status = 'failed', stopped_at = ?, errors_json = ? WHERE run_id = ?",
-                        (time.time(), json.dumps(list(errors)), run_id))
+                        (time.time(), json.dumps(json.loads(stored) + list(errors)), run_id))
 
     def set_telemetry(self, run_id: str, stats: dict[str, Any]) -> None:
         """Record the run's telemetry statistics (broker, sent, dropped, ...; docs/store.md)."""
