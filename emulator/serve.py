@@ -34,6 +34,9 @@ def main(args: argparse.Namespace) -> int:
 async def serve(args: argparse.Namespace, ready: asyncio.Event | None = None,
                 stop: asyncio.Event | None = None) -> int:
     """Serve as `main` does; `ready` is set once every address is printed, `stop` ends it."""
+    if not 0 <= args.port <= 65535:
+        print(f"labctl emulate: --port {args.port} is outside [0, 65535]", file=sys.stderr)
+        return 2
     array = Array(rows=args.rows, cols=args.cols, preset=args.preset, seed=args.seed)
     controller = ChipController(array)
     try:

@@ -306,3 +306,35 @@ def test_the_sql_check_sees_sql():
     assert any("imports sqlite3" in f for f in found) and any("calls .execute()" in f for f in found)
     assert any("SQL text 'SELECT" in f for f in found) and any("SQL text 'INSERT INTO" in f for f in found)
     assert any("UPDATE units SET" in f for f in found) and any("CREATE TABLE" in f for f in found)
+
+
+def test_claim_run_takes_a_run_only_from_the_state_the_caller_read(tmp_path):
+    with Store(tmp_path / "s.sqlite") as s, Store(tmp_path / "s.sqlite") as other:
+        _create(s, "r1")
+        s.finish_run("r1", "failed", ["link lost"])
+        rec = s.run("r1")
+        assert s.claim_run("r1", rec.status, rec.pid)  # the first resumer takes it
+        assert not other.claim_run("r1", rec.status, rec.pid)  # the second read the same state: refused
+        assert s.run("r1").status == "running" and s.run("r1").pid == os.getpid()
+
+
+def test_mark_failed_ends_a_run_in_one_write(tmp_path):
+    with Store(tmp_path / "s.sqlite") as s:
+        _create(s, "r1")
+        s.mark_failed("r1", ["store s.sqlite: cannot write (database or disk is full)"])
+        rec = s.run("r1")
+        assert rec.status == "failed" and rec.stopped_at is not None
+        assert rec.errors == ["store s.sqlite: cannot write (database or disk is full)"]
+
+
+def test_a_file_that_is_not_a_store_is_a_store_error_naming_it(tmp_path):
+    from labctl.campaigns.store import StoreError
+
+    path = tmp_path / "x.sqlite"
+    path.write_bytes(b"not SQLite at all\n" * 64)
+    for read_only in (False, True):
+        with pytest.raises(StoreError, match=re.escape(str(path))):
+            Store(path, read_only=read_only)
+    missing = tmp_path / "no-such-dir" / "x.sqlite"
+    with pytest.raises(StoreError, match=re.escape(str(missing))):
+        Store(missing)

@@ -52,7 +52,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     exp.add_argument("run", help="run id, unique prefix, or 'last'")
     _store_arg(exp)
     exp.add_argument("--format", choices=("csv", "parquet"), default="csv")
-    exp.add_argument("--out", "-o", default=None, help="output file (default RUN.csv / RUN.parquet)")
+    exp.add_argument("--out", "-o", default=None, help="output file (default RUN.csv / RUN.parquet); never the store")
+    exp.add_argument("--force", action="store_true", help="replace an existing output file")
     exp.set_defaults(handler=_cmd_runs_export)
 
     rep = sub.add_parser("report", help="PNG plots and a JSON summary of a run")
@@ -62,10 +63,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     rep.set_defaults(handler=_cmd_report)
 
 
-def _open_store(args: argparse.Namespace):  # noqa: ANN202 -- Store, imported lazily
+def _open_store(args: argparse.Namespace, *, read_only: bool = False):  # noqa: ANN202 -- Store, imported lazily
+    """The run store --store names (default ./labctl-runs.sqlite). read_only: for the commands that only
+    read (runs list/show/export, report), which never create a store (a typo is an error, not a new file)."""
     from labctl.campaigns.store import DEFAULT_STORE, Store
 
-    return Store(args.store or DEFAULT_STORE)
+    return Store(args.store or DEFAULT_STORE, read_only=read_only)
 
 
 def _find(store, ref: str) -> str:  # noqa: ANN001
@@ -117,14 +120,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if result.telemetry is not None:
         t = result.telemetry
         print(f"  telemetry {t['broker']}: {t['sent']} sent, {t['dropped']} dropped")
+    status = {"complete": 0, "aborted": 130}.get(result.status, 1)
     if not args.no_report:
-        from labctl.campaigns.report import write_report
-
         out = Path(args.report_dir) if args.report_dir else Path(DEFAULT_REPORTS) / result.run_id
-        summary = write_report(store, result.run_id, out)
+        try:
+            summary = _report(store, result.run_id, out)
+        except ValueError as exc:  # the run stays as it ended; only its report is missing
+            print(f"labctl: error: {exc} (the run is stored {result.status}; `labctl report {result.run_id}"
+                  " --out DIR` writes it elsewhere)", file=sys.stderr)
+            return 2 if status == 0 else status
         print(f"  report: {summary} and {len(list(out.glob('*.png')))} plot(s) in {out}")
     store.close()
-    return {"complete": 0, "aborted": 130}.get(result.status, 1)
+    return status
+
+
+def _report(store, run_id: str, out: Path) -> Path:  # noqa: ANN001
+    """write_report; a folder that cannot be written is bad input (ValueError naming it)."""
+    from labctl.campaigns.report import write_report
+
+    try:
+        return write_report(store, run_id, out)
+    except OSError as exc:
+        raise ValueError(f"report: cannot write {exc.filename or out}: {exc.strerror or exc}") from exc
 
 
 def _print_step_summaries(store, run_id: str, keys: int = 4) -> None:  # noqa: ANN001
@@ -184,7 +201,7 @@ def _cmd_runs_list(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    store = _open_store(args)
+    store = _open_store(args, read_only=True)
     table = Table(title=f"runs in {store.path}")
     table.add_column("run", no_wrap=True, min_width=20)  # ids are typed back in: never cut them
     for col in ("name", "status", "started", "stopped", "units done", "measurements", "resumes"):
@@ -198,7 +215,7 @@ def _cmd_runs_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_runs_show(args: argparse.Namespace) -> int:
-    store = _open_store(args)
+    store = _open_store(args, read_only=True)
     rec = store.run(_find(store, args.run))
     if args.campaign:
         print(rec.campaign_toml, end="")
@@ -232,23 +249,21 @@ def _cmd_runs_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_runs_export(args: argparse.Namespace) -> int:
-    from labctl.campaigns.export import export_csv, export_parquet
+    from labctl.campaigns.export import check_output, export_csv, export_parquet
 
-    store = _open_store(args)
+    store = _open_store(args, read_only=True)
     run_id = _find(store, args.run)
-    out = args.out or f"{run_id}.{args.format}"
+    out = check_output(args.out or f"{run_id}.{args.format}", store.path, force=args.force)
     n = (export_csv if args.format == "csv" else export_parquet)(store, run_id, out)
     print(f"run {run_id}: {n} measurements -> {out}")
     return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from labctl.campaigns.report import write_report
-
-    store = _open_store(args)
+    store = _open_store(args, read_only=True)
     run_id = _find(store, args.run)
     out = Path(args.out) if args.out else Path(DEFAULT_REPORTS) / run_id
-    summary = write_report(store, run_id, out)
+    summary = _report(store, run_id, out)
     print(f"run {run_id}: report {summary} and {len(list(out.glob('*.png')))} plot(s) in {out}")
     return 0
 
@@ -260,13 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="labctl", description="campaign commands of labctl")
     add_commands(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
     args = parser.parse_args(argv)
-    try:
-        return args.handler(args)
-    except KeyboardInterrupt:
-        return 130
-    except ValueError as exc:
-        print(f"labctl: error: {exc}", file=sys.stderr)
-        return 2
+    from labctl.cli import dispatch
+
+    return dispatch(args.handler, args)
 
 
 if __name__ == "__main__":

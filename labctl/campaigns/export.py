@@ -6,9 +6,12 @@ Python's round-trip repr, so that reading the file back gives the stored float64
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import itertools
 import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +20,54 @@ import numpy as np
 from labctl.campaigns.store import EXPORT_COLUMNS, Store
 
 
+#: Files SQLite keeps beside a store in WAL mode.
+STORE_SIDE_FILES = ("", "-wal", "-shm", "-journal")
+
+
+def check_output(out: str | os.PathLike[str], store_path: str | os.PathLike[str], *, force: bool = False) -> Path:
+    """The export file `out`, refused (ValueError naming it) if it is the store itself or one of its
+    -wal/-shm/-journal files (by resolved path, or the same file through a link), or if it exists and
+    `force` is not given."""
+    target = Path(out)
+    for suffix in STORE_SIDE_FILES:
+        side = Path(str(store_path) + suffix)
+        same = target.resolve() == side.resolve()
+        with contextlib.suppress(OSError):
+            same = same or (target.exists() and side.exists() and os.path.samefile(target, side))
+        if same:
+            raise ValueError(f"--out {out}: that is the run store {store_path}{' (' + suffix + ')' if suffix else ''}"
+                             "; an export never writes over the store")
+    if target.is_dir():
+        raise ValueError(f"--out {out}: is a directory; give a file name")
+    if target.exists() and not force:
+        raise ValueError(f"--out {out}: the file exists; give --force to replace it")
+    return target
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str], mode: str = "w", **kw: Any) -> Iterator[Any]:
+    """Write `path` through a temporary file beside it, renamed over `path` only once complete: a failure
+    leaves no half-written file (and an existing file untouched)."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        with open(fd, mode, **kw) as f:
+            yield f
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
 def _trace_list(blob: bytes | None) -> list[float] | None:
     return None if blob is None else np.frombuffer(blob, "<f8").tolist()
 
 
 def export_csv(store: Store, run_id: str, path: str | os.PathLike[str]) -> int:
-    """Write the run's measurements as CSV; returns the number of rows."""
+    """Write the run's measurements as CSV (atomically: all or nothing); returns the number of rows."""
     n = 0
-    with open(path, "w", newline="") as f:
+    with atomic_output(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["run_id", *EXPORT_COLUMNS])
         for row in store.measurement_rows(run_id):
@@ -53,7 +96,8 @@ def read_csv(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 def export_parquet(store: Store, run_id: str, path: str | os.PathLike[str], batch_rows: int = 200_000) -> int:
-    """Write the run's measurements as Parquet (pyarrow), streamed in row groups; returns the row count."""
+    """Write the run's measurements as Parquet (pyarrow), streamed in row groups, atomically; returns the
+    row count."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -65,7 +109,7 @@ def export_parquet(store: Store, run_id: str, path: str | os.PathLike[str], batc
                         ("value", pa.float64()), ("trace", pa.list_(pa.float64()))])
     n = 0
     rows_iter = store.measurement_rows(run_id)
-    with pq.ParquetWriter(Path(path), schema) as writer:
+    with atomic_output(path, "wb") as f, pq.ParquetWriter(f, schema) as writer:
         while True:
             rows = list(itertools.islice(rows_iter, batch_rows))
             if not rows:

@@ -31,7 +31,7 @@ from labctl.backends.base import ArrayBackend
 from labctl.campaigns import backend as cbackend
 from labctl.campaigns.plan import LoadedCampaign, Unit, load_campaign
 from labctl.campaigns.schema import BackendSpec
-from labctl.campaigns.store import Store, UnitPlan, json_default
+from labctl.campaigns.store import Store, UnitPlan, as_store_error, json_default
 from labctl.campaigns.telemetry import Telemetry, TelemetryConfig
 from labctl.campaigns.writer import BatchWriter
 from labctl.routines import registry
@@ -120,6 +120,28 @@ class RunResult:
     elapsed: float  # s, wall time of this invocation
     errors: list[str] = field(default_factory=list)
     telemetry: dict[str, Any] | None = None
+
+
+def _uncancel() -> None:
+    """Take back a cancellation of the current task, so that the run's last words may still await."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
+
+
+def error_chain(exc: BaseException) -> str:
+    """The message of `exc` followed by those of its causes that it does not already repeat: the
+    instrument or controller, the command and the link error, however deep the chain."""
+    text = str(exc) or type(exc).__name__
+    seen = {id(exc)}
+    cause = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        message = str(cause)
+        if message and message not in text:
+            text += f" <- {type(cause).__name__}: {message}"
+        cause = cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)
+    return text
 
 
 def new_run_id() -> str:
@@ -234,6 +256,7 @@ class Runner:
         self._total_cells = sum(int(u.rows.size) for u in loaded.units)
         self._started = time.monotonic()
         self._resume_attempt: int | None = None  # attempt of the unit a resume continues
+        self._ending: list[tuple[str, str]] = []  # (event kind, message) of switching off and closing
 
     # -- construction
     @classmethod
@@ -254,6 +277,10 @@ class Runner:
         if len(loaded.units) != rec.n_units:
             raise ValueError(f"resume: run {run_id} was planned as {rec.n_units} units, the campaign now plans "
                              f"{len(loaded.units)} (did the routines change?)")
+        # The resume lock: take the run only if no other process took it since it was read.
+        if not store.claim_run(run_id, rec.status, rec.pid):
+            raise ValueError(f"resume: run {run_id} is being resumed by another process; "
+                             f"see `labctl runs show {run_id}`")
         return cls(store, loaded, run_id, resuming=True, campaign_path=rec.campaign_path, **kw)
 
     # -- the run
@@ -271,57 +298,88 @@ class Runner:
         units = self.loaded.units
         self._writer = BatchWriter(self.store.path)
         try:
-            if owned:
-                await backend.open()
-            _check_dimensions(campaign.backend, backend)
-            first = self._prepare(limited)
-            self._start_telemetry()
-            done = {u.unit_index for u in self.store.units(self.run_id) if u.status == "done"}
-            self._done_cells = sum(int(units[i].rows.size) for i in done)
-            if self.view is not None:
-                self.view.begin(self.run_id, units, done)
-            self._publish_status("running")
-            for unit in units[first:]:
-                await self._safe_point(limited)
-                await self._run_unit(limited, unit)
-            status = "complete"
-        except Aborted as exc:
-            status = "aborted"
-            errors.append(f"stopped at a safe point: {exc}")
-        except asyncio.CancelledError:
-            status = "aborted"
-            errors.append(f"aborted at once: {self.control.abort_reason or 'cancelled'}")
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()  # so that outputs_off below may still await
-        except ReplayMismatch as exc:
-            status = "failed"
-            errors.append(str(exc))
-        except Exception as exc:  # a routine or backend failure ends the run, recorded, outputs off
-            status = "failed"
-            self.failure = exc
-            where = f" in unit {self._unit.index} ({self._unit.step_name})" if self._unit else ""
-            errors.append(f"{type(exc).__name__}{where}: {exc}")
-        finally:
-            # Outputs off first, whatever happened: the array must not be left biased.
             try:
-                await backend.outputs_off()
-                if self._registered():
-                    self._writer.event(self.run_id, "outputs_off", "outputs switched off")
-            finally:
                 if owned:
-                    await backend.close()
-                try:
-                    self.measurements += self._writer.drain()
-                except Exception as exc:  # a batch that could not be committed fails the run, recorded
+                    await backend.open()
+                _check_dimensions(campaign.backend, backend)
+                first = self._prepare(limited)
+                self._start_telemetry()
+                done = {u.unit_index for u in self.store.units(self.run_id) if u.status == "done"}
+                self._done_cells = sum(int(units[i].rows.size) for i in done)
+                if self.view is not None:
+                    self.view.begin(self.run_id, units, done)
+                self._publish_status("running")
+                for unit in units[first:]:
+                    await self._safe_point(limited)
+                    await self._run_unit(limited, unit)
+                status = "complete"
+            except Aborted as exc:
+                status = "aborted"
+                errors.append(f"stopped at a safe point: {exc}")
+            except asyncio.CancelledError:
+                status = "aborted"
+                errors.append(f"aborted at once: {self.control.abort_reason or 'cancelled'}")
+                _uncancel()  # so that outputs_off below may still await
+            except ReplayMismatch as exc:
+                status = "failed"
+                errors.append(str(exc))
+            except Exception as exc:  # a routine or backend failure ends the run, recorded, outputs off
+                status = "failed"
+                self.failure = exc
+                exc = as_store_error(exc, self.store.path) or exc  # a batch the store refused (a full disk)
+                where = f" in unit {self._unit.index} ({self._unit.step_name})" if self._unit else ""
+                errors.append(f"{type(exc).__name__}{where}: {error_chain(exc)}")
+        finally:
+            # Outputs off first, whatever happened: the array must not be left biased. Neither this, nor
+            # closing the backend, nor the last commits may raise: each failure is recorded instead.
+            ending = await self._end_backend(backend, owned)
+            if ending and status == "complete":
+                status = "failed"
+            errors += ending
+            try:
+                written, error = self._writer.drain()
+                self.measurements += written
+                if error is not None:  # a batch that could not be committed fails the run, recorded
                     status = "failed"
-                    errors.append(f"store: {type(exc).__name__}: {exc}")
-                finally:
-                    self._writer.close()
+                    errors.append(str(as_store_error(error, self.store.path) or f"store {self.store.path}: {error}"))
+            finally:
+                self._writer.close()
         return self._finish(status, errors)
 
     def _registered(self) -> bool:
         return self.store.has_run(self.run_id)
+
+    async def _end_backend(self, backend: ArrayBackend, owned: bool) -> list[str]:
+        """Switch the outputs off and (if the runner opened it) close the backend. Each attempt is kept
+        for the run's log (`_ending`, stored by _finish); returns the errors of those that failed. Never
+        raises: a dead instrument or controller must not hide why the run ended."""
+        errors: list[str] = []
+        attempts = [("outputs_off", backend.outputs_off, "outputs switched off")]
+        if owned:
+            attempts.append(("close", backend.close, "backend closed"))
+        for kind, attempt, done in attempts:
+            try:
+                await attempt()
+                self._ending.append((kind, done))
+            except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 -- recorded, the next one still tried
+                if isinstance(exc, asyncio.CancelledError):
+                    _uncancel()
+                message = f"{kind} failed: {type(exc).__name__}: {error_chain(exc)}"
+                self._ending.append((kind, message))
+                errors.append(message)
+        return errors
+
+    def _register_unstarted(self) -> None:
+        """Store a run that failed before it could be created (e.g. its backend did not open), so that
+        it has a record, a report and can be resumed: no unit done, no backend state."""
+        spec = self.loaded.campaign.backend
+        campaign = self.loaded.campaign
+        self.store.create_run(
+            self.run_id, name=campaign.campaign.name, campaign_toml=self.loaded.text,
+            campaign=campaign.model_dump(mode="json"), backend_kind=spec.kind,
+            identity={} if spec.kind == "emulator" else {"address": spec.address_spec()},
+            metadata=campaign.metadata.model_dump(mode="json"),
+            units=[self._unit_plan(u) for u in self.loaded.units], seed=spec.seed, campaign_path=self.campaign_path)
 
     def _prepare(self, backend: ArrayBackend) -> int:
         """Create the run (or restore its state on resume); returns the index of the first unit to run."""
@@ -465,10 +523,27 @@ class Runner:
             "sweep": unit.sweep_values, "summary": summary})
 
     # -- the end
+    def _record_failure(self, errors: list[str]) -> None:
+        """Last words when the store refused the run's end: the smallest write that marks the run failed
+        with its errors (it may fit where the full record did not, e.g. in a full WAL)."""
+        try:
+            if self._registered():
+                self.store.mark_failed(self.run_id, errors)
+        except Exception as exc:  # nothing more can be written: the caller still gets the errors
+            errors.append(f"store {self.store.path}: the failure could not be recorded ({type(exc).__name__}: {exc})")
+
     def _finish(self, status: str, errors: list[str]) -> RunResult:
         telemetry_stats = None
-        if self._registered():
+        try:
+            if not self._registered():
+                self._register_unstarted()
+            for kind, message in self._ending:
+                self.store.event(self.run_id, kind, message)
             self.store.finish_run(self.run_id, status, errors)
+        except Exception as exc:  # the store itself failed (disk full, ...): say so, keep what can be kept
+            status = "failed"
+            errors.append(str(as_store_error(exc, self.store.path) or f"store {self.store.path}: {exc}"))
+            self._record_failure(errors)
         if self.telemetry is not None:
             self._publish_status(status)
             telemetry_stats = self.telemetry.close()

@@ -107,10 +107,10 @@ class BatchWriter:
             written += await self._wait_oldest()
         return written
 
-    def drain(self) -> int:
+    def drain(self) -> tuple[int, Exception | None]:
         """flush() without suspending (for the runner's last words, which a second cancellation must not
-        interrupt); blocks until every queued batch is committed. Raises the first commit error after
-        waiting for all of them."""
+        interrupt); blocks until every queued batch is committed. Returns the measurements committed and
+        the first commit error (None if there was none), after waiting for all of them."""
         written, error = 0, None
         while self._pending:
             fut = self._pending.popleft()
@@ -118,9 +118,7 @@ class BatchWriter:
                 written += fut.result()
             except Exception as exc:
                 error = error or exc
-        if error is not None:
-            raise error
-        return written
+        return written, error
 
     def close(self) -> None:
         """Finish queued commits and close the writer's connection (blocking)."""

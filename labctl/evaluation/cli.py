@@ -15,7 +15,9 @@ def add_eval_parser(sub: Any) -> None:
     """Register the `eval` subcommand group on the labctl subparsers."""
     ev = sub.add_parser("eval", help="MVM, inference-over-time and analog-training evaluation")
     evsub = ev.add_subparsers(dest="eval_command", metavar="EVAL_COMMAND")
-    ev.set_defaults(handler=lambda args: (ev.print_help(), 0)[1])
+    from labctl.cli import usage_error
+
+    ev.set_defaults(handler=usage_error(ev))
 
     inf = evsub.add_parser("inference", help="program an MLP, evaluate accuracy and MVM RMSE over time")
     _common(inf, "out/eval-inference")

@@ -7,7 +7,8 @@
 from labctl.campaigns.store.records import (EventRecord, HistoryEntry, RunRecord, StoredBatch, UnitPlan,
                                             UnitRecord)
 from labctl.campaigns.store.schema import SCHEMA_VERSION
-from labctl.campaigns.store.store import DEFAULT_STORE, EXPORT_COLUMNS, Store, json_default
+from labctl.campaigns.store.store import (DEFAULT_STORE, EXPORT_COLUMNS, Store, StoreError, as_store_error,
+                                          json_default)
 
 __all__ = ["DEFAULT_STORE", "EXPORT_COLUMNS", "SCHEMA_VERSION", "EventRecord", "HistoryEntry", "RunRecord", "Store",
-           "StoredBatch", "UnitPlan", "UnitRecord", "json_default"]
+           "StoreError", "StoredBatch", "UnitPlan", "UnitRecord", "as_store_error", "json_default"]

@@ -89,7 +89,7 @@ class EventRecord:
     """One entry of a run's log (table `events`)."""
 
     at: float  # Unix time, s
-    kind: str  # create | start | resume | replay | outputs_off | error | stop | telemetry
+    kind: str  # create | start | resume | replay | outputs_off | close | error | stop | telemetry
     message: str
 
 

@@ -1,6 +1,7 @@
 """The store's tables (docs/store.md), their version, and the migration of older files on open."""
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -107,13 +108,20 @@ class Transaction:
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         if exc_type is not None:
-            self.db.execute("ROLLBACK")
+            self._rollback()
             return
         try:
             self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            self._rollback()
             raise
+
+    def _rollback(self) -> None:
+        # SQLite has already rolled back after some errors (a full disk): a second ROLLBACK would fail
+        # and its "no transaction is active" would replace the error that says what happened.
+        if self.db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
 
 
 def stored_version(db: sqlite3.Connection) -> int | None:

@@ -88,6 +88,30 @@ def _unit_record(row: Sequence[Any]) -> UnitRecord:
         finished_at=finished_at, summary=json.loads(summary_json) if summary_json else None)
 
 
+class StoreError(Exception):
+    """A store file that cannot be opened, read or written (corrupt, not SQLite, truncated, a full disk,
+    a directory that cannot be written); the message names the file. `status`: the CLI's exit status
+    (2: the file given is unusable; 1: an operation on a good file failed)."""
+
+    def __init__(self, message: str, status: int = 2) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def as_store_error(exc: BaseException, path: str | os.PathLike[str]) -> StoreError | None:
+    """The StoreError an SQLite error on the store at `path` means, or None for any other error."""
+    if isinstance(exc, StoreError):
+        return exc
+    if not isinstance(exc, sqlite3.Error):
+        return None
+    text = str(exc)
+    if "disk is full" in text or "disk I/O error" in text:
+        return StoreError(f"store {path}: cannot write ({text})", status=1)
+    if "unable to open" in text or "readonly" in text:
+        return StoreError(f"store {path}: cannot open or write the file or its directory ({text})")
+    return StoreError(f"store {path}: not a readable labctl run store ({type(exc).__name__}: {text})")
+
+
 class Store:
     """The SQLite run store. One connection per process; not shared across threads.
 
@@ -98,19 +122,29 @@ class Store:
     def __init__(self, path: str | os.PathLike[str] = DEFAULT_STORE, *, synchronous: str = "NORMAL",
                  read_only: bool = False) -> None:
         self.path = Path(path)
+        if self.path.is_dir():
+            raise StoreError(f"store {self.path}: is a directory, not a run store file")
+        if read_only and not self.path.is_file():
+            raise FileNotFoundError(f"store: no run store at {self.path}")
+        if not read_only and synchronous.upper() not in ("NORMAL", "FULL"):
+            raise ValueError(f"synchronous: expected NORMAL or FULL, got {synchronous!r}")
+        try:
+            self._open(read_only, synchronous)
+        except sqlite3.Error as exc:  # corrupt, truncated, not SQLite, an unwritable directory
+            raise as_store_error(exc, self.path) from exc  # type: ignore[misc]
+
+    def _open(self, read_only: bool, synchronous: str) -> None:
         if read_only:
-            if not self.path.is_file():
-                raise FileNotFoundError(f"store: no run store at {self.path}")
             self.db = sqlite3.connect(f"file:{self.path.resolve()}?mode=ro", uri=True, timeout=30.0)
             self._checked(lambda: check_version(stored_version(self.db), self.path))
+            # A file that is not SQLite (or truncated) shows only when a page is read.
+            self._checked(lambda: self.db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone())
             return
-        if synchronous.upper() not in ("NORMAL", "FULL"):
-            raise ValueError(f"synchronous: expected NORMAL or FULL, got {synchronous!r}")
         self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
         # 16 KiB pages (new files only): a sweep's traces are blobs of hundreds of kB, which 4 KiB pages
         # split into long overflow chains; measured ~10x faster commits of such blobs.
-        self.db.execute("PRAGMA page_size=16384")
-        self.db.execute("PRAGMA journal_mode=WAL")
+        self._checked(lambda: self.db.execute("PRAGMA page_size=16384"))
+        self._checked(lambda: self.db.execute("PRAGMA journal_mode=WAL"))
         # NORMAL in WAL mode: a committed transaction survives the process being killed (it is in the
         # WAL, in the OS page cache); FULL also survives power loss at the price of an fsync per commit.
         self.db.execute(f"PRAGMA synchronous={synchronous.upper()}")
@@ -164,6 +198,14 @@ class Store:
         self.db.execute("UPDATE runs SET status = 'running', pid = ?, host = ?, resumes = resumes + 1,"
                         " stopped_at = NULL WHERE run_id = ?", (os.getpid(), socket.gethostname(), run_id))
 
+    def claim_run(self, run_id: str, status: str, pid: int | None) -> bool:
+        """Take a stored run for this process, atomically: marks it running here only if it still has
+        the `status` and `pid` the caller read. False if another process claimed it in between (the
+        resume lock: of two resumers started at once, one wins)."""
+        cur = self.db.execute("UPDATE runs SET status = 'running', pid = ?, host = ? WHERE run_id = ? AND"
+                              " status = ? AND pid IS ?", (os.getpid(), socket.gethostname(), run_id, status, pid))
+        return cur.rowcount == 1
+
     def finish_run(self, run_id: str, status: str, errors: Iterable[str] = ()) -> None:
         """End a run: record its errors (appended to the run's list, one `error` event each), its status
         and stop time, and a `stop` event, in one transaction."""
@@ -177,6 +219,13 @@ class Store:
                 db.executemany("INSERT INTO events VALUES (?, ?, 'error', ?)", [(run_id, now, e) for e in errors])
             db.execute("UPDATE runs SET status = ?, stopped_at = ? WHERE run_id = ?", (status, now, run_id))
             db.execute("INSERT INTO events VALUES (?, ?, 'stop', ?)", (run_id, now, f"run {status}"))
+
+    def mark_failed(self, run_id: str, errors: Iterable[str]) -> None:
+        """The smallest write that ends a run as failed, its errors appended (one statement, no events): what
+        the runner falls back to when finish_run could not be committed (a full disk)."""
+        (stored,) = self.db.execute("SELECT errors_json FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        self.db.execute("UPDATE runs SET status = 'failed', stopped_at = ?, errors_json = ? WHERE run_id = ?",
+                        (time.time(), json.dumps(json.loads(stored) + list(errors)), run_id))
 
     def set_telemetry(self, run_id: str, stats: dict[str, Any]) -> None:
         """Record the run's telemetry statistics (broker, sent, dropped, ...; docs/store.md)."""
