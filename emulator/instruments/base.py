@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from .scpi import Command, CommandSet, ErrorQueue, SCPIError, no_args
+from .scpi import Command, CommandSet, ErrorQueue, SCPIError, check_characters, no_args
 
 
 class EmulatedInstrument:
@@ -43,9 +43,22 @@ class EmulatedInstrument:
 
     # -- message entry point ----------------------------------------------------------------------
     def handle(self, message: str) -> str | None:
-        """Execute one program message; returns the response line without terminator, or None."""
+        """Execute one program message; returns the response line without terminator, or None.
+
+        A message with a character outside printable ASCII queues -101 and is not executed.
+        """
         with self.lock:
-            return self.commands.execute(message, self._common)
+            try:
+                check_characters(message)
+            except SCPIError as exc:
+                self.errors.push(exc.code, exc.text)
+                return None
+            return self.execute(message)
+
+    def execute(self, message: str) -> str | None:
+        """Run a checked program message; the caller holds ``self.lock``. Models with a second
+        command language (the 707B's TSP) override this."""
+        return self.commands.execute(message, self._common)
 
     # -- IEEE 488.2 common commands ---------------------------------------------------------------
     def _common(self, header: str, args: list[str]) -> str | None:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 ERROR_TEXT: dict[int, str] = {
     0: "No error",
     -100: "Command error",
+    -101: "Invalid character",
     -102: "Syntax error",
     -104: "Data type error",
     -108: "Parameter not allowed",
@@ -39,6 +40,7 @@ ERROR_TEXT: dict[int, str] = {
     -222: "Data out of range",
     -223: "Too much data",
     -224: "Illegal parameter value",
+    -225: "Out of memory",
     -230: "Data corrupt or stale",
     -285: "Program syntax error",
     -286: "Program runtime error",
@@ -321,6 +323,22 @@ class Command:
 
     def __post_init__(self) -> None:
         self.nodes = compile_pattern(self.pattern)
+
+
+#: What may not appear in a program message: anything but printable ASCII and tab.
+_INVALID_CHARACTER = re.compile(r"[^\t\x20-\x7e]")
+
+
+def check_characters(message: str) -> None:
+    """Raise SCPIError(-101) if ``message`` holds a character outside printable 7-bit ASCII.
+
+    IEEE 488.2 program messages are ASCII; the whole message is refused, as the parser of a real
+    instrument stops at the first invalid character ("µ" in "1 µA" included: SCPI spells it "UA").
+    """
+    bad = _INVALID_CHARACTER.search(message)
+    if bad is not None:
+        raise SCPIError(-101, f"character 0x{ord(bad.group()):02X} at offset {bad.start()}; "
+                              "message not executed")
 
 
 class CommandSet:
