@@ -13,6 +13,8 @@ import pytest
 
 import emulator
 from emulator.controller import ChipController, PtyServer, serve_tcp
+from emulator.controller.core import OUTPUT_HIGH_WATER
+from emulator.controller.tcp import MAX_CONNECTIONS
 from labctl.protocols import messages as m
 from labctl.protocols.cells import Cells
 from labctl.protocols.client import ChipClient
@@ -348,3 +350,53 @@ async def test_pty_hangup_releases_the_controller(emu: Emu) -> None:
             break
         await asyncio.sleep(0.05)
     assert reply.status == Status.OK
+
+
+# --- bounded buffers (issue 20, item 10) ---------------------------------------------------------
+
+
+async def test_unread_cached_replies_do_not_grow_the_controller() -> None:
+    """500 retransmissions of a cached 128 KiB READ_ARRAY reply, never read: the controller acts on
+    requests only while the host takes its replies, so it holds about OUTPUT_HIGH_WATER."""
+    array = emulator.Array(128, 128, seed=5)
+    controller = ChipController(array)
+    server = await serve_tcp(controller, "127.0.0.1", 0)
+    try:
+        emu = Emu(array, controller, "127.0.0.1", server.sockets[0].getsockname()[1], None)  # type: ignore[arg-type]
+        raw = await Raw.open(emu)
+        await raw.hello()
+        wire = Frame(Command.READ_ARRAY, 7, m.ReadArrayRequest(Cells.all()).pack()).encode()
+        first = await raw.request(m.ReadArrayRequest(Cells.all()), request_id=7)
+        reply_size = len(first.encode())
+        await raw.send(wire * 500)  # the host stops reading now
+        await asyncio.sleep(0.5)
+        (writer,) = server._connections.values()
+        (link,) = [controller.owner]
+        held = writer.transport.get_write_buffer_size()
+        assert held <= OUTPUT_HIGH_WATER + reply_size
+        assert link is not None and len(link.backlog) > 0  # the rest waits, as requests
+        assert controller.executed == 1
+        replies = [await raw.reply(7, timeout=20.0) for _ in range(500)]  # now the host reads
+        assert all(r.flags & Flag.CACHED and r.payload == first.payload for r in replies)
+        assert not link.backlog
+        assert (await raw.request(m.StatusRequest())).status == Status.OK
+        await raw.close()
+    finally:
+        await server.close()
+        await controller.aclose()
+
+
+async def test_connections_beyond_the_bound_are_closed(emu: Emu) -> None:
+    raws = [await Raw.open(emu) for _ in range(MAX_CONNECTIONS)]
+    try:
+        assert (await raws[0].hello()).status == Status.OK
+        extra = await Raw.open(emu)
+        assert await asyncio.wait_for(extra.reader.read(), 5.0) == b""
+        await extra.close()
+    finally:
+        for raw in raws:
+            await raw.close()
+    await asyncio.sleep(0.05)
+    again = await Raw.open(emu)
+    assert (await again.hello()).status == Status.OK
+    await again.close()
