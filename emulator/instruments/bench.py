@@ -51,6 +51,7 @@ _CHANNEL_RE = re.compile(r"^([1-9])([A-Ha-h])(\d{2})$")
 #: Pulses (cells x repeats) per Array.pulse call of a burst: bounds the index arrays to ~1.5 MB.
 PULSE_BATCH = 1 << 16
 
+
 def line_column(kind: str, index: int, rows: int, cols: int) -> tuple[int, int]:
     """Matrix (slot, column) of array line ``kind`` ("BL", "WL", "SL") number ``index``."""
     offset = {"BL": 0, "WL": cols, "SL": cols + rows}[kind]
