@@ -4,10 +4,13 @@ its settings as plain attributes; it touches the array only through the :class:`
 """
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 
 from .scpi import Command, CommandSet, ErrorQueue, SCPIError, check_characters, no_args
+
+log = logging.getLogger(__name__)
 
 
 class EmulatedInstrument:
@@ -53,7 +56,12 @@ class EmulatedInstrument:
             except SCPIError as exc:
                 self.errors.push(exc.code, exc.text)
                 return None
-            return self.execute(message)
+            try:
+                return self.execute(message)
+            except Exception as exc:  # noqa: BLE001 - a model bug must not end the connection
+                log.exception("%s: internal error executing %r", self.name, message[:200])
+                self.errors.push(-200, SCPIError(-200, f"internal error: {exc!r}").text)
+                return None
 
     def execute(self, message: str) -> str | None:
         """Run a checked program message; the caller holds ``self.lock``. Models with a second

@@ -248,9 +248,10 @@ class Numeric:
             raise SCPIError(-222, f"{name}: {text!r} is not finite")
         if self.integer:
             value = float(round(value))
-        # A relative tolerance lets "2.5E-6" through a 2.5E-6 maximum despite float rounding.
-        tol = 1e-12 * max(abs(self.minimum), abs(self.maximum), 1.0)
-        if value < self.minimum - tol or value > self.maximum + tol:
+        # A relative tolerance on each bound lets "2.5US" through a 2.5E-6 maximum despite float
+        # rounding, and no more: "-0" or "1E-400" stay below a 1E-6 minimum.
+        if (value < self.minimum - 1e-12 * abs(self.minimum)
+                or value > self.maximum + 1e-12 * abs(self.maximum)):
             raise SCPIError(
                 -222, f"{name}={value:g} outside [{self.minimum:g}, {self.maximum:g}]"
             )
