@@ -16,7 +16,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,6 +106,23 @@ async def _drain(reader: asyncio.StreamReader, sink: bytearray) -> None:
             del sink[:-4096]  # keep only the tail; the content is checked after the fuzz
 
 
+@contextlib.asynccontextmanager
+async def _fuzz_connection(host: str, port: int) -> AsyncIterator[tuple[asyncio.StreamWriter, bytearray, Callable[[], bool]]]:
+    """A connection whose replies are drained into a bytearray (its last 4 KiB), and a function
+    saying whether the fuzz time is used up."""
+    reader, writer = await asyncio.open_connection(host, port)
+    sink = bytearray()
+    drain = asyncio.create_task(_drain(reader, sink))
+    t0 = time.monotonic()
+    try:
+        yield writer, sink, lambda: time.monotonic() - t0 > FUZZ_SECONDS
+    finally:
+        writer.close()
+        drain.cancel()
+        with contextlib.suppress(BaseException):
+            await drain
+
+
 # --- SCPI instruments ------------------------------------------------------------------------------
 
 
@@ -147,14 +164,10 @@ async def test_instrument_survives_fuzz(served: Emulate, name: str) -> None:
     headers = _headers(name)
     host, port = served.resources[name].split("::")[1:3]
     rss_before = served.rss()
-    reader, writer = await asyncio.open_connection(host, int(port))
-    sink = bytearray()
-    drain = asyncio.create_task(_drain(reader, sink))
-    t0 = time.monotonic()
-    try:
+    async with _fuzz_connection(host, int(port)) as (writer, sink, time_up):
         writer.write(b"Z" * (3 << 19) + b"\n")  # 1.5 MiB line: over MAX_MESSAGE
         for _ in range(FUZZ_MESSAGES):
-            if time.monotonic() - t0 > FUZZ_SECONDS:
+            if time_up():
                 break
             writer.write(_scpi_message(rng, headers))
             await writer.drain()
@@ -167,11 +180,6 @@ async def test_instrument_survives_fuzz(served: Emulate, name: str) -> None:
                 break
             await asyncio.sleep(0.02)
         assert idn in sink, "no *IDN? reply after the fuzz"
-    finally:
-        writer.close()
-        drain.cancel()
-        with contextlib.suppress(BaseException):
-            await drain
     assert served.process.poll() is None, "the emulator process died"
     # A real measurement through the normal drivers, every instrument involved.
     async with Station.from_file(EXAMPLE, served.resources) as station:
@@ -225,24 +233,15 @@ async def test_chip_controller_survives_fuzz(served: Emulate) -> None:
     valid = _valid_requests()
     host, port = served.chip.removeprefix("tcp://").rsplit(":", 1)
     rss_before = served.rss()
-    reader, writer = await asyncio.open_connection(host, int(port))
-    sink = bytearray()
-    drain = asyncio.create_task(_drain(reader, sink))
-    t0 = time.monotonic()
-    try:
+    async with _fuzz_connection(host, int(port)) as (writer, _sink, time_up):
         writer.write(Frame(Command.HELLO, 1, m.HelloRequest(client="fuzz").pack()).encode())
         for k in range(FUZZ_MESSAGES):
-            if time.monotonic() - t0 > FUZZ_SECONDS:
+            if time_up():
                 break
             writer.write(_chip_frame(rng, valid, 2 + k % 40))
             await writer.drain()
             if rng.random() < 0.05:
                 await asyncio.sleep(0.6)  # past the inter-byte timeout: a half frame is dropped
-    finally:
-        writer.close()
-        drain.cancel()
-        with contextlib.suppress(BaseException):
-            await drain
     assert served.process.poll() is None, "the emulator process died"
     await asyncio.sleep(0.2)  # the controller notices the disconnect and aborts any command
     async with await ChipClient.connect(served.chip, timeout=10.0) as client:
