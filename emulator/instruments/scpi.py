@@ -64,6 +64,11 @@ class SCPIError(Exception):
         return f"{base}; {self.detail}" if self.detail else base
 
 
+#: Longest error description kept: SCPI-1999 (21.8.4) allows 255 characters for the
+#: description plus device-dependent information, so an echoed 1 MB header is not stored whole.
+MAX_ERROR_TEXT = 255
+
+
 class ErrorQueue:
     """First-in first-out error/event queue (SCPI-1999 vol. 1, 21.8).
 
@@ -76,6 +81,9 @@ class ErrorQueue:
         self._items: deque[tuple[int, str]] = deque()
 
     def push(self, code: int, text: str) -> None:
+        """Queue an error; ``text`` is cut to MAX_ERROR_TEXT characters (SCPI-1999 21.8.4)."""
+        if len(text) > MAX_ERROR_TEXT:
+            text = text[:MAX_ERROR_TEXT - 3] + "..."
         if len(self._items) >= self.size:
             self._items[-1] = (-350, ERROR_TEXT[-350])
             return
