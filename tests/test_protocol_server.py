@@ -449,7 +449,8 @@ async def test_abort_of_set_target_g_at_a_million_iterations_is_prompt(formed: b
 async def test_set_target_g_in_read_chunks_is_bit_identical_to_one_program_call(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Tiny chunks force every cell's loop into many calls with the loop's pulse in between."""
-    monkeypatch.setattr(handlers, "CHUNK_SECONDS", 2e-5)
+    monkeypatch.setattr(handlers, "VERIFY_CHUNK_SECONDS", 2e-5)
+    monkeypatch.setattr(handlers, "FIRST_WORK", 64)
     array = _formed(8, 8, seed=4)
     start = array.snapshot()
     targets = np.random.default_rng(3).uniform(10e-6, 90e-6, 64)

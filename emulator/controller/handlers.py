@@ -24,8 +24,11 @@ Indices = tuple[np.ndarray, np.ndarray]
 CHUNK_SECONDS = 0.05
 #: Cells in the first chunk, used to measure the time per cell.
 FIRST_CHUNK = 64
-#: Verify reads in SET_TARGET_G's first call, used to measure the time per read.
-FIRST_WORK = 4096
+#: Verify reads in SET_TARGET_G's first call, used to measure the time per read (about 15 ms at
+#: the reference machine's 60 ns per read; most cells converge within it).
+FIRST_WORK = 1 << 18
+#: SET_TARGET_G's pieces of work, s: ABORT waits for at most one, so this is its latency bound.
+VERIFY_CHUNK_SECONDS = 0.02
 
 
 class Aborted(Exception):
@@ -215,7 +218,7 @@ def _incremental_reads_bound(s: m.IncrementalStep, max_iterations: int) -> int:
 @dataclass
 class _VerifyLoop:
     """SET_TARGET_G's program-and-verify loop (which runs in C, Array.program), cut into pieces of
-    about CHUNK_SECONDS of work so that ABORT takes effect within that time whatever
+    about VERIFY_CHUNK_SECONDS of work so that ABORT takes effect within that time whatever
     max_iterations is: the unit is verify reads (cells x iterations), not cells.
 
     Identical pulses carry no state from one iteration to the next but the cell itself, so a
@@ -257,11 +260,11 @@ class _VerifyLoop:
         return done
 
     def _budget(self, reads_per_cell: int) -> int:
-        """Cells per call so that each call takes about CHUNK_SECONDS (FIRST_WORK reads at first,
+        """Cells per call so that each call takes about VERIFY_CHUNK_SECONDS (FIRST_WORK reads at first,
         to measure the time per read)."""
         if self.seconds_per_read <= 0:
             return max(1, FIRST_WORK // reads_per_cell)
-        return max(1, int(CHUNK_SECONDS / (self.seconds_per_read * reads_per_cell)))
+        return max(1, int(VERIFY_CHUNK_SECONDS / (self.seconds_per_read * reads_per_cell)))
 
     def run_in_rounds(self, job: Job) -> None:
         """Identical scheme: all cells advance k reads per round, k sized by the work left."""
@@ -294,7 +297,7 @@ class _VerifyLoop:
         self.iterations[cells] += 1
 
     def run_whole_cells(self, job: Job, reads_per_cell: int) -> None:
-        """Incremental scheme: calls on whole cells, as many as fit CHUNK_SECONDS at the worst
+        """Incremental scheme: calls on whole cells, as many as fit VERIFY_CHUNK_SECONDS at the worst
         case of `reads_per_cell` reads each."""
         n = self.rows.size
         start = 0
