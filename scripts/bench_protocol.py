@@ -6,6 +6,8 @@
   (snapshot/restore) and produce identical results.
 - READ_ARRAY of a 512 x 512 array over TCP, float64 (target <= 50 ms).
 - Small request round trips per second (READ of one cell; STATUS for reference).
+- ABORT latency of a SET_TARGET_G on a formed 64 x 64 array with max_iterations = 1e6 and a
+  tolerance no cell reaches: ABORT sent -> ABORTED reply received (target <= 50 ms).
 
 The controller runs in this process on the same event loop as the client, so every figure
 includes both ends' Python work on one interpreter.
@@ -28,6 +30,8 @@ from emulator.controller import ChipController, serve_tcp
 from labctl.emulated import reference_pulses
 from labctl.protocols.cells import Cells
 from labctl.protocols.client import ChipClient
+from labctl.protocols.codes import RunState, Status
+from labctl.protocols.errors import CommandError
 
 FORM_VOLTAGES = np.arange(361) * 0.01  # 0 -> 3.6 V at VG = 1.2 V, the reference forming sweep
 CONDITION_VOLTAGES = np.linspace(0.0, -1.4, 141)  # then 0 -> -1.4 V at VG = 3.3 V (reference)
@@ -115,11 +119,35 @@ async def bench_roundtrips(seconds: float) -> dict[str, float]:
     return out
 
 
+async def bench_abort_latency(repeats: int) -> dict[str, float]:
+    array = formed_array(64, 64, seed=64)
+    controller, server, address = await serve(array)
+    latencies: list[float] = []
+    async with await ChipClient.connect(address, timeout=10.0) as chip:
+        for _ in range(repeats):
+            task = asyncio.create_task(chip.set_target_g(
+                None, np.full(64 * 64, 50e-6), tolerance=1e-6, max_iterations=1_000_000, timeout=600.0))
+            while (await chip.status()).state != RunState.RUNNING:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.2)  # well into the loop
+            t0 = time.perf_counter()
+            await chip.abort()
+            try:
+                await task
+            except CommandError as exc:
+                assert exc.status == Status.ABORTED, exc
+            latencies.append(time.perf_counter() - t0)
+    await server.close()
+    await controller.aclose()
+    return {"abort_latency_s": statistics.median(latencies), "abort_latency_max_s": max(latencies)}
+
+
 async def run(repeats: int, seconds: float) -> dict[str, float]:
     results: dict[str, float] = {}
     results.update(await bench_set_target(repeats))
     results.update(await bench_read_array(repeats))
     results.update(await bench_roundtrips(seconds))
+    results.update(await bench_abort_latency(min(repeats, 5)))
     return results
 
 
@@ -141,6 +169,9 @@ def main() -> int:
         ("  read_all 512x512 in process", f"{results['read_array_512_inproc_s'] * 1e3:.1f} ms", ""),
         ("READ one cell, round trips", f"{results['roundtrips_per_s']:.0f} /s", ""),
         ("STATUS, round trips", f"{results['status_roundtrips_per_s']:.0f} /s", ""),
+        ("ABORT of SET_TARGET_G 64x64, 1e6 iterations", f"{results['abort_latency_s'] * 1e3:.1f} ms",
+         "<= 50 ms"),
+        ("  slowest of the repeats", f"{results['abort_latency_max_s'] * 1e3:.1f} ms", ""),
     ]
     width = max(len(r[0]) for r in rows)
     print(f"{'measurement':<{width}}  {'value':>10}  target")

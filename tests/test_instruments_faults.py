@@ -1,11 +1,22 @@
 """Faults: an instrument dies mid-sweep, a connection drops, a query goes unanswered."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
-from emulator.instruments import InstrumentBench
+from emulator.instruments import InstrumentBench, InstrumentServer
+from emulator.instruments.keithley2450 import MAX_READINGS
+from emulator.instruments.server import (
+    LOG_ENTRIES,
+    LOG_ENTRY_CHARS,
+    MAX_CONNECTIONS,
+    MAX_MESSAGE,
+    LineReader,
+)
 from labctl.core.limits import SafetyLimits
 from labctl.instruments import (
     InstrumentConnectionError,
@@ -95,3 +106,131 @@ async def test_station_exit_after_instrument_death_turns_the_rest_off(bench: Ins
     assert gate.output is False
     assert bench["smu_2450"].instrument.output is False
     assert bench.bench.closed == set()
+
+
+# --- careless and hostile input (issue 20, items 9 and 10) ---------------------------------------
+
+INSTRUMENTS = ["smu_2450", "smu_b2902a", "pg_33522b", "pg_81160a", "matrix_707b"]
+
+
+class RawSocket:
+    """A bare TCP client that sends bytes as given and reads LF-terminated replies."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, server: InstrumentServer) -> RawSocket:
+        return cls(*await asyncio.open_connection(server.host, server.port))
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def ask(self, query: str) -> str:
+        await self.send(query.encode() + b"\n")
+        return (await asyncio.wait_for(self.reader.readline(), 5.0)).decode().rstrip("\n")
+
+    async def error(self, server: InstrumentServer) -> str:
+        """The next queued error, through the instrument's own error query."""
+        tsp = server.name == "matrix_707b"
+        return await self.ask("print(errorqueue.next())" if tsp else ":SYST:ERR?")
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(ConnectionError):
+            await self.writer.wait_closed()
+
+
+@pytest.mark.parametrize("name", INSTRUMENTS)
+@pytest.mark.parametrize("payload", [b"*IDN?\xff\xfe\n", b":SOUR:VOLT 1 \xb5V\n",
+                                     ":SOUR:VOLT 1 µV\n".encode(), b"\x00\x01*RST\r\n"])
+async def test_invalid_characters_answered_through_error_queue(bench: InstrumentBench, name: str,
+                                                               payload: bytes) -> None:
+    server = bench[name]
+    client = await RawSocket.open(server)
+    try:
+        await client.send(payload)
+        assert "Invalid character" in await client.error(server)
+        assert (await client.ask("*IDN?")).startswith(server.instrument.idn.split(",")[0])
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize("name", INSTRUMENTS)
+async def test_over_long_line_discarded_with_too_much_data(bench: InstrumentBench, name: str) -> None:
+    server = bench[name]
+    client = await RawSocket.open(server)
+    try:
+        chunk = b"A" * (1 << 16)
+        for _ in range(3 * MAX_MESSAGE // len(chunk)):  # 3 MiB without a terminator
+            await client.send(chunk)
+        await client.send(b"\n")
+        assert "Too much data" in await client.error(server)
+        assert (await client.ask("*IDN?")) == server.instrument.idn
+    finally:
+        await client.close()
+
+
+def test_line_reader_never_holds_more_than_its_limit() -> None:
+    lines = LineReader(limit=10)
+    assert lines.feed(b"abc\nde") == [b"abc"]
+    assert lines.feed(b"f" * 20) == [None]  # reported once, as soon as it is too long
+    assert lines.buffered == 0
+    assert lines.feed(b"ggg\nok\n") == [b"ok"]  # the rest of the long line is dropped
+    assert lines.feed(b"0123456789\n") == [b"0123456789"]  # exactly the limit is accepted
+
+
+async def test_received_log_is_bounded(bench: InstrumentBench) -> None:
+    server = bench["matrix_707b"]
+    client = await RawSocket.open(server)
+    try:
+        message = b"print(" + b"x" * 1_000_000 + b")\n"  # a 1 MB message is within MAX_MESSAGE
+        for _ in range(20):
+            await client.send(message)
+        for _ in range(LOG_ENTRIES + 10):
+            await client.send(b"*CLS\n")
+        assert (await client.ask("*IDN?")) == server.instrument.idn
+    finally:
+        await client.close()
+    kept = list(server.received)
+    assert len(kept) == LOG_ENTRIES
+    assert len(server.received) == 20 + LOG_ENTRIES + 10 + 1  # len() counts every message
+    assert sum(map(len, kept)) <= LOG_ENTRIES * (LOG_ENTRY_CHARS + 40)
+    assert kept[-1] == "*IDN?"
+
+
+async def test_connections_beyond_the_bound_are_refused(bench: InstrumentBench) -> None:
+    server = bench["smu_2450"]
+    clients = [await RawSocket.open(server) for _ in range(MAX_CONNECTIONS)]
+    try:
+        assert (await clients[-1].ask("*IDN?")).startswith("KEITHLEY")
+        extra = await RawSocket.open(server)
+        assert await asyncio.wait_for(extra.reader.read(), 5.0) == b""  # closed at once
+        await extra.close()
+        await clients[0].close()
+        await asyncio.sleep(0.05)
+        again = await RawSocket.open(server)
+        assert (await again.ask("*IDN?")).startswith("KEITHLEY")
+        clients[0] = again
+    finally:
+        for client in clients:
+            await client.close()
+
+
+def test_2450_sweep_beyond_its_buffer_refused_before_allocating(bench: InstrumentBench) -> None:
+    inst = bench["smu_2450"].instrument
+    tracemalloc.start()
+    try:
+        inst.handle(":SOUR:SWE:VOLT:LIN 0,0.1,1000000,0,100")
+        inst.handle(":SOUR:SWE:VOLT:LIN:STEP 0,1,1e-9")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000  # B: nothing of the sweep was built
+    assert inst.handle(":SYST:ERR?").startswith('-225,"Out of memory')
+    assert inst.handle(":SYST:ERR?").startswith('-222,"Data out of range')
+    assert inst.sweep_points is None
+    inst.handle(f":SOUR:SWE:VOLT:LIN 0,0.1,{MAX_READINGS}")  # the buffer's capacity is accepted
+    assert inst.handle(":SYST:ERR?").startswith("0,")
+    assert len(inst.sweep_points) == MAX_READINGS

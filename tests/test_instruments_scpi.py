@@ -8,7 +8,7 @@ from emulator.instruments.keithley2450 import Keithley2450
 from emulator.instruments.keithley707b import Keithley707B
 from emulator.instruments.keysight_33500b import Keysight33522B
 from emulator.instruments.keysight_b2900 import KeysightB2902A
-from emulator.instruments.scpi import ErrorQueue, compile_pattern, match_nodes, split_header
+from emulator.instruments.scpi import MAX_ERROR_TEXT, ErrorQueue, compile_pattern, match_nodes, split_header
 
 
 @pytest.fixture
@@ -97,3 +97,18 @@ def test_707b_tsp_and_scpi(bench: Bench) -> None:
     second = matrix.handle("print(errorqueue.next())").split("\t")
     assert int(float(first[0])) == -224 and int(float(second[0])) == -286
     assert matrix.handle("print(errorqueue.next())").split("\t")[1] == "Queue Is Empty"
+
+
+def test_error_text_is_cut_to_the_scpi_maximum(bench: Bench) -> None:
+    inst = Keithley2450(bench)
+    inst.handle(":FROB" + "X" * 100_000)
+    code, text = inst.errors.pop()
+    assert code == -113 and len(text) == MAX_ERROR_TEXT and text.endswith("...")
+
+
+def test_numeric_rounding_tolerance_is_relative_to_each_bound(bench: Bench) -> None:
+    """'-0' and '1E-400' (0.0) used to pass the 33522B's 1 uHz frequency minimum, then divide by 0."""
+    inst = Keysight33522B(bench)
+    for text in ("-0", "1E-400", "0"):
+        assert inst.handle(f":FREQ {text};:SYST:ERR?").startswith("-222,")
+    assert inst.handle(":FUNC:PULS:WIDT 2.5us;:SYST:ERR?").startswith("+0,")

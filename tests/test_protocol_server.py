@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -12,7 +13,10 @@ import numpy as np
 import pytest
 
 import emulator
-from emulator.controller import ChipController, PtyServer, serve_tcp
+from emulator.controller import ChipController, PtyServer, handlers, serve_tcp
+from emulator.controller.core import OUTPUT_HIGH_WATER
+from emulator.controller.tcp import MAX_CONNECTIONS
+from labctl.emulated import reference_pulses
 from labctl.protocols import messages as m
 from labctl.protocols.cells import Cells
 from labctl.protocols.client import ChipClient
@@ -348,3 +352,123 @@ async def test_pty_hangup_releases_the_controller(emu: Emu) -> None:
             break
         await asyncio.sleep(0.05)
     assert reply.status == Status.OK
+
+
+# --- bounded buffers (issue 20, item 10) ---------------------------------------------------------
+
+
+async def test_unread_cached_replies_do_not_grow_the_controller() -> None:
+    """500 retransmissions of a cached 128 KiB READ_ARRAY reply, never read: the controller acts on
+    requests only while the host takes its replies, so it holds about OUTPUT_HIGH_WATER."""
+    array = emulator.Array(128, 128, seed=5)
+    controller = ChipController(array)
+    server = await serve_tcp(controller, "127.0.0.1", 0)
+    try:
+        emu = Emu(array, controller, "127.0.0.1", server.sockets[0].getsockname()[1], None)  # type: ignore[arg-type]
+        raw = await Raw.open(emu)
+        await raw.hello()
+        wire = Frame(Command.READ_ARRAY, 7, m.ReadArrayRequest(Cells.all()).pack()).encode()
+        first = await raw.request(m.ReadArrayRequest(Cells.all()), request_id=7)
+        reply_size = len(first.encode())
+        await raw.send(wire * 500)  # the host stops reading now
+        await asyncio.sleep(0.5)
+        (writer,) = server._connections.values()
+        (link,) = [controller.owner]
+        held = writer.transport.get_write_buffer_size()
+        assert held <= OUTPUT_HIGH_WATER + reply_size
+        assert link is not None and len(link.backlog) > 0  # the rest waits, as requests
+        assert controller.executed == 1
+        replies = [await raw.reply(7, timeout=20.0) for _ in range(500)]  # now the host reads
+        assert all(r.flags & Flag.CACHED and r.payload == first.payload for r in replies)
+        assert not link.backlog
+        assert (await raw.request(m.StatusRequest())).status == Status.OK
+        await raw.close()
+    finally:
+        await server.close()
+        await controller.aclose()
+
+
+async def test_connections_beyond_the_bound_are_closed(emu: Emu) -> None:
+    raws = [await Raw.open(emu) for _ in range(MAX_CONNECTIONS)]
+    try:
+        assert (await raws[0].hello()).status == Status.OK
+        extra = await Raw.open(emu)
+        assert await asyncio.wait_for(extra.reader.read(), 5.0) == b""
+        await extra.close()
+    finally:
+        for raw in raws:
+            await raw.close()
+    await asyncio.sleep(0.05)
+    again = await Raw.open(emu)
+    assert (await again.hello()).status == Status.OK
+    await again.close()
+
+
+# --- ABORT latency (issue 20, item 10) -----------------------------------------------------------
+
+
+def _formed(rows: int, cols: int, seed: int) -> emulator.Array:
+    array = emulator.Array(rows, cols, seed=seed)
+    rr, cc = np.divmod(np.arange(rows * cols), cols)
+    array.sweep(rr, cc, np.arange(361) * 0.01, vg=1.2, dwell=1e-3)
+    array.sweep(rr, cc, np.linspace(0.0, -1.4, 141), vg=3.3, dwell=1e-3)
+    return array
+
+
+@pytest.mark.parametrize("formed", [False, True])
+async def test_abort_of_set_target_g_at_a_million_iterations_is_prompt(formed: bool) -> None:
+    """Pristine cells never converge (pulses cannot switch them): every cell runs max_iterations
+    verify reads, so one call on 64 cells used to keep the controller locked for seconds."""
+    array = _formed(16, 16, seed=2) if formed else emulator.Array(16, 16, seed=2)
+    controller = ChipController(array)
+    server = await serve_tcp(controller, "127.0.0.1", 0)
+    try:
+        address = f"tcp://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        async with await ChipClient.connect(address) as client:
+            task = asyncio.create_task(client.set_target_g(
+                Cells.all(), 50e-6, tolerance=1e-6, max_iterations=1_000_000, timeout=120.0))
+            for _ in range(500):
+                if (await client.status()).state == RunState.RUNNING:
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.3)
+            t0 = time.perf_counter()
+            assert (await client.abort()).aborted
+            with pytest.raises(CommandError) as err:
+                await task
+            latency = time.perf_counter() - t0
+            assert err.value.status == Status.ABORTED
+            assert latency < 0.25  # s; docs/protocol.md promises about 50 ms (margin for CI load)
+            assert (await client.status()).state == RunState.IDLE
+            assert (await client.read(Cells.single(0, 0))).size == 1
+    finally:
+        await server.close()
+        await controller.aclose()
+
+
+async def test_set_target_g_in_read_chunks_is_bit_identical_to_one_program_call(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tiny chunks force every cell's loop into many calls with the loop's pulse in between."""
+    monkeypatch.setattr(handlers, "VERIFY_CHUNK_SECONDS", 2e-5)
+    monkeypatch.setattr(handlers, "FIRST_WORK", 64)
+    array = _formed(8, 8, seed=4)
+    start = array.snapshot()
+    targets = np.random.default_rng(3).uniform(10e-6, 90e-6, 64)
+    rr, cc = np.divmod(np.arange(64), 8)
+    expected = array.program(rr, cc, targets, 0.001, max_iterations=300, **reference_pulses(targets))
+    state = array.snapshot()  # every cell's conductance and random-stream position
+    assert 0 < expected.converged.sum() < 64  # some cells converge, some run out of reads
+    array.restore(start)
+    controller = ChipController(array)
+    server = await serve_tcp(controller, "127.0.0.1", 0)
+    try:
+        address = f"tcp://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        async with await ChipClient.connect(address) as client:
+            got = await client.set_target_g(None, targets, tolerance=0.001, max_iterations=300)
+    finally:
+        await server.close()
+        await controller.aclose()
+    assert np.array_equal(got.g, expected.g)
+    assert np.array_equal(got.iterations, expected.iterations)
+    assert np.array_equal(got.converged, expected.converged)
+    assert array.snapshot() == state

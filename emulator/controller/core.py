@@ -15,6 +15,7 @@ import asyncio
 import dataclasses
 import importlib.metadata
 import logging
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -37,6 +38,12 @@ from emulator.controller.cache import Fingerprint, ReplyCache
 from emulator.controller.handlers import HANDLERS, Aborted, Job, Settings, work_units
 
 log = logging.getLogger(__name__)
+
+#: Reply bytes a link may have waiting for its host before the controller stops acting on that
+#: link's requests (back-pressure, docs/protocol.md "Bounds"): requests already received wait, and
+#: the transport stops reading, so a host that never reads its replies costs at most this plus one
+#: reply plus one read of requests.
+OUTPUT_HIGH_WATER = 1 << 20
 
 #: Default bound on verify reads per cell (same as emulator.Array.program's default).
 DEFAULT_VERIFY_LOOP_MAX = 500
@@ -62,12 +69,17 @@ class Link:
         controller: the controller this link talks to.
         name: for messages ("tcp 127.0.0.1:50312", "pty /dev/pts/4").
         send: writes bytes to the host without blocking.
+        pending: reply bytes the transport still holds for the host; above OUTPUT_HIGH_WATER the
+            link stops acting on requests until the transport calls `resume`.
     """
 
-    def __init__(self, controller: ChipController, name: str, send: Callable[[bytes], None]) -> None:
+    def __init__(self, controller: ChipController, name: str, send: Callable[[bytes], None],
+                 pending: Callable[[], int] = lambda: 0) -> None:
         self.controller = controller
         self.name = name
         self.send = send
+        self.pending = pending
+        self.backlog: deque[Frame | FramingError] = deque()  # received, not yet acted on
         self.decoder = FrameDecoder(controller.max_payload)
         self.cache = ReplyCache()
         self.session = False
@@ -76,15 +88,26 @@ class Link:
         self.host_max_payload = MAX_PAYLOAD
         self._idle: asyncio.TimerHandle | None = None
 
+    @property
+    def blocked(self) -> bool:
+        """True while the host has not read OUTPUT_HIGH_WATER bytes of replies: the transport
+        should stop reading from it, wait until its output drains, then call `resume`."""
+        return self.pending() > OUTPUT_HIGH_WATER
+
     def feed(self, data: bytes) -> None:
         """Bytes received from the host."""
         self._process(self.decoder.feed(data))
+
+    def resume(self) -> None:
+        """The transport's output drained: act on the requests that waited."""
+        self._process([])
 
     def _process(self, events: list[Frame | FramingError]) -> None:
         if self._idle is not None:
             self._idle.cancel()
             self._idle = None
-        self.controller.handle_events(self, events)
+        self.backlog.extend(events)
+        self.controller.handle_events(self, self.backlog, lambda: self.blocked)
         if self.decoder.buffered:
             # Inter-byte timeout: a half frame must not swallow the next host's first frame.
             self._idle = asyncio.get_running_loop().call_later(INTER_BYTE_TIMEOUT, self._on_idle)
@@ -99,6 +122,7 @@ class Link:
             self._idle.cancel()
             self._idle = None
         self.decoder.discard_partial()
+        self.backlog.clear()
         self.session = False
         self.client = ""
         self.cache.clear()
@@ -160,8 +184,9 @@ class ChipController:
 
     # ------------------------------------------------------------------ links
 
-    def new_link(self, name: str, send: Callable[[bytes], None]) -> Link:
-        return Link(self, name, send)
+    def new_link(self, name: str, send: Callable[[bytes], None],
+                 pending: Callable[[], int] = lambda: 0) -> Link:
+        return Link(self, name, send, pending)
 
     def link_lost(self, link: Link) -> None:
         if self.job is not None and self._job_link is link:
@@ -205,10 +230,13 @@ class ChipController:
 
     # ------------------------------------------------------------------ dispatch
 
-    def handle_events(self, link: Link, events: list[Frame | FramingError]) -> None:
-        """Act on what a link's decoder produced."""
+    def handle_events(self, link: Link, events: deque[Frame | FramingError],
+                      blocked: Callable[[], bool] = lambda: False) -> None:
+        """Act on what a link's decoder produced, taking events from the left of `events` until
+        it is empty or `blocked()` (the host is not reading its replies)."""
         unsolicited = 0
-        for event in events:
+        while events and not blocked():
+            event = events.popleft()
             if isinstance(event, FramingError):
                 status = _FRAMING_STATUS[event.kind]
                 if event.request_id is None:

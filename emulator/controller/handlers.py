@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +24,11 @@ Indices = tuple[np.ndarray, np.ndarray]
 CHUNK_SECONDS = 0.05
 #: Cells in the first chunk, used to measure the time per cell.
 FIRST_CHUNK = 64
+#: Verify reads in SET_TARGET_G's first call, used to measure the time per read (about 15 ms at
+#: the reference machine's 60 ns per read; most cells converge within it).
+FIRST_WORK = 1 << 18
+#: SET_TARGET_G's pieces of work, s: ABORT waits for at most one, so this is its latency bound.
+VERIFY_CHUNK_SECONDS = 0.02
 
 
 class Aborted(Exception):
@@ -190,18 +196,117 @@ def set_target_g(array, req: m.SetTargetGRequest, idx: Indices, job: Job,
                       v_stop_set=s.v_stop_set, v_stop_reset=s.v_stop_reset,
                       max_per_polarity=s.max_per_polarity, max_flips=s.max_flips)
     g = np.empty(n)
-    iterations = np.empty(n, dtype=np.int64)
-    converged = np.empty(n, dtype=bool)
-
-    def chunk(sl: slice) -> None:
-        # The loop itself runs in C (Array.program); chunks only bound the time to an ABORT.
-        with array.lock:
-            res = array.program(rows[sl], cols[sl], targets[sl], req.tolerance, v_set=v_set[sl],
-                                v_reset=v_reset[sl], **kwargs)
-        g[sl], iterations[sl], converged[sl] = res.g, res.iterations, res.converged
-
-    _in_chunks(n, job, chunk)
+    iterations = np.zeros(n, dtype=np.int64)
+    converged = np.zeros(n, dtype=bool)
+    loop = _VerifyLoop(array, rows, cols, targets, req.tolerance, v_set, v_reset, kwargs, g,
+                       iterations, converged)
+    if isinstance(s, m.IdenticalPulse):
+        loop.run_in_rounds(job)
+    else:
+        loop.run_whole_cells(job, _incremental_reads_bound(s, int(kwargs["max_iterations"])))
     return m.SetTargetGReply(g, iterations, converged)
+
+
+def _incremental_reads_bound(s: m.IncrementalStep, max_iterations: int) -> int:
+    """Most verify reads one cell of the incremental scheme can take: at most max_per_polarity
+    pulses per run and max_flips flips end its loop early (<= 0: unbounded)."""
+    if s.max_per_polarity > 0 and s.max_flips > 0:
+        return min(max_iterations, (s.max_flips + 1) * s.max_per_polarity + 1)
+    return max_iterations
+
+
+@dataclass
+class _VerifyLoop:
+    """SET_TARGET_G's program-and-verify loop (which runs in C, Array.program), cut into pieces of
+    about VERIFY_CHUNK_SECONDS of work so that ABORT takes effect within that time whatever
+    max_iterations is: the unit is verify reads (cells x iterations), not cells.
+
+    Identical pulses carry no state from one iteration to the next but the cell itself, so a
+    cell's loop of M reads is run as calls of k reads each: a call that ends unconverged at its
+    k-th read is followed by the one pulse the whole loop would have applied there (set below the
+    target, reset above), and the next call starts with the next read. Every cell has its own
+    random stream, so the cells' operations may interleave: the result is the same, bit for bit,
+    as one Array.program call. The incremental scheme's amplitude, run and flip counters live
+    only inside the C loop, so its unit is a whole cell (bounded by max_per_polarity and
+    max_flips; docs/protocol.md, "Bounds").
+    """
+
+    array: Any  # emulator.Array
+    rows: np.ndarray
+    cols: np.ndarray
+    targets: np.ndarray
+    tolerance: float
+    v_set: np.ndarray
+    v_reset: np.ndarray
+    kwargs: dict[str, Any]
+    g: np.ndarray
+    iterations: np.ndarray
+    converged: np.ndarray
+    seconds_per_read: float = 0.0
+
+    def _program(self, cells: np.ndarray, reads: int) -> int:
+        """Run the C loop on `cells` for at most `reads` verify reads each; returns reads done."""
+        kw = dict(self.kwargs, max_iterations=reads)
+        t0 = time.perf_counter()
+        with self.array.lock:
+            res = self.array.program(self.rows[cells], self.cols[cells], self.targets[cells],
+                                     self.tolerance, v_set=self.v_set[cells],
+                                     v_reset=self.v_reset[cells], **kw)
+        self.g[cells] = res.g
+        self.iterations[cells] += res.iterations
+        self.converged[cells] = res.converged
+        done = int(res.iterations.sum()) + cells.size  # every call reads once more than it pulses
+        self.seconds_per_read = (time.perf_counter() - t0) / done  # the latest: loads change
+        return done
+
+    def _budget(self, reads_per_cell: int) -> int:
+        """Cells per call so that each call takes about VERIFY_CHUNK_SECONDS (FIRST_WORK reads at first,
+        to measure the time per read)."""
+        if self.seconds_per_read <= 0:
+            return max(1, FIRST_WORK // reads_per_cell)
+        return max(1, int(VERIFY_CHUNK_SECONDS / (self.seconds_per_read * reads_per_cell)))
+
+    def run_in_rounds(self, job: Job) -> None:
+        """Identical scheme: all cells advance k reads per round, k sized by the work left."""
+        left = int(self.kwargs["max_iterations"])
+        active = np.arange(self.rows.size)
+        while active.size and left > 0:
+            k = max(1, min(left, self._budget(active.size)))
+            start = 0
+            while start < active.size:
+                job.check()
+                stop = start + self._budget(k)
+                self._program(active[start:stop], k)
+                start = stop
+            left -= k
+            active = active[~self.converged[active]]
+            if left > 0 and active.size:
+                job.check()
+                self._pulse_towards_target(active)
+            job.done = self.rows.size - active.size if left > 0 else self.rows.size
+
+    def _pulse_towards_target(self, cells: np.ndarray) -> None:
+        """The pulse the C loop applies after an unconverged verify read (rram_program)."""
+        up = self.g[cells] - self.targets[cells] < 0.0
+        width = self.kwargs["width"]
+        with self.array.lock:
+            for sel, amps, gate in ((cells[up], self.v_set, self.kwargs["vg_set"]),
+                                    (cells[~up], self.v_reset, self.kwargs["vg_reset"])):
+                if sel.size:
+                    self.array.pulse(self.rows[sel], self.cols[sel], amps[sel], gate, width)
+        self.iterations[cells] += 1
+
+    def run_whole_cells(self, job: Job, reads_per_cell: int) -> None:
+        """Incremental scheme: calls on whole cells, as many as fit VERIFY_CHUNK_SECONDS at the worst
+        case of `reads_per_cell` reads each."""
+        n = self.rows.size
+        start = 0
+        while start < n:
+            job.check()
+            stop = min(n, start + self._budget(reads_per_cell))
+            self._program(np.arange(start, stop), int(self.kwargs["max_iterations"]))
+            start = stop
+            job.done = stop
 
 
 def verify(array, req: m.VerifyRequest, idx: Indices, job: Job, settings: Settings) -> m.VerifyReply:

@@ -40,7 +40,10 @@ class PtyServer:
         self._closed = False
         self._connected = False
         self._poll: asyncio.TimerHandle | None = None
-        self.link: Link = controller.new_link(f"pty {self.path}", self._send)
+        self._paused = False  # not reading: the host has not read its replies (back-pressure)
+        self._resuming = False
+        self.link: Link = controller.new_link(f"pty {self.path}", self._send,
+                                              lambda: len(self._pending_out))
         self._watch()
 
     # ------------------------------------------------------------------ reading
@@ -64,6 +67,13 @@ class PtyServer:
             return
         self._connected = True
         self.link.feed(data)
+        self._pause_if_backlogged()
+
+    def _pause_if_backlogged(self) -> None:
+        """Stop reading while requests wait for the host to read its replies."""
+        if self.link.backlog and not self._paused:
+            self._paused = True
+            self._loop.remove_reader(self._master)
 
     def _hung_up(self) -> None:
         """No process has the slave open: drop the session, poll for the next opener."""
@@ -73,6 +83,7 @@ class PtyServer:
             self._connected = False
             self.link.lost()
         self._pending_out.clear()
+        self._paused = False
         if not self._closed:
             self._poll = self._loop.call_later(HANGUP_POLL, self._probe)
 
@@ -90,6 +101,7 @@ class PtyServer:
         if data:
             self._connected = True
             self.link.feed(data)
+            self._pause_if_backlogged()
 
     # ------------------------------------------------------------------ writing
 
@@ -114,6 +126,15 @@ class PtyServer:
         elif not self._pending_out and self._writing:
             self._writing = False
             self._loop.remove_writer(self._master)
+        if self._paused and not self._resuming and not self.link.blocked and not self._closed:
+            self._resuming = True  # resume() sends, which re-enters _flush
+            try:
+                self.link.resume()
+            finally:
+                self._resuming = False
+            if not self.link.backlog and self._paused:
+                self._paused = False
+                self._watch()
 
     def _on_writable(self) -> None:
         self._flush()

@@ -12,6 +12,8 @@ log = logging.getLogger(__name__)
 
 #: Bytes read per call; a 2 MiB request arrives in a few reads.
 READ_CHUNK = 1 << 18
+#: Hosts connected at once; a further one is closed at once (docs/protocol.md, "Bounds").
+MAX_CONNECTIONS = 8
 
 
 class TcpServer:
@@ -38,6 +40,10 @@ class TcpServer:
         return self
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._connections) >= MAX_CONNECTIONS:
+            log.warning("refusing a connection beyond %d", MAX_CONNECTIONS)
+            writer.transport.abort()
+            return
         task = asyncio.current_task()
         assert task is not None
         self._connections[task] = writer
@@ -51,7 +57,7 @@ class TcpServer:
             if not writer.is_closing():
                 writer.write(data)
 
-        link = self.controller.new_link(name, send)
+        link = self.controller.new_link(name, send, writer.transport.get_write_buffer_size)
         log.debug("%s connected", name)
         try:
             while True:
@@ -59,8 +65,16 @@ class TcpServer:
                 if not data:
                     break
                 link.feed(data)
-                # Back-pressure: a host that does not read its replies must not grow our buffers.
+                # Back-pressure: a host that does not read its replies is not read from either,
+                # and its requests already received wait until their replies can go out.
                 await writer.drain()
+                while link.backlog:
+                    while link.blocked:
+                        await writer.drain()
+                        if link.blocked:
+                            await asyncio.sleep(0.01)  # drain() returns at the transport's mark
+                    link.resume()
+                    await writer.drain()
         except (ConnectionError, OSError) as exc:
             log.debug("%s: %s", name, exc)
         finally:

@@ -4,10 +4,13 @@ its settings as plain attributes; it touches the array only through the :class:`
 """
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 
-from .scpi import Command, CommandSet, ErrorQueue, SCPIError, no_args
+from .scpi import Command, CommandSet, ErrorQueue, SCPIError, check_characters, no_args
+
+log = logging.getLogger(__name__)
 
 
 class EmulatedInstrument:
@@ -43,9 +46,27 @@ class EmulatedInstrument:
 
     # -- message entry point ----------------------------------------------------------------------
     def handle(self, message: str) -> str | None:
-        """Execute one program message; returns the response line without terminator, or None."""
+        """Execute one program message; returns the response line without terminator, or None.
+
+        A message with a character outside printable ASCII queues -101 and is not executed.
+        """
         with self.lock:
-            return self.commands.execute(message, self._common)
+            try:
+                check_characters(message)
+            except SCPIError as exc:
+                self.errors.push(exc.code, exc.text)
+                return None
+            try:
+                return self.execute(message)
+            except Exception as exc:  # noqa: BLE001 - a model bug must not end the connection
+                log.exception("%s: internal error executing %r", self.name, message[:200])
+                self.errors.push(-200, SCPIError(-200, f"internal error: {exc!r}").text)
+                return None
+
+    def execute(self, message: str) -> str | None:
+        """Run a checked program message; the caller holds ``self.lock``. Models with a second
+        command language (the 707B's TSP) override this."""
+        return self.commands.execute(message, self._common)
 
     # -- IEEE 488.2 common commands ---------------------------------------------------------------
     def _common(self, header: str, args: list[str]) -> str | None:

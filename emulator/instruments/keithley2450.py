@@ -25,8 +25,12 @@ from .source_meter import LINE_FREQUENCY, SourceMeter
 CURRENT_LIMIT = Numeric(1e-9, 1.05, 1.05e-4, "A")  # default ILIM 105 uA
 NPLC = Numeric(0.01, 10.0, 1.0)
 DELAY = Numeric(0.0, 1e4, 0.0, "S")
-POINTS = Numeric(2, 1e6, 2, integer=True)
+POINTS = Numeric(2, 1e6, 2, integer=True)  # reference manual: <points> 2 to 1e6
 COUNT = Numeric(1, 1e6, 1, integer=True)
+#: Readings one trigger model may produce (points x count x 2 for a dual sweep), and source-list
+#: length: the capacity of defbuffer1 after *RST (100 000 readings). The instrument refuses a
+#: sweep its buffer cannot hold (-225 "Out of memory") before anything is allocated.
+MAX_READINGS = 100_000
 
 
 @dataclass
@@ -129,11 +133,13 @@ class Keithley2450(SourceMeter):
             )
 
         def set_list(_s: list[int], a: list[str]) -> None:
+            _check_readings(len(a), "SOUR:LIST:VOLT")
             self.source_list = [self._voltage(x, "SOUR:LIST:VOLT") for x in a]
             if not self.source_list:
                 raise SCPIError(-109, "SOUR:LIST:VOLT needs at least one value")
 
         def append_list(_s: list[int], a: list[str]) -> None:
+            _check_readings(len(self.source_list) + len(a), "SOUR:LIST:VOLT:APP")
             self.source_list += [self._voltage(x, "SOUR:LIST:VOLT:APP") for x in a]
 
         def sweep_linear(_s: list[int], a: list[str]) -> None:
@@ -141,6 +147,7 @@ class Keithley2450(SourceMeter):
             start = self._voltage(a[0], "start")
             stop = self._voltage(a[1], "stop")
             n = int(POINTS.parse(a[2], "points"))
+            self._check_sweep_size(n, a[3:])
             self._arm_sweep([start + (stop - start) * k / (n - 1) for k in range(n)], a[3:])
 
         def sweep_step(_s: list[int], a: list[str]) -> None:
@@ -151,6 +158,9 @@ class Keithley2450(SourceMeter):
             if step == 0 or (stop - start) * step < 0:
                 raise SCPIError(-222, f"step={step:g} V does not lead from {start:g} to {stop:g} V")
             n = int(abs(stop - start) / abs(step) + 1e-9) + 1
+            if n > POINTS.maximum:
+                raise SCPIError(-222, f"{n} points (step={step:g} V) outside [2, {POINTS.maximum:g}]")
+            self._check_sweep_size(n, a[3:])
             self._arm_sweep([start + k * step for k in range(n)], a[3:])
 
         def sweep_list(_s: list[int], a: list[str]) -> None:
@@ -159,6 +169,7 @@ class Keithley2450(SourceMeter):
                 raise SCPIError(-221, "source list is empty; send :SOUR:LIST:VOLT first")
             first = int(Numeric(1, len(self.source_list), 1, integer=True).parse(a[0], "startIndex"))
             # LIST takes <startIndex>, <delay>, <count>, <failAbort>: no rangeType or dual.
+            self._check_sweep_size(len(self.source_list) - first + 1, a[1:3])
             self._arm_sweep(self.source_list[first - 1:], a[1:3])
 
         def read(_s: list[int], a: list[str]) -> str:
@@ -236,6 +247,14 @@ class Keithley2450(SourceMeter):
         if args and unquote(args[0]).lower() not in ("defbuffer1", "defbuffer2"):
             raise SCPIError(-222, f"reading buffer {args[0]} does not exist (defbuffer1, defbuffer2)")
 
+    @staticmethod
+    def _check_sweep_size(points: int, extra: list[str]) -> None:
+        """Refuse a sweep of ``points`` with <delay>, <count>, ..., <dual> ``extra`` whose readings
+        would not fit defbuffer1 (:data:`MAX_READINGS`)."""
+        count = int(COUNT.parse(extra[1], "count")) if len(extra) > 1 else 1
+        dual = len(extra) > 4 and parse_bool(extra[4], "dual")
+        _check_readings(points * count * (2 if dual else 1), "sweep")
+
     def _arm_sweep(self, points: list[float], extra: list[str]) -> None:
         """Store a sweep trigger model; ``extra`` are <delay>[, <count>[, ...]]."""
         delay = DELAY.parse(extra[0], "delay") if extra and extra[0].strip() else self.delay
@@ -246,3 +265,8 @@ class Keithley2450(SourceMeter):
         self.delay = delay
         self.sweep_points = points * count
         self.buffer.clear()  # configuring a sweep clears the default buffer
+
+
+def _check_readings(readings: int, name: str) -> None:
+    if readings > MAX_READINGS:
+        raise SCPIError(-225, f"{name}: {readings} readings exceed the buffer of {MAX_READINGS}")

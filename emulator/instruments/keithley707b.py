@@ -104,23 +104,22 @@ class Keithley707B(EmulatedInstrument):
         return ";".join(f"{s}{r}{c:02d}" for s, r, c in closed)
 
     # -- message entry point ----------------------------------------------------------------------
-    def handle(self, message: str) -> str | None:
+    def execute(self, message: str) -> str | None:
         if not _TSP_CALL.match(message):
-            return super().handle(message)
-        with self.lock:
-            replies: list[str] = []
-            for statement in split_outside_quotes(message, ";"):
-                statement = statement.strip()
-                if not statement:
-                    continue
-                try:
-                    reply = self._tsp(statement)
-                except SCPIError as exc:
-                    self.errors.push(exc.code, exc.text)
-                    break  # a Lua chunk stops at its first error
-                if reply is not None:
-                    replies.append(reply)
-            return "\n".join(replies) if replies else None
+            return super().execute(message)
+        replies: list[str] = []
+        for statement in split_outside_quotes(message, ";"):
+            statement = statement.strip()
+            if not statement:
+                continue
+            try:
+                reply = self._tsp(statement)
+            except SCPIError as exc:
+                self.errors.push(exc.code, exc.text)
+                break  # a Lua chunk stops at its first error
+            if reply is not None:
+                replies.append(reply)
+        return "\n".join(replies) if replies else None
 
     def _tsp(self, statement: str) -> str | None:
         for kind, pattern in _STATEMENTS:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 ERROR_TEXT: dict[int, str] = {
     0: "No error",
     -100: "Command error",
+    -101: "Invalid character",
     -102: "Syntax error",
     -104: "Data type error",
     -108: "Parameter not allowed",
@@ -39,6 +40,7 @@ ERROR_TEXT: dict[int, str] = {
     -222: "Data out of range",
     -223: "Too much data",
     -224: "Illegal parameter value",
+    -225: "Out of memory",
     -230: "Data corrupt or stale",
     -285: "Program syntax error",
     -286: "Program runtime error",
@@ -62,6 +64,11 @@ class SCPIError(Exception):
         return f"{base}; {self.detail}" if self.detail else base
 
 
+#: Longest error description kept: SCPI-1999 (21.8.4) allows 255 characters for the
+#: description plus device-dependent information, so an echoed 1 MB header is not stored whole.
+MAX_ERROR_TEXT = 255
+
+
 class ErrorQueue:
     """First-in first-out error/event queue (SCPI-1999 vol. 1, 21.8).
 
@@ -74,6 +81,9 @@ class ErrorQueue:
         self._items: deque[tuple[int, str]] = deque()
 
     def push(self, code: int, text: str) -> None:
+        """Queue an error; ``text`` is cut to MAX_ERROR_TEXT characters (SCPI-1999 21.8.4)."""
+        if len(text) > MAX_ERROR_TEXT:
+            text = text[:MAX_ERROR_TEXT - 3] + "..."
         if len(self._items) >= self.size:
             self._items[-1] = (-350, ERROR_TEXT[-350])
             return
@@ -246,9 +256,10 @@ class Numeric:
             raise SCPIError(-222, f"{name}: {text!r} is not finite")
         if self.integer:
             value = float(round(value))
-        # A relative tolerance lets "2.5E-6" through a 2.5E-6 maximum despite float rounding.
-        tol = 1e-12 * max(abs(self.minimum), abs(self.maximum), 1.0)
-        if value < self.minimum - tol or value > self.maximum + tol:
+        # A relative tolerance on each bound lets "2.5US" through a 2.5E-6 maximum despite float
+        # rounding, and no more: "-0" or "1E-400" stay below a 1E-6 minimum.
+        if (value < self.minimum - 1e-12 * abs(self.minimum)
+                or value > self.maximum + 1e-12 * abs(self.maximum)):
             raise SCPIError(
                 -222, f"{name}={value:g} outside [{self.minimum:g}, {self.maximum:g}]"
             )
@@ -321,6 +332,22 @@ class Command:
 
     def __post_init__(self) -> None:
         self.nodes = compile_pattern(self.pattern)
+
+
+#: What may not appear in a program message: anything but printable ASCII and tab.
+_INVALID_CHARACTER = re.compile(r"[^\t\x20-\x7e]")
+
+
+def check_characters(message: str) -> None:
+    """Raise SCPIError(-101) if ``message`` holds a character outside printable 7-bit ASCII.
+
+    IEEE 488.2 program messages are ASCII; the whole message is refused, as the parser of a real
+    instrument stops at the first invalid character ("µ" in "1 µA" included: SCPI spells it "UA").
+    """
+    bad = _INVALID_CHARACTER.search(message)
+    if bad is not None:
+        raise SCPIError(-101, f"character 0x{ord(bad.group()):02X} at offset {bad.start()}; "
+                              "message not executed")
 
 
 class CommandSet:

@@ -4,22 +4,110 @@ Program messages end in LF (a CR before it is dropped); responses end in LF. Eac
 worker thread because the model may call into the shared Array, whose lock another thread (the chip
 controller) may hold; the event loop never blocks on it.
 
-For tests the server keeps a log of every received message, can die on command (``die_on``),
-be killed (connections aborted, instrument powered off) and be restarted on the same port, or drop
-its connections while the instrument keeps its state (a cable pulled).
+Bounds (docs/instruments.md, "Bounds"): a program message is at most :data:`MAX_MESSAGE` bytes
+(longer lines queue -223 "Too much data" and are discarded as they arrive, never buffered whole);
+bytes outside printable 7-bit ASCII queue -101 "Invalid character" (:meth:`CommandSet.execute`);
+at most :data:`MAX_CONNECTIONS` clients are served at once (a
+further one is closed at once); a client that does not read its replies is not read from either
+(TCP back-pressure), so each connection holds at most one message and one reply.
+
+For tests the server keeps a log of the most recent received messages (:class:`ReceivedLog`), can die
+on command (``die_on``), be killed (connections aborted, instrument powered off) and be restarted on
+the same port, or drop its connections while the instrument keeps its state (a cable pulled).
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections import deque
+from collections.abc import Iterator
 
 from .base import EmulatedInstrument
+from .scpi import SCPIError
 
 log = logging.getLogger(__name__)
 
-#: Longest program message accepted, bytes; longer input is a client bug, not a list sweep.
+#: Longest program message accepted, bytes (terminator excluded); longer input is a client bug,
+#: not a list sweep (2500 list points take about 40 kB).
 MAX_MESSAGE = 1 << 20
+#: Clients served at once per instrument; a real LAN instrument accepts a handful of sockets.
+MAX_CONNECTIONS = 8
+#: Bytes read from the socket per call.
+READ_CHUNK = 1 << 16
+#: Messages kept by :class:`ReceivedLog`, and characters kept of each.
+LOG_ENTRIES = 1000
+LOG_ENTRY_CHARS = 256
+
+
+class ReceivedLog:
+    """The received-message log of a server: a ring of the newest :data:`LOG_ENTRIES` messages,
+    each cut to :data:`LOG_ENTRY_CHARS` characters (about 0.3 MB at most).
+
+    ``len()`` counts every message received since the server was created (tests compare counts to
+    see whether anything was sent); iteration yields the messages still kept, oldest first.
+    """
+
+    def __init__(self, entries: int = LOG_ENTRIES, chars: int = LOG_ENTRY_CHARS) -> None:
+        self._ring: deque[str] = deque(maxlen=entries)
+        self._chars = chars
+        self.total = 0
+
+    def append(self, message: str) -> None:
+        if len(message) > self._chars:
+            message = f"{message[:self._chars]}... ({len(message)} characters)"
+        self._ring.append(message)
+        self.total += 1
+
+    def __len__(self) -> int:
+        return self.total
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._ring))
+
+    def __getitem__(self, index: int) -> str:
+        return self._ring[index]
+
+
+class LineReader:
+    """Splits a byte stream into program messages of at most ``limit`` bytes, sans I/O.
+
+    :meth:`feed` returns complete lines (terminator removed) and, for a line that grew past the
+    limit, ``None`` once: the rest of that line is dropped as it arrives, so at most ``limit``
+    bytes are ever held.
+    """
+
+    def __init__(self, limit: int = MAX_MESSAGE) -> None:
+        self.limit = limit
+        self._buffer = bytearray()
+        self._discarding = False
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> list[bytes | None]:
+        out: list[bytes | None] = []
+        start = 0
+        while start < len(data):
+            end = data.find(b"\n", start)
+            piece = data[start:] if end < 0 else data[start:end]
+            if self._discarding:
+                if end >= 0:
+                    self._discarding = False
+            elif len(self._buffer) + len(piece) > self.limit:
+                self._buffer.clear()
+                out.append(None)
+                self._discarding = end < 0
+            else:
+                self._buffer += piece
+                if end >= 0:
+                    out.append(bytes(self._buffer))
+                    self._buffer.clear()
+            if end < 0:
+                break
+            start = end + 1
+        return out
 
 
 class InstrumentServer:
@@ -29,7 +117,7 @@ class InstrumentServer:
         self.instrument = instrument
         self.host = host
         self.port = port
-        self.received: list[str] = []  # every program message, in arrival order
+        self.received = ReceivedLog()  # the newest program messages, in arrival order
         self.die_on: str | None = None  # case-insensitive substring that kills the server
         self._server: asyncio.AbstractServer | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -50,7 +138,7 @@ class InstrumentServer:
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
-            self._serve, self.host, self.port, limit=MAX_MESSAGE
+            self._serve, self.host, self.port, limit=READ_CHUNK
         )
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("%s listening on %s", self.name, self.resource)
@@ -90,31 +178,23 @@ class InstrumentServer:
             writer.transport.abort()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._writers) >= MAX_CONNECTIONS:
+            log.warning("%s: refusing a connection beyond %d", self.name, MAX_CONNECTIONS)
+            writer.transport.abort()
+            return
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
         self._writers.add(writer)
+        lines = LineReader()
         try:
             while True:
-                try:
-                    raw = await reader.readuntil(b"\n")
-                except asyncio.IncompleteReadError:
+                data = await reader.read(READ_CHUNK)
+                if not data:
                     break  # client closed
-                except asyncio.LimitOverrunError:
-                    await asyncio.to_thread(self._overrun)
-                    break
-                message = raw.decode("ascii", errors="replace").rstrip("\r\n")
-                self.received.append(message)
-                if self.die_on and self.die_on.lower() in message.lower():
-                    # Not awaited here: kill() cancels this very task.
-                    asyncio.get_running_loop().create_task(self.kill())
-                    return
-                if not message.strip():
-                    continue
-                reply = await asyncio.to_thread(self.instrument.handle, message)
-                if reply is not None:
-                    writer.write(reply.encode("ascii") + b"\n")
-                    await writer.drain()
+                for raw in lines.feed(data):
+                    if not await self._message(raw, writer):
+                        return
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
@@ -123,6 +203,29 @@ class InstrumentServer:
             with contextlib.suppress(Exception):
                 writer.close()
 
-    def _overrun(self) -> None:
+    async def _message(self, raw: bytes | None, writer: asyncio.StreamWriter) -> bool:
+        """Handle one received line (None: one that was too long); False once the server died."""
+        if raw is None:
+            self.received.append(f"<discarded: longer than {MAX_MESSAGE} B>")
+            await asyncio.to_thread(self._queue_error, -223, f"program message longer than {MAX_MESSAGE} B discarded")
+            return True
+        # Latin-1 maps every byte to one character, so CommandSet.execute sees (and refuses with
+        # -101) exactly the bytes that were sent.
+        message = raw.removesuffix(b"\r").decode("latin-1")
+        self.received.append(message)
+        if self.die_on and self.die_on.lower() in message.lower():
+            # Not awaited here: kill() cancels this very task.
+            asyncio.get_running_loop().create_task(self.kill())
+            return False
+        if not message.strip():
+            return True
+        reply = await asyncio.to_thread(self.instrument.handle, message)
+        if reply is not None:
+            # Replies are ASCII by construction; a stray character must not end the connection.
+            writer.write(reply.encode("ascii", errors="replace") + b"\n")
+            await writer.drain()  # a client that does not read is not read from either
+        return True
+
+    def _queue_error(self, code: int, detail: str) -> None:
         with self.instrument.lock:
-            self.instrument.errors.push(-223, "Too much data")
+            self.instrument.errors.push(code, SCPIError(code, detail).text)
