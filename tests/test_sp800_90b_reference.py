@@ -17,6 +17,8 @@ import pytest
 from labctl.puf import entropy
 
 REFERENCE = Path("/work/shared/reference/sp800-90b")
+# one 8-bit file of 10^6 samples is assessed on 8 * 10^6 bits as well: minutes on a shared machine
+pytestmark = pytest.mark.timeout(1800)
 FILES = sorted(p.stem for p in (REFERENCE / "ea_non_iid-outputs").glob("*.res"))
 
 ESTIMATORS = {"Most Common Value": "most_common_value", "Collision": "collision", "Markov": "markov",
