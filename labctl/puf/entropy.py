@@ -69,11 +69,14 @@ def upper_confidence_bound(p_hat: float, n: int) -> float:
 
 
 def most_common_value(bits: ArrayLike) -> Estimate:
-    """6.3.1: p_u from the mode's frequency; H = -log2 p_u."""
-    s = as_bits(bits)
-    n = s.size
-    ones = int(s.sum())
-    mode = max(ones, n - ones)
+    """6.3.1: p_u from the mode's frequency; H = -log2 p_u (bits)."""
+    return _most_common(as_bits(bits))
+
+
+def _most_common(symbols: NDArray[np.integer]) -> Estimate:
+    """6.3.1 on samples of any alphabet (bits per sample)."""
+    n = symbols.size
+    mode = int(np.bincount(symbols).max())
     p_hat = mode / n
     p_u = upper_confidence_bound(p_hat, n)
     return Estimate("most_common_value", -math.log2(p_u), {"mode": mode, "p_hat": p_hat, "p_u": p_u})
@@ -103,7 +106,7 @@ def collision(bits: ArrayLike) -> Estimate:
     x_bar = total / v
     sigma = math.sqrt((total_sq - total * x_bar) / (v - 1))
     x_prime = max(2.0, x_bar - Z_ALPHA * sigma / math.sqrt(v))
-    details = {"v": v, "x_bar": x_bar, "sigma_hat": sigma, "x_bar_prime": x_prime}
+    details = {"v": v, "sum_t": total, "x_bar": x_bar, "sigma_hat": sigma, "x_bar_prime": x_prime}
     if x_prime < 2.5:
         p = 0.5 + math.sqrt(1.25 - 0.5 * x_prime)
         return Estimate("collision", -math.log2(p), {**details, "p": p})
@@ -221,8 +224,24 @@ def compression_from_statistics(x_bar: float, sigma_hat: float, blocks: int) -> 
 def tuple_estimates(bits: ArrayLike) -> tuple[Estimate, Estimate]:
     """6.3.5 t-tuple and 6.3.6 longest repeated substring, from one suffix array."""
     s = as_bits(bits)
-    n = s.size
     _, lcp = suffix_array_lcp(s)
+    return _tuple_estimates(lcp)
+
+
+def _symbol_lcp(sa: NDArray[np.int64], lcp: NDArray[np.int64], width: int) -> NDArray[np.int64]:
+    """LCP array, in samples, of the suffixes that start on a sample boundary of the bit string of
+    width-bit samples (MSB first), from the bit string's suffix and LCP arrays: those suffixes keep
+    their order, and two neighbours share the smallest LCP between them, floored to whole samples."""
+    keep = np.flatnonzero(sa % width == 0)
+    out = np.zeros(keep.size, dtype=np.int64)
+    if keep.size > 1:
+        out[1:] = np.minimum.reduceat(lcp[:keep[-1] + 1], keep[:-1] + 1) // width
+    return out
+
+
+def _tuple_estimates(lcp: NDArray[np.int64]) -> tuple[Estimate, Estimate]:
+    """6.3.5 and 6.3.6 from the LCP array of the n suffixes of the samples."""
+    n = lcp.size
     q, pairs = lcp_interval_counts(lcp)  # index W = tuple length; q[W] most common count
     v = q.size - 1  # longest repeated substring
     u = 1
@@ -260,24 +279,124 @@ def lrs(bits: ArrayLike) -> Estimate:
 
 @dataclass(frozen=True)
 class Assessment:
-    """All estimators on one bit string; `min_entropy` is the smallest estimate, bits per bit."""
+    """The non-IID track of SP 800-90B (section 6.1) on one sequence of samples.
+
+    `estimates`: the estimators on the samples as given (for bits, all ten of 6.3.1-6.3.10; for
+    samples of more than one bit, the seven of them that take any alphabet). `bitstring`: for
+    multi-bit samples, all ten on the samples' bits (MSB first), else None. The assessed min-entropy
+    per sample is min(H_original, bits_per_symbol * H_bitstring) with H_original the smallest literal
+    estimate (at most bits_per_symbol) and H_bitstring the smallest bit-string one (at most 1), as
+    the reference tool ea_non_iid computes its "Assessed min entropy".
+    """
 
     n_bits: int
     estimates: dict[str, Estimate]
+    bits_per_symbol: int = 1
+    alphabet: int = 2
+    bitstring: dict[str, Estimate] | None = None
+
+    @property
+    def n_samples(self) -> int:
+        return self.n_bits // self.bits_per_symbol
+
+    @property
+    def h_original(self) -> float | None:
+        """Smallest estimate on the samples as given, bits per sample (None if none could run)."""
+        values = [e.min_entropy for e in self.estimates.values() if e.min_entropy is not None]
+        return min([float(self.bits_per_symbol), *values]) if values else None
+
+    @property
+    def h_bitstring(self) -> float | None:
+        """Smallest estimate on the bit string of multi-bit samples, bits per bit (None for bits)."""
+        if self.bitstring is None:
+            return None
+        values = [e.min_entropy for e in self.bitstring.values() if e.min_entropy is not None]
+        return min([1.0, *values])
 
     @property
     def min_entropy(self) -> float | None:
-        values = [e.min_entropy for e in self.estimates.values() if e.min_entropy is not None]
-        return min(values) if values else None
+        """Assessed min-entropy, bits per sample."""
+        h = self.h_original
+        if h is None or self.bitstring is None:
+            return h
+        return min(h, self.bits_per_symbol * self.h_bitstring)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"n_bits": self.n_bits, "min_entropy": self.min_entropy,
-                "estimates": {k: asdict(e) for k, e in self.estimates.items()}}
+        out = {"n_bits": self.n_bits, "n_samples": self.n_samples, "bits_per_symbol": self.bits_per_symbol,
+               "alphabet": self.alphabet, "min_entropy": self.min_entropy, "h_original": self.h_original,
+               "estimates": {k: asdict(e) for k, e in self.estimates.items()}}
+        if self.bitstring is not None:
+            out["h_bitstring"] = self.h_bitstring
+            out["bitstring_estimates"] = {k: asdict(e) for k, e in self.bitstring.items()}
+        return out
+
+
+def _all_ten(bits: NDArray[np.uint8], sa_lcp: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None
+             ) -> dict[str, Estimate]:
+    from labctl.puf import prediction  # imports this module's Estimate
+
+    _, lcp = sa_lcp if sa_lcp is not None else suffix_array_lcp(bits)
+    t_tup, lrs_est = _tuple_estimates(lcp)
+    s = bits.astype(np.int64)
+    found = (_most_common(bits), collision(bits), markov(bits), compression(bits), t_tup, lrs_est,
+             prediction.multi_mcw(s, 2), prediction.lag(s, 2), prediction.multi_mmc(s, 2),
+             prediction.lz78y(s, 2))
+    return {e.name: e for e in found}
 
 
 def assess(bits: ArrayLike) -> Assessment:
-    """Run the six non-IID estimators of 6.3.1-6.3.6 on a bit string (binary samples)."""
+    """The ten non-IID estimators of 6.3.1-6.3.10 on a bit string (binary samples); the assessed
+    min-entropy is the smallest of the ten (bits per bit)."""
     s = as_bits(bits)
-    t_tup, lrs_est = tuple_estimates(s)
-    estimates = {e.name: e for e in (most_common_value(s), collision(s), markov(s), compression(s), t_tup, lrs_est)}
-    return Assessment(n_bits=int(s.size), estimates=estimates)
+    return Assessment(n_bits=int(s.size), estimates=_all_ten(s))
+
+
+def as_samples(samples: ArrayLike, bits_per_symbol: int | None = None) -> tuple[NDArray[np.int64], int]:
+    """Validate samples of 1-8 bits: 1-D, integers in [0, 2**bits_per_symbol); bits_per_symbol
+    defaults to the bit length of the largest sample. Returns (samples, bits_per_symbol)."""
+    a = np.asarray(samples)
+    if a.ndim != 1:
+        raise ValueError(f"samples: expected a 1-D array, got shape {a.shape}")
+    if a.size < 2:
+        raise ValueError(f"samples: need at least 2 samples, got {a.size}")
+    if a.dtype != np.bool_ and not np.issubdtype(a.dtype, np.integer):
+        raise ValueError(f"samples: expected integers, got dtype {a.dtype}")
+    a = a.astype(np.int64)
+    lo, hi = int(a.min()), int(a.max())
+    width = bits_per_symbol if bits_per_symbol is not None else max(1, hi.bit_length())
+    if not 1 <= width <= 8:
+        raise ValueError(f"bits_per_symbol: must be 1-8, got {width}")
+    if lo < 0 or hi >= 1 << width:
+        raise ValueError(f"samples: values must be in [0, {(1 << width) - 1}] for {width}-bit samples, "
+                         f"got [{lo}, {hi}]")
+    return a, width
+
+
+def to_bitstring(samples: NDArray[np.int64], bits_per_symbol: int) -> NDArray[np.uint8]:
+    """Each sample as bits_per_symbol bits, most significant first (SP 800-90B section 6.4)."""
+    shifts = np.arange(bits_per_symbol - 1, -1, -1)
+    return ((samples[:, None] >> shifts) & 1).astype(np.uint8).reshape(-1)
+
+
+def assess_samples(samples: ArrayLike, bits_per_symbol: int | None = None) -> Assessment:
+    """The non-IID track on samples of 1-8 bits, as ea_non_iid runs it (its initial entropy estimate
+    without a submitter's claim): samples with two distinct values are assessed as bits by all ten
+    estimators; otherwise the samples (ranked 0..k-1 over the k values that occur) by the seven
+    estimators that take any alphabet, and their bit string by all ten. See Assessment."""
+    a, width = as_samples(samples, bits_per_symbol)
+    from labctl.puf import prediction
+
+    values, ranked = np.unique(a, return_inverse=True)
+    ranked = ranked.reshape(-1).astype(np.int64)
+    k = int(values.size)
+    if k <= 2:
+        return Assessment(n_bits=int(a.size) * width, estimates=_all_ten(ranked.astype(np.uint8)),
+                          bits_per_symbol=width, alphabet=2)
+    bits = to_bitstring(a, width)
+    sa, lcp = suffix_array_lcp(bits)
+    bitstring = _all_ten(bits, (sa, lcp))
+    t_tup, lrs_est = _tuple_estimates(_symbol_lcp(sa, lcp, width))
+    found = (_most_common(ranked), t_tup, lrs_est, prediction.multi_mcw(ranked, k), prediction.lag(ranked, k),
+             prediction.multi_mmc(ranked, k), prediction.lz78y(ranked, k))
+    return Assessment(n_bits=int(bits.size), estimates={e.name: e for e in found}, bits_per_symbol=width,
+                      alphabet=k, bitstring=bitstring)
