@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -101,7 +100,8 @@ class Raw:
 
 async def test_garbage_is_answered_with_bad_frame_and_the_server_keeps_serving(emu: Emu) -> None:
     raw = await Raw.open(emu)
-    await raw.send(os.urandom(3000) + b"\xa5\x5a" + os.urandom(50))
+    garbage = np.random.default_rng(104).integers(0, 256, 3050, dtype=np.uint8).tobytes()
+    await raw.send(garbage[:3000] + b"\xa5\x5a" + garbage[3000:])
     err = await raw.reply(0)
     assert err.status == Status.BAD_FRAME and err.flags & Flag.RESPONSE
     assert "did not form a valid frame" in m.unpack_error(err.payload)

@@ -3,7 +3,6 @@ format, and independence of the helper data from the key."""
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 import pytest
@@ -113,9 +112,10 @@ def test_helper_offset_shows_no_dependence_on_the_key():
     rng = np.random.default_rng(21)
     n = 400
     offsets, keys = [], []
+    key_bytes = seeded_bytes(22)  # seeded: a statistical check must give the same verdict on every run
     for i in range(n):
         w = rng.integers(0, 2, params.response_bits).astype(np.uint8)
-        g = extractor.generate(w, params, bind, random_bytes=os.urandom)
+        g = extractor.generate(w, params, bind, random_bytes=key_bytes)
         offsets.append(g.offset)
         keys.append(np.unpackbits(np.frombuffer(g.key, dtype=np.uint8)))
     h = np.array(offsets, dtype=np.float64)
@@ -128,7 +128,7 @@ def test_helper_offset_shows_no_dependence_on_the_key():
         return np.abs(a.T @ b / len(a)).max()
 
     observed = max_corr(h, k)
-    null = [max_corr(h, k[rng.permutation(n)]) for _ in range(20)]
+    null = [max_corr(h, k[rng.permutation(n)]) for _ in range(40)]
     assert observed < np.quantile(null, 0.95) + 0.02
 
 
