@@ -151,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     from labctl.campaigns.cli import add_commands as add_campaign_commands  # run, runs, report
 
     add_campaign_commands(sub)
+    from labctl.sweeps.cli import add_commands as add_sweep_commands  # sweep, sweeps
+
+    add_sweep_commands(sub)
     from labctl.puf.cli import add_parser as add_puf_parser  # puf enroll, reconstruct, evaluate
 
     add_puf_parser(sub)

@@ -69,6 +69,16 @@ def abort_at(checkpoint: int) -> Callable[[], Awaitable[None]]:
 
 
 # -- the TUI --------------------------------------------------------------------------------------
+def wait_for(cond: Callable[[], object], timeout: float = 30.0, poll: float = 0.05) -> bool:
+    """Poll `cond()` until it holds (True) or `timeout` s pass (False): for other processes and threads."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(poll)
+    return True
+
+
 async def until(pilot: Any, cond: Callable[[], object], timeout: float = 20.0) -> None:
     """Let the app run until `cond()` holds; fails the test after `timeout` s."""
     deadline = time.monotonic() + timeout

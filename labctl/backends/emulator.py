@@ -18,7 +18,7 @@ def device_limits(limits: emulator.Limits) -> SafetyLimits:
 class EmulatorBackend(ArrayBackend):
     """In-process emulated array. `array` may be shared (e.g. with emulated servers); calls hold its lock."""
 
-    def __init__(self, rows: int = 8, cols: int = 4, *, seed: int = 0, preset: str = "cmo-hfox",
+    def __init__(self, rows: int = 8, cols: int = 4, *, seed: int = 0, preset: str | emulator.Preset = "cmo-hfox",
                  array: emulator.Array | None = None) -> None:
         self.array = array if array is not None else emulator.Array(rows, cols, preset=preset, seed=seed)
         self.limits = device_limits(self.array.limits)

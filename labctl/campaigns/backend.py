@@ -15,10 +15,21 @@ def make_backend(spec: BackendSpec) -> ArrayBackend:
     if spec.kind == "emulator":
         from labctl.backends.emulator import EmulatorBackend
 
-        return EmulatorBackend(spec.rows, spec.cols, seed=spec.seed, preset=spec.preset)
+        return EmulatorBackend(spec.rows, spec.cols, seed=spec.seed, preset=device_preset(spec.preset, spec.device))
     from labctl.backends import open_backend
 
     return open_backend(spec.address_spec())
+
+
+def device_preset(name: str, device: dict[str, float]) -> Any:
+    """The emulator preset `name` with the `device` parameters changed; its name records the changes (it is
+    the backend's identity in the store)."""
+    if not device:
+        return name
+    from emulator.presets import get_preset
+
+    changes = ",".join(f"{k}={v:g}" for k, v in sorted(device.items()))
+    return get_preset(name).with_(name=f"{name}({changes})", **device)
 
 
 def _unwrap(backend: ArrayBackend) -> ArrayBackend:

@@ -146,19 +146,16 @@ def _report(store, run_id: str, out: Path) -> Path:  # noqa: ANN001
 
 def _print_step_summaries(store, run_id: str, keys: int = 4) -> None:  # noqa: ANN001
     """One line per finished step: the first few numbers of its (combined) summary."""
-    from labctl.campaigns.runner import combine_summaries
+    from labctl.campaigns.runner import step_summaries
 
-    steps: dict[int, list[UnitRecord]] = {}
-    for u in store.units(run_id):
-        if u.status == "done" and u.summary is not None:
-            steps.setdefault(u.step_index, []).append(u)
-    for units in steps.values():
-        last = units[-1]
-        group = [u for u in units if u.group == last.group]
-        s = combine_summaries([u.summary for u in group], [u.n_cells for u in group], last.routine)
+    units = store.units(run_id)
+    routines = {u.step_name: u.routine for u in units}
+    for name, s in step_summaries(units).items():
+        if name not in routines:
+            continue  # "<step>[k]": a sweep point; the line shows what the step left
         shown = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in s.items()
                  if isinstance(v, (int, float)) and not isinstance(v, bool)][:keys]
-        print(f"  {last.step_name} ({last.routine}): " + ", ".join(shown))
+        print(f"  {name} ({routines[name]}): " + ", ".join(shown))
 
 
 def _new_id() -> str:

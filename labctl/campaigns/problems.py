@@ -23,10 +23,12 @@ class Problem:
 class CampaignError(ValueError):
     """A campaign file that cannot run; `problems` lists every field that is wrong, with its line."""
 
+    kind = "campaign"
+
     def __init__(self, problems: list[Problem], source: str) -> None:
         self.problems = problems
         self.source = source
-        super().__init__(f"{source}: {len(problems)} problem(s) in the campaign file\n"
+        super().__init__(f"{source}: {len(problems)} problem(s) in the {self.kind} file\n"
                          + "\n".join("  " + p.format(source) for p in problems))
 
 

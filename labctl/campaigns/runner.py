@@ -20,7 +20,7 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -31,7 +31,7 @@ from labctl.backends.base import ArrayBackend
 from labctl.campaigns import backend as cbackend
 from labctl.campaigns.plan import LoadedCampaign, Unit, load_campaign
 from labctl.campaigns.schema import BackendSpec
-from labctl.campaigns.store import Store, UnitPlan, as_store_error, json_default
+from labctl.campaigns.store import Store, UnitPlan, UnitRecord, as_store_error, json_default
 from labctl.campaigns.telemetry import Telemetry, TelemetryConfig
 from labctl.campaigns.writer import BatchWriter
 from labctl.routines import registry
@@ -175,6 +175,28 @@ def combine_summaries(summaries: list[dict[str, Any]], weights: list[int], routi
             out[key] = max(v for v, _ in nums)
         else:
             out[key] = sum(v * w for v, w in nums) / sum(w for _, w in nums)
+    return out
+
+
+def step_summaries(units: Sequence[UnitRecord]) -> dict[str, dict[str, Any]]:
+    """Each finished step's combined summary, by step name: "<step>" is its last sweep point and repeat
+    (what the step left), "<step>[k]" its sweep point k (last repeat). Units not done are left out."""
+    groups: dict[tuple[str, int], list[UnitRecord]] = {}
+    last: dict[str, tuple[int, int, int, int]] = {}
+    for u in units:
+        if u.status == "done" and u.summary is not None:
+            groups.setdefault((u.step_name, u.sweep_index), [])
+            g = groups[(u.step_name, u.sweep_index)]
+            if g and g[-1].group != u.group:  # a later pass or repeat of this point replaces the earlier
+                g.clear()
+            g.append(u)
+            last[u.step_name] = u.group
+    out: dict[str, dict[str, Any]] = {}
+    for (name, k), g in groups.items():
+        s = combine_summaries([u.summary for u in g], [u.n_cells for u in g], g[-1].routine)
+        out[f"{name}[{k}]"] = s
+        if g[-1].group == last[name]:
+            out[name] = s
     return out
 
 

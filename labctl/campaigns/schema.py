@@ -33,7 +33,7 @@ class Metadata(BaseModel):
 class BackendSpec(_Strict):
     """The array to run on.
 
-    kind "emulator": the embedded emulator (rows, cols, seed, preset).
+    kind "emulator": the embedded emulator (rows, cols, seed, preset; `device` changes preset parameters).
     kind "chip": a chip controller at `address` (tcp://HOST:PORT, serial://DEVICE or a device path).
     kind "station": bench instruments from the station file `station` (docs/instruments.md); `clock`
     optionally names the chip controller of an emulator serving the instruments (its virtual clock).
@@ -47,9 +47,16 @@ class BackendSpec(_Strict):
     address: str | None = Field(None, pattern=r"^(tcp://[^/]+:\d+|serial://.+|/.+)$")
     station: str | None = None
     clock: str | None = Field(None, pattern=r"^tcp://[^/]+:\d+$")
+    device: dict[str, float] = Field(default_factory=dict, description=(
+        "emulator only: preset parameters changed for a study (emulator.presets.Preset field -> value, SI)"))
 
     @model_validator(mode="after")
     def _needs(self) -> BackendSpec:
+        if self.device:
+            if self.kind != "emulator":
+                raise ValueError("device: preset parameters can be changed on the emulator only, not on a"
+                                 f" {self.kind} backend")
+            check_device(self.preset, self.device)
         if self.kind == "chip" and not self.address:
             raise ValueError("address: a chip backend needs the controller's address (tcp://HOST:PORT or a serial port)")
         if self.kind == "station" and not self.station:
@@ -63,6 +70,26 @@ class BackendSpec(_Strict):
         if self.kind == "station":
             return f"station:{self.station}" + (f"?clock={self.clock}" if self.clock else "")
         raise ValueError(f"kind: {self.kind!r} has no address")
+
+
+def check_device(preset: str, device: dict[str, float]) -> None:
+    """Refuse changed preset parameters the model cannot take: unknown names, non-finite values, a sign other than the
+    preset's own (a spread, a time or a conductance below zero; a negative slope made positive)."""
+    import math
+
+    from emulator.presets import Preset, get_preset  # the emulator's parameter names are the vocabulary here
+
+    known = {f for f in Preset.__dataclass_fields__ if f != "name"}
+    unknown = sorted(set(device) - known)
+    if unknown:
+        raise ValueError(f"device: unknown preset parameter(s) {', '.join(unknown)}; known: " + ", ".join(sorted(known)))
+    base = get_preset(preset)
+    for name, value in sorted(device.items()):
+        ref = float(getattr(base, name))
+        if not math.isfinite(value):
+            raise ValueError(f"device.{name}: must be a finite number, got {value!r}")
+        if (ref > 0 > value) or (ref < 0 < value):
+            raise ValueError(f"device.{name}: {value!r} has the other sign than the preset's {ref!r}")
 
 
 class Limits(SafetyLimits):

@@ -97,12 +97,13 @@ def telemetry_config(campaign: Any, mqtt: str | None = None, campaign_path: str 
 class Telemetry:
     """Publishes a run's status, progress and step summaries; never blocks the caller."""
 
-    def __init__(self, config: TelemetryConfig, run_id: str) -> None:
+    def __init__(self, config: TelemetryConfig, run_id: str, kind: str = "runs") -> None:
+        """kind: "runs" for a run (topics <prefix>/<station>/runs/<run>/...), "sweeps" for a sweep."""
         self.config = config
         self.address = parse_broker(config.broker)
         self.run_id = run_id
         self.base = f"{config.topic_prefix}/{config.station}"
-        self.run_topic = f"{self.base}/runs/{run_id}"
+        self.run_topic = f"{self.base}/{kind}/{run_id}"
         self._queue: collections.deque[tuple[str, bytes, bool]] = collections.deque()
         self._lock = threading.Lock()
         self._wake: asyncio.Event | None = None

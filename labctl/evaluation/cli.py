@@ -142,13 +142,14 @@ def cmd_training(args: argparse.Namespace) -> int:
     return 0
 
 
-async def emulated_open_loop(side: int, seed: int) -> tuple[Any, ...]:
-    """REF open-loop traces of a freshly formed side x side emulated array."""
+async def emulated_open_loop(side: int, seed: int, preset: Any = "cmo-hfox") -> tuple[Any, ...]:
+    """REF open-loop traces of a freshly formed side x side emulated array (`preset`: a name or an
+    emulator.Preset, e.g. with device parameters changed for a study)."""
     from labctl.backends import EmulatorBackend
     from labctl.evaluation.devicefit import measure_open_loop
     from labctl.evaluation.programming import prepare_cells
 
-    async with EmulatorBackend(side, side, seed=seed) as backend:
+    async with EmulatorBackend(side, side, seed=seed, preset=preset) as backend:
         r, c = np.divmod(np.arange(side * side, dtype=np.int64), side)
         await prepare_cells(backend, r, c)
         return await measure_open_loop(backend, r, c)

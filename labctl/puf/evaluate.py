@@ -70,6 +70,57 @@ class Evaluation:
     failures: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass
+class DieResult:
+    """One emulated die: enrolled (or why not), its reference and re-read responses, and per re-read
+    condition whether the key failed to reconstruct and whether a wrong key came back."""
+
+    seed: int
+    enroll_failure: str | None = None  # the exception's kind when the die could not be enrolled
+    reference: NDArray[np.uint8] | None = None
+    rereads: NDArray[np.uint8] | None = None  # (conditions, positions)
+    used_bits: int = 0
+    stable_fraction: float = 0.0
+    predicted_failure: float = 0.0
+    design: str = ""
+    outcomes: dict[str, tuple[bool, bool]] = field(default_factory=dict)  # label -> (failed, wrong key)
+
+
+async def evaluate_die(rows: int, cols: int, seed: int, preset: Any, e: EnrollParams, conditions: list[Condition],
+                       random_bytes: extractor.RandomBytes = secrets.token_bytes) -> DieResult:
+    """Enroll the emulated die `seed` (rows x cols, `preset`: a name or an emulator.Preset) and re-read it
+    under each condition (in order of `after`, on the virtual clock)."""
+    backend = EmulatorBackend(rows, cols, seed=seed, preset=preset)
+    try:
+        enrollment, stab = await enroll_core(backend, e, random_bytes=random_bytes)
+    except (EnrollmentError, health.HealthTestFailure) as exc:
+        return DieResult(seed, enroll_failure=type(exc).__name__)
+    helper = enrollment.helper
+    mask = helper.mask.to_array().astype(bool)
+    cells = helper_cells(helper)
+    c = helper.code
+    die = DieResult(seed, reference=stab.reference, used_bits=helper.design.used_positions,
+                    stable_fraction=helper.design.stable_positions / helper.response.positions,
+                    predicted_failure=helper.design.predicted_failure,
+                    design=f"BCH(m={c.bch_m}, t={c.bch_t}, {c.data_bytes} B) x {c.blocks}, repetition {c.repetition}")
+    elapsed = 0.0
+    reads = []
+    for cond in sorted(conditions, key=lambda k: k.after):
+        await backend.wait(cond.after - elapsed)
+        elapsed = cond.after
+        g = await responses.read_cells(backend, cells, cond.v_read, e.vg)
+        bits, _, _ = responses.bits_and_margins(e.method, g, e.g_formed)
+        reads.append(bits)
+        try:
+            got = reconstruct_from_bits(bits, helper, mask)
+        except extractor.KeyReconstructionError:
+            die.outcomes[cond.label] = (True, False)
+        else:
+            die.outcomes[cond.label] = (False, got.key != enrollment.key)
+    die.rereads = np.stack(reads)
+    return die
+
+
 Progress = Callable[[int, int], None]
 
 
@@ -88,41 +139,23 @@ async def evaluate_batch(params: EvaluationParams, progress: Progress | None = N
     designs: dict[str, int] = {}
     e = params.enroll
     for i in range(params.arrays):
-        backend = EmulatorBackend(params.rows, params.cols, seed=params.first_seed + i, preset=params.preset)
-        try:
-            enrollment, stab = await enroll_core(backend, e, random_bytes=random_bytes)
-        except (EnrollmentError, health.HealthTestFailure) as exc:
-            kind = type(exc).__name__
-            enroll_failures[kind] = enroll_failures.get(kind, 0) + 1
+        die = await evaluate_die(params.rows, params.cols, params.first_seed + i, params.preset, e, conds,
+                                 random_bytes)
+        if die.enroll_failure is not None:
+            enroll_failures[die.enroll_failure] = enroll_failures.get(die.enroll_failure, 0) + 1
             continue
-        helper = enrollment.helper
-        mask = helper.mask.to_array().astype(bool)
-        cells = helper_cells(helper)
-        references.append(stab.reference)
-        used_bits.append(helper.design.used_positions)
-        stable_fraction.append(helper.design.stable_positions / helper.response.positions)
-        predicted.append(helper.design.predicted_failure)
-        c = helper.code
-        name = f"BCH(m={c.bch_m}, t={c.bch_t}, {c.data_bytes} B) x {c.blocks}, repetition {c.repetition}"
-        designs[name] = designs.get(name, 0) + 1
-        elapsed = 0.0
-        rows = []
-        for cond in conds:
-            await backend.wait(cond.after - elapsed)
-            elapsed = cond.after
-            g = await responses.read_cells(backend, cells, cond.v_read, e.vg)
-            bits, _, _ = responses.bits_and_margins(e.method, g, e.g_formed)
-            rows.append(bits)
-            o = outcome[cond.label]
+        assert die.reference is not None and die.rereads is not None
+        references.append(die.reference)
+        used_bits.append(die.used_bits)
+        stable_fraction.append(die.stable_fraction)
+        predicted.append(die.predicted_failure)
+        designs[die.design] = designs.get(die.design, 0) + 1
+        for label, (failed, wrong) in die.outcomes.items():
+            o = outcome[label]
             o["attempts"] += 1
-            try:
-                got = reconstruct_from_bits(bits, helper, mask)
-            except extractor.KeyReconstructionError:
-                o["failures"] += 1
-            else:
-                if got.key != enrollment.key:
-                    o["wrong_keys"] += 1
-        rereads.append(np.stack(rows))
+            o["failures"] += int(failed)
+            o["wrong_keys"] += int(wrong)
+        rereads.append(die.rereads)
         if progress is not None:
             progress(i + 1, params.arrays)
     t_enroll_eval = time.perf_counter() - t_start

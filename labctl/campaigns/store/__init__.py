@@ -2,13 +2,15 @@
 
 - `schema`: the tables, their version and the migration of older files on open;
 - `records`: the frozen records every reader returns (runs, units, events, batches, a cell's history);
-- `store`: `Store`, whose methods are the questions and writes the rest of labctl needs.
+- `store`: `Store`, whose methods are the questions and writes the rest of labctl needs;
+- `sweeps`: the sweep tables (`Store` mixes them in): sweeps, their ended tasks, runs copied from workers.
 """
 from labctl.campaigns.store.records import (EventRecord, HistoryEntry, RunRecord, StoredBatch, UnitPlan,
                                             UnitRecord)
 from labctl.campaigns.store.schema import SCHEMA_VERSION
+from labctl.campaigns.store.sweeps import SweepRecord, TaskRecord
 from labctl.campaigns.store.store import (DEFAULT_STORE, EXPORT_COLUMNS, Store, StoreError, as_store_error,
                                           json_default)
 
 __all__ = ["DEFAULT_STORE", "EXPORT_COLUMNS", "SCHEMA_VERSION", "EventRecord", "HistoryEntry", "RunRecord", "Store",
-           "StoreError", "StoredBatch", "UnitPlan", "UnitRecord", "as_store_error", "json_default"]
+           "StoreError", "StoredBatch", "SweepRecord", "TaskRecord", "UnitPlan", "UnitRecord", "as_store_error", "json_default"]

@@ -92,6 +92,38 @@ CREATE TABLE IF NOT EXISTS events (
     message TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_run ON events (run_id);
+CREATE TABLE IF NOT EXISTS sweeps (       -- a sweep (docs/sweeps.md): many independent tasks, one file
+    sweep_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,            -- running | complete | failed | interrupted (shown, not stored)
+    created_at REAL NOT NULL,        -- Unix time, s
+    stopped_at REAL,
+    sweep_path TEXT,
+    sweep_toml TEXT NOT NULL,        -- the sweep file itself, as submitted
+    sweep_json TEXT NOT NULL,        -- the validated sweep, defaults filled in
+    seed INTEGER NOT NULL,
+    n_tasks INTEGER NOT NULL,
+    package_version TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER,
+    resumes INTEGER NOT NULL DEFAULT 0,
+    scheduler TEXT                   -- the Dask scheduler's address of the last submission
+);
+CREATE TABLE IF NOT EXISTS sweep_tasks (  -- one row per task that ended (done or failed); absent: not yet run
+    sweep_id TEXT NOT NULL,
+    task_index INTEGER NOT NULL,
+    seed INTEGER NOT NULL,           -- derived from the sweep's seed and the task's index only
+    axes_json TEXT NOT NULL,         -- the task's axis values
+    status TEXT NOT NULL,            -- done | failed
+    run_id TEXT,                     -- the run a campaign task stored (NULL for evaluation tasks)
+    figures_json TEXT NOT NULL,      -- the figures the sweep collects, by name
+    error TEXT,
+    attempts INTEGER NOT NULL,
+    worker TEXT,
+    elapsed REAL,                    -- s on the worker
+    finished_at REAL NOT NULL,
+    PRIMARY KEY (sweep_id, task_index)
+) WITHOUT ROWID;
 """
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 import labctl
 from labctl.campaigns.store.records import EventRecord, HistoryEntry, RunRecord, StoredBatch, UnitPlan, UnitRecord
+from labctl.campaigns.store.sweeps import SweepTables
 from labctl.campaigns.store.schema import Transaction, check_version, create_or_migrate, stored_version
 from labctl.routines.base import Measurements
 
@@ -112,7 +113,7 @@ def as_store_error(exc: BaseException, path: str | os.PathLike[str]) -> StoreErr
     return StoreError(f"store {path}: not a readable labctl run store ({type(exc).__name__}: {text})")
 
 
-class Store:
+class Store(SweepTables):
     """The SQLite run store. One connection per process; not shared across threads.
 
     read_only=True opens an existing file for reading only (FileNotFoundError if there is none): it never
