@@ -102,6 +102,9 @@ async def test_tlimit_switches_the_heater_off(bench: InstrumentBench) -> None:
         assert await ctrl.loop.heater_range.get() == 0  # beyond 320 K every output went off
         await ctrl.sleep(3600.0)
         assert abs(await ctrl.temperature() - ROOM_TEMPERATURE) < 1.0  # and the chuck cooled to ambient
+        await ctrl.configure("TLIMIT A,0")  # limit off: the next set-point switches the heater on again
+        await ctrl.set_temperature(HOT)
+        assert await ctrl.loop.heater_range.get() == 3
     finally:
         await ctrl.close()
 

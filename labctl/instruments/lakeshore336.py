@@ -116,7 +116,8 @@ class LakeShore336(Instrument, ThermalController):
         loop = self.loop
         await loop.ramp(None if ramp_rate is None else ramp_rate * 60.0)  # K/s -> K/min
         await loop.set_point.set(temperature)
-        await loop.heater_range.ensure(self.range_on)
+        # Always sent: the controller may have switched its heater off since (TLIMIT, *RST, front panel).
+        await loop.heater_range.set(self.range_on)
 
     async def temperature(self) -> float:
         """``KRDG? <input>``, K; ThermalError if the controller reports no valid reading."""
