@@ -16,6 +16,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from emulator._core import ffi, lib
 from emulator.presets import Preset, get_preset
+from emulator.thermal import Chuck
 
 FaultKind = Literal["none", "stuck_hrs", "stuck_lrs", "no_form"]
 _FAULTS: dict[str, int] = {
@@ -38,6 +39,10 @@ class Limits:
     # |V| of a read, V: a read must not switch the cell (REF: reads at 0.2 V; set and reset thresholds
     # lie above ~1 V), so the controller and the backends refuse reads above this (chosen: 1 V).
     v_read_max: float = 1.0
+    # Cell temperature, K: a thermal chuck's range (−100 °C .. 300 °C); beyond it the hopping model is
+    # not meant to be used.
+    temperature_min: float = 173.15
+    temperature_max: float = 573.15
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,9 @@ class Array:
         self._version = 0  # bumped by every call that changes conductances
         self._g_cache: tuple[int, float, float, NDArray[np.float64]] | None = None
         self._all_idx: NDArray[np.int64] | None = None
+        #: The thermal chuck the array sits on (emulator.thermal.Chuck), or None: with one, every
+        #: advance follows the chuck's temperature (the cells are at the chuck's temperature).
+        self.chuck: Chuck | None = None
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -95,6 +103,22 @@ class Array:
     def time(self) -> float:
         """Virtual clock, s."""
         return float(self._a.time)
+
+    @property
+    def temperature(self) -> float:
+        """Cell temperature, K (the chuck's: no self-heating). Starts at the preset's t_ref (298.15 K,
+        where every calibration figure holds). Setting it changes how cells conduct and how fast they
+        relax (docs/emulator.md, "Temperature"); it takes no random draw and is not in snapshots."""
+        return float(self._a.temperature)
+
+    @temperature.setter
+    def temperature(self, kelvin: float) -> None:
+        t = self._scalar("temperature", kelvin, self.limits.temperature_min, self.limits.temperature_max, "K")
+        with self.lock:
+            if t == self._a.temperature:
+                return
+            self._check(lib.rram_set_temperature(self._a, t), "temperature")
+            self._version += 1  # the noise-free conductances changed
 
     def _index(self, rows: ArrayLike, cols: ArrayLike) -> NDArray[np.int64]:
         r = np.asarray(rows)
@@ -284,13 +308,31 @@ class Array:
             return out.copy()
 
     def advance(self, seconds: float) -> None:
-        """Move the virtual clock forward by `seconds` (s, >= 0); formed cells relax."""
+        """Move the virtual clock forward by `seconds` (s, >= 0); formed cells relax (on a chuck, at
+        its temperature as it evolves over the interval)."""
         s = _finite("seconds", seconds)
         if s.ndim or s < 0:
             raise ValueError(f"seconds: must be a non-negative scalar, got {seconds!r}")
         with self.lock:
-            self._check(lib.rram_advance(self._a, float(s)), "advance")
+            if self.chuck is None:
+                self._check(lib.rram_advance(self._a, float(s)), "advance")
+            else:
+                # Piece by piece at the chuck's temperature, then at the chuck's temperature now.
+                for piece, kelvin in self.chuck.segments(float(s)):
+                    self._check(lib.rram_set_temperature(self._a, kelvin), "advance")
+                    self._check(lib.rram_advance(self._a, piece), "advance")
+                self._check(lib.rram_set_temperature(self._a, self.chuck.temperature), "advance")
             self._version += 1
+
+    def attach_chuck(self, chuck: Chuck | None = None) -> Chuck:
+        """Put the array on a thermal chuck (a new one at the array's temperature unless given) and
+        return it; an array already on a chuck keeps it. The cells take the chuck's temperature."""
+        with self.lock:
+            if self.chuck is None:
+                t = self.temperature
+                self.chuck = chuck or Chuck(temperature=t, set_point=t, working_set_point=t)
+                self.temperature = self.chuck.temperature
+            return self.chuck
 
     @staticmethod
     def _amplitudes(name: str, value: ArrayLike, n: int) -> NDArray[np.float64]:

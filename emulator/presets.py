@@ -77,6 +77,13 @@ class Preset:
     relax_tau: float  # s
     relax_mean_per_decade: float  # S per decade of (1 + t / relax_tau)
     relax_std_per_decade: float  # S per decade
+    # --- temperature (docs/emulator.md "Temperature") ---
+    t_ref: float  # K, the temperature every other value is given at
+    ea_lrs: float  # eV, hopping activation energy of the LRS
+    ea_hrs: float  # eV, of the HRS
+    g_lrs_ref: float  # S, state conductance where ea_lrs applies
+    g_hrs_ref: float  # S, where ea_hrs applies
+    relax_ea: float  # eV, Arrhenius activation energy of relaxation
     # --- wires (crossbar MVM) ---
     r_wire: float  # ohm per segment
 
@@ -160,6 +167,13 @@ CMO_HFOX = Preset(
     relax_tau=1e-3,  # chosen: u = log10(1 + t/1 ms) puts ~45 % of the 1-h change in the first second
     relax_mean_per_decade=-0.7e-6 / 6.556,  # REF −0.7 µS at 1 h; u(3600 s) = 6.556
     relax_std_per_decade=0.59e-6 / 5.778,  # REF 0.6 µS at 10 min incl. read noise; u(600 s) = 5.778
+    # Temperature. REF "Transport in both states": Mott–Gurney hopping, LRS ΔE = 65 meV, HRS ΔE = 80 meV.
+    t_ref=298.15,  # chosen: the reference figures are room-temperature measurements (25 °C)
+    ea_lrs=0.065,  # REF LRS ΔE
+    ea_hrs=0.080,  # REF HRS ΔE
+    g_lrs_ref=1 / 18e3,  # REF "LRS mean ≈ 18 kΩ" at the 0.2 V read
+    g_hrs_ref=1 / 256e3,  # REF "HRS mean ≈ 256 kΩ"
+    relax_ea=2.0,  # derived: 72 h at 85 °C drifts a 50 µS level by −3.0 % (REF "less than 4 %"), docs/emulator.md
     # Wires. REF "IR drop ... wire resistance 0.35 Ω per segment".
     r_wire=0.35,
 )

@@ -70,9 +70,19 @@ static double sel_dvds(double i, double g0, double isat) {
 
 /* ---------------------------------------------------------------- ReRAM transport */
 
-/* Current through a formed ReRAM at cell voltage vc >= 0, A. */
-static double cell_i_formed(const rram_params *p, double g, double vc) {
-    return g * p->v_ref * sinh(p->nl * vc) / sinh(p->nl * p->v_ref);
+/* Boltzmann constant, eV/K (CODATA 2018). */
+#define K_BOLTZMANN 8.617333262e-5
+
+/* Transport conductance at the array's temperature of a formed cell whose state is g (at t_ref), S.
+ * The activation energy falls from ea_hrs to ea_lrs as the state moves from the HRS to the LRS (more
+ * defects, shallower traps; REF N_e and ΔE of both states), linearly in ln g. */
+static double thermal_g(const rram_array *a, double g) {
+    if (!a->heated) return g;
+    const rram_params *p = &a->p;
+    double x = log(g / p->g_hrs_ref) / log(p->g_lrs_ref / p->g_hrs_ref);
+    x = x < 0.0 ? 0.0 : (x > 1.0 ? 1.0 : x);
+    double ea = p->ea_hrs + (p->ea_lrs - p->ea_hrs) * x;
+    return g * exp(-ea * a->inv_kt_shift);
 }
 
 /* Current through a pristine ReRAM at cell voltage vc >= 0, A. */
@@ -88,10 +98,10 @@ static double cell_i_pristine(const rram_params *p, const rram_device *d, double
  * 10 mV sweep step moves by less than 10 mV, so two or three steps suffice). Pristine cell: likewise
  * with the soft-breakdown current.
  */
-static double solve_formed(const rram_params *p, double g, double v, double g0, double isat, double guess,
-                           double *vc) {
+static double solve_formed(const rram_params *p, double nl, double g, double v, double g0, double isat,
+                           double guess, double *vc) {
     if (v <= 0.0 || g0 <= 0.0) { *vc = 0.0; return 0.0; }
-    double k = g * p->v_ref / sinh(p->nl * p->v_ref), nl = p->nl;
+    double k = g * p->v_ref / sinh(nl * p->v_ref);
     double lo = 0.0, hi = v, x = guess > 0.0 && guess < v ? guess : v * g0 / (g0 + g), i = 0.0;
     for (int it = 0; it < 100; ++it) {
         double e = exp(nl * x), ei = 1.0 / e;
@@ -255,6 +265,10 @@ rram_array *rram_create(int32_t rows, int32_t cols, const rram_params *p, uint64
     a->seed = seed;
     a->c2c_seed = rram_mix64(seed ^ 0xC2C0C2C0C2C0C2C0ULL);
     a->p = *p;
+    a->temperature = p->t_ref;
+    a->inv_kt_shift = 0.0;
+    a->nl_t = p->nl;
+    a->heated = 0;
     for (size_t k = 0; k < n; ++k) {
         draw_device(a, (int64_t)k);
         a->cell[k].g = p->g_leak;
@@ -337,12 +351,12 @@ int rram_sweep(rram_array *a, const int64_t *idx, size_t n, const double *v, siz
                     cell->conditioned = 0;
                     cell->g = fmin(p->g_ceiling, p->g_formed_frac * dev.g_max);
                     cell->t_prog = a->time;
-                    i = solve_formed(p, cell->g, mag, g0, isat, 0.0, &vc);
+                    i = solve_formed(p, a->nl_t, thermal_g(a, cell->g), mag, g0, isat, 0.0, &vc);
                 }
             } else {
-                i = solve_formed(p, cell->g, mag, g0, isat, guess, &vc);
+                i = solve_formed(p, a->nl_t, thermal_g(a, cell->g), mag, g0, isat, guess, &vc);
                 if (apply_switch(a, k, sign * vc, wf, comp))
-                    i = solve_formed(p, cell->g, mag, g0, isat, vc, &vc);
+                    i = solve_formed(p, a->nl_t, thermal_g(a, cell->g), mag, g0, isat, vc, &vc);
             }
             guess = vc;
             i_out[c * npts + j] = sign * i;
@@ -371,7 +385,7 @@ int rram_pulse(rram_array *a, const int64_t *idx, size_t n, const double *v, siz
         double wf = sw ? width_factor(p, width[c * sw]) : wf_s;
         double vv = v[c * sv];
         /* Cell voltage from the small-signal divider with the selector's triode resistance. */
-        double vc = g0 > 0.0 ? vv * g0 / (g0 + cell->g) : 0.0;
+        double vc = g0 > 0.0 ? vv * g0 / (g0 + thermal_g(a, cell->g)) : 0.0;
         apply_switch(a, k, vc, wf, comp);
     }
     return RRAM_OK;
@@ -380,8 +394,8 @@ int rram_pulse(rram_array *a, const int64_t *idx, size_t n, const double *v, siz
 /* ---------------------------------------------------------------- read */
 
 /* Chord factor I / (g V) of a formed cell at |V| = mag: the same for every formed cell at one bias. */
-static double chord_factor(const rram_params *p, double mag) {
-    return p->v_ref * sinh(p->nl * mag) / (sinh(p->nl * p->v_ref) * mag);
+static double chord_factor(const rram_params *p, double nl, double mag) {
+    return p->v_ref * sinh(nl * mag) / (sinh(nl * p->v_ref) * mag);
 }
 
 /* Noise-free read current of cell k at bias v, gate vg: linear selector in series (read currents
@@ -393,7 +407,7 @@ static double read_current(const rram_array *a, int64_t k, double v, double g0, 
     if (mag == 0.0 || g0 <= 0.0) return 0.0;
     double gc;
     if (c->formed) {
-        gc = c->g * chord;
+        gc = thermal_g(a, c->g) * chord;
     } else {
         rram_device d = a->dev[k];
         if (c->fault == RRAM_FAULT_NO_FORM) d.v_form = INFINITY;
@@ -406,7 +420,7 @@ static double read_current(const rram_array *a, int64_t k, double v, double g0, 
 int rram_read(rram_array *a, const int64_t *idx, size_t n, double v, double vg, int noisy, double *i_out) {
     if (!valid_idx(a, idx, n)) return RRAM_E_ARG;
     const rram_params *p = &a->p;
-    double g0 = sel_g0(p, vg), mag = fabs(v), chord = mag > 0.0 ? chord_factor(p, mag) : 0.0;
+    double g0 = sel_g0(p, vg), mag = fabs(v), chord = mag > 0.0 ? chord_factor(p, a->nl_t, mag) : 0.0;
     for (size_t c = 0; c < n; ++c) {
         int64_t k = idx[c];
         prefetch_cell(a, idx, c, n, noisy);
@@ -425,9 +439,21 @@ int rram_read(rram_array *a, const int64_t *idx, size_t n, double v, double vg, 
 
 int rram_conductance_matrix(const rram_array *a, double v, double vg, double *g_out) {
     if (v == 0.0) return RRAM_E_ARG;
-    double g0 = sel_g0(&a->p, vg), chord = chord_factor(&a->p, fabs(v));
+    double g0 = sel_g0(&a->p, vg), chord = chord_factor(&a->p, a->nl_t, fabs(v));
     int64_t total = (int64_t)a->rows * a->cols;
     for (int64_t k = 0; k < total; ++k) g_out[k] = read_current(a, k, v, g0, chord) / v;
+    return RRAM_OK;
+}
+
+/* ---------------------------------------------------------------- temperature */
+
+int rram_set_temperature(rram_array *a, double temperature) {
+    if (!(temperature > 0.0) || !isfinite(temperature)) return RRAM_E_ARG;
+    const rram_params *p = &a->p;
+    a->temperature = temperature;
+    a->heated = temperature != p->t_ref;
+    a->inv_kt_shift = a->heated ? (1.0 / temperature - 1.0 / p->t_ref) / K_BOLTZMANN : 0.0;
+    a->nl_t = a->heated ? p->nl * (p->t_ref / temperature) : p->nl;
     return RRAM_OK;
 }
 
@@ -438,11 +464,22 @@ int rram_advance(rram_array *a, double dt) {
     const rram_params *p = &a->p;
     int64_t total = (int64_t)a->rows * a->cols;
     double t_new = a->time + dt;
+    /* Arrhenius acceleration: dt at the temperature ages a cell as dt * af at t_ref. The cell's t_prog
+     * is moved back so that its age stays t - t_prog (the state a snapshot holds). */
+    double af = a->heated ? exp(-p->relax_ea * a->inv_kt_shift) : 1.0;
     for (int64_t k = 0; k < total && dt > 0.0; ++k) {
         rram_cell *c = &a->cell[k];
         if (!c->formed || c->fault != RRAM_FAULT_NONE) continue;
-        double u1 = log10(1.0 + (a->time - c->t_prog) / p->relax_tau);
-        double u2 = log10(1.0 + (t_new - c->t_prog) / p->relax_tau);
+        double u1, u2;
+        if (a->heated) {
+            double age1 = a->time - c->t_prog, age2 = age1 + dt * af;
+            u1 = log10(1.0 + age1 / p->relax_tau);
+            u2 = log10(1.0 + age2 / p->relax_tau);
+            c->t_prog = t_new - age2;
+        } else {
+            u1 = log10(1.0 + (a->time - c->t_prog) / p->relax_tau);
+            u2 = log10(1.0 + (t_new - c->t_prog) / p->relax_tau);
+        }
         double xi = rram_normal(rram_key(a->c2c_seed, k, STREAM_C2C), c->counter++);
         /* Independent Gaussian increments with variance growing as u^2 keep std = s * u exactly. */
         double g = c->g + p->relax_mean_per_decade * (u2 - u1) +

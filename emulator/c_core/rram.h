@@ -26,6 +26,11 @@
  *     u(t) = log10(1 + t / tau) (time-changed Gaussian increments, so any sampling of the clock
  *     gives the same statistics).
  *   Read noise: Gaussian, sigma = read_sigma_abs * g / (g + read_g_knee) * per-cell scale.
+ *   Temperature T (K, rram_set_temperature; t_ref at creation): a formed cell's transport conductance is
+ *     g * exp(-Ea(g) / k_B * (1/T - 1/t_ref)), Ea(g) interpolated linearly in ln g between ea_hrs at
+ *     g_hrs_ref and ea_lrs at g_lrs_ref (clamped), and the sinh non-linearity scales as t_ref / T;
+ *     relaxation runs on an effective time dt * exp(relax_ea / k_B * (1/t_ref - 1/T)). The state g stays
+ *     the conductance at v_ref and t_ref. At T = t_ref nothing of this is computed (bit-identical).
  */
 #ifndef RRAM_H
 #define RRAM_H
@@ -104,6 +109,13 @@ typedef struct {
     double relax_tau;             /* s, u = log10(1 + t / relax_tau) */
     double relax_mean_per_decade; /* S per unit of u */
     double relax_std_per_decade;  /* S per unit of u */
+    /* temperature (docs/emulator.md "Temperature"); at t_ref every figure is the room-temperature one */
+    double t_ref;         /* temperature at which every other parameter is given, K */
+    double ea_lrs;        /* activation energy of the hopping transport at g = g_lrs_ref, eV */
+    double ea_hrs;        /* activation energy at g = g_hrs_ref, eV (linear in ln g between, clamped) */
+    double g_lrs_ref;     /* state conductance of the reference LRS, S */
+    double g_hrs_ref;     /* state conductance of the reference HRS, S */
+    double relax_ea;      /* activation energy of relaxation (Arrhenius time acceleration), eV */
 } rram_params;
 
 /* Per-cell device parameters drawn at creation (device-to-device variability). */
@@ -130,6 +142,11 @@ typedef struct {
     uint64_t seed;       /* device-to-device parameters */
     uint64_t c2c_seed;   /* cycle-to-cycle stream (rram_reseed changes it) */
     double time;         /* virtual clock, s */
+    double temperature;  /* cell temperature, K (= p.t_ref at creation; rram_set_temperature) */
+    double inv_kt_shift; /* (1/temperature - 1/t_ref) / k_B, 1/eV (0 at t_ref) */
+    double nl_t;         /* hopping non-linearity at the temperature, 1/V (nl * t_ref / temperature) */
+    int32_t heated;      /* temperature != t_ref: the thermal factors apply */
+    int32_t pad_t;
     rram_params p;
     rram_device *dev;    /* rows * cols */
     rram_cell *cell;     /* rows * cols */
@@ -162,6 +179,11 @@ int rram_read(rram_array *a, const int64_t *idx, size_t n, double v, double vg, 
 
 /* Noise-free 1T1R conductance I/V at bias v, gate vg, of every cell into g_out[rows*cols], S. */
 int rram_conductance_matrix(const rram_array *a, double v, double vg, double *g_out);
+
+/* Set the cell temperature, K (finite, > 0). Takes no draw and changes no state: reads, sweeps and
+ * pulses see the transport at this temperature, relaxation during rram_advance runs accelerated.
+ * Not part of a snapshot (it is the chuck's, not the array's). */
+int rram_set_temperature(rram_array *a, double temperature);
 
 /* Advance the virtual clock by dt >= 0 s; formed cells relax. */
 int rram_advance(rram_array *a, double dt);

@@ -18,6 +18,7 @@ from .keithley2450 import Keithley2450
 from .keysight_33500b import Keysight33522B
 from .keysight_81160a import Keysight81160A
 from .keysight_b2900 import KeysightB2902A
+from .lakeshore336 import LakeShore336
 from .server import InstrumentServer
 
 __all__ = [
@@ -35,10 +36,11 @@ __all__ = [
 
 
 class InstrumentBench:
-    """The five emulated instruments of one Array, each on its own loopback port.
+    """The six emulated instruments of one Array, each on its own loopback port.
 
     ``servers`` maps names (``smu_2450``, ``smu_b2902a``, ``pg_33522b``, ``pg_81160a``,
-    ``matrix_707b``) to :class:`InstrumentServer`. Use as ``async with InstrumentBench(arr) as b:``.
+    ``matrix_707b``, ``tc_336``: the Lake Shore 336 holding the array's thermal chuck) to
+    :class:`InstrumentServer`. Use as ``async with InstrumentBench(arr) as b:``.
     """
 
     def __init__(self, array: Any, host: str = "127.0.0.1", ports: dict[str, int] | None = None) -> None:
@@ -53,6 +55,7 @@ class InstrumentBench:
             Keysight33522B(self.bench),
             Keysight81160A(self.bench),
             Keithley707B(self.bench),
+            LakeShore336(array),
         ]
         self.servers: dict[str, InstrumentServer] = {
             inst.name: InstrumentServer(inst, host, self.ports.get(inst.name, 0)) for inst in instruments
@@ -95,6 +98,7 @@ DEFAULT_PORTS: dict[str, int] = {
     "pg_33522b": 5027,
     "pg_81160a": 5028,
     "matrix_707b": 5029,
+    "tc_336": 7777,  # the Lake Shore 336's own Ethernet port (User's Manual, chapter 6)
 }
 
 _running: dict[int, InstrumentBench] = {}

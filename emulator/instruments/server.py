@@ -1,8 +1,8 @@
 """Raw-socket SCPI transport for an emulated instrument (what VISA calls ``TCPIP::host::port::SOCKET``).
 
-Program messages end in LF (a CR before it is dropped); responses end in LF. Each message runs in a
-worker thread because the model may call into the shared Array, whose lock another thread (the chip
-controller) may hold; the event loop never blocks on it.
+Program messages end in LF (a CR before it is dropped); responses end in LF. Each message runs in the
+instrument's own worker thread because the model may call into the shared Array, whose lock another
+thread (the chip controller) may hold; the event loop never blocks on it.
 
 Bounds (docs/instruments.md, "Bounds"): a program message is at most :data:`MAX_MESSAGE` bytes
 (longer lines queue -223 "Too much data" and are discarded as they arrive, never buffered whole);
@@ -21,7 +21,9 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from .base import EmulatedInstrument
 from .scpi import SCPIError
@@ -122,6 +124,13 @@ class InstrumentServer:
         self._server: asyncio.AbstractServer | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        # The instrument's own worker thread (a real instrument has its own processor): with the shared
+        # default executor, clients in the same process blocking in their reads could take every
+        # worker and leave none to answer them (a bench of six instruments opened at once on 2 cores).
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"emulated-{self.name}")
+
+    async def _in_worker(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
 
     @property
     def name(self) -> str:
@@ -161,7 +170,7 @@ class InstrumentServer:
             with contextlib.suppress(BaseException):
                 await task
         self._tasks.clear()
-        await asyncio.to_thread(self._power_off)
+        await self._in_worker(self._power_off)
 
     def _power_off(self) -> None:
         with self.instrument.lock:
@@ -207,7 +216,7 @@ class InstrumentServer:
         """Handle one received line (None: one that was too long); False once the server died."""
         if raw is None:
             self.received.append(f"<discarded: longer than {MAX_MESSAGE} B>")
-            await asyncio.to_thread(self._queue_error, -223, f"program message longer than {MAX_MESSAGE} B discarded")
+            await self._in_worker(self._queue_error, -223, f"program message longer than {MAX_MESSAGE} B discarded")
             return True
         # Latin-1 maps every byte to one character, so CommandSet.execute sees (and refuses with
         # -101) exactly the bytes that were sent.
@@ -219,7 +228,7 @@ class InstrumentServer:
             return False
         if not message.strip():
             return True
-        reply = await asyncio.to_thread(self.instrument.handle, message)
+        reply = await self._in_worker(self.instrument.handle, message)
         if reply is not None:
             # Replies are ASCII by construction; a stray character must not end the connection.
             writer.write(reply.encode("ascii", errors="replace") + b"\n")

@@ -17,12 +17,17 @@ import logging
 import math
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import TYPE_CHECKING
+
 import numpy as np
 from numpy.typing import NDArray
 
 from labctl.core import reference as ref
 from labctl.core.limits import SafetyLimits
 from labctl.core.schemes import IdenticalScheme, IncrementalScheme, Scheme
+
+if TYPE_CHECKING:  # the drivers (pyvisa) load only where a backend has a controller
+    from labctl.instruments.thermal import ThermalController
 
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
@@ -147,6 +152,12 @@ class ArrayBackend(abc.ABC):
     @abc.abstractmethod
     async def now(self) -> float:
         """Backend clock, s (virtual time on the emulator)."""
+
+    def thermal_controller(self) -> ThermalController | None:
+        """The temperature controller of the chuck the array sits on, or None when the backend has
+        none (temperature steps then fail, naming themselves). Its `sleep` is this backend's clock.
+        Only valid while the backend is open."""
+        return None
 
     async def program(self, rows: IntArray, cols: IntArray, targets: FloatArray,
                       settings: ProgramSettings) -> ProgramOutcome:

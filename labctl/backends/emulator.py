@@ -1,10 +1,45 @@
 """EmulatorBackend: the C array model called in-process."""
 from __future__ import annotations
 
+import struct
+
 import emulator
 from labctl.backends.base import ArrayBackend, BackendInfo, FloatArray, IntArray, ProgramOutcome, ProgramSettings
 from labctl.core.limits import SafetyLimits
 from labctl.core.schemes import IncrementalScheme
+from labctl.instruments.thermal import ThermalController, ThermalLimits
+
+#: Marks the chuck's state appended to an array snapshot (EmulatorBackend.snapshot).
+_CHUCK_TRAILER = b"CHUCK1"
+_CHUCK_STATE = struct.Struct("<ddddB")
+#: Fastest set-point ramp of the emulated chuck, K/s: a Lake Shore 335/336's 100 K/min.
+EMULATED_MAX_RAMP = 100.0 / 60.0
+
+
+class ArrayChuck(ThermalController):
+    """The thermal chuck of an in-process emulated array (emulator.thermal.Chuck), commanded directly
+    and waited on through the backend's virtual clock: the same chuck, the same commands and the same
+    waits as the emulated Lake Shore 336 of a station, so the same temperatures bit for bit."""
+
+    def __init__(self, backend: EmulatorBackend) -> None:
+        self.backend = backend
+        self.chuck = backend.array.attach_chuck()
+        self.limits = ThermalLimits(self.chuck.min_temperature, self.chuck.max_temperature, EMULATED_MAX_RAMP)
+
+    async def _write_set_point(self, temperature: float, ramp_rate: float | None) -> None:
+        with self.backend.array.lock:
+            # K/s -> K/min as a controller takes it (the Lake Shore driver sends ramp_rate * 60.0).
+            self.chuck.command(temperature, 0.0 if ramp_rate is None else ramp_rate * 60.0)
+            self.chuck.heater_on = True
+
+    async def temperature(self) -> float:
+        return float(self.chuck.temperature)
+
+    async def set_point(self) -> float:
+        return float(self.chuck.set_point)
+
+    async def sleep(self, seconds: float) -> None:
+        await self.backend.wait(seconds)
 
 
 def device_limits(limits: emulator.Limits) -> SafetyLimits:
@@ -26,6 +61,36 @@ class EmulatorBackend(ArrayBackend):
                                 identity={"emulator": f"labctl emulator preset={self.array.preset.name} "
                                                       f"seed={self.array.seed}"},
                                 native_program=True, virtual_clock=True)
+        self._thermal: ArrayChuck | None = None
+
+    def thermal_controller(self) -> ArrayChuck:
+        """The array's chuck (attached on first use; at the array's temperature until commanded)."""
+        if self._thermal is None:
+            self._thermal = ArrayChuck(self)
+        return self._thermal
+
+    def snapshot(self) -> bytes:
+        """The array's snapshot, followed by its chuck's state when it has one (what a resumed run
+        needs to continue a bake where it was)."""
+        blob = self.array.snapshot()
+        chuck = self.array.chuck
+        if chuck is None:
+            return blob
+        t, sp, working, ramp, heater = chuck.state()
+        return blob + _CHUCK_TRAILER + _CHUCK_STATE.pack(t, sp, working, ramp, int(heater))
+
+    def restore(self, blob: bytes) -> None:
+        """Return to a `snapshot` (an array snapshot with or without the chuck's state)."""
+        tail = len(_CHUCK_TRAILER) + _CHUCK_STATE.size
+        if len(blob) > tail and blob[-tail:-_CHUCK_STATE.size] == _CHUCK_TRAILER:
+            self.array.restore(blob[:-tail])
+            t, sp, working, ramp, heater = _CHUCK_STATE.unpack(blob[-_CHUCK_STATE.size:])
+            chuck = self.array.attach_chuck()
+            with self.array.lock:
+                chuck.restore((t, sp, working, ramp, bool(heater)))
+            self.array.temperature = t
+            return
+        self.array.restore(blob)
 
     async def close(self) -> None:
         return None

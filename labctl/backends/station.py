@@ -35,6 +35,7 @@ from labctl.backends.base import ArrayBackend, BackendInfo, FloatArray, IntArray
 from labctl.core.limits import SafetyLimits
 from labctl.instruments import Keithley2450, Station, StationConfig
 from labctl.instruments.errors import InstrumentError
+from labctl.instruments.thermal import ThermalController
 
 #: Line frequency assumed when the SMU cannot be asked, Hz.
 DEFAULT_LINE_FREQUENCY = 50.0
@@ -259,6 +260,11 @@ class StationBackend(ArrayBackend):
     async def wait(self, seconds: float) -> None:
         self.check_seconds(seconds)
         await self.clock.advance(float(seconds))
+
+    def thermal_controller(self) -> ThermalController | None:
+        """The chuck's controller the station file's [thermal] names (waiting on this backend's
+        clock), or None."""
+        return self._require().thermal(self.wait)
 
     async def now(self) -> float:
         return await self.clock.now()

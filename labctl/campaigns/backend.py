@@ -2,11 +2,13 @@
 or restore the state a resume needs."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from labctl.backends.base import ArrayBackend, BackendInfo, FloatArray, IntArray, ProgramOutcome, ProgramSettings
 from labctl.campaigns.schema import BackendSpec, Limits
 from labctl.core.limits import SafetyLimits
+from labctl.instruments.thermal import ThermalController, ThermalLimits
 
 
 def make_backend(spec: BackendSpec) -> ArrayBackend:
@@ -131,6 +133,17 @@ class LimitedBackend(ArrayBackend):
 
     async def wait(self, seconds: float) -> None:
         await self.inner.wait(seconds)
+
+    def thermal_controller(self) -> ThermalController | None:
+        """The inner backend's controller, held to the campaign's temperature limits as well."""
+        inner = self.inner.thermal_controller()
+        if inner is None:
+            return None
+        cl = self.campaign_limits
+        return inner.tightened(ThermalLimits(
+            min_temperature=cl.min_temperature if cl.min_temperature is not None else 0.0,
+            max_temperature=cl.max_temperature if cl.max_temperature is not None else math.inf,
+            max_ramp_rate=cl.max_ramp_rate if cl.max_ramp_rate is not None else math.inf))
 
     async def now(self) -> float:
         return await self.inner.now()

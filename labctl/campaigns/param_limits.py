@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from labctl.campaigns.unit_checks import LIMIT_LISTS, param_unit
 from labctl.core.limits import SafetyLimits
+from labctl.core.temperature import ZERO_CELSIUS
 
 #: The [limits] field behind each RoutineParams limit list.
 _LIST_LIMIT = dict(zip((attr for attr, _ in LIMIT_LISTS),
@@ -73,6 +74,23 @@ def exceeds(field: str, value: Any, limits: SafetyLimits) -> str | None:
     return None
 
 
+def temperature_problem(name: str, value: Any, limits: SafetyLimits, ramp: bool) -> str | None:
+    """Message if a set-point (K) is outside [limits] min_temperature..max_temperature, or a ramp rate
+    (K/s, `ramp`) beyond max_ramp_rate; None when within or when the file sets no such limit."""
+    if value is None:
+        return None
+    v = float(value)
+    if ramp:
+        hi = getattr(limits, "max_ramp_rate", None)
+        return (f"{v:g} K/s exceeds limits.max_ramp_rate = {hi:g} K/s" if hi is not None and v > hi else None)
+    lo, hi = getattr(limits, "min_temperature", None), getattr(limits, "max_temperature", None)
+    if lo is not None and v < lo:
+        return f"{v:g} K ({v - ZERO_CELSIUS:.2f} °C) is below limits.min_temperature = {lo:g} K"
+    if hi is not None and v > hi:
+        return f"{v:g} K ({v - ZERO_CELSIUS:.2f} °C) exceeds limits.max_temperature = {hi:g} K"
+    return None
+
+
 def limit_problems(params: BaseModel, limits: SafetyLimits) -> list[tuple[str, str]]:
     """(field, message) for every parameter of `params` beyond the campaign [limits]; a nested model's
     problems read "field: sub: message"."""
@@ -82,6 +100,11 @@ def limit_problems(params: BaseModel, limits: SafetyLimits) -> list[tuple[str, s
         value = getattr(params, name)
         if isinstance(value, BaseModel):
             out += [(name, f"{sub}: {msg}") for sub, msg in limit_problems(value, limits)]
+            continue
+        if name in getattr(model, "temperature_fields", ()) or name in getattr(model, "ramp_fields", ()):
+            msg = temperature_problem(name, value, limits, ramp=name in getattr(model, "ramp_fields", ()))
+            if msg:
+                out.append((name, msg))
             continue
         field = limit_field(model, name)
         msg = exceeds(field, value, limits) if field else None

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from labctl.core.temperature import ZERO_CELSIUS
+
 # SI prefixes accepted in front of a unit; "u" stands for micro so files stay ASCII.
 PREFIXES: dict[str, float] = {"p": 1e-12, "n": 1e-9, "u": 1e-6, "µ": 1e-6, "m": 1e-3, "": 1.0, "k": 1e3,
                               "M": 1e6, "G": 1e9}
@@ -19,8 +21,14 @@ UNITS: dict[str, str] = {"V": "V", "A": "A", "S": "S", "s": "s", "ohm": "ohm", "
 TIME_UNITS: dict[str, float] = {"min": 60.0, "h": 3600.0, "day": 86400.0, "days": 86400.0, "week": 604800.0,
                                 "weeks": 604800.0}
 
+# Temperatures are kelvin; Celsius is an offset unit ("85 °C" is 358.15 K). Rates of change are K/s,
+# and a degree Celsius per minute is a kelvin per minute. No SI prefixes on either.
+TEMPERATURE_UNITS: dict[str, float] = {"K": 0.0, "°C": ZERO_CELSIUS, "degC": ZERO_CELSIUS, "C": ZERO_CELSIUS}
+RATE_UNITS: dict[str, float] = {f"{t}/{per}": 1.0 / seconds for t in ("K", "°C", "degC")
+                                for per, seconds in (("s", 1.0), ("min", 60.0), ("h", 3600.0))}
+
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-_QUANTITY = re.compile(rf"^\s*(?P<num>{_NUMBER})\s*(?P<unit>[a-zA-Zµ Ω]+)\s*$")
+_QUANTITY = re.compile(rf"^\s*(?P<num>{_NUMBER})\s*(?P<unit>[a-zA-Zµ Ω°/]+)\s*$")
 
 
 def parse_quantity(text: str) -> tuple[float, str] | None:
@@ -32,6 +40,10 @@ def parse_quantity(text: str) -> tuple[float, str] | None:
     unit = m.group("unit").strip()
     if unit in TIME_UNITS:
         return value * TIME_UNITS[unit], "s"
+    if unit in TEMPERATURE_UNITS:
+        return value + TEMPERATURE_UNITS[unit], "K"
+    if unit in RATE_UNITS:
+        return value * RATE_UNITS[unit], "K/s"
     # Longest unit suffix first so "ms" is milli-second and "mS" milli-siemens, "Ohm" is not "O"+"hm".
     for name in sorted(UNITS, key=len, reverse=True):
         if unit.endswith(name):

@@ -354,7 +354,7 @@ class Runner:
         finally:
             # Outputs off first, whatever happened: the array must not be left biased. Neither this, nor
             # closing the backend, nor the last commits may raise: each failure is recorded instead.
-            ending = await self._end_backend(backend, owned)
+            ending = await self._end_backend(backend, owned, thermal_safe=status != "complete")
             if ending and status == "complete":
                 status = "failed"
             errors += ending
@@ -371,12 +371,36 @@ class Runner:
     def _registered(self) -> bool:
         return self.store.has_run(self.run_id)
 
-    async def _end_backend(self, backend: ArrayBackend, owned: bool) -> list[str]:
-        """Switch the outputs off and (if the runner opened it) close the backend. Each attempt is kept
-        for the run's log (`_ending`, stored by _finish); returns the errors of those that failed. Never
-        raises: a dead instrument or controller must not hide why the run ended."""
+    def _uses_thermal(self) -> bool:
+        """True when the campaign has temperature steps (their params models say `thermal`)."""
+        names = {u.routine for u in self.loaded.units}
+        try:
+            return any(getattr(registry.get(n).params, "thermal", False) for n in names)
+        except registry.RoutineLoadError:
+            return False
+
+    def _thermal_safe(self, backend: ArrayBackend) -> Callable[[], Any] | None:
+        """ThermalController.safe of the backend's chuck, with the hardware's limits (not the
+        campaign's), when the campaign drives it; else None."""
+        if not self._uses_thermal():
+            return None
+        try:
+            ctrl = backend.thermal_controller()
+        except Exception:  # noqa: BLE001 -- a backend that never opened has no controller to return
+            return None
+        return ctrl.safe if ctrl is not None else None
+
+    async def _end_backend(self, backend: ArrayBackend, owned: bool, thermal_safe: bool = False) -> list[str]:
+        """Switch the outputs off, return the chuck's set-point to a safe value if the run was aborted or
+        failed with temperature steps (`thermal_safe`), and (if the runner opened it) close the backend.
+        Each attempt is kept for the run's log (`_ending`, stored by _finish); returns the errors of
+        those that failed. Never raises: a dead instrument or controller must not hide why the run
+        ended."""
         errors: list[str] = []
         attempts = [("outputs_off", backend.outputs_off, "outputs switched off")]
+        safe = self._thermal_safe(backend) if thermal_safe else None
+        if safe is not None:
+            attempts.append(("thermal_safe", safe, "chuck set-point returned to room temperature"))
         if owned:
             attempts.append(("close", backend.close, "backend closed"))
         for kind, attempt, done in attempts:

@@ -103,6 +103,17 @@ class Limits(SafetyLimits):
     max_compliance: float = Field(1e-3, gt=0, le=0.1, json_schema_extra={"unit": "A"})
     # A read must not disturb the cell (REF reads at 0.2 V): reads are held to 1 V unless the file says more.
     max_read_voltage: float = Field(1.0, gt=0, le=10.0, json_schema_extra={"unit": "V"})
+    # The chuck (temperature steps): the controller's own limits, tightened by these when given.
+    min_temperature: float | None = Field(None, gt=0, le=1000.0, json_schema_extra={"unit": "K"})
+    max_temperature: float | None = Field(None, gt=0, le=1000.0, json_schema_extra={"unit": "K"})
+    max_ramp_rate: float | None = Field(None, gt=0, le=100.0, json_schema_extra={"unit": "K/s"})
+
+    @model_validator(mode="after")
+    def _temperature_range(self) -> Limits:
+        lo, hi = self.min_temperature, self.max_temperature
+        if lo is not None and hi is not None and lo >= hi:
+            raise ValueError(f"min_temperature ({lo:g} K) must be below max_temperature ({hi:g} K)")
+        return self
 
 
 class TelemetrySpec(_Strict):

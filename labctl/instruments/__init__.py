@@ -1,7 +1,8 @@
 """Async SCPI instrument drivers (pyvisa + pyvisa-py) and the station.
 
 Drivers: :class:`Keithley2450`, :class:`KeysightB2900` (SMUs), :class:`Keysight33500B`,
-:class:`Keysight81160A` (pulse generators), :class:`Keithley707B` (switch matrix).
+:class:`Keysight81160A` (pulse generators), :class:`Keithley707B` (switch matrix),
+:class:`LakeShore336` (Lake Shore 335/336 temperature controller: the chuck's ThermalController).
 :func:`open_instrument` picks the driver from ``*IDN?``. :class:`Station` opens a station file. Each
 output is limited by a :class:`labctl.core.limits.SafetyLimits`.
 See docs/instruments.md.
@@ -14,13 +15,14 @@ from .keithley2450 import Keithley2450
 from .keysight_33500b import Keysight33500B
 from .keysight_81160a import Keysight81160A
 from .keysight_b2900 import KeysightB2900
+from .lakeshore336 import LakeShore336
 from .pulse import PulseGeneratorChannel
 from .smu import SourceMeterChannel, SweepResult
 from .station import Station, StationConfig
 
 __all__ = [
     "DRIVERS", "Channel", "Identity", "Instrument", "InstrumentConnectionError", "InstrumentError",
-    "Keithley2450", "Keithley707B", "Keysight33500B", "Keysight81160A", "KeysightB2900",
+    "Keithley2450", "Keithley707B", "Keysight33500B", "Keysight81160A", "KeysightB2900", "LakeShore336",
     "LimitError", "PulseGeneratorChannel", "SourceMeterChannel", "Station", "StationConfig",
     "SweepResult", "driver_for", "open_instrument",
 ]

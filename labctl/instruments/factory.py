@@ -10,6 +10,7 @@ from .keithley2450 import Keithley2450
 from .keysight_33500b import Keysight33500B
 from .keysight_81160a import Keysight81160A
 from .keysight_b2900 import KeysightB2900
+from .lakeshore336 import LakeShore336
 from .visa import VisaLink
 
 #: Every driver, tried in order against the ``*IDN?`` reply.
@@ -19,6 +20,7 @@ DRIVERS: tuple[type[Instrument], ...] = (
     Keysight33500B,
     Keysight81160A,
     Keithley707B,
+    LakeShore336,
 )
 
 

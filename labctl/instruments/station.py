@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from labctl.core.limits import SafetyLimits
+from labctl.core.temperature import ZERO_CELSIUS
 
 from .base import Instrument
 from .errors import InstrumentError, LimitError
@@ -26,6 +27,7 @@ from .factory import open_instrument
 from .keithley707b import Keithley707B
 from .pulse import PulseGeneratorChannel
 from .smu import SourceMeterChannel, SweepResult
+from .thermal import ThermalController, ThermalLimits
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +95,29 @@ class WiringSpec(_Strict):
         return value
 
 
+class ThermalSpec(_Strict):
+    """The chuck's stand-alone temperature controller (Lake Shore 335/336 class) and its limits, K and
+    K/s (a campaign's [limits] may only tighten them)."""
+
+    instrument: str = Field(description="name of the controller in [instruments]")
+    output: int = Field(1, ge=1, le=4, description="heater output that heats the chuck")
+    input: str = Field("A", pattern=r"^[A-D]$", description="sensor input on the chuck")
+    heater_range: int = Field(3, ge=1, le=3, description="heater range while controlling: 1 low .. 3 high")
+    min_temperature: float = Field(ZERO_CELSIUS - 60.0, gt=0, description="lowest set-point, K")
+    max_temperature: float = Field(ZERO_CELSIUS + 200.0, gt=0, description="highest set-point, K")
+    max_ramp_rate: float = Field(1.0, gt=0, description="fastest set-point ramp, K/s")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ThermalSpec:
+        if self.min_temperature >= self.max_temperature:
+            raise ValueError(f"min_temperature={self.min_temperature:g} K must be below "
+                             f"max_temperature={self.max_temperature:g} K")
+        return self
+
+    def limits(self) -> ThermalLimits:
+        return ThermalLimits(self.min_temperature, self.max_temperature, self.max_ramp_rate)
+
+
 class StationConfig(_Strict):
     """A station file, validated."""
 
@@ -101,6 +126,7 @@ class StationConfig(_Strict):
     instruments: dict[str, InstrumentSpec]
     terminals: dict[str, TerminalSpec]
     wiring: WiringSpec
+    thermal: ThermalSpec | None = Field(None, description="the chuck's temperature controller, if any")
 
     @field_validator("limits", mode="before")
     @classmethod
@@ -128,6 +154,9 @@ class StationConfig(_Strict):
             raise ValueError(f"wiring: matrix columns {dup} assigned to more than one line")
         if w.matrix not in self.instruments:
             raise ValueError(f"wiring.matrix={w.matrix!r}: not among instruments {sorted(self.instruments)}")
+        if self.thermal is not None and self.thermal.instrument not in self.instruments:
+            raise ValueError(f"thermal.instrument={self.thermal.instrument!r}: not among instruments "
+                             f"{sorted(self.instruments)}")
         missing = [t for t in REQUIRED_TERMINALS if t not in self.terminals]
         if missing:
             raise ValueError(f"terminals: missing {missing} (required: {list(REQUIRED_TERMINALS)})")
@@ -222,6 +251,22 @@ class Station:
             ch = self.channel(name)
             if not isinstance(ch, kind):
                 raise InstrumentError(ch.label, "*IDN?", f"terminal {name!r} needs a {kind.__name__}")
+        spec = self.config.thermal
+        if spec is not None and not isinstance(self.instruments[spec.instrument], ThermalController):
+            raise InstrumentError(self.instruments[spec.instrument].label, "*IDN?",
+                                  "thermal.instrument is not a temperature controller")
+
+    def thermal(self, clock: Any = None) -> ThermalController | None:
+        """The chuck's controller the file's [thermal] names, set up with its output, input, heater
+        range and limits, waiting on `clock` (an async function of seconds; None: real time); None
+        when the file names none."""
+        spec = self.config.thermal
+        if spec is None:
+            return None
+        controller = self.instruments[spec.instrument]
+        controller.use(output=spec.output,  # type: ignore[attr-defined] input=spec.input, heater_range=spec.heater_range,
+            thermal_limits=spec.limits(), clock=clock)
+        return controller  # type: ignore[return-value]
 
     async def safe_off(self) -> None:
         """Every output off, every crosspoint open; tries all instruments even if some fail."""

@@ -16,10 +16,9 @@ import abc
 import math
 from dataclasses import dataclass
 
-#: 0 °C in kelvin.
-ZERO_CELSIUS = 273.15
-#: Room temperature: the set-point an aborted or finished campaign returns the chuck to (25 °C).
-ROOM_TEMPERATURE = ZERO_CELSIUS + 25.0
+from labctl.core.temperature import ROOM_TEMPERATURE, ZERO_CELSIUS
+
+__all__ = ["ROOM_TEMPERATURE", "ZERO_CELSIUS", "ThermalController", "ThermalError", "ThermalLimits"]
 
 
 class ThermalError(RuntimeError):
@@ -105,7 +104,34 @@ class ThermalController(abc.ABC):
             reading = await self.temperature()
 
     async def safe(self) -> None:
-        """Return the set-point to room temperature (clamped into the limits): on abort and at the end."""
+        """Return the set-point to room temperature (clamped into the limits), at the fastest rate the
+        limits allow: what the campaign runner does when a run with temperature steps is aborted or
+        fails (a run that completes leaves the chuck where its last step put it)."""
         safe = min(max(ROOM_TEMPERATURE, self.limits.min_temperature), self.limits.max_temperature)
         await self._write_set_point(safe, None)
+
+    def tightened(self, limits: ThermalLimits) -> ThermalController:
+        """This controller seen through stricter limits (this one's tightened by `limits`): what a
+        campaign's [limits] make of the station's chuck. Shares the hardware, not the limits."""
+        return _Tightened(self, self.limits.tightened(limits))
+
+
+class _Tightened(ThermalController):
+    """A ThermalController that checks narrower limits, then drives the one it wraps."""
+
+    def __init__(self, inner: ThermalController, limits: ThermalLimits) -> None:
+        self.inner = inner
+        self.limits = limits
+
+    async def _write_set_point(self, temperature: float, ramp_rate: float | None) -> None:
+        await self.inner._write_set_point(temperature, ramp_rate)
+
+    async def temperature(self) -> float:
+        return await self.inner.temperature()
+
+    async def set_point(self) -> float:
+        return await self.inner.set_point()
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
 
