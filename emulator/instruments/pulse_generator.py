@@ -116,12 +116,16 @@ class PulseGenerator(EmulatedInstrument):
         self.ch(s).inverted = parse_choice(a[0] if a else "", ("NORMal", "INVerted"), "OUTP:POL") == "INV"
 
     def shared_commands(self, *, voltage: str, width: str, period: str, frequency: str,
-                        limit_state: str) -> list[Command]:
-        """The commands both models have, under the model's own headers: ``voltage`` is its VOLTage
+                        limit_state: str | None) -> list[Command]:
+        """The commands every model has, under the model's own headers: ``voltage`` is its VOLTage
         node (with the channel suffix where the manual puts it), ``width``/``period``/``frequency``
-        its pulse-timing headers and ``limit_state`` the tail of its limit-state header."""
+        its pulse-timing headers and ``limit_state`` the tail of its limit-state header (None for a
+        model whose limits are always on)."""
         ch = self.ch
-        return [
+        state = [] if limit_state is None else [
+            Command(f"{voltage}{limit_state}", write=self.set_limit_state,
+                    query=lambda s, a: "1" if ch(s).limit_enabled else "0")]
+        return state + [
             Command(f"{voltage}[:LEVel][:IMMediate][:AMPLitude]", write=self.set_amplitude,
                     query=lambda s, a: fmt(ch(s).amplitude)),
             Command(f"{voltage}[:LEVel][:IMMediate]:OFFSet", write=self.set_offset,
@@ -132,8 +136,6 @@ class PulseGenerator(EmulatedInstrument):
                     query=lambda s, a: fmt(ch(s).limit_high)),
             Command(f"{voltage}:LIMit:LOW", write=self.set_limit("limit_low", "VOLT:LIM:LOW"),
                     query=lambda s, a: fmt(ch(s).limit_low)),
-            Command(f"{voltage}{limit_state}", write=self.set_limit_state,
-                    query=lambda s, a: "1" if ch(s).limit_enabled else "0"),
             Command(width, write=self.set_width, query=lambda s, a: fmt(ch(s).width)),
             Command(period, write=self.set_period, query=lambda s, a: fmt(ch(s).period)),
             Command(frequency, write=self.set_frequency, query=lambda s, a: fmt(1.0 / ch(s).period)),

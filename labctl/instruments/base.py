@@ -80,6 +80,8 @@ class Instrument:
     #: Query that pops one entry of the error queue.
     error_query: ClassVar[str] = ":SYST:ERR?"
     kind: ClassVar[str] = "instrument"
+    #: Query of the mains frequency the instrument integrates over (Hz), if it has one.
+    line_frequency_query: ClassVar[str | None] = None
 
     def __init__(
         self,
