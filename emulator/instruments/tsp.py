@@ -345,7 +345,7 @@ class TspInstrument(EmulatedInstrument):
                 if isinstance(statement, EndScript):
                     raise syntax_error("endscript without loadscript")
                 self.run(statement, output)
-        except TspError as exc:
+        except SCPIError as exc:  # TspError, and the range errors of scpi.Numeric
             self.errors.push(exc.code, exc.text)
         return "\n".join(output) if output else None
 
