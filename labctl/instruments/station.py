@@ -213,7 +213,11 @@ class Station:
         if failures:
             await self.close()
             raise failures[0]
-        self._check_kinds()
+        try:
+            self._check_kinds()
+        except BaseException:
+            await self.close()  # the instruments are open: leave them in the safe state, closed
+            raise
         await self.safe_off()
 
     def _check_kinds(self) -> None:
