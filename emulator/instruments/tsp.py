@@ -37,6 +37,8 @@ MAX_SCRIPT_CHARS = 1 << 18
 MAX_SCRIPTS = 16
 #: Nesting of parentheses, tables and unary minus in one expression.
 MAX_DEPTH = 32
+#: Scripts running scripts (a script that runs itself overflows here, as Lua's stack would).
+MAX_CALL_DEPTH = 8
 #: Significant digits of printed numbers. The instruments default to 6 (format.asciiprecision);
 #: the emulator prints 17 so that a float64 reading survives the trip bit for bit, as its SCPI
 #: instruments do (scpi.fmt_reading). format.asciiprecision sets fewer.
@@ -204,7 +206,10 @@ class Parser:
             if self.accept("."):
                 parts.append(self.take(kind="name").text)
             elif self.accept("["):
-                parts.append(int(float(self.take(kind="number").text)))
+                index = float(self.take(kind="number").text)
+                if not (index.is_integer() and 0 <= index <= MAX_TABLE):  # also inf from "1e99999"
+                    raise syntax_error(f"index {index!r} is not an integer in [0, {MAX_TABLE}]")
+                parts.append(int(index))
                 self.take("]")
             else:
                 return Path(tuple(parts))
@@ -321,6 +326,7 @@ class TspInstrument(EmulatedInstrument):
         self.scripts: dict[str, list[Any]] = {}
         self._loading: tuple[str, list[str], int] | None = None  # name, lines, characters
         self.precision = DEFAULT_PRECISION
+        self._call_depth = 0
         super().__init__()
 
     def _system_commands(self) -> list[Command]:
@@ -383,8 +389,14 @@ class TspInstrument(EmulatedInstrument):
                 len(parts) == 1 and parts[0] in self.scripts):
             if args:
                 raise runtime_error(f"{name} takes no arguments")
-            for statement in self.scripts[str(parts[0])]:
-                self.run(statement, output)
+            if self._call_depth >= MAX_CALL_DEPTH:
+                raise runtime_error(f"stack overflow (scripts nested deeper than {MAX_CALL_DEPTH})")
+            self._call_depth += 1
+            try:
+                for statement in self.scripts[str(parts[0])]:
+                    self.run(statement, output)
+            finally:
+                self._call_depth -= 1
             return None
         return self.tsp_call(parts, args, name)
 

@@ -87,6 +87,7 @@ class Keithley2400Channel(SourceMeterChannel):
         """``:READ?`` of one current reading at the fixed level, A."""
         if not self.cache.get("output"):
             raise RuntimeError(f"{self.label}: turn the output on before measuring")
+        await self.source_function.ensure("VOLT")
         await self.source_mode.ensure("FIX")
         await self.trigger_count.ensure(1)
         await self.elements.ensure("CURR")

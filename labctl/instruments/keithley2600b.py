@@ -76,6 +76,7 @@ class Keithley2600BChannel(SourceMeterChannel):
         """``print(smuX.measure.i())``: one current reading, A (output must be on)."""
         if not self.cache.get("output"):
             raise RuntimeError(f"{self.label}: turn the output on before measuring")
+        await self.source_function.ensure("VOLT")
         return float(await self.ask(f"print({self.smu}.measure.i())"))
 
     async def _run_sweep(self, points: list[float], delay: float) -> SweepResult:
