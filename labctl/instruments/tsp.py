@@ -20,6 +20,7 @@ class TspInstrument(Instrument):
     """An instrument programmed in TSP; errors come from ``errorqueue``."""
 
     error_query = "print(errorqueue.next())"
+    error_query_in_message = False
 
     async def read_errors(self, command: str = "errorqueue") -> list[tuple[int, str]]:
         """TSP error queue: ``errorqueue.count`` entries of ``errorqueue.next()`` (code, message,
