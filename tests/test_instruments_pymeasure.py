@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import emulator
-import numpy as np
 from emulator.instruments import InstrumentBench
 from labctl.core.limits import SafetyLimits
 from labctl.instruments import Keithley2400 as LabctlKeithley2400
@@ -70,23 +71,34 @@ def pymeasure_2600(resource: str) -> dict[str, object]:
         smu.adapter.close()
 
 
-async def test_pymeasure_keithley2400_on_the_emulated_2400() -> None:
+async def run_on_routed_cell(terminal: str, client: Callable[[str], dict[str, object]], name: str,
+                             state: Callable[[Any], tuple[float, float, bool]]) -> tuple[dict[str, object], float]:
+    """Cell (2, 1) of a fresh array (formed and reset) routed by labctl's drivers: its bit line to
+    ``terminal``, its gate at 3.3 V from the gate 2400; then ``client`` runs in a thread against
+    instrument ``name``. Returns what it saw (with ``state`` of the emulated instrument afterwards:
+    source level V, compliance A, output on) and the twin array's current at 0.2 V."""
     arr = emulator.Array(ROWS, COLS, seed=BENCH_SEED)
     form_and_reset(arr)
-    ref = prepared(BENCH_SEED)
+    expected = prepared(BENCH_SEED).read_current(2, 1, 0.2, vg=3.3)[0]
     async with InstrumentBench(arr) as bench:
         async with LabctlKeithley2400(bench["gate_2400"].resource,
                                       limits=SafetyLimits(max_abs_voltage=3.3, max_compliance=1e-4)) as gate, \
                 Keithley3706A(bench["switch_3706a"].resource) as matrix:
             await gate.channel.source(3.3, 1e-4)
             await gate.channel.output.set(True)
-            await matrix.exclusive_close(route(2, 1, "smu2400", "gate2400"))
-            out = await asyncio.to_thread(pymeasure_2400, bench["smu_2400"].resource)
-            emulated = bench["smu_2400"].instrument
-            assert emulated.level == 0.2 and emulated.compliance == 1e-4
+            await matrix.exclusive_close(route(2, 1, terminal, "gate2400"))
+            out = await asyncio.to_thread(client, bench[name].resource)
+            out["state"] = state(bench[name].instrument)
+            return out, float(expected)
+
+
+async def test_pymeasure_keithley2400_on_the_emulated_2400() -> None:
+    out, expected = await run_on_routed_cell("smu2400", pymeasure_2400, "smu_2400",
+                                             lambda i: (i.level, i.compliance, i.output))
+    assert out["state"] == (0.2, 1e-4, False)
     assert "MODEL 2400" in str(out["id"])
     assert out["compliance"] == 1e-4
-    assert out["current"] == ref.read_current(2, 1, 0.2, vg=3.3)[0]
+    assert out["current"] == expected
     errors = out["errors"]
     assert isinstance(errors, list) and len(errors) == 1 and int(errors[0][0]) == -113
     assert "FROBNICATE" in str(errors[0][1])
@@ -94,24 +106,13 @@ async def test_pymeasure_keithley2400_on_the_emulated_2400() -> None:
 
 
 async def test_pymeasure_keithley2600_on_the_emulated_2602b() -> None:
-    arr = emulator.Array(ROWS, COLS, seed=BENCH_SEED)
-    form_and_reset(arr)
-    ref = prepared(BENCH_SEED)
-    async with InstrumentBench(arr) as bench:
-        async with LabctlKeithley2400(bench["gate_2400"].resource,
-                                      limits=SafetyLimits(max_abs_voltage=3.3, max_compliance=1e-4)) as gate, \
-                Keithley3706A(bench["switch_3706a"].resource) as matrix:
-            await gate.channel.source(3.3, 1e-4)
-            await gate.channel.output.set(True)
-            # smua on the bit line; the word line from the gate 2400 (row 5)
-            await matrix.exclusive_close(route(2, 1, "smua", "gate2400"))
-            out = await asyncio.to_thread(pymeasure_2600, bench["smu_2602b"].resource)
-            smua = bench["smu_2602b"].instrument.smus["smua"]
-            assert smua.levelv == 0.2 and smua.limiti == 1e-4 and not smua.output
+    out, expected = await run_on_routed_cell(
+        "smua", pymeasure_2600, "smu_2602b",
+        lambda i: (i.smus["smua"].levelv, i.smus["smua"].limiti, i.smus["smua"].output))
+    assert out["state"] == (0.2, 1e-4, False)
     assert "Model 2602B" in str(out["id"])
     assert out["compliance"] == 1e-4
-    assert out["current"] == ref.read_current(2, 1, 0.2, vg=3.3)[0]
+    assert out["current"] == expected
     errors = out["errors"]
     assert isinstance(errors, list) and [code for code, _ in errors] == [-286]
     assert "frobnicate" in errors[0][1]
-    assert np.all(np.isfinite(arr.conductance_matrix()))

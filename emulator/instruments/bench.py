@@ -144,6 +144,44 @@ class Bench:
             )
         return slot, row, col
 
+    def parse_list(self, text: str, separators: str = ",") -> list[tuple[int, str, int]]:
+        """A channel list: channels, ranges ``first:last`` (every row and column between them, on
+        one card), ``slotN`` and ``allslots``, separated by any of ``separators``."""
+        out: list[tuple[int, str, int]] = []
+        rows = self.layout.rows
+        for item in (p.strip() for p in re.split(f"[{re.escape(separators)}]", text)):
+            if not item:
+                continue
+            low = item.lower()
+            if low == "allslots":
+                out += self.all_channels()
+            elif low.startswith("slot"):
+                try:
+                    slot = int(low[4:])
+                except ValueError as exc:
+                    raise SCPIError(-224, f"bad slot {item!r}") from exc
+                if not 1 <= slot <= self.slots:
+                    raise SCPIError(-222, f"slot {slot} not installed (1..{self.slots})")
+                out += [c for c in self.all_channels() if c[0] == slot]
+            elif ":" in item:
+                first, _, last = item.partition(":")
+                s1, r1, c1 = self.parse_channel(first)
+                s2, r2, c2 = self.parse_channel(last)
+                if s1 != s2:
+                    raise SCPIError(-224, f"range {item!r} spans slots")
+                span = rows[rows.index(min(r1, r2)): rows.index(max(r1, r2)) + 1]
+                out += [(s1, r, c) for r in span for c in range(min(c1, c2), max(c1, c2) + 1)]
+            else:
+                out.append(self.parse_channel(item))
+        if not out:
+            raise SCPIError(-109, "empty channel list")
+        return out
+
+    def closed_list(self, within: set[tuple[int, str, int]] | None = None) -> str:
+        """The closed channels (of ``within``, if given) as ``;``-separated names, sorted."""
+        closed = self.closed if within is None else self.closed & within
+        return ";".join(f"{s}{r}{c:02d}" for s, r, c in sorted(closed))
+
     def all_channels(self) -> list[tuple[int, str, int]]:
         return [
             (s, r, c)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 
 from .base import EmulatedInstrument
-from .bench import MATRIX_ROWS, Bench
+from .bench import Bench
 from .scpi import Command, SCPIError, need_args, split_outside_quotes
 
 _TSP_CALL = re.compile(r"^\s*[A-Za-z_][\w.]*\s*\(")
@@ -70,38 +70,10 @@ class Keithley707B(EmulatedInstrument):
 
     # -- channel lists ----------------------------------------------------------------------------
     def parse_list(self, text: str) -> list[tuple[int, str, int]]:
-        out: list[tuple[int, str, int]] = []
-        for item in (p.strip() for p in text.split(",")):
-            if not item:
-                continue
-            low = item.lower()
-            if low == "allslots":
-                out += self.bench.all_channels()
-            elif low.startswith("slot"):
-                try:
-                    slot = int(low[4:])
-                except ValueError as exc:
-                    raise SCPIError(-224, f"bad slot {item!r}") from exc
-                if not 1 <= slot <= self.bench.slots:
-                    raise SCPIError(-222, f"slot {slot} not installed (1..{self.bench.slots})")
-                out += [c for c in self.bench.all_channels() if c[0] == slot]
-            elif ":" in item:
-                first, _, last = item.partition(":")
-                s1, r1, c1 = self.bench.parse_channel(first)
-                s2, r2, c2 = self.bench.parse_channel(last)
-                if s1 != s2:
-                    raise SCPIError(-224, f"range {item!r} spans slots")
-                rows = MATRIX_ROWS[MATRIX_ROWS.index(min(r1, r2)): MATRIX_ROWS.index(max(r1, r2)) + 1]
-                out += [(s1, r, c) for r in rows for c in range(min(c1, c2), max(c1, c2) + 1)]
-            else:
-                out.append(self.bench.parse_channel(item))
-        if not out:
-            raise SCPIError(-109, "empty channel list")
-        return out
+        return self.bench.parse_list(text)
 
     def closed_list(self) -> str:
-        closed = sorted(self.bench.closed)
-        return ";".join(f"{s}{r}{c:02d}" for s, r, c in closed)
+        return self.bench.closed_list()
 
     # -- message entry point ----------------------------------------------------------------------
     def execute(self, message: str) -> str | None:

@@ -112,6 +112,20 @@ class PulseGenerator(EmulatedInstrument):
             raise SCPIError(-221, "present levels lie outside the limits being enabled")
         c.limit_enabled = on
 
+    def set_burst_state(self, s: list[int], a: list[str]) -> None:
+        """Burst mode on/off (``BURSt:STATe``; 33500B and AFG31000)."""
+        need_args(a, 1, "BURS:STAT")
+        on = parse_bool(a[0], "BURS:STAT")
+        if not on and self.ch(s).output:
+            raise SCPIError(-221, "turn the output off before leaving burst mode")
+        self.ch(s).burst_enabled = on
+
+    def set_burst_mode(self, s: list[int], a: list[str]) -> None:
+        """``BURSt:MODE``: triggered bursts only (gated is not emulated)."""
+        need_args(a, 1, "BURS:MODE")
+        if parse_choice(a[0], ("TRIGgered", "GATed"), "BURS:MODE") != "TRIG":
+            raise SCPIError(-221, "gated burst is not emulated")
+
     def set_polarity(self, s: list[int], a: list[str]) -> None:
         self.ch(s).inverted = parse_choice(a[0] if a else "", ("NORMal", "INVerted"), "OUTP:POL") == "INV"
 

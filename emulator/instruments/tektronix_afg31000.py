@@ -14,7 +14,7 @@ import math
 
 from .pulse_channel import PulseChannel
 from .pulse_generator import PulseGenerator
-from .scpi import Command, Numeric, SCPIError, fmt, need_args, parse_bool, parse_choice
+from .scpi import Command, Numeric, SCPIError, fmt, need_args, parse_choice
 
 LEVEL = Numeric(-10.0, 10.0, 0.0, "V")  # into high impedance; +-5 V into 50 ohm
 AMPLITUDE = Numeric(2e-3, 20.0, 1.0, "V")
@@ -83,18 +83,6 @@ class TektronixAFG31102(PulseGenerator):
                 self.edges[self._n(s)] = edges
             return handler
 
-        def set_burst_state(s: list[int], a: list[str]) -> None:
-            need_args(a, 1, "BURS:STAT")
-            on = parse_bool(a[0], "BURS:STAT")
-            if not on and ch(s).output:
-                raise SCPIError(-221, "turn the output off before leaving burst mode")
-            ch(s).burst_enabled = on
-
-        def set_burst_mode(s: list[int], a: list[str]) -> None:
-            need_args(a, 1, "BURS:MODE")
-            if parse_choice(a[0], ("TRIGgered", "GATed"), "BURS:MODE") != "TRIG":
-                raise SCPIError(-221, "gated burst is not emulated")
-
         def set_ncycles(s: list[int], a: list[str]) -> None:
             need_args(a, 1, "BURS:NCYC")
             if a[0].strip().upper() in ("INF", "INFINITY"):
@@ -119,9 +107,9 @@ class TektronixAFG31102(PulseGenerator):
             Command("[:SOURce[1|2]]:PULSe:TRANsition:TRAiling", write=set_edge(1, "PULS:TRAN:TRA"),
                     query=lambda s, a: fmt(self.edges[self._n(s)][1])),
             Command("[:SOURce[1|2]]:PULSe:DELay", write=self.accept_delay, query=lambda s, a: fmt(0.0)),
-            Command("[:SOURce[1|2]]:BURSt[:STATe]", write=set_burst_state,
+            Command("[:SOURce[1|2]]:BURSt[:STATe]", write=self.set_burst_state,
                     query=lambda s, a: "1" if ch(s).burst_enabled else "0"),
-            Command("[:SOURce[1|2]]:BURSt:MODE", write=set_burst_mode, query=lambda s, a: "TRIG"),
+            Command("[:SOURce[1|2]]:BURSt:MODE", write=self.set_burst_mode, query=lambda s, a: "TRIG"),
             Command("[:SOURce[1|2]]:BURSt:NCYCles", write=set_ncycles, query=lambda s, a: fmt(ch(s).burst_count)),
             Command(":TRIGger[:SEQuence]:SOURce", write=set_trigger_source,
                     query=lambda s, a: self.channels[1].trigger_source),
