@@ -45,6 +45,7 @@ def pymeasure_2400(resource: str) -> dict[str, object]:
         out["errors"] = smu.check_errors()
         out["after"] = smu.check_errors()
         smu.disable_source()
+        out["output_after"] = smu.source_enabled  # a query: the instrument has handled all before it
         return out
     finally:
         smu.adapter.close()
@@ -66,6 +67,7 @@ def pymeasure_2600(resource: str) -> dict[str, object]:
         smu.write("smua.source.frobnicate = 1")
         out["errors"] = smu.check_errors()
         smu.ChA.source_output = "OFF"
+        out["output_after"] = smu.ChA.source_output
         return out
     finally:
         smu.adapter.close()
@@ -95,7 +97,7 @@ async def run_on_routed_cell(terminal: str, client: Callable[[str], dict[str, ob
 async def test_pymeasure_keithley2400_on_the_emulated_2400() -> None:
     out, expected = await run_on_routed_cell("smu2400", pymeasure_2400, "smu_2400",
                                              lambda i: (i.level, i.compliance, i.output))
-    assert out["state"] == (0.2, 1e-4, False)
+    assert out["state"] == (0.2, 1e-4, False) and out["output_after"] is False
     assert "MODEL 2400" in str(out["id"])
     assert out["compliance"] == 1e-4
     assert out["current"] == expected
@@ -109,7 +111,7 @@ async def test_pymeasure_keithley2600_on_the_emulated_2602b() -> None:
     out, expected = await run_on_routed_cell(
         "smua", pymeasure_2600, "smu_2602b",
         lambda i: (i.smus["smua"].levelv, i.smus["smua"].limiti, i.smus["smua"].output))
-    assert out["state"] == (0.2, 1e-4, False)
+    assert out["state"] == (0.2, 1e-4, False) and out["output_after"] == "OFF"
     assert "Model 2602B" in str(out["id"])
     assert out["compliance"] == 1e-4
     assert out["current"] == expected
