@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import emulator
 import numpy as np
 import pytest
-from emulator.instruments import DEFAULT_PORTS_3706A, InstrumentBench, start_instruments, stop_instruments
+from emulator.instruments import DEFAULT_PORTS_3706A, InstrumentBench
 from helpers import form_and_reset_cell as form_and_reset
 from helpers import route_3706a as route
 from labctl.core.limits import SafetyLimits
@@ -57,16 +61,35 @@ async def test_identification_picks_each_new_driver(bench: InstrumentBench) -> N
             await inst.close()
 
 
-async def test_emulate_serves_the_new_instruments_on_their_ports() -> None:
-    array = emulator.Array(ROWS, COLS, seed=0)
+async def test_labctl_emulate_lists_and_serves_the_new_instruments() -> None:
+    """A real `labctl emulate` process prints a VISA address per instrument; each one answers."""
+    root = Path(__file__).resolve().parents[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "labctl.cli", "emulate", "--rows", "8", "--cols", "4", "--no-pty"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=root,
+        env=dict(os.environ, PYTHONPATH=str(root)))
+    resources: dict[str, str] = {}
     try:
-        resources = dict(await start_instruments(array))
+        assert process.stdout is not None
+        while len(set(DEFAULT_PORTS_3706A) - set(resources)) > 0:
+            line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 30)
+            assert line, "labctl emulate ended before printing its addresses"
+            kind, _, rest = line.strip().partition(" ")
+            if kind == "instrument":
+                name, resource = rest.split()
+                resources[name] = resource
+        expected = {"smu_2602b": Keithley2600B, "smu_2400": Keithley2400, "gate_2400": Keithley2400,
+                    "afg_31102": TektronixAFG31000, "switch_3706a": Keithley3706A}
+        for name, cls in expected.items():
+            assert resources[name].startswith("TCPIP::127.0.0.1::") and resources[name].endswith("::SOCKET")
+            inst = await open_instrument(resources[name], name=name)
+            try:
+                assert type(inst) is cls
+            finally:
+                await inst.close()
     finally:
-        await stop_instruments(array)
-    for name, port in DEFAULT_PORTS_3706A.items():
-        host, got = resources[name].split("::")[1:3]
-        assert host == "127.0.0.1" and int(got) > 0  # the well-known port, or a free one if taken
-        assert resources[name].endswith("::SOCKET")
+        process.terminate()
+        process.wait(10)
 
 
 async def test_2600b_source_measure_with_compliance_and_gate(bench: InstrumentBench) -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .bench import Bench
 from .scpi import Numeric
 from .source_meter import LINE_FREQUENCY, SourceMeter
 from .tsp import MultipleValues, ReadingBuffer, TspError, TspInstrument, number, runtime_error
@@ -76,9 +75,6 @@ class Keithley2602B(SourceMeter, TspInstrument):
     idn = "Keithley Instruments Inc., Model 2602B, 04512602, 3.3.5"
     name = "smu_2602b"
     VOLTAGE_RANGE = VOLTAGE
-
-    def __init__(self, bench: Bench) -> None:
-        super().__init__(bench)
 
     def reset(self) -> None:
         self.smus = {"smua": Smu("smu2600b.a"), "smub": Smu("smu2600b.b")}
