@@ -318,3 +318,19 @@ async def test_outputs_off_after_an_exception_and_cancellation(bench: Instrument
     with pytest.raises(asyncio.CancelledError):
         await task
     assert not bench.bench_3706a.dc["smu2400"].on
+
+
+async def test_a_session_opens_after_another_died_during_a_script_upload(bench: InstrumentBench) -> None:
+    host, port = res(bench, "smu_2602b").split("::")[1:3]
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"loadscript half\nsmua.source.levelv = 1\n")  # and never endscript
+    await writer.drain()
+    writer.close()
+    for _ in range(100):  # the server has taken both lines
+        if len(bench["smu_2602b"].received) >= 2:
+            break
+        await asyncio.sleep(0.01)
+    async with Keithley2600B(res(bench, "smu_2602b"), limits={1: SMU, 2: GATE}) as smu:
+        assert smu.identity is not None and smu.identity.model == "Model 2602B"
+        assert await smu.read_errors() == []
+        assert await smu[1].source_voltage.get() == 0.0  # the half script never ran

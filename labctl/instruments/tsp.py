@@ -22,6 +22,14 @@ class TspInstrument(Instrument):
     error_query = "print(errorqueue.next())"
     error_query_in_message = False
 
+    async def identify(self):  # type: ignore[no-untyped-def]
+        """``*IDN?``, after an ``endscript``: a session that died during ``loadscript`` leaves the
+        instrument storing every line as script, which would swallow this session's commands. The
+        ``endscript`` ends such an upload (or queues an error that the ``*CLS`` after identify
+        clears)."""
+        await self.link.write("endscript")
+        return await super().identify()
+
     async def read_errors(self, command: str = "errorqueue") -> list[tuple[int, str]]:
         """TSP error queue: ``errorqueue.count`` entries of ``errorqueue.next()`` (code, message,
         severity, node, tab-separated). One query when the queue is empty."""
