@@ -5,8 +5,16 @@ the 707B matrix, the SMUs and the pulse generator) beyond the instruments' model
 The emulated instruments do not sleep for their modeled times (they go on the array's virtual
 clock), so the wall time of an iteration is all host overhead: Python, pyvisa-py, TCP, parsing.
 
+Per station kind (STATIONS: the example station files), through StationBackend:
+iteration_overhead_s.<station>: one closed-loop iteration (pulse + verify read, polarity as the loop
+decides; labctl.backends.bench.iteration_overhead) beyond the modeled times (target <= 10 ms for
+SMU + pulse generator + switch stations); program_32_s.<station>: the closed-loop programming
+routine (REF: reset sweep of every cell, then identical pulses, 2 % acceptance) on a formed and
+conditioned 32 x 32 array (formed in process, not timed) to uniform random targets in 10-90 uS.
+
     python scripts/bench_instruments.py            # readable table
     python scripts/bench_instruments.py --json     # one JSON object
+    python scripts/bench_instruments.py --size 0   # skip the programming figures
 """
 from __future__ import annotations
 
@@ -17,13 +25,27 @@ from pathlib import Path
 
 import numpy as np
 
+import tomllib
+
 import emulator
 from emulator.instruments import InstrumentBench
-from labctl.instruments import Keithley2450, Station
+from emulator.instruments.bench import LAYOUT_3706A, LAYOUT_707B, line_column
+from labctl.backends.bench import iteration_overhead as loop_iteration_overhead
+from labctl.backends.station import ArrayClock, StationBackend
+from labctl.core import reference as ref
+from labctl.instruments import Keithley2450, Station, StationConfig
+from labctl.routines import ClosedLoopParams, RoutineContext, program
 
 from benchmarking import median_time, run_benchmark
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "station-emulated.toml"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLE = EXAMPLES / "station-emulated.toml"
+#: Station kinds: name -> (example station file, columns per card of its matrix).
+STATIONS: dict[str, tuple[Path, int]] = {
+    "2450_33522b_707b": (EXAMPLE, LAYOUT_707B.columns_per_card),
+    "2602b_afg31102_3706a": (EXAMPLES / "station-2602b.toml", LAYOUT_3706A.columns_per_card),
+    "2400_afg31102_3706a": (EXAMPLES / "station-2400.toml", LAYOUT_3706A.columns_per_card),
+}
 
 
 async def query_roundtrip(bench: InstrumentBench, repeats: int) -> float:
@@ -53,27 +75,87 @@ async def iteration_overhead(bench: InstrumentBench, iterations: int) -> tuple[f
     return statistics.median(samples), messages // (iterations + 5)
 
 
-async def run(repeats: int, iterations: int) -> dict[str, float]:
+def sized_station(path: Path, per_card: int, rows: int, cols: int) -> StationConfig:
+    """The example station file ``path`` for a rows x cols array: the matrix columns the emulated
+    bench gives each line (``per_card`` columns per card)."""
+    data = tomllib.loads(path.read_text())
+    data["array"] = {"rows": rows, "cols": cols}
+
+    def columns(kind: str, count: int) -> list[str]:
+        return [f"{s}{c:02d}" for s, c in (line_column(kind, i, rows, cols, per_card) for i in range(count))]
+    data["wiring"].update(bit_lines=columns("BL", cols), word_lines=columns("WL", rows),
+                          source_lines=columns("SL", rows))
+    return StationConfig.model_validate(data)
+
+
+def form_and_condition(array: emulator.Array) -> None:
+    """Every cell formed and conditioned in process (not timed): the REF forming sweep (50 mV
+    steps) at its gate, then a reset sweep to -1.5 V."""
+    r, c = np.divmod(np.arange(array.rows * array.cols), array.cols)
+    array.sweep(r, c, np.linspace(0.0, ref.FORMING.v_stop, 73), vg=ref.FORMING.vg)
+    array.sweep(r, c, np.linspace(0.0, -1.5, 31), vg=ref.VG_RESET)
+
+
+async def station_figures(name: str, iterations: int, size: int) -> dict[str, float]:
+    """iteration_overhead_s and program_<size>_s of one station kind (fresh arrays of seed 0)."""
+    path, per_card = STATIONS[name]
+    out: dict[str, float] = {}
+    array = emulator.Array(8, 4, seed=0)
+    form_and_condition(array)
+    async with InstrumentBench(array) as bench:
+        async with StationBackend(path, resources=dict(bench.resources()), clock=ArrayClock(array)) as b:
+            out["iteration_overhead_s"] = await loop_iteration_overhead(b, iterations=iterations)
+    if size > 0:
+        array = emulator.Array(size, size, seed=0)
+        form_and_condition(array)
+        targets = np.random.default_rng(0).uniform(10e-6, 90e-6, size * size).tolist()
+        r, c = np.divmod(np.arange(size * size), size)
+        async with InstrumentBench(array) as bench:
+            config = sized_station(path, per_card, size, size)
+            async with StationBackend(config, resources=dict(bench.resources()), clock=ArrayClock(array)) as b:
+                t0 = time.perf_counter()
+                result = await program(b, r, c, ClosedLoopParams(targets=targets, tolerance=0.02),
+                                       RoutineContext())
+                out[f"program_{size}_s"] = time.perf_counter() - t0
+        arrays = result.arrays()
+        out[f"program_{size}_converged_fraction"] = float(np.mean(arrays["converged"]))
+        out[f"program_{size}_iterations_mean"] = float(np.mean(arrays["iterations"]))
+    return out
+
+
+async def run(repeats: int, iterations: int, size: int) -> dict[str, object]:
     async with InstrumentBench(emulator.Array(8, 4, seed=0)) as bench:
         rtt = await query_roundtrip(bench, repeats)
         overhead, messages = await iteration_overhead(bench, iterations)
-    return {
+    result: dict[str, object] = {
         "scpi_query_roundtrip_s": rtt,
         "station_iteration_overhead_s": overhead,
         "station_messages_per_iteration": messages,
     }
+    for name in STATIONS:
+        for key, value in (await station_figures(name, iterations, size)).items():
+            result.setdefault(key, {})[name] = value  # type: ignore[index]
+    with open("/proc/loadavg") as f:
+        result["loadavg"] = f.read().split()[0]
+    return result
 
 
-def table(result: dict[str, float]) -> None:
+def table(result: dict[str, object]) -> None:
     print("instrument path (pyvisa-py, loopback TCP, emulated instruments)")
-    print(f"  SCPI query round trip (*IDN?, median)        {result['scpi_query_roundtrip_s'] * 1e6:10.1f} us")
-    print(f"  closed-loop iteration, host time (median)    {result['station_iteration_overhead_s'] * 1e3:10.2f} ms")
+    print(f"  SCPI query round trip (*IDN?, median)        {result['scpi_query_roundtrip_s'] * 1e6:10.1f} us")  # type: ignore[operator]
+    print(f"  closed-loop iteration, host time (median)    {result['station_iteration_overhead_s'] * 1e3:10.2f} ms")  # type: ignore[operator]
     print(f"  messages per iteration (pulse + read)        {result['station_messages_per_iteration']:10d}")
+    for key, per_station in result.items():
+        if isinstance(per_station, dict):
+            for station, value in per_station.items():
+                print(f"  {key + '.' + station:<58} {value:12.4g}")
+    print(f"  load average (1 min)                         {result['loadavg']:>10}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_benchmark(argv, __doc__, lambda args: asyncio.run(run(args.repeats, args.iterations)), table,
-                         repeats=(500, "queries timed"), iterations=(200, "loop iterations timed"))
+    return run_benchmark(argv, __doc__, lambda args: asyncio.run(run(args.repeats, args.iterations, args.size)),
+                         table, repeats=(500, "queries timed"), iterations=(200, "loop iterations timed"),
+                         size=(32, "array side of the programming figure (0: skip)"))
 
 
 if __name__ == "__main__":

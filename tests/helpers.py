@@ -109,3 +109,29 @@ async def run_form(pilot: Any, app: Any, key: str, values: dict[str, str] | None
     await pilot.press("enter")
     await until(pilot, lambda: not isinstance(app.screen, ActionForm))
     await until(pilot, lambda: app.busy is None and (app.last_result is not None or app.last_error is not None))
+
+
+# -- the 3706A bench (emulator.instruments, examples/station-2602b.toml, station-2400.toml) -------
+#: 3706A matrix rows of the emulated terminals (emulator.instruments.bench.TERMINAL_ROWS_3706A).
+ROWS_3706A = {"smua": "1", "smub": "2", "afg1": "3", "smu2400": "4", "gate2400": "5", "ground": "6"}
+
+
+def route_3706a(row: int, col: int, terminal: str, gate: str, rows: int = 8, cols: int = 4) -> list[str]:
+    """3706A crosspoints of cell (row, col) of a rows x cols array: bit line to ``terminal``, word
+    line to ``gate``, source line to ground (3730 cards, 16 columns each)."""
+    from emulator.instruments import line_column
+
+    def ch(kind: str, index: int, matrix_row: str) -> str:
+        slot, column = line_column(kind, index, rows, cols, 16)
+        return f"{slot}{matrix_row}{column:02d}"
+    return [ch("BL", col, ROWS_3706A[terminal]), ch("WL", row, ROWS_3706A[gate]),
+            ch("SL", row, ROWS_3706A["ground"])]
+
+
+def form_and_reset_cell(array: Any, row: int = 2, col: int = 1) -> None:
+    """Form one cell of an emulator.Array (0 -> 3.6 V at VG 1.2 V) and reset it (-> -1.5 V at 3.3 V),
+    directly on the array."""
+    import numpy as np
+
+    array.sweep(row, col, np.linspace(0, 3.6, 73), vg=1.2)
+    array.sweep(row, col, np.linspace(0, -1.5, 31), vg=3.3)

@@ -12,22 +12,30 @@ from __future__ import annotations
 from typing import Any
 
 from .base import EmulatedInstrument
-from .bench import TERMINAL_ROWS, Bench, line_column
+from .bench import LAYOUT_3706A, TERMINAL_ROWS, TERMINAL_ROWS_3706A, Bench, MatrixLayout, line_column
 from .keithley707b import Keithley707B
+from .keithley2400 import Keithley2400
 from .keithley2450 import Keithley2450
+from .keithley2600b import Keithley2602B
+from .keithley3706a import Keithley3706A
 from .keysight_33500b import Keysight33522B
 from .keysight_81160a import Keysight81160A
 from .keysight_b2900 import KeysightB2902A
 from .lakeshore336 import LakeShore336
 from .server import InstrumentServer
+from .tektronix_afg31000 import TektronixAFG31102
 
 __all__ = [
     "Bench",
     "DEFAULT_PORTS",
+    "DEFAULT_PORTS_3706A",
     "EmulatedInstrument",
     "InstrumentBench",
     "InstrumentServer",
+    "LAYOUT_3706A",
+    "MatrixLayout",
     "TERMINAL_ROWS",
+    "TERMINAL_ROWS_3706A",
     "line_column",
     "running_bench",
     "start_instruments",
@@ -36,11 +44,13 @@ __all__ = [
 
 
 class InstrumentBench:
-    """The six emulated instruments of one Array, each on its own loopback port.
+    """The emulated instruments of one Array, each on its own loopback port, behind two matrices.
 
-    ``servers`` maps names (``smu_2450``, ``smu_b2902a``, ``pg_33522b``, ``pg_81160a``,
-    ``matrix_707b``, ``tc_336``: the Lake Shore 336 holding the array's thermal chuck) to
-    :class:`InstrumentServer`. Use as ``async with InstrumentBench(arr) as b:``.
+    ``servers`` maps names to :class:`InstrumentServer`: behind the 707B (``bench``): ``smu_2450``,
+    ``smu_b2902a``, ``pg_33522b``, ``pg_81160a``, ``matrix_707b``; behind the 3706A
+    (``bench_3706a``): ``smu_2602b``, ``smu_2400``, ``gate_2400``, ``afg_31102``, ``switch_3706a``; and
+    ``tc_336``: the Lake Shore 336 holding the array's thermal chuck.
+    Use as ``async with InstrumentBench(arr) as b:``.
     """
 
     def __init__(self, array: Any, host: str = "127.0.0.1", ports: dict[str, int] | None = None) -> None:
@@ -56,6 +66,14 @@ class InstrumentBench:
             Keysight81160A(self.bench),
             Keithley707B(self.bench),
             LakeShore336(array),
+        ]
+        self.bench_3706a = Bench(array, LAYOUT_3706A)
+        instruments += [
+            Keithley2602B(self.bench_3706a),
+            Keithley2400(self.bench_3706a),
+            Keithley2400(self.bench_3706a, name="gate_2400", terminal="smu2400.gate"),
+            TektronixAFG31102(self.bench_3706a),
+            Keithley3706A(self.bench_3706a),
         ]
         self.servers: dict[str, InstrumentServer] = {
             inst.name: InstrumentServer(inst, host, self.ports.get(inst.name, 0)) for inst in instruments
@@ -90,8 +108,9 @@ class InstrumentBench:
         await self.stop()
 
 
-#: Ports tried first by :func:`start_instruments` (raw-socket SCPI uses 5025 by convention), so
-#: that examples/station-emulated.toml works as written; taken ports fall back to free ones.
+#: Ports tried first by :func:`start_instruments` for the 707B bench (raw-socket SCPI uses 5025 by
+#: convention), so that examples/station-emulated.toml works as written; taken ports fall back to
+#: free ones.
 DEFAULT_PORTS: dict[str, int] = {
     "smu_2450": 5025,
     "smu_b2902a": 5026,
@@ -99,6 +118,14 @@ DEFAULT_PORTS: dict[str, int] = {
     "pg_81160a": 5028,
     "matrix_707b": 5029,
     "tc_336": 7777,  # the Lake Shore 336's own Ethernet port (User's Manual, chapter 6)
+}
+#: The same for the 3706A bench (examples/station-2602b.toml and station-2400.toml).
+DEFAULT_PORTS_3706A: dict[str, int] = {
+    "smu_2602b": 5040,
+    "smu_2400": 5041,
+    "gate_2400": 5042,
+    "afg_31102": 5043,
+    "switch_3706a": 5044,
 }
 
 _running: dict[int, InstrumentBench] = {}
@@ -108,7 +135,7 @@ async def start_instruments(array: Any, host: str = "127.0.0.1") -> list[tuple[s
     """Start the emulated instruments for ``array``; returns (name, VISA resource) per server."""
     if id(array) in _running:
         return _running[id(array)].resources()
-    bench = InstrumentBench(array, host, DEFAULT_PORTS)
+    bench = InstrumentBench(array, host, {**DEFAULT_PORTS, **DEFAULT_PORTS_3706A})
     resources = await bench.start()
     _running[id(array)] = bench
     return resources

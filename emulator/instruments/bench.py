@@ -22,7 +22,7 @@ import re
 import threading
 from collections.abc import Iterator
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -48,15 +48,48 @@ MAX_SLOTS = 9
 
 _CHANNEL_RE = re.compile(r"^([1-9])([A-Ha-h])(\d{2})$")
 
+
+@dataclass(frozen=True)
+class MatrixLayout:
+    """How one emulated switch matrix ties instrument terminals to array lines: its row names,
+    which terminal is cabled to which row, columns per card, slots, and its channel notation
+    (``<slot><row><column 2 digits>``: "1A01" on the 707B, "1301" on a 3706A matrix card)."""
+
+    terminal_rows: dict[str, str]
+    rows: str
+    columns_per_card: int
+    max_slots: int
+    channel_re: re.Pattern[str] = field(default=_CHANNEL_RE)
+    notation: str = "<slot><row A-H><column 01-12>"
+
+
+#: The 707B bench (matrix rows A-H, 12 columns per card).
+LAYOUT_707B = MatrixLayout(TERMINAL_ROWS, MATRIX_ROWS, COLUMNS_PER_CARD, MAX_SLOTS)
+
+#: The 3706A bench: 3730 6 x 16 matrix cards (channels ``<slot><row 1-6><column 01-16>``, e.g.
+#: "1305"), six slots. Its rows carry the 2602B's two SMUs, the AFG31102's output 1, the two
+#: 2400s (bit-line SMU and gate supply) and ground; the AFG's output 2 is not cabled.
+TERMINAL_ROWS_3706A: dict[str, str] = {
+    "smu2600b.a": "1",
+    "smu2600b.b": "2",
+    "afg31000.1": "3",
+    "smu2400": "4",
+    "smu2400.gate": "5",
+    "ground": "6",
+}
+LAYOUT_3706A = MatrixLayout(TERMINAL_ROWS_3706A, "123456", 16, 6,
+                            re.compile(r"^([1-6])([1-6])(\d{2})$"), "<slot 1-6><row 1-6><column 01-16>")
+
 #: Pulses (cells x repeats) per Array.pulse call of a burst: bounds the index arrays to ~1.5 MB.
 PULSE_BATCH = 1 << 16
 
 
-def line_column(kind: str, index: int, rows: int, cols: int) -> tuple[int, int]:
+def line_column(kind: str, index: int, rows: int, cols: int,
+                per_card: int = COLUMNS_PER_CARD) -> tuple[int, int]:
     """Matrix (slot, column) of array line ``kind`` ("BL", "WL", "SL") number ``index``."""
     offset = {"BL": 0, "WL": cols, "SL": cols + rows}[kind]
     k = offset + index
-    return k // COLUMNS_PER_CARD + 1, k % COLUMNS_PER_CARD + 1
+    return k // per_card + 1, k % per_card + 1
 
 
 @dataclass
@@ -68,47 +101,93 @@ class DCState:
 
 
 class Bench:
-    """Shared wiring state for all emulated instruments of one Array."""
+    """Shared wiring state for all emulated instruments of one Array behind one matrix.
 
-    def __init__(self, array: Any) -> None:
+    Several benches may share one Array (each its own matrix and instruments, e.g. the 707B bench
+    and the 3706A bench): only the terminals routed through a bench's own crosspoints drive cells.
+    """
+
+    def __init__(self, array: Any, layout: MatrixLayout = LAYOUT_707B) -> None:
         self.array = array
         self.lock: threading.RLock = array.lock
+        self.layout = layout
+        self.terminal_rows = layout.terminal_rows
+        per_card = layout.columns_per_card
         rows, cols = array.rows, array.cols
-        slots = -(-(cols + 2 * rows) // COLUMNS_PER_CARD)
-        if slots > MAX_SLOTS:
+        slots = -(-(cols + 2 * rows) // per_card)
+        if slots > layout.max_slots:
             raise ValueError(
                 f"array {rows}x{cols} needs {cols + 2 * rows} matrix columns, "
-                f"more than {MAX_SLOTS} cards x {COLUMNS_PER_CARD}"
+                f"more than {layout.max_slots} cards x {per_card}"
             )
         self.slots = slots
         self.column_line: dict[tuple[int, int], tuple[str, int]] = {}
         for kind, count in (("BL", cols), ("WL", rows), ("SL", rows)):
             for i in range(count):
-                self.column_line[line_column(kind, i, rows, cols)] = (kind, i)
-        self.closed: set[tuple[int, str, int]] = set()  # (slot, row letter, column)
-        self.dc: dict[str, DCState] = {t: DCState() for t in TERMINAL_ROWS if t != "ground"}
+                self.column_line[line_column(kind, i, rows, cols, per_card)] = (kind, i)
+        self.closed: set[tuple[int, str, int]] = set()  # (slot, row name, column)
+        self.dc: dict[str, DCState] = {t: DCState() for t in self.terminal_rows if t != "ground"}
         #: Every array call made by the instruments, oldest first (bounded): for tests and debugging.
         self.operations: deque[tuple[str, dict[str, Any]]] = deque(maxlen=10_000)
 
     # -- switch matrix ----------------------------------------------------------------------------
     def parse_channel(self, text: str) -> tuple[int, str, int]:
         """``"1A01"`` -> (1, "A", 1); SCPIError -222 when outside the installed cards."""
-        m = _CHANNEL_RE.match(text.strip())
+        per_card = self.layout.columns_per_card
+        m = self.layout.channel_re.match(text.strip())
         if m is None:
-            raise SCPIError(-224, f"channel {text!r} is not <slot><row A-H><column 01-12>")
+            raise SCPIError(-224, f"channel {text!r} is not {self.layout.notation}")
         slot, row, col = int(m.group(1)), m.group(2).upper(), int(m.group(3))
-        if not 1 <= slot <= self.slots or not 1 <= col <= COLUMNS_PER_CARD:
+        if not 1 <= slot <= self.slots or not 1 <= col <= per_card:
             raise SCPIError(
-                -222, f"channel {text!r}: slot 1..{self.slots}, column 01..{COLUMNS_PER_CARD}"
+                -222, f"channel {text!r}: slot 1..{self.slots}, column 01..{per_card:02d}"
             )
         return slot, row, col
+
+    def parse_list(self, text: str, separators: str = ",") -> list[tuple[int, str, int]]:
+        """A channel list: channels, ranges ``first:last`` (every row and column between them, on
+        one card), ``slotN`` and ``allslots``, separated by any of ``separators``."""
+        out: list[tuple[int, str, int]] = []
+        rows = self.layout.rows
+        for item in (p.strip() for p in re.split(f"[{re.escape(separators)}]", text)):
+            if not item:
+                continue
+            low = item.lower()
+            if low == "allslots":
+                out += self.all_channels()
+            elif low.startswith("slot"):
+                try:
+                    slot = int(low[4:])
+                except ValueError as exc:
+                    raise SCPIError(-224, f"bad slot {item!r}") from exc
+                if not 1 <= slot <= self.slots:
+                    raise SCPIError(-222, f"slot {slot} not installed (1..{self.slots})")
+                out += [c for c in self.all_channels() if c[0] == slot]
+            elif ":" in item:
+                first, _, last = item.partition(":")
+                s1, r1, c1 = self.parse_channel(first)
+                s2, r2, c2 = self.parse_channel(last)
+                if s1 != s2:
+                    raise SCPIError(-224, f"range {item!r} spans slots")
+                span = rows[rows.index(min(r1, r2)): rows.index(max(r1, r2)) + 1]
+                out += [(s1, r, c) for r in span for c in range(min(c1, c2), max(c1, c2) + 1)]
+            else:
+                out.append(self.parse_channel(item))
+        if not out:
+            raise SCPIError(-109, "empty channel list")
+        return out
+
+    def closed_list(self, within: set[tuple[int, str, int]] | None = None) -> str:
+        """The closed channels (of ``within``, if given) as ``;``-separated names, sorted."""
+        closed = self.closed if within is None else self.closed & within
+        return ";".join(f"{s}{r}{c:02d}" for s, r, c in sorted(closed))
 
     def all_channels(self) -> list[tuple[int, str, int]]:
         return [
             (s, r, c)
             for s in range(1, self.slots + 1)
-            for r in MATRIX_ROWS
-            for c in range(1, COLUMNS_PER_CARD + 1)
+            for r in self.layout.rows
+            for c in range(1, self.layout.columns_per_card + 1)
         ]
 
     def close(self, channels: list[tuple[int, str, int]]) -> None:
@@ -144,15 +223,17 @@ class Bench:
         for terminal, state in self.dc.items():
             if not state.on:
                 continue
-            for wl in self._lines_on_row(TERMINAL_ROWS[terminal], "WL"):
+            for wl in self._lines_on_row(self.terminal_rows[terminal], "WL"):
                 gates.setdefault(wl, state.voltage)
         return gates
 
     def addressed(self, terminal: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Cells driven from ``terminal``: row indices, column indices and each cell's VG (V)."""
-        row_letter = TERMINAL_ROWS[terminal]
+        if terminal not in self.terminal_rows:  # an output no cable ties to this matrix
+            return np.zeros(0, dtype=int), np.zeros(0, dtype=int), np.zeros(0)
+        row_letter = self.terminal_rows[terminal]
         bit_lines = self._lines_on_row(row_letter, "BL")
-        grounded = set(self._lines_on_row(TERMINAL_ROWS["ground"], "SL"))
+        grounded = set(self._lines_on_row(self.terminal_rows["ground"], "SL"))
         gates = self._gate_voltages()
         rows, cols, vgs = [], [], []
         for r in sorted(grounded):

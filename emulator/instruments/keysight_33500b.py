@@ -11,7 +11,7 @@ import math
 
 from .pulse_channel import PulseChannel
 from .pulse_generator import PulseGenerator
-from .scpi import Command, Numeric, SCPIError, fmt, need_args, parse_bool, parse_choice
+from .scpi import Command, Numeric, SCPIError, fmt, need_args, parse_choice
 
 LEVEL = Numeric(-10.0, 10.0, 0.0, "V")  # into high impedance; +-5 V into 50 ohm
 WIDTH = Numeric(16e-9, 1e6, 100e-6, "S")
@@ -56,18 +56,6 @@ class Keysight33522B(PulseGenerator):
                 a[0], ("SINusoid", "SQUare", "TRIangle", "RAMP", "PULSe", "PRBS", "NOISe", "ARB", "DC"), "FUNC"
             )
 
-        def set_burst_state(s: list[int], a: list[str]) -> None:
-            need_args(a, 1, "BURS:STAT")
-            on = parse_bool(a[0], "BURS:STAT")
-            if not on and ch(s).output:
-                raise SCPIError(-221, "turn the output off before leaving burst mode")
-            ch(s).burst_enabled = on
-
-        def set_burst_mode(s: list[int], a: list[str]) -> None:
-            need_args(a, 1, "BURS:MODE")
-            if parse_choice(a[0], ("TRIGgered", "GATed"), "BURS:MODE") != "TRIG":
-                raise SCPIError(-221, "gated burst is not emulated")
-
         def set_ncycles(s: list[int], a: list[str]) -> None:
             need_args(a, 1, "BURS:NCYC")
             ch(s).burst_count = int(NCYCLES.parse(a[0], "BURS:NCYC"))
@@ -90,9 +78,9 @@ class Keysight33522B(PulseGenerator):
                                   period="[:SOURce[1|2]][:FUNCtion]:PULSe:PERiod",
                                   frequency="[:SOURce[1|2]]:FREQuency[:CW]", limit_state=":LIMit:STATe"),
             Command("[:SOURce[1|2]][:FUNCtion]:PULSe:TRANsition[:BOTH]", write=lambda s, a: None),
-            Command("[:SOURce[1|2]]:BURSt:STATe", write=set_burst_state,
+            Command("[:SOURce[1|2]]:BURSt:STATe", write=self.set_burst_state,
                     query=lambda s, a: "1" if ch(s).burst_enabled else "0"),
-            Command("[:SOURce[1|2]]:BURSt:MODE", write=set_burst_mode, query=lambda s, a: "TRIG"),
+            Command("[:SOURce[1|2]]:BURSt:MODE", write=self.set_burst_mode, query=lambda s, a: "TRIG"),
             Command("[:SOURce[1|2]]:BURSt:NCYCles", write=set_ncycles,
                     query=lambda s, a: fmt(ch(s).burst_count)),
             Command(":TRIGger[1|2]:SOURce", write=set_trigger_source, query=lambda s, a: ch(s).trigger_source),

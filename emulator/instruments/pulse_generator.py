@@ -112,16 +112,34 @@ class PulseGenerator(EmulatedInstrument):
             raise SCPIError(-221, "present levels lie outside the limits being enabled")
         c.limit_enabled = on
 
+    def set_burst_state(self, s: list[int], a: list[str]) -> None:
+        """Burst mode on/off (``BURSt:STATe``; 33500B and AFG31000)."""
+        need_args(a, 1, "BURS:STAT")
+        on = parse_bool(a[0], "BURS:STAT")
+        if not on and self.ch(s).output:
+            raise SCPIError(-221, "turn the output off before leaving burst mode")
+        self.ch(s).burst_enabled = on
+
+    def set_burst_mode(self, s: list[int], a: list[str]) -> None:
+        """``BURSt:MODE``: triggered bursts only (gated is not emulated)."""
+        need_args(a, 1, "BURS:MODE")
+        if parse_choice(a[0], ("TRIGgered", "GATed"), "BURS:MODE") != "TRIG":
+            raise SCPIError(-221, "gated burst is not emulated")
+
     def set_polarity(self, s: list[int], a: list[str]) -> None:
         self.ch(s).inverted = parse_choice(a[0] if a else "", ("NORMal", "INVerted"), "OUTP:POL") == "INV"
 
     def shared_commands(self, *, voltage: str, width: str, period: str, frequency: str,
-                        limit_state: str) -> list[Command]:
-        """The commands both models have, under the model's own headers: ``voltage`` is its VOLTage
+                        limit_state: str | None) -> list[Command]:
+        """The commands every model has, under the model's own headers: ``voltage`` is its VOLTage
         node (with the channel suffix where the manual puts it), ``width``/``period``/``frequency``
-        its pulse-timing headers and ``limit_state`` the tail of its limit-state header."""
+        its pulse-timing headers and ``limit_state`` the tail of its limit-state header (None for a
+        model whose limits are always on)."""
         ch = self.ch
-        return [
+        state = [] if limit_state is None else [
+            Command(f"{voltage}{limit_state}", write=self.set_limit_state,
+                    query=lambda s, a: "1" if ch(s).limit_enabled else "0")]
+        return state + [
             Command(f"{voltage}[:LEVel][:IMMediate][:AMPLitude]", write=self.set_amplitude,
                     query=lambda s, a: fmt(ch(s).amplitude)),
             Command(f"{voltage}[:LEVel][:IMMediate]:OFFSet", write=self.set_offset,
@@ -132,8 +150,6 @@ class PulseGenerator(EmulatedInstrument):
                     query=lambda s, a: fmt(ch(s).limit_high)),
             Command(f"{voltage}:LIMit:LOW", write=self.set_limit("limit_low", "VOLT:LIM:LOW"),
                     query=lambda s, a: fmt(ch(s).limit_low)),
-            Command(f"{voltage}{limit_state}", write=self.set_limit_state,
-                    query=lambda s, a: "1" if ch(s).limit_enabled else "0"),
             Command(width, write=self.set_width, query=lambda s, a: fmt(ch(s).width)),
             Command(period, write=self.set_period, query=lambda s, a: fmt(ch(s).period)),
             Command(frequency, write=self.set_frequency, query=lambda s, a: fmt(1.0 / ch(s).period)),

@@ -254,6 +254,13 @@ class Numeric:
             value *= self._suffix_scale(suffix, name)
         if not math.isfinite(value):
             raise SCPIError(-222, f"{name}: {text!r} is not finite")
+        return self.check(value, name)
+
+    def check(self, value: float, name: str) -> float:
+        """``value`` (a number already parsed, e.g. by the TSP interpreter) within range; -222
+        otherwise."""
+        if not math.isfinite(value):
+            raise SCPIError(-222, f"{name}: {value!r} is not finite")
         if self.integer:
             value = float(round(value))
         # A relative tolerance on each bound lets "2.5US" through a 2.5E-6 maximum despite float

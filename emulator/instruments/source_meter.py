@@ -18,6 +18,9 @@ class SourceMeter(EmulatedInstrument):
     """Base of the emulated SMUs. ``max_abs_voltage`` (V) defaults to the most the array tolerates
     on any line (bit line or gate), so no client can exceed it whatever it asks."""
 
+    #: The model's voltage source range, V.
+    VOLTAGE_RANGE: Numeric = VOLTAGE
+
     def __init__(self, bench: Bench, max_abs_voltage: float | None = None) -> None:
         self.bench = bench
         limits = bench.limits()
@@ -28,7 +31,11 @@ class SourceMeter(EmulatedInstrument):
 
     def _voltage(self, text: str, name: str) -> float:
         """A source level (V) from a command argument: the instrument's range, then the bench limit."""
-        v = VOLTAGE.parse(text, name)
+        return self._check_voltage(self.VOLTAGE_RANGE.parse(text, name), name)
+
+    def _check_voltage(self, v: float, name: str) -> float:
+        """A source level (V) already parsed: the instrument's range, then the bench limit."""
+        v = self.VOLTAGE_RANGE.check(v, name)
         if abs(v) > self.max_abs_voltage:
             raise SCPIError(-222, f"{name}={v:g} V beyond the bench limit {self.max_abs_voltage:g} V")
         return v

@@ -33,7 +33,7 @@ import numpy as np
 
 from labctl.backends.base import ArrayBackend, BackendInfo, FloatArray, IntArray
 from labctl.core.limits import SafetyLimits
-from labctl.instruments import Keithley2450, Station, StationConfig
+from labctl.instruments import Station, StationConfig
 from labctl.instruments.errors import InstrumentError
 from labctl.instruments.thermal import ThermalController
 
@@ -189,9 +189,9 @@ class StationBackend(ArrayBackend):
         self.info = BackendInfo(kind="station", rows=self.info.rows, cols=self.info.cols, identity=identity,
                                 native_program=False, virtual_clock=self.clock.virtual)
         smu_instrument = station.smu.instrument
-        if isinstance(smu_instrument, Keithley2450):
+        if smu_instrument.line_frequency_query is not None:
             try:
-                self.line_frequency = float(await smu_instrument.ask(":SYST:LFR?"))
+                self.line_frequency = float(await smu_instrument.ask(smu_instrument.line_frequency_query))
             except (InstrumentError, ValueError):
                 self.line_frequency = DEFAULT_LINE_FREQUENCY
 

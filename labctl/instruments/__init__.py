@@ -1,7 +1,8 @@
 """Async SCPI instrument drivers (pyvisa + pyvisa-py) and the station.
 
-Drivers: :class:`Keithley2450`, :class:`KeysightB2900` (SMUs), :class:`Keysight33500B`,
-:class:`Keysight81160A` (pulse generators), :class:`Keithley707B` (switch matrix),
+Drivers: :class:`Keithley2450`, :class:`KeysightB2900`, :class:`Keithley2400`, :class:`Keithley2600B`
+(SMUs), :class:`Keysight33500B`, :class:`Keysight81160A`, :class:`TektronixAFG31000` (pulse generators),
+:class:`Keithley707B`, :class:`Keithley3706A` (switch matrices, :class:`SwitchMatrix`),
 :class:`LakeShore336` (Lake Shore 335/336 temperature controller: the chuck's ThermalController).
 :func:`open_instrument` picks the driver from ``*IDN?``. :class:`Station` opens a station file. Each
 output is limited by a :class:`labctl.core.limits.SafetyLimits`.
@@ -11,7 +12,10 @@ from .base import Channel, Identity, Instrument
 from .errors import InstrumentConnectionError, InstrumentError, LimitError
 from .factory import DRIVERS, driver_for, open_instrument
 from .keithley707b import Keithley707B
+from .keithley2400 import Keithley2400
 from .keithley2450 import Keithley2450
+from .keithley2600b import Keithley2600B
+from .keithley3706a import Keithley3706A
 from .keysight_33500b import Keysight33500B
 from .keysight_81160a import Keysight81160A
 from .keysight_b2900 import KeysightB2900
@@ -19,10 +23,14 @@ from .lakeshore336 import LakeShore336
 from .pulse import PulseGeneratorChannel
 from .smu import SourceMeterChannel, SweepResult
 from .station import Station, StationConfig
+from .switch import SwitchMatrix
+from .tektronix_afg31000 import TektronixAFG31000
+from .tsp import TspInstrument
 
 __all__ = [
     "DRIVERS", "Channel", "Identity", "Instrument", "InstrumentConnectionError", "InstrumentError",
-    "Keithley2450", "Keithley707B", "Keysight33500B", "Keysight81160A", "KeysightB2900", "LakeShore336",
-    "LimitError", "PulseGeneratorChannel", "SourceMeterChannel", "Station", "StationConfig",
-    "SweepResult", "driver_for", "open_instrument",
+    "Keithley2400", "Keithley2450", "Keithley2600B", "Keithley3706A", "Keithley707B", "Keysight33500B",
+    "Keysight81160A", "KeysightB2900", "LakeShore336", "LimitError", "PulseGeneratorChannel", "SourceMeterChannel",
+    "Station", "StationConfig", "SweepResult", "SwitchMatrix", "TektronixAFG31000", "TspInstrument",
+    "driver_for", "open_instrument",
 ]

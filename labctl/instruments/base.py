@@ -79,7 +79,12 @@ class Instrument:
     channel_numbers: ClassVar[tuple[int, ...]] = ()
     #: Query that pops one entry of the error queue.
     error_query: ClassVar[str] = ":SYST:ERR?"
+    #: Whether the error query may follow a command in the same message (SCPI: yes; TSP: no, a
+    #: runtime error ends the chunk before the query could answer).
+    error_query_in_message: ClassVar[bool] = True
     kind: ClassVar[str] = "instrument"
+    #: Query of the mains frequency the instrument integrates over (Hz), if it has one.
+    line_frequency_query: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -169,9 +174,17 @@ class Instrument:
         return await self.link.query(command, timeout)
 
     async def configure(self, command: str) -> None:
-        """Send a configuration command and raise if the instrument queued an error for it."""
-        await self.link.write(command)
-        errors = await self.read_errors(command)
+        """Send a configuration command and raise if the instrument queued an error for it.
+
+        SCPI instruments get the command and the first error query in one program message
+        (``<command>;:SYST:ERR?``): a failing command does not stop the rest of a SCPI message, so
+        the reply is that command's error, in one round trip instead of two."""
+        if self.error_query_in_message:
+            code, message = self._parse_error(await self.link.query(f"{command};{self.error_query}"))
+            errors = [] if code == 0 else [(code, message), *await self.read_errors(command)]
+        else:
+            await self.link.write(command)
+            errors = await self.read_errors(command)
         if errors:
             raise InstrumentError(self.label, command, "; ".join(f"{c},{m}" for c, m in errors))
 

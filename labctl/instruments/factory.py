@@ -6,11 +6,15 @@ from labctl.core.limits import SafetyLimits
 from .base import Instrument
 from .errors import InstrumentError
 from .keithley707b import Keithley707B
+from .keithley2400 import Keithley2400
 from .keithley2450 import Keithley2450
+from .keithley2600b import Keithley2600B
+from .keithley3706a import Keithley3706A
 from .keysight_33500b import Keysight33500B
 from .keysight_81160a import Keysight81160A
 from .keysight_b2900 import KeysightB2900
 from .lakeshore336 import LakeShore336
+from .tektronix_afg31000 import TektronixAFG31000
 from .visa import VisaLink
 
 #: Every driver, tried in order against the ``*IDN?`` reply.
@@ -21,6 +25,10 @@ DRIVERS: tuple[type[Instrument], ...] = (
     Keysight81160A,
     Keithley707B,
     LakeShore336,
+    Keithley2600B,
+    Keithley2400,
+    TektronixAFG31000,
+    Keithley3706A,
 )
 
 

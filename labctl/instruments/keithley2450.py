@@ -92,6 +92,7 @@ class Keithley2450(Instrument):
     channel_class = Keithley2450Channel
     channel_numbers = (1,)
     kind = "smu"
+    line_frequency_query = ":SYST:LFR?"
 
     @property
     def channel(self) -> Keithley2450Channel:

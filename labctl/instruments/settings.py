@@ -9,7 +9,8 @@ A driver lists each setting once::
     )
 
 and uses it as ``await smu.source_voltage.set(1.2)`` / ``await smu.source_voltage.get()``.
-``{ch}`` in a command is replaced by the channel number, so one class serves every channel.
+``{ch}`` in a command is replaced by the channel number (or the channel's ``suffix``, e.g. "a" in
+``smua``), so one class serves every channel.
 Setting a value runs, in order and before any byte is sent: the validator (instrument range),
 the owner's safety guard (station limits), formatting; then the command goes out and the
 instrument's error queue is read (:meth:`Instrument.configure`). The last value set is cached
@@ -150,7 +151,7 @@ class BoundSetting(Generic[V]):
         text = s.encode(value) if s.encode else value
         if isinstance(text, float):
             text = num(text)  # full precision: the instrument gets exactly the value validated
-        return s.set_command.format(value=text, ch=self.owner.number)
+        return s.set_command.format(value=text, ch=_suffix(self.owner))
 
     async def set(self, value: Any) -> None:
         checked = self.validate(value)
@@ -168,7 +169,7 @@ class BoundSetting(Generic[V]):
         s = self.setting
         if s.get_command is None:
             raise AttributeError(f"{s.name} cannot be read back")
-        command = s.get_command.format(ch=self.owner.number)
+        command = s.get_command.format(ch=_suffix(self.owner))
         reply = await self.owner.ask(command)
         try:
             return s.parse(reply)
@@ -180,6 +181,11 @@ class BoundSetting(Generic[V]):
     def cached(self) -> Any:
         """Last value set through this driver in this session, or None."""
         return self.owner.cache.get(self.name)
+
+
+def _suffix(owner: Owner) -> str:
+    """What ``{ch}`` stands for: the owner's ``suffix`` ("a" for a 2600B's smua), else its number."""
+    return str(getattr(owner, "suffix", owner.number))
 
 
 def on_off(value: bool) -> str:

@@ -50,6 +50,8 @@ class SourceMeterChannel(Channel):
     """Voltage source / current measure channel with the station's safety rules."""
 
     # Declared by each model: source_voltage, current_limit, nplc, output (Settings).
+    #: Most points one sweep may have on this model (None: no limit below the instrument's own).
+    max_sweep_points: int | None = None
     source_voltage: Any
     current_limit: Any
     nplc: Any
@@ -97,6 +99,8 @@ class SourceMeterChannel(Channel):
         points = [float(v) for v in voltages]
         if not points:
             raise LimitError("voltages", voltages, "at least one point")
+        if self.max_sweep_points is not None and len(points) > self.max_sweep_points:
+            raise LimitError("voltages", f"{len(points)} points", f"at most {self.max_sweep_points} on {self.label}")
         for k, v in enumerate(points):
             self.guard(f"voltages[{k}]", "voltage", v)
         if not 0 <= delay <= 1e4:

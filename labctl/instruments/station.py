@@ -24,15 +24,17 @@ from labctl.core.temperature import ZERO_CELSIUS
 from .base import Instrument
 from .errors import InstrumentError, LimitError
 from .factory import open_instrument
-from .keithley707b import Keithley707B
 from .pulse import PulseGeneratorChannel
 from .smu import SourceMeterChannel, SweepResult
 from .thermal import ThermalController, ThermalLimits
+from .switch import SwitchMatrix
 
 log = logging.getLogger(__name__)
 
-ROW = r"^[A-H]$"
-COLUMN = re.compile(r"^[1-9](0[1-9]|1[0-2])$")  # <slot><column>, e.g. "105" = slot 1, column 05
+#: Matrix rows: A-H on a 707B, 1-6 on a 3706A matrix card; the matrix's driver checks its own.
+ROW = r"^[A-H1-8]$"
+#: <slot><column>, e.g. "105" = slot 1, column 05 (01-12 on a 707B card, 01-16 on a 3730).
+COLUMN = re.compile(r"^[1-9](0[1-9]|1[0-6])$")
 #: Terminals every station needs: the bit-line SMU, the word-line (gate) supply, the pulser.
 REQUIRED_TERMINALS = ("smu", "gate", "pulse")
 
@@ -91,7 +93,7 @@ class WiringSpec(_Strict):
     def _columns(cls, value: list[str]) -> list[str]:
         for k, col in enumerate(value):
             if not COLUMN.match(col):
-                raise ValueError(f"[{k}]={col!r}: expected <slot 1-9><column 01-12>, e.g. '105'")
+                raise ValueError(f"[{k}]={col!r}: expected <slot 1-9><column 01-16>, e.g. '105'")
         return value
 
 
@@ -240,12 +242,18 @@ class Station:
         if failures:
             await self.close()
             raise failures[0]
-        self._check_kinds()
+        try:
+            self._check_kinds()
+        except BaseException:
+            await self.close()  # the instruments are open: leave them in the safe state, closed
+            raise
         await self.safe_off()
 
     def _check_kinds(self) -> None:
-        if not isinstance(self.instruments[self.config.wiring.matrix], Keithley707B):
+        matrix = self.instruments[self.config.wiring.matrix]
+        if not isinstance(matrix, SwitchMatrix):
             raise InstrumentError(self.config.wiring.matrix, "*IDN?", "wiring.matrix is not a switch matrix")
+        self._check_wiring(matrix)
         for name, kind in (("smu", SourceMeterChannel), ("gate", SourceMeterChannel),
                            ("pulse", PulseGeneratorChannel)):
             ch = self.channel(name)
@@ -267,6 +275,21 @@ class Station:
         controller.use(output=spec.output,  # type: ignore[attr-defined] input=spec.input, heater_range=spec.heater_range,
             thermal_limits=spec.limits(), clock=clock)
         return controller  # type: ignore[return-value]
+
+    def _check_wiring(self, matrix: SwitchMatrix) -> None:
+        """Every crosspoint the wiring can close is a channel of this matrix model (file errors
+        found at open, not at the first route)."""
+        w = self.config.wiring
+        rows = {f"terminals.{n}.matrix_row": t.matrix_row for n, t in self.config.terminals.items()}
+        rows["wiring.ground_row"] = w.ground_row
+        for field, row in rows.items():
+            for kind, columns in (("bit_lines", w.bit_lines), ("word_lines", w.word_lines),
+                                  ("source_lines", w.source_lines)):
+                for column in columns:
+                    name = matrix.channel_name(column[0], row, column[1:])
+                    if not matrix.channel_pattern.match(name):
+                        raise LimitError(f"{field} / wiring.{kind}", name,
+                                         f"a channel of {matrix.label}: {matrix.channel_notation}")
 
     async def safe_off(self) -> None:
         """Every output off, every crosspoint open; tries all instruments even if some fail."""
@@ -319,7 +342,7 @@ class Station:
         return self.channel("pulse")  # type: ignore[no-any-return]
 
     @property
-    def matrix(self) -> Keithley707B:
+    def matrix(self) -> SwitchMatrix:
         return self.instruments[self.config.wiring.matrix]  # type: ignore[return-value]
 
     def crosspoints(self, row: int, col: int, terminal: str) -> list[str]:
@@ -332,7 +355,7 @@ class Station:
             raise LimitError("col", col, f"0..{a.cols - 1}")
 
         def ch(column: str, matrix_row: str) -> str:
-            return f"{column[0]}{matrix_row}{column[1:]}"
+            return self.matrix.channel_name(column[0], matrix_row, column[1:])
 
         return [
             ch(w.bit_lines[col], self.config.terminals[terminal].matrix_row),
@@ -341,7 +364,7 @@ class Station:
         ]
 
     async def route(self, row: int, col: int, terminal: str) -> None:
-        """Exclusive route of one cell to ``terminal`` (break before make on the 707B)."""
+        """Exclusive route of one cell to ``terminal`` (break before make on the matrix)."""
         channels = self.crosspoints(row, col, terminal)
         if self._route == (row, col, terminal):
             return
