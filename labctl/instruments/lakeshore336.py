@@ -78,6 +78,9 @@ class LakeShore336(Instrument, ThermalController):
     channel_numbers = (1, 2)
     kind = "temperature_controller"
     error_query = "*ESR?"
+    # Two messages per command, as the thermal driver was checked against the manual: its status bits are
+    # read after the command, never appended to it.
+    error_query_in_message = False
 
     def __init__(self, resource: str, *, name: str | None = None, limits: Any = None, timeout: float = 5.0,
                  output: int = 1, input: str = "A", heater_range: int = 3,  # noqa: A002 - the manual's word
