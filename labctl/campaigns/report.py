@@ -150,10 +150,11 @@ def step_figures(data: StepData) -> list[Item]:
     return items
 
 
-def build_steps(store: Store, rec: RunRecord) -> list[StepReport]:
-    """Every step of the run that has units, with its summaries and drawn items."""
+def build_steps(store: Store, rec: RunRecord, out: Path | None = None) -> list[StepReport]:
+    """Every step of the run that has units, with its summaries and drawn items; with `out`, each
+    step's figures are saved there (and closed) as soon as they are drawn."""
     units = store.units(rec.run_id)
-    out = []
+    reports = []
     for step_index, step in enumerate(rec.campaign["steps"]):
         su = [u for u in units if u.step_index == step_index]
         if not su:
@@ -168,26 +169,36 @@ def build_steps(store: Store, rec: RunRecord) -> list[StepReport]:
         done = sum(u.status == "done" for u in su)
         items = step_figures(data) if any(g.kinds for g in data.groups) else \
             [Note("Nothing was measured in this step" + (" (the run stopped before it)." if done == 0 else "."))]
-        out.append(StepReport(step_index, data.name, step["routine"], len(su), done, summaries, items))
-    return out
+        report = StepReport(step_index, data.name, step["routine"], len(su), done, summaries, items)
+        if out is not None:
+            _save(report, out)
+        reports.append(report)
+    return reports
 
 
-def _save(steps: list[StepReport], out: Path) -> None:
-    """Each figure as step-NN-<step>-<figure>.png (bytes kept for the page); figures are closed."""
+def _save(s: StepReport, out: Path) -> None:
+    """Each figure of a step as step-NN-<step>-<figure>.png (bytes kept for the page); figures are closed."""
     import matplotlib.pyplot as plt
 
-    for s in steps:
+    try:
         for item in s.items:
             if not isinstance(item, Figure):
                 continue
-            name = f"step-{s.index:02d}-{s.name}-{item.name}.png".replace("/", "_").replace(" ", "_")
+            stem = f"step-{s.index:02d}-{s.name}-{item.name}".replace("/", "_").replace(" ", "_")
+            name, n = f"{stem}.png", 1
+            while name in s.files.values():  # two groups' figures of the same name
+                n += 1
+                name = f"{stem}-{n}.png"
             buf = io.BytesIO()
             item.figure.tight_layout()
             item.figure.savefig(buf, format="png", dpi=DPI)
-            plt.close(item.figure)
             (out / name).write_bytes(buf.getvalue())
             s.files[id(item)] = name
             s.images[id(item)] = buf.getvalue()
+    finally:
+        for item in s.items:
+            if isinstance(item, Figure):
+                plt.close(item.figure)
 
 
 def write_report(store: Store, run_id: str, out_dir: str | os.PathLike[str]) -> Path:
@@ -198,8 +209,7 @@ def write_report(store: Store, run_id: str, out_dir: str | os.PathLike[str]) -> 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rec = store.run(run_id)
-    steps = build_steps(store, rec)
-    _save(steps, out)
+    steps = build_steps(store, rec, out)
     events = store.events(run_id)
     summary = {
         "run_id": rec.run_id, "name": rec.name, "status": rec.shown_status, "created_at": rec.created_at,

@@ -82,6 +82,11 @@ class KindData:
     def size(self) -> int:
         return int(self.rows.size)
 
+    def where(self, mask: NDArray[np.bool_]) -> KindData:
+        """The entries where `mask` (n,) holds."""
+        return KindData(self.rows[mask], self.cols[mask], self.t[mask], self.batch[mask],
+                        {q: v[mask] for q, v in self.values.items()})
+
 
 @dataclass
 class TraceBatch:
@@ -175,14 +180,20 @@ def si_axis(ax: Any, which: str, name: str, unit: str = "") -> str:
     `unit` (SI symbol: V, A, S, Ω, s) and one engineering prefix chosen from the axis range, ticks
     scaled to it; a log axis gets prefixed ticks instead ("10 µA"). Call after the data is drawn.
     Returns the label set. A dimensionless quantity (unit "") is labelled by its name alone."""
-    from matplotlib.ticker import EngFormatter, FuncFormatter
+    from matplotlib.ticker import EngFormatter, FuncFormatter, LogLocator, NullFormatter
 
     axis = ax.yaxis if which in ("y", "cbar") else ax.xaxis
     lo, hi = (ax.get_ylim() if which in ("y", "cbar") else ax.get_xlim())
     if not unit:
         label = name
+    elif axis.get_scale() == "log" and unit == "s":
+        label = name if _time_ticks(axis, lo, hi) else f"{name} (s)"
     elif axis.get_scale() == "log":
+        # Ticks at 1, 2 and 5 of every decade, so that even a short range has labelled ticks.
+        span = abs(math.log10(hi / lo)) if lo > 0 and hi > 0 else 10.0
+        axis.set_major_locator(LogLocator(subs=(1.0,) if span > 4 else (1.0, 2.0, 5.0)))
         axis.set_major_formatter(EngFormatter(unit=unit, sep=" "))
+        axis.set_minor_formatter(NullFormatter())
         label = f"{name} ({unit})"
     else:
         prefix, scale = prefix_of(max(abs(lo), abs(hi)))
@@ -191,6 +202,30 @@ def si_axis(ax: Any, which: str, name: str, unit: str = "") -> str:
         label = f"{name} ({prefix}{unit})"
     axis.set_label_text(label)
     return label
+
+
+#: Tick marks of a log time axis: the durations people read (s).
+_TIME_TICKS = ((1e-6, "1 µs"), (1e-3, "1 ms"), (1.0, "1 s"), (10.0, "10 s"), (60.0, "1 min"), (600.0, "10 min"),
+               (3600.0, "1 h"), (86400.0, "1 day"), (604800.0, "1 week"), (2629800.0, "1 month"),
+               (31557600.0, "1 year"), (315576000.0, "10 years"), (3155760000.0, "100 years"))
+
+
+def _time_ticks(axis: Any, lo: float, hi: float) -> bool:
+    """Ticks of a log time axis at 1 s, 1 min, 1 h, 1 day, ... 10 years inside (lo, hi) (s), True; where
+    fewer than three of those fall inside, prefixed ticks in s, False."""
+    from matplotlib.ticker import EngFormatter, FixedFormatter, FixedLocator, NullFormatter
+
+    inside = []
+    for t, text in _TIME_TICKS:  # at least 1/8 of the axis apart, so the labels do not run together
+        if lo <= t <= hi and (not inside or math.log10(t / inside[-1][0]) >= math.log10(hi / lo) / 8):
+            inside.append((t, text))
+    if len(inside) >= 3:
+        axis.set_major_locator(FixedLocator([t for t, _ in inside]))
+        axis.set_major_formatter(FixedFormatter([text for _, text in inside]))
+    else:
+        axis.set_major_formatter(EngFormatter(unit="s", sep=" "))
+    axis.set_minor_formatter(NullFormatter())
+    return len(inside) >= 3
 
 
 def eng(value: float | None, unit: str = "", digits: int = 3) -> str:
@@ -261,6 +296,22 @@ def cell_map(ax: Any, step: StepData, rows: NDArray[Any], cols: NDArray[Any], va
     ax.set_xlabel("column")
     ax.set_ylabel("row")
     return im
+
+
+def iv_panel(ax: Any, batch: TraceBatch, title: str, n: int = MAX_CURVES) -> int:
+    """|I| against V (log current axis) of the first `n` cells of a batch with traces v (V) and i (A);
+    the cells are labelled when few. Returns the number of curves drawn."""
+    v, i = batch.values.get("v"), batch.values["i"]
+    n = min(n, i.shape[0])
+    for k in range(n):
+        ax.plot(v[k] if v is not None else np.arange(i.shape[1]), np.abs(i[k]), lw=0.8,
+                label=f"cell ({batch.rows[k]}, {batch.cols[k]})" if n <= 6 else None)
+    ax.set_yscale("log")
+    si_axis(ax, "x", "V" if v is not None else "point", "V" if v is not None else "")
+    si_axis(ax, "y", "|I|", "A")
+    ax.set_title(title, fontsize=9)
+    legend(ax)
+    return n
 
 
 def per_cell(step: StepData, d: KindData, quantity: str) -> tuple[NDArray[np.int64], NDArray[np.float64],

@@ -3,31 +3,19 @@ distributions with their Gaussian fits (1T1R and R_DS-corrected ReRAM), the form
 yield map."""
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
 
-from labctl.routines.figures.base import (MAX_CURVES, Figure, Item, Note, StepData, StepGroup, bins_for, cell_map,
-                                          eng, finite, gaussian_hist, legend, si_axis, subplots)
+from labctl.routines.figures.base import (Figure, Item, Note, StepData, StepGroup, bins_for, cell_map, eng, finite,
+                                          gaussian_hist, iv_panel, legend, si_axis, subplots)
 
 
-def iv_curves(ax: object, group: StepGroup, kind: str, title: str) -> str | None:
-    """|I| against V of the first MAX_CURVES cells of the first batch of `kind`, log current axis;
-    returns the caption fragment, None without traces."""
+def iv_curves(ax: Any, group: StepGroup, kind: str, title: str) -> str | None:
+    """|I| against V of the first cells of the first batch of `kind`; the caption fragment, None without traces."""
     batches = group.traces(kind)
     if not batches or "i" not in batches[0].values:
         return None
-    b = batches[0]
-    v = b.values.get("v")
-    i = b.values["i"]
-    n = min(MAX_CURVES, i.shape[0])
-    for k in range(n):
-        x = v[k] if v is not None else np.arange(i.shape[1])
-        ax.plot(x, np.abs(i[k]), lw=0.8, label=f"({b.rows[k]}, {b.cols[k]})" if n <= 6 else None)
-    ax.set_yscale("log")
-    si_axis(ax, "x", "V", "V" if v is not None else "")
-    si_axis(ax, "y", "|I|", "A")
-    ax.set_title(title, fontsize=9)
-    legend(ax)
-    return f"{n} of {b.rows.size} cells of the first chunk"
+    n = iv_panel(ax, batches[0], title)
+    return f"{n} of {batches[0].rows.size} cells of the first chunk"
 
 
 def forming_figures(step: StepData) -> list[Item]:
