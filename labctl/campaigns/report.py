@@ -167,7 +167,7 @@ def build_steps(store: Store, rec: RunRecord, out: Path | None = None) -> list[S
                               "quantities": {f"{k}.{q}": _stats(v) for k, d in g.kinds.items()
                                              for q, v in d.values.items()}})
         done = sum(u.status == "done" for u in su)
-        items = step_figures(data) if any(g.kinds for g in data.groups) else \
+        items = step_figures(data) if any(g.kinds or g.summary for g in data.groups) else \
             [Note("Nothing was measured in this step" + (" (the run stopped before it)." if done == 0 else "."))]
         report = StepReport(step_index, data.name, step["routine"], len(su), done, summaries, items)
         if out is not None:
