@@ -167,8 +167,12 @@ def build_steps(store: Store, rec: RunRecord, out: Path | None = None) -> list[S
                               "quantities": {f"{k}.{q}": _stats(v) for k, d in g.kinds.items()
                                              for q, v in d.values.items()}})
         done = sum(u.status == "done" for u in su)
-        items = step_figures(data) if any(g.kinds or g.summary for g in data.groups) else \
-            [Note("Nothing was measured in this step" + (" (the run stopped before it)." if done == 0 else "."))]
+        if any(g.kinds or g.summary for g in data.groups):
+            items = step_figures(data)
+        elif any(u.status != "pending" for u in su):
+            items = [Note("Nothing was stored in this step: the run stopped in it before its first measurement.")]
+        else:
+            items = [Note("Nothing was measured in this step: the run stopped before it.")]
         report = StepReport(step_index, data.name, step["routine"], len(su), done, summaries, items)
         if out is not None:
             _save(report, out)
@@ -190,7 +194,6 @@ def _save(s: StepReport, out: Path) -> None:
                 n += 1
                 name = f"{stem}-{n}.png"
             buf = io.BytesIO()
-            item.figure.tight_layout()
             item.figure.savefig(buf, format="png", dpi=DPI)
             (out / name).write_bytes(buf.getvalue())
             s.files[id(item)] = name

@@ -159,7 +159,14 @@ def subplots(n: int, *, ncol: int = 3, size: tuple[float, float] = (4.4, 3.4)) -
     plt = pyplot()
     ncol = max(1, min(ncol, n))
     nrow = math.ceil(n / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(size[0] * ncol, size[1] * nrow), squeeze=False)
+    w, h = size[0] * ncol, size[1] * nrow
+    # Fixed margins in inches (room for tick labels, axis labels and a colour bar's label) instead of a
+    # layout engine: tight and constrained layouts cost a second drawing, most of a report's time.
+    left, right, bottom, top, wgap, hgap = 0.85, 0.8, 0.6, 0.35, 1.25, 0.8
+    fig, axes = plt.subplots(nrow, ncol, figsize=(w, h), squeeze=False, gridspec_kw={
+        "left": left / w, "right": 1 - right / w, "bottom": bottom / h, "top": 1 - top / h,
+        "wspace": wgap / ((w - left - right - wgap * (ncol - 1)) / ncol),
+        "hspace": hgap / ((h - bottom - top - hgap * (nrow - 1)) / nrow)})
     flat = list(axes.ravel())
     for ax in flat[n:]:
         ax.set_visible(False)
