@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from labctl.routines.figures.base import (Figure, Item, Note, StepData, cdf, cell_map, eng, legend, si_axis,
+from labctl.routines.figures.base import (Figure, Item, Note, StepData, StepGroup, cdf, cell_map, eng, legend, si_axis,
                                           subplots)
 from labctl.routines.figures.open_loop import _matrix, trace_panel
 from labctl.routines.figures.retention import YEAR, time_law
@@ -42,16 +42,22 @@ def cell_reads_figures(step: StepData) -> list[Item]:
     groups = step.with_kind("read")
     if not groups:
         return [Note("No reads stored: no figure.")]
+    return [read_figure(step, groups, "G", "read", "Conductance read: cumulative distribution and map.")]
+
+
+def read_figure(step: StepData, groups: list[StepGroup], quantity: str, name: str, caption: str) -> Figure:
+    """Cumulative distribution (groups overlaid) and map (one per group) of the "read" batches' G."""
     fig, axes = subplots(1 + len(groups), ncol=3)
+    parts = []
     for g in groups:
-        cdf(axes[0], g.kinds["read"]["g"], label=g.label or None)
-    si_axis(axes[0], "x", "G", "S")
+        gg = g.kinds["read"]["g"]
+        cdf(axes[0], gg, label=g.label or None)
+        parts.append(f"{g.label + ': ' if g.label else ''}median {eng(float(np.nanmedian(gg)), 'S')}")
+    si_axis(axes[0], "x", quantity, "S")
     axes[0].set_ylabel("cumulative fraction of cells")
     legend(axes[0])
     for ax, g in zip(axes[1:], groups):
         d = g.kinds["read"]
         cell_map(ax, step, d.rows, d.cols, d["g"], "G", "S")
         ax.set_title(step.title(g), fontsize=9)
-    med = "; ".join(f"{g.label + ': ' if g.label else ''}median {eng(float(np.nanmedian(g.kinds['read']['g'])), 'S')}"
-                    for g in groups)
-    return [Figure("read", fig, f"Conductance read: cumulative distribution and map. {med}.")]
+    return Figure(name, fig, f"{caption} " + "; ".join(parts) + ".")

@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from labctl.routines.figures.base import (Figure, Item, Note, StepData, bins_for, cdf, cell_map, eng, finite, iv_panel,
-                                          legend, si_axis, stack_by, subplots)
+from labctl.routines.figures.base import (Figure, Item, Note, StepData, bins_for, cdf, eng, finite, iv_panel, legend,
+                                          si_axis, stack_by, subplots)
+from labctl.routines.figures.cells import read_figure
 
 _STAGES = ("negative sweep", "reset sweep", "set sweep")
 
@@ -31,21 +32,8 @@ def conditioning_figures(step: StepData) -> list[Item]:
     if not groups:
         out.append(Note("No read after conditioning stored: no conductance figure."))
         return out
-    fig, axes = subplots(1 + len(groups), ncol=3)
-    parts = []
-    for g in groups:
-        gg = g.kinds["read"]["g"]
-        cdf(axes[0], gg, label=g.label or None)
-        parts.append(f"{g.label + ': ' if g.label else ''}median {eng(float(np.nanmedian(gg)), 'S')}")
-    si_axis(axes[0], "x", "G after conditioning", "S")
-    axes[0].set_ylabel("cumulative fraction of cells")
-    legend(axes[0])
-    for ax, g in zip(axes[1:], groups):
-        d = g.kinds["read"]
-        cell_map(ax, step, d.rows, d.cols, d["g"], "G", "S")
-        ax.set_title(step.title(g), fontsize=9)
-    out.append(Figure("conductance", fig, "Conductance read at the read bias after conditioning: cumulative "
-                      "distribution and map. " + "; ".join(parts) + "."))
+    out.append(read_figure(step, groups, "G after conditioning", "conductance", "Conductance read at the read bias "
+                           "after conditioning: cumulative distribution and map."))
     return out
 
 
