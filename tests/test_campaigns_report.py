@@ -257,3 +257,89 @@ def test_labctl_run_prints_the_report_page_and_report_opens_it(tmp_path) -> None
     (tmp_path / "a-file").write_text("")
     proc = _cli("report", "last", "--store", store, "--out", str(tmp_path / "a-file" / "r"))
     assert proc.returncode == 2 and "report: cannot write" in proc.stderr and "a-file" in proc.stderr
+
+
+EVERY_ROUTINE = """\
+[campaign]
+name = "every-routine"
+[backend]
+rows = 16
+cols = 16
+seed = 4
+[selections.q]
+kind = "region"
+rows = [0, 4]
+cols = [0, 4]
+[selections.q2]
+kind = "region"
+rows = [0, 16]
+cols = [0, 16]
+[[steps]]
+routine = "forming"
+cells = "q"
+[[steps]]
+routine = "conditioning"
+cells = "q"
+[[steps]]
+routine = "iv_cycles"
+cells = "q"
+params = { cycles = 3 }
+[[steps]]
+routine = "open_loop"
+cells = "q"
+params = { batch = 40, cycles = 1, pulses = 40 }
+[[steps]]
+routine = "retention"
+cells = "q"
+params = { times = [1, 10, 100, 1000] }
+[[steps]]
+routine = "relaxation"
+cells = "q"
+params = { t_first = 1, t_last = 1000, points_per_decade = 1, program = { levels = [20e-6, 40e-6, 60e-6, 80e-6] } }
+[[steps]]
+routine = "endurance"
+cells = "q"
+params = { max_cycles = 100, check_every = 10 }
+[steps.sweep]
+pulses_per_switch = [5, 10]
+[[steps]]
+routine = "puf_enroll"
+cells = "q2"
+params = { prepare = "form_set", secret_bits = 64, ber_floor = 0.005, helper_file = "helper.json" }
+"""
+
+
+def test_every_routine_draws_its_own_figures_with_units(tmp_path, monkeypatch) -> None:
+    plt = figures.base.pyplot()
+    monkeypatch.setitem(plt.rcParams, "figure.max_open_warning", 0)  # every figure is inspected, then closed
+    with Store(tmp_path / "r.sqlite") as store:
+        result = asyncio.run(Runner.new(store, EVERY_ROUTINE, str(tmp_path / "every.toml")).run())
+        assert result.status == "complete", result.errors
+        steps = build_steps(store, store.run(result.run_id))
+    try:
+        drawn = {s.routine: {i.name: i for i in s.items if isinstance(i, Figure)} for s in steps}
+        notes = [i.text for s in steps for i in s.items if isinstance(i, Note)]
+        assert not any("could not be drawn" in n for n in notes), notes
+        assert set(drawn["iv_cycles"]) == {"loops", "window"} and set(drawn["conditioning"]) == {"sweeps", "conductance"}
+        hrs_lrs = _visible(drawn["iv_cycles"]["window"])[0]
+        assert hrs_lrs.get_xlabel() == "R at the read bias (Ω)" and "kΩ" in hrs_lrs.xaxis.get_major_formatter()(2e4)
+        assert "V_set median 1." in drawn["iv_cycles"]["loops"].caption
+        assert {"traces", "symmetry_point", "metrics"} <= set(drawn["open_loop"])
+        assert [ax.get_xlabel() for ax in _visible(drawn["open_loop"]["metrics"])[3:]] == ["N_states", "SP_skew", "NSR"]
+        relax = drawn["relaxation"]
+        assert {"relaxation", "overlap", "sigma_prog", "cdf"} <= set(relax)
+        mean_ax = _visible(relax["relaxation"])[0]
+        assert mean_ax.get_xlabel() == "time after programming" and mean_ax.get_ylabel() == "mean G(t) − G_prog (µS)"
+        assert [t.get_text() for t in mean_ax.get_xticklabels()][-1] == "10 years"
+        assert "extrapolated to 10 years" in relax["relaxation"].caption
+        assert "4 levels" in _visible(relax["overlap"])[0].get_title()
+        assert "10 years" in drawn["retention"]["retention"].caption
+        (endurance,) = [s for s in steps if s.routine == "endurance"]
+        windows = [i for i in endurance.items if isinstance(i, Figure)]
+        assert [w.caption.split(":")[0] for w in windows] == ["Endurance (pulses_per_switch = 5)",
+                                                              "Endurance (pulses_per_switch = 10)"]
+        assert _visible(windows[0])[0].get_ylabel() == "G (µS)"
+        puf = drawn["puf_enroll"]["response_map"]
+        assert "positions stable" in _visible(puf)[0].get_title() and "steadiness" in puf.caption
+    finally:
+        plt.close("all")

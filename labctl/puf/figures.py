@@ -32,8 +32,7 @@ def enroll_figures(step: StepData) -> list[Item]:
         grid = np.full(width * int(math.ceil(mask.size / width)), np.nan)
         grid[:mask.size] = mask
         fig, axes = subplots(2, ncol=2)
-        cmap = pyplot().get_cmap("Greys").copy()
-        cmap.set_bad("#f0d0d0")  # past the last position
+        cmap = pyplot().get_cmap("Greys").with_extremes(bad="#f0d0d0")  # past the last position
         im = axes[0].imshow(np.ma.masked_invalid(grid.reshape(-1, width)), cmap=cmap, vmin=0, vmax=1,
                             interpolation="nearest")
         fig.colorbar(im, ax=axes[0]).set_label("stable (1) / masked (0)")
