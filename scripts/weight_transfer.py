@@ -20,7 +20,7 @@ import numpy as np
 from labctl.campaigns.experiment import add_arguments, experiment_backend, measure, report, run_info, save, script_main
 from labctl.routines import ClosedLoopParams, ProgrammingNoiseParams
 from labctl.routines import programming_noise as programming_noise_routine
-from labctl.routines.figures.base import subplots
+from labctl.routines.figures.base import pyplot
 from labctl.routines.figures.program import finish_sigma_axes, level_cdfs, pulses_histogram, sigma_prog
 from labctl.routines.metrics import programming_noise
 
@@ -64,19 +64,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def plot(data: dict[str, Any], out: Path) -> None:
     """The run report's programming figures (labctl.routines.figures.program), from the JSON data."""
     runs = data["runs"]
-    fig, axes = subplots(1, size=(6, 4))
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
     for run in runs:
-        pulses_histogram(axes[0], run["cells"]["iterations"], run["cells"]["converged"], f"{100 * run['tolerance']:g} %")
+        pulses_histogram(ax, run["cells"]["iterations"], run["cells"]["converged"], f"{100 * run['tolerance']:g} %")
     save(fig, out / "iterations.png")
-    fig, axes = subplots(1, size=(6, 4))
+    fig, ax = plt.subplots(figsize=(6, 4))
     for run in runs:
         c = run["cells"]
-        sigma_prog(axes[0], programming_noise(_floats(c["target_S"]), _floats(c["g_S"]), np.asarray(c["converged"])),
+        sigma_prog(ax, programming_noise(_floats(c["target_S"]), _floats(c["g_S"]), np.asarray(c["converged"])),
                    f"{100 * run['tolerance']:g} %")
-    finish_sigma_axes(axes[0])
+    finish_sigma_axes(ax)
     save(fig, out / "sigma_prog.png")
-    fig, axes = subplots(len(runs), ncol=len(runs), size=(6, 4))
-    for ax, run in zip(axes, runs):
+    fig, axes = plt.subplots(1, len(runs), figsize=(6 * len(runs), 4), squeeze=False)
+    for ax, run in zip(axes[0], runs):
         c = run["cells"]
         level_cdfs(ax, _floats(c["target_S"]), _floats(c["g_S"]), np.asarray(c["converged"], dtype=bool),
                    f"acceptance {100 * run['tolerance']:g} %")

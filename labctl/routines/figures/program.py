@@ -67,7 +67,11 @@ def pulses_vs_target(ax: Any, targets: NDArray[Any], iterations: NDArray[Any], c
     ok = np.asarray(converged, dtype=bool)
     pick = subsample(t.size)
     jitter = np.random.default_rng(1).uniform(-0.25, 0.25, pick.size) * (np.ptp(t) / max(np.unique(t).size, 1))
-    ax.scatter(t[pick] + jitter, it[pick], s=3, alpha=0.35, c=np.where(ok[pick], "tab:blue", "tab:red"), lw=0)
+    good = ok[pick]
+    ax.scatter((t[pick] + jitter)[good], it[pick][good], s=3, alpha=0.35, color="tab:blue", lw=0)
+    if not good.all():
+        ax.scatter((t[pick] + jitter)[~good], it[pick][~good], s=12, marker="x", color="tab:red", lw=0.8,
+                   label="not converged")
     levels = np.unique(t)
     means = np.array([it[t == lv].mean() for lv in levels])
     ax.plot(levels, means, "k-o", ms=3, lw=1, label="mean per level")
@@ -130,7 +134,7 @@ def program_figures(step: StepData) -> list[Item]:
     for ax, (g, p), name in zip(axes, groups, names):
         parts.append(f"{name}: {pulses_vs_target(ax, p['target'], p['iterations'], p['converged'])}")
         ax.set_title(name, fontsize=9)
-    out.append(Figure("pulses", fig, "Pulses per cell against G_target (not converged in red, small random "
+    out.append(Figure("pulses", fig, "Pulses per cell against G_target (not converged: red ×; small random "
                       "horizontal offsets to separate the points), with the mean per level. " + "; ".join(parts) + "."))
     fig, axes = subplots(len(groups), ncol=2)
     parts = []
