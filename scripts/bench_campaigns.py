@@ -10,6 +10,10 @@ runner_overhead_ratio: (campaign time - direct time) / direct time for the same 
 validate_largest_plan_s: load_campaign of the largest plan the bounds accept (a 32x32 forming step split
   into one-cell chunks, repeated 48 times: 49,152 units; labctl.campaigns.plan.MAX_UNITS), median
   (target <= 1 s, issue 20).
+report_main_s: `labctl report RUN` (the whole command: start-up, figures, PNG files, report.html) on the
+  main job (examples/weight-transfer.toml, 32x32), median (target <= 3 s, issue 17).
+report_256_s: the same on the main job run on a 256x256 array (65,536 cells; scatter plots subsampled),
+  median (target <= 20 s); --no-256 skips it (the run itself takes minutes).
 
 Usage: python scripts/bench_campaigns.py [--json] [--repeats N]
 """
@@ -101,11 +105,45 @@ def bench_validation(repeats: int) -> float:
     return statistics.median(times)
 
 
+MAIN_JOB = Path(__file__).resolve().parents[1] / "examples" / "weight-transfer.toml"
+
+
+def bench_report(tmp: Path, size: int, repeats: int) -> float:
+    """Median seconds of `labctl report` (a subprocess: the command as users run it) on the main job
+    run on a size x size array."""
+    import subprocess
+    import sys
+
+    text = MAIN_JOB.read_text().replace("rows = 32", f"rows = {size}").replace("cols = 32", f"cols = {size}")
+    path = tmp / f"main-{size}.sqlite"
+    with Store(path) as store:
+        result = asyncio.run(Runner.new(store, text, str(MAIN_JOB)).run())
+    assert result.status == "complete", result.errors
+    times = []
+    for k in range(repeats):
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "labctl.cli", "report", result.run_id, "--store", str(path),
+                               "--out", str(tmp / f"report-{size}-{k}")], capture_output=True, text=True)
+        times.append(time.perf_counter() - t0)
+        assert proc.returncode == 0, proc.stderr
+    return statistics.median(times)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--repeats", type=int, default=5, help="timed repetitions (median reported)")
+    ap.add_argument("--no-256", action="store_true", help="skip report_256_s (its run takes minutes)")
+    ap.add_argument("--only-reports", action="store_true", help="only report_main_s and report_256_s")
     args = ap.parse_args()
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "?"
+    if args.only_reports:
+        with tempfile.TemporaryDirectory() as d:
+            out: dict[str, object] = {"report_main_s": bench_report(Path(d), 32, args.repeats)}
+            if not args.no_256:
+                out["report_256_s"] = bench_report(Path(d), 256, min(args.repeats, 3))
+        _print({**out, "load_before": load}, args.json)
+        return
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         store = bench_store(tmp)
@@ -119,7 +157,15 @@ def main() -> None:
     out = {**store, "runner_overhead_ratio": (tc - td) / td, "direct_s": td, "campaign_s": tc,
            "campaign_measurements": n, "cells": ROWS * COLS,
            "validate_largest_plan_s": bench_validation(args.repeats)}
-    if args.json:
+    with tempfile.TemporaryDirectory() as d:
+        out["report_main_s"] = bench_report(Path(d), 32, args.repeats)
+        if not args.no_256:
+            out["report_256_s"] = bench_report(Path(d), 256, min(args.repeats, 3))
+    _print({**out, "load_before": load}, args.json)
+
+
+def _print(out: dict[str, object], as_json: bool) -> None:
+    if as_json:
         print(json.dumps(out))
         return
     print(f"{'quantity':<32}{'value':>16}")

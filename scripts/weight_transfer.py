@@ -17,9 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from labctl.campaigns.experiment import (add_arguments, experiment_backend, measure, pyplot, report, run_info, save,
-                                         script_main)
-from labctl.routines import ClosedLoopParams, ProgrammingNoiseParams, programming_noise
+from labctl.campaigns.experiment import add_arguments, experiment_backend, measure, report, run_info, save, script_main
+from labctl.routines import ClosedLoopParams, ProgrammingNoiseParams
+from labctl.routines import programming_noise as programming_noise_routine
+from labctl.routines.figures.base import pyplot
+from labctl.routines.figures.program import finish_sigma_axes, level_cdfs, pulses_histogram, sigma_prog
+from labctl.routines.metrics import programming_noise
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -42,7 +45,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for tol in args.tolerances:
             params = ProgrammingNoiseParams(program=ClosedLoopParams(
                 levels=levels, tolerance=tol, max_iterations=args.max_iterations))
-            res = await measure(args, backend, programming_noise, None, None, params)
+            res = await measure(args, backend, programming_noise_routine, None, None, params)
             report(f"acceptance {tol:g}", res.summary())
             p = res.programmed
             out["runs"].append({
@@ -59,47 +62,30 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def plot(data: dict[str, Any], out: Path) -> None:
-    plt = pyplot()
+    """The run report's programming figures (labctl.routines.figures.program), from the JSON data."""
     runs = data["runs"]
-    # Iterations per cell.
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for run in runs:
-        it = np.asarray(run["cells"]["iterations"])
-        ax.hist(it, bins=np.arange(0, it.max() + 2) - 0.5 if it.max() < 80 else 60, histtype="step",
-                label=f"{100 * run['tolerance']:g} % ({int(np.sum(~np.asarray(run['cells']['converged'])))} not converged)")
-    ax.set_xlabel("pulses per cell")
-    ax.set_ylabel("cells")
-    ax.set_yscale("log")
-    ax.legend()
+        pulses_histogram(ax, run["cells"]["iterations"], run["cells"]["converged"], f"{100 * run['tolerance']:g} %")
     save(fig, out / "iterations.png")
-    # σ_prog against the target, with the linear fit.
     fig, ax = plt.subplots(figsize=(6, 4))
     for run in runs:
-        lv = np.asarray(run["per_level"]["level_S"], dtype=float)
-        sig = np.asarray([np.nan if s is None else s for s in run["per_level"]["sigma_prog_S"]], dtype=float)
-        f = run["sigma_fit"]
-        line = ax.plot(lv * 1e6, sig * 1e6, "o", ms=3, label=f"{100 * run['tolerance']:g} %")[0]
-        if f["slope"] is not None:
-            ax.plot(lv * 1e6, (f["slope"] * lv + f["intercept_S"]) * 1e6, "-", color=line.get_color(), lw=1)
-    ax.set_xlabel("G target (µS)")
-    ax.set_ylabel("σ_prog (µS)")
-    ax.set_yscale("log")
-    ax.legend()
+        c = run["cells"]
+        sigma_prog(ax, programming_noise(_floats(c["target_S"]), _floats(c["g_S"]), np.asarray(c["converged"])),
+                   f"{100 * run['tolerance']:g} %")
+    finish_sigma_axes(ax)
     save(fig, out / "sigma_prog.png")
-    # Cumulative distributions of the programmed conductances, one curve per level.
     fig, axes = plt.subplots(1, len(runs), figsize=(6 * len(runs), 4), squeeze=False)
     for ax, run in zip(axes[0], runs):
-        t = np.asarray(run["cells"]["target_S"], dtype=float)
-        g = np.asarray(run["cells"]["g_S"], dtype=float)
-        ok = np.asarray(run["cells"]["converged"], dtype=bool)
-        for level in np.unique(t):
-            x = np.sort(g[(t == level) & ok])
-            if x.size:
-                ax.plot(x * 1e6, np.arange(1, x.size + 1) / x.size, lw=0.8)
-        ax.set_xlabel("programmed G (µS)")
-        ax.set_ylabel("cumulative fraction")
-        ax.set_title(f"acceptance {100 * run['tolerance']:g} %")
+        c = run["cells"]
+        level_cdfs(ax, _floats(c["target_S"]), _floats(c["g_S"]), np.asarray(c["converged"], dtype=bool),
+                   f"acceptance {100 * run['tolerance']:g} %")
     save(fig, out / "cdf.png")
+
+
+def _floats(values: list[Any]) -> np.ndarray:
+    return np.asarray([np.nan if v is None else v for v in values], dtype=float)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -56,10 +56,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     exp.add_argument("--force", action="store_true", help="replace an existing output file")
     exp.set_defaults(handler=_cmd_runs_export)
 
-    rep = sub.add_parser("report", help="PNG plots and a JSON summary of a run")
+    rep = sub.add_parser("report", help="a run's figures on one self-contained HTML page (with PNGs and JSON)")
     rep.add_argument("run", help="run id, unique prefix, or 'last'")
     _store_arg(rep)
     rep.add_argument("--out", "-o", default=None, help=f"folder (default ./{DEFAULT_REPORTS}/RUN)")
+    rep.add_argument("--open", action="store_true", help="open report.html in the default browser")
     rep.set_defaults(handler=_cmd_report)
 
 
@@ -124,24 +125,36 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not args.no_report:
         out = Path(args.report_dir) if args.report_dir else Path(DEFAULT_REPORTS) / result.run_id
         try:
-            summary = _report(store, result.run_id, out)
-        except ValueError as exc:  # the run stays as it ended; only its report is missing
+            page = _report(store, result.run_id, out)
+        except Exception as exc:  # noqa: BLE001 -- the run stays as it ended; only its report is missing
+            store.close()
             print(f"labctl: error: {exc} (the run is stored {result.status}; `labctl report {result.run_id}"
                   " --out DIR` writes it elsewhere)", file=sys.stderr)
             return 2 if status == 0 else status
-        print(f"  report: {summary} and {len(list(out.glob('*.png')))} plot(s) in {out}")
+        print(f"  report: {page} ({len(list(out.glob('*.png')))} figure(s) in {out})")
     store.close()
     return status
 
 
 def _report(store, run_id: str, out: Path) -> Path:  # noqa: ANN001
-    """write_report; a folder that cannot be written is bad input (ValueError naming it)."""
+    """write_report, returning the page; a folder that cannot be written is bad input (ValueError naming it)."""
     from labctl.campaigns.report import write_report
 
     try:
         return write_report(store, run_id, out)
     except OSError as exc:
         raise ValueError(f"report: cannot write {exc.filename or out}: {exc.strerror or exc}") from exc
+
+
+def open_in_browser(page: Path) -> bool:
+    """Open the page in the default browser (webbrowser); False when there is none to open it with."""
+    import webbrowser
+
+    try:
+        browser = webbrowser.get()
+    except webbrowser.Error:
+        return False
+    return bool(browser.open(page.resolve().as_uri()))
 
 
 def _print_step_summaries(store, run_id: str, keys: int = 4) -> None:  # noqa: ANN001
@@ -260,8 +273,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
     store = _open_store(args, read_only=True)
     run_id = _find(store, args.run)
     out = Path(args.out) if args.out else Path(DEFAULT_REPORTS) / run_id
-    summary = _report(store, run_id, out)
-    print(f"run {run_id}: report {summary} and {len(list(out.glob('*.png')))} plot(s) in {out}")
+    page = _report(store, run_id, out)
+    print(f"run {run_id}: report {page} ({len(list(out.glob('*.png')))} figure(s) in {out})")
+    if args.open and not open_in_browser(page):
+        print(f"labctl: error: report: no browser to open {page} with (none found by Python's webbrowser "
+              "module; set BROWSER, or open the file by hand)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,27 +1,49 @@
-"""Run reports: one PNG per step of what it measured, and a JSON summary (`labctl report RUN`).
+"""Run reports (`labctl report RUN`): the field's figures of every step, drawn from the stored run, on
+one self-contained HTML page (report.html, images embedded), next to the PNG files and a JSON summary.
 
-Per step, each measured quantity gets a panel: a quantity taken repeatedly over time (retention, read
-noise) is drawn as mean and spread against the backend clock; a vector quantity (a sweep's currents)
-as curves of a few cells against its voltages; any other scalar as a histogram. The step's main
-conductance (or first scalar) is also drawn as a map over the array.
+Per step the units are grouped by pass, sweep point and repeat (labctl.routines.figures.StepGroup:
+"separated by sweep value and repeat"); the step's routine draws its figures from them (its result type
+declares which: RoutineResult.figures, labctl.routines.figures.figures_for). A figure without data is
+left out with a note saying so; a figure function that fails becomes a note too, so one bad figure never
+costs the rest of the report. Only the store's public reading API is used (Store.run, units, batches,
+events, measurement_count).
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from labctl.campaigns.runner import combine_summaries
-from labctl.campaigns.store import Store, UnitRecord
+from labctl.campaigns.store import RunRecord, Store, UnitRecord
+from labctl.routines.figures import Figure, Item, KindData, Note, StepData, StepGroup, TraceBatch, figures_for
 
-MAX_PANELS = 9
-MAX_CURVES = 12
+#: Resolution of the saved PNG figures, dots per inch.
+DPI = 100
+REPORT_FILE = "report.html"
+SUMMARY_FILE = "summary.json"
 
-_Trace = tuple[int, int, int, np.ndarray]  # batch id, cell row, cell col, float64 (n_points,)
+
+@dataclass
+class StepReport:
+    """One step on the report page: what ran, its per-group summaries, and its figures, tables and notes."""
+
+    index: int
+    name: str
+    routine: str
+    units: int
+    units_done: int
+    summaries: list[dict[str, Any]]
+    items: list[Item]
+    files: dict[int, str] = field(default_factory=dict)  # id(Figure) -> PNG file name
+    images: dict[int, bytes] = field(default_factory=dict)  # id(Figure) -> PNG bytes
 
 
 def _stats(a: np.ndarray) -> dict[str, float | int | None]:
@@ -32,83 +54,192 @@ def _stats(a: np.ndarray) -> dict[str, float | int | None]:
             "max": float(a.max())}
 
 
-def _step_data(store: Store, run_id: str, step_index: int) -> tuple[dict[tuple[str, str], dict[str, np.ndarray]],
-                                                                     dict[tuple[str, str], list[_Trace]]]:
-    """Scalars per (kind, quantity): arrays t (s), row, col, value (SI); traces per (kind, quantity): one
-    (batch id, row, col, float64 trace) per cell, in the order taken."""
-    scalars: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]] = {}
-    traces: dict[tuple[str, str], list[_Trace]] = {}
-    for b in store.batches(run_id, step_index=step_index, traces=True):
-        for q, values in b.scalars.items():
-            scalars.setdefault((b.kind, q), []).append((np.full(b.rows.size, b.t), b.rows, b.cols, values))
-        cells = list(zip(b.rows.tolist(), b.cols.tolist()))
-        for q, data in b.traces.items():
-            traces.setdefault((b.kind, q), []).extend((b.batch_id, r, c, tr) for (r, c), tr in zip(cells, data))
-    out = {key: {"t": np.concatenate([p[0] for p in parts]), "row": np.concatenate([p[1] for p in parts]),
-                 "col": np.concatenate([p[2] for p in parts]), "value": np.concatenate([p[3] for p in parts])}
-           for key, parts in scalars.items()}
-    return out, traces
+def _group_label(campaign: dict[str, Any], step: dict[str, Any], u: UnitRecord) -> str:
+    """What tells the group apart: its sweep values, repeat and pass ("" when the step has one group)."""
+    parts = []
+    for key in (step.get("sweep") or {}):
+        value: Any = u.params
+        for k in key.split("."):
+            value = value.get(k) if isinstance(value, dict) else None
+        parts.append(f"{key} = {value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool)
+                     else f"{key} = {value}")
+    if int(step.get("repeat") or 1) > 1:
+        parts.append(f"repeat {u.repeat_index + 1}")
+    if int((campaign.get("campaign") or {}).get("repeat") or 1) > 1:
+        parts.append(f"pass {u.pass_index + 1}")
+    return ", ".join(parts)
 
 
-def _is_series(d: dict[str, np.ndarray]) -> bool:
-    """A quantity measured on the same cells at several times."""
-    return np.unique(d["t"]).size >= 3 and d["value"].size > np.unique(d["row"] * 100003 + d["col"]).size
+def load_step(store: Store, rec: RunRecord, step_index: int, units: list[UnitRecord]) -> StepData:
+    """One step of a stored run as the figure functions see it: groups of units (pass, sweep point,
+    repeat) with their scalar measurements by kind (each unit's latest attempt only: an earlier attempt
+    of a resumed hardware run measured cells the latest one measured again); vector quantities are
+    read only when a figure asks for them."""
+    campaign = rec.campaign
+    step = campaign["steps"][step_index]
+    su = [u for u in units if u.step_index == step_index]
+    attempt = {u.unit_index: u.attempt for u in su}
+    keys: dict[int, tuple[int, int, int]] = {u.unit_index: (u.pass_index, u.sweep_index, u.repeat_index) for u in su}
+    members: dict[tuple[int, int, int], list[UnitRecord]] = {}
+    for u in su:
+        members.setdefault(keys[u.unit_index], []).append(u)
+    parts: dict[tuple[int, int, int], dict[str, list[Any]]] = {k: {} for k in members}
+    for b in store.batches(rec.run_id, step_index=step_index):
+        if b.unit_index not in keys or b.attempt != attempt[b.unit_index]:
+            continue
+        parts[keys[b.unit_index]].setdefault(b.kind, []).append(b)
+    groups = []
+    for key, us in members.items():
+        kinds = {}
+        for kind, batches in parts[key].items():
+            names = list(dict.fromkeys(q for b in batches for q in b.scalars))
+            kinds[kind] = KindData(
+                rows=np.concatenate([b.rows for b in batches]).astype(np.int64),
+                cols=np.concatenate([b.cols for b in batches]).astype(np.int64),
+                t=np.concatenate([np.full(b.rows.size, b.t) for b in batches]),
+                batch=np.concatenate([np.full(b.rows.size, k) for k, b in enumerate(batches)]),
+                values={q: np.concatenate([b.scalars.get(q, np.full(b.rows.size, np.nan)) for b in batches])
+                        for q in names})
+        done = [u for u in us if u.summary is not None]
+        summary = combine_summaries([u.summary for u in done], [u.n_cells for u in done], us[0].routine) \
+            if done else None
+        groups.append(StepGroup(label=_group_label(campaign, step, us[0]), params=us[0].params, summary=summary,
+                                complete=all(u.status == "done" for u in us), kinds=kinds, key=key,
+                                trace_loader=_trace_loader(store, rec.run_id, step_index, {u.unit_index for u in us},
+                                                           attempt)))
+    return StepData(name=su[0].step_name if su else step.get("name") or f"step {step_index}",
+                    routine=step["routine"], n_rows=int(campaign["backend"]["rows"]),
+                    n_cols=int(campaign["backend"]["cols"]), groups=groups)
+
+
+def _trace_loader(store: Store, run_id: str, step_index: int, unit_ids: set[int], attempt: dict[int, int]) -> Any:
+    cache: dict[tuple[str, int | None], list[TraceBatch]] = {}
+
+    def load(kind: str, max_batches: int | None) -> list[TraceBatch]:
+        if (kind, max_batches) not in cache:
+            out: list[TraceBatch] = []
+            for b in store.batches(run_id, [kind], step_index=step_index, traces=True):
+                if b.unit_index in unit_ids and b.attempt == attempt[b.unit_index] and b.traces:
+                    out.append(TraceBatch(rows=b.rows, cols=b.cols, values=dict(b.traces), scalars=dict(b.scalars)))
+                    if max_batches is not None and len(out) >= max_batches:
+                        break  # the generator reads no further blobs
+            cache[(kind, max_batches)] = out
+        return cache[(kind, max_batches)]
+
+    return load
+
+
+def _result_type(routine: str) -> type | None:
+    from labctl.routines import registry
+
+    spec = registry.routines().get(routine)
+    try:
+        return spec.result if spec is not None else None
+    except Exception:  # noqa: BLE001 -- a plugin that no longer loads: its steps get the generic figures
+        return None
+
+
+def step_figures(data: StepData) -> list[Item]:
+    """The items the step's routine declares, drawn (figures not yet saved); a figure function that
+    raises becomes a note naming the error."""
+    try:
+        function = figures_for(data.routine, _result_type(data.routine))
+        items = list(function(data))
+    except Exception as exc:  # noqa: BLE001 -- one broken figure function must not cost the report
+        return [Note(f"The figures of {data.routine} could not be drawn: {type(exc).__name__}: {exc}")]
+    return items
+
+
+def build_steps(store: Store, rec: RunRecord, out: Path | None = None) -> list[StepReport]:
+    """Every step of the run that has units, with its summaries and drawn items; with `out`, each
+    step's figures are saved there (and closed) as soon as they are drawn."""
+    units = store.units(rec.run_id)
+    reports = []
+    for step_index, step in enumerate(rec.campaign["steps"]):
+        su = [u for u in units if u.step_index == step_index]
+        if not su:
+            continue
+        data = load_step(store, rec, step_index, units)
+        summaries = []
+        for g in data.groups:
+            summaries.append({"pass": g.key[0], "sweep_index": g.key[1], "repeat": g.key[2],
+                              "label": g.label, "params": g.params, "done": g.complete, "summary": g.summary,
+                              "quantities": {f"{k}.{q}": _stats(v) for k, d in g.kinds.items()
+                                             for q, v in d.values.items()}})
+        done = sum(u.status == "done" for u in su)
+        if any(g.kinds or g.summary for g in data.groups):
+            items = step_figures(data)
+        elif any(u.status != "pending" for u in su):
+            items = [Note("Nothing was stored in this step: the run stopped in it before its first measurement.")]
+        else:
+            items = [Note("Nothing was measured in this step: the run stopped before it.")]
+        report = StepReport(step_index, data.name, step["routine"], len(su), done, summaries, items)
+        if out is not None:
+            _save(report, out)
+        reports.append(report)
+    return reports
+
+
+def _save(s: StepReport, out: Path) -> None:
+    """Each figure of a step as step-NN-<step>-<figure>.png (bytes kept for the page); figures are closed."""
+    import matplotlib.pyplot as plt
+
+    try:
+        for item in s.items:
+            if not isinstance(item, Figure):
+                continue
+            stem = f"step-{s.index:02d}-{s.name}-{item.name}".replace("/", "_").replace(" ", "_")
+            name, n = f"{stem}.png", 1
+            while name in s.files.values():  # two groups' figures of the same name
+                n += 1
+                name = f"{stem}-{n}.png"
+            buf = io.BytesIO()
+            item.figure.savefig(buf, format="png", dpi=DPI)
+            (out / name).write_bytes(buf.getvalue())
+            s.files[id(item)] = name
+            s.images[id(item)] = buf.getvalue()
+    finally:
+        for item in s.items:
+            if isinstance(item, Figure):
+                plt.close(item.figure)
 
 
 def write_report(store: Store, run_id: str, out_dir: str | os.PathLike[str]) -> Path:
-    """Write <out_dir>/summary.json and one step-NN-<name>.png per step; returns the summary path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Write <out_dir>/report.html (self-contained: every image embedded), the figures as PNG files
+    and summary.json; returns the page's path. OSError if the folder cannot be written."""
+    from labctl.campaigns.report_html import render
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rec = store.run(run_id)
-    units = store.units(run_id)
-    campaign = rec.campaign
-    n_rows, n_cols = campaign["backend"]["rows"], campaign["backend"]["cols"]
-    steps_out = []
-    for step_index, step in enumerate(campaign["steps"]):
-        su = [u for u in units if u.step_index == step_index]
-        if not su:
-            continue
-        name = su[0].step_name
-        groups: dict[tuple[int, int, int], list[UnitRecord]] = {}
-        for u in su:
-            groups.setdefault((u.pass_index, u.sweep_index, u.repeat_index), []).append(u)
-        summaries = []
-        for (p, s, r), g in groups.items():
-            sums = [u.summary for u in g if u.summary is not None]
-            summaries.append({"pass": p, "sweep_index": s, "repeat": r, "params": g[0].params,
-                              "done": all(u.status == "done" for u in g),
-                              "summary": combine_summaries(sums, [u.n_cells for u in g if u.summary is not None],
-                                                          su[0].routine)
-                              if sums else None})
-        scalars, traces = _step_data(store, run_id, step_index)
-        quantities = {f"{k}.{q}": _stats(d["value"]) for (k, q), d in scalars.items()}
-        for (k, q), items in traces.items():
-            allv = np.concatenate([tr for *_, tr in items]) if items else np.zeros(0)
-            quantities[f"{k}.{q}"] = {**_stats(allv), "traces": len(items)}
-        png = None
-        panels = _panels(scalars, traces)
-        if panels:
-            png = f"step-{step_index:02d}-{name}.png".replace("/", "_")
-            _plot_step(plt, out / png, f"{rec.name} / {name} ({step['routine']})", panels, scalars, traces,
-                       n_rows, n_cols)
-        steps_out.append({"index": step_index, "name": name, "routine": step["routine"],
-                          "units": len(su), "units_done": sum(u.status == "done" for u in su),
-                          "summaries": summaries, "quantities": quantities, "plot": png})
+    steps = build_steps(store, rec, out)
+    events = store.events(run_id)
     summary = {
         "run_id": rec.run_id, "name": rec.name, "status": rec.shown_status, "created_at": rec.created_at,
         "started_at": rec.started_at, "stopped_at": rec.stopped_at, "package_version": rec.package_version,
         "seed": rec.seed, "backend": rec.backend_kind, "identity": rec.identity, "metadata": rec.metadata,
-        "resumes": rec.resumes, "errors": rec.errors, "telemetry": rec.telemetry,
-        "measurements": store.measurement_count(run_id), "steps": steps_out,
+        "limits": rec.campaign.get("limits"), "resumes": rec.resumes, "errors": rec.errors,
+        "telemetry": rec.telemetry, "measurements": store.measurement_count(run_id),
+        "steps": [{"index": s.index, "name": s.name, "routine": s.routine, "units": s.units,
+                   "units_done": s.units_done, "summaries": s.summaries,
+                   "quantities": _merged_quantities(s.summaries),
+                   "plot": next(iter(s.files.values()), None),
+                   "figures": [{"file": s.files[id(i)], "caption": i.caption} for i in s.items if isinstance(i, Figure)],
+                   "notes": [i.text for i in s.items if isinstance(i, Note)]} for s in steps],
     }
-    path = out / "summary.json"
-    path.write_text(json.dumps(_clean(summary), indent=2, default=str, allow_nan=False))
-    return path
+    (out / SUMMARY_FILE).write_text(json.dumps(_clean(summary), indent=2, default=str, allow_nan=False))
+    page = out / REPORT_FILE
+    page.write_text(render(rec, summary, steps, events, generated=time.time()), encoding="utf-8")
+    return page
+
+
+def _merged_quantities(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Statistics per kind.quantity of the step: those of the first group that measured it."""
+    out: dict[str, Any] = {}
+    for s in summaries:
+        for k, v in s["quantities"].items():
+            out.setdefault(k, v)
+    return out
 
 
 def _clean(obj: Any) -> Any:
@@ -120,97 +251,3 @@ def _clean(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_clean(v) for v in obj]
     return obj
-
-
-# Quantities that say where in a sequence a value was taken rather than what was measured.
-INDEX_NAMES = ("pulse", "cycle", "iteration", "round", "repeat")
-LABEL_NAMES = INDEX_NAMES + ("stage", "direction", "polarity", "target", "t_after")
-
-
-def _panels(scalars: dict[tuple[str, str], dict[str, np.ndarray]],
-            traces: dict[tuple[str, str], list[Any]]) -> list[tuple[str, tuple[str, str]]]:
-    panels: list[tuple[str, tuple[str, str]]] = []
-    for key, items in traces.items():
-        if key[1] in ("v", "voltages") and any(k[0] == key[0] and k[1] not in ("v", "voltages") for k in traces):
-            continue  # drawn as the x axis of its batch's other traces
-        panels.append(("traces", key))
-    for key, d in scalars.items():
-        kind, q = key
-        index = next((n for n in INDEX_NAMES if (kind, n) in scalars), None)
-        if q in LABEL_NAMES and len([k for k in scalars if k[0] == kind]) > 1:
-            continue  # labels of the kind's other values, not measurements
-        if index is not None:
-            panels.append((f"indexed:{index}", key))
-        else:
-            panels.append(("series" if _is_series(d) else "hist", key))
-    main = next((k for k in scalars if k[1] in ("g", "g_final", "g_programmed")), next(iter(scalars), None))
-    if main is not None:
-        panels.append(("map", main))
-    return panels[:MAX_PANELS]
-
-
-def _plot_step(plt: Any, path: Path, title: str, panels: list[tuple[str, tuple[str, str]]],
-               scalars: dict[tuple[str, str], dict[str, np.ndarray]], traces: dict[tuple[str, str], list[Any]],
-               n_rows: int, n_cols: int) -> None:
-    ncol = min(3, len(panels))
-    nrow = math.ceil(len(panels) / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.4 * nrow), squeeze=False)
-    for ax in axes.ravel()[len(panels):]:
-        ax.set_visible(False)
-    for ax, (what, (kind, q)) in zip(axes.ravel(), panels):
-        label = f"{kind}.{q}"
-        if what == "traces":
-            items = traces[(kind, q)][:MAX_CURVES]
-            xs = {(b, r, c): tr for b, r, c, tr in traces.get((kind, "v"), [])}
-            for b, r, c, y in items:
-                x = xs.get((b, r, c))
-                ax.plot(x if x is not None and x.size == y.size else np.arange(y.size), y, lw=0.8)
-            ax.set_xlabel("v (V)" if xs else "point")
-            ax.set_ylabel(q)
-            ax.set_title(f"{label}: {min(len(traces[(kind, q)]), MAX_CURVES)} of {len(traces[(kind, q)])} cells",
-                         fontsize=9)
-        elif what == "series":
-            d = scalars[(kind, q)]
-            ts = np.unique(d["t"])
-            mean = np.array([np.nanmean(d["value"][d["t"] == t]) for t in ts])
-            std = np.array([np.nanstd(d["value"][d["t"] == t]) for t in ts])
-            ax.plot(ts, mean, "o-", ms=3)
-            ax.fill_between(ts, mean - std, mean + std, alpha=0.3)
-            if ts.min() > 0 and ts.max() / ts.min() > 100:
-                ax.set_xscale("log")
-            ax.set_xlabel("backend time (s)")
-            ax.set_ylabel(q)
-            ax.set_title(f"{label}: mean ± std of {d['value'].size // ts.size} cells", fontsize=9)
-        elif what.startswith("indexed:"):
-            index = what.split(":", 1)[1]
-            d = scalars[(kind, q)]
-            x = scalars[(kind, index)]["value"]
-            xs = np.unique(x)
-            mean = np.array([np.nanmean(d["value"][x == k]) for k in xs])
-            std = np.array([np.nanstd(d["value"][x == k]) for k in xs])
-            ax.plot(xs, mean, lw=0.8)
-            ax.fill_between(xs, mean - std, mean + std, alpha=0.3)
-            ax.set_xlabel(index)
-            ax.set_ylabel(q)
-            ax.set_title(f"{label}: mean ± std over cells", fontsize=9)
-        elif what == "hist":
-            v = scalars[(kind, q)]["value"]
-            v = v[np.isfinite(v)]
-            if v.size:
-                ax.hist(v, bins=min(50, max(5, int(np.sqrt(v.size)))))
-            ax.set_xlabel(q)
-            ax.set_ylabel("count")
-            ax.set_title(f"{label}: {v.size} values", fontsize=9)
-        else:  # map of the last value per cell
-            d = scalars[(kind, q)]
-            grid = np.full((n_rows, n_cols), np.nan)
-            grid[d["row"], d["col"]] = d["value"]
-            im = ax.imshow(grid, aspect="auto", interpolation="nearest")
-            fig.colorbar(im, ax=ax, label=q)
-            ax.set_xlabel("column")
-            ax.set_ylabel("row")
-            ax.set_title(f"{label}: last value per cell", fontsize=9)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)

@@ -70,6 +70,8 @@ class PufEnrollParams(EnrollParams):
 class PufEnrollResult(RoutineResult):
     """Public outcome of an enrollment step."""
 
+    figures: ClassVar[str | None] = "labctl.puf.figures:enroll_figures"
+
     helper_json: str
     report_json: str
 
@@ -116,6 +118,8 @@ class PufEvaluateParams(BaseModel):
 
 @dataclass(frozen=True)
 class PufEvaluateResult(RoutineResult):
+    figures: ClassVar[str | None] = "labctl.puf.figures:evaluate_figures"
+
     reconstructed: bool
     message: str
 

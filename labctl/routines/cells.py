@@ -8,6 +8,7 @@ read noise are labctl.routines.noise.read_noise.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -36,6 +37,8 @@ async def wait_until(backend: ArrayBackend, t0: float, t: float, ctx: RoutineCon
 @dataclass(frozen=True)
 class CellReads(RoutineResult):
     """Per cell: the last conductance read, S; `trace` keeps every read, shape (n_cells, n_reads), S."""
+
+    figures: ClassVar[str | None] = "labctl.routines.figures.cells:cell_reads_figures"
 
     rows: NDArray[np.int64]
     cols: NDArray[np.int64]

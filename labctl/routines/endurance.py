@@ -50,6 +50,8 @@ class EnduranceResult(RoutineResult):
     """Per cell: `cycles` survived with the window open (the cycle count at the check that found it
     closed, or the cycles run if it never closed), `closed`, and the first and last G_on / G_off, S."""
 
+    figures: ClassVar[str | None] = "labctl.routines.figures.endurance:endurance_figures"
+
     summary_settings: ClassVar[tuple[str, ...]] = ("max_cycles",)
 
     rows: NDArray[np.int64]

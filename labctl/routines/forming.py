@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -46,6 +47,8 @@ class FormingParams(RoutineParams):
 class FormingResult(RoutineResult, FormingMetrics):
     """Per cell (shape (n,)): the forming figures (FormingMetrics: forming voltage of the 1T1R cell V,
     forming current A, ReRAM forming voltage V, formed; NaN where it did not form) and the cell."""
+
+    figures: ClassVar[str | None] = "labctl.routines.figures.forming:forming_figures"
 
     rows: NDArray[np.int64]
     cols: NDArray[np.int64]
@@ -119,6 +122,8 @@ class ConditionParams(RoutineParams):
 @dataclass(frozen=True)
 class ConditionResult(RoutineResult):
     """Per cell: conductance read at v_read after conditioning, S."""
+
+    figures: ClassVar[str | None] = "labctl.routines.figures.iv:conditioning_figures"
 
     rows: NDArray[np.int64]
     cols: NDArray[np.int64]

@@ -44,6 +44,8 @@ class IVParams(RoutineParams):
 class IVResult(RoutineResult):
     """HRS and LRS conductances read at v_read after each reset / set sweep, shape (cycles, n), S."""
 
+    figures: ClassVar[str | None] = "labctl.routines.figures.iv:iv_figures"
+
     summary_settings: ClassVar[tuple[str, ...]] = ("cycles",)
 
     rows: NDArray[np.int64]

@@ -9,6 +9,7 @@ verify reads and for the fresh read (which adds one read's noise).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -44,6 +45,8 @@ def _noise_summary(prefix: str, noise: ProgrammingNoise) -> dict[str, float | in
 @dataclass(frozen=True)
 class ProgrammingNoiseResult(RoutineResult):
     """The programming outcome, the read right after it (S, per cell) and σ_prog per level for both."""
+
+    figures: ClassVar[str | None] = "labctl.routines.figures.program:program_figures"
 
     programmed: ClosedLoopResult
     g_after: NDArray[np.float64]
@@ -108,6 +111,8 @@ class ReadNoiseParams(RoutineParams):
 @dataclass(frozen=True)
 class ReadNoiseResult(RoutineResult):
     """Per cell: mean and sample std of the repeated reads, S; relative noise std/mean."""
+
+    figures: ClassVar[str | None] = "labctl.routines.figures.noise:read_noise_figures"
 
     rows: NDArray[np.int64]
     cols: NDArray[np.int64]

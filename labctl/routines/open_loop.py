@@ -102,6 +102,8 @@ class PulseTrainResult(RoutineResult):
     """Reads after every pulse, shape (n, pulses), S (empty unless keep_traces); directions (pulses,);
     G_max / G_min per cell: means of the last 10 % of the up / down batches, S."""
 
+    figures: ClassVar[str | None] = "labctl.routines.figures.open_loop:pulse_train_figures"
+
     summary_settings: ClassVar[tuple[str, ...]] = ("pulses",)
 
     rows: NDArray[np.int64]
@@ -148,6 +150,8 @@ async def pulse_train(backend: ArrayBackend, rows: object, cols: object, params:
 class SymmetryPointResult(RoutineResult):
     """Per cell: G_sp, ΔG_sp, σ(ΔG_sp) (S); the trace (n, pulses + 1) with the read before the first pulse
     (empty unless keep_traces)."""
+
+    figures: ClassVar[str | None] = "labctl.routines.figures.open_loop:symmetry_point_figures"
 
     summary_settings: ClassVar[tuple[str, ...]] = ("pulses",)
 
@@ -204,6 +208,8 @@ async def symmetry_point(backend: ArrayBackend, rows: object, cols: object,
 class OpenLoopResult(RoutineResult, OpenLoopMetrics):
     """Per cell (shape (n,)): REF §Open-loop metrics (OpenLoopMetrics: conductances in S, N_states / SP
     skew / NSR dimensionless), the cell; traces (n, pulses) and (n, alternating + 1) only when keep_traces."""
+
+    figures: ClassVar[str | None] = "labctl.routines.figures.open_loop:open_loop_figures"
 
     rows: NDArray[np.int64]
     cols: NDArray[np.int64]

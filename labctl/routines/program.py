@@ -23,7 +23,7 @@ converged; cells that did not converge are reported as such, never dropped.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -163,6 +163,8 @@ class ClosedLoopResult(RoutineResult):
 
     `loop` says where the loop ran ("native" or "host"); `tolerance` is the acceptance range used.
     """
+
+    figures: ClassVar[str | None] = "labctl.routines.figures.program:program_figures"
 
     rows: NDArray[np.int64]
     cols: NDArray[np.int64]

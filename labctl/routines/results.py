@@ -38,6 +38,11 @@ class RoutineResult:
     #: chunk of a step: combined summaries take them from one chunk instead of adding them up as counts.
     summary_settings: ClassVar[tuple[str, ...]] = ()
 
+    #: The figures of this result's routine in a run report: "module:function" of a figure function
+    #: (labctl.routines.figures: StepData -> list of Figure / Table / Note), imported only by a report.
+    #: None: the report draws a panel per measured quantity (labctl.routines.figures.generic).
+    figures: ClassVar[str | None] = None
+
     def summary(self) -> dict[str, float | int | bool | str | None]:
         """JSON-able scalars for reports and telemetry."""
         raise NotImplementedError

@@ -68,6 +68,8 @@ class RelaxationResult(RoutineResult):
     pooled std of the levels, S; fits in log10(t_read / 1 s); extrapolated mean error and std at
     `extrapolate_to` s."""
 
+    figures: ClassVar[str | None] = "labctl.routines.figures.retention:relaxation_figures"
+
     summary_settings: ClassVar[tuple[str, ...]] = ("read_times",)
 
     programmed: ClosedLoopResult
