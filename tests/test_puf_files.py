@@ -161,6 +161,19 @@ async def test_campaign_step_resolves_against_the_campaign_file_and_never_overwr
         assert summary == {"reconstructed": summary["reconstructed"], "message": summary["message"]}
 
 
+def test_run_check_refuses_an_existing_helper_file_before_anything_runs(tmp_path):
+    (tmp_path / "c.toml").write_text(campaign("out/chip.json"))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "chip.json").write_text("earlier helper data\n")
+    for args in (["run", "--check", "c.toml"], ["run", "c.toml", "--store", "s.sqlite", "--no-report"]):
+        r = subprocess.run([sys.executable, "-m", "labctl.cli", *args], capture_output=True, text=True, timeout=120,
+                           cwd=tmp_path)
+        assert r.returncode == 2 and "chip.json: exists; not overwritten" in r.stderr and "step 0" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr
+    assert not (tmp_path / "s.sqlite").exists()  # refused before a run was created
+    assert (tmp_path / "out" / "chip.json").read_text() == "earlier helper data\n"
+
+
 def test_evaluate_keeps_an_earlier_report_without_force(tmp_path):
     args = ("evaluate", "--arrays", "2", "--rows", "32", "--cols", "32", "--no-entropy", "--out", "o")
     (tmp_path / "o").mkdir()

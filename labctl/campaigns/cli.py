@@ -96,6 +96,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         except CampaignError as exc:
             print(f"labctl: {exc}", file=sys.stderr)
             return 2
+        refused = loaded.preflight(path.expanduser().absolute().parent)
+        if refused:
+            print(f"labctl: {path}: " + "; ".join(refused), file=sys.stderr)
+            return 2
         if args.check:
             print(f"{path}: OK, {len(loaded.units)} unit(s) of work in {len(loaded.campaign.steps)} step(s)")
             for u in loaded.units:

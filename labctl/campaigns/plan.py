@@ -13,6 +13,7 @@ import itertools
 import math
 import json
 import tomllib
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +64,23 @@ class LoadedCampaign:
     @property
     def step_names(self) -> list[str]:
         return [step_name(s, i) for i, s in enumerate(self.campaign.steps)]
+
+    def preflight(self, campaign_dir: Path, units: list[Unit] | None = None) -> list[str]:
+        """What the file system says against the plan before anything runs: each step whose parameters
+        have a `preflight(campaign_dir)` check (e.g. puf_enroll's helper file that exists already) is asked
+        once; the problems name the step. `units`: only these (a resume skips the finished ones)."""
+        problems: list[str] = []
+        seen: set[tuple[int, int]] = set()
+        for u in self.units if units is None else units:
+            check = getattr(u.params, "preflight", None)
+            if check is None or (u.step_index, u.sweep_index) in seen:
+                continue
+            seen.add((u.step_index, u.sweep_index))
+            try:
+                check(campaign_dir)
+            except (ValueError, OSError) as exc:
+                problems.append(f"step {u.step_index} ({u.step_name}): {exc}")
+        return problems
 
 
 Lines = dict[tuple[Any, ...], int]

@@ -305,6 +305,10 @@ class Runner:
                              f"see `labctl runs show {run_id}`")
         return cls(store, loaded, run_id, resuming=True, campaign_path=rec.campaign_path, **kw)
 
+    def _campaign_dir(self) -> Path:
+        """The folder paths in the campaign file are relative to."""
+        return Path(self.campaign_path or self.loaded.source).expanduser().absolute().parent
+
     # -- the run
     async def run(self) -> RunResult:
         """Run (or continue) the campaign; returns how it ended. Never raises for a routine's failure:
@@ -325,6 +329,9 @@ class Runner:
                     await backend.open()
                 _check_dimensions(campaign.backend, backend)
                 first = self._prepare(limited)
+                refused = self.loaded.preflight(self._campaign_dir(), units[first:])
+                if refused:
+                    raise ValueError("; ".join(refused))
                 self._start_telemetry()
                 done = {u.unit_index for u in self.store.units(self.run_id) if u.status == "done"}
                 self._done_cells = sum(int(units[i].rows.size) for i in done)
@@ -486,7 +493,7 @@ class Runner:
             self.view.unit_started(unit)
         ctx = RoutineContext(sink=self._sink, on_progress=self._progress_cb(unit),
                              on_checkpoint=lambda: self._safe_point(backend),
-                             campaign_dir=Path(self.campaign_path or self.loaded.source).expanduser().absolute().parent)
+                             campaign_dir=self._campaign_dir())
         result = await registry.get(unit.routine).function(backend, unit.rows, unit.cols, unit.params, ctx)
         summary = _summary_of(result)
         # Committed by the writer behind the unit's batches; the snapshot is taken now, as the unit ends.

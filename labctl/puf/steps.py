@@ -65,6 +65,11 @@ class PufEnrollParams(EnrollParams):
     def _inside(cls, v: str) -> str:
         return inside_campaign_dir(v)
 
+    def preflight(self, campaign_dir: Path) -> None:
+        """Refuse, before anything runs (`labctl run --check` too), a helper file that exists already or
+        leads out of the campaign directory: helper data is never overwritten."""
+        check_writable(campaign_path(self.helper_file, RoutineContext(campaign_dir=campaign_dir)))
+
 
 @dataclass(frozen=True)
 class PufEnrollResult(RoutineResult):
