@@ -129,6 +129,11 @@ async def test_a_station_killed_mid_run_fails_the_run_naming_the_instrument_and_
             assert events[-1].kind == "stop"
             off = [e for e in events if e.kind == "outputs_off"]
             assert len(off) == 1 and "failed" in off[0].message and any(n in off[0].message for n in resources)
+            # every instrument died with the emulator: each one is named, not only the first
+            # (the Lake Shore's heater is left as it is by outputs-off, so it has nothing to fail)
+            assert re.search(r"outputs off failed on 5 of \d instrument\(s\)", off[0].message), off[0].message
+            assert all(n in off[0].message for n in ("smu_2450", "smu_b2902a", "pg_33522b", "pg_81160a",
+                                                       "matrix_707b")), off[0].message
             kept = store.measurement_count(runner.run_id)
             assert kept > 0
 

@@ -25,3 +25,14 @@ class InstrumentError(RuntimeError):
 
 class InstrumentConnectionError(InstrumentError):
     """The link to the instrument failed: timeout, connection reset or refused."""
+
+
+class SafeOffError(InstrumentError):
+    """Switching a station safe failed on one or more instruments: every failure is named (an operator
+    must know which outputs may still be on), not only the first."""
+
+    def __init__(self, failures: list[tuple[str, BaseException]], total: int) -> None:
+        self.failures = failures
+        names = "; ".join(f"{label}: {exc}" for label, exc in failures)
+        RuntimeError.__init__(self, f"outputs off failed on {len(failures)} of {total} instrument(s): {names}")
+        self.instrument, self.command, self.detail = ", ".join(l for l, _ in failures), "safe_off", names

@@ -22,7 +22,7 @@ from labctl.core.limits import SafetyLimits
 from labctl.core.temperature import ZERO_CELSIUS
 
 from .base import Instrument
-from .errors import InstrumentError, LimitError
+from .errors import InstrumentError, LimitError, SafeOffError
 from .factory import open_instrument
 from .pulse import PulseGeneratorChannel
 from .smu import SourceMeterChannel, SweepResult
@@ -294,15 +294,17 @@ class Station:
     async def safe_off(self) -> None:
         """Every output off, every crosspoint open; tries all instruments even if some fail."""
         self._route = None
-        first: BaseException | None = None
+        failures: list[tuple[str, BaseException]] = []
         for inst in self.instruments.values():
             try:
                 await inst.safe_off()
             except Exception as exc:  # noqa: BLE001 - keep switching the others off
                 log.error("%s: safe_off failed: %s", inst.label, exc)
-                first = first or exc
-        if first is not None:
-            raise first
+                failures.append((inst.label, exc))
+        if len(failures) == 1:
+            raise failures[0][1]
+        if failures:
+            raise SafeOffError(failures, len(self.instruments)) from failures[0][1]
 
     async def close(self) -> None:
         try:
