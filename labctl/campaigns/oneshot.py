@@ -16,6 +16,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from labctl.campaigns.schema import Limits
+from labctl.core.limits import SafetyLimits
 
 #: The [limits] keys and the campaign file's bound on each (labctl.campaigns.schema.Limits).
 LIMIT_BOUNDS: dict[str, float] = {
@@ -23,15 +24,10 @@ LIMIT_BOUNDS: dict[str, float] = {
     for name in ("max_abs_voltage", "max_gate_voltage", "max_pulse_width", "max_compliance")}
 
 
-def limits_table(limits: Any) -> dict[str, float]:
+def limits_table(limits: SafetyLimits) -> dict[str, float]:
     """The campaign [limits] equal to a backend's limits, so that the campaign refuses exactly what the
     backend refuses (limits beyond the file's bounds are written as the bound), SI."""
-    if hasattr(limits, "max_abs_voltage"):  # labctl.core.limits.SafetyLimits
-        values = {k: getattr(limits, k) for k in LIMIT_BOUNDS}
-    else:  # labctl.backends.base.BackendLimits
-        values = {"max_abs_voltage": limits.v_max, "max_gate_voltage": limits.vg_max,
-                  "max_pulse_width": limits.width_max, "max_compliance": limits.compliance_max}
-    return {k: float(min(v, LIMIT_BOUNDS[k])) for k, v in values.items()}
+    return {k: float(min(getattr(limits, k), bound)) for k, bound in LIMIT_BOUNDS.items()}
 
 
 def toml_value(v: Any) -> str:
