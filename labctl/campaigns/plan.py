@@ -85,6 +85,8 @@ class LoadedCampaign:
 
 Lines = dict[tuple[Any, ...], int]
 
+NON_FINITE = "must be a finite number"
+
 #: Bounds on the size of a plan, checked arithmetically before anything is built, so that validating
 #: any file takes bounded time and memory (docs/campaigns.md, "Bounds").
 MAX_SWEEP_POINTS = 10_000  # parameter combinations of one step's [steps.sweep]
@@ -103,20 +105,16 @@ def _non_finite(data: Any, path: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, 
     return []
 
 
+def _refused(problems: list[Problem], source: str) -> CampaignError:
+    """The error listing `problems`: each once, in file order; a non-finite value named once, by the file
+    scan, not again by the model that refused it."""
+    scanned = {p.path for p in problems if p.message.startswith(NON_FINITE)}
+    kept = [p for p in problems if p.path not in scanned or p.message.startswith(NON_FINITE)]
+    return CampaignError(dedupe(kept), source)
+
+
 def load_campaign(text: str, source: str = "campaign.toml") -> LoadedCampaign:
     """Parse and validate a campaign file; raise CampaignError listing every problem with its line."""
-    try:
-        return _load(text, source)
-    except CampaignError as exc:
-        # A non-finite value is named once, by the file scan, not again by the model that refused it.
-        scanned = {p.path for p in exc.problems if p.message.startswith("must be a finite number")}
-        kept = [p for p in exc.problems if p.path not in scanned or p.message.startswith("must be a finite number")]
-        if len(kept) == len(exc.problems):
-            raise
-        raise CampaignError(kept, source) from None
-
-
-def _load(text: str, source: str) -> LoadedCampaign:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -125,7 +123,7 @@ def _load(text: str, source: str) -> LoadedCampaign:
     data, converted = quantities.convert_quantities(raw)
     # TOML has nan and inf literals, and "nan V" converts: no limit or range holds such a value, and
     # a check that compares with it is false both ways. Refused wherever it stands.
-    problems: list[Problem] = [problem(path, lines, f"must be a finite number, got {value!r}")
+    problems: list[Problem] = [problem(path, lines, f"{NON_FINITE}, got {value!r}")
                                for path, value in _non_finite(data)]
     expected_units: dict[tuple[Any, ...], str | None] = {}
     for name, field in Limits.model_fields.items():
@@ -143,7 +141,7 @@ def _load(text: str, source: str) -> LoadedCampaign:
             if isinstance(s, dict):
                 problems += _check_step_params(i, s, Limits(), expected_units, lines)[0]
         problems += check_units(converted, expected_units, lines)
-        raise CampaignError(dedupe(problems), source)
+        raise _refused(problems, source)
 
     step_plans = []
     for i, s in enumerate(campaign.steps):
@@ -155,7 +153,7 @@ def _load(text: str, source: str) -> LoadedCampaign:
     if not problems:
         problems += _size_problems(campaign, step_plans, lines)
     if problems:
-        raise CampaignError(dedupe(problems), source)
+        raise _refused(problems, source)
 
     units: list[Unit] = []
     for p in range(campaign.campaign.repeat):
