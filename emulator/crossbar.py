@@ -1,5 +1,13 @@
-"""Exact crossbar MVM at matmul speed: the transfer matrix of a linear crossbar, and BLAS calls whose
-results do not depend on the number of BLAS threads.
+"""Exact crossbar MVM at matmul speed: the transfer matrix of a linear crossbar, BLAS calls whose
+results do not depend on the number of BLAS threads, and amplitude-encoded inputs through the cells'
+non-linear read I–V.
+
+Two input encodings. Pulse-width: every row is driven at ±v_read for a time proportional to |x|; the
+cells see (nearly) the read bias, so they are their conductance at the read bias and the crossbar is
+linear: the transfer matrix below (this is a linearization at the read bias, exact for that encoding
+as the model states it). Amplitude: row i is driven at x_i·v_read for the whole read; every cell then
+conducts at its own voltage through the non-linear I–V (`CellIV`, the emulator's read model), solved by
+Newton on the nodal equations per vector (`amplitude_mvm`).
 
 With linear cells (every cell its conductance at the read bias) a crossbar with wire resistance is a
 linear network: the column currents are a fixed matrix T (rows, cols) times the row voltages,
@@ -33,12 +41,17 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
 import numpy as np
 import scipy.linalg as sla
+import scipy.sparse as sp
+import scipy.sparse.linalg as spl
 from numpy.typing import ArrayLike, NDArray
+
+from emulator.presets import Preset, get_preset
 
 Key = tuple[int, int, int]  # (kind, row, col): kind 0 = row-wire node, 1 = column-wire node
 Shape = tuple[int, int, bool, bool]  # (rows, cols, on the array's top edge, on its right edge)
@@ -265,4 +278,134 @@ def crossbar_currents(v: ArrayLike, transfer: NDArray[np.float64]) -> NDArray[np
     with single_blas():
         for s in range(0, va.shape[0], MVM_BLOCK):
             np.matmul(va[s:s + MVM_BLOCK], transfer, out=out[s:s + MVM_BLOCK])
+    return out
+
+
+# ---------------------------------------------------------------------------------------- amplitude encoding
+@dataclass(frozen=True)
+class CellIV:
+    """The emulator's read I–V of a formed 1T1R cell (rram.c `read_current`): the selector's triode
+    conductance g_sel (S) in series with the ReRAM at its chord conductance g·chi(V), where
+    chi(V) = v_ref sinh(nl |V|) / (sinh(nl v_ref) |V|) and g is the state conductance at v_ref:
+        I(V) = V / (1 / (g chi(V)) + 1 / g_sel).
+    A measured chord conductance G at bias v_meas fixes g (`state`)."""
+
+    nl: float  # 1/V
+    v_ref: float  # V
+    g_sel: float  # S
+
+    @classmethod
+    def from_preset(cls, preset: str | Preset = "cmo-hfox", vg: float = 3.3) -> CellIV:
+        """The preset's mean cell read at gate voltage `vg` (V)."""
+        p = get_preset(preset)
+        ov = vg - p.vt
+        if ov <= 0:
+            raise ValueError(f"vg: {vg:g} V is below the selector threshold {p.vt:g} V")
+        return cls(nl=p.nl, v_ref=p.v_ref, g_sel=ov / ((p.vg_ref - p.vt) * p.rds_ref))
+
+    def _h(self, g: NDArray[np.float64], v: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """ReRAM current h(V) = g v_ref sinh(nl V) / sinh(nl v_ref) and its derivative, A and S."""
+        k = g * self.v_ref / np.sinh(self.nl * self.v_ref)
+        return k * np.sinh(self.nl * v), k * self.nl * np.cosh(self.nl * v)
+
+    def state(self, g_meas: ArrayLike, v_meas: float) -> NDArray[np.float64]:
+        """State conductance g (S) of cells whose 1T1R chord conductance at `v_meas` (V) is `g_meas` (S)."""
+        gm = np.asarray(g_meas, dtype=np.float64)
+        if np.any(gm >= self.g_sel):
+            raise ValueError(f"g_meas: conductances must stay below the selector's {self.g_sel:g} S")
+        chi = self.v_ref * np.sinh(self.nl * abs(v_meas)) / (np.sinh(self.nl * self.v_ref) * abs(v_meas))
+        return gm * self.g_sel / (self.g_sel - gm) / chi
+
+    def current(self, g: NDArray[np.float64], v: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Current I(V) (A) and differential conductance dI/dV (S) of cells with state g (S) at V (V).
+        I = g_sel V h / (h + g_sel V), dI/dV = g_sel (h^2 + g_sel V^2 h') / (h + g_sel V)^2, with the
+        limit g_sel h'(0) / (h'(0) + g_sel) at V = 0 (h and I are odd in V)."""
+        h, dh = self._h(g, v)
+        gs = self.g_sel
+        den = h + gs * v
+        tiny = np.abs(v) < 1e-12
+        with np.errstate(invalid="ignore", divide="ignore"):
+            i = np.where(tiny, gs * dh * v / (dh + gs), gs * v * h / np.where(tiny, 1.0, den))
+            di = np.where(tiny, gs * dh / (dh + gs), gs * (h * h + gs * v * v * dh) / np.where(tiny, 1.0, den) ** 2)
+        return i, di
+
+
+def _nodal_wires(rows: int, cols: int, g_row: float, g_col: float) -> tuple[sp.csc_matrix, sp.csr_matrix]:
+    """Wire Laplacian of the crossbar (drivers and grounds on the diagonal), unknowns [row nodes, column
+    nodes] in row-major order, and the incidence P with P x = (row node - column node) per cell."""
+    n = rows * cols
+    idx = np.arange(n).reshape(rows, cols)
+    i_list, j_list, w_list = [], [], []
+    for a, b, w in ((idx[:, :-1].ravel(), idx[:, 1:].ravel(), g_row),
+                    (n + idx[:-1, :].ravel(), n + idx[1:, :].ravel(), g_col)):
+        i_list += [a, b, a, b]
+        j_list += [a, b, b, a]
+        w_list += [np.full(a.size, w), np.full(a.size, w), np.full(a.size, -w), np.full(a.size, -w)]
+    i_list += [idx[:, 0], n + idx[-1, :]]
+    j_list += [idx[:, 0], n + idx[-1, :]]
+    w_list += [np.full(rows, g_row), np.full(cols, g_col)]
+    lap = sp.csc_matrix((np.concatenate(w_list), (np.concatenate(i_list), np.concatenate(j_list))),
+                        shape=(2 * n, 2 * n))
+    cells = np.arange(n)
+    inc = sp.csr_matrix((np.r_[np.ones(n), -np.ones(n)], (np.r_[cells, cells], np.r_[cells, n + cells])),
+                        shape=(n, 2 * n))
+    return lap, inc
+
+
+def amplitude_mvm(g_meas: ArrayLike, v_rows: ArrayLike, r_row: float, r_col: float, *, v_meas: float = 0.2,
+                  cell: CellIV | None = None, tol: float = 1e-12, max_iterations: int = 50) -> NDArray[np.float64]:
+    """Column currents (A) for amplitude-encoded row voltages `v_rows` (batch, rows; V): every cell conducts
+    at its own voltage through the non-linear read I–V (`CellIV`; default the cmo-hfox preset at VG 3.3 V),
+    its state fixed by the chord conductance `g_meas` (S) measured at `v_meas` (V).
+
+    Wires of `r_row` / `r_col` ohm per segment (both > 0, or both 0: no IR drop, each cell at its row
+    voltage). Newton on the full nodal equations of each vector, started
+    from the linear crossbar at the measured conductances (steps by conjugate gradients preconditioned
+    with its LU), until the largest node-voltage step is below `tol` times the largest row voltage.
+    """
+    gm = _check_g(g_meas)
+    if gm.ndim != 2:
+        raise ValueError(f"g_meas: expected one (rows, cols) matrix, got shape {gm.shape}")
+    rows, cols = gm.shape
+    v = np.atleast_2d(np.asarray(v_rows, dtype=np.float64))
+    if v.ndim != 2 or v.shape[1] != rows:
+        raise ValueError(f"v_rows: expected shape (batch, {rows}), got {np.shape(v_rows)}")
+    cell = cell or CellIV.from_preset()
+    g = cell.state(gm, v_meas).ravel()
+    if r_row == 0.0 and r_col == 0.0:
+        out = np.empty((v.shape[0], cols))
+        for b in range(v.shape[0]):
+            out[b] = cell.current(g.reshape(rows, cols), np.repeat(v[b][:, None], cols, axis=1))[0].sum(axis=0)
+        return out
+    if not (r_row > 0 and r_col > 0 and np.isfinite(r_row) and np.isfinite(r_col)):
+        raise ValueError(f"r_row, r_col: amplitude encoding needs both > 0 ohm or both 0, got {r_row!r}, {r_col!r}")
+    g_row, g_col = 1.0 / r_row, 1.0 / r_col
+    n = rows * cols
+    lap, inc = _nodal_wires(rows, cols, g_row, g_col)
+    drive = np.arange(rows) * cols  # first node of each row
+    out_nodes = n + (rows - 1) * cols + np.arange(cols)
+    linear = spl.splu((lap + inc.T @ sp.diags(gm.ravel()) @ inc).tocsc())
+    precond = spl.LinearOperator((2 * n, 2 * n), matvec=linear.solve)
+    out = np.empty((v.shape[0], cols))
+    for b in range(v.shape[0]):
+        rhs = np.zeros(2 * n)
+        rhs[drive] = g_row * v[b]
+        x = linear.solve(rhs)
+        scale = max(float(np.max(np.abs(v[b]))), 1e-300)
+        for _ in range(max_iterations):
+            i, di = cell.current(g, inc @ x)
+            f = lap @ x - rhs + inc.T @ i
+            # The Newton step J dx = f, J = wires + P^T diag(dI/dV) P (SPD), by conjugate gradients
+            # preconditioned with the linear crossbar's LU: dI/dV is within ~10 % of the measured
+            # conductances, so a few iterations reach the step to round-off.
+            jac = (lap + inc.T @ sp.diags(di) @ inc).tocsr()
+            dx, info = spl.cg(jac, f, rtol=1e-14, atol=0.0, maxiter=200, M=precond)
+            if info != 0:
+                dx = spl.spsolve(jac.tocsc(), f)
+            x -= dx
+            if np.max(np.abs(dx)) <= tol * scale:
+                break
+        else:
+            raise RuntimeError(f"amplitude_mvm: Newton did not converge in {max_iterations} iterations")
+        out[b] = g_col * x[out_nodes]
     return out
