@@ -416,12 +416,17 @@ class Array:
         speed after one build per state); "solve": the per-vector nodal solve in C (the reference, to
         relative residual `tol`).
         """
-        v = _finite("v_rows", v_rows)
+        v = np.asarray(v_rows, dtype=np.float64)
         single = v.ndim == 1
         v2 = np.atleast_2d(v)
         if v2.ndim != 2 or v2.shape[1] != self.rows:
             raise ValueError(f"v_rows: expected shape ({self.rows},) or (batch, {self.rows}), got {v.shape}")
-        self._check_v("v_rows", v2)
+        # Two passes (min, max) check finiteness and range: NaN and inf propagate into them.
+        lo, hi = (float(v2.min()), float(v2.max())) if v2.size else (0.0, 0.0)
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError("v_rows: contains NaN or inf")
+        if lo < -self.limits.v_max or hi > self.limits.v_max:
+            self._check_v("v_rows", v2)  # names the first value out of range
         r = self._r_wire(r_wire)
         if method not in ("transfer", "solve"):
             raise ValueError(f"method: must be 'transfer' or 'solve', got {method!r}")
