@@ -40,6 +40,7 @@ import time
 import numpy as np
 
 import emulator
+from bench_emulator import best_of
 from emulator.crossbar import single_blas
 from emulator.train import PulsedTile
 from labctl.backends import EmulatorBackend
@@ -116,15 +117,6 @@ def bench_updates(population: DevicePopulation) -> tuple[float, float]:
         pulses = tile.update(x, d, lr=0.5 / 10, dw_min=0.08, bl=31)
         best = min(best, time.perf_counter() - t0)
     return n * n * n / best, pulses / best
-
-
-def best_of(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
-    best = np.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def bench_irdrop_vs_matmul(n: int, batch: int) -> float:
