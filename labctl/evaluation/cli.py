@@ -65,9 +65,9 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def cmd_inference(args: argparse.Namespace) -> int:
-    from labctl.backends import EmulatorBackend
     from dataclasses import replace
 
+    from labctl.backends import EmulatorBackend
     from labctl.evaluation.datasets import load_digits, load_mnist
     from labctl.evaluation.inference import (AnalogNetwork, calibrate_input_scales, inference_over_time,
                                              map_network, train_mlp)
