@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from emulator._core import ffi, lib
+from emulator.crossbar import crossbar_currents, transfer_matrices
 from emulator.presets import Preset, get_preset
 from emulator.thermal import Chuck
 
@@ -87,8 +88,11 @@ class Array:
         if ptr == ffi.NULL:
             raise MemoryError(f"cannot allocate a {rows}x{cols} array")
         self._a = ffi.gc(ptr, lib.rram_free)
-        self._version = 0  # bumped by every call that changes conductances
+        # State version: every call that changes a conductance (pulse, sweep, program, relaxation step,
+        # fault, restore, and any future temperature change) must bump it; the caches below key on it.
+        self._version = 0
         self._g_cache: tuple[int, float, float, NDArray[np.float64]] | None = None
+        self._t_cache: tuple[tuple[int, float, float, float], NDArray[np.float64]] | None = None
         self._all_idx: NDArray[np.int64] | None = None
         #: The thermal chuck the array sits on (emulator.thermal.Chuck), or None: with one, every
         #: advance follows the chuck's temperature (the cells are at the chuck's temperature).
@@ -418,27 +422,62 @@ class Array:
             self._version += 1
         return ProgramResult(g=g, iterations=it, converged=conv.astype(bool))
 
-    def mvm(self, v_rows: ArrayLike, r_wire: float | None = None, *, tol: float = 1e-12,
+    def transfer_matrix(self, r_wire: float | None = None, v_read: float = 0.2, vg: float = 3.3, *,
+                        workers: int = 1) -> NDArray[np.float64]:
+        """Transfer matrix T (rows, cols; S) of the crossbar in its present state: column currents
+        I = v @ T (A) for row voltages v (V), cells linearized at `v_read` (V) with gate `vg` (V), wires
+        `r_wire` ohm per segment (default: the preset's). Built once per conductance state and cached
+        until any call changes a conductance (emulator.crossbar). workers: 1 or 2 threads, same result."""
+        r = self._r_wire(r_wire)
+        g = self.conductance_matrix(v_read, vg)
+        key = (self._version, float(v_read), float(vg), r)
+        with self.lock:
+            if self._t_cache is not None and self._t_cache[0] == key:
+                return self._t_cache[1]
+        t = g if r == 0.0 else transfer_matrices(g, r, r, workers=workers)
+        t.setflags(write=False)
+        with self.lock:
+            self._t_cache = (key, t)
+        return t
+
+    def _r_wire(self, r_wire: float | None) -> float:
+        r = self.preset.r_wire if r_wire is None else float(_finite("r_wire", r_wire))
+        if r < 0:
+            raise ValueError(f"r_wire: must be >= 0 ohm, got {r_wire!r}")
+        return r
+
+    def mvm(self, v_rows: ArrayLike, r_wire: float | None = None, *,
+            method: Literal["transfer", "solve"] = "transfer", tol: float = 1e-12,
             max_iterations: int = 10_000) -> NDArray[np.float64]:
         """Column currents (A) for row voltages `v_rows` (V), shape (rows,) or (batch, rows).
 
-        Cells are their noise-free conductance at the read bias (non-linear I–V linearized there);
-        wires have `r_wire` ohm per segment (default: the preset's). r_wire = 0 is the ideal G^T v.
+        Cells are their noise-free conductance at the read bias: the non-linear I–V linearized there,
+        which is exact for pulse-width encoded inputs at the read bias (emulator.crossbar.amplitude_mvm
+        solves amplitude-encoded inputs). Wires have `r_wire` ohm per segment (default: the preset's);
+        r_wire = 0 is the ideal G^T v. method "transfer": the cached transfer matrix (exact, matmul
+        speed after one build per state); "solve": the per-vector nodal solve in C (the reference, to
+        relative residual `tol`).
         """
-        v = _finite("v_rows", v_rows)
+        v = np.asarray(v_rows, dtype=np.float64)
         single = v.ndim == 1
         v2 = np.atleast_2d(v)
         if v2.ndim != 2 or v2.shape[1] != self.rows:
             raise ValueError(f"v_rows: expected shape ({self.rows},) or (batch, {self.rows}), got {v.shape}")
-        self._check_v("v_rows", v2)
-        r = self.preset.r_wire if r_wire is None else float(_finite("r_wire", r_wire))
-        if r < 0:
-            raise ValueError(f"r_wire: must be >= 0 ohm, got {r_wire!r}")
-        g = self.conductance_matrix()
+        # Two passes (min, max) check finiteness and range: NaN and inf propagate into them.
+        lo, hi = (float(v2.min()), float(v2.max())) if v2.size else (0.0, 0.0)
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError("v_rows: contains NaN or inf")
+        if lo < -self.limits.v_max or hi > self.limits.v_max:
+            self._check_v("v_rows", v2)  # names the first value out of range
+        r = self._r_wire(r_wire)
+        if method not in ("transfer", "solve"):
+            raise ValueError(f"method: must be 'transfer' or 'solve', got {method!r}")
         if r == 0.0:
-            out = v2 @ g
+            out = v2 @ self.conductance_matrix()
+        elif method == "transfer":
+            out = crossbar_currents(v2, self.transfer_matrix(r))
         else:
-            out = solve_crossbar(g, v2, r, r, tol=tol, max_iterations=max_iterations)
+            out = solve_crossbar(self.conductance_matrix(), v2, r, r, tol=tol, max_iterations=max_iterations)
         return out[0] if single else out
 
     # ------------------------------------------------------------------ state

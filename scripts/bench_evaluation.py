@@ -12,6 +12,21 @@ Figures:
                          batches of digits-like inputs (x in [0, 1], many zeros) and errors, BL 31; one device
                          update = one (sample, device) coincidence evaluation with its pulses; target >= 1e7
   pulses_per_s           pulses actually applied per second in the same run (each with soft bounds and noise)
+  mvm_irdrop_64_vs_matmul, mvm_irdrop_512_vs_matmul
+                         exact IR-drop MVM after the transfer-matrix build (emulator.Array.mvm, 0.35 ohm per
+                         segment, 10,000 / 4,096 vectors) divided by numpy float64 matmul of the same shapes
+                         in the same run, both on one BLAS thread: a throughput ratio; target >= 0.5
+  transfer_build_512_s   build of the 512x512 transfer matrix (nested dissection), one core; target <= 3 s
+  transfer_build_512_cpu_s  CPU time of that build (the machine is shared: wall time grows with the load)
+  transfer_build_512_2workers_s  the same with workers=2 (two threads; bit-identical result)
+  network_784_programming_s  the 784-256-128-10 network on 64x64 tiles (79 tiles) programmed closed-loop on an
+                         emulated 64x64 array, 79 rounds, cells formed in the first
+  network_784_inference_s  the same network: transfer matrices of 79 tiles at programming and six times,
+                         drift compensation, 10,000 inputs at six times (6-bit DAC, 8-bit ADC, read noise,
+                         exact IR drop); target <= 30 s; network_784_inference_cpu_s its CPU time
+  encoding_difference_64 RMS difference between amplitude- and pulse-width-encoded outputs of a programmed
+                         64x64 tile (63 weights + reference, 0.35 ohm), relative to the outputs' RMS; 100
+                         digits inputs
 """
 from __future__ import annotations
 
@@ -24,13 +39,17 @@ import time
 
 import numpy as np
 
+import emulator
+from bench_emulator import best_of
+from emulator.crossbar import single_blas
 from emulator.train import PulsedTile
 from labctl.backends import EmulatorBackend
 from labctl.evaluation.datasets import load_digits
 from labctl.evaluation.devicefit import DevicePopulation, fit_devices, measure_open_loop
-from labctl.evaluation.inference import EVALUATION_TIMES
-from labctl.evaluation.mapping import map_layer
-from labctl.evaluation.mvm import DriftingLayer, MVMConfig
+from labctl.evaluation.inference import (EVALUATION_TIMES, MLP, AnalogNetwork, calibrate_input_scales,
+                                         inference_over_time, map_network)
+from labctl.evaluation.mapping import TileShape, map_layer
+from labctl.evaluation.mvm import DriftingLayer, MVMConfig, tile_mvm
 from labctl.evaluation.programming import prepare_cells, program_layers
 from labctl.evaluation.relaxation import RelaxationLaw
 from labctl.evaluation.training import DIGITS_SETTINGS, AnalogTrainer, DeviceSource
@@ -100,24 +119,100 @@ def bench_updates(population: DevicePopulation) -> tuple[float, float]:
     return n * n * n / best, pulses / best
 
 
+def bench_irdrop_vs_matmul(n: int, batch: int) -> float:
+    """Throughput of Array.mvm (exact IR drop, transfer matrix built) over numpy matmul, one BLAS thread."""
+    rng = np.random.default_rng(n)
+    arr = emulator.Array(n, n, seed=n)
+    r, c = np.divmod(np.arange(n * n, dtype=np.int64), n)
+    arr.pulse(r, c, 3.4, 1.2, 1e-3)  # formed cells at varied conductances (no full programming: set-up only)
+    arr.transfer_matrix()  # the build, measured separately
+    g = arr.conductance_matrix()
+    v = rng.uniform(-0.2, 0.2, (batch, n))
+    t_mvm = best_of(lambda: arr.mvm(v), 5)
+    with single_blas():
+        t_mm = best_of(lambda: v @ g, 5)
+    return t_mm / t_mvm
+
+
+def bench_transfer_build(n: int = 512) -> tuple[float, float, float]:
+    """(wall s, CPU s of the same single-worker build, wall s with two workers)."""
+    g = np.random.default_rng(5).uniform(9e-6, 89e-6, (n, n))
+    from emulator.crossbar import transfer_matrices
+
+    c0 = time.process_time()
+    wall = best_of(lambda: transfer_matrices(g, 0.35, 0.35), 2)
+    cpu = (time.process_time() - c0) / 2
+    return wall, cpu, best_of(lambda: transfer_matrices(g, 0.35, 0.35, workers=2), 2)
+
+
+def bench_network_784() -> tuple[float, float, float]:
+    rng = np.random.default_rng(7)
+    mlp = MLP.init([784, 256, 128, 10], seed=7)
+    maps = map_network(mlp, tile_shape=TileShape(64, 64))
+    x = rng.uniform(0, 1, (10_000, 784))
+
+    async def program() -> list:  # type: ignore[type-arg]
+        async with EmulatorBackend(64, 64, seed=7) as b:
+            return await program_layers(b, maps)
+
+    t0 = time.perf_counter()
+    layers = asyncio.run(program())
+    t_prog = time.perf_counter() - t0
+    net = AnalogNetwork(mlp, layers, calibrate_input_scales(mlp, x[:2000]))
+    t0, c0 = time.perf_counter(), time.process_time()
+    inference_over_time(net, x, mlp.predict(x), seed=7)
+    return t_prog, time.perf_counter() - t0, time.process_time() - c0
+
+
+def bench_encodings() -> float:
+    rng = np.random.default_rng(9)
+    mapping = map_layer(rng.uniform(-1, 1, (64, 63)), scheme="offset")
+
+    async def run() -> list:  # type: ignore[type-arg]
+        async with EmulatorBackend(64, 64, seed=9) as b:
+            return await program_layers(b, [mapping])
+
+    g = asyncio.run(run())[0].measured[0]
+    x = load_digits().x_test[:100]
+    cfg = MVMConfig(dac_bits=None, adc_bits=None, read_noise=False, drift_compensation=False, output_bound=1e9)
+    pw = tile_mvm(g, x, "offset", mapping, cfg)
+    amp = tile_mvm(g, x, "offset", mapping, MVMConfig(**{**cfg.to_dict(), "encoding": "amplitude"}))
+    return float(np.sqrt(np.mean((amp - pw) ** 2)) / np.sqrt(np.mean(pw ** 2)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args()
     population = fitted_population()
     updates, pulses = bench_updates(population)
+    build1, build1_cpu, build2 = bench_transfer_build()
+    prog784, inf784, inf784_cpu = bench_network_784()
     out = {"tile64_six_times_s": bench_tile64(), "agad_digits_epoch_s": bench_agad_epoch(population),
            "pulsed_updates_per_s": updates, "pulses_per_s": pulses,
+           "mvm_irdrop_64_vs_matmul": bench_irdrop_vs_matmul(64, 10_000),
+           "mvm_irdrop_512_vs_matmul": bench_irdrop_vs_matmul(512, 4096),
+           "transfer_build_512_s": build1, "transfer_build_512_cpu_s": build1_cpu,
+           "transfer_build_512_2workers_s": build2,
+           "network_784_programming_s": prog784, "network_784_inference_s": inf784,
+           "network_784_inference_cpu_s": inf784_cpu,
+           "encoding_difference_64": bench_encodings(),
+           "load": open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else None,
            "machine": f"{platform.machine()} {platform.python_implementation()} {platform.python_version()}, "
                       f"{os.cpu_count()} cpus"}
     if args.json:
         print(json.dumps(out))
         return
     targets = {"tile64_six_times_s": "< 2 s", "agad_digits_epoch_s": "< 0.2 s", "pulsed_updates_per_s": ">= 1e7",
-               "pulses_per_s": ""}
-    print(f"{'figure':<24}{'value':>14}  target")
+               "pulses_per_s": "", "mvm_irdrop_64_vs_matmul": ">= 0.5", "mvm_irdrop_512_vs_matmul": ">= 0.5",
+               "transfer_build_512_s": "<= 3 s", "transfer_build_512_cpu_s": "(CPU time: load-independent)",
+               "transfer_build_512_2workers_s": "", "network_784_programming_s": "",
+               "network_784_inference_s": "<= 30 s", "network_784_inference_cpu_s": "(CPU time)",
+               "encoding_difference_64": ""}
+    print(f"{'figure':<32}{'value':>14}  target")
     for k, t in targets.items():
-        print(f"{k:<24}{out[k]:>14.4g}  {t}")
+        print(f"{k:<32}{out[k]:>14.4g}  {t}")
+    print(f"load {out['load']}")
 
 
 if __name__ == "__main__":

@@ -3,64 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
-import scipy.sparse.linalg as spl
 
 import emulator
 from emulator.array import solve_crossbar
+from helpers import nodal_solve
 from labctl.emulated import prepared_array, reference_pulses
 from labctl.routines.params import all_cells
-
-
-def nodal_solve(g: np.ndarray, v: np.ndarray, r_row: float, r_col: float) -> np.ndarray:
-    """Column currents by assembling the full nodal conductance matrix (KCL at every wire node).
-
-    Row i is driven at its column-0 end through one segment; column j is held at 0 V at its last-row
-    end through one segment. A zero resistance makes that layer's nodes fixed (rows at v, columns at 0).
-    """
-    rows, cols = g.shape
-    n = rows * cols
-    entries: dict[tuple[int, int], float] = {}
-    b = np.zeros(2 * n)
-
-    def add(i: int, j: int, val: float) -> None:
-        entries[(i, j)] = entries.get((i, j), 0.0) + val
-
-    def link(a: int, bb: int, cond: float) -> None:
-        add(a, a, cond), add(bb, bb, cond), add(a, bb, -cond), add(bb, a, -cond)
-
-    row_node = lambda i, j: i * cols + j  # noqa: E731
-    col_node = lambda i, j: n + i * cols + j  # noqa: E731
-    for i in range(rows):
-        for j in range(cols):
-            link(row_node(i, j), col_node(i, j), g[i, j])
-            if r_row > 0:
-                if j == 0:
-                    add(row_node(i, 0), row_node(i, 0), 1 / r_row)
-                    b[row_node(i, 0)] += v[i] / r_row
-                else:
-                    link(row_node(i, j - 1), row_node(i, j), 1 / r_row)
-            if r_col > 0:
-                if i == rows - 1:
-                    add(col_node(i, j), col_node(i, j), 1 / r_col)
-                else:
-                    link(col_node(i, j), col_node(i + 1, j), 1 / r_col)
-    keys = np.array(list(entries))
-    a = sp.csr_matrix((list(entries.values()), (keys[:, 0], keys[:, 1])), shape=(2 * n, 2 * n))
-    fixed = np.zeros(2 * n, dtype=bool)
-    x = np.zeros(2 * n)
-    if r_row == 0:
-        fixed[:n] = True
-        x[:n] = np.repeat(v, cols)
-    if r_col == 0:
-        fixed[n:] = True
-    free = ~fixed
-    rhs = b[free] - a[free][:, fixed] @ x[fixed]
-    x[free] = spl.spsolve(a[free][:, free].tocsc(), rhs)
-    if r_col > 0:
-        return x[n + (rows - 1) * cols: n + rows * cols] / r_col
-    # columns at ground: the current out of a column is what its cells deliver
-    return np.array([sum(g[i, j] * (x[row_node(i, j)]) for i in range(rows)) for j in range(cols)])
 
 
 @pytest.mark.parametrize("shape", [(16, 16), (8, 24), (24, 8)])

@@ -22,8 +22,16 @@ def add_eval_parser(sub: Any) -> None:
     inf = evsub.add_parser("inference", help="program an MLP, evaluate accuracy and MVM RMSE over time")
     _common(inf, "out/eval-inference")
     inf.add_argument("--scheme", choices=("offset", "differential"), default="offset", help="weight mapping")
-    inf.add_argument("--tile", type=int, default=64, help="tile rows and columns (default 64)")
-    inf.add_argument("--hidden", type=int, default=32, help="hidden units (default 32)")
+    inf.add_argument("--tile", type=int, default=64, help="tile rows and columns, e.g. 64, 256 or 512 (default 64)")
+    inf.add_argument("--hidden", default="32",
+                     help="hidden layer sizes, comma-separated (default 32; the paper's MNIST network: 256,128)")
+    inf.add_argument("--mnist", default=None, help="folder with the four MNIST IDX files (instead of digits)")
+    inf.add_argument("--programming", choices=("backend", "statistical"), default="backend",
+                     help="program every tile on the emulated array, or program one array-full and draw the "
+                          "rest from the programming-noise law fitted to it (labelled 'statistical')")
+    inf.add_argument("--encoding", choices=("pulse_width", "amplitude"), default="pulse_width",
+                     help="input encoding (amplitude: non-linear cells, Newton per vector; slow)")
+    inf.add_argument("--test-limit", type=int, default=None, help="evaluate on the first N test images only")
     inf.add_argument("--epochs", type=int, default=30, help="floating-point training epochs (default 30)")
     inf.add_argument("--weight-noise", type=float, default=0.0,
                      help="hardware-aware training: weight noise relative to the column's max |W| (default 0)")
@@ -57,21 +65,32 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def cmd_inference(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from labctl.backends import EmulatorBackend
-    from labctl.evaluation.datasets import load_digits
+    from labctl.evaluation.datasets import load_digits, load_mnist
     from labctl.evaluation.inference import (AnalogNetwork, calibrate_input_scales, inference_over_time,
                                              map_network, train_mlp)
     from labctl.evaluation.mapping import TileShape
     from labctl.evaluation.mvm import MVMConfig
     from labctl.evaluation.plots import plot_inference
-    from labctl.evaluation.programming import program_layers
+    from labctl.evaluation.programming import ProgrammingNoiseLaw, place_tiles, program_layers
     from labctl.evaluation.relaxation import RelaxationLaw, fit_relaxation
     from labctl.backends.base import ProgramSettings
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    data = load_digits(seed=args.seed)
-    mlp = train_mlp(data.x_train, data.y_train, [data.n_inputs, args.hidden, data.n_classes], epochs=args.epochs,
+    try:
+        hidden = [int(h) for h in str(args.hidden).split(",") if h.strip()]
+    except ValueError:
+        raise ValueError(f"--hidden: expected comma-separated integers, got {args.hidden!r}") from None
+    if any(h < 1 for h in hidden):
+        raise ValueError(f"--hidden: layer sizes must be >= 1, got {args.hidden!r}")
+    if args.tile < 2:
+        raise ValueError(f"--tile: must be >= 2 rows and columns, got {args.tile}")
+    data = load_mnist(args.mnist, limit_test=args.test_limit) if args.mnist else load_digits(seed=args.seed)
+    x_test, y_test = data.x_test[:args.test_limit], data.y_test[:args.test_limit]
+    mlp = train_mlp(data.x_train, data.y_train, [data.n_inputs, *hidden, data.n_classes], epochs=args.epochs,
                     seed=args.seed, weight_noise=args.weight_noise)
     law = RelaxationLaw.from_preset()
     source = "emulator"
@@ -83,18 +102,36 @@ def cmd_inference(args: argparse.Namespace) -> int:
         if run.has_retention:
             law = fit_relaxation(run.retention_times, run.retention_g, run.retention_g_prog)
     mappings = map_network(mlp, scheme=args.scheme, tile_shape=TileShape(args.tile, args.tile))
+    statistical = args.programming == "statistical"
 
     async def program() -> list:  # type: ignore[type-arg]
         async with EmulatorBackend(args.tile, args.tile, seed=args.seed) as backend:
-            return await program_layers(backend, mappings, ProgramSettings(tolerance=args.tolerance))
+            settings = ProgramSettings(tolerance=args.tolerance)
+            if not statistical:
+                return await program_layers(backend, mappings, settings)
+            # One array-full of the network's own tiles is programmed; the law fitted to it draws all tiles.
+            first = [p for p in place_tiles(mappings, backend.rows, backend.cols) if p.round == 0]
+            sample = [replace(mappings[0], tiles=[mappings[p.layer].tiles[p.tile] for p in first])]
+            return await program_layers(backend, sample, settings)
 
-    layers = asyncio.run(program())
+    programmed = asyncio.run(program())
+    noise = None
+    if statistical:
+        noise = ProgrammingNoiseLaw.fit(programmed)
+        layers = noise.program(mappings, np.random.default_rng(args.seed + 1))
+        source += f", statistical programming (noise law fitted to {noise.cells} programmed cells)"
+    else:
+        layers = programmed
     net = AnalogNetwork(mlp, layers, calibrate_input_scales(mlp, data.x_train))
     cfg = MVMConfig(dac_bits=args.dac_bits, adc_bits=args.adc_bits, output_noise=args.output_noise,
-                    drift_compensation=not args.no_drift_compensation, r_wire=0.0 if args.no_ir_drop else 0.35)
-    res = inference_over_time(net, data.x_test, data.y_test, cfg=cfg, law=law, seed=args.seed)
+                    drift_compensation=not args.no_drift_compensation, r_wire=0.0 if args.no_ir_drop else 0.35,
+                    encoding=args.encoding)
+    res = inference_over_time(net, x_test, y_test, cfg=cfg, law=law, seed=args.seed)
     plot_inference(res, out / "inference.png")
-    summary = {"source": source, "dataset": data.name, **res.to_dict(),
+    summary = {"source": source, "dataset": data.name, "sizes": mlp.sizes, "tile": args.tile,
+               "tiles": [len(m.tiles) for m in mappings], **res.to_dict(),
+               "programming": "statistical" if statistical else "backend",
+               "programming_noise_law": noise.to_dict() if noise else None,
                "programming_error_std_s": [float(np.std(l.programming_error())) for l in layers]}
     _write_json(out / "inference.json", summary)
     for label, acc in zip(res.labels, res.accuracy):

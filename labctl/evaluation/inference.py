@@ -2,6 +2,9 @@
 onto tiles, programmed on a backend, and evaluated at times after programming through the MVM model.
 
 Evaluation times default to 1 s, 1 h, 1 day, 1 month, 1 year and 10 years after programming.
+Training, calibration and evaluation run with one BLAS thread (emulator.crossbar.single_blas): OpenBLAS
+splits large products differently on more threads, which changes their last bits (and, through the
+converters' rounding, can change an output); pinned, the same seed gives the same numbers on any core count.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from emulator.crossbar import single_blas
 from labctl.evaluation.mapping import ConductanceRange, LayerMapping, Scheme, TileShape, map_layer
 from labctl.evaluation.mvm import DriftingLayer, MVMConfig, ProgrammedLayer, mvm_rmse
 from labctl.evaluation.relaxation import RelaxationLaw
@@ -83,6 +87,7 @@ class MLP:
         return errors[::-1]
 
 
+@single_blas()
 def train_mlp(x: ArrayLike, y: ArrayLike, sizes: Sequence[int], *, epochs: int = 30, lr: float = 0.1,
               batch: int = 10, seed: int = 0, weight_noise: float = 0.0) -> MLP:
     """Mini-batch SGD in floating point. weight_noise > 0: hardware-aware training — each forward and
@@ -117,6 +122,7 @@ class AnalogNetwork:
     input_scales: list[float]
 
 
+@single_blas()
 def calibrate_input_scales(mlp: MLP, x_train: ArrayLike, percentile: float = 99.9) -> list[float]:
     """Input range of every layer: the given percentile of its input magnitudes on training data."""
     acts = mlp.forward(x_train)
@@ -147,6 +153,7 @@ class InferenceResult:
                 "settings": self.settings}
 
 
+@single_blas()
 def inference_over_time(net: AnalogNetwork, x: ArrayLike, y: ArrayLike, *, times: Sequence[float] = EVALUATION_TIMES,
                         labels: Sequence[str] | None = None, cfg: MVMConfig | None = None,
                         law: RelaxationLaw | None = None, seed: int = 0) -> InferenceResult:

@@ -3,13 +3,20 @@ relaxation to a time after programming and global drift compensation.
 
 One tile computes, for normalized inputs x (|x| <= input_bound):
     v = DAC(x) * v_read / input_bound                    row voltages, V
-    I = crossbar(G(t) + read noise, v, r_wire)           column currents, A (exact IR-drop solve in C)
+    I = crossbar(G(t) + read noise, v, r_wire)           column currents, A (exact IR drop)
     y = ADC(decode(I) + output_noise * xi)              normalized outputs (weights and inputs max 1)
     y <- y * alpha(t)                                    global drift compensation (digital)
 decode() is the mapping's differential / offset-reference read-out (labctl.evaluation.mapping);
 alpha(t) = mean|y_ref(0)| / mean|y_ref(t)| over a fixed, seeded set of reference inputs, with y_ref(0)
 recorded from the conductances measured right after programming (conventions of the field's reference
 simulator, ../shared/reference/standards-and-methods.md §Analog in-memory computing accuracy).
+
+Encodings (emulator.crossbar): "pulse_width" (default) drives rows at ±v_read for a time ∝ |x|, so the
+cells are linear at the read bias and I = v @ T(G) with the exact transfer matrix T of the crossbar
+(built once per tile and conductance state, then a matmul); "amplitude" drives rows at x·v_read and
+every cell conducts at its own voltage through the non-linear read I–V (Newton per vector; slow, for
+studies of small batches). All matmuls run with one BLAS thread in fixed blocks: the same numbers on
+any number of cores.
 """
 from __future__ import annotations
 
@@ -18,11 +25,14 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from emulator import solve_crossbar
+from emulator.crossbar import amplitude_mvm, crossbar_currents, transfer_matrices
 from emulator.presets import Preset, get_preset
 from labctl.evaluation.mapping import LayerMapping, Scheme, decode_currents
 from labctl.evaluation.quantize import quantize
 from labctl.evaluation.relaxation import RelaxationLaw
+
+
+ENCODINGS: tuple[str, ...] = ("pulse_width", "amplitude")
 
 
 @dataclass(frozen=True)
@@ -45,8 +55,11 @@ class MVMConfig:
     drift_compensation: bool = True
     reference_inputs: int = 64  # vectors in the drift-compensation reference set
     preset: str = "cmo-hfox"
+    encoding: str = "pulse_width"  # or "amplitude" (see the module docstring)
 
     def __post_init__(self) -> None:
+        if self.encoding not in ENCODINGS:
+            raise ValueError(f"encoding: must be one of {ENCODINGS}, got {self.encoding!r}")
         if not (self.v_read > 0 and np.isfinite(self.v_read)):
             raise ValueError(f"v_read: must be a positive voltage, got {self.v_read!r} V")
         if self.r_wire < 0 or not np.isfinite(self.r_wire):
@@ -74,16 +87,26 @@ def read_noise_sigma(g: NDArray[np.float64], cfg: MVMConfig) -> NDArray[np.float
     return p.read_sigma_abs * g / (g + p.read_g_knee)
 
 
+def tile_transfer(g: NDArray[np.float64], cfg: MVMConfig) -> NDArray[np.float64]:
+    """Transfer matrix (S) of one tile's conductances g (S), or of a stack (n, rows, cols): I = v @ T.
+    Without wire resistance T = g."""
+    if cfg.r_wire == 0:
+        return np.asarray(g, dtype=np.float64)
+    return transfer_matrices(g, cfg.r_wire, cfg.r_wire)
+
+
 def tile_mvm(g: NDArray[np.float64], x: ArrayLike, scheme: Scheme, mapping: LayerMapping, cfg: MVMConfig,
-             rng: np.random.Generator | None = None, alpha: float = 1.0) -> NDArray[np.float64]:
-    """Normalized outputs (batch, tile outputs) of one tile with conductances g (S) for inputs x (batch, rows)."""
+             rng: np.random.Generator | None = None, alpha: float = 1.0,
+             transfer: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
+    """Normalized outputs (batch, tile outputs) of one tile with conductances g (S) for inputs x (batch, rows).
+    `transfer`: the tile's transfer matrix (tile_transfer(g, cfg)) when the caller has it already."""
     xq = quantize(np.atleast_2d(x), cfg.dac_bits, cfg.input_bound)
     v_fs = cfg.v_read / cfg.input_bound
     v = xq * v_fs
-    if cfg.r_wire > 0:
-        currents = solve_crossbar(g, v, cfg.r_wire, cfg.r_wire)
+    if cfg.encoding == "amplitude":
+        currents = amplitude_mvm(g, v, cfg.r_wire, cfg.r_wire, v_meas=cfg.v_read)
     else:
-        currents = v @ g
+        currents = crossbar_currents(v, tile_transfer(g, cfg) if transfer is None else transfer)
     y = decode_currents(currents, scheme, mapping.g_range, v_fs)
     if cfg.output_noise > 0:
         if rng is None:
@@ -129,31 +152,64 @@ class DriftingLayer:
         self.times = np.atleast_1d(np.asarray(times, dtype=np.float64))
         self.rng = rng
         mapping = layer.mapping
+        n_tiles = len(mapping.tiles)
         self.g_t: list[NDArray[np.float64]] = []  # per tile: (n_times, rows, pcols)
         self.alpha: list[NDArray[np.float64]] = []  # per tile: (n_times,)
-        for tile, g0 in zip(mapping.tiles, layer.measured):
+        # per tile: transfer matrices at programming (index 0) and at every time (pulse-width encoding)
+        self.transfer: list[NDArray[np.float64] | None] = [None] * n_tiles
+        x_ref: list[NDArray[np.float64] | None] = [None] * n_tiles
+        # The draws keep the order of one tile after another (relaxation, read noise, reference inputs,
+        # then the references' output noise), so the transfer matrices of all tiles can be built in one
+        # batch only when the references draw nothing (no output noise, the default).
+        # Without wire resistance T = G: nothing to build, tile_mvm uses g_t directly.
+        build = cfg.encoding == "pulse_width" and cfg.r_wire > 0
+        batched = build and cfg.output_noise == 0
+        for k, (tile, g0) in enumerate(zip(mapping.tiles, layer.measured)):
             gt = law.sample(g0, self.times, rng)
             if cfg.read_noise:
                 gt = np.maximum(gt + read_noise_sigma(gt, cfg) * rng.standard_normal(gt.shape), 0.0)
             self.g_t.append(gt)
-            alpha = np.ones(self.times.size)
             if cfg.drift_compensation:
-                x_ref = rng.uniform(-cfg.input_bound, cfg.input_bound, (cfg.reference_inputs, tile.shape[0]))
-                ref0 = np.mean(np.abs(tile_mvm(g0, x_ref, mapping.scheme, mapping, cfg, rng)))
-                for k in range(self.times.size):
-                    ref_t = np.mean(np.abs(tile_mvm(gt[k], x_ref, mapping.scheme, mapping, cfg, rng)))
-                    alpha[k] = ref0 / ref_t if ref_t > 0 else 1.0
-            self.alpha.append(alpha)
+                x_ref[k] = rng.uniform(-cfg.input_bound, cfg.input_bound, (cfg.reference_inputs, tile.shape[0]))
+            if not batched:
+                if build:
+                    self.transfer[k] = tile_transfer(np.concatenate([g0[None], gt]), cfg)
+                self.alpha.append(self._compensation(k, x_ref[k]))
+        if batched:
+            by_shape: dict[tuple[int, ...], list[int]] = {}
+            for k, g0 in enumerate(layer.measured):
+                by_shape.setdefault(np.shape(g0), []).append(k)
+            for ks in by_shape.values():
+                stack = np.concatenate([np.concatenate([layer.measured[k][None], self.g_t[k]]) for k in ks])
+                t_all = tile_transfer(stack, cfg).reshape(len(ks), self.times.size + 1, *stack.shape[1:])
+                for n, k in enumerate(ks):
+                    self.transfer[k] = t_all[n]
+            self.alpha = [self._compensation(k, x_ref[k]) for k in range(n_tiles)]
+
+    def _compensation(self, k: int, x_ref: NDArray[np.float64] | None) -> NDArray[np.float64]:
+        """Drift-compensation factors of tile k at every time (ones without compensation)."""
+        alpha = np.ones(self.times.size)
+        if x_ref is None:
+            return alpha
+        mapping, cfg, tr = self.layer.mapping, self.cfg, self.transfer[k]
+        g0, gt = self.layer.measured[k], self.g_t[k]
+        ref0 = np.mean(np.abs(tile_mvm(g0, x_ref, mapping.scheme, mapping, cfg, self.rng,
+                                       transfer=None if tr is None else tr[0])))
+        for t in range(self.times.size):
+            ref_t = np.mean(np.abs(tile_mvm(gt[t], x_ref, mapping.scheme, mapping, cfg, self.rng,
+                                            transfer=None if tr is None else tr[t + 1])))
+            alpha[t] = ref0 / ref_t if ref_t > 0 else 1.0
+        return alpha
 
     def forward(self, x_norm: ArrayLike, time_index: int) -> NDArray[np.float64]:
         """Normalized layer outputs (batch, outputs) for normalized inputs (batch, inputs) at times[time_index]."""
         x = np.atleast_2d(np.asarray(x_norm, dtype=np.float64))
         mapping = self.layer.mapping
         y = np.zeros((x.shape[0], mapping.n_outputs))
-        for tile, gt, alpha in zip(mapping.tiles, self.g_t, self.alpha):
+        for tile, gt, alpha, tr in zip(mapping.tiles, self.g_t, self.alpha, self.transfer):
             y[:, tile.out_start:tile.out_stop] += tile_mvm(
                 gt[time_index], x[:, tile.in_start:tile.in_stop], mapping.scheme, mapping, self.cfg, self.rng,
-                float(alpha[time_index]))
+                float(alpha[time_index]), transfer=None if tr is None else tr[time_index + 1])
         return y
 
 

@@ -12,7 +12,7 @@ full, the placed tiles are programmed and read back, and the next round reuses t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -116,3 +116,55 @@ async def program_layers(backend: ArrayBackend, mappings: Sequence[LayerMapping]
             iters[p.layer][p.tile] = np.asarray(outcome.iterations[start:start + size]).reshape(shape)
             conv[p.layer][p.tile] = np.asarray(outcome.converged[start:start + size]).reshape(shape)
     return [ProgrammedLayer(m, measured[i], iters[i], conv[i]) for i, m in enumerate(mappings)]
+
+
+@dataclass(frozen=True)
+class ProgrammingNoiseLaw:
+    """Statistical shortcut for programming: measured = target + mean + sigma(target) * xi, with
+    sigma = sigma_floor + sigma_slope * target (S; xi standard normal), fitted to programmed cells.
+    Used instead of programming every tile on a backend, and labelled as such in results."""
+
+    mean: float
+    sigma_floor: float
+    sigma_slope: float
+    cells: int = 0  # cells the fit saw
+    source: str = "fit"
+
+    @classmethod
+    def fit(cls, layers: Sequence[ProgrammedLayer], bins: int = 8) -> ProgrammingNoiseLaw:
+        """Fit to the measured-minus-target errors of programmed layers: the spread per quantile bin of
+        the targets, then a line through the bins' spreads (least squares, floor kept >= 0)."""
+        targets = np.concatenate([t.targets.ravel() for layer in layers for t in layer.mapping.tiles])
+        errors = np.concatenate([layer.programming_error() for layer in layers])
+        if targets.size < 4 * bins:
+            raise ValueError(f"layers: need at least {4 * bins} programmed cells to fit a noise law, got {targets.size}")
+        edges = np.quantile(targets, np.linspace(0, 1, bins + 1))
+        which = np.clip(np.searchsorted(edges, targets, side="right") - 1, 0, bins - 1)
+        centre, spread = [], []
+        for b in range(bins):
+            sel = which == b
+            if sel.sum() >= 2:
+                centre.append(float(np.mean(targets[sel])))
+                spread.append(float(np.std(errors[sel], ddof=1)))
+        a = np.vstack([np.ones(len(centre)), centre]).T
+        (floor, slope), *_ = np.linalg.lstsq(a, np.asarray(spread), rcond=None)
+        if floor < 0:  # a spread proportional to G through the origin
+            floor, slope = 0.0, float(np.dot(centre, spread) / np.dot(centre, centre))
+        return cls(mean=float(np.mean(errors)), sigma_floor=float(floor), sigma_slope=float(slope),
+                   cells=int(targets.size))
+
+    def sigma(self, targets: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Spread of the programming error at target conductances (S), S."""
+        return np.maximum(self.sigma_floor + self.sigma_slope * np.asarray(targets), 0.0)
+
+    def program(self, mappings: Sequence[LayerMapping], rng: np.random.Generator) -> list[ProgrammedLayer]:
+        """Layers 'programmed' by drawing every cell from the law (the statistical shortcut), S."""
+        out = []
+        for m in mappings:
+            measured = [np.maximum(t.targets + self.mean + self.sigma(t.targets) * rng.standard_normal(t.shape), 0.0)
+                        for t in m.tiles]
+            out.append(ProgrammedLayer(m, measured))
+        return out
+
+    def to_dict(self) -> dict[str, float | int | str]:
+        return asdict(self)
