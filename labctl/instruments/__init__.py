@@ -14,12 +14,19 @@ from .keithley2450 import Keithley2450
 from .keysight_33500b import Keysight33500B
 from .keysight_81160a import Keysight81160A
 from .keysight_b2900 import KeysightB2900
+from .prober import DieIndex, EndOfRoute, Prober, ProberChuck, ProberError
 from .pulse import PulseGeneratorChannel
+from .sentio import Sentio
 from .smu import SourceMeterChannel, SweepResult
 from .station import Station, StationConfig
+from .velox import Velox
+
+#: The prober drivers, by the command-set name campaign files use ([wafer] prober).
+PROBERS: dict[str, type[Prober]] = {"velox": Velox, "sentio": Sentio}
 
 __all__ = [
-    "DRIVERS", "Channel", "Identity", "Instrument", "InstrumentConnectionError", "InstrumentError",
+    "DRIVERS", "PROBERS", "Channel", "DieIndex", "EndOfRoute", "Prober", "ProberChuck", "ProberError", "Sentio",
+    "Velox", "Identity", "Instrument", "InstrumentConnectionError", "InstrumentError",
     "Keithley2450", "Keithley707B", "Keysight33500B", "Keysight81160A", "KeysightB2900",
     "LimitError", "PulseGeneratorChannel", "SourceMeterChannel", "Station", "StationConfig",
     "SweepResult", "driver_for", "open_instrument",
