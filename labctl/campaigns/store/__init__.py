@@ -4,11 +4,11 @@
 - `records`: the frozen records every reader returns (runs, units, events, batches, a cell's history);
 - `store`: `Store`, whose methods are the questions and writes the rest of labctl needs.
 """
-from labctl.campaigns.store.records import (EventRecord, HistoryEntry, RunRecord, StoredBatch, UnitPlan,
+from labctl.campaigns.store.records import (DieRecord, EventRecord, HistoryEntry, RunRecord, StoredBatch, UnitPlan,
                                             UnitRecord)
 from labctl.campaigns.store.schema import SCHEMA_VERSION
 from labctl.campaigns.store.store import (DEFAULT_STORE, EXPORT_COLUMNS, Store, StoreError, as_store_error,
                                           json_default)
 
-__all__ = ["DEFAULT_STORE", "EXPORT_COLUMNS", "SCHEMA_VERSION", "EventRecord", "HistoryEntry", "RunRecord", "Store",
+__all__ = ["DEFAULT_STORE", "DieRecord", "EXPORT_COLUMNS", "SCHEMA_VERSION", "EventRecord", "HistoryEntry", "RunRecord", "Store",
            "StoreError", "StoredBatch", "UnitPlan", "UnitRecord", "as_store_error", "json_default"]
