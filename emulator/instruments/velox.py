@@ -6,7 +6,7 @@ success (data may be empty: "0:"), otherwise the code and a message. The subset 
 
     StepFirstDie [ClearBins RecalcRoute]   -> 0: Column Row CurSite LastSiteIndex
     StepNextDie [Column Row [Site]]        -> same (without arguments: the next die of the route)
-    StepToDie DieNumber [Site]             -> same (DieNumber: the die's index in the wafer map, from 0)
+    StepToDie DieNumber [Site]             -> same (DieNumber: the die's place in the route, from 0)
     ReadMapPosition                        -> 0: Column Row XFromHome YFromHome CurSite LastSiteIndex (µm)
     MoveChuckContact [Velocity]            -> 0:
     MoveChuckSeparation [Velocity]         -> 0:
@@ -83,10 +83,11 @@ class EmulatedVelox(EmulatedProber):
     def _step_to(self, args: list[str]) -> str:
         self.count(args, 1, 2, "StepToDie")
         number = self.integer(args[0], "DieNumber")
-        if not 0 <= number < len(self.wafer.dies):
+        route = self.wafer.route()
+        if not 0 <= number < len(route):
             raise ProberFault(self.out_of_map_code, f"DieNumber {number} is not in the wafer map "
-                                                    f"(0..{len(self.wafer.dies) - 1})")
-        return self._die_reply(self.step_index(number))
+                                                    f"(0..{len(route) - 1})")
+        return self._die_reply(self.step_index(self.wafer.index[route[number]]))
 
     def _position(self, args: list[str]) -> str:
         self.count(args, 0, 1, "ReadMapPosition")
@@ -115,9 +116,10 @@ class EmulatedVelox(EmulatedProber):
     def _die_data(self, args: list[str]) -> str:
         self.count(args, 1, 1, "GetDieDataAsNum")
         number = self.integer(args[0], "DieNumber")
-        if not 0 <= number < len(self.wafer.dies):
+        route = self.wafer.route()
+        if not 0 <= number < len(route):
             raise ProberFault(self.out_of_map_code, f"DieNumber {number} is not in the wafer map")
-        column, row = self.wafer.dies[number]
+        column, row = route[number]
         return f"{column} {row}"
 
     def _unit(self, args: list[str], at: int) -> str:

@@ -369,7 +369,7 @@ class Runner:
             return None
         if self._unit is not None and self._unit.die is not None:
             return self._unit.die
-        return self.wafer.current
+        return self.wafer.entering if self.wafer.entering is not None else self.wafer.current
 
     def _end_wafer(self, steps: list[tuple[str, str, bool]]) -> list[str]:
         """Record the wafer's last words (chuck separated, set-point safe) in the run's log; the errors."""

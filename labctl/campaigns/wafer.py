@@ -52,6 +52,7 @@ class WaferSession:
         self.prober: Prober | None = None
         self.thermal: ThermalController | None = None
         self.current: int | None = None  # die index under the probes, checked
+        self.entering: int | None = None  # die index being stepped to and checked
         self.skipped: set[int] = set()
         self.touchdowns: dict[int, int] = {}
         self._resume: tuple[int | None, bytes | None] | None = None  # (die of the last unit done, its state)
@@ -170,6 +171,7 @@ class WaferSession:
         assert self.loaded.dies is not None and self._writer is not None
         prober = self._prober()
         self.current = None
+        self.entering = k
         self._writer.call("update_die", self._run_id, k, "measuring")
         column, row = self.loaded.dies[k]
         await self._guarded(k, "separating", prober.separate())
@@ -186,12 +188,13 @@ class WaferSession:
                 self._writer.call("update_die", self._run_id, k, "measuring", self.touchdowns[k], median)
                 self._writer.event(self._run_id, "contact", f"{self.label(k)}: contact (median {median:.3g} S,"
                                                             f" touchdown {attempt + 1})")
-                self.current = k
+                self.current, self.entering = k, None
                 return True
             self._writer.event(self._run_id, "contact", f"{self.label(k)}: no contact (median {median:.3g} S <"
                                                         f" {check.threshold:g} S, touchdown {attempt + 1})")
             await self._guarded(k, "separating", prober.separate())
         await self._skip(k, median)
+        self.entering = None
         return False
 
     async def _contact_reading(self) -> float:

@@ -1,0 +1,296 @@
+"""Wafer campaigns against the emulated prober over TCP: a whole wafer, contact loss, bad input, a prober
+that stops answering, abort, and SIGKILL at random moments with die-level resume."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from labctl.campaigns import CampaignError, Runner, RunControl, Store, load_campaign
+from labctl.campaigns.wafer import WaferSession
+
+WAFER = """\
+[campaign]
+name = "wafer"
+
+[backend]
+rows = 8
+cols = 8
+seed = 5
+
+[wafer]
+prober = "{prober}"
+{extra}
+
+[[steps]]
+routine = "forming"
+
+[[steps]]
+routine = "read"
+name = "check"
+"""
+
+
+def wafer_campaign(prober: str = "velox", extra: str = "emulated = { columns = 3, rows = 2 }") -> str:
+    return WAFER.format(prober=prober, extra=extra)
+
+
+def run(store_path, text: str, source: str = "wafer.toml", **kw):  # noqa: ANN001, ANN201
+    with Store(store_path) as store:
+        runner = Runner.new(store, text, source, **kw)
+        result = asyncio.run(runner.run())
+        return result, store.dies(result.run_id), store.events(result.run_id)
+
+
+@pytest.mark.parametrize("prober", ["velox", "sentio"])
+def test_a_whole_emulated_wafer_is_formed_die_by_die(tmp_path, prober: str) -> None:
+    result, dies, events = run(tmp_path / "s.sqlite", wafer_campaign(prober))
+    assert result.status == "complete", result.errors
+    assert [(d.column, d.row) for d in dies] == [(0, 0), (1, 0), (2, 0), (2, 1), (1, 1), (0, 1)]  # its route
+    assert all(d.status == "done" and d.touchdowns == 1 and d.contact_g > 1e-10 for d in dies)
+    for d in dies:
+        assert d.summary["forming-0"]["yield"] == 1.0 and d.summary["check"]["cells"] == 64
+    # Each die is its own array: the forming voltages differ from die to die.
+    means = {d.summary["forming-0"]["v_form_1t1r_mean_V"] for d in dies}
+    assert len(means) == len(dies)
+    assert [e.kind for e in events][-2:] == ["separate", "stop"]
+
+
+def test_contact_loss_retries_once_then_skips_the_die_and_keeps_the_rest(tmp_path) -> None:
+    extra = "emulated = { columns = 2, rows = 2, contact_faults = [[1, 0, 1], [1, 1, -1]] }"
+    result, dies, events = run(tmp_path / "s.sqlite", wafer_campaign(extra=extra))
+    assert result.status == "complete", result.errors
+    by_die = {(d.column, d.row): d for d in dies}
+    assert by_die[(1, 0)].status == "done" and by_die[(1, 0)].touchdowns == 2  # retried once, then measured
+    lost = by_die[(1, 1)]
+    assert lost.status == "skipped" and lost.touchdowns == 2 and lost.contact_g < 1e-10
+    assert "no contact after 2 touchdown(s)" in lost.message
+    with Store(tmp_path / "s.sqlite") as store:
+        units = store.units(result.run_id)
+        statuses = [units[i].status for i in range(lost.first_unit, lost.last_unit + 1)]
+        assert statuses == ["skipped", "skipped"]
+        assert all(units[i].status == "done" for d in dies if d.status == "done"
+                   for i in range(d.first_unit, d.last_unit + 1))
+        # Nothing was stored for the skipped die.
+        stored_units = {b.unit_index for b in store.batches(result.run_id)}
+        assert not stored_units & {lost.first_unit, lost.last_unit}
+    assert any("skipped" in e.message for e in events if e.kind == "die")
+
+
+@pytest.mark.parametrize(("extra", "expected"), [
+    ("dies = [[0, 0], [1, 0], [0, 0]]\nemulated = { columns = 2, rows = 2 }",
+     r"wafer\.dies\[2\]: die \(0, 0\) is listed twice"),
+    ("dies = [[0, 0], [7, 3]]\nemulated = { columns = 2, rows = 2 }",
+     r"wafer\.dies\[1\]: die \(7, 3\) is not on the wafer"),
+    ('steps = ["forming-0", "nope"]', r"wafer\.steps\[1\]: no step named 'nope'"),
+    ("emulated = { columns = 2, rows = 2, contact_faults = [[5, 5, 1]] }",
+     r"contact_faults\[0\]: die \(5, 5\) is not on the emulated wafer"),
+    ("emulated = { variation = { bowl = 1.0 } }", r"variation\.bowl: unknown variation parameter"),
+    ('die_file = "missing.txt"', r"wafer\.die_file: cannot read"),
+    ('prober = "cascade9000"', r"wafer\.prober"),
+])
+def test_bad_die_maps_and_wafer_fields_are_refused_naming_the_field(tmp_path, extra: str, expected: str) -> None:
+    text = wafer_campaign(extra=extra)
+    if extra.startswith("prober"):
+        text = text.replace('prober = "velox"\n', "")
+    with pytest.raises(CampaignError, match=expected):
+        load_campaign(text, str(tmp_path / "wafer.toml"))
+
+
+def test_a_die_file_is_read_and_its_bad_line_named(tmp_path) -> None:
+    (tmp_path / "dies.txt").write_text("# column, row\n1, 1\n0 0\n")
+    loaded = load_campaign(wafer_campaign(extra='die_file = "dies.txt"\norder = "rows"\n'
+                                                 "emulated = { columns = 2, rows = 2 }"), str(tmp_path / "w.toml"))
+    assert loaded.dies == [(0, 0), (1, 1)]
+    (tmp_path / "dies.txt").write_text("1, 1\n1, x\n")
+    with pytest.raises(CampaignError, match=r"dies\.txt:2: expected 'column, row'"):
+        load_campaign(wafer_campaign(extra='die_file = "dies.txt"'), str(tmp_path / "w.toml"))
+
+
+def test_an_emulated_prober_needs_the_emulator_backend(tmp_path) -> None:
+    text = wafer_campaign().replace("seed = 5\n", 'seed = 5\nkind = "station"\nstation = "s.toml"\n')
+    with pytest.raises(CampaignError, match=r"wafer\.address: an emulated prober measures the emulated wafer"):
+        load_campaign(text)
+
+
+async def _start_with(store: Store, text: str, act) -> object:  # noqa: ANN001
+    """Run `text`, calling `act(runner)` once the emulated prober is serving; returns the RunResult."""
+    runner = Runner.new(store, text, "wafer.toml")
+    task = asyncio.create_task(runner.run())
+    deadline = time.monotonic() + 20
+    while not (runner.wafer is not None and runner.wafer.server is not None and runner.wafer.server.running):
+        assert time.monotonic() < deadline and not task.done()
+        await asyncio.sleep(0)
+    act(runner)
+    return await task
+
+
+def test_a_prober_that_stops_answering_mid_wafer_fails_the_run_naming_the_die(tmp_path) -> None:
+    path = tmp_path / "s.sqlite"
+
+    def kill_on_second_die(runner: Runner) -> None:
+        runner.wafer.server.die_on = "StepNextDie 1 0"  # the prober dies when asked for the second die
+
+    with Store(path) as store:
+        text = wafer_campaign(extra="timeout = 1.0\nemulated = { columns = 3, rows = 2 }")
+        result = asyncio.run(_start_with(store, text, kill_on_second_die))
+        assert result.status == "failed"
+        assert any("die 1 (1, 0): prober failed while stepping to it" in e for e in result.errors), result.errors
+        dies = store.dies(result.run_id)
+        assert dies[0].status == "done" and dies[1].status == "failed"
+        # The first die's measurements stay in the store.
+        assert {b.unit_index for b in store.batches(result.run_id)} == {0, 1}
+        kinds = [e.kind for e in store.events(result.run_id)]
+        assert "separate" in kinds and "thermal_safe" in kinds  # both tried (and failed: recorded)
+
+
+def test_abort_leaves_the_chuck_separated_and_its_set_point_safe(tmp_path) -> None:
+    control = RunControl()
+    path = tmp_path / "s.sqlite"
+    seen: dict[str, object] = {}
+
+    def heat_then_abort(runner: Runner) -> None:
+        session: WaferSession = runner.wafer
+        session.wafer.set_chuck_temperature(358.15)  # a bake in progress
+        seen["wafer"] = session.wafer
+        runner.on_batch = lambda m: control.request_stop("operator abort")
+
+    with Store(path) as store:
+        runner_text = wafer_campaign()
+        runner = Runner.new(store, runner_text, "wafer.toml", control=control)
+
+        async def go() -> object:
+            task = asyncio.create_task(runner.run())
+            while not (runner.wafer is not None and runner.wafer.server is not None and runner.wafer.server.running):
+                await asyncio.sleep(0)
+            heat_then_abort(runner)
+            return await task
+
+        result = asyncio.run(go())
+        assert result.status == "aborted"
+        wafer = seen["wafer"]
+        assert not wafer.contact
+        assert wafer.chuck.set_point == pytest.approx(298.15)
+        assert store.measurement_count(result.run_id) > 0
+
+
+# -- SIGKILL and resume ----------------------------------------------------------------------------
+KILL_CAMPAIGN = """\
+[campaign]
+name = "wafer-kill"
+
+[backend]
+rows = 8
+cols = 8
+seed = 21
+
+[wafer]
+prober = "sentio"
+order = "serpentine"
+emulated = { columns = 2, rows = 2, contact_faults = [[1, 1, 1]] }
+
+[[steps]]
+routine = "forming"
+chunk_cells = 32
+params = { chunk = 16 }
+
+[[steps]]
+routine = "program"
+params = { levels = [20e-6, 40e-6, 60e-6, 80e-6], loop = "host", tolerance = 0.005, chunk = 16 }
+
+[[steps]]
+routine = "read"
+name = "check"
+"""
+KILLS = 4
+
+
+def _content(path) -> dict:
+    db = sqlite3.connect(path)
+    (run_id,) = db.execute("SELECT run_id FROM runs").fetchone()
+    with Store(path) as store:
+        meas = list(store.measurement_rows(run_id))
+        dies = [(d.die_index, d.column, d.row, d.status, d.contact_g, d.summary) for d in store.dies(run_id)]
+    units = db.execute("SELECT unit_index, status, summary_json FROM units WHERE run_id = ? ORDER BY unit_index",
+                       (run_id,)).fetchall()
+    attempts = db.execute("SELECT MAX(attempt) FROM batches").fetchone()[0]
+    status = db.execute("SELECT status FROM runs").fetchone()[0]
+    db.close()
+    return {"measurements": meas, "units": units, "dies": dies, "status": status, "attempts": attempts}
+
+
+def _run_id(store) -> str | None:
+    if not store.exists():
+        return None
+    db = sqlite3.connect(store)
+    try:
+        row = db.execute("SELECT run_id FROM runs").fetchone()
+    except sqlite3.OperationalError:
+        row = None
+    db.close()
+    return row[0] if row else None
+
+
+def _started(store) -> int:
+    """'start' and 'resume' events so far (0 before the store has its tables)."""
+    if not store.exists():
+        return 0
+    db = sqlite3.connect(store)
+    try:
+        return db.execute("SELECT COUNT(*) FROM events WHERE kind IN ('start', 'resume')").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        db.close()
+
+
+def test_sigkill_at_random_moments_then_resume_measures_every_die_once_as_an_uninterrupted_run(tmp_path) -> None:
+    (tmp_path / "kill.toml").write_text(KILL_CAMPAIGN)
+    ref_path = tmp_path / "ref.sqlite"
+    t0 = time.monotonic()
+    with Store(ref_path) as store:
+        assert asyncio.run(Runner.new(store, KILL_CAMPAIGN, str(tmp_path / "kill.toml")).run()).status == "complete"
+    duration = time.monotonic() - t0
+    reference = _content(ref_path)
+    rng = np.random.default_rng(20261201)
+    kills = stores = 0
+    while kills < KILLS and stores < 4:  # bounded: a fast machine finishes a run between kills
+        path = tmp_path / f"runs-{stores}.sqlite"
+        stores += 1
+        cmd = [sys.executable, "-m", "labctl.campaigns.cli", "run", "--store", str(path), "--no-report"]
+        for _ in range(KILLS):
+            run_id = _run_id(path)
+            if run_id is not None and _content(path)["status"] == "complete":
+                break  # finished just before its kill
+            before = _started(path)
+            proc = subprocess.Popen(cmd + (["--resume", run_id] if run_id else [str(tmp_path / "kill.toml")]),
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            deadline = time.monotonic() + 30
+            while _started(path) == before and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0.0, 0.6 * duration))  # a moment inside the (re)started run
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
+                kills += 1
+            proc.wait(timeout=30)
+            assert proc.returncode in (-signal.SIGKILL, 0), proc.stderr.read().decode()
+            proc.stderr.close()
+            if proc.returncode == 0 or kills >= KILLS:
+                break
+        run_id = _run_id(path)
+        if _content(path)["status"] != "complete":
+            done = subprocess.run(cmd + ["--resume", run_id], capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, done.stdout + done.stderr
+        got = _content(path)
+        assert got["status"] == "complete"
+        assert got["dies"] == reference["dies"]  # every die done once, same contact readings and summaries
+        assert got["units"] == reference["units"]
+        assert got["measurements"] == reference["measurements"]  # none lost, none measured twice, same values
+    assert kills >= KILLS
