@@ -294,3 +294,27 @@ def test_sigkill_at_random_moments_then_resume_measures_every_die_once_as_an_uni
         assert got["units"] == reference["units"]
         assert got["measurements"] == reference["measurements"]  # none lost, none measured twice, same values
     assert kills >= KILLS
+
+
+def test_runs_show_lists_the_dies_and_the_report_draws_the_wafer_map(tmp_path, capsys) -> None:
+    import json
+
+    from labctl.campaigns.cli import main
+    from labctl.campaigns.wafermap import die_value, wafer_map_figure
+
+    extra = "emulated = { columns = 2, rows = 2, contact_faults = [[0, 1, -1]] }"
+    result, dies, _ = run(tmp_path / "s.sqlite", wafer_campaign(extra=extra))
+    assert main(["runs", "show", result.run_id, "--store", str(tmp_path / "s.sqlite")]) == 0
+    out = capsys.readouterr().out
+    assert "dies 4: 3 done, 1 skipped" in out
+    assert "die 3 (0, 1) skipped  touchdowns 2" in out
+    assert main(["report", result.run_id, "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "r")]) == 0
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["wafer"]["plot"] == "wafer-map.png" and (tmp_path / "r" / "wafer-map.png").stat().st_size > 0
+    assert [d["status"] for d in summary["wafer"]["dies"]] == [d.status for d in dies]
+    fig = wafer_map_figure(dies, ["forming-0.v_form_1t1r_mean_V"])
+    grid = fig.axes[0].images[0].get_array()
+    for d in dies:
+        expected = die_value(d, "forming-0.v_form_1t1r_mean_V")
+        assert (np.isnan(expected) and np.ma.is_masked(grid[d.row, d.column])) or grid[d.row, d.column] == expected
+    assert np.isnan(die_value(dies[3], "forming-0.v_form_1t1r_mean_V"))  # the skipped die has no value

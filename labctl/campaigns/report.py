@@ -106,6 +106,12 @@ def write_report(store: Store, run_id: str, out_dir: str | os.PathLike[str]) -> 
         "resumes": rec.resumes, "errors": rec.errors, "telemetry": rec.telemetry,
         "measurements": store.measurement_count(run_id), "steps": steps_out,
     }
+    dies = store.dies(run_id)
+    if dies:  # a wafer campaign: its wafer maps and dies (labctl.campaigns.wafermap)
+        from labctl.campaigns.wafermap import die_table, wafer_map_figure
+
+        wafer_map_figure(dies, title=rec.name).savefig(out / "wafer-map.png", dpi=90)
+        summary["wafer"] = {"plot": "wafer-map.png", "dies": die_table(dies)}
     path = out / "summary.json"
     path.write_text(json.dumps(_clean(summary), indent=2, default=str, allow_nan=False))
     return path
