@@ -318,3 +318,12 @@ def test_runs_show_lists_the_dies_and_the_report_draws_the_wafer_map(tmp_path, c
         expected = die_value(d, "forming-0.v_form_1t1r_mean_V")
         assert (np.isnan(expected) and np.ma.is_masked(grid[d.row, d.column])) or grid[d.row, d.column] == expected
     assert np.isnan(die_value(dies[3], "forming-0.v_form_1t1r_mean_V"))  # the skipped die has no value
+
+
+def test_the_wafer_forming_example_plans_every_die_of_the_6x6_wafer() -> None:
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "wafer-forming.toml"
+    loaded = load_campaign(path.read_text(), str(path))
+    assert len(loaded.dies) == 36 and len(set(loaded.dies)) == 36
+    assert [u.die for u in loaded.units] == [k for k in range(36) for _ in range(2)]

@@ -422,7 +422,8 @@ class Runner:
                 units=[self._unit_plan(u) for u in self.loaded.units], backend_state=self._state(backend),
                 seed=campaign.backend.seed, campaign_path=self.campaign_path)
             self.store.event(self.run_id, "start", f"run started (pid {os.getpid()})")
-            self._attach_wafer(backend)
+            if self.wafer is not None:
+                self._attach_wafer(backend)
             return 0
         after, state = self.store.state(self.run_id)
         rows = self.store.units(self.run_id)
