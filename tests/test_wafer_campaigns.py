@@ -327,3 +327,30 @@ def test_the_wafer_forming_example_plans_every_die_of_the_6x6_wafer() -> None:
     loaded = load_campaign(path.read_text(), str(path))
     assert len(loaded.dies) == 36 and len(set(loaded.dies)) == 36
     assert [u.die for u in loaded.units] == [k for k in range(36) for _ in range(2)]
+
+
+def test_the_tui_is_told_the_prober_die_and_temperature_as_plain_data(tmp_path) -> None:
+    from labctl.tui.campaign import StepProgress, TuiProgress
+    from labctl.tui.widgets.status import StatusBar
+
+    events: list = []
+    result, dies, _ = run(tmp_path / "s.sqlite", wafer_campaign(), view=TuiProgress(events.append))
+    assert result.status == "complete"
+    shown = [e.station for e in events if isinstance(e, StepProgress) and e.station is not None]
+    assert {tuple(s["die"]) for s in shown} == {(d.column, d.row) for d in dies}
+    assert all(s["prober"] == "velox (emulated)" and s["temperature_K"] == pytest.approx(298.15) for s in shown)
+    from textual.app import App
+
+    class Bar(App):
+        def compose(self):  # noqa: ANN202
+            yield StatusBar(id="status")
+
+    async def show() -> str:
+        app = Bar()
+        async with app.run_test() as pilot:
+            bar = app.query_one(StatusBar)
+            bar.set_station(shown[-1])
+            await pilot.pause()
+            return str(bar.content)
+
+    assert "prober velox (emulated) · die (0, 1) · chuck 25.0 °C" in asyncio.run(show())

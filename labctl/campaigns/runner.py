@@ -322,8 +322,10 @@ class Runner:
                 self._publish_status("running")
                 for unit in units[first:]:
                     await self._safe_point(limited)
-                    if self.wafer is not None and not await self.wafer.enter(unit):
-                        continue  # the die failed its contact check: skipped and recorded
+                    if self.wafer is not None:
+                        if not await self.wafer.enter(unit):
+                            continue  # the die failed its contact check: skipped and recorded
+                        self._show_station()
                     await self._run_unit(limited, unit)
                     if self.wafer is not None:
                         self.measurements += await self.wafer.unit_done(unit)
@@ -362,6 +364,12 @@ class Runner:
             finally:
                 self._writer.close()
         return self._finish(status, errors)
+
+    def _show_station(self) -> None:
+        """Tell a view that shows the probe station (the TUI's status bar) where the prober is."""
+        station = getattr(self.view, "station", None)
+        if callable(station) and self.wafer is not None:
+            station(self.wafer.status())
 
     def _failed_die(self, status: str) -> int | None:
         """The die being measured when the run stopped short of complete."""
