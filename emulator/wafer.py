@@ -441,6 +441,10 @@ class ProbedArray:
     def restore(self, blob: bytes) -> None:
         self.wafer.restore(blob)
 
+    def reseed(self, seed: int) -> None:
+        raise ValueError("reseed: a wafer's dies are seeded from the wafer's seed and their index; "
+                         "start the emulator with another --seed")
+
     # Introspection and faults act on the die under the probes, contacted or not.
     def inject_fault(self, rows: ArrayLike, cols: ArrayLike, kind: Any) -> None:
         self._reference().inject_fault(rows, cols, kind)

@@ -354,3 +354,40 @@ def test_the_tui_is_told_the_prober_die_and_temperature_as_plain_data(tmp_path) 
             return str(bar.content)
 
     assert "prober velox (emulated) · die (0, 1) · chuck 25.0 °C" in asyncio.run(show())
+
+
+def test_a_real_prober_address_reads_its_map_then_measures_through_the_chip_backend(tmp_path) -> None:
+    """What `labctl emulate --wafer 2x2` serves: a chip controller on the die under the probes and a prober
+    at its own address; the campaign names the prober's address as for real hardware."""
+    from emulator.controller import ChipController, serve_tcp
+    from emulator.instruments import prober_server
+    from emulator.wafer import Wafer
+
+    async def go(dies: str) -> tuple:
+        wafer = Wafer(2, 2, 8, 4, seed=9)
+        controller = ChipController(wafer.probes)
+        chip = await serve_tcp(controller, "127.0.0.1", 0)
+        prober = prober_server(wafer, "sentio")
+        await prober.start()
+        text = (f'[campaign]\nname = "real"\n\n[backend]\nkind = "chip"\naddress = "{chip.address}"\n'
+                f'rows = 8\ncols = 4\n\n[wafer]\nprober = "sentio"\naddress = "{prober.resource}"\ndies = {dies}\n\n'
+                '[[steps]]\nroutine = "read"\n')
+        try:
+            loaded = load_campaign(text)
+            assert loaded.dies is None if dies == '"prober"' else loaded.dies is not None
+            with Store(tmp_path / f"s{len(dies)}.sqlite") as store:
+                result = await Runner.new(store, text).run()
+                return result, store.dies(result.run_id), wafer.contact
+        finally:
+            await prober.stop()
+            await chip.close()
+            await controller.aclose()
+
+    result, dies, contact = asyncio.run(go('"prober"'))
+    assert result.status == "complete", result.errors
+    assert [(d.column, d.row, d.status) for d in dies] == [(0, 0, "done"), (1, 0, "done"), (1, 1, "done"),
+                                                            (0, 1, "done")]  # the prober's route
+    assert not contact
+    result, dies, _ = asyncio.run(go("[[0, 0], [3, 3]]"))
+    assert result.status == "failed"
+    assert any("wafer.dies[1]: die (3, 3) is not on the wafer" in e for e in result.errors), result.errors
