@@ -13,6 +13,9 @@ import time
 import numpy as np
 import pytest
 
+from helpers import started_count as _started
+from helpers import stored_run_id as _run_id
+
 from labctl.campaigns import CampaignError, Runner, RunControl, Store, load_campaign
 from labctl.campaigns.wafer import WaferSession
 
@@ -224,31 +227,6 @@ def _content(path) -> dict:
     status = db.execute("SELECT status FROM runs").fetchone()[0]
     db.close()
     return {"measurements": meas, "units": units, "dies": dies, "status": status, "attempts": attempts}
-
-
-def _run_id(store) -> str | None:
-    if not store.exists():
-        return None
-    db = sqlite3.connect(store)
-    try:
-        row = db.execute("SELECT run_id FROM runs").fetchone()
-    except sqlite3.OperationalError:
-        row = None
-    db.close()
-    return row[0] if row else None
-
-
-def _started(store) -> int:
-    """'start' and 'resume' events so far (0 before the store has its tables)."""
-    if not store.exists():
-        return 0
-    db = sqlite3.connect(store)
-    try:
-        return db.execute("SELECT COUNT(*) FROM events WHERE kind IN ('start', 'resume')").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
-    finally:
-        db.close()
 
 
 def test_sigkill_at_random_moments_then_resume_measures_every_die_once_as_an_uninterrupted_run(tmp_path) -> None:

@@ -27,12 +27,7 @@ from .prober import EmulatedProber, Handler, ProberFault
 class EmulatedVelox(EmulatedProber):
     idn = "Cascade Microtech,Velox (emulated),0,2.0"
     name = "prober_velox"
-    unknown_code = 1
-    parameter_code = 2
-    count_code = 3
-    state_code = 4
-    internal_code = 5
-    malformed_code = 6
+    # unknown 1, parameter 2, count 3, state 4, internal 5, malformed 6: the base class's numbering
     out_of_map_code = 704
     end_of_route_code = 703
 
