@@ -369,3 +369,15 @@ def test_a_real_prober_address_reads_its_map_then_measures_through_the_chip_back
     result, dies, _ = asyncio.run(go("[[0, 0], [3, 3]]"))
     assert result.status == "failed"
     assert any("wafer.dies[1]: die (3, 3) is not on the wafer" in e for e in result.errors), result.errors
+
+
+def test_steps_not_listed_in_wafer_steps_run_once_before_or_after_the_dies() -> None:
+    text = wafer_campaign(extra='steps = ["check"]\nemulated = { columns = 2, rows = 1 }') + \
+        '\n[[steps]]\nroutine = "read"\nname = "final"\n'
+    loaded = load_campaign(text)
+    assert [(u.step_name, u.die) for u in loaded.units] == [("forming-0", None), ("check", 0), ("check", 1),
+                                                            ("final", None)]
+    assert [u.index for u in loaded.units] == [0, 1, 2, 3]
+    middle = wafer_campaign(extra='steps = ["forming-0", "final"]') + '\n[[steps]]\nroutine = "read"\nname = "final"\n'
+    with pytest.raises(CampaignError, match=r"steps\[1\]: step 'check' lies between steps run on each die"):
+        load_campaign(middle)

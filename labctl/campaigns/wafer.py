@@ -226,7 +226,7 @@ class WaferSession:
 
         first = self._spans[unit.die][0]
         by_step: dict[str, list[Any]] = {}
-        for rec in self._store.units(self._run_id)[first:unit.index + 1]:
+        for rec in self._store.units(self._run_id, first, unit.index):
             if rec.summary is not None:
                 by_step.setdefault(rec.step_name, []).append(rec)
         summary = {name: combine_summaries([r.summary for r in recs], [r.n_cells for r in recs], recs[0].routine)

@@ -281,10 +281,12 @@ class Store:
         raise KeyError(f"run: {ref!r} matches {len(rows)} runs ({', '.join(rows[:5])}...); give more characters")
 
     # -- units
-    def units(self, run_id: str) -> list[UnitRecord]:
-        """The run's units of work in plan order."""
-        return [_unit_record(r) for r in self.db.execute(f"SELECT {_UNIT_COLUMNS} FROM units WHERE run_id = ?"
-                                                          " ORDER BY unit_index", (run_id,))]
+    def units(self, run_id: str, first: int = 0, last: int | None = None) -> list[UnitRecord]:
+        """The run's units of work in plan order (those from `first` to `last`, inclusive, if given)."""
+        hi = (1 << 62) if last is None else last
+        return [_unit_record(r) for r in self.db.execute(f"SELECT {_UNIT_COLUMNS} FROM units WHERE run_id = ? AND"
+                                                          " unit_index BETWEEN ? AND ? ORDER BY unit_index",
+                                                          (run_id, first, hi))]
 
     def units_done(self, run_id: str) -> int:
         """How many of the run's units are done."""
