@@ -229,14 +229,21 @@ def _content(path) -> dict:
     return {"measurements": meas, "units": units, "dies": dies, "status": status, "attempts": attempts}
 
 
-def test_sigkill_at_random_moments_then_resume_measures_every_die_once_as_an_uninterrupted_run(tmp_path) -> None:
-    (tmp_path / "kill.toml").write_text(KILL_CAMPAIGN)
-    ref_path = tmp_path / "ref.sqlite"
+@pytest.fixture(scope="module")
+def kill_reference(tmp_path_factory) -> dict:
+    """KILL_CAMPAIGN run once without interruption, in-process: its store content and duration (s)."""
+    ref_path = tmp_path_factory.mktemp("wafer-ref") / "ref.sqlite"
     t0 = time.monotonic()
     with Store(ref_path) as store:
-        assert asyncio.run(Runner.new(store, KILL_CAMPAIGN, str(tmp_path / "kill.toml")).run()).status == "complete"
-    duration = time.monotonic() - t0
-    reference = _content(ref_path)
+        assert asyncio.run(Runner.new(store, KILL_CAMPAIGN, "kill.toml").run()).status == "complete"
+    return {**_content(ref_path), "duration": time.monotonic() - t0}
+
+
+def test_sigkill_at_random_moments_then_resume_measures_every_die_once_as_an_uninterrupted_run(
+        tmp_path, kill_reference) -> None:
+    (tmp_path / "kill.toml").write_text(KILL_CAMPAIGN)
+    duration = kill_reference["duration"]
+    reference = kill_reference
     rng = np.random.default_rng(20261201)
     kills = stores = 0
     while kills < KILLS and stores < 4:  # bounded: a fast machine finishes a run between kills
@@ -381,3 +388,27 @@ def test_steps_not_listed_in_wafer_steps_run_once_before_or_after_the_dies() -> 
     middle = wafer_campaign(extra='steps = ["forming-0", "final"]') + '\n[[steps]]\nroutine = "read"\nname = "final"\n'
     with pytest.raises(CampaignError, match=r"steps\[1\]: step 'check' lies between steps run on each die"):
         load_campaign(middle)
+
+
+@pytest.mark.parametrize("stop_after", [3, 40, 95])  # batches: inside die 0, around die 1, inside die 3
+def test_a_run_stopped_inside_a_die_resumes_there_and_stores_what_an_uninterrupted_run_stores(
+        tmp_path, kill_reference, stop_after) -> None:
+    path = tmp_path / "stopped.sqlite"
+    control = RunControl()
+    seen = [0]
+
+    def count(_batch) -> None:  # noqa: ANN001
+        seen[0] += 1
+        if seen[0] == stop_after:
+            control.request_stop("test stop")
+
+    with Store(path) as store:
+        first = asyncio.run(Runner.new(store, KILL_CAMPAIGN, "kill.toml", control=control, on_batch=count).run())
+        assert first.status == "aborted"
+        interrupted = [d.status for d in store.dies(first.run_id)]
+        assert "measuring" in interrupted or "pending" in interrupted
+        second = asyncio.run(Runner.resume(store, first.run_id).run())
+        assert second.status == "complete", second.errors
+    got, want = _content(path), kill_reference
+    assert got["dies"] == want["dies"] and got["units"] == want["units"]
+    assert got["measurements"] == want["measurements"]
