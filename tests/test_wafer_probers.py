@@ -135,3 +135,10 @@ def test_wafer_variation_is_radial_and_seeded_per_wafer() -> None:
     tilted = [Wafer(5, 5, 2, 2, seed=s, variation=WaferVariation(0, 0, 0.05, 0.0)).die_preset(corner).v_form_mean
               for s in (1, 1, 2)]
     assert tilted[0] == tilted[1] != tilted[2]
+
+
+def test_a_round_wafer_drops_the_grid_corners() -> None:
+    wafer = Wafer(6, 6, 2, 2, round_wafer=True)
+    assert len(wafer.dies) == 32
+    assert {(0, 0), (5, 0), (0, 5), (5, 5)}.isdisjoint(wafer.dies) and (2, 0) in wafer.index
+    assert sorted(wafer.route()) == sorted(wafer.dies)

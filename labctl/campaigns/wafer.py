@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,8 +20,10 @@ from labctl.campaigns.plan import LoadedCampaign, Unit
 from labctl.campaigns.problems import CampaignError
 from labctl.campaigns.schema import WaferSpec
 from labctl.campaigns.writer import BatchWriter
-from labctl.instruments import PROBERS, DieIndex, Prober
-from labctl.instruments.thermal import ThermalController
+
+if TYPE_CHECKING:  # the drivers (pyvisa) load only when a wafer campaign runs
+    from labctl.instruments import Prober
+    from labctl.instruments.thermal import ThermalController
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,8 @@ class WaferSession:
     async def open(self, backend: ArrayBackend) -> LoadedCampaign:
         """Connect the prober (serving the emulated one first); returns the plan, with the dies of a real
         prober's map if the campaign asked for them. Raises CampaignError for dies not on its map."""
+        from labctl.instruments import PROBERS
+
         self._backend = backend
         address = self.spec.address
         if self.spec.is_emulated:
@@ -173,6 +177,8 @@ class WaferSession:
         self.current = None
         self.entering = k
         self._writer.call("update_die", self._run_id, k, "measuring")
+        from labctl.instruments import DieIndex
+
         column, row = self.loaded.dies[k]
         await self._guarded(k, "separating", prober.separate())
         at = await self._guarded(k, "stepping to it", prober.step_to_die(DieIndex(column, row)))
