@@ -412,3 +412,26 @@ def test_a_run_stopped_inside_a_die_resumes_there_and_stores_what_an_uninterrupt
     got, want = _content(path), kill_reference
     assert got["dies"] == want["dies"] and got["units"] == want["units"]
     assert got["measurements"] == want["measurements"]
+
+
+def test_a_die_whose_units_were_committed_but_not_its_end_is_recorded_done_on_resume(tmp_path) -> None:
+    """The window a SIGKILL can hit: the die's last unit committed, the die's own record not yet."""
+    reference, ref_dies, _ = run(tmp_path / "ref.sqlite", wafer_campaign())
+    with Store(tmp_path / "ref.sqlite") as store:
+        die0_batches = sum(1 for b in store.batches(reference.run_id) if b.unit_index <= ref_dies[0].last_unit)
+    control = RunControl()
+    seen = [0]
+
+    def count(_batch) -> None:  # noqa: ANN001
+        seen[0] += 1
+        if seen[0] == die0_batches + 1:
+            control.request_stop("test stop")  # in die 1's first unit: die 0 is done
+
+    path = tmp_path / "s.sqlite"
+    with Store(path) as store:
+        first = asyncio.run(Runner.new(store, wafer_campaign(), "wafer.toml", control=control, on_batch=count).run())
+        assert first.status == "aborted" and store.dies(first.run_id)[0].status == "done"
+        store.update_die(first.run_id, 0, "measuring")  # as if killed before the die's record was committed
+        assert asyncio.run(Runner.resume(store, first.run_id).run()).status == "complete"
+        dies = store.dies(first.run_id)
+    assert [(d.status, d.summary) for d in dies] == [(d.status, d.summary) for d in ref_dies]

@@ -112,8 +112,14 @@ class WaferSession:
         self._store, self._writer, self._run_id = store, writer, run_id
         self._state, self._restore = state, restore
         store.create_dies(run_id, self.die_rows())
-        self.skipped = {d.die_index for d in store.dies(run_id) if d.status == "skipped"}
-        self.touchdowns = {d.die_index: d.touchdowns for d in store.dies(run_id)}
+        dies = store.dies(run_id)
+        self.skipped = {d.die_index for d in dies if d.status == "skipped"}
+        self.touchdowns = {d.die_index: d.touchdowns for d in dies}
+        # A process killed after a die's last unit was committed but before the die was: record it done now.
+        units = store.units(run_id)
+        for d in dies:
+            if d.status not in ("done", "skipped") and all(u.status == "done" for u in units[d.first_unit:d.last_unit + 1]):
+                store.update_die(run_id, d.die_index, "done", None, None, None, self._die_summary(d.die_index))
 
     def die_rows(self) -> list[tuple[int, int, int, int, int]]:
         """(die_index, column, row, first_unit, last_unit) of every die."""
@@ -216,9 +222,9 @@ class WaferSession:
         self.skipped.add(k)
         message = (f"skipped: no contact after {self.spec.contact_check.retries + 1} touchdown(s) (median"
                    f" {median:.3g} S < {self.spec.contact_check.threshold:g} S)")
-        self._writer.call("update_die", self._run_id, k, "skipped", self.touchdowns.get(k, 0), median, message)
         units = [u.index for u in self.loaded.units if u.die == k]
-        self._writer.call("skip_units", self._run_id, units, self._state())
+        self._writer.call("skip_die", self._run_id, k, self.touchdowns.get(k, 0), median, message, units,
+                          self._state())
         self._writer.event(self._run_id, "die", f"{self.label(k)} {message}")
 
     async def unit_done(self, unit: Unit) -> int:
@@ -228,22 +234,29 @@ class WaferSession:
             return 0
         assert self._writer is not None
         written = await self._writer.flush()  # the summaries read below are the units just committed
-        from labctl.campaigns.runner import combine_summaries
-
-        first = self._spans[unit.die][0]
-        by_step: dict[str, list[Any]] = {}
-        for rec in self._store.units(self._run_id, first, unit.index):
-            if rec.summary is not None:
-                by_step.setdefault(rec.step_name, []).append(rec)
-        summary = {name: combine_summaries([r.summary for r in recs], [r.n_cells for r in recs], recs[0].routine)
-                   for name, recs in by_step.items()}
-        self._writer.call("update_die", self._run_id, unit.die, "done", None, None, None, summary)
+        self._writer.call("update_die", self._run_id, unit.die, "done", None, None, None, self._die_summary(unit.die))
         return written
 
-    def _last_unit(self, k: int) -> int:
+    def _die_summary(self, k: int) -> dict[str, Any]:
+        """Die k's summary: each step's units on the die combined (by step name)."""
+        from labctl.campaigns.runner import combine_summaries
+
+        first, last = self._span(k)
+        by_step: dict[str, list[Any]] = {}
+        for rec in self._store.units(self._run_id, first, last):
+            if rec.summary is not None:
+                by_step.setdefault(rec.step_name, []).append(rec)
+        return {name: combine_summaries([r.summary for r in recs], [r.n_cells for r in recs], recs[0].routine)
+                for name, recs in by_step.items()}
+
+    def _span(self, k: int) -> tuple[int, int]:
+        """(first, last) unit index of die k."""
         if not hasattr(self, "_spans"):
             self._spans = {d[0]: (d[3], d[4]) for d in self.die_rows()}
-        return self._spans[k][1]
+        return self._spans[k]
+
+    def _last_unit(self, k: int) -> int:
+        return self._span(k)[1]
 
     # -- the end
     async def close(self, status: str, failed_die: int | None) -> list[tuple[str, str, bool]]:

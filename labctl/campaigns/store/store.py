@@ -337,17 +337,20 @@ class Store:
         self.db.execute(f"UPDATE dies SET {', '.join(sets)} WHERE run_id = ? AND die_index = ?",
                         (*args, run_id, die_index))
 
-    def skip_units(self, run_id: str, unit_indexes: Sequence[int], backend_state: bytes | None) -> None:
-        """Mark units skipped (a die that failed its contact check) and the run's state as after the last of
-        them, in one transaction: a resume goes on behind them."""
-        if not unit_indexes:
-            return
+    def skip_die(self, run_id: str, die_index: int, touchdowns: int, contact_g: float | None, message: str,
+                 unit_indexes: Sequence[int], backend_state: bytes | None) -> None:
+        """A die that failed its contact check, in one transaction: the die `skipped` (its touchdowns, last
+        contact reading in S, why), its units not done `skipped`, and the run's state as after the last of
+        them, so a resume goes on behind them."""
         now = time.time()
         with self._transaction() as db:
+            db.execute("UPDATE dies SET status = 'skipped', touchdowns = ?, contact_g = ?, message = ? WHERE"
+                       " run_id = ? AND die_index = ?", (touchdowns, contact_g, message, run_id, die_index))
             db.executemany("UPDATE units SET status = 'skipped', finished_at = ? WHERE run_id = ? AND unit_index = ?"
                            " AND status != 'done'", [(now, run_id, i) for i in unit_indexes])
-            db.execute("UPDATE run_state SET after_unit = MAX(after_unit, ?), backend_state = ?, saved_at = ?"
-                       " WHERE run_id = ?", (max(unit_indexes), backend_state, now, run_id))
+            if unit_indexes:
+                db.execute("UPDATE run_state SET after_unit = MAX(after_unit, ?), backend_state = ?, saved_at = ?"
+                           " WHERE run_id = ?", (max(unit_indexes), backend_state, now, run_id))
 
     def dies(self, run_id: str) -> list[DieRecord]:
         """A wafer run's dies in die order (empty for a one-die run, or a file written before the table)."""
