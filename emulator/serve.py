@@ -6,6 +6,8 @@ Prints one line per endpoint, e.g.
     chip tcp://127.0.0.1:40123
     chip serial /dev/pts/5
     instrument smu TCPIP::127.0.0.1::40125::SOCKET
+    prober velox TCPIP::127.0.0.1::40131::SOCKET     (with --wafer 6x6: the chip and the instruments
+                                                     then measure the die under the probes)
 
 and serves until SIGINT or SIGTERM.
 """
@@ -37,7 +39,10 @@ async def serve(args: argparse.Namespace, ready: asyncio.Event | None = None,
     if not 0 <= args.port <= 65535:
         print(f"labctl emulate: --port {args.port} is outside [0, 65535]", file=sys.stderr)
         return 2
-    array = Array(rows=args.rows, cols=args.cols, preset=args.preset, seed=args.seed)
+    wafer = _wafer(args)
+    if wafer is False:
+        return 2
+    array = Array(rows=args.rows, cols=args.cols, preset=args.preset, seed=args.seed) if wafer is None else wafer.probes
     controller = ChipController(array)
     try:
         server = await serve_tcp(controller, args.host, args.port)
@@ -50,10 +55,17 @@ async def serve(args: argparse.Namespace, ready: asyncio.Event | None = None,
     print(f"chip tcp://{args.host}:{port}", flush=True)
     pty: PtyServer | None = None
     instruments = None
+    prober = None
     try:
         if not args.no_pty:
             pty = PtyServer(controller)
             print(f"chip serial {pty.path}", flush=True)
+        if wafer is not None:
+            from emulator.instruments import prober_server
+
+            prober = prober_server(wafer, args.prober, args.host, getattr(args, "prober_port", 0))
+            await prober.start()
+            print(f"prober {args.prober} {prober.resource}", flush=True)
         if not args.no_instruments:
             instruments = _instruments_module()
             if instruments is not None:
@@ -77,10 +89,27 @@ async def serve(args: argparse.Namespace, ready: asyncio.Event | None = None,
         if pty is not None:
             pty.close()
         await controller.aclose()
+        if prober is not None:
+            await prober.stop()
         stop_instruments = getattr(instruments, "stop_instruments", None)
         if stop_instruments is not None:
             await stop_instruments(array)
     return 0
+
+
+def _wafer(args: argparse.Namespace) -> object:
+    """The emulated wafer of `--wafer COLUMNSxROWS` (None without it; False, after saying why, if bad)."""
+    spec = getattr(args, "wafer", None)
+    if spec is None:
+        return None
+    from emulator.wafer import Wafer
+
+    columns, _, rows = spec.lower().partition("x")
+    try:
+        return Wafer(int(columns), int(rows), args.rows, args.cols, seed=args.seed, preset=args.preset)
+    except ValueError as exc:
+        print(f"labctl emulate: --wafer {spec!r}: expected COLUMNSxROWS, e.g. 6x6 ({exc})", file=sys.stderr)
+        return False
 
 
 def _instruments_module() -> object | None:

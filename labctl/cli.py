@@ -143,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     emulate.add_argument("--port", type=tcp_port, default=0, help="chip-controller TCP port (0: any free port)")
     emulate.add_argument("--no-pty", action="store_true", help="do not open a pseudo-terminal")
     emulate.add_argument("--no-instruments", action="store_true", help="do not start the SCPI instruments")
+    emulate.add_argument("--wafer", metavar="COLUMNSxROWS", default=None,
+                         help="emulate a wafer of dies (each --rows x --cols) behind an emulated prober")
+    emulate.add_argument("--prober", choices=("velox", "sentio"), default="velox",
+                         help="the emulated prober's command set with --wafer (default velox)")
+    emulate.add_argument("--prober-port", type=tcp_port, default=0, help="the prober's TCP port (0: any free port)")
     emulate.set_defaults(handler=_cmd_emulate)
     from labctl.evaluation.cli import add_eval_parser  # eval inference, eval training
 

@@ -40,6 +40,37 @@ params = {{ levels = [15e-6, 35e-6, 55e-6, 75e-6], tolerance = 0.002, loop = "ho
 """ + extra)
 
 
+# -- stores of runs killed at random moments ------------------------------------------------------
+def stored_run_id(path: Any) -> str | None:
+    """The run id in the store file at `path` (None if there is no file, no schema yet or no run)."""
+    import sqlite3
+
+    if not path.exists():
+        return None
+    db = sqlite3.connect(path)
+    try:
+        row = db.execute("SELECT run_id FROM runs").fetchone()
+    except sqlite3.OperationalError:  # killed before the schema was committed
+        row = None
+    db.close()
+    return row[0] if row else None
+
+
+def started_count(path: Any) -> int:
+    """'start' and 'resume' events so far in the store file at `path` (0 if it is not there yet)."""
+    import sqlite3
+
+    if not path.exists():
+        return 0
+    db = sqlite3.connect(path)
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM events WHERE kind IN ('start', 'resume')").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        db.close()
+
+
 #: A campaign whose forming step has a bad unit on line 6 (`v_stop = "9 V"`).
 BAD_CAMPAIGN = """\
 [campaign]

@@ -12,6 +12,9 @@ import time
 import numpy as np
 import pytest
 
+from helpers import started_count as _started_count
+from helpers import stored_run_id as _run_id
+
 from labctl.campaigns import Runner, Store
 
 CAMPAIGN = """\
@@ -85,31 +88,6 @@ def reference(tmp_path_factory):
 def _cmd(tmp_path, store, run_id):
     base = [sys.executable, "-m", "labctl.campaigns.cli", "run", "--store", str(store), "--no-report"]
     return base + (["--resume", run_id] if run_id else [str(tmp_path / "kill.toml")])
-
-
-def _run_id(store):
-    if not store.exists():
-        return None
-    db = sqlite3.connect(store)
-    try:
-        row = db.execute("SELECT run_id FROM runs").fetchone()
-    except sqlite3.OperationalError:  # killed before the schema was committed
-        row = None
-    db.close()
-    return row[0] if row else None
-
-
-def _started_count(store) -> int:
-    """'start' and 'resume' events so far (0 if the store is not there yet)."""
-    if not store.exists():
-        return 0
-    db = sqlite3.connect(store)
-    try:
-        return db.execute("SELECT COUNT(*) FROM events WHERE kind IN ('start', 'resume')").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
-    finally:
-        db.close()
 
 
 def _kill_until_complete(tmp_path, store, rng, window: float, budget: int) -> int:

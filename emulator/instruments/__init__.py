@@ -22,14 +22,20 @@ from .keysight_33500b import Keysight33522B
 from .keysight_81160a import Keysight81160A
 from .keysight_b2900 import KeysightB2902A
 from .lakeshore336 import LakeShore336
+from .prober import EmulatedProber, ProberServer
+from .sentio import EmulatedSentio
 from .server import InstrumentServer
 from .tektronix_afg31000 import TektronixAFG31102
+from .velox import EmulatedVelox
 
 __all__ = [
     "Bench",
     "DEFAULT_PORTS",
     "DEFAULT_PORTS_3706A",
     "EmulatedInstrument",
+    "EmulatedProber",
+    "PROBER_MODELS",
+    "ProberServer",
     "InstrumentBench",
     "InstrumentServer",
     "LAYOUT_3706A",
@@ -37,6 +43,7 @@ __all__ = [
     "TERMINAL_ROWS",
     "TERMINAL_ROWS_3706A",
     "line_column",
+    "prober_server",
     "running_bench",
     "start_instruments",
     "stop_instruments",
@@ -153,3 +160,17 @@ async def stop_instruments(array: Any | None = None) -> None:
         bench = _running.pop(key, None)
         if bench is not None:
             await bench.stop()
+
+
+#: The emulated prober command sets, by the name campaign files and `labctl emulate` use.
+PROBER_MODELS: dict[str, type[EmulatedProber]] = {"velox": EmulatedVelox, "sentio": EmulatedSentio}
+
+
+def prober_server(wafer: Any, command_set: str, host: str = "127.0.0.1", port: int = 0) -> ProberServer:
+    """A (not yet started) server of the emulated prober speaking `command_set` for `wafer`
+    (an emulator.wafer.Wafer); `await server.start()`, then open `server.resource`."""
+    try:
+        model = PROBER_MODELS[command_set]
+    except KeyError:
+        raise ValueError(f"command_set: unknown prober {command_set!r}; known: {', '.join(PROBER_MODELS)}") from None
+    return ProberServer(model(wafer), host, port)

@@ -253,6 +253,14 @@ def _cmd_runs_show(args: argparse.Namespace) -> int:
         last = next((u.summary for u in reversed(us) if u.summary is not None), None)
         print(f"  step {i} {us[0].step_name} ({us[0].routine}): {done}/{len(us)} units done"
               + (f"; last summary {json.dumps(last)}" if last else ""))
+    dies = store.dies(rec.run_id)
+    if dies:
+        counts = {s: sum(d.status == s for d in dies) for s in ("done", "skipped", "failed", "measuring", "pending")}
+        print(f"  dies {len(dies)}: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
+        for d in dies:
+            contact = f"  contact {d.contact_g:.3g} S" if d.contact_g is not None else ""
+            print(f"    die {d.die_index} ({d.column}, {d.row}) {d.status}  touchdowns {d.touchdowns}{contact}"
+                  + (f"  {d.message}" if d.message else ""))
     if rec.telemetry:
         print(f"  telemetry {json.dumps(rec.telemetry)}")
     for e in rec.errors:

@@ -9,22 +9,25 @@ collected and raised together as one CampaignError (labctl.campaigns.problems) w
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import json
 import tomllib
 from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ValidationError
 
+from labctl.campaigns import dies as die_plan
 from labctl.campaigns import quantities, selection, toml_lines
 from labctl.campaigns.param_limits import limit_problems
 from labctl.campaigns.problems import CampaignError, Problem, dedupe, problem, pydantic_problems
-from labctl.campaigns.schema import Campaign, Limits, Step, step_name
+from labctl.campaigns.schema import Campaign, ContactCheck, Limits, Step, step_name
 from labctl.campaigns.unit_checks import check_units, param_unit, register_units
 from labctl.core.limits import SafetyLimits
 from labctl.routines import registry
@@ -47,6 +50,7 @@ class Unit:
     rows: NDArray[np.int64]
     cols: NDArray[np.int64]
     params: BaseModel
+    die: int | None = None  # index into LoadedCampaign.dies of a wafer campaign's per-die unit
 
     @property
     def group(self) -> tuple[int, int, int, int]:
@@ -60,6 +64,11 @@ class LoadedCampaign:
     text: str
     source: str
     units: list[Unit]
+    #: A wafer campaign's dies (column, row) in measuring order; None for a one-die campaign, and for a
+    #: wafer campaign whose dies are a real prober's map until the runner read it (`with_dies`).
+    dies: list[tuple[int, int]] | None = None
+    #: A wafer campaign's units planned for one die, from which `units` is expanded.
+    templates: list[Unit] | None = None
 
     @property
     def step_names(self) -> list[str]:
@@ -81,6 +90,17 @@ class LoadedCampaign:
             except (ValueError, OSError) as exc:
                 problems.append(f"step {u.step_index} ({u.step_name}): {exc}")
         return problems
+
+    def with_dies(self, prober_map: list[tuple[int, int]]) -> LoadedCampaign:
+        """The plan for the dies of a real prober's map (read once connected); CampaignError naming the
+        dies the file lists that the map does not have."""
+        assert self.templates is not None
+        dies, problems = die_plan.resolve(self.campaign, Path(self.source).parent, {}, prober_map)
+        if problems or dies is None:
+            raise CampaignError(problems or [Problem(("wafer", "dies"), None, "the prober reported no map")],
+                                self.source)
+        return dataclasses.replace(self, dies=dies,
+                                   units=die_plan.expand(self.templates, self.campaign, len(dies)))
 
 
 Lines = dict[tuple[Any, ...], int]
@@ -129,6 +149,9 @@ def load_campaign(text: str, source: str = "campaign.toml") -> LoadedCampaign:
     for name, field in Limits.model_fields.items():
         expected_units[("limits", name)] = quantities.unit_of_field(name, field)
     expected_units[("telemetry", "progress_interval")] = "s"
+    for name, field in ContactCheck.model_fields.items():
+        expected_units[("wafer", "contact_check", name)] = quantities.unit_of_field(name, field)
+    expected_units[("wafer", "timeout")] = "s"
 
     try:
         campaign = Campaign.model_validate(data)
@@ -152,6 +175,12 @@ def load_campaign(text: str, source: str = "campaign.toml") -> LoadedCampaign:
     problems += check_units(converted, expected_units, lines)
     if not problems:
         problems += _size_problems(campaign, step_plans, lines)
+    dies: list[tuple[int, int]] | None = None
+    if campaign.wafer is not None:
+        problems += die_plan.plan_problems(campaign, lines)
+        if not problems:
+            dies, die_problems = die_plan.resolve(campaign, Path(source).parent, lines)
+            problems += die_problems
     if problems:
         raise _refused(problems, source)
 
@@ -169,7 +198,15 @@ def load_campaign(text: str, source: str = "campaign.toml") -> LoadedCampaign:
                                           sweep_values=values, chunk_index=c, n_chunks=len(starts),
                                           rows=rows[start:start + chunk], cols=cols[start:start + chunk],
                                           params=params))
-    return LoadedCampaign(campaign=campaign, text=text, source=source, units=units)
+    if campaign.wafer is None:
+        return LoadedCampaign(campaign=campaign, text=text, source=source, units=units)
+    templates = units
+    units = die_plan.expand(templates, campaign, len(dies)) if dies is not None else []
+    if len(units) > MAX_UNITS:
+        raise CampaignError([problem(("wafer", "dies"), lines, f"{len(dies or []):,} dies x {len(templates):,} units "
+                                                               f"each = {len(units):,} units of work; at most "
+                                                               f"{MAX_UNITS:,} are accepted")], source)
+    return LoadedCampaign(campaign=campaign, text=text, source=source, units=units, dies=dies, templates=templates)
 
 
 def _size_problems(campaign: Campaign, step_plans: list[Any], lines: Lines) -> list[Problem]:

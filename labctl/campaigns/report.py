@@ -23,7 +23,7 @@ import numpy as np
 
 from labctl.campaigns.runner import combine_summaries
 from labctl.campaigns.store import RunRecord, Store, UnitRecord
-from labctl.routines.figures import Figure, Item, KindData, Note, StepData, StepGroup, TraceBatch, figures_for
+from labctl.routines.figures import Figure, Item, KindData, Note, StepData, StepGroup, Table, TraceBatch, figures_for
 
 #: Resolution of the saved PNG figures, dots per inch.
 DPI = 100
@@ -227,6 +227,21 @@ def write_report(store: Store, run_id: str, out_dir: str | os.PathLike[str]) -> 
                    "figures": [{"file": s.files[id(i)], "caption": i.caption} for i in s.items if isinstance(i, Figure)],
                    "notes": [i.text for i in s.items if isinstance(i, Note)]} for s in steps],
     }
+    dies = store.dies(run_id)
+    if dies:  # a wafer campaign: its wafer maps and dies (labctl.campaigns.wafermap), on the page as a step
+        from labctl.campaigns.wafermap import die_table, wafer_map_figure
+
+        wafer = StepReport(len(rec.campaign["steps"]), "wafer", "wafer", len(dies),
+                           sum(d.status == "done" for d in dies), [], [
+                               Figure("wafer-map", wafer_map_figure(dies, title=rec.name),
+                                      f"Wafer maps of {len(dies)} dies (status and per-die summaries)."),
+                               Table("Dies", ["die", "column", "row", "status", "touchdowns", "contact (S)", "message"],
+                                     [[str(d.die_index), str(d.column), str(d.row), d.status, str(d.touchdowns),
+                                       "-" if d.contact_g is None else f"{d.contact_g:.3g}", d.message or ""]
+                                      for d in dies])])
+        _save(wafer, out)
+        steps.append(wafer)
+        summary["wafer"] = {"plot": next(iter(wafer.files.values())), "dies": die_table(dies)}
     (out / SUMMARY_FILE).write_text(json.dumps(_clean(summary), indent=2, default=str, allow_nan=False))
     page = out / REPORT_FILE
     page.write_text(render(rec, summary, steps, events, generated=time.time()), encoding="utf-8")

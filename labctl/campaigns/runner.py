@@ -33,6 +33,7 @@ from labctl.campaigns.plan import LoadedCampaign, Unit, load_campaign
 from labctl.campaigns.schema import BackendSpec
 from labctl.campaigns.store import Store, UnitPlan, UnitRecord, as_store_error, json_default
 from labctl.campaigns.telemetry import Telemetry, TelemetryConfig
+from labctl.campaigns.wafer import WaferSession
 from labctl.campaigns.writer import BatchWriter
 from labctl.routines import registry
 from labctl.routines.base import Aborted, Measurements, RoutineContext
@@ -279,6 +280,7 @@ class Runner:
         self._started = time.monotonic()
         self._resume_attempt: int | None = None  # attempt of the unit a resume continues
         self._ending: list[tuple[str, str]] = []  # (event kind, message) of switching off and closing
+        self.wafer: WaferSession | None = None  # the prober and dies of a [wafer] campaign
 
     # -- construction
     @classmethod
@@ -296,7 +298,8 @@ class Runner:
         if rec.shown_status == "running" and rec.pid != os.getpid():
             raise ValueError(f"resume: run {run_id} is still running (pid {rec.pid} on {rec.host})")
         loaded = load_campaign(rec.campaign_toml, rec.campaign_path or "campaign.toml")
-        if len(loaded.units) != rec.n_units:
+        # A wafer campaign on a real prober's own map is planned once the prober is connected (run()).
+        if (loaded.campaign.wafer is None or loaded.dies is not None) and len(loaded.units) != rec.n_units:
             raise ValueError(f"resume: run {run_id} was planned as {rec.n_units} units, the campaign now plans "
                              f"{len(loaded.units)} (did the routines change?)")
         # The resume lock: take the run only if no other process took it since it was read.
@@ -318,16 +321,24 @@ class Runner:
         self.control._task = asyncio.current_task()
         campaign = self.loaded.campaign
         owned = self.backend is None
-        backend = cbackend.make_backend(campaign.backend) if owned else self.backend
+        if campaign.wafer is not None:
+            self.wafer = WaferSession(campaign.wafer, self.loaded)
+        if owned and self.wafer is not None and self.wafer.emulated_backend is not None:
+            backend = self.wafer.emulated_backend
+        else:
+            backend = cbackend.make_backend(campaign.backend) if owned else self.backend
         limited = cbackend.LimitedBackend(backend, campaign.limits)
         status, errors = "failed", []
-        units = self.loaded.units
         self._writer = BatchWriter(self.store.path)
         try:
             try:
                 if owned:
                     await backend.open()
                 _check_dimensions(campaign.backend, backend)
+                if self.wafer is not None:
+                    self.loaded = await self.wafer.open(limited)
+                    self._total_cells = sum(int(u.rows.size) for u in self.loaded.units)
+                units = self.loaded.units
                 first = self._prepare(limited)
                 refused = self.loaded.preflight(self._campaign_dir(), units[first:])
                 if refused:
@@ -340,7 +351,13 @@ class Runner:
                 self._publish_status("running")
                 for unit in units[first:]:
                     await self._safe_point(limited)
+                    if self.wafer is not None:
+                        if not await self.wafer.enter(unit):
+                            continue  # the die failed its contact check: skipped and recorded
+                        self._show_station()
                     await self._run_unit(limited, unit)
+                    if self.wafer is not None:
+                        self.measurements += await self.wafer.unit_done(unit)
                 status = "complete"
             except Aborted as exc:
                 status = "aborted"
@@ -362,6 +379,8 @@ class Runner:
             # Outputs off first, whatever happened: the array must not be left biased. Neither this, nor
             # closing the backend, nor the last commits may raise: each failure is recorded instead.
             ending = await self._end_backend(backend, owned, thermal_safe=status != "complete")
+            if self.wafer is not None:
+                ending += self._end_wafer(await self.wafer.close(status, self._failed_die(status)))
             if ending and status == "complete":
                 status = "failed"
             errors += ending
@@ -374,6 +393,25 @@ class Runner:
             finally:
                 self._writer.close()
         return self._finish(status, errors)
+
+    def _show_station(self) -> None:
+        """Tell a view that shows the probe station (the TUI's status bar) where the prober is."""
+        station = getattr(self.view, "station", None)
+        if callable(station) and self.wafer is not None:
+            station(self.wafer.status())
+
+    def _failed_die(self, status: str) -> int | None:
+        """The die being measured when the run stopped short of complete."""
+        if status == "complete" or self.wafer is None:
+            return None
+        if self._unit is not None and self._unit.die is not None:
+            return self._unit.die
+        return self.wafer.entering if self.wafer.entering is not None else self.wafer.current
+
+    def _end_wafer(self, steps: list[tuple[str, str, bool]]) -> list[str]:
+        """Record the wafer's last words (chuck separated, set-point safe) in the run's log; the errors."""
+        self._ending += [(kind, message) for kind, message, _ in steps]
+        return [message for _, message, failed in steps if failed]
 
     def _registered(self) -> bool:
         return self.store.has_run(self.run_id)
@@ -445,17 +483,32 @@ class Runner:
                 units=[self._unit_plan(u) for u in self.loaded.units], backend_state=self._state(backend),
                 seed=campaign.backend.seed, campaign_path=self.campaign_path)
             self.store.event(self.run_id, "start", f"run started (pid {os.getpid()})")
+            if self.wafer is not None:
+                self._attach_wafer(backend)
             return 0
         after, state = self.store.state(self.run_id)
         rows = self.store.units(self.run_id)
+        if len(rows) != len(self.loaded.units):
+            raise ValueError(f"resume: run {self.run_id} was planned as {len(rows)} units, the campaign now plans "
+                             f"{len(self.loaded.units)} (did the prober's map change?)")
         first = after + 1
-        if state is not None:
+        if self.wafer is not None:
+            self._attach_wafer(backend)
+            self.wafer.resume_from(after, state)  # restored once the prober is re-aligned
+        elif state is not None:
             cbackend.restore_state(backend, state)
         if first < len(rows) and rows[first].status == "running":
             self._resume_attempt = rows[first].attempt if state is not None else rows[first].attempt + 1
         self.store.resume_run(self.run_id)
         self.store.event(self.run_id, "resume", f"resumed at unit {first} of {len(rows)} (pid {os.getpid()})")
         return first
+
+    def _attach_wafer(self, backend: ArrayBackend) -> None:
+        assert self.wafer is not None
+        self.wafer.attach(self.store, self._writer, self.run_id, lambda: self._state(backend),
+                          lambda blob: cbackend.restore_state(backend, blob))
+        self.store.event(self.run_id, "wafer", f"prober {self.wafer.spec.prober} at {self.wafer.spec.address}, "
+                                               f"{len(self.loaded.dies or [])} dies")
 
     def _state(self, backend: ArrayBackend) -> bytes | None:
         return cbackend.save_state(backend) if self.save_states else None
@@ -545,7 +598,8 @@ class Runner:
         c = self.loaded.campaign
         return {"status": status, "campaign": c.campaign.name, "metadata": c.metadata.model_dump(),
                 "units": len(self.loaded.units), "measurements": self.measurements,
-                "dropped": self.telemetry.dropped if self.telemetry else 0}
+                "dropped": self.telemetry.dropped if self.telemetry else 0,
+                **({"station": self.wafer.status()} if self.wafer is not None else {})}
 
     def _publish_status(self, status: str) -> None:
         if self.telemetry is not None:

@@ -146,6 +146,52 @@ class Step(_Strict):
                                                             "ignore it)")
 
 
+class ContactCheck(_Strict):
+    """The read before a die is measured that tells an open from a formed or pristine cell: `cells` cells
+    spread over the die are read; the die is in contact if their median conductance reaches `threshold`
+    (an open reads only the meter's noise, ~5 pS at 0.2 V; a pristine cell ~1 nS). A die that fails is
+    touched down again `retries` times, then skipped and recorded."""
+
+    cells: int = Field(8, ge=1, le=4096)
+    v_read: float = Field(0.2, gt=0, le=1.0, json_schema_extra={"unit": "V"})
+    vg_read: float = Field(3.3, gt=0, le=5.0, json_schema_extra={"unit": "V"})
+    threshold: float = Field(30e-12, gt=0, le=1e-3, json_schema_extra={"unit": "S"})
+    retries: int = Field(1, ge=0, le=5)
+
+
+class EmulatedWaferSpec(_Strict):
+    """The emulated wafer behind an emulated prober (docs/emulator.md, "Wafers"): a `columns` x `rows`
+    grid of dies, each a [backend] rows x cols array seeded from [backend] seed and the die's index."""
+
+    columns: int = Field(6, ge=1, le=100)
+    rows: int = Field(6, ge=1, le=100)
+    round: bool = Field(False, description="drop the grid corners outside the inscribed circle")
+    variation: dict[str, float] = Field(default_factory=dict,
+                                        description="emulator.wafer.WaferVariation fields (V, relative)")
+    contact_faults: list[tuple[int, int, int]] = Field(
+        default_factory=list, description="[column, row, n]: the die's first n touchdowns make no electrical "
+                                          "contact (-1: none ever does)")
+
+
+class WaferSpec(_Strict):
+    """[wafer]: run the steps on every die of a wafer at a probe station (docs/campaigns.md, "Wafers")."""
+
+    prober: Literal["velox", "sentio"]
+    address: str = Field("emulated", description='the prober\'s VISA resource, or "emulated"')
+    timeout: float = Field(30.0, gt=0, le=3600, json_schema_extra={"unit": "s"})
+    dies: Literal["prober"] | list[tuple[int, int]] = Field(
+        "prober", description='"prober": the prober\'s own map; or a list of [column, row]')
+    die_file: str | None = Field(None, description="a file of 'column, row' lines (relative to the campaign file)")
+    order: Literal["map", "rows", "columns", "serpentine"] = "map"
+    steps: list[str] | None = Field(None, description="names of the steps run on each die (default: all)")
+    contact_check: ContactCheck = Field(default_factory=ContactCheck)
+    emulated: EmulatedWaferSpec = Field(default_factory=EmulatedWaferSpec)
+
+    @property
+    def is_emulated(self) -> bool:
+        return self.address == "emulated"
+
+
 class Campaign(_Strict):
     campaign: CampaignInfo
     metadata: Metadata = Field(default_factory=Metadata)
@@ -154,6 +200,7 @@ class Campaign(_Strict):
     selections: dict[str, selection.Selection] = Field(default_factory=dict)
     steps: list[Step] = Field(min_length=1)
     telemetry: TelemetrySpec | None = None
+    wafer: WaferSpec | None = None
 
 
 def step_name(step: Step, index: int) -> str:

@@ -82,6 +82,10 @@ class BatchWriter:
         """Queue an event for the run's log, in order with the batches before it."""
         self._pending.append(self._pool.submit(self._call, "event", run_id, kind, message))
 
+    def call(self, method: str, *args: object) -> None:
+        """Queue any Store write method (a die's status, units skipped), in order with the batches before it."""
+        self._pending.append(self._pool.submit(self._call, method, *args))
+
     def _call(self, method: str, *args: object) -> int:
         getattr(self._local.store, method)(*args)
         return 0

@@ -20,17 +20,23 @@ from .keysight_33500b import Keysight33500B
 from .keysight_81160a import Keysight81160A
 from .keysight_b2900 import KeysightB2900
 from .lakeshore336 import LakeShore336
+from .prober import DieIndex, EndOfRoute, Prober, ProberChuck, ProberError
 from .pulse import PulseGeneratorChannel
+from .sentio import Sentio
 from .smu import SourceMeterChannel, SweepResult
 from .station import Station, StationConfig
 from .switch import SwitchMatrix
 from .tektronix_afg31000 import TektronixAFG31000
 from .tsp import TspInstrument
+from .velox import Velox
+
+#: The prober drivers, by the command-set name campaign files use ([wafer] prober).
+PROBERS: dict[str, type[Prober]] = {"velox": Velox, "sentio": Sentio}
 
 __all__ = [
-    "DRIVERS", "Channel", "Identity", "Instrument", "InstrumentConnectionError", "InstrumentError",
-    "Keithley2400", "Keithley2450", "Keithley2600B", "Keithley3706A", "Keithley707B", "Keysight33500B",
-    "Keysight81160A", "KeysightB2900", "LakeShore336", "LimitError", "PulseGeneratorChannel", "SourceMeterChannel",
-    "Station", "StationConfig", "SweepResult", "SwitchMatrix", "TektronixAFG31000", "TspInstrument",
-    "driver_for", "open_instrument",
+    "DRIVERS", "PROBERS", "Channel", "DieIndex", "EndOfRoute", "Identity", "Instrument", "InstrumentConnectionError",
+    "InstrumentError", "Keithley2400", "Keithley2450", "Keithley2600B", "Keithley3706A", "Keithley707B",
+    "Keysight33500B", "Keysight81160A", "KeysightB2900", "LakeShore336", "LimitError", "Prober", "ProberChuck",
+    "ProberError", "PulseGeneratorChannel", "Sentio", "SourceMeterChannel", "Station", "StationConfig", "SweepResult",
+    "SwitchMatrix", "TektronixAFG31000", "TspInstrument", "Velox", "driver_for", "open_instrument",
 ]

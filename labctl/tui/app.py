@@ -507,9 +507,12 @@ class ProbeStationApp(App[int]):
         e = msg.event
         if isinstance(e, RunBegan):
             panel.begin(e)
+            self.query_one(StatusBar).set_station(None)  # shown again once a wafer run reaches a die
             self.query_one(LogPanel).write_line(f"campaign run {e.run_id} started: {', '.join(e.steps)}")
         elif isinstance(e, StepProgress):
             panel.progress(e)
+            if e.station is not None:
+                self.query_one(StatusBar).set_station(e.station)
             self.query_one(StatusBar).set_activity(
                 f"campaign {e.run_id}: {e.overall * 100:.0f} % — {e.step_name} {e.fraction * 100:.0f} %")
         elif isinstance(e, RunEnded):

@@ -41,6 +41,8 @@ class StepProgress:
     fraction: float
     overall: float
     message: str = ""
+    #: A wafer campaign's station: {"prober": str, "die": [column, row], "temperature_K": float} (plain data).
+    station: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class TuiProgress:
         self.step_done: dict[int, float] = {}
         self.names: dict[int, str] = {}
         self.total = 0
+        self.station_info: dict[str, Any] | None = None
 
     def begin(self, run_id: str, units: list[Unit], done: set[int]) -> None:
         self.run_id, self.units = run_id, units
@@ -100,7 +103,11 @@ class TuiProgress:
         done_all = sum(self.step_done.values()) + within
         frac = (self.step_done[step] + within) / max(self.step_total[step], 1)
         self.post(StepProgress(self.run_id, step, self.names[step], min(frac, 1.0),
-                               min(done_all / max(self.total, 1), 1.0), message))
+                               min(done_all / max(self.total, 1), 1.0), message, self.station_info))
+
+    def station(self, info: dict[str, Any]) -> None:
+        """The runner's wafer station (prober, die, chuck temperature), shown with the next progress."""
+        self.station_info = dict(info)
 
     def unit_started(self, unit: Unit) -> None:
         self._send(unit.step_index, 0.0, f"unit {unit.index}")

@@ -189,6 +189,9 @@ class _ThrottledView:
     def unit_done(self, unit: Any) -> None:
         self._boundary(self.inner.unit_done, unit)
 
+    def station(self, info: Any) -> None:
+        self.inner.station(info)
+
     def end(self, status: str) -> None:
         self.inner.end(status)
 

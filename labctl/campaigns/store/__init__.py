@@ -5,12 +5,13 @@
 - `store`: `Store`, whose methods are the questions and writes the rest of labctl needs;
 - `sweeps`: the sweep tables (`Store` mixes them in): sweeps, their ended tasks, runs copied from workers.
 """
-from labctl.campaigns.store.records import (EventRecord, HistoryEntry, RunRecord, StoredBatch, UnitPlan,
+from labctl.campaigns.store.records import (DieRecord, EventRecord, HistoryEntry, RunRecord, StoredBatch, UnitPlan,
                                             UnitRecord)
 from labctl.campaigns.store.schema import SCHEMA_VERSION
 from labctl.campaigns.store.sweeps import SweepRecord, TaskRecord
 from labctl.campaigns.store.store import (DEFAULT_STORE, EXPORT_COLUMNS, Store, StoreError, as_store_error,
                                           json_default)
 
-__all__ = ["DEFAULT_STORE", "EXPORT_COLUMNS", "SCHEMA_VERSION", "EventRecord", "HistoryEntry", "RunRecord", "Store",
-           "StoreError", "StoredBatch", "SweepRecord", "TaskRecord", "UnitPlan", "UnitRecord", "as_store_error", "json_default"]
+__all__ = ["DEFAULT_STORE", "DieRecord", "EXPORT_COLUMNS", "SCHEMA_VERSION", "EventRecord", "HistoryEntry", "RunRecord",
+           "Store", "StoreError", "StoredBatch", "SweepRecord", "TaskRecord", "UnitPlan", "UnitRecord", "as_store_error",
+           "json_default"]

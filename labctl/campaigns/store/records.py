@@ -119,3 +119,19 @@ class HistoryEntry:
     kind: str
     quantity: str
     value: float
+
+
+@dataclass(frozen=True)
+class DieRecord:
+    """One die of a wafer campaign (docs/store.md, table `dies`)."""
+
+    die_index: int
+    column: int
+    row: int
+    first_unit: int
+    last_unit: int
+    status: str  # pending | measuring | done | skipped | failed
+    touchdowns: int
+    contact_g: float | None  # S
+    message: str | None
+    summary: dict[str, Any] | None  # step name -> summary

@@ -124,6 +124,20 @@ CREATE TABLE IF NOT EXISTS sweep_tasks (  -- one row per task that ended (done o
     finished_at REAL NOT NULL,
     PRIMARY KEY (sweep_id, task_index)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dies (          -- wafer campaigns: one row per die of the run (no version bump:
+    run_id TEXT NOT NULL,                  -- created on open of any file, empty for one-die runs)
+    die_index INTEGER NOT NULL,      -- place in the run's die order
+    die_column INTEGER NOT NULL,     -- the prober's grid column and row
+    die_row INTEGER NOT NULL,
+    first_unit INTEGER NOT NULL,     -- the die's units of work are first_unit..last_unit
+    last_unit INTEGER NOT NULL,
+    status TEXT NOT NULL,            -- pending | measuring | done | skipped | failed
+    touchdowns INTEGER NOT NULL DEFAULT 0,
+    contact_g REAL,                  -- median conductance of the last contact check, S
+    message TEXT,                    -- why a die was skipped or failed
+    summary_json TEXT,               -- {step name: the step's summary on this die}
+    PRIMARY KEY (run_id, die_index)
+) WITHOUT ROWID;
 """
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 import labctl
-from labctl.campaigns.store.records import EventRecord, HistoryEntry, RunRecord, StoredBatch, UnitPlan, UnitRecord
+from labctl.campaigns.store.records import DieRecord, EventRecord, HistoryEntry, RunRecord, StoredBatch, UnitPlan, UnitRecord
 from labctl.campaigns.store.sweeps import SweepTables
 from labctl.campaigns.store.schema import Transaction, check_version, create_or_migrate, stored_version
 from labctl.routines.base import Measurements
@@ -282,10 +282,12 @@ class Store(SweepTables):
         raise KeyError(f"run: {ref!r} matches {len(rows)} runs ({', '.join(rows[:5])}...); give more characters")
 
     # -- units
-    def units(self, run_id: str) -> list[UnitRecord]:
-        """The run's units of work in plan order."""
-        return [_unit_record(r) for r in self.db.execute(f"SELECT {_UNIT_COLUMNS} FROM units WHERE run_id = ?"
-                                                          " ORDER BY unit_index", (run_id,))]
+    def units(self, run_id: str, first: int = 0, last: int | None = None) -> list[UnitRecord]:
+        """The run's units of work in plan order (those from `first` to `last`, inclusive, if given)."""
+        hi = (1 << 62) if last is None else last
+        return [_unit_record(r) for r in self.db.execute(f"SELECT {_UNIT_COLUMNS} FROM units WHERE run_id = ? AND"
+                                                          " unit_index BETWEEN ? AND ? ORDER BY unit_index",
+                                                          (run_id, first, hi))]
 
     def units_done(self, run_id: str) -> int:
         """How many of the run's units are done."""
@@ -313,6 +315,53 @@ class Store(SweepTables):
         if row is None:
             raise KeyError(run_id)
         return row[0], row[1]
+
+    # -- dies of a wafer campaign
+    def create_dies(self, run_id: str, dies: Sequence[tuple[int, int, int, int, int]]) -> None:
+        """Record a wafer run's dies, pending: (die_index, column, row, first_unit, last_unit) each. Dies
+        already recorded (a resume) are left as they are."""
+        with self._transaction() as db:
+            db.executemany("INSERT OR IGNORE INTO dies (run_id, die_index, die_column, die_row, first_unit, last_unit,"
+                           " status) VALUES (?, ?, ?, ?, ?, ?, 'pending')", [(run_id, *d) for d in dies])
+
+    def update_die(self, run_id: str, die_index: int, status: str, touchdowns: int | None = None,
+                   contact_g: float | None = None, message: str | None = None,
+                   summary: dict[str, Any] | None = None) -> None:
+        """Set a die's status, and whichever of its touchdown count, last contact reading (S), message and
+        per-step summary are given."""
+        sets, args = ["status = ?"], [status]
+        for column, value in (("touchdowns", touchdowns), ("contact_g", contact_g), ("message", message),
+                              ("summary_json", None if summary is None else json.dumps(summary, default=json_default))):
+            if value is not None:
+                sets.append(f"{column} = ?")
+                args.append(value)
+        self.db.execute(f"UPDATE dies SET {', '.join(sets)} WHERE run_id = ? AND die_index = ?",
+                        (*args, run_id, die_index))
+
+    def skip_die(self, run_id: str, die_index: int, touchdowns: int, contact_g: float | None, message: str,
+                 unit_indexes: Sequence[int], backend_state: bytes | None) -> None:
+        """A die that failed its contact check, in one transaction: the die `skipped` (its touchdowns, last
+        contact reading in S, why), its units not done `skipped`, and the run's state as after the last of
+        them, so a resume goes on behind them."""
+        now = time.time()
+        with self._transaction() as db:
+            db.execute("UPDATE dies SET status = 'skipped', touchdowns = ?, contact_g = ?, message = ? WHERE"
+                       " run_id = ? AND die_index = ?", (touchdowns, contact_g, message, run_id, die_index))
+            db.executemany("UPDATE units SET status = 'skipped', finished_at = ? WHERE run_id = ? AND unit_index = ?"
+                           " AND status != 'done'", [(now, run_id, i) for i in unit_indexes])
+            if unit_indexes:
+                db.execute("UPDATE run_state SET after_unit = MAX(after_unit, ?), backend_state = ?, saved_at = ?"
+                           " WHERE run_id = ?", (max(unit_indexes), backend_state, now, run_id))
+
+    def dies(self, run_id: str) -> list[DieRecord]:
+        """A wafer run's dies in die order (empty for a one-die run, or a file written before the table)."""
+        try:
+            rows = self.db.execute("SELECT die_index, die_column, die_row, first_unit, last_unit, status, touchdowns,"
+                                   " contact_g, message, summary_json FROM dies WHERE run_id = ? ORDER BY die_index",
+                                   (run_id,)).fetchall()
+        except sqlite3.OperationalError:  # a read-only file from before the table
+            return []
+        return [DieRecord(*r[:9], None if r[9] is None else json.loads(r[9])) for r in rows]
 
     # -- measurements
     def append_batch(self, run_id: str, unit_index: int, attempt: int, seq: int, m: Measurements,

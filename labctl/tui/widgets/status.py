@@ -19,6 +19,7 @@ class StatusBar(Static):
         super().__init__("", **kwargs)  # type: ignore[arg-type]
         self.session = SessionState("connecting")
         self.activity = "idle"
+        self.station: dict[str, object] | None = None  # a wafer campaign's prober, die and chuck temperature
 
     def set_session(self, state: SessionState) -> None:
         self.session = state
@@ -26,6 +27,11 @@ class StatusBar(Static):
 
     def set_activity(self, text: str) -> None:
         self.activity = text
+        self._redraw()
+
+    def set_station(self, station: dict[str, object] | None) -> None:
+        """Show (or, with None, hide) the probe station: {"prober", "die": [column, row], "temperature_K"}."""
+        self.station = station
         self._redraw()
 
     def _redraw(self) -> None:
@@ -43,6 +49,14 @@ class StatusBar(Static):
             line1.append(f"  reconnected {s.reconnects}×", "yellow")
         if s.message and s.state != CONNECTED:
             line1.append(f"  {s.message}", "red")
+        if self.station:
+            line1.append(f"  prober {self.station.get('prober', '?')}", "bold magenta")
+            die = self.station.get("die")
+            if isinstance(die, (list, tuple)) and len(die) == 2:
+                line1.append(f" · die ({die[0]}, {die[1]})", "magenta")
+            kelvin = self.station.get("temperature_K")
+            if isinstance(kelvin, (int, float)):
+                line1.append(f" · chuck {kelvin - 273.15:.1f} °C", "magenta")
         line2 = Text()
         if s.limits is not None:
             lim = s.limits
