@@ -336,6 +336,13 @@ class ProbedArray:
     contacted die's array, or by an open circuit (noise, no effect) when there is no electrical contact.
     Arguments are checked as the array checks them either way."""
 
+    #: No array chuck of its own: the dies sit on the prober's chuck (the emulated prober's thermal commands).
+    chuck: None = None
+
+    def attach_chuck(self, chuck: object = None) -> object:
+        raise ValueError("a wafer's dies sit on the prober's chuck: temperature is the prober's (its thermal"
+                         " commands), not the die's")
+
     def __init__(self, wafer: Wafer) -> None:
         self.wafer = wafer
         self.rows, self.cols = wafer.die_rows, wafer.die_cols

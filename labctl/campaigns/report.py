@@ -240,6 +240,9 @@ def write_report(store: Store, run_id: str, out_dir: str | os.PathLike[str]) -> 
                                        "-" if d.contact_g is None else f"{d.contact_g:.3g}", d.message or ""]
                                       for d in dies])])
         _save(wafer, out)
+        for key, name in list(wafer.files.items()):  # the one wafer map keeps its plain name
+            (out / name).replace(out / "wafer-map.png")
+            wafer.files[key] = "wafer-map.png"
         steps.append(wafer)
         summary["wafer"] = {"plot": next(iter(wafer.files.values())), "dies": die_table(dies)}
     (out / SUMMARY_FILE).write_text(json.dumps(_clean(summary), indent=2, default=str, allow_nan=False))
