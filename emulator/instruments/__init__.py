@@ -12,9 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from .base import EmulatedInstrument
-from .bench import TERMINAL_ROWS, Bench, line_column
+from .bench import ANALYZER_TERMINAL_ROWS, TERMINAL_ROWS, Bench, line_column
 from .keithley707b import Keithley707B
 from .keithley2450 import Keithley2450
+from .keithley4200a import Keithley4200A
+from .keysight_b1500a import KeysightB1500A
 from .keysight_33500b import Keysight33522B
 from .keysight_81160a import Keysight81160A
 from .keysight_b2900 import KeysightB2902A
@@ -35,10 +37,11 @@ __all__ = [
 
 
 class InstrumentBench:
-    """The five emulated instruments of one Array, each on its own loopback port.
+    """The emulated instruments of one Array, each on its own loopback port.
 
     ``servers`` maps names (``smu_2450``, ``smu_b2902a``, ``pg_33522b``, ``pg_81160a``,
-    ``matrix_707b``) to :class:`InstrumentServer`. Use as ``async with InstrumentBench(arr) as b:``.
+    ``matrix_707b``; the analyzer bench's ``analyzer_4200a``, ``analyzer_b1500a``,
+    ``matrix_707b_pa``) to :class:`InstrumentServer`. Use as ``async with InstrumentBench(arr) as b:``.
     """
 
     def __init__(self, array: Any, host: str = "127.0.0.1", ports: dict[str, int] | None = None) -> None:
@@ -47,12 +50,19 @@ class InstrumentBench:
         self.host = host
         self.ports = ports or {}
         self.bench = Bench(array)
+        #: The parameter analyzers' bench: their own 707B on the same array (bench.py).
+        self.analyzer_bench = Bench(array, ANALYZER_TERMINAL_ROWS)
+        analyzer_matrix = Keithley707B(self.analyzer_bench)
+        analyzer_matrix.name = "matrix_707b_pa"
         instruments: list[EmulatedInstrument] = [
             Keithley2450(self.bench),
             KeysightB2902A(self.bench),
             Keysight33522B(self.bench),
             Keysight81160A(self.bench),
             Keithley707B(self.bench),
+            Keithley4200A(self.analyzer_bench),
+            KeysightB1500A(self.analyzer_bench),
+            analyzer_matrix,
         ]
         self.servers: dict[str, InstrumentServer] = {
             inst.name: InstrumentServer(inst, host, self.ports.get(inst.name, 0)) for inst in instruments
@@ -95,6 +105,9 @@ DEFAULT_PORTS: dict[str, int] = {
     "pg_33522b": 5027,
     "pg_81160a": 5028,
     "matrix_707b": 5029,
+    "analyzer_4200a": 5040,
+    "analyzer_b1500a": 5041,
+    "matrix_707b_pa": 5042,
 }
 
 _running: dict[int, InstrumentBench] = {}

@@ -40,6 +40,19 @@ TERMINAL_ROWS: dict[str, str] = {
     "fg33500b.2": "G",
     "pg81160a.2": "H",
 }
+#: Matrix rows of the analyzer bench: a second 707B-class matrix between the parameter analyzers'
+#: terminals (Keithley 4200A-SCS SMUs and 4225-PMU channel 1, Keysight B1500A SMUs, SPGU and WGFMU)
+#: and the same array (docs/instruments.md, "The analyzer bench").
+ANALYZER_TERMINAL_ROWS: dict[str, str] = {
+    "k4200.smu1": "A",
+    "k4200.smu2": "B",
+    "k4200.pmu1": "C",
+    "b1500.smu1": "D",
+    "b1500.smu2": "E",
+    "ground": "F",
+    "b1500.spgu": "G",
+    "b1500.wgfmu": "H",
+}
 MATRIX_ROWS = "ABCDEFGH"
 COLUMNS_PER_CARD = 12
 #: A 707B mainframe holds six cards; the emulator allows up to nine so that a 32 x 32 array
@@ -70,8 +83,10 @@ class DCState:
 class Bench:
     """Shared wiring state for all emulated instruments of one Array."""
 
-    def __init__(self, array: Any) -> None:
+    def __init__(self, array: Any, terminal_rows: dict[str, str] | None = None) -> None:
+        """``terminal_rows``: the matrix row of each terminal (default :data:`TERMINAL_ROWS`)."""
         self.array = array
+        self.terminal_rows = TERMINAL_ROWS if terminal_rows is None else terminal_rows
         self.lock: threading.RLock = array.lock
         rows, cols = array.rows, array.cols
         slots = -(-(cols + 2 * rows) // COLUMNS_PER_CARD)
@@ -86,7 +101,7 @@ class Bench:
             for i in range(count):
                 self.column_line[line_column(kind, i, rows, cols)] = (kind, i)
         self.closed: set[tuple[int, str, int]] = set()  # (slot, row letter, column)
-        self.dc: dict[str, DCState] = {t: DCState() for t in TERMINAL_ROWS if t != "ground"}
+        self.dc: dict[str, DCState] = {t: DCState() for t in self.terminal_rows if t != "ground"}
         #: Every array call made by the instruments, oldest first (bounded): for tests and debugging.
         self.operations: deque[tuple[str, dict[str, Any]]] = deque(maxlen=10_000)
 
@@ -144,15 +159,15 @@ class Bench:
         for terminal, state in self.dc.items():
             if not state.on:
                 continue
-            for wl in self._lines_on_row(TERMINAL_ROWS[terminal], "WL"):
+            for wl in self._lines_on_row(self.terminal_rows[terminal], "WL"):
                 gates.setdefault(wl, state.voltage)
         return gates
 
     def addressed(self, terminal: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Cells driven from ``terminal``: row indices, column indices and each cell's VG (V)."""
-        row_letter = TERMINAL_ROWS[terminal]
+        row_letter = self.terminal_rows[terminal]
         bit_lines = self._lines_on_row(row_letter, "BL")
-        grounded = set(self._lines_on_row(TERMINAL_ROWS["ground"], "SL"))
+        grounded = set(self._lines_on_row(self.terminal_rows["ground"], "SL"))
         gates = self._gate_voltages()
         rows, cols, vgs = [], [], []
         for r in sorted(grounded):

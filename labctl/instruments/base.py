@@ -80,6 +80,8 @@ class Instrument:
     #: Query that pops one entry of the error queue.
     error_query: ClassVar[str] = ":SYST:ERR?"
     kind: ClassVar[str] = "instrument"
+    #: Message terminator both ways (KXCI over LAN uses NUL).
+    termination: ClassVar[str] = "\n"
 
     def __init__(
         self,
@@ -92,7 +94,7 @@ class Instrument:
         """``limits``: one SafetyLimits for every channel, or per channel number."""
         self.name = name or self.kind
         self.resource = resource
-        self.link = VisaLink(resource, self.name, timeout)
+        self.link = VisaLink(resource, self.name, timeout, self.termination)
         self.identity: Identity | None = None
         self.channels: dict[int, Channel] = {}
         if self.channel_class is not None:

@@ -7,8 +7,10 @@ from .base import Instrument
 from .errors import InstrumentError
 from .keithley707b import Keithley707B
 from .keithley2450 import Keithley2450
+from .keithley4200a import Keithley4200A
 from .keysight_33500b import Keysight33500B
 from .keysight_81160a import Keysight81160A
+from .keysight_b1500a import KeysightB1500A
 from .keysight_b2900 import KeysightB2900
 from .visa import VisaLink
 
@@ -19,6 +21,8 @@ DRIVERS: tuple[type[Instrument], ...] = (
     Keysight33500B,
     Keysight81160A,
     Keithley707B,
+    Keithley4200A,
+    KeysightB1500A,
 )
 
 

@@ -25,6 +25,7 @@ from .errors import InstrumentError, LimitError
 from .factory import open_instrument
 from .keithley707b import Keithley707B
 from .pulse import PulseGeneratorChannel
+from .pulse_measure import PulseMeasureChannel, PulseTrace
 from .smu import SourceMeterChannel, SweepResult
 
 log = logging.getLogger(__name__)
@@ -217,11 +218,18 @@ class Station:
     def _check_kinds(self) -> None:
         if not isinstance(self.instruments[self.config.wiring.matrix], Keithley707B):
             raise InstrumentError(self.config.wiring.matrix, "*IDN?", "wiring.matrix is not a switch matrix")
-        for name, kind in (("smu", SourceMeterChannel), ("gate", SourceMeterChannel),
-                           ("pulse", PulseGeneratorChannel)):
+        for name, kinds in (("smu", (SourceMeterChannel,)), ("gate", (SourceMeterChannel,)),
+                            ("pulse", (PulseGeneratorChannel, PulseMeasureChannel))):
             ch = self.channel(name)
-            if not isinstance(ch, kind):
-                raise InstrumentError(ch.label, "*IDN?", f"terminal {name!r} needs a {kind.__name__}")
+            if not isinstance(ch, kinds):
+                wanted = " or ".join(k.__name__ for k in kinds)
+                raise InstrumentError(ch.label, "*IDN?", f"terminal {name!r} needs a {wanted}")
+
+    @property
+    def pulse_and_measure(self) -> bool:
+        """True when the pulse terminal also measures (4225-PMU, WGFMU): reads then go through it,
+        on the same route as the pulses, so nothing is switched between a pulse and its verify."""
+        return isinstance(self.channel("pulse"), PulseMeasureChannel)
 
     async def safe_off(self) -> None:
         """Every output off, every crosspoint open; tries all instruments even if some fail."""
@@ -270,8 +278,9 @@ class Station:
         return self.channel("gate")  # type: ignore[no-any-return]
 
     @property
-    def pulser(self) -> PulseGeneratorChannel:
-        return self.channel("pulse")  # type: ignore[no-any-return]
+    def pulser(self) -> Any:
+        """The pulse terminal's channel: a PulseGeneratorChannel or a PulseMeasureChannel."""
+        return self.channel("pulse")
 
     @property
     def matrix(self) -> Keithley707B:
@@ -319,6 +328,14 @@ class Station:
         """Conductance of cell (row, col) at ``v_read`` V with the gate at ``vg`` V, S."""
         if v_read == 0:
             raise LimitError("v_read", v_read, "a non-zero voltage")
+        if self.pulse_and_measure:
+            pm: PulseMeasureChannel = self.pulser
+            pm.check_read(v_read)
+            self.gate.guard("vg", "voltage", vg)
+            self.crosspoints(row, col, "pulse")
+            await self.route(row, col, "pulse")
+            await self.set_gate(vg)
+            return await pm.read(v_read) / v_read
         self.smu.guard("v_read", "voltage", v_read)
         self.smu.guard("current_limit", "compliance", current_limit)
         self.gate.guard("vg", "voltage", vg)
@@ -336,10 +353,23 @@ class Station:
         return current / v_read
 
     async def pulse(self, row: int, col: int, v: float, width: float, vg: float,
-                    count: int = 1, period: float | None = None) -> None:
+                    count: int = 1, period: float | None = None) -> PulseTrace | None:
         """``count`` pulses of ``v`` V (either sign), ``width`` s, gate at ``vg`` V, on one cell.
-        ``period`` defaults to twice the width."""
+        ``period`` defaults to twice the width. On a pulse-and-measure terminal each pulse is
+        measured; the current during the last one is returned (None from a pulse generator)."""
         pulser = self.pulser
+        if isinstance(pulser, PulseMeasureChannel):
+            pulser.check_pulse(v, width)
+            self.gate.guard("vg", "voltage", vg)
+            self.crosspoints(row, col, "pulse")
+            if not (isinstance(count, int) and 1 <= count <= 1_000_000):
+                raise LimitError("count", count, "an integer in [1, 1000000]")
+            await self.route(row, col, "pulse")
+            await self.set_gate(vg)
+            trace = None
+            for _ in range(count):
+                trace = await pulser.pulse(v, width)
+            return trace
         period = period if period is not None else 2 * width
         pulser.guard("v", "level", v)
         pulser.check_pulse(v, width, period, count)
@@ -350,6 +380,7 @@ class Station:
         await pulser.setup_pulse(v, width, period, count)
         await pulser.output.ensure(True)
         await pulser.trigger()
+        return None
 
     async def sweep(self, row: int, col: int, voltages: Sequence[float], vg: float,
                     current_limit: float, delay: float = 0.0) -> SweepResult:
