@@ -23,6 +23,7 @@ from .keysight_b2900 import KeysightB2902A
 from .server import InstrumentServer
 
 __all__ = [
+    "ANALYZER_PORTS",
     "Bench",
     "DEFAULT_PORTS",
     "EmulatedInstrument",
@@ -105,6 +106,10 @@ DEFAULT_PORTS: dict[str, int] = {
     "pg_33522b": 5027,
     "pg_81160a": 5028,
     "matrix_707b": 5029,
+}
+#: Ports tried first for the analyzer bench, so that examples/station-4200a-pmu.toml and
+#: station-b1500a-*.toml work as written.
+ANALYZER_PORTS: dict[str, int] = {
     "analyzer_4200a": 5040,
     "analyzer_b1500a": 5041,
     "matrix_707b_pa": 5042,
@@ -117,7 +122,7 @@ async def start_instruments(array: Any, host: str = "127.0.0.1") -> list[tuple[s
     """Start the emulated instruments for ``array``; returns (name, VISA resource) per server."""
     if id(array) in _running:
         return _running[id(array)].resources()
-    bench = InstrumentBench(array, host, DEFAULT_PORTS)
+    bench = InstrumentBench(array, host, {**DEFAULT_PORTS, **ANALYZER_PORTS})
     resources = await bench.start()
     _running[id(array)] = bench
     return resources
