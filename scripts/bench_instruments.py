@@ -2,6 +2,13 @@
 instrument on loopback, and host time per closed-loop iteration (set pulse + verify read through
 the 707B matrix, the SMUs and the pulse generator) beyond the instruments' modeled times.
 
+Per station kind of the analyzer bench (``<station>``: pmu_4200a, wgfmu_b1500a, spgu_b1500a):
+``iteration_overhead_s.<station>``, one closed-loop iteration (pulse + verify read) on one cell
+(labctl.backends.bench.iteration_overhead), and ``program_32_s.<station>``, the closed-loop
+programming routine (reset sweep, then identical pulses, 2 % acceptance) of a formed 32 x 32 array
+to uniform random targets in 10-90 uS through the station (its example file with the array and the
+wiring resized).
+
 The emulated instruments do not sleep for their modeled times (they go on the array's virtual
 clock), so the wall time of an iteration is all host overhead: Python, pyvisa-py, TCP, parsing.
 
@@ -19,11 +26,59 @@ import numpy as np
 
 import emulator
 from emulator.instruments import InstrumentBench
-from labctl.instruments import Keithley2450, Station
+from labctl.backends.bench import iteration_overhead as backend_iteration_overhead
+from labctl.backends.station import ArrayClock, StationBackend
+from labctl.emulated import prepared_array
+from labctl.instruments import Keithley2450, Station, StationConfig
+from labctl.routines import ClosedLoopParams, program
 
 from benchmarking import median_time, run_benchmark
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "station-emulated.toml"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLE = EXAMPLES / "station-emulated.toml"
+#: Station kinds on the analyzer bench and their example files.
+ANALYZER_STATIONS = {
+    "pmu_4200a": EXAMPLES / "station-4200a-pmu.toml",
+    "wgfmu_b1500a": EXAMPLES / "station-b1500a-wgfmu.toml",
+    "spgu_b1500a": EXAMPLES / "station-b1500a-spgu.toml",
+}
+
+
+def resized(path: Path, rows: int, cols: int) -> StationConfig:
+    """A station file with its array resized to rows x cols, every line on the next matrix column
+    (line k on slot k // 12 + 1), as the emulated bench wires it."""
+    data = StationConfig.from_toml(path).model_dump()
+    data["array"] = {"rows": rows, "cols": cols}
+    columns = [f"{k // 12 + 1}{k % 12 + 1:02d}" for k in range(cols + 2 * rows)]
+    data["wiring"].update(bit_lines=columns[:cols], word_lines=columns[cols:cols + rows],
+                          source_lines=columns[cols + rows:])
+    data["limits"] = {"max_abs_voltage": data["limits"]["max_abs_voltage"],
+                      "max_current_limit": data["limits"]["max_compliance"],
+                      "max_pulse_width": data["limits"]["max_pulse_width"],
+                      "max_pulse_energy": data["limits"]["max_pulse_energy"],
+                      "min_load_resistance": data["limits"]["min_load_resistance"]}
+    return StationConfig.model_validate(data)
+
+
+async def analyzer_station(name: str, iterations: int, size: int) -> dict[str, float]:
+    """iteration_overhead_s and program_<size>_s of one analyzer station kind."""
+    path = ANALYZER_STATIONS[name]
+    out: dict[str, float] = {}
+    small = prepared_array(8, 4, seed=0, step=0.05)  # formed and conditioned in process, untimed
+    async with InstrumentBench(small) as bench:
+        async with StationBackend(path, resources=dict(bench.resources()), clock=ArrayClock(small)) as backend:
+            out[f"iteration_overhead_s.{name}"] = await backend_iteration_overhead(backend, iterations=iterations)
+    big = prepared_array(size, size, seed=0, step=0.05)
+    targets = np.random.default_rng(0).uniform(10e-6, 90e-6, size * size).tolist()
+    async with InstrumentBench(big) as bench:
+        async with StationBackend(resized(path, size, size), resources=dict(bench.resources()),
+                                  clock=ArrayClock(big)) as backend:
+            t0 = time.perf_counter()
+            result = await program(backend, None, None, ClosedLoopParams(targets=targets))
+            out[f"program_{size}_s.{name}"] = time.perf_counter() - t0
+            out[f"program_{size}_converged.{name}"] = float(np.mean(result.converged))
+            out[f"program_{size}_pulses_mean.{name}"] = float(np.mean(result.iterations))
+    return out
 
 
 async def query_roundtrip(bench: InstrumentBench, repeats: int) -> float:
@@ -53,15 +108,19 @@ async def iteration_overhead(bench: InstrumentBench, iterations: int) -> tuple[f
     return statistics.median(samples), messages // (iterations + 5)
 
 
-async def run(repeats: int, iterations: int) -> dict[str, float]:
+async def run(repeats: int, iterations: int, size: int = 32) -> dict[str, float]:
     async with InstrumentBench(emulator.Array(8, 4, seed=0)) as bench:
         rtt = await query_roundtrip(bench, repeats)
         overhead, messages = await iteration_overhead(bench, iterations)
-    return {
+    out: dict[str, float] = {
         "scpi_query_roundtrip_s": rtt,
         "station_iteration_overhead_s": overhead,
         "station_messages_per_iteration": messages,
     }
+    if size > 0:
+        for name in ANALYZER_STATIONS:
+            out.update(await analyzer_station(name, iterations, size))
+    return out
 
 
 def table(result: dict[str, float]) -> None:
@@ -69,11 +128,19 @@ def table(result: dict[str, float]) -> None:
     print(f"  SCPI query round trip (*IDN?, median)        {result['scpi_query_roundtrip_s'] * 1e6:10.1f} us")
     print(f"  closed-loop iteration, host time (median)    {result['station_iteration_overhead_s'] * 1e3:10.2f} ms")
     print(f"  messages per iteration (pulse + read)        {result['station_messages_per_iteration']:10d}")
+    for name in ANALYZER_STATIONS:
+        if f"iteration_overhead_s.{name}" not in result:
+            continue
+        size = next(k for k in result if k.startswith("program_") and k.endswith(f"_s.{name}"))
+        print(f"  {name}: iteration host time (median)  {result[f'iteration_overhead_s.{name}'] * 1e3:10.2f} ms")
+        print(f"  {name}: {size.split('_s.')[0]} (s)              {result[size]:10.1f} s"
+              f"  (converged {result[size.replace('_s.', '_converged.')]:.3f})")
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_benchmark(argv, __doc__, lambda args: asyncio.run(run(args.repeats, args.iterations)), table,
-                         repeats=(500, "queries timed"), iterations=(200, "loop iterations timed"))
+    return run_benchmark(argv, __doc__, lambda args: asyncio.run(run(args.repeats, args.iterations, args.size)),
+                         table, repeats=(500, "queries timed"), iterations=(200, "loop iterations timed"),
+                         size=(32, "array side programmed through each analyzer station (0: skip)"))
 
 
 if __name__ == "__main__":

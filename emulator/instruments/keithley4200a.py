@@ -482,10 +482,5 @@ def _grid(start: float, stop: float, rate: float) -> np.ndarray:
 def _levels(pieces: list[waveform.Piece], times: np.ndarray) -> np.ndarray:
     """The programmed voltage of the waveform at each of ``times`` (s)."""
     edges = np.cumsum([0.0] + [p.duration for p in pieces])
-    out = np.zeros(times.size)
-    for k, t in enumerate(times.tolist()):
-        j = min(max(int(np.searchsorted(edges, t, side="left")) - 1, 0), len(pieces) - 1)
-        p = pieces[j]
-        frac = min(max((t - edges[j]) / p.duration, 0.0), 1.0)
-        out[k] = p.start + (p.stop - p.start) * frac
-    return out
+    levels = [pieces[0].start] + [p.stop for p in pieces]
+    return np.interp(times, edges, levels)

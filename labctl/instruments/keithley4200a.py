@@ -137,7 +137,7 @@ class Keithley4200APMUChannel(PulseMeasureChannel):
         await self._prepare()
         inst: Keithley4200A = self.instrument  # type: ignore[assignment]
         ch = self.pulse_channel
-        rate = float(round(self.sample_rate(pieces, 1e3, 200e6)))
+        rate = float(round(self.sample_rate(pieces, 1e3, 200e6, self.cache.get("rate"))))
         if self.cache.get("rate") != rate:
             await inst.send(f":PMU:SAMPLE:RATE {rate:.0f}")
             self.cache["rate"] = rate

@@ -150,8 +150,13 @@ class PulseMeasureChannel(Channel):
         raise NotImplementedError
 
     @staticmethod
-    def sample_rate(pieces: list[Piece], low: float, high: float) -> float:
+    def sample_rate(pieces: list[Piece], low: float, high: float, current: float | None = None) -> float:
         """A sample rate (S/s, within [low, high]) giving :data:`TRACE_POINTS` samples on the
-        shortest traced piece."""
-        traced = [p.duration for p in pieces if p.measure == "trace"] or [min(p.duration for p in pieces)]
+        shortest traced piece; a waveform with no trace keeps ``current`` (no reprogramming
+        between a pulse and its read) or gets TRACE_POINTS on its shortest measured piece."""
+        traced = [p.duration for p in pieces if p.measure == "trace"]
+        if not traced:
+            if current is not None:
+                return current
+            traced = [p.duration for p in pieces if p.measure != "none"] or [min(p.duration for p in pieces)]
         return min(max(TRACE_POINTS / min(traced), low), high)
