@@ -44,22 +44,6 @@ ANALYZER_STATIONS = {
 }
 
 
-def resized(path: Path, rows: int, cols: int) -> StationConfig:
-    """A station file with its array resized to rows x cols, every line on the next matrix column
-    (line k on slot k // 12 + 1), as the emulated bench wires it."""
-    data = StationConfig.from_toml(path).model_dump()
-    data["array"] = {"rows": rows, "cols": cols}
-    columns = [f"{k // 12 + 1}{k % 12 + 1:02d}" for k in range(cols + 2 * rows)]
-    data["wiring"].update(bit_lines=columns[:cols], word_lines=columns[cols:cols + rows],
-                          source_lines=columns[cols + rows:])
-    data["limits"] = {"max_abs_voltage": data["limits"]["max_abs_voltage"],
-                      "max_current_limit": data["limits"]["max_compliance"],
-                      "max_pulse_width": data["limits"]["max_pulse_width"],
-                      "max_pulse_energy": data["limits"]["max_pulse_energy"],
-                      "min_load_resistance": data["limits"]["min_load_resistance"]}
-    return StationConfig.model_validate(data)
-
-
 async def analyzer_station(name: str, iterations: int, size: int) -> dict[str, float]:
     """iteration_overhead_s and program_<size>_s of one analyzer station kind."""
     path = ANALYZER_STATIONS[name]
@@ -71,7 +55,7 @@ async def analyzer_station(name: str, iterations: int, size: int) -> dict[str, f
     big = prepared_array(size, size, seed=0, step=0.05)
     targets = np.random.default_rng(0).uniform(10e-6, 90e-6, size * size).tolist()
     async with InstrumentBench(big) as bench:
-        async with StationBackend(resized(path, size, size), resources=dict(bench.resources()),
+        async with StationBackend(StationConfig.from_toml(path).with_array(size, size), resources=dict(bench.resources()),
                                   clock=ArrayClock(big)) as backend:
             t0 = time.perf_counter()
             result = await program(backend, None, None, ClosedLoopParams(targets=targets))

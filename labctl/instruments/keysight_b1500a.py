@@ -298,6 +298,21 @@ class KeysightB1500A(Instrument):
             await asyncio.to_thread(lib.WGFMU_closeSession)
         await super().close()
 
+    async def configure(self, command: str) -> None:
+        """Send a command and its error query in one program message (FLEX runs ';'-separated
+        commands in order); raise naming command and error."""
+        errors = self._error_codes(await self.ask(f"{command};ERR?"))
+        if errors:
+            texts = [(c, (await self.ask(f"EMG? {c}")).strip('"')) for c in errors]
+            more = await self.read_errors(command) if len(errors) == 4 else []
+            raise InstrumentError(self.label, command, "; ".join(f"{c},{m}" for c, m in texts + more))
+
+    def _error_codes(self, reply: str) -> list[int]:
+        try:
+            return [c for c in (int(x) for x in reply.split(",") if x.strip()) if c != 0]
+        except ValueError:
+            raise InstrumentError(self.label, "ERR?", f"unexpected reply {reply[:80]!r}") from None
+
     async def execute(self, command: str, timeout: float | None = None) -> np.ndarray:
         """``XE`` (or another data command): the values it returns, then the error queue."""
         reply = await self.ask(command, timeout)
@@ -313,12 +328,7 @@ class KeysightB1500A(Instrument):
         """``ERR?`` (four codes, 0 = none) and ``EMG?`` for each code's text."""
         errors: list[tuple[int, str]] = []
         for _ in range(8):
-            reply = await self.ask("ERR?")
-            try:
-                codes = [int(c) for c in reply.split(",") if c.strip()]
-            except ValueError:
-                raise InstrumentError(self.label, "ERR?", f"unexpected reply {reply[:80]!r}") from None
-            bad = [c for c in codes if c != 0]
+            bad = self._error_codes(await self.ask("ERR?"))
             for code in bad:
                 errors.append((code, (await self.ask(f"EMG? {code}")).strip('"')))
             if len(bad) < 4:

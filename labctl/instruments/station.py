@@ -145,6 +145,18 @@ class StationConfig(_Strict):
                     raise ValueError(f"terminals.{name}.{key}={mine:g} exceeds limits.{key}={station:g}")
         return self
 
+    def with_array(self, rows: int, cols: int) -> StationConfig:
+        """This station with its array resized to rows x cols, every line on the next matrix column
+        in index order (line k on slot k // 12 + 1, column k % 12 + 1), as the emulated benches
+        wire an array (emulator.instruments.bench.line_column)."""
+        data = self.model_dump()
+        data["limits"] = self.limits
+        data["array"] = {"rows": rows, "cols": cols}
+        columns = [f"{k // 12 + 1}{k % 12 + 1:02d}" for k in range(cols + 2 * rows)]
+        data["wiring"].update(bit_lines=columns[:cols], word_lines=columns[cols:cols + rows],
+                              source_lines=columns[cols + rows:])
+        return StationConfig.model_validate(data)
+
     def terminal_limits(self, name: str) -> SafetyLimits:
         """The station's limits tightened by terminal ``name`` (what its driver checks)."""
         t = self.terminals[name]

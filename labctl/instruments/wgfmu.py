@@ -257,13 +257,11 @@ class EmulatedWGFMU:
         with self._lock:
             return str(self._session.query(line)).strip()
 
-    def _send(self, line: str) -> None:
-        with self._lock:
-            self._session.write(line)
-
-    def _flex_error(self, function: str) -> int:
-        """The emulated B1500A's FLEX error queue after a download (ERR? answers four codes)."""
-        codes = [int(c) for c in self._ask("ERR?").split(",") if c.strip()]
+    def _flex_error(self, function: str, before: str | None = None) -> int:
+        """The emulated B1500A's FLEX error queue (ERR? answers four codes), read in the same
+        message as the commands ``before`` it when given."""
+        query = "ERR?" if before is None else f"{before};ERR?"
+        codes = [int(c) for c in self._ask(query).split(",") if c.strip()]
         bad = [c for c in codes if c != 0]
         if bad:
             messages = [self._ask(f"EMG? {c}").strip('"') for c in bad]
@@ -272,16 +270,26 @@ class EmulatedWGFMU:
 
     # -- session -----------------------------------------------------------------------------------
     def WGFMU_openSession(self, address: str) -> int:
-        from .visa import resource_manager  # the process's pyvisa-py resource manager
+        from .visa import _set_nodelay, resource_manager  # the process's pyvisa-py resource manager
 
         try:
             session = resource_manager().open_resource(address, read_termination="\n", write_termination="\n",
                                                        timeout=10_000)
         except Exception as exc:  # noqa: BLE001 - any VISA failure is a communication error
             return self._fail(WGFMU_COMMUNICATION_ERROR, "WGFMU_openSession", f"{address}: {exc}")
+        if address.upper().startswith("TCPIP"):
+            _set_nodelay(session)  # writes followed by a query: no delayed-ACK stall
         self._session = session
-        self._send("WGFMU:CLEAR")
-        status = self._flex_error("WGFMU_openSession")
+        try:
+            idn = self._ask("*IDN?")
+        except Exception as exc:  # noqa: BLE001 - a timeout or reset is a communication error
+            self.WGFMU_closeSession()
+            return self._fail(WGFMU_COMMUNICATION_ERROR, "WGFMU_openSession", f"{address}: {exc}")
+        if ",B1500A," not in idn.upper():
+            self.WGFMU_closeSession()
+            return self._fail(WGFMU_COMMUNICATION_ERROR, "WGFMU_openSession",
+                              f"{address} is not an emulated B1500A (*IDN? {idn[:60]!r})")
+        status = self._flex_error("WGFMU_openSession", "WGFMU:CLEAR")
         if status != WGFMU_NO_ERROR:
             self.WGFMU_closeSession()
             return self._fail(WGFMU_COMMUNICATION_ERROR, "WGFMU_openSession",
@@ -305,10 +313,9 @@ class EmulatedWGFMU:
     def WGFMU_initialize(self) -> int:
         if (bad := self._need_session("WGFMU_initialize")) is not None:
             return bad
-        self._send("WGFMU:CLEAR")
         self._mode.clear()
         self._measure.clear()
-        return self._flex_error("WGFMU_initialize")
+        return self._flex_error("WGFMU_initialize", "WGFMU:CLEAR")
 
     def WGFMU_clear(self) -> int:
         self._reset_setup()
@@ -341,14 +348,12 @@ class EmulatedWGFMU:
     def WGFMU_connect(self, channel_id: int) -> int:
         if (bad := self._need_session("WGFMU_connect")) is not None:
             return bad
-        self._send(f"WGFMU:CONN {channel_id}")
-        return self._flex_error("WGFMU_connect")
+        return self._flex_error("WGFMU_connect", f"WGFMU:CONN {channel_id}")
 
     def WGFMU_disconnect(self, channel_id: int) -> int:
         if (bad := self._need_session("WGFMU_disconnect")) is not None:
             return bad
-        self._send(f"WGFMU:DISC {channel_id}")
-        return self._flex_error("WGFMU_disconnect")
+        return self._flex_error("WGFMU_disconnect", f"WGFMU:DISC {channel_id}")
 
     # -- patterns and sequences (host side, as in the vendor library) --------------------------------
     def WGFMU_createPattern(self, pattern_name: str, initial_voltage: float) -> int:
@@ -428,9 +433,8 @@ class EmulatedWGFMU:
             lines.append(f"WGFMU:WAVE {channel_id},{wave[0][1]!r}," + ",".join(f"{dt!r},{v!r}" for dt, v in wave[1:]))
             lines += [f"WGFMU:EVENT {channel_id},{s!r},{n},{dt!r},{avg!r}" for s, n, dt, avg in events]
         lines.append("WGFMU:RUN")
-        for line in lines:
-            self._send(line)
-        return self._flex_error("WGFMU_execute")
+        # One program message (FLEX runs ';'-separated commands in order) ending in the error query.
+        return self._flex_error("WGFMU_execute", ";".join(lines))
 
     def _compile(self, sequence: list[tuple[str, int]]) -> tuple[list[tuple[float, float]], list[tuple[float, int, float, float]]] | int:
         """The channel's waveform as (delta time s, V) vectors after a first (0, initial V), and its
