@@ -168,7 +168,7 @@ async def test_limits_are_refused_before_any_byte_and_errors_name_the_command() 
         assert len(received) == before
         # The instrument's own refusal comes back through KXCI's last-error query.
         inst = station.instruments["analyzer_4200a"]
-        with pytest.raises(InstrumentError, match=r"DV7.*-10[01]"):
+        with pytest.raises(InstrumentError, match=r"DV7.*-110,SMU7 is not installed"):
             await inst.configure("DV7, 0, 1.0, 1e-4")
         assert await inst.read_errors() == []
         b1500 = KeysightB1500A(bench["analyzer_b1500a"].resource)

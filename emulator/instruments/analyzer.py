@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import re
 
+from .scpi import ErrorQueue
+
 _HEADER = re.compile(r"^\s*(\*?[A-Za-z:]+\??)\s*(.*)$", re.S)
 
 
@@ -87,3 +89,19 @@ def spot_mean(values: list[float]) -> float:
     if all(v == first for v in values):
         return first
     return math.fsum(values) / len(values)
+
+
+class TranslatingErrorQueue(ErrorQueue):
+    """An error queue that stores the instrument family's own codes: what the shared transport and
+    parser report in SCPI numbers (-101 invalid character, -223 message too long, -350 queue
+    overflow, -200 internal error) becomes the code ``codes`` maps it to."""
+
+    def __init__(self, codes: dict[int, int], size: int = 10) -> None:
+        super().__init__(size)
+        self.codes = codes
+
+    def push(self, code: int, text: str) -> None:
+        if len(self._items) >= self.size:
+            self._items[-1] = (self.codes.get(-350, -350), "error queue overflow")
+            return
+        super().push(self.codes.get(code, code), text)

@@ -30,18 +30,22 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import waveform
-from .analyzer import AnalyzerError, glued_channel, integer, need, number, reading, spot_mean, split_command
+from .analyzer import AnalyzerError, TranslatingErrorQueue, glued_channel, integer, need, number, reading, spot_mean, split_command
 from .base import EmulatedInstrument
 from .bench import Bench
+from .scpi import SCPIError
 from .source_meter import LINE_FREQUENCY
 
 # Error numbers (emulator's choice unless noted).
 E_UNDEFINED = -100
-E_PARAMETER = -101
-E_STATE = -102
-E_EXECUTE = -103
+E_PARAMETER = -110
+E_STATE = -111
+E_EXECUTE = -112
 E_SEGMENT = -820  # 4200A: "PMU segment start value ... does not match previous segment stop value"
 E_SAMPLES = -835  # 4200A: too many samples for the sample rate and sequence time
+E_CHARACTER, E_TOO_LONG, E_OVERFLOW = -113, -114, -115
+#: The shared transport's SCPI codes in this instrument's numbers.
+TRANSPORT_CODES = {-101: E_CHARACTER, -223: E_TOO_LONG, -350: E_OVERFLOW, -200: E_EXECUTE}
 
 SMU_CHANNELS = (1, 2)
 SMU_VOLTAGE = 210.0  # V, 4200-SMU 200 V range with overrange
@@ -95,6 +99,8 @@ class Keithley4200A(EmulatedInstrument):
         limits = bench.limits()
         self.max_abs_voltage = float(getattr(limits, "v_max", 10.0))
         super().__init__()
+        self.errors = TranslatingErrorQueue(TRANSPORT_CODES)
+        self.commands.errors = self.errors
 
     def reset(self) -> None:
         self.smus = {ch: SMU(f"k4200.smu{ch}") for ch in SMU_CHANNELS}
@@ -125,6 +131,9 @@ class Keithley4200A(EmulatedInstrument):
             reply = self._dispatch(text)
         except AnalyzerError as exc:
             self.errors.push(exc.code, exc.text)
+            return "" if query else "ACK"
+        except SCPIError as exc:  # the bench refused (the array's own limits): an execution error
+            self.errors.push(E_EXECUTE, exc.detail or exc.text)
             return "" if query else "ACK"
         return "ACK" if reply is None else reply
 

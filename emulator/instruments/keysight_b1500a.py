@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import waveform
-from .analyzer import AnalyzerError, integer, need, number, reading, split_command
+from .analyzer import AnalyzerError, TranslatingErrorQueue, integer, need, number, reading, split_command
 from .base import EmulatedInstrument
 from .bench import Bench
+from .scpi import SCPIError
 from .pulse_channel import SOURCE_RESISTANCE
 from .source_meter import LINE_FREQUENCY
 
@@ -38,7 +39,13 @@ E_PARAMETER = 120  # incorrect numeric parameter
 E_CHANNEL = 150  # channel not enabled / not installed (emulator's choice)
 E_STATE = 151  # command not allowed in the present state (emulator's choice)
 E_WGFMU = 3000  # WGFMU sequence errors (emulator's choice)
+E_CHARACTER, E_TOO_LONG, E_OVERFLOW = 101, 102, 103  # emulator's choice
+#: The shared transport's SCPI codes in FLEX numbers.
+TRANSPORT_CODES = {-101: E_CHARACTER, -223: E_TOO_LONG, -350: E_OVERFLOW, -200: E_STATE}
 MESSAGES = {
+    E_CHARACTER: "Invalid character in the program message",
+    E_TOO_LONG: "Program message too long",
+    E_OVERFLOW: "Error queue overflow",
     0: "No error",
     E_UNDEFINED: "Undefined GPIB command",
     E_PARAMETER: "Incorrect numeric parameter",
@@ -100,6 +107,8 @@ class KeysightB1500A(EmulatedInstrument):
         self.bench = bench
         self.max_abs_voltage = float(getattr(bench.limits(), "v_max", 10.0))
         super().__init__()
+        self.errors = TranslatingErrorQueue(TRANSPORT_CODES)
+        self.commands.errors = self.errors
 
     def reset(self) -> None:
         self.smus = {slot: SMU(f"b1500.smu{slot}") for slot in SMU_SLOTS}
@@ -130,8 +139,10 @@ class KeysightB1500A(EmulatedInstrument):
                 continue
             try:
                 out = self._dispatch(command)
-            except AnalyzerError as exc:
-                self.errors.push(exc.code, exc.text)
+            except (AnalyzerError, SCPIError) as exc:
+                # SCPIError: the bench refused (the array's own limits), an execution error here.
+                code = exc.code if isinstance(exc, AnalyzerError) else E_STATE
+                self.errors.push(code, exc.text if isinstance(exc, AnalyzerError) else exc.detail or exc.text)
                 query = "?" in command.split(" ", 1)[0] or command.upper() == "XE"
                 out = "" if query else None
             if out is not None:

@@ -274,8 +274,10 @@ class KeysightB1500A(Instrument):
             self.channels[n] = KeysightB1500AWGFMUChannel(self, n, limits.get(n) if isinstance(limits, dict) else limits)
 
     async def open(self) -> None:
+        """Connect, identify, forget errors left from before, ASCII data without header."""
         await self.link.open()
         await self.identify()
+        await self.read_errors("(open)")
         await self.configure("FMT 2,0")
 
     async def reconnect(self) -> None:
