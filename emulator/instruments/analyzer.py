@@ -64,6 +64,14 @@ def number(text: str, name: str, low: float, high: float, code: int) -> float:
     return value
 
 
+def level(text: str, name: str, limit: float, bench_limit: float, code: int) -> float:
+    """A source level (V): within the instrument's range ``limit``, then the bench's |V| limit."""
+    v = number(text, name, -limit, limit, code)
+    if abs(v) > bench_limit:
+        raise AnalyzerError(code, f"{name}={v:g} V beyond the bench limit {bench_limit:g} V")
+    return v
+
+
 def integer(text: str, name: str, low: int, high: int, code: int) -> int:
     value = number(text, name, low, high, code)
     if value != int(value):

@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import waveform
-from .analyzer import AnalyzerError, TranslatingErrorQueue, glued_channel, integer, need, number, reading, spot_mean, split_command
+from .analyzer import (AnalyzerError, TranslatingErrorQueue, glued_channel, integer, level, need, number, reading,
+                       spot_mean, split_command)
 from .base import EmulatedInstrument
 from .bench import Bench
 from .scpi import SCPIError
@@ -180,10 +181,7 @@ class Keithley4200A(EmulatedInstrument):
         return self.smus[ch]
 
     def _voltage(self, text: str, name: str, limit: float) -> float:
-        v = number(text, name, -limit, limit, E_PARAMETER)
-        if abs(v) > self.max_abs_voltage:
-            raise AnalyzerError(E_PARAMETER, f"{name}={v:g} V beyond the bench limit {self.max_abs_voltage:g} V")
-        return v
+        return level(text, name, limit, self.max_abs_voltage, E_PARAMETER)
 
     def _dv(self, args: list[str]) -> None:
         need(args, 1, "DV", E_PARAMETER)
@@ -236,7 +234,7 @@ class Keithley4200A(EmulatedInstrument):
     # -- page mode (sweeps) -----------------------------------------------------------------------
     def _ch(self, args: list[str]) -> None:
         need(args, 1, "CH", E_PARAMETER)
-        ch = self._smu(args[0])  # noqa: F841 - validates the channel
+        self._smu(args[0])  # validates the channel
         number_ = int(args[0])
         if len(args) == 1:
             self.names.pop(number_, None)
@@ -298,8 +296,8 @@ class Keithley4200A(EmulatedInstrument):
         ch, points, compliance = self.var1
         if ch not in self.names:
             raise AnalyzerError(E_STATE, f"ME1: SMU{ch} has no channel definition (CH)")
-        for c, (level, _comp) in self.constants.items():
-            self.bench.set_dc(self.smus[c].terminal, True, level)
+        for c, (constant, _comp) in self.constants.items():
+            self.bench.set_dc(self.smus[c].terminal, True, constant)
         smu = self.smus[ch]
         dwell = self.delay + self.nplc / LINE_FREQUENCY
         applied, currents = self.bench.sweep(smu.terminal, points, dwell, compliance)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import waveform
-from .analyzer import AnalyzerError, TranslatingErrorQueue, integer, need, number, reading, split_command
+from .analyzer import AnalyzerError, TranslatingErrorQueue, integer, level, need, number, reading, split_command
 from .base import EmulatedInstrument
 from .bench import Bench
 from .scpi import SCPIError
@@ -215,10 +215,7 @@ class KeysightB1500A(EmulatedInstrument):
         return smu
 
     def _level(self, text: str, name: str, limit: float) -> float:
-        v = number(text, name, -limit, limit, E_PARAMETER)
-        if abs(v) > self.max_abs_voltage:
-            raise AnalyzerError(E_PARAMETER, f"{name}={v:g} V beyond the bench limit {self.max_abs_voltage:g} V")
-        return v
+        return level(text, name, limit, self.max_abs_voltage, E_PARAMETER)
 
     def _dv(self, args: list[str]) -> None:
         need(args, 3, "DV", E_PARAMETER)

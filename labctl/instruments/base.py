@@ -42,6 +42,11 @@ class Identity:
         return cls(parts[0], parts[1], parts[2], ",".join(parts[3:]).strip(","))
 
 
+def channel_limits(limits: SafetyLimits | dict[int, SafetyLimits] | None, number: int) -> SafetyLimits | None:
+    """The limits of channel ``number``: one SafetyLimits for every channel, or per channel number."""
+    return limits.get(number) if isinstance(limits, dict) else limits
+
+
 class Channel:
     """One output of an instrument. Settings declared on subclasses use ``{ch}`` = ``number``."""
 
@@ -99,8 +104,7 @@ class Instrument:
         self.channels: dict[int, Channel] = {}
         if self.channel_class is not None:
             for n in self.channel_numbers:
-                lim = limits.get(n) if isinstance(limits, dict) else limits
-                self.channels[n] = self.channel_class(self, n, lim)
+                self.channels[n] = self.channel_class(self, n, channel_limits(limits, n))
 
     def __getitem__(self, number: int) -> Channel:
         try:

@@ -29,7 +29,7 @@ import numpy as np
 
 from labctl.core.limits import SafetyLimits
 
-from .base import Instrument
+from .base import Instrument, channel_limits
 from .errors import InstrumentError, LimitError
 from .pulse_measure import Measured, Piece, PulseMeasureChannel
 from .settings import Setting, boolean, in_range, num
@@ -218,9 +218,8 @@ class Keithley4200A(Instrument):
                  limits: SafetyLimits | dict[int, SafetyLimits] | None = None, timeout: float = 5.0) -> None:
         super().__init__(resource, name=name, limits=limits, timeout=timeout)
         for n in (*SMU_CHANNELS, *PMU_CHANNELS):
-            lim = limits.get(n) if isinstance(limits, dict) else limits
             cls = Keithley4200APMUChannel if n in PMU_CHANNELS else Keithley4200ASMUChannel
-            self.channels[n] = cls(self, n, lim)
+            self.channels[n] = cls(self, n, channel_limits(limits, n))
 
     async def open(self) -> None:
         """Connect, identify, user mode, no stale errors."""

@@ -24,7 +24,7 @@ import numpy as np
 
 from labctl.core.limits import SafetyLimits
 
-from .base import Instrument
+from .base import Instrument, channel_limits
 from .errors import InstrumentError, LimitError
 from .pulse import PulseGeneratorChannel
 from .pulse_measure import Measured, Piece, PulseMeasureChannel
@@ -266,12 +266,11 @@ class KeysightB1500A(Instrument):
         self.cache: dict[str, Any] = {}
         self.wgfmu_kind = wgfmu
         self.wgfmu_library: WGFMULibrary | None = None
-        for n, cls in ((s, KeysightB1500ASMUChannel) for s in SMU_SLOTS):
-            self.channels[n] = cls(self, n, limits.get(n) if isinstance(limits, dict) else limits)
-        for n in SPGU_CHANNELS:
-            self.channels[n] = KeysightB1500ASPGUChannel(self, n, limits.get(n) if isinstance(limits, dict) else limits)
-        for n in WGFMU_CHANNELS:
-            self.channels[n] = KeysightB1500AWGFMUChannel(self, n, limits.get(n) if isinstance(limits, dict) else limits)
+        kinds = ((SMU_SLOTS, KeysightB1500ASMUChannel), (SPGU_CHANNELS, KeysightB1500ASPGUChannel),
+                 (WGFMU_CHANNELS, KeysightB1500AWGFMUChannel))
+        for numbers, cls in kinds:
+            for n in numbers:
+                self.channels[n] = cls(self, n, channel_limits(limits, n))
 
     async def open(self) -> None:
         """Connect, identify, forget errors left from before, ASCII data without header."""
