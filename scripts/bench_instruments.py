@@ -4,7 +4,8 @@ the 707B matrix, the SMUs and the pulse generator) beyond the instruments' model
 
 Per station kind of the analyzer bench (``<station>``: pmu_4200a, wgfmu_b1500a, spgu_b1500a):
 ``iteration_overhead_s.<station>``, one closed-loop iteration (pulse + verify read) on one cell
-(labctl.backends.bench.iteration_overhead), and ``program_32_s.<station>``, the closed-loop
+(labctl.backends.bench.iteration_overhead) against a `labctl emulate` process (the in-process
+figure as ``iteration_overhead_inprocess_s.<station>``), and ``program_32_s.<station>``, the closed-loop
 programming routine (reset sweep, then identical pulses, 2 % acceptance) of a formed 32 x 32 array
 to uniform random targets in 10-90 uS through the station (its example file with the array and the
 wiring resized).
@@ -18,8 +19,13 @@ clock), so the wall time of an iteration is all host overhead: Python, pyvisa-py
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import statistics
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +33,10 @@ import numpy as np
 import emulator
 from emulator.instruments import InstrumentBench
 from labctl.backends.bench import iteration_overhead as backend_iteration_overhead
-from labctl.backends.station import ArrayClock, StationBackend
+from labctl.backends.station import ArrayClock, ChipClock, StationBackend
 from labctl.emulated import prepared_array
 from labctl.instruments import Keithley2450, Station, StationConfig
-from labctl.routines import ClosedLoopParams, program
+from labctl.routines import ClosedLoopParams, ConditionParams, FormingParams, condition, form, program
 
 from benchmarking import median_time, run_benchmark
 
@@ -44,14 +50,58 @@ ANALYZER_STATIONS = {
 }
 
 
+@contextlib.contextmanager
+def emulate_process(rows: int, cols: int, seed: int) -> Iterator[tuple[str, dict[str, str]]]:
+    """A `labctl emulate` subprocess: (its chip-controller address, instrument resources by name)."""
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+    process = subprocess.Popen([sys.executable, "-m", "labctl.cli", "emulate", "--rows", str(rows), "--cols",
+                                str(cols), "--seed", str(seed), "--no-pty"], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True, env=env, cwd=root)
+    try:
+        chip, resources = "", {}
+        assert process.stdout is not None
+        while not ({"analyzer_4200a", "analyzer_b1500a", "matrix_707b_pa"} <= set(resources)):
+            line = process.stdout.readline()
+            if not line:
+                raise RuntimeError("labctl emulate ended before printing its addresses")
+            kind, _, rest = line.strip().partition(" ")
+            if kind == "chip" and rest.startswith("tcp://"):
+                chip = rest
+            elif kind == "instrument":
+                instrument, resource = rest.split()
+                resources[instrument] = resource
+        yield chip, resources
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 async def analyzer_station(name: str, iterations: int, size: int) -> dict[str, float]:
-    """iteration_overhead_s and program_<size>_s of one analyzer station kind."""
+    """iteration_overhead_s and program_<size>_s of one analyzer station kind.
+
+    The iteration is timed against a `labctl emulate` process, as a host sees an instrument: the
+    emulated instrument's own computing is then not host time (in the same process it would be,
+    and both would contend for one interpreter); the in-process figure is reported too
+    (``iteration_overhead_inprocess_s.<station>``). Programming runs in process on a 32 x 32 array
+    formed there (the emulated instruments' computing included)."""
     path = ANALYZER_STATIONS[name]
     out: dict[str, float] = {}
+    with emulate_process(8, 4, 0) as (chip, resources):
+        async with StationBackend(path, resources=resources, clock=ChipClock(chip)) as backend:
+            one = (np.array([0]), np.array([0]))
+            await form(backend, *one, FormingParams(step=0.05))
+            await condition(backend, *one, ConditionParams(step=0.05))
+            out[f"iteration_overhead_s.{name}"] = await backend_iteration_overhead(backend, iterations=iterations)
     small = prepared_array(8, 4, seed=0, step=0.05)  # formed and conditioned in process, untimed
     async with InstrumentBench(small) as bench:
         async with StationBackend(path, resources=dict(bench.resources()), clock=ArrayClock(small)) as backend:
-            out[f"iteration_overhead_s.{name}"] = await backend_iteration_overhead(backend, iterations=iterations)
+            out[f"iteration_overhead_inprocess_s.{name}"] = await backend_iteration_overhead(
+                backend, iterations=iterations)
     big = prepared_array(size, size, seed=0, step=0.05)
     targets = np.random.default_rng(0).uniform(10e-6, 90e-6, size * size).tolist()
     async with InstrumentBench(big) as bench:
@@ -116,7 +166,8 @@ def table(result: dict[str, float]) -> None:
         if f"iteration_overhead_s.{name}" not in result:
             continue
         size = next(k for k in result if k.startswith("program_") and k.endswith(f"_s.{name}"))
-        print(f"  {name}: iteration host time (median)  {result[f'iteration_overhead_s.{name}'] * 1e3:10.2f} ms")
+        print(f"  {name}: iteration host time (median)  {result[f'iteration_overhead_s.{name}'] * 1e3:10.2f} ms"
+              f"  (in process {result[f'iteration_overhead_inprocess_s.{name}'] * 1e3:.2f} ms)")
         print(f"  {name}: {size.split('_s.')[0]} (s)              {result[size]:10.1f} s"
               f"  (converged {result[size.replace('_s.', '_converged.')]:.3f})")
 
