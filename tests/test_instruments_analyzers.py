@@ -175,7 +175,7 @@ async def test_limits_are_refused_before_any_byte_and_errors_name_the_command() 
         async with b1500:
             with pytest.raises(InstrumentError, match=r"'XE'.*150"):
                 await b1500.configure("MM 1,2")
-                await b1500.execute("XE")
+                await b1500.data("XE")
 
 
 async def test_outputs_go_off_on_exit_error_and_cancellation() -> None:

@@ -98,7 +98,7 @@ class KeysightB1500ASMUChannel(SourceMeterChannel):
         if inst.cache.get("mm") != (1, self.number):
             await inst.configure(f"MM 1,{self.number}")
             inst.cache["mm"] = (1, self.number)
-        values = await inst.execute("XE")
+        values = await inst.data("XE")
         return float(values[0])
 
     async def _run_sweep(self, points: list[float], delay: float) -> SweepResult:
@@ -116,7 +116,7 @@ class KeysightB1500ASMUChannel(SourceMeterChannel):
         currents: list[float] = []
         for part in steps:
             await inst.configure(f"WV {n},1,0,{num(part[0])},{num(part[-1])},{len(part)},{num(limit)}")
-            currents += (await inst.execute("XE", timeout)).tolist()
+            currents += (await inst.data("XE", timeout)).tolist()
         return SweepResult(voltages=np.array(points), currents=np.array(currents))
 
 
@@ -314,7 +314,7 @@ class KeysightB1500A(Instrument):
         except ValueError:
             raise InstrumentError(self.label, "ERR?", f"unexpected reply {reply[:80]!r}") from None
 
-    async def execute(self, command: str, timeout: float | None = None) -> np.ndarray:
+    async def data(self, command: str, timeout: float | None = None) -> np.ndarray:
         """``XE`` (or another data command): the values it returns, then the error queue."""
         reply = await self.ask(command, timeout)
         errors = await self.read_errors(command)
