@@ -247,6 +247,27 @@ class Array:
                                        self._p(ga, "double *"), sg, self._p(wa, "double *"), sw), "pulse")
             self._version += 1
 
+    def pulse_trace(self, row: int, col: int, v: float, vg: float, width: float,
+                    times: ArrayLike) -> NDArray[np.float64]:
+        """Current (A) through cell (row, col) at `times` (s, each in (0, width]) during one pulse of `v` V,
+        gate `vg` V, `width` s, from its present state (rram_pulse_trace). Changes nothing and draws
+        nothing: call it before `pulse` with the same arguments; the last point at t = width is the
+        current of the state that pulse leaves."""
+        k = self._scalar_cell(int(row), int(col))
+        assert k is not None
+        lim = self.limits
+        va = self._scalar("v", v, -lim.v_max, lim.v_max, "V")
+        ga = self._scalar("vg", vg, 0.0, lim.vg_max, "V")
+        wa = self._scalar("width", width, lim.width_min, lim.width_max, "s")
+        t = np.ascontiguousarray(_finite("times", times), dtype=np.float64).reshape(-1)
+        if t.size == 0 or t.size > self.limits.max_points or t.min() <= 0.0 or t.max() > wa:
+            raise ValueError(f"times: expected 1..{self.limits.max_points} instants in (0, {wa:g}] s")
+        out = np.empty(t.size, dtype=np.float64)
+        with self.lock:
+            self._check(lib.rram_pulse_trace(self._a, k, va, ga, wa, self._p(t, "double *"), t.size,
+                                             self._p(out, "double *")), "pulse_trace")
+        return out
+
     def read_current(self, rows: ArrayLike, cols: ArrayLike, v: float, vg: float = 3.3,
                      noisy: bool = True) -> NDArray[np.float64]:
         """Current (A) through each listed cell at bias `v` (V) and gate `vg` (V), with read noise."""

@@ -2,6 +2,14 @@
 instrument on loopback, and host time per closed-loop iteration (set pulse + verify read through
 the 707B matrix, the SMUs and the pulse generator) beyond the instruments' modeled times.
 
+Per station kind of the analyzer bench (``<station>``: pmu_4200a, wgfmu_b1500a, spgu_b1500a):
+``iteration_overhead_s.<station>``, one closed-loop iteration (pulse + verify read) on one cell
+(labctl.backends.bench.iteration_overhead) against a `labctl emulate` process (the in-process
+figure as ``iteration_overhead_inprocess_s.<station>``), and ``program_32_s.<station>``, the closed-loop
+programming routine (reset sweep, then identical pulses, 2 % acceptance) of a formed 32 x 32 array
+to uniform random targets in 10-90 uS through the station (its example file with the array and the
+wiring resized).
+
 The emulated instruments do not sleep for their modeled times (they go on the array's virtual
 clock), so the wall time of an iteration is all host overhead: Python, pyvisa-py, TCP, parsing.
 
@@ -19,8 +27,13 @@ conditioned 32 x 32 array (formed in process, not timed) to uniform random targe
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import statistics
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +44,11 @@ import emulator
 from emulator.instruments import InstrumentBench
 from emulator.instruments.bench import LAYOUT_3706A, LAYOUT_707B, line_column
 from labctl.backends.bench import iteration_overhead as loop_iteration_overhead
-from labctl.backends.station import ArrayClock, StationBackend
+from labctl.backends.station import ArrayClock, ChipClock, StationBackend
 from labctl.core import reference as ref
+from labctl.emulated import prepared_array
 from labctl.instruments import Keithley2450, Station, StationConfig
-from labctl.routines import ClosedLoopParams, RoutineContext, program
+from labctl.routines import ClosedLoopParams, ConditionParams, FormingParams, RoutineContext, condition, form, program
 
 from benchmarking import median_time, run_benchmark
 
@@ -46,6 +60,78 @@ STATIONS: dict[str, tuple[Path, int]] = {
     "2602b_afg31102_3706a": (EXAMPLES / "station-2602b.toml", LAYOUT_3706A.columns_per_card),
     "2400_afg31102_3706a": (EXAMPLES / "station-2400.toml", LAYOUT_3706A.columns_per_card),
 }
+
+#: Station kinds on the analyzer bench and their example files.
+ANALYZER_STATIONS = {
+    "pmu_4200a": EXAMPLES / "station-4200a-pmu.toml",
+    "wgfmu_b1500a": EXAMPLES / "station-b1500a-wgfmu.toml",
+    "spgu_b1500a": EXAMPLES / "station-b1500a-spgu.toml",
+}
+
+
+@contextlib.contextmanager
+def emulate_process(rows: int, cols: int, seed: int) -> Iterator[tuple[str, dict[str, str]]]:
+    """A `labctl emulate` subprocess: (its chip-controller address, instrument resources by name)."""
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+    process = subprocess.Popen([sys.executable, "-m", "labctl.cli", "emulate", "--rows", str(rows), "--cols",
+                                str(cols), "--seed", str(seed), "--no-pty"], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True, env=env, cwd=root)
+    try:
+        chip, resources = "", {}
+        assert process.stdout is not None
+        while not ({"analyzer_4200a", "analyzer_b1500a", "matrix_707b_pa"} <= set(resources)):
+            line = process.stdout.readline()
+            if not line:
+                raise RuntimeError("labctl emulate ended before printing its addresses")
+            kind, _, rest = line.strip().partition(" ")
+            if kind == "chip" and rest.startswith("tcp://"):
+                chip = rest
+            elif kind == "instrument":
+                instrument, resource = rest.split()
+                resources[instrument] = resource
+        yield chip, resources
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def analyzer_station(name: str, iterations: int, size: int) -> dict[str, float]:
+    """iteration_overhead_s and program_<size>_s of one analyzer station kind.
+
+    The iteration is timed against a `labctl emulate` process, as a host sees an instrument: the
+    emulated instrument's own computing is then not host time (in the same process it would be,
+    and both would contend for one interpreter); the in-process figure is reported too
+    (``iteration_overhead_inprocess_s.<station>``). Programming runs in process on a 32 x 32 array
+    formed there (the emulated instruments' computing included)."""
+    path = ANALYZER_STATIONS[name]
+    out: dict[str, float] = {}
+    with emulate_process(8, 4, 0) as (chip, resources):
+        async with StationBackend(path, resources=resources, clock=ChipClock(chip)) as backend:
+            one = (np.array([0]), np.array([0]))
+            await form(backend, *one, FormingParams(step=0.05))
+            await condition(backend, *one, ConditionParams(step=0.05))
+            out[f"iteration_overhead_s.{name}"] = await loop_iteration_overhead(backend, iterations=iterations)
+    small = prepared_array(8, 4, seed=0, step=0.05)  # formed and conditioned in process, untimed
+    async with InstrumentBench(small) as bench:
+        async with StationBackend(path, resources=dict(bench.resources()), clock=ArrayClock(small)) as backend:
+            out[f"iteration_overhead_inprocess_s.{name}"] = await loop_iteration_overhead(
+                backend, iterations=iterations)
+    big = prepared_array(size, size, seed=0, step=0.05)
+    targets = np.random.default_rng(0).uniform(10e-6, 90e-6, size * size).tolist()
+    async with InstrumentBench(big) as bench:
+        async with StationBackend(StationConfig.from_toml(path).with_array(size, size), resources=dict(bench.resources()),
+                                  clock=ArrayClock(big)) as backend:
+            t0 = time.perf_counter()
+            result = await program(backend, None, None, ClosedLoopParams(targets=targets))
+            out[f"program_{size}_s.{name}"] = time.perf_counter() - t0
+            out[f"program_{size}_converged.{name}"] = float(np.mean(result.converged))
+            out[f"program_{size}_pulses_mean.{name}"] = float(np.mean(result.iterations))
+    return out
 
 
 async def query_roundtrip(bench: InstrumentBench, repeats: int) -> float:
@@ -135,6 +221,11 @@ async def run(repeats: int, iterations: int, size: int) -> dict[str, object]:
     for name in STATIONS:
         for key, value in (await station_figures(name, iterations, size)).items():
             result.setdefault(key, {})[name] = value  # type: ignore[index]
+    if size > 0:
+        for name in ANALYZER_STATIONS:
+            for key, value in (await analyzer_station(name, iterations, size)).items():
+                figure, _, station = key.rpartition(".")
+                result.setdefault(figure, {})[station] = value  # type: ignore[index]
     with open("/proc/loadavg") as f:
         result["loadavg"] = f.read().split()[0]
     return result

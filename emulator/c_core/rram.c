@@ -182,14 +182,14 @@ static double onset(const rram_params *p, double mag, double v_th, double v_ref)
 }
 
 /*
- * Apply the switching of one pulse or sweep point with signed cell voltage vc (V) to cell k.
+ * The switching of one pulse or sweep point with signed cell voltage vc (V) on cell k, applied to the
+ * cell state *c (the array's own, or a copy: rram_pulse_trace evaluates a pulse without applying it).
  * wf: width factor; comp: compliance factor. Returns 1 if the cell was above threshold.
  * Formed cells switch only once conditioned by their first negative excursion (REF "Forming").
  */
-static int apply_switch(rram_array *a, int64_t k, double vc, double wf, double comp) {
+static int switch_cell(const rram_array *a, int64_t k, rram_cell *c, double vc, double wf, double comp) {
     const rram_params *p = &a->p;
     const rram_device *d = &a->dev[k];
-    rram_cell *c = &a->cell[k];
     if (c->fault != RRAM_FAULT_NONE || !c->formed) return 0;
     double step;
     if (vc > p->v_th_set) {
@@ -224,6 +224,11 @@ static int apply_switch(rram_array *a, int64_t k, double vc, double wf, double c
     c->g = g < p->g_floor ? p->g_floor : (g > p->g_ceiling ? p->g_ceiling : g);
     c->t_prog = a->time;
     return 1;
+}
+
+/* The switching of one pulse or sweep point applied to cell k of the array itself. */
+static int apply_switch(rram_array *a, int64_t k, double vc, double wf, double comp) {
+    return switch_cell(a, k, &a->cell[k], vc, wf, comp);
 }
 
 /* ---------------------------------------------------------------- creation */
@@ -387,6 +392,33 @@ int rram_pulse(rram_array *a, const int64_t *idx, size_t n, const double *v, siz
         /* Cell voltage from the small-signal divider with the selector's triode resistance. */
         double vc = g0 > 0.0 ? vv * g0 / (g0 + thermal_g(a, cell->g)) : 0.0;
         apply_switch(a, k, vc, wf, comp);
+    }
+    return RRAM_OK;
+}
+
+int rram_pulse_trace(const rram_array *a, int64_t k, double v, double vg, double width, const double *t,
+                     size_t n_t, double *i_out) {
+    if (k < 0 || k >= (int64_t)a->rows * a->cols || !(width > 0.0)) return RRAM_E_ARG;
+    for (size_t j = 0; j < n_t; ++j)
+        if (!(t[j] > 0.0 && t[j] <= width)) return RRAM_E_ARG;
+    const rram_params *p = &a->p;
+    const rram_cell *cell = &a->cell[k];
+    rram_device dev = a->dev[k];
+    if (cell->fault == RRAM_FAULT_NO_FORM) dev.v_form = INFINITY;
+    double g0 = sel_g0(p, vg), isat = sel_isat(p, vg) * dev.isat_scale, comp = compliance_factor(p, vg);
+    double mag = fabs(v), sign = v < 0.0 ? -1.0 : 1.0;
+    /* The cell voltage rram_pulse switches with: the small-signal divider at the pre-pulse state. */
+    double vc_switch = g0 > 0.0 ? v * g0 / (g0 + cell->g) : 0.0;
+    for (size_t j = 0; j < n_t; ++j) {
+        rram_cell c = *cell; /* a copy: its counter moves, the array's does not */
+        double vc, i;
+        if (!c.formed) {
+            i = solve_pristine(p, &dev, mag, g0, isat, &vc);
+        } else {
+            if (c.fault == RRAM_FAULT_NONE) switch_cell(a, k, &c, vc_switch, width_factor(p, t[j]), comp);
+            i = solve_formed(p, c.g, mag, g0, isat, 0.0, &vc);
+        }
+        i_out[j] = sign * i;
     }
     return RRAM_OK;
 }

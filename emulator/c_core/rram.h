@@ -172,6 +172,15 @@ int rram_sweep(rram_array *a, const int64_t *idx, size_t n, const double *v, siz
 int rram_pulse(rram_array *a, const int64_t *idx, size_t n, const double *v, size_t sv,
                const double *vg, size_t svg, const double *width, size_t sw);
 
+/* Transient of one pulse without applying it: the current (A) through cell k (row-major index) at the
+ * instants t[0..n_t-1] (s, each in (0, width]) of a rectangular pulse of v (V), gate vg (V), `width` s,
+ * from the cell's present state. The state at time t is the one a pulse of width t would leave, drawn
+ * with the cell's next cycle-to-cycle number (read, not taken), so the value at t = width is the current
+ * of the state rram_pulse with the same arguments then leaves. Full series I-V (selector saturation
+ * included). Changes nothing; call it before rram_pulse. */
+int rram_pulse_trace(const rram_array *a, int64_t k, double v, double vg, double width, const double *t,
+                     size_t n_t, double *i_out);
+
 /* Current (A) through each listed 1T1R cell at bias v (V) and gate vg (V), with read noise
  * if `noisy` (noise takes one draw per cell). Out g_out may be NULL; if given, receives I / v. */
 int rram_read(rram_array *a, const int64_t *idx, size_t n, double v, double vg, int noisy,

@@ -12,12 +12,15 @@ from __future__ import annotations
 from typing import Any
 
 from .base import EmulatedInstrument
-from .bench import LAYOUT_3706A, TERMINAL_ROWS, TERMINAL_ROWS_3706A, Bench, MatrixLayout, line_column
+from .bench import (ANALYZER_TERMINAL_ROWS, LAYOUT_3706A, LAYOUT_ANALYZER, TERMINAL_ROWS, TERMINAL_ROWS_3706A, Bench,
+                    MatrixLayout, line_column)
 from .keithley707b import Keithley707B
 from .keithley2400 import Keithley2400
 from .keithley2450 import Keithley2450
 from .keithley2600b import Keithley2602B
 from .keithley3706a import Keithley3706A
+from .keithley4200a import Keithley4200A
+from .keysight_b1500a import KeysightB1500A
 from .keysight_33500b import Keysight33522B
 from .keysight_81160a import Keysight81160A
 from .keysight_b2900 import KeysightB2902A
@@ -29,6 +32,7 @@ from .tektronix_afg31000 import TektronixAFG31102
 from .velox import EmulatedVelox
 
 __all__ = [
+    "ANALYZER_PORTS",
     "Bench",
     "DEFAULT_PORTS",
     "DEFAULT_PORTS_3706A",
@@ -51,12 +55,13 @@ __all__ = [
 
 
 class InstrumentBench:
-    """The emulated instruments of one Array, each on its own loopback port, behind two matrices.
+    """The emulated instruments of one Array, each on its own loopback port, behind three matrices.
 
     ``servers`` maps names to :class:`InstrumentServer`: behind the 707B (``bench``): ``smu_2450``,
     ``smu_b2902a``, ``pg_33522b``, ``pg_81160a``, ``matrix_707b``; behind the 3706A
-    (``bench_3706a``): ``smu_2602b``, ``smu_2400``, ``gate_2400``, ``afg_31102``, ``switch_3706a``; and
-    ``tc_336``: the Lake Shore 336 holding the array's thermal chuck.
+    (``bench_3706a``): ``smu_2602b``, ``smu_2400``, ``gate_2400``, ``afg_31102``, ``switch_3706a``; the
+    analyzer bench's (``analyzer_bench``, its own 707B): ``analyzer_4200a``, ``analyzer_b1500a``,
+    ``matrix_707b_pa``; and ``tc_336``: the Lake Shore 336 holding the array's thermal chuck.
     Use as ``async with InstrumentBench(arr) as b:``.
     """
 
@@ -66,6 +71,10 @@ class InstrumentBench:
         self.host = host
         self.ports = ports or {}
         self.bench = Bench(array)
+        #: The parameter analyzers' bench: their own 707B on the same array (bench.py).
+        self.analyzer_bench = Bench(array, LAYOUT_ANALYZER)
+        analyzer_matrix = Keithley707B(self.analyzer_bench)
+        analyzer_matrix.name = "matrix_707b_pa"
         instruments: list[EmulatedInstrument] = [
             Keithley2450(self.bench),
             KeysightB2902A(self.bench),
@@ -81,6 +90,9 @@ class InstrumentBench:
             Keithley2400(self.bench_3706a, name="gate_2400", terminal="smu2400.gate"),
             TektronixAFG31102(self.bench_3706a),
             Keithley3706A(self.bench_3706a),
+            Keithley4200A(self.analyzer_bench),
+            KeysightB1500A(self.analyzer_bench),
+            analyzer_matrix,
         ]
         self.servers: dict[str, InstrumentServer] = {
             inst.name: InstrumentServer(inst, host, self.ports.get(inst.name, 0)) for inst in instruments
@@ -134,6 +146,13 @@ DEFAULT_PORTS_3706A: dict[str, int] = {
     "afg_31102": 5043,
     "switch_3706a": 5044,
 }
+#: Ports tried first for the analyzer bench, so that examples/station-4200a-pmu.toml and
+#: station-b1500a-*.toml work as written.
+ANALYZER_PORTS: dict[str, int] = {
+    "analyzer_4200a": 5050,
+    "analyzer_b1500a": 5051,
+    "matrix_707b_pa": 5052,
+}
 
 _running: dict[int, InstrumentBench] = {}
 
@@ -142,7 +161,7 @@ async def start_instruments(array: Any, host: str = "127.0.0.1") -> list[tuple[s
     """Start the emulated instruments for ``array``; returns (name, VISA resource) per server."""
     if id(array) in _running:
         return _running[id(array)].resources()
-    bench = InstrumentBench(array, host, {**DEFAULT_PORTS, **DEFAULT_PORTS_3706A})
+    bench = InstrumentBench(array, host, {**DEFAULT_PORTS, **DEFAULT_PORTS_3706A, **ANALYZER_PORTS})
     resources = await bench.start()
     _running[id(array)] = bench
     return resources

@@ -40,6 +40,19 @@ TERMINAL_ROWS: dict[str, str] = {
     "fg33500b.2": "G",
     "pg81160a.2": "H",
 }
+#: Matrix rows of the analyzer bench: a second 707B-class matrix between the parameter analyzers'
+#: terminals (Keithley 4200A-SCS SMUs and 4225-PMU channel 1, Keysight B1500A SMUs, SPGU and WGFMU)
+#: and the same array (docs/instruments.md, "The analyzer bench").
+ANALYZER_TERMINAL_ROWS: dict[str, str] = {
+    "k4200.smu1": "A",
+    "k4200.smu2": "B",
+    "k4200.pmu1": "C",
+    "b1500.smu1": "D",
+    "b1500.smu2": "E",
+    "ground": "F",
+    "b1500.spgu": "G",
+    "b1500.wgfmu": "H",
+}
 MATRIX_ROWS = "ABCDEFGH"
 COLUMNS_PER_CARD = 12
 #: A 707B mainframe holds six cards; the emulator allows up to nine so that a 32 x 32 array
@@ -65,6 +78,9 @@ class MatrixLayout:
 
 #: The 707B bench (matrix rows A-H, 12 columns per card).
 LAYOUT_707B = MatrixLayout(TERMINAL_ROWS, MATRIX_ROWS, COLUMNS_PER_CARD, MAX_SLOTS)
+
+#: The analyzer bench: a second 707B-class matrix for the parameter analyzers (ANALYZER_TERMINAL_ROWS).
+LAYOUT_ANALYZER = MatrixLayout(ANALYZER_TERMINAL_ROWS, MATRIX_ROWS, COLUMNS_PER_CARD, MAX_SLOTS)
 
 #: The 3706A bench: 3730 6 x 16 matrix cards (channels ``<slot><row 1-6><column 01-16>``, e.g.
 #: "1305"), six slots. Its rows carry the 2602B's two SMUs, the AFG31102's output 1, the two
@@ -109,6 +125,7 @@ class Bench:
 
     def __init__(self, array: Any, layout: MatrixLayout = LAYOUT_707B) -> None:
         self.array = array
+        self.terminal_rows = TERMINAL_ROWS if terminal_rows is None else terminal_rows
         self.lock: threading.RLock = array.lock
         self.layout = layout
         self.terminal_rows = layout.terminal_rows

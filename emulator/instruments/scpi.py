@@ -96,6 +96,10 @@ class ErrorQueue:
     def clear(self) -> None:
         self._items.clear()
 
+    def newest(self) -> tuple[int, str]:
+        """Newest entry without removing it, or ``(0, "No error")`` (KXCI's "last error")."""
+        return self._items[-1] if self._items else (0, ERROR_TEXT[0])
+
     def __len__(self) -> int:
         return len(self._items)
 

@@ -196,13 +196,19 @@ class InstrumentServer:
         self._tasks.add(task)
         self._writers.add(writer)
         lines = LineReader()
+        terminator = b"\n"
+        nul_ok = getattr(self.instrument, "nul_terminated", False)
         try:
             while True:
                 data = await reader.read(READ_CHUNK)
                 if not data:
                     break  # client closed
+                if nul_ok and b"\0" in data:
+                    # KXCI over LAN: NUL ends a message; such a client gets NUL-terminated replies.
+                    terminator = b"\0"
+                    data = data.replace(b"\0", b"\n")
                 for raw in lines.feed(data):
-                    if not await self._message(raw, writer):
+                    if not await self._message(raw, writer, terminator):
                         return
         except (ConnectionError, asyncio.CancelledError):
             pass
@@ -212,7 +218,7 @@ class InstrumentServer:
             with contextlib.suppress(Exception):
                 writer.close()
 
-    async def _message(self, raw: bytes | None, writer: asyncio.StreamWriter) -> bool:
+    async def _message(self, raw: bytes | None, writer: asyncio.StreamWriter, terminator: bytes = b"\n") -> bool:
         """Handle one received line (None: one that was too long); False once the server died."""
         if raw is None:
             self.received.append(f"<discarded: longer than {MAX_MESSAGE} B>")
@@ -231,7 +237,7 @@ class InstrumentServer:
         reply = await self._in_worker(self.instrument.handle, message)
         if reply is not None:
             # Replies are ASCII by construction; a stray character must not end the connection.
-            writer.write(reply.encode("ascii", errors="replace") + b"\n")
+            writer.write(reply.encode("ascii", errors="replace") + terminator)
             await writer.drain()  # a client that does not read is not read from either
         return True
 

@@ -25,7 +25,9 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections import deque
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -33,12 +35,23 @@ import numpy as np
 
 from labctl.backends.base import ArrayBackend, BackendInfo, FloatArray, IntArray
 from labctl.core.limits import SafetyLimits
-from labctl.instruments import Station, StationConfig
+from labctl.instruments import Keithley2450, PulseMeasureChannel, PulseTrace, Station, StationConfig
 from labctl.instruments.errors import InstrumentError
 from labctl.instruments.thermal import ThermalController
 
 #: Line frequency assumed when the SMU cannot be asked, Hz.
 DEFAULT_LINE_FREQUENCY = 50.0
+#: Pulse traces a StationBackend keeps (a 32 x 32 array programmed at 2 % takes ~10 000 pulses).
+MAX_TRACES = 100_000
+
+
+@dataclass(frozen=True)
+class CellTrace:
+    """The current during one pulse on cell (row, col), measured by the pulse-and-measure unit."""
+
+    row: int
+    col: int
+    trace: PulseTrace
 
 
 class Clock(Protocol):
@@ -168,6 +181,8 @@ class StationBackend(ArrayBackend):
                                 identity={"station": self.source}, native_program=False,
                                 virtual_clock=self.clock.virtual)
         self.line_frequency = DEFAULT_LINE_FREQUENCY
+        #: On a pulse-and-measure station: the current during each pulse, newest last (bounded).
+        self.traces: deque[CellTrace] = deque(maxlen=MAX_TRACES)
 
     # ------------------------------------------------------------------ lifecycle
     async def open(self) -> None:
@@ -183,9 +198,13 @@ class StationBackend(ArrayBackend):
             idn = inst.identity
             identity[name] = (f"{idn.manufacturer},{idn.model},{idn.serial},{idn.firmware}"
                               if idn is not None else inst.label)
-        width = station.pulser.width.setting.validator
-        self.limits = self.limits.tightened(min_pulse_width=float(getattr(width, "low", 0.0)),
-                                            max_pulse_width=float(getattr(width, "high", math.inf)))
+        pulser = station.pulser
+        if isinstance(pulser, PulseMeasureChannel):
+            low, high = pulser.min_width, pulser.max_width
+        else:
+            width = pulser.width.setting.validator
+            low, high = float(getattr(width, "low", 0.0)), float(getattr(width, "high", math.inf))
+        self.limits = self.limits.tightened(min_pulse_width=low, max_pulse_width=high)
         self.info = BackendInfo(kind="station", rows=self.info.rows, cols=self.info.cols, identity=identity,
                                 native_program=False, virtual_clock=self.clock.virtual)
         smu_instrument = station.smu.instrument
@@ -238,13 +257,19 @@ class StationBackend(ArrayBackend):
         except ValueError:
             raise ValueError(f"v, vg, width: expected scalars or {n} values (one per cell)") from None
         station = self._require()
+        measures = station.pulse_and_measure
         for vk, wk in zip(vs, ws):  # the pulser's own checks (energy, period) for every cell first
             if vk != 0.0:
-                station.pulser.check_pulse(vk, wk, 2 * wk)
+                if measures:
+                    station.pulser.check_pulse(vk, wk)
+                else:
+                    station.pulser.check_pulse(vk, wk, 2 * wk)
         for row, col, vk, gk, wk in zip(r.tolist(), c.tolist(), vs, gs, ws):
             if vk == 0.0:
                 continue  # a 0 V pulse applies nothing (the emulator's switching has a threshold)
-            await station.pulse(row, col, vk, wk, gk)
+            trace = await station.pulse(row, col, vk, wk, gk)
+            if trace is not None:
+                self.traces.append(CellTrace(row, col, trace))
 
     async def read(self, rows: IntArray, cols: IntArray, v_read: float = 0.2, vg: float = 3.3) -> FloatArray:
         r, c = self.check_cells(rows, cols)

@@ -42,6 +42,11 @@ class Identity:
         return cls(parts[0], parts[1], parts[2], ",".join(parts[3:]).strip(","))
 
 
+def channel_limits(limits: SafetyLimits | dict[int, SafetyLimits] | None, number: int) -> SafetyLimits | None:
+    """The limits of channel ``number``: one SafetyLimits for every channel, or per channel number."""
+    return limits.get(number) if isinstance(limits, dict) else limits
+
+
 class Channel:
     """One output of an instrument. Settings declared on subclasses use ``{ch}`` = ``number``."""
 
@@ -85,6 +90,8 @@ class Instrument:
     kind: ClassVar[str] = "instrument"
     #: Query of the mains frequency the instrument integrates over (Hz), if it has one.
     line_frequency_query: ClassVar[str | None] = None
+    #: Message terminator both ways (KXCI over LAN uses NUL).
+    termination: ClassVar[str] = "\n"
 
     def __init__(
         self,
@@ -97,13 +104,12 @@ class Instrument:
         """``limits``: one SafetyLimits for every channel, or per channel number."""
         self.name = name or self.kind
         self.resource = resource
-        self.link = VisaLink(resource, self.name, timeout)
+        self.link = VisaLink(resource, self.name, timeout, self.termination)
         self.identity: Identity | None = None
         self.channels: dict[int, Channel] = {}
         if self.channel_class is not None:
             for n in self.channel_numbers:
-                lim = limits.get(n) if isinstance(limits, dict) else limits
-                self.channels[n] = self.channel_class(self, n, lim)
+                self.channels[n] = self.channel_class(self, n, channel_limits(limits, n))
 
     def __getitem__(self, number: int) -> Channel:
         try:

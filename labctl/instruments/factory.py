@@ -10,8 +10,10 @@ from .keithley2400 import Keithley2400
 from .keithley2450 import Keithley2450
 from .keithley2600b import Keithley2600B
 from .keithley3706a import Keithley3706A
+from .keithley4200a import Keithley4200A
 from .keysight_33500b import Keysight33500B
 from .keysight_81160a import Keysight81160A
+from .keysight_b1500a import KeysightB1500A
 from .keysight_b2900 import KeysightB2900
 from .lakeshore336 import LakeShore336
 from .tektronix_afg31000 import TektronixAFG31000
@@ -29,6 +31,8 @@ DRIVERS: tuple[type[Instrument], ...] = (
     Keithley2400,
     TektronixAFG31000,
     Keithley3706A,
+    Keithley4200A,
+    KeysightB1500A,
 )
 
 

@@ -104,7 +104,11 @@ class Setting(Generic[V]):
         guard: str | None = None,
         parse: Callable[[str], V] = parse_float,  # type: ignore[assignment]
         encode: Callable[[Any], str] | None = None,
+        command_for: Callable[[Any, Any], str | None] | None = None,
     ) -> None:
+        """``command_for(owner, value)``: the command for instruments whose commands set several
+        values at once (KXCI's ``DV`` sets level and compliance together); None means "cache the
+        value, nothing to send yet"."""
         self.__doc__ = doc
         self.get_command = get
         self.set_command = set
@@ -112,6 +116,7 @@ class Setting(Generic[V]):
         self.guard_kind = guard
         self.parse = parse
         self.encode = encode
+        self.command_for = command_for
         self.name = ""
 
     def __set_name__(self, owner: type, name: str) -> None:
@@ -137,16 +142,18 @@ class BoundSetting(Generic[V]):
     def validate(self, value: Any) -> Any:
         """Range check and safety guard; raises LimitError. No I/O."""
         s = self.setting
-        if s.set_command is None:
+        if s.set_command is None and s.command_for is None:
             raise AttributeError(f"{s.name} is read-only")
         checked = s.validator(s.name, value) if s.validator else value
         if s.guard_kind:
             self.owner.guard(s.name, s.guard_kind, checked)
         return checked
 
-    def command(self, value: Any) -> str:
-        """The exact command :meth:`set` would send (after validation)."""
+    def command(self, value: Any) -> str | None:
+        """The exact command :meth:`set` would send (after validation); None: nothing to send."""
         s = self.setting
+        if s.command_for is not None:
+            return s.command_for(self.owner, value)
         assert s.set_command is not None
         text = s.encode(value) if s.encode else value
         if isinstance(text, float):
@@ -155,7 +162,9 @@ class BoundSetting(Generic[V]):
 
     async def set(self, value: Any) -> None:
         checked = self.validate(value)
-        await self.owner.configure(self.command(checked))
+        command = self.command(checked)
+        if command is not None:
+            await self.owner.configure(command)
         self.owner.cache[self.name] = checked
 
     async def ensure(self, value: Any) -> None:

@@ -25,6 +25,7 @@ from .base import Instrument
 from .errors import InstrumentError, LimitError, SafeOffError
 from .factory import open_instrument
 from .pulse import PulseGeneratorChannel
+from .pulse_measure import PulseMeasureChannel, PulseTrace
 from .smu import SourceMeterChannel, SweepResult
 from .thermal import ThermalController, ThermalLimits
 from .switch import SwitchMatrix
@@ -175,6 +176,18 @@ class StationConfig(_Strict):
                     raise ValueError(f"terminals.{name}.{key}={mine:g} exceeds limits.{key}={station:g}")
         return self
 
+    def with_array(self, rows: int, cols: int) -> StationConfig:
+        """This station with its array resized to rows x cols, every line on the next matrix column
+        in index order (line k on slot k // 12 + 1, column k % 12 + 1), as the emulated benches
+        wire an array (emulator.instruments.bench.line_column)."""
+        data = self.model_dump()
+        data["limits"] = self.limits
+        data["array"] = {"rows": rows, "cols": cols}
+        columns = [f"{k // 12 + 1}{k % 12 + 1:02d}" for k in range(cols + 2 * rows)]
+        data["wiring"].update(bit_lines=columns[:cols], word_lines=columns[cols:cols + rows],
+                              source_lines=columns[cols + rows:])
+        return StationConfig.model_validate(data)
+
     def terminal_limits(self, name: str) -> SafetyLimits:
         """The station's limits tightened by terminal ``name`` (what its driver checks)."""
         t = self.terminals[name]
@@ -254,11 +267,12 @@ class Station:
         if not isinstance(matrix, SwitchMatrix):
             raise InstrumentError(self.config.wiring.matrix, "*IDN?", "wiring.matrix is not a switch matrix")
         self._check_wiring(matrix)
-        for name, kind in (("smu", SourceMeterChannel), ("gate", SourceMeterChannel),
-                           ("pulse", PulseGeneratorChannel)):
+        for name, kinds in (("smu", (SourceMeterChannel,)), ("gate", (SourceMeterChannel,)),
+                            ("pulse", (PulseGeneratorChannel, PulseMeasureChannel))):
             ch = self.channel(name)
-            if not isinstance(ch, kind):
-                raise InstrumentError(ch.label, "*IDN?", f"terminal {name!r} needs a {kind.__name__}")
+            if not isinstance(ch, kinds):
+                wanted = " or ".join(k.__name__ for k in kinds)
+                raise InstrumentError(ch.label, "*IDN?", f"terminal {name!r} needs a {wanted}")
         spec = self.config.thermal
         if spec is not None and not isinstance(self.instruments[spec.instrument], ThermalController):
             raise InstrumentError(self.instruments[spec.instrument].label, "*IDN?",
@@ -290,6 +304,12 @@ class Station:
                     if not matrix.channel_pattern.match(name):
                         raise LimitError(f"{field} / wiring.{kind}", name,
                                          f"a channel of {matrix.label}: {matrix.channel_notation}")
+
+    @property
+    def pulse_and_measure(self) -> bool:
+        """True when the pulse terminal also measures (4225-PMU, WGFMU): reads then go through it,
+        on the same route as the pulses, so nothing is switched between a pulse and its verify."""
+        return isinstance(self.channel("pulse"), PulseMeasureChannel)
 
     async def safe_off(self) -> None:
         """Every output off, every crosspoint open; tries all instruments even if some fail."""
@@ -340,8 +360,9 @@ class Station:
         return self.channel("gate")  # type: ignore[no-any-return]
 
     @property
-    def pulser(self) -> PulseGeneratorChannel:
-        return self.channel("pulse")  # type: ignore[no-any-return]
+    def pulser(self) -> Any:
+        """The pulse terminal's channel: a PulseGeneratorChannel or a PulseMeasureChannel."""
+        return self.channel("pulse")
 
     @property
     def matrix(self) -> SwitchMatrix:
@@ -389,6 +410,14 @@ class Station:
         """Conductance of cell (row, col) at ``v_read`` V with the gate at ``vg`` V, S."""
         if v_read == 0:
             raise LimitError("v_read", v_read, "a non-zero voltage")
+        if self.pulse_and_measure:
+            pm: PulseMeasureChannel = self.pulser
+            pm.check_read(v_read)
+            self.gate.guard("vg", "voltage", vg)
+            self.crosspoints(row, col, "pulse")
+            await self.route(row, col, "pulse")
+            await self.set_gate(vg)
+            return await pm.read(v_read) / v_read
         self.smu.guard("v_read", "voltage", v_read)
         self.smu.guard("current_limit", "compliance", current_limit)
         self.gate.guard("vg", "voltage", vg)
@@ -406,10 +435,23 @@ class Station:
         return current / v_read
 
     async def pulse(self, row: int, col: int, v: float, width: float, vg: float,
-                    count: int = 1, period: float | None = None) -> None:
+                    count: int = 1, period: float | None = None) -> PulseTrace | None:
         """``count`` pulses of ``v`` V (either sign), ``width`` s, gate at ``vg`` V, on one cell.
-        ``period`` defaults to twice the width."""
+        ``period`` defaults to twice the width. On a pulse-and-measure terminal each pulse is
+        measured; the current during the last one is returned (None from a pulse generator)."""
         pulser = self.pulser
+        if isinstance(pulser, PulseMeasureChannel):
+            pulser.check_pulse(v, width)
+            self.gate.guard("vg", "voltage", vg)
+            self.crosspoints(row, col, "pulse")
+            if not (isinstance(count, int) and 1 <= count <= 1_000_000):
+                raise LimitError("count", count, "an integer in [1, 1000000]")
+            await self.route(row, col, "pulse")
+            await self.set_gate(vg)
+            trace = None
+            for _ in range(count):
+                trace = await pulser.pulse(v, width)
+            return trace
         period = period if period is not None else 2 * width
         pulser.guard("v", "level", v)
         pulser.check_pulse(v, width, period, count)
@@ -420,6 +462,7 @@ class Station:
         await pulser.setup_pulse(v, width, period, count)
         await pulser.output.ensure(True)
         await pulser.trigger()
+        return None
 
     async def sweep(self, row: int, col: int, voltages: Sequence[float], vg: float,
                     current_limit: float, delay: float = 0.0) -> SweepResult:

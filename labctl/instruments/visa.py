@@ -81,16 +81,18 @@ def _check_peer(session: Any) -> None:
 class VisaLink:
     """One open VISA session: ``await write(...)``, ``await query(...)``; reopen after failures.
 
-    ``timeout`` is in seconds (pyvisa counts milliseconds). Line termination is LF both ways,
-    which SOCKET resources need and INSTR, USB, GPIB and serial resources accept.
+    ``timeout`` is in seconds (pyvisa counts milliseconds). Line termination is LF both ways by
+    default, which SOCKET resources need and INSTR, USB, GPIB and serial resources accept.
     """
 
-    def __init__(self, resource: str, name: str, timeout: float = 5.0) -> None:
+    def __init__(self, resource: str, name: str, timeout: float = 5.0, termination: str = "\n") -> None:
+        """``termination`` ends messages both ways (KXCI over LAN: NUL)."""
         if not timeout > 0:
             raise ValueError(f"timeout={timeout!r} refused: allowed > 0 s")
         self.resource = resource
         self.name = name
         self.timeout = timeout
+        self.termination = termination
         self.lock = asyncio.Lock()
         self._session: Any = None
         self._broken: str | None = None  # why the session is unusable, if it is
@@ -109,8 +111,8 @@ class VisaLink:
         with _rm_lock:  # pyvisa-py's session table is not safe to grow from two threads at once
             session = rm.open_resource(
                 self.resource,
-                read_termination="\n",
-                write_termination="\n",
+                read_termination=self.termination,
+                write_termination=self.termination,
                 timeout=int(self.timeout * 1000),
             )
         if self.resource.upper().startswith("TCPIP"):
