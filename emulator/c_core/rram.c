@@ -416,7 +416,7 @@ int rram_pulse_trace(const rram_array *a, int64_t k, double v, double vg, double
             i = solve_pristine(p, &dev, mag, g0, isat, &vc);
         } else {
             if (c.fault == RRAM_FAULT_NONE) switch_cell(a, k, &c, vc_switch, width_factor(p, t[j]), comp);
-            i = solve_formed(p, c.g, mag, g0, isat, 0.0, &vc);
+            i = solve_formed(p, a->nl_t, thermal_g(a, c.g), mag, g0, isat, 0.0, &vc);
         }
         i_out[j] = sign * i;
     }
