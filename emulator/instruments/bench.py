@@ -125,7 +125,6 @@ class Bench:
 
     def __init__(self, array: Any, layout: MatrixLayout = LAYOUT_707B) -> None:
         self.array = array
-        self.terminal_rows = TERMINAL_ROWS if terminal_rows is None else terminal_rows
         self.lock: threading.RLock = array.lock
         self.layout = layout
         self.terminal_rows = layout.terminal_rows

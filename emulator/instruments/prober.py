@@ -176,12 +176,12 @@ class ProberServer(InstrumentServer):
 
     instrument: EmulatedProber
 
-    async def _message(self, raw: bytes | None, writer: asyncio.StreamWriter) -> bool:
+    async def _message(self, raw: bytes | None, writer: asyncio.StreamWriter, terminator: bytes = b"\n") -> bool:
         if raw is not None:
-            return await super()._message(raw, writer)
+            return await super()._message(raw, writer, terminator)
         self.received.append(f"<discarded: longer than {MAX_MESSAGE} B>")
         reply = self.instrument.error_reply(self.instrument.malformed_code,
                                             f"message longer than {MAX_MESSAGE} B discarded")
-        writer.write(reply.encode("ascii", errors="replace") + b"\n")
+        writer.write(reply.encode("ascii", errors="replace") + terminator)
         await writer.drain()
         return True
