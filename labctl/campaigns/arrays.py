@@ -9,7 +9,7 @@ Dimensions of a dataset (docs/store.md, "Arrays"), outermost first, each only if
 value (otherwise a scalar coordinate): `pass_index` (campaign repeat), `sweep_index` (with the swept
 parameters as coordinates along it, e.g. `tolerance`), `repeat_index` (step repeat), then the cell's
 n-th batch of this kind within those (`sample`, named after the routine's index quantity when that
-labels it one-to-one: `iteration`, `repeat`, `pulse`, `cycle`, `t_after` (s), `elapsed` (s)), then
+labels it one-to-one: `iteration`, `repeat`, `pulse`, `cycle`, `t_after` (s), `elapsed` (s), `entry` (an imported ArC time series)), then
 `row`, `col`, and for vector quantities `point`. `t` (the backend clock when the value was taken, s) is
 a coordinate over every dimension but `point`. Units are in each variable's `units` attribute (CF style;
 "1" for a dimensionless number).
@@ -32,10 +32,10 @@ if TYPE_CHECKING:
 
 #: Quantities a routine emits to say which of a cell's repeated measurements a batch is (in the order
 #: looked for); such a quantity names the `sample` dimension when it labels it one-to-one.
-INDEX_QUANTITIES = ("iteration", "repeat", "pulse", "cycle", "t_after", "elapsed")
+INDEX_QUANTITIES = ("iteration", "repeat", "pulse", "cycle", "t_after", "elapsed", "entry")
 #: Units of stored quantities whose names the lab's naming rule (quantities.unit_of_field) does not cover.
 _UNITS = {"elapsed": "s", "formed": "1", "converged": "1", "iterations": "1", "iteration": "1", "repeat": "1",
-          "pulse": "1", "cycle": "1", "direction": "1", "polarity": "1", "state": "1"}
+          "pulse": "1", "cycle": "1", "entry": "1", "op_type": "1", "direction": "1", "polarity": "1", "state": "1"}
 _GROUP_DIMS = ("pass_index", "sweep_index", "repeat_index")
 
 
