@@ -144,9 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     emulate.add_argument("--no-pty", action="store_true", help="do not open a pseudo-terminal")
     emulate.add_argument("--no-instruments", action="store_true", help="do not start the SCPI instruments")
     emulate.set_defaults(handler=_cmd_emulate)
-    from labctl.evaluation.cli import add_eval_parser  # eval inference, eval training
+    from labctl.evaluation.cli import add_eval_parser, add_export_parser  # eval inference|training, export
 
     add_eval_parser(sub)
+    add_export_parser(sub)
 
     from labctl.campaigns.cli import add_commands as add_campaign_commands  # run, runs, report
 
