@@ -2,27 +2,21 @@
 trip through aihwkit's published formulas (aihwkit is not installed: the formulas are written out here)."""
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 
 import numpy as np
 import pytest
 
-from labctl.campaigns import Runner, Store
+from labctl.campaigns import Store
 from labctl.cli import main
 from labctl.evaluation.aihwkit_export import fit_programming_noise
 from labctl.evaluation.devicefit import fit_sequences
 from labctl.evaluation.relaxation import fit_relaxation, log_time
 from labctl.evaluation.runs import load_run
+from helpers import FORMING_STEP, campaign_text, stored_run
 
-CAMPAIGN = """
-[campaign]
-name = "to-aihwkit"
-[backend]
-rows = 8
-cols = 6
-seed = 21
+CAMPAIGN = campaign_text("to-aihwkit", 8, 6, 21, """
 [[steps]]
 routine = "forming"
 name = "form"
@@ -46,18 +40,16 @@ routine = "open_loop"
 name = "pulses"
 cells = { kind = "region", rows = [0, 2], cols = [0, 3] }
 params = { batch = 30, cycles = 1, pulses = 20 }
-"""
+""")
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     d = tmp_path_factory.mktemp("aihwkit")
     store = d / "runs.sqlite"
-    with Store(store) as s:
-        result = asyncio.run(Runner.new(s, CAMPAIGN, "to-aihwkit.toml").run())
-    assert result.status == "complete", result.errors
-    assert main(["export", "aihwkit", result.run_id, "--store", str(store), "--out", str(d / "out")]) == 0
-    return store, result.run_id, d / "out"
+    run_id = stored_run(store, CAMPAIGN, "to-aihwkit.toml")
+    assert main(["export", "aihwkit", run_id, "--store", str(store), "--out", str(d / "out")]) == 0
+    return store, run_id, d / "out"
 
 
 def test_the_noise_model_reproduces_labctls_programming_noise_and_relaxation(exported):
@@ -148,9 +140,7 @@ def test_an_export_never_overwrites_and_names_what_is_missing(exported, tmp_path
     assert main(["export", "aihwkit", run_id, "--store", str(store), "--out", str(out)]) == 2
     assert "exists; give --force" in capsys.readouterr().err and (out / "device.json").read_text() == before
     empty = tmp_path / "empty.sqlite"
-    text = CAMPAIGN.split("[[steps]]")[0] + '[[steps]]\nroutine = "forming"\nparams = { step = 0.1 }\n'
-    with Store(empty) as s:
-        rid = asyncio.run(Runner.new(s, text, "f.toml").run()).run_id
+    rid = stored_run(empty, campaign_text("form-only", 8, 6, 21, FORMING_STEP + "params = { step = 0.1 }\n"))
     assert main(["export", "aihwkit", "last", "--store", str(empty), "--out", str(tmp_path / "x")]) == 2
     assert f"run {rid}: nothing to export to aihwkit" in capsys.readouterr().err and not (tmp_path / "x").exists()
     assert main(["export", "aihwkit", "last", "--store", str(tmp_path / "none.sqlite"), "--out", "x"]) == 2

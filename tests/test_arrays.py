@@ -10,14 +10,9 @@ import pytest
 
 import labctl
 from labctl.campaigns import Runner, Store
+from helpers import campaign_text, stored_run
 
-CAMPAIGN = """
-[campaign]
-name = "arrays"
-[backend]
-rows = 6
-cols = 5
-seed = 11
+CAMPAIGN = campaign_text("arrays", 6, 5, 11, """
 [[steps]]
 routine = "forming"
 name = "form"
@@ -32,16 +27,13 @@ tolerance = [0.05, 0.01]
 routine = "read_noise"
 name = "noise"
 params = { repeats = 4 }
-"""
+""")
 
 
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory):
     path = tmp_path_factory.mktemp("arrays") / "runs.sqlite"
-    with Store(path) as s:
-        result = asyncio.run(Runner.new(s, CAMPAIGN, "arrays.toml").run())
-    assert result.status == "complete", result.errors
-    return path, result.run_id
+    return path, stored_run(path, CAMPAIGN, "arrays.toml")
 
 
 def test_steps_and_kinds_are_listed_without_reading_measurements(stored):
@@ -110,7 +102,7 @@ def test_sweeps_and_repeated_reads_come_with_their_axes(stored):
 
 def test_a_run_can_be_read_while_another_thread_writes_it(tmp_path):
     path = tmp_path / "live.sqlite"
-    text = CAMPAIGN.split("[[steps]]")[0] + '[[steps]]\nroutine = "read_noise"\nname = "noise"\nparams = { repeats = 40 }\n'
+    text = campaign_text("live", 6, 5, 11, '[[steps]]\nroutine = "read_noise"\nname = "noise"\nparams = { repeats = 40 }\n')
     reached, release = threading.Event(), threading.Event()
     seen = {"batches": 0}
 

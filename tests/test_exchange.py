@@ -1,7 +1,6 @@
 """Exports to NetCDF and ArC TWO files, imports of ArC TWO files, and their bad input."""
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import resource
@@ -15,19 +14,14 @@ import pytest
 import xarray as xr
 
 import labctl
-from labctl.campaigns import Runner, Store
+from labctl.campaigns import Store
 from labctl.campaigns.arc_hdf5 import TIMESERIES_DTYPE, import_arc_hdf5
 from labctl.campaigns.netcdf import group_name
+from helpers import campaign_text, stored_run
 
-CAMPAIGN = """
-[campaign]
-name = "exchange"
+CAMPAIGN = campaign_text("exchange", 4, 3, 5, """
 [metadata]
 wafer = "W07"
-[backend]
-rows = 4
-cols = 3
-seed = 5
 [[steps]]
 routine = "forming"
 name = "form"
@@ -40,7 +34,7 @@ params = { levels = [20e-6, 50e-6], v_read = 0.25 }
 routine = "read_noise"
 name = "noise"
 params = { repeats = 3 }
-"""
+""")
 
 
 class Result:
@@ -78,10 +72,7 @@ def digest(path) -> str:
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory):
     path = tmp_path_factory.mktemp("exchange") / "runs.sqlite"
-    with Store(path) as s:
-        result = asyncio.run(Runner.new(s, CAMPAIGN, "exchange.toml").run())
-    assert result.status == "complete", result.errors
-    return path, result.run_id
+    return path, stored_run(path, CAMPAIGN, "exchange.toml")
 
 
 def test_netcdf_holds_every_step_and_kind_as_open_run_gives_it(stored, tmp_path, cli):
