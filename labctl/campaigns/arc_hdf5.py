@@ -161,6 +161,8 @@ def read_arc_hdf5(path: str | os.PathLike[str], *, timeseries_only: bool = False
     import h5py
 
     path = Path(path)
+    if path.is_dir():
+        raise ArcFileError(f"{path}: is a directory, not an ArC TWO data file")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     try:
