@@ -173,6 +173,10 @@ def create_or_migrate(db: sqlite3.Connection, path: Path) -> None:
         if found < 2:
             _migrate_v1(db)
         _migrate_v2(db, path)
+        # The old blobs' pages are free now but still in the file: give them back (the file shrinks to
+        # about half). Best effort: with another connection open it cannot, and later runs reuse them.
+        with contextlib.suppress(sqlite3.OperationalError):
+            db.execute("VACUUM")
     db.executescript(_SCHEMA)
     if found is None:
         db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
