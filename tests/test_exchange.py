@@ -235,3 +235,27 @@ def test_exports_never_overwrite_silently_and_fail_cleanly(stored, tmp_path, fmt
     assert digest(path) == store_before
     r = cli(*base, "--out", str(out), "--force")
     assert r.returncode == 0 and out.stat().st_size > 64_000 and out.stat().st_mode & 0o044
+
+
+def test_a_sweep_over_more_cells_than_an_hdf5_attribute_holds_round_trips(tmp_path):
+    from labctl.campaigns.arc_hdf5 import export_arc_hdf5
+    from labctl.campaigns.store import UnitPlan
+    from labctl.routines.base import Measurements
+
+    n = 9000  # (row, col) int32 pairs: 72 kB, over HDF5's 64 kB attribute limit
+    rows, cols = np.divmod(np.arange(n), 100)
+    rng = np.random.default_rng(3)
+    i = rng.normal(1e-6, 1e-7, (n, 3))
+    with Store(tmp_path / "s.sqlite") as s:
+        s.create_run("r", name="big sweep", campaign_toml="", campaign={"backend": {"rows": 90, "cols": 100}},
+                     backend_kind="emulator", identity={}, metadata={}, units=[UnitPlan(0, 0, "form", "forming", 0, 0,
+                                                                                         0, 0, n, {})])
+        s.append_batch("r", 0, 0, 0, Measurements(kind="forming_sweep", rows=rows, cols=cols, t=0.5, values={
+            "v": np.broadcast_to(np.array([0.0, 1.0, 2.0]), (n, 3)), "i": i}))
+        export_arc_hdf5(s, "r", tmp_path / "big.h5")
+        run_id = import_arc_hdf5(s, tmp_path / "big.h5")
+        (back,) = s.batches(run_id, ["forming_sweep"], traces=True)
+    with h5py.File(tmp_path / "big.h5", "r") as f:
+        assert f["synthetics/forming_sweep_0000_0000/crosspoints"].shape == (n, 2)
+    assert back.rows.tolist() == rows.tolist() and back.t == 0.5
+    np.testing.assert_array_equal(back.traces["i"], i.astype(np.float32))

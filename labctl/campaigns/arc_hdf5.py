@@ -37,6 +37,7 @@ TIMESERIES_DTYPE = np.dtype([("current", "<f4"), ("voltage", "<f4"), ("pulse_wid
                              ("read_voltage", "<f4"), ("op_type", "<u4")])
 FIELD_UNITS = {"current": "A", "voltage": "V", "pulse_width": "s", "read_voltage": "V", "op_type": "1"}
 _BASE_SIZE = 1000
+_MAX_ATTRIBUTE = 60_000  # bytes; HDF5 refuses attributes over 64 KiB
 _CROSSPOINT = re.compile(r"^W(\d+)B(\d+)$")
 #: The kinds an import creates: one per ArC operation type.
 IMPORT_KINDS = {READ: "read", PULSE: "pulse", PULSEREAD: "pulse_read"}
@@ -90,7 +91,8 @@ def export_arc_hdf5(store: Store, run_id: str, path: str | os.PathLike[str]) -> 
     with h5py.File(image, "w") as f:
         f.attrs.update({"CLASS": "GROUP", "PYTABLES_FORMAT_VERSION": "2.1", "H5DS_VERSION_MAJOR": FORMAT_MAJOR,
                         "H5DS_VERSION_MINOR": FORMAT_MINOR, "TITLE": record.name, "words": words, "bits": bits,
-                        "labctl_run_id": run_id, "labctl_metadata": json.dumps(record.metadata)})
+                        "labctl_run_id": run_id, "labctl_metadata": json.dumps(record.metadata),
+                        "labctl_timeseries_units": json.dumps(FIELD_UNITS)})
         for name in ("crossbar", "crosspoints", "synthetics", "sequences"):
             f.create_group(name).attrs["CLASS"] = "GROUP"
         f["crossbar"].attrs.update({"words": words, "bits": bits})
@@ -106,11 +108,9 @@ def export_arc_hdf5(store: Store, run_id: str, path: str | os.PathLike[str]) -> 
             rows = entries[order[start:end]]
             g = xp.create_group(crosspoint_name(word, bit))
             # as long as its entries (arc2control grows a full table itself; NROWS says how much is used)
-            ts = g.create_dataset("timeseries", shape=(rows.size,), dtype=TIMESERIES_DTYPE, maxshape=(None,),
-                                  chunks=True)
-            ts[: rows.size] = rows
+            ts = g.create_dataset("timeseries", data=rows, maxshape=(None,), chunks=True)
             ts.attrs.update({"NROWS": rows.size, "TITLE": crosspoint_name(word, bit), "CLASS": "TABLE",
-                             "BASE_SIZE": _BASE_SIZE, **{f"{k}_units": u for k, u in FIELD_UNITS.items()}})
+                             "BASE_SIZE": _BASE_SIZE})
             current[bit, word], voltage[bit, word] = rows[-1]["current"], rows[-1]["voltage"]
         f["crossbar"].create_dataset("current", data=current)
         f["crossbar"].create_dataset("voltage", data=voltage)
@@ -127,10 +127,15 @@ def _write_sweeps(store: Store, run_id: str, synthetics: Any) -> None:
         if not b.traces:
             continue
         g = synthetics.create_group(f"{b.kind}_{b.unit_index:04d}_{b.seq:04d}")
-        g.attrs.update({"CLASS": "GROUP", "crosspoints": np.stack([b.rows, b.cols], axis=1),
-                        "labctl_kind": b.kind, "labctl_step": step_of[b.unit_index], "labctl_t": b.t})
+        g.attrs.update({"CLASS": "GROUP", "labctl_kind": b.kind, "labctl_step": step_of[b.unit_index],
+                        "labctl_t": b.t})
+        cells = np.stack([b.rows, b.cols], axis=1).astype("<i4")
+        if cells.nbytes <= _MAX_ATTRIBUTE:
+            g.attrs["crosspoints"] = cells  # as arc2control keeps them
+        else:  # an HDF5 attribute holds at most 64 kB: a large batch's cells go into a dataset of that name
+            g.create_dataset("crosspoints", data=cells, compression="gzip")
         for q, a in b.traces.items():
-            shared = a.strides[0] == 0
+            shared = bool(a.strides[0] == 0)
             d = g.create_dataset(q, data=(a[0] if shared else a).astype(np.float32), compression="gzip",
                                  shuffle=True)
             d.attrs.update({"units": "V" if q.startswith("v") else "A" if q.startswith("i") else "1",
@@ -186,6 +191,12 @@ def _read(path: Path, f: Any, timeseries_only: bool) -> dict[str, Any]:
         raise _refuse(path, "/", f"file format {int(f.attrs['H5DS_VERSION_MAJOR'])}."
                       f"{int(f.attrs['H5DS_VERSION_MINOR'])}; labctl reads format {FORMAT_MAJOR}.x")
     words, bits = int(f.attrs["words"]), int(f.attrs["bits"])
+    units = dict(FIELD_UNITS)
+    if "labctl_timeseries_units" in f.attrs:  # labctl's exports state the time series' units once
+        try:
+            units = json.loads(f.attrs["labctl_timeseries_units"])
+        except (TypeError, ValueError):
+            raise _refuse(path, "/", "attribute labctl_timeseries_units is not JSON") from None
     if not (0 < words <= 4096 and 0 < bits <= 4096):
         raise _refuse(path, "/", f"crossbar of {words} words x {bits} bits; expected 1..4096 each")
     for name in ("crossbar", "crosspoints", "synthetics"):
@@ -215,7 +226,7 @@ def _read(path: Path, f: Any, timeseries_only: bool) -> dict[str, Any]:
         ts = group.get("timeseries")
         if not isinstance(ts, h5py.Dataset):
             raise _refuse(path, f"{where}/timeseries", "missing")
-        series[(word, bit)] = _timeseries(path, f"{where}/timeseries", ts)
+        series[(word, bit)] = _timeseries(path, f"{where}/timeseries", ts, units)
     sweeps = []
     for name, item in f["synthetics"].items():
         where = f"/synthetics/{name}"
@@ -228,7 +239,7 @@ def _read(path: Path, f: Any, timeseries_only: bool) -> dict[str, Any]:
             "sweeps": sweeps}
 
 
-def _timeseries(path: Path, where: str, ts: Any) -> np.ndarray:
+def _timeseries(path: Path, where: str, ts: Any, stated: dict[str, str]) -> np.ndarray:
     names = ts.dtype.names or ()
     missing = [k for k in TIMESERIES_DTYPE.names if k not in names]
     if ts.ndim != 1 or missing:
@@ -238,8 +249,9 @@ def _timeseries(path: Path, where: str, ts: Any) -> np.ndarray:
     if not 0 <= n <= ts.shape[0]:
         raise _refuse(path, where, f"NROWS {n} outside 0..{ts.shape[0]}")
     for k, unit in FIELD_UNITS.items():
-        given = ts.attrs.get(f"{k}_units")
-        if given is not None and str(given if not isinstance(given, bytes) else given.decode()) != unit:
+        given = ts.attrs.get(f"{k}_units", stated.get(k, unit))
+        given = given.decode() if isinstance(given, bytes) else str(given)
+        if given != unit:
             raise _refuse(path, f"{where} field {k}", f"unit {given!r}, expected {unit!r} (SI)")
     rows = np.asarray(ts[:n]).astype(TIMESERIES_DTYPE)
     bad = ~np.isin(rows["op_type"], list(IMPORT_KINDS))
@@ -250,13 +262,16 @@ def _timeseries(path: Path, where: str, ts: Any) -> np.ndarray:
 
 
 def _sweep(path: Path, where: str, g: Any, words: int, bits: int) -> tuple[Any, ...]:
-    cells = np.asarray(g.attrs.get("crosspoints", np.zeros((0, 2))), dtype=np.int64)
+    cells = np.asarray(g["crosspoints"][()] if "crosspoints" in g else g.attrs.get("crosspoints", np.zeros((0, 2))),
+                       dtype=np.int64)
     if cells.ndim != 2 or cells.shape[1] != 2 or cells.shape[0] == 0:
         raise _refuse(path, where, f"attribute crosspoints of shape {cells.shape}, expected (n, 2)")
     if (cells < 0).any() or (cells[:, 0] >= words).any() or (cells[:, 1] >= bits).any():
         raise _refuse(path, where, f"crosspoints outside the {words} x {bits} crossbar")
     values, shared = {}, set()
     for q, d in g.items():
+        if q == "crosspoints":
+            continue
         unit = d.attrs.get("units", "")
         unit = unit.decode() if isinstance(unit, bytes) else str(unit)
         expected = "V" if q.startswith("v") else "A" if q.startswith("i") else "1"
@@ -274,14 +289,15 @@ def _sweep(path: Path, where: str, g: Any, words: int, bits: int) -> tuple[Any, 
 
 
 def import_arc_hdf5(store: Store, path: str | os.PathLike[str], *, timeseries_only: bool = False,
-                    run_id: str | None = None) -> str:
+                    run_id: str | None = None, data: dict[str, Any] | None = None) -> str:
     """Bring an ArC TWO data file into the store as a complete run (validated first: nothing is written
     for a file that is refused). Batch k of kind read / pulse / pulse_read holds each crosspoint's k-th
     time-series entry of that operation type (current A, voltage V, pulse_width s, read_voltage V, and
     g = current / read_voltage S where the read voltage is not 0); labctl's own sweeps come back as
-    their batches. Returns the new run's id."""
+    their batches. `data`: the file as read_arc_hdf5 gave it, if already read. Returns the new run's id."""
     path = Path(path)
-    data = read_arc_hdf5(path, timeseries_only=timeseries_only)
+    if data is None:
+        data = read_arc_hdf5(path, timeseries_only=timeseries_only)
     batches = list(_timeseries_batches(data["timeseries"]))
     sweeps = [Measurements(kind=kind, rows=cells[:, 0].copy(), cols=cells[:, 1].copy(), t=t,
                            values={q: np.broadcast_to(a, (cells.shape[0], a.size)) if q in shared else a
@@ -312,25 +328,29 @@ def import_arc_hdf5(store: Store, path: str | os.PathLike[str], *, timeseries_on
 
 
 def _timeseries_batches(series: dict[tuple[int, int], np.ndarray]) -> Sequence[Measurements]:
+    """Batch k of each operation type: every crosspoint's k-th entry of that type, cells in (row, col) order."""
+    if not series:
+        return []
     cells = sorted(series)
-    longest = max((series[c].size for c in cells), default=0)
+    sizes = np.array([series[c].size for c in cells])
+    rows = np.repeat(np.array([c[0] for c in cells], np.int64), sizes)
+    cols = np.repeat(np.array([c[1] for c in cells], np.int64), sizes)
+    entry = np.concatenate([np.arange(n) for n in sizes])
+    e = np.concatenate([series[c] for c in cells])
+    order = np.lexsort((cols, rows, e["op_type"], entry))
+    rows, cols, entry, e = rows[order], cols[order], entry[order], e[order]
+    key = np.stack([entry, e["op_type"].astype(np.int64)], axis=1)
+    starts = np.flatnonzero(np.r_[True, np.any(key[1:] != key[:-1], axis=1)])
     out = []
-    for k in range(longest):
-        have = [c for c in cells if series[c].size > k]
-        rows = np.array([c[0] for c in have], np.int64)
-        cols = np.array([c[1] for c in have], np.int64)
-        entries = np.array([series[c][k] for c in have], TIMESERIES_DTYPE)
-        for op, kind in IMPORT_KINDS.items():
-            sel = entries["op_type"] == op
-            if not sel.any():
-                continue
-            e = entries[sel]
-            v_read = e["read_voltage"].astype(np.float64)
-            current = e["current"].astype(np.float64)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                g = np.where(v_read != 0, current / v_read, np.nan)
-            out.append(Measurements(kind=kind, rows=rows[sel], cols=cols[sel], t=float(k), values={
-                "g": g, "current": current, "voltage": e["voltage"].astype(np.float64),
-                "pulse_width": e["pulse_width"].astype(np.float64), "read_voltage": v_read,
-                "entry": np.full(int(sel.sum()), k)}))
+    for a, b in zip(starts, list(starts[1:]) + [entry.size]):
+        part = e[a:b]
+        v_read = part["read_voltage"].astype(np.float64)
+        current = part["current"].astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g = np.where(v_read != 0, current / v_read, np.nan)
+        out.append(Measurements(kind=IMPORT_KINDS[int(part["op_type"][0])], rows=rows[a:b], cols=cols[a:b],
+                                t=float(entry[a]), values={
+            "g": g, "current": current, "voltage": part["voltage"].astype(np.float64),
+            "pulse_width": part["pulse_width"].astype(np.float64), "read_voltage": v_read,
+            "entry": entry[a:b].astype(np.float64)}))
     return out

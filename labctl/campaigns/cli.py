@@ -286,9 +286,9 @@ def _cmd_runs_export(args: argparse.Namespace) -> int:
 def _cmd_runs_import(args: argparse.Namespace) -> int:
     from labctl.campaigns.arc_hdf5 import import_arc_hdf5, read_arc_hdf5
 
-    read_arc_hdf5(args.file, timeseries_only=args.timeseries_only)  # refused before the store is opened
+    data = read_arc_hdf5(args.file, timeseries_only=args.timeseries_only)  # refused before the store is opened
     with _open_store(args) as store:
-        run_id = import_arc_hdf5(store, args.file, timeseries_only=args.timeseries_only)
+        run_id = import_arc_hdf5(store, args.file, data=data)
         print(f"{args.file}: imported as run {run_id} ({store.measurement_count(run_id)} measurements)")
     return 0
 
