@@ -175,6 +175,8 @@ def test_an_arc_two_file_from_arc2control_is_imported_by_operation_type(tmp_path
     assert pulse_read.scalars["voltage"].tolist() == [np.float32(1.3)] and pulse_read.scalars["entry"].tolist() == [1]
     assert pulse_read.scalars["pulse_width"][0] == np.float32(1e-6)
     assert np.isnan(pulse.scalars["g"][0]) and pulse.scalars["read_voltage"].tolist() == [0.0]
+    assert pulse_read.scalars["direction"].tolist() == [1.0] and pulse.scalars["direction"].tolist() == [-1.0]
+    assert "direction" not in read.scalars
 
 
 @pytest.mark.parametrize("make, flags, says", [

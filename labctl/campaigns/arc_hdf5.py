@@ -353,4 +353,6 @@ def _timeseries_batches(series: dict[tuple[int, int], np.ndarray]) -> Sequence[M
             "g": g, "current": current, "voltage": part["voltage"].astype(np.float64),
             "pulse_width": part["pulse_width"].astype(np.float64), "read_voltage": v_read,
             "entry": entry[a:b].astype(np.float64)}))
+        if int(part["op_type"][0]) != READ:  # a pulse's polarity: what labctl's open-loop evaluation reads
+            out[-1].values["direction"] = np.sign(out[-1].values["voltage"])
     return out
