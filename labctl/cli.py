@@ -149,9 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the emulated prober's command set with --wafer (default velox)")
     emulate.add_argument("--prober-port", type=tcp_port, default=0, help="the prober's TCP port (0: any free port)")
     emulate.set_defaults(handler=_cmd_emulate)
-    from labctl.evaluation.cli import add_eval_parser  # eval inference, eval training
+    from labctl.evaluation.cli import add_eval_parser, add_export_parser  # eval inference|training, export
 
     add_eval_parser(sub)
+    add_export_parser(sub)
 
     from labctl.campaigns.cli import add_commands as add_campaign_commands  # run, runs, report
 

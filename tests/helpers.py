@@ -28,6 +28,18 @@ def campaign_text(name: str, rows: int, cols: int, seed: int, body: str) -> str:
 FORMING_STEP = '[[steps]]\nroutine = "forming"\n'
 
 
+def stored_run(path: Any, text: str, source: str = "campaign.toml", **runner: Any) -> str:
+    """Run campaign `text` into the store at `path` in this process; the run id (the run must complete)."""
+    import asyncio
+
+    from labctl.campaigns import Runner, Store
+
+    with Store(path) as store:
+        result = asyncio.run(Runner.new(store, text, source, **runner).run())
+    assert result.status == "complete", result.errors
+    return result.run_id
+
+
 def host_loop_campaign(name: str, size: int, seed: int, repeat: int, extra: str = "") -> str:
     """Forming, then `repeat` passes of host-loop program-and-verify to four levels at 0.2 % on a `size` x
     `size` array: every verify read is a stored batch and the routine's only safe point is after its one

@@ -203,13 +203,14 @@ def test_a_batch_comes_back_as_emitted_and_rows_expand_per_cell(tmp_path):
     assert back.values["converged"].tolist() == [1.0, 0.0, 1.0] and back.values["iterations"].tolist() == [3, 7, 11]
     assert back.values["v_read"].tolist() == [0.2] * 3
     np.testing.assert_array_equal(back.values["v"], m.values["v"])
-    np.testing.assert_array_equal(back.values["i"], m.values["i"])
+    # per-cell traces are stored as float32 (schema 3, docs/store.md): exactly the float32 of each value
+    np.testing.assert_array_equal(back.values["i"], m.values["i"].astype(np.float32))
     # per batch: each scalar quantity over the cells in order, then each vector quantity; NaN -> None
     assert [(r[12], r[13], r[14], r[15]) for r in rows[:6]] == [
         (0, 2, "g", 1e-5), (3, 0, "g", None), (1, 1, "g", 3.5e-5),
         (0, 2, "converged", 1.0), (3, 0, "converged", 0.0), (1, 1, "converged", 1.0)]
     assert len(rows) == 18 and [r[14] for r in rows[12:]] == ["v"] * 3 + ["i"] * 3
-    assert np.frombuffer(rows[16][16], "<f8").tolist() == (np.arange(5.0, 10.0) * 1e-6).tolist()
+    assert np.frombuffer(rows[16][16], "<f8").tolist() == (np.arange(5.0, 10.0) * 1e-6).astype(np.float32).tolist()
 
 
 _V1_TABLES = """
@@ -236,7 +237,7 @@ def test_a_schema_1_store_is_migrated_on_open(tmp_path):
     db.commit()
     db.close()
     with Store(path) as s:
-        assert s.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+        assert s.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
         assert s.db.execute("SELECT name FROM sqlite_master WHERE name = 'measurements'").fetchone() is None
         first, second = s.load_batch("r", 0, 0, 1), s.load_batch("r", 0, 0, 2)
     assert list(first.values) == ["g", "n"]

@@ -48,13 +48,21 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     _store_arg(show)
     show.add_argument("--campaign", action="store_true", help="print the stored campaign file")
     show.set_defaults(handler=_cmd_runs_show)
-    exp = rsub.add_parser("export", help="write a run's measurements as CSV or Parquet")
+    exp = rsub.add_parser("export", help="write a run's measurements as CSV, Parquet, NetCDF or an ArC TWO file")
     exp.add_argument("run", help="run id, unique prefix, or 'last'")
     _store_arg(exp)
-    exp.add_argument("--format", choices=("csv", "parquet"), default="csv")
-    exp.add_argument("--out", "-o", default=None, help="output file (default RUN.csv / RUN.parquet); never the store")
+    exp.add_argument("--format", choices=tuple(EXPORT_SUFFIXES), default="csv",
+                     help="csv/parquet: one row per measurement; netcdf: one group per step and kind (xarray);"
+                     " arc-hdf5: the ArC TWO data file layout (docs/store.md)")
+    exp.add_argument("--out", "-o", default=None, help="output file (default RUN.csv, .parquet, .nc, .h5); never the store")
     exp.add_argument("--force", action="store_true", help="replace an existing output file")
     exp.set_defaults(handler=_cmd_runs_export)
+    imp = rsub.add_parser("import", help="bring an ArC TWO data file (.h5) into the store as a run")
+    imp.add_argument("file", help="the ArC TWO data file")
+    _store_arg(imp)
+    imp.add_argument("--timeseries-only", action="store_true",
+                     help="import the per-crosspoint time series and leave out experiment tables labctl cannot map")
+    imp.set_defaults(handler=_cmd_runs_import)
 
     rep = sub.add_parser("report", help="a run's figures on one self-contained HTML page (with PNGs and JSON)")
     rep.add_argument("run", help="run id, unique prefix, or 'last'")
@@ -270,14 +278,40 @@ def _cmd_runs_show(args: argparse.Namespace) -> int:
     return 0
 
 
+EXPORT_SUFFIXES = {"csv": "csv", "parquet": "parquet", "netcdf": "nc", "arc-hdf5": "h5"}
+
+
 def _cmd_runs_export(args: argparse.Namespace) -> int:
     from labctl.campaigns.export import check_output, export_csv, export_parquet
 
     store = _open_store(args, read_only=True)
     run_id = _find(store, args.run)
-    out = check_output(args.out or f"{run_id}.{args.format}", store.path, force=args.force)
+    out = check_output(args.out or f"{run_id}.{EXPORT_SUFFIXES[args.format]}", store.path, force=args.force)
+    if args.format == "netcdf":
+        from labctl.campaigns.arrays import RunData
+        from labctl.campaigns.netcdf import export_netcdf
+
+        size = export_netcdf(RunData(store.path, run_id), out)
+        print(f"run {run_id}: {size / 1e6:.1f} MB of arrays -> {out}")
+        return 0
+    if args.format == "arc-hdf5":
+        from labctl.campaigns.arc_hdf5 import export_arc_hdf5
+
+        n = export_arc_hdf5(store, run_id, out)
+        print(f"run {run_id}: {n} time-series entries -> {out}")
+        return 0
     n = (export_csv if args.format == "csv" else export_parquet)(store, run_id, out)
     print(f"run {run_id}: {n} measurements -> {out}")
+    return 0
+
+
+def _cmd_runs_import(args: argparse.Namespace) -> int:
+    from labctl.campaigns.arc_hdf5 import import_arc_hdf5, read_arc_hdf5
+
+    data = read_arc_hdf5(args.file, timeseries_only=args.timeseries_only)  # refused before the store is opened
+    with _open_store(args) as store:
+        run_id = import_arc_hdf5(store, args.file, data=data)
+        print(f"{args.file}: imported as run {run_id} ({store.measurement_count(run_id)} measurements)")
     return 0
 
 

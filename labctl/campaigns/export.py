@@ -44,6 +44,13 @@ def check_output(out: str | os.PathLike[str], store_path: str | os.PathLike[str]
     return target
 
 
+def _usual_mode(path: str) -> None:
+    """Give a finished temporary file the permissions a newly created file gets (mkstemp makes it 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str], mode: str = "w", **kw: Any) -> Iterator[Any]:
     """Write `path` through a temporary file beside it, renamed over `path` only once complete: a failure
@@ -53,11 +60,21 @@ def atomic_output(path: str | os.PathLike[str], mode: str = "w", **kw: Any) -> I
     try:
         with open(fd, mode, **kw) as f:
             yield f
+        _usual_mode(tmp)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is None:  # a full disk, a file size limit: name the file
+            raise OSError(exc.errno, f"cannot write ({exc.strerror or exc})", str(target)) from exc
         raise
+
+
+def write_atomically(path: str | os.PathLike[str], data: bytes | memoryview) -> None:
+    """Write a file built in memory (an HDF5 image: HDF5 must never meet a failed write itself, which
+    can crash it) to `path` through atomic_output."""
+    with atomic_output(path, "wb") as f:
+        f.write(data)
 
 
 def _trace_list(blob: bytes | None) -> list[float] | None:

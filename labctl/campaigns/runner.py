@@ -31,7 +31,7 @@ from labctl.backends.base import ArrayBackend
 from labctl.campaigns import backend as cbackend
 from labctl.campaigns.plan import LoadedCampaign, Unit, load_campaign
 from labctl.campaigns.schema import BackendSpec
-from labctl.campaigns.store import Store, UnitPlan, UnitRecord, as_store_error, json_default
+from labctl.campaigns.store import Store, UnitPlan, UnitRecord, as_store_error, json_default, stored_form
 from labctl.campaigns.telemetry import Telemetry, TelemetryConfig
 from labctl.campaigns.wafer import WaferSession
 from labctl.campaigns.writer import BatchWriter
@@ -568,7 +568,8 @@ class Runner:
         self._seq += 1
         if seq < self._skip:
             stored = self.store.load_batch(self.run_id, self._unit.index, self._attempt, seq)
-            if stored is None or not _same_batch(stored, m):
+            # Compared as stored: per-cell traces are kept as float32 (docs/store.md).
+            if stored is None or not _same_batch(stored, stored_form(m)):
                 raise ReplayMismatch(f"resume: unit {self._unit.index} batch {seq} ({m.kind}) differs from the "
                                      "stored one; the backend did not replay deterministically")
         else:

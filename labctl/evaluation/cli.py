@@ -52,6 +52,33 @@ def add_eval_parser(sub: Any) -> None:
     tr.set_defaults(handler=cmd_training)
 
 
+def add_export_parser(sub: Any) -> None:
+    """Register `labctl export aihwkit RUN --out DIR` (labctl.evaluation.aihwkit_export)."""
+    ex = sub.add_parser("export", help="measured devices to other tools (aihwkit)")
+    exsub = ex.add_subparsers(dest="export_command", metavar="TOOL")
+    from labctl.cli import usage_error
+
+    ex.set_defaults(handler=usage_error(ex))
+    ai = exsub.add_parser("aihwkit", help="the run's noise model and pulsed device as aihwkit parameters")
+    ai.add_argument("run", help="run id, unique prefix, or 'last'")
+    ai.add_argument("--store", default=None, metavar="PATH", help="run store (default ./labctl-runs.sqlite)")
+    ai.add_argument("--out", required=True, metavar="DIR", help="folder for noise_model.json/.py and device.json/.py")
+    ai.add_argument("--force", action="store_true", help="replace files of an earlier export in DIR")
+    ai.set_defaults(handler=cmd_export_aihwkit)
+
+
+def cmd_export_aihwkit(args: argparse.Namespace) -> int:
+    from labctl.campaigns.store import DEFAULT_STORE
+    from labctl.evaluation.aihwkit_export import export_aihwkit
+
+    store = Path(args.store or DEFAULT_STORE)
+    if not store.is_file():
+        raise FileNotFoundError(f"store: no run store at {store}")
+    for path in export_aihwkit(store, args.run, args.out, force=args.force):
+        print(path)
+    return 0
+
+
 def _common(p: argparse.ArgumentParser, out: str) -> None:
     p.add_argument("--store", default=None, help="run store (SQLite) to read measured data from")
     p.add_argument("--run", default="last", help="run id, prefix or 'last' (with --store)")

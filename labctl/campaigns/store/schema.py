@@ -7,9 +7,33 @@ from pathlib import Path
 
 import numpy as np
 
-SCHEMA_VERSION = 2  # 2: scalar quantities stored per batch as float64 blobs (table `scalars`)
+from labctl.campaigns.store import codec
 
-_SCHEMA = """
+# 2: scalar quantities stored per batch as float64 blobs (table `scalars`);
+# 3: blobs compressed (zstd), per-cell traces as float32, each blob's encoding in a `codec` column.
+SCHEMA_VERSION = 3
+
+# The measurement tables of schema 3.
+_DATA = """
+CREATE TABLE IF NOT EXISTS scalars (      -- scalar quantities: one row per batch and quantity
+    batch_id INTEGER NOT NULL,
+    quantity TEXT NOT NULL,
+    codec TEXT NOT NULL,             -- the blob's encoding (store/codec.py): f8+shuffle+zstd
+    data BLOB NOT NULL               -- (n_cells) in the batch's cell order, SI (0/1 for flags, NaN where none)
+);
+CREATE INDEX IF NOT EXISTS scalars_batch ON scalars (batch_id);
+CREATE TABLE IF NOT EXISTS traces (        -- vector quantities (a sweep's currents): one row per batch
+    batch_id INTEGER NOT NULL,
+    quantity TEXT NOT NULL,
+    n_points INTEGER NOT NULL,
+    shared INTEGER NOT NULL,         -- 1: one trace that every cell of the batch shares (e.g. the voltages)
+    codec TEXT NOT NULL,             -- f4+delta+shuffle+zstd per cell, f8+shuffle+zstd shared (store/codec.py)
+    data BLOB NOT NULL               -- (n_cells, n_points) row-major, or (n_points) if shared
+);
+CREATE INDEX IF NOT EXISTS traces_batch ON traces (batch_id);
+"""
+
+_SCHEMA = _DATA + """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
@@ -68,23 +92,9 @@ CREATE TABLE IF NOT EXISTS batches (
     t REAL NOT NULL,                 -- backend clock, s
     wall_time REAL NOT NULL,         -- Unix time, s
     n_cells INTEGER NOT NULL,
-    cells BLOB NOT NULL,             -- (row, col) int32 little-endian pairs, in the batch's order
+    cells BLOB NOT NULL,             -- (row, col) int32 pairs in the batch's order, zstd (codec i4+zstd)
     UNIQUE (run_id, unit_index, attempt, seq)
 );
-CREATE TABLE IF NOT EXISTS scalars (      -- scalar quantities: one row per batch and quantity
-    batch_id INTEGER NOT NULL,
-    quantity TEXT NOT NULL,
-    data BLOB NOT NULL               -- float64 little-endian, (n_cells) in the batch's cell order; SI; 0/1; NaN
-);
-CREATE INDEX IF NOT EXISTS scalars_batch ON scalars (batch_id);
-CREATE TABLE IF NOT EXISTS traces (        -- vector quantities (a sweep's currents): one row per batch
-    batch_id INTEGER NOT NULL,
-    quantity TEXT NOT NULL,
-    n_points INTEGER NOT NULL,
-    shared INTEGER NOT NULL,         -- 1: one trace that every cell of the batch shares (e.g. the voltages)
-    data BLOB NOT NULL               -- float64 little-endian, (n_cells, n_points) row-major, or (n_points) if shared
-);
-CREATE INDEX IF NOT EXISTS traces_batch ON traces (batch_id);
 CREATE TABLE IF NOT EXISTS events (
     run_id TEXT NOT NULL,
     at REAL NOT NULL,
@@ -140,6 +150,16 @@ CREATE TABLE IF NOT EXISTS dies (          -- wafer campaigns: one row per die o
 ) WITHOUT ROWID;
 """
 
+# The measurement tables as schema 2 had them (float64 blobs, no codec column): what a schema-1 file is
+# migrated into before it becomes schema 3.
+_V2_DATA = """
+CREATE TABLE IF NOT EXISTS scalars (batch_id INTEGER NOT NULL, quantity TEXT NOT NULL, data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS scalars_batch ON scalars (batch_id);
+CREATE TABLE IF NOT EXISTS traces (batch_id INTEGER NOT NULL, quantity TEXT NOT NULL, n_points INTEGER NOT NULL,
+    shared INTEGER NOT NULL, data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS traces_batch ON traces (batch_id);
+"""
+
 
 class Transaction:
     """`with Transaction(db):` BEGIN IMMEDIATE ... COMMIT; ROLLBACK on any exception (a cancellation and a
@@ -188,16 +208,23 @@ def check_version(version: int | None, path: Path) -> None:
 
 def create_or_migrate(db: sqlite3.Connection, path: Path) -> None:
     """Create the tables of a new file, or bring an older file up to SCHEMA_VERSION (one transaction per
-    migration). Writes the version only when it changes: a second connection opened during a run (the
-    BatchWriter's) must not wait on the first's lock."""
+    migration; the last one writes the new version in the same transaction). Writes nothing to a file
+    that is current: a second connection opened during a run (the BatchWriter's) must not wait on the
+    first's lock."""
     db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
     found = stored_version(db)
     check_version(found, path)
-    version = SCHEMA_VERSION if found is None else found
+    if found is not None and found < 3:
+        db.executescript(_V2_DATA)
+        if found < 2:
+            _migrate_v1(db)
+        _migrate_v2(db, path)
+        # The old blobs' pages are free now but still in the file: give them back (the file shrinks to
+        # about half). Best effort: with another connection open it cannot, and later runs reuse them.
+        with contextlib.suppress(sqlite3.OperationalError):
+            db.execute("VACUUM")
     db.executescript(_SCHEMA)
-    if version < 2:
-        _migrate_v1(db)
-    if found is None or version < SCHEMA_VERSION:
+    if found is None:
         db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
 
@@ -213,3 +240,37 @@ def _migrate_v1(db: sqlite3.Connection) -> None:
         db.executemany("INSERT INTO scalars VALUES (?, ?, ?)",
                        ((b, q, np.asarray(v, dtype="<f8").tobytes()) for (b, q), v in columns.items()))
         db.execute("DROP TABLE measurements")
+
+
+def _migrate_v2(db: sqlite3.Connection, path: Path) -> None:
+    """Schema 2 -> 3, one transaction that also writes the new version: every scalar and trace blob
+    re-encoded losslessly (float64 values as they were, zstd-compressed: a migration loses no digit; only
+    new runs store per-cell traces as float32), the cells of every batch compressed. Rows keep their
+    order within each batch."""
+    with Transaction(db):
+        for table in ("scalars", "traces"):
+            db.execute(f"ALTER TABLE {table} RENAME TO {table}_v2")
+            db.execute(f"DROP INDEX IF EXISTS {table}_batch")
+        for statement in _DATA.split(";")[:-1]:  # the schema-3 tables (executescript would commit)
+            db.execute(statement)
+        reader = db.cursor()
+        for batch_id, q, data in reader.execute("SELECT batch_id, quantity, data FROM scalars_v2 ORDER BY rowid"):
+            db.execute("INSERT INTO scalars (batch_id, quantity, codec, data) VALUES (?, ?, ?, ?)",
+                       (batch_id, q, codec.EXACT, codec.encode(np.frombuffer(data, "<f8"), codec.EXACT)))
+        lossless_trace = "f8+delta+shuffle+zstd"
+        for batch_id, q, k, shared, data in reader.execute(
+                "SELECT batch_id, quantity, n_points, shared, data FROM traces_v2 ORDER BY rowid"):
+            if k <= 0 or len(data) % (8 * k) or (shared and len(data) != 8 * k):
+                raise ValueError(f"store {path}: cannot migrate to schema {SCHEMA_VERSION}: batch {batch_id}"
+                                 f" trace {q!r} holds {len(data)} bytes, not a whole number of {k}-point"
+                                 " float64 traces; the file is left as it was (schema 2)")
+            a = np.frombuffer(data, "<f8").reshape(-1, k)
+            how = codec.EXACT if shared else lossless_trace
+            db.execute("INSERT INTO traces (batch_id, quantity, n_points, shared, codec, data) VALUES"
+                       " (?, ?, ?, ?, ?, ?)", (batch_id, q, k, shared, how, codec.encode(a, how)))
+        for batch_id, cells in reader.execute("SELECT batch_id, cells FROM batches").fetchall():
+            db.execute("UPDATE batches SET cells = ? WHERE batch_id = ?",
+                       (codec.encode(np.frombuffer(cells, "<i4"), codec.CELLS), batch_id))
+        db.execute("DROP TABLE scalars_v2")
+        db.execute("DROP TABLE traces_v2")
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))

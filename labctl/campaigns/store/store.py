@@ -18,9 +18,11 @@ from typing import Any
 import numpy as np
 
 import labctl
+from labctl.campaigns.store import codec
 from labctl.campaigns.store.records import DieRecord, EventRecord, HistoryEntry, RunRecord, StoredBatch, UnitPlan, UnitRecord
+from labctl.campaigns.store.schema import (SCHEMA_VERSION, Transaction, check_version, create_or_migrate,
+                                           stored_version)
 from labctl.campaigns.store.sweeps import SweepTables
-from labctl.campaigns.store.schema import Transaction, check_version, create_or_migrate, stored_version
 from labctl.routines.base import Measurements
 
 DEFAULT_STORE = "labctl-runs.sqlite"
@@ -35,35 +37,58 @@ _UNIT_COLUMNS = ("unit_index, step_index, step_name, routine, pass_index, repeat
                  " n_cells, params_json, status, attempt, started_at, finished_at, summary_json")
 
 
-def _split(batch_id: int, m: Measurements) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """Scalar rows and trace rows of a batch, one per quantity."""
+def _vectors(m: Measurements) -> Iterator[tuple[str, np.ndarray, bool]]:
+    """Each quantity of a batch as (name, array, shared): scalars as (n,), vectors as (n, points) or, when
+    every cell has the same trace (broadcast from one, or equal: a sweep's voltages), that one (points,)."""
     n = m.rows.size
-    scalars: list[tuple[Any, ...]] = []
-    traces: list[tuple[Any, ...]] = []
     for q, arr in m.values.items():
         a = np.asarray(arr)
         if a.ndim == 0:
             a = np.broadcast_to(a, (n,))
         if a.ndim == 1:
-            scalars.append((batch_id, q, np.ascontiguousarray(a, dtype="<f8").tobytes()))
+            yield q, a, False
+            continue
+        if n >= 1 and a.strides[0] == 0:  # broadcast from one trace: shared without looking
+            yield q, a.reshape(n, -1)[0], True
+            continue
+        flat = a.reshape(n, -1)
+        if n > 1 and bool(np.all(flat == flat[0])):  # e.g. the voltages of a sweep, repeated
+            yield q, flat[0], True
         else:
-            if n > 1 and a.strides[0] == 0:  # broadcast from one trace: shared without looking
-                shared, flat = True, np.ascontiguousarray(a[:1].reshape(1, -1), dtype="<f8")
-            else:
-                flat = np.ascontiguousarray(a.reshape(n, -1), dtype="<f8")
-                shared = n > 1 and bool(np.all(flat == flat[0]))  # e.g. the voltages of a sweep, repeated
-            data = flat[0] if shared else flat
-            traces.append((batch_id, q, flat.shape[1], int(shared), data.tobytes()))
+            yield q, flat, False
+
+
+def _split(batch_id: int, m: Measurements) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Scalar rows and trace rows of a batch, one per quantity, encoded (docs/store.md, "Encoding"):
+    scalars and shared traces as float64 exactly, per-cell traces as float32."""
+    scalars: list[tuple[Any, ...]] = []
+    traces: list[tuple[Any, ...]] = []
+    for q, a, shared in _vectors(m):
+        if a.ndim == 1 and not shared:
+            scalars.append((batch_id, q, codec.EXACT, codec.encode(a, codec.EXACT)))
+        else:
+            how = codec.EXACT if shared else codec.READING
+            traces.append((batch_id, q, a.shape[-1], int(shared), how, codec.encode(a, how)))
     return scalars, traces
 
 
+def stored_form(m: Measurements) -> Measurements:
+    """The batch `m` as the store keeps it (per-cell traces rounded to float32; everything else as it is):
+    what a replayed batch is compared with the stored one in."""
+    n = m.rows.size
+    values: dict[str, Any] = {}
+    for q, a, shared in _vectors(m):
+        if a.ndim == 1 and not shared:
+            values[q] = a
+        elif shared:
+            values[q] = np.broadcast_to(a, (n, a.size))
+        else:
+            values[q] = a.astype(np.float32).astype(np.float64)
+    return Measurements(kind=m.kind, rows=m.rows, cols=m.cols, t=m.t, values=values)
+
+
 def _cells_blob(m: Measurements) -> bytes:
-    return np.stack([m.rows, m.cols], axis=1).astype("<i4").tobytes()
-
-
-def _cells(blob: bytes, n: int) -> np.ndarray:
-    """A batch's cells as int64 (n, 2) (row, col) pairs, in the batch's order."""
-    return np.frombuffer(blob, "<i4").reshape(n, 2).astype(np.int64)
+    return codec.encode(np.stack([m.rows, m.cols], axis=1), codec.CELLS)
 
 
 def _run_record(row: Sequence[Any]) -> RunRecord:
@@ -129,6 +154,9 @@ class Store(SweepTables):
             raise FileNotFoundError(f"store: no run store at {self.path}")
         if not read_only and synchronous.upper() not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous: expected NORMAL or FULL, got {synchronous!r}")
+        #: The file's schema version: SCHEMA_VERSION once opened for writing (older files are migrated);
+        #: a read-only open reads an older file as it is.
+        self.version = SCHEMA_VERSION
         try:
             self._open(read_only, synchronous)
         except sqlite3.Error as exc:  # corrupt, truncated, not SQLite, an unwritable directory
@@ -138,6 +166,7 @@ class Store(SweepTables):
         if read_only:
             self.db = sqlite3.connect(f"file:{self.path.resolve()}?mode=ro", uri=True, timeout=30.0)
             self._checked(lambda: check_version(stored_version(self.db), self.path))
+            self.version = stored_version(self.db) or SCHEMA_VERSION
             # A file that is not SQLite (or truncated) shows only when a page is read.
             self._checked(lambda: self.db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone())
             return
@@ -170,6 +199,37 @@ class Store(SweepTables):
 
     def _transaction(self) -> Transaction:
         return Transaction(self.db)
+
+    # -- blobs: schema 3 encodes each (its `codec` column); a read-only schema-2 file holds raw float64
+    def _codec_column(self) -> str:
+        return "codec" if self.version >= 3 else f"'{codec.RAW}'"
+
+    def _cells(self, blob: bytes, n: int) -> np.ndarray:
+        """A batch's cells as int64 (n, 2) (row, col) pairs, in the batch's order."""
+        if self.version >= 3:
+            return codec.decode(blob, codec.CELLS).reshape(n, 2)
+        return np.frombuffer(blob, "<i4").reshape(n, 2).astype(np.int64)
+
+    @staticmethod
+    def _only(quantities: Sequence[str] | None) -> tuple[str, list[Any]]:
+        if quantities is None:
+            return "", []
+        return f" AND quantity IN ({', '.join('?' for _ in quantities)})", list(quantities)
+
+    def _scalar_blobs(self, batch_id: int, order: str = "",
+                      quantities: Sequence[str] | None = None) -> list[tuple[str, np.ndarray]]:
+        only, args = self._only(quantities)
+        rows = self.db.execute(f"SELECT quantity, {self._codec_column()}, data FROM scalars WHERE batch_id = ?"
+                               f"{only} ORDER BY rowid {order}", (batch_id, *args)).fetchall()
+        return [(q, codec.decode(data, how)) for q, how, data in rows]
+
+    def _trace_blobs(self, batch_id: int,
+                     quantities: Sequence[str] | None = None) -> list[tuple[str, int, bool, np.ndarray]]:
+        """(quantity, points, shared, float64 values: (n_points,) if shared else (n_cells * n_points,))."""
+        only, args = self._only(quantities)
+        rows = self.db.execute(f"SELECT quantity, n_points, shared, {self._codec_column()}, data FROM traces"
+                               f" WHERE batch_id = ?{only} ORDER BY rowid", (batch_id, *args)).fetchall()
+        return [(q, k, bool(shared), codec.decode(data, how, k)) for q, k, shared, how, data in rows]
 
     # -- runs: written by the run engine
     def create_run(self, run_id: str, *, name: str, campaign_toml: str, campaign: dict[str, Any], backend_kind: str,
@@ -368,17 +428,19 @@ class Store(SweepTables):
                      wall_time: float | None = None) -> int:
         """Commit one batch of measurements (one transaction); returns the number of measurements
         (cell x quantity) written. wall_time: when the batch was taken (default: now), s since the epoch."""
+        cells = _cells_blob(m)
         with self._transaction() as db:
             cur = db.execute("INSERT INTO batches (run_id, unit_index, attempt, seq, kind, t, wall_time, n_cells,"
                              " cells) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                              (run_id, unit_index, attempt, seq, m.kind, m.t,
                               time.time() if wall_time is None else wall_time, int(m.rows.size),
-                              _cells_blob(m)))
+                              cells))
             scalars, traces = _split(cur.lastrowid, m)
             if scalars:
-                db.executemany("INSERT INTO scalars VALUES (?, ?, ?)", scalars)
+                db.executemany("INSERT INTO scalars (batch_id, quantity, codec, data) VALUES (?, ?, ?, ?)", scalars)
             if traces:
-                db.executemany("INSERT INTO traces VALUES (?, ?, ?, ?, ?)", traces)
+                db.executemany("INSERT INTO traces (batch_id, quantity, n_points, shared, codec, data) VALUES"
+                               " (?, ?, ?, ?, ?, ?)", traces)
         return (len(scalars) + len(traces)) * int(m.rows.size)
 
     def batch_count(self, run_id: str, unit_index: int, attempt: int) -> int:
@@ -389,16 +451,11 @@ class Store(SweepTables):
 
     def batch_scalars(self, batch_id: int) -> dict[str, np.ndarray]:
         """The scalar quantities of a batch, each float64 (n_cells,) in the batch's cell order (read-only)."""
-        return {q: np.frombuffer(data, "<f8") for q, data in
-                self.db.execute("SELECT quantity, data FROM scalars WHERE batch_id = ? ORDER BY rowid", (batch_id,))}
+        return dict(self._scalar_blobs(batch_id))
 
-    def _batch_traces(self, batch_id: int, n: int) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {}
-        for q, k, shared, data in self.db.execute("SELECT quantity, n_points, shared, data FROM traces"
-                                                  " WHERE batch_id = ? ORDER BY rowid", (batch_id,)):
-            a = np.frombuffer(data, "<f8")
-            out[q] = np.broadcast_to(a, (n, k)) if shared else a.reshape(n, k)
-        return out
+    def _batch_traces(self, batch_id: int, n: int, quantities: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        return {q: np.broadcast_to(a, (n, k)) if shared else a.reshape(n, k)
+                for q, k, shared, a in self._trace_blobs(batch_id, quantities)}
 
     def load_batch(self, run_id: str, unit_index: int, attempt: int, seq: int) -> Measurements | None:
         """A stored batch as Measurements (to check a replay against), or None."""
@@ -408,15 +465,15 @@ class Store(SweepTables):
         if row is None:
             return None
         batch_id, kind, t, n, cells = row
-        rc = _cells(cells, n)
+        rc = self._cells(cells, n)
         return Measurements(kind=kind, rows=rc[:, 0].copy(), cols=rc[:, 1].copy(), t=t,
                             values={**self.batch_scalars(batch_id), **self._batch_traces(batch_id, n)})
 
     def batches(self, run_id: str, kinds: Sequence[str] | None = None, *, step_index: int | None = None,
-                traces: bool = False) -> Iterator[StoredBatch]:
+                traces: bool = False, quantities: Sequence[str] | None = None) -> Iterator[StoredBatch]:
         """A run's batches in the order taken (unit, attempt, seq), with their scalar quantities decoded;
         only those of the given kinds, or of one step, if asked (the others are not read); with their
-        vector quantities too if `traces`."""
+        vector quantities too if `traces`; only the named `quantities` (scalar or vector) if given."""
         sql = ("SELECT b.batch_id, b.unit_index, b.attempt, b.seq, b.kind, b.t, b.n_cells, b.cells FROM batches b")
         where, args = ["b.run_id = ?"], [run_id]
         if step_index is not None:
@@ -428,10 +485,25 @@ class Store(SweepTables):
             args += list(kinds)
         sql += " WHERE " + " AND ".join(where) + " ORDER BY b.unit_index, b.attempt, b.seq"
         for batch_id, unit, attempt, seq, kind, t, n, cells in self.db.execute(sql, args).fetchall():
-            rc = _cells(cells, n)
+            rc = self._cells(cells, n)
             yield StoredBatch(batch_id=batch_id, unit_index=unit, attempt=attempt, seq=seq, kind=kind, t=t,
-                              rows=rc[:, 0], cols=rc[:, 1], scalars=self.batch_scalars(batch_id),
-                              traces=self._batch_traces(batch_id, n) if traces else {})
+                              rows=rc[:, 0], cols=rc[:, 1], scalars=dict(self._scalar_blobs(batch_id, "", quantities)),
+                              traces=self._batch_traces(batch_id, n, quantities) if traces else {})
+
+    def step_kinds(self, run_id: str) -> dict[int, dict[str, tuple[list[str], list[str]]]]:
+        """What a run holds, reading no measurement: step index -> batch kind (in the order first taken)
+        -> (its scalar quantities, its vector quantities), as the kind's first batch has them."""
+        out: dict[int, dict[str, tuple[list[str], list[str]]]] = {}
+        firsts = self.db.execute("SELECT u.step_index, b.kind, MIN(b.batch_id) AS first FROM batches b JOIN units u"
+                                 " ON u.run_id = b.run_id AND u.unit_index = b.unit_index WHERE b.run_id = ?"
+                                 " GROUP BY u.step_index, b.kind ORDER BY u.step_index, first", (run_id,)).fetchall()
+        for step, kind, first in firsts:
+            out.setdefault(step, {})[kind] = (
+                [q for (q,) in self.db.execute("SELECT quantity FROM scalars WHERE batch_id = ? ORDER BY rowid",
+                                               (first,))],
+                [q for (q,) in self.db.execute("SELECT quantity FROM traces WHERE batch_id = ? ORDER BY rowid",
+                                               (first,))])
+        return out
 
     def measurement_count(self, run_id: str) -> int:
         """Measurements (cell x quantity) of a run, scalar and vector."""
@@ -451,17 +523,14 @@ class Store(SweepTables):
                     " u.pass_index, u.repeat_index, u.sweep_index, u.chunk_index, b.attempt, b.seq, b.kind, b.t"
                     " FROM batches b JOIN units u ON u.run_id = b.run_id AND u.unit_index = b.unit_index"
                     " WHERE b.run_id = ? ORDER BY b.unit_index, b.attempt, b.seq")
-        reader = self.db.cursor()
         for batch_id, n, cells, *head in self.db.execute(head_sql, (run_id,)).fetchall():
             head = tuple(head)
-            rc = np.frombuffer(cells, "<i4").reshape(n, 2).tolist()
-            for q, data in reader.execute("SELECT quantity, data FROM scalars WHERE batch_id = ? ORDER BY rowid",
-                                          (batch_id,)).fetchall():
-                values = np.frombuffer(data, "<f8")
+            rc = self._cells(cells, n).tolist()
+            for q, values in self._scalar_blobs(batch_id):
                 for (r, c), v in zip(rc, np.where(np.isnan(values), None, values).tolist()):
                     yield head + (r, c, q, v, None)
-            for q, k, shared, data in reader.execute("SELECT quantity, n_points, shared, data FROM traces"
-                                                     " WHERE batch_id = ? ORDER BY rowid", (batch_id,)).fetchall():
+            for q, k, shared, values in self._trace_blobs(batch_id):
+                data = values.tobytes()
                 size = 8 * k
                 for i, (r, c) in enumerate(rc):
                     yield head + (r, c, q, None, data if shared else data[i * size:(i + 1) * size])
@@ -485,13 +554,11 @@ class Store(SweepTables):
             # Scalars are stored per batch (one blob per quantity), so the cell is looked up in each
             # batch's cell list, newest batch first, until `limit` values are found.
             for batch_id, wall_time, t, name, kind, n, cells in self.db.execute(sql, args):
-                rc = np.frombuffer(cells, "<i4").reshape(n, 2)
+                rc = self._cells(cells, n)
                 (hits,) = np.nonzero((rc[:, 0] == row) & (rc[:, 1] == col))
                 if hits.size == 0:
                     continue
-                for q, data in self.db.execute("SELECT quantity, data FROM scalars WHERE batch_id = ?"
-                                               " ORDER BY rowid DESC", (batch_id,)):
-                    values = np.frombuffer(data, "<f8")
+                for q, values in self._scalar_blobs(batch_id, "DESC"):
                     for i in hits[::-1]:
                         if not np.isnan(values[i]):
                             out.append(HistoryEntry(wall_time, t, name, kind, q, float(values[i])))

@@ -26,7 +26,7 @@ _SWEEP_COLUMNS = ("sweep_id, name, status, created_at, stopped_at, sweep_path, s
 _TASK_COLUMNS = ("task_index, seed, axes_json, status, run_id, figures_json, error, attempts, worker, elapsed,"
                  " finished_at")
 #: Tables of one run, in the order they are copied (batches first: scalars and traces refer to them).
-_RUN_TABLES = ("runs", "units", "run_state", "events")
+_RUN_TABLES = ("runs", "units", "run_state", "events", "dies")
 _BATCH_TABLES = ("scalars", "traces")
 
 
