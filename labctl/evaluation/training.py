@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from emulator.train import PulsedTile
+from labctl.evaluation.blas import single_blas_thread
 from labctl.evaluation.datasets import Dataset
 from labctl.evaluation.devicefit import DeviceParameters, DevicePopulation
 from labctl.evaluation.inference import MLP, relu, softmax_cross_entropy_grad
@@ -299,6 +300,7 @@ class AnalogTrainer:
         self.lr_factor *= cfg.lr_decay
 
 
+@single_blas_thread
 def train(data: Dataset, cfg: TrainingConfig, devices: DeviceSource | None = None,
           progress: bool = False) -> TrainingResult:
     """Train on `data` with `cfg`; test accuracy after every epoch."""
