@@ -141,7 +141,7 @@ typedef struct {
 
 /* One pulse on every lane [0, m): noise-free step, then the noise draws, then the weights. Lanes
  * [m, m rounded up to PAD) are padding with harmless values (their results are never stored). */
-LANES static void pulse_lanes(lanes_t *restrict L, int32_t m, double c2c) {
+static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *restrict L, int32_t m, double c2c) {
     const int32_t mp = (m + PAD - 1) / PAD * PAD;
     for (int32_t e = m; e < mp; ++e) {
         L->w[e] = 0.0; L->ref[e] = 1.0; L->sgn[e] = 1.0; L->span[e] = 2.0; L->alpha[e] = 0.0;
@@ -171,6 +171,27 @@ LANES static void pulse_lanes(lanes_t *restrict L, int32_t m, double c2c) {
             for (int32_t l = 0; l < PAD; ++l) L->w[e0 + l] = L->w[e0 + l] + L->dw[e0 + l];
     }
 }
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+/* The same body compiled for AVX-512 (full 512-bit vectors), AVX2 and baseline x86-64. */
+__attribute__((target("arch=x86-64-v4,prefer-vector-width=512")))
+static void pulse_lanes_v4(lanes_t *restrict L, int32_t m, double c2c) { pulse_lanes_body(L, m, c2c); }
+__attribute__((target("arch=x86-64-v3")))
+static void pulse_lanes_v3(lanes_t *restrict L, int32_t m, double c2c) { pulse_lanes_body(L, m, c2c); }
+static void pulse_lanes_base(lanes_t *restrict L, int32_t m, double c2c) { pulse_lanes_body(L, m, c2c); }
+
+static void pulse_lanes(lanes_t *restrict L, int32_t m, double c2c) {
+    static void (*impl)(lanes_t *restrict, int32_t, double) = 0;  /* benign race: same value */
+    if (!impl) {
+        __builtin_cpu_init();
+        impl = __builtin_cpu_supports("x86-64-v4") ? pulse_lanes_v4
+             : __builtin_cpu_supports("x86-64-v3") ? pulse_lanes_v3 : pulse_lanes_base;
+    }
+    impl(L, m, c2c);
+}
+#else
+static void pulse_lanes(lanes_t *restrict L, int32_t m, double c2c) { pulse_lanes_body(L, m, c2c); }
+#endif
 
 /* Noise counter of pulse p (0-based) on device k within one keyed batch of pulses. */
 static inline uint64_t noise_counter(int64_t k, int32_t p) { return ((uint64_t)k << 6) + (uint64_t)p; }
@@ -208,7 +229,12 @@ static void lanes_gather(const rram_train_tile *t, lanes_t *L, int32_t m) {
 static void apply_gathered(rram_train_tile *t, lanes_t *L, int32_t m) {
     while (m > 0) {
         pulse_lanes(L, m, t->c2c_sigma);
-        int32_t keep = 0;
+        int32_t keep = 0, more = 0;
+        for (int32_t e = 0; e < m; ++e) more |= L->left[e] > 1;
+        if (!more) {  /* the common case of sparse updates: one pulse per device */
+            for (int32_t e = 0; e < m; ++e) t->w[L->k[e]] = L->w[e];
+            return;
+        }
         for (int32_t e = 0; e < m; ++e) {
             if (--L->left[e] == 0) {
                 t->w[L->k[e]] = L->w[e];
@@ -360,10 +386,10 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
         /* Row by row, every sample of the group in order: a row's weights and device lines stay in
          * cache across the group. Pulses on one device are applied in sample order (the lanes are
          * flushed before a sample's pulses would meet a device already queued). */
+        int32_t m = 0;  /* queued lanes; rows are distinct devices, so lanes carry over from row to row */
         for (int32_t i = 0; i < rows; ++i) {
             const int64_t base = (int64_t)i * cols;
-            int32_t m = 0;
-            memset(queued, 0, sizeof(uint64_t) * (size_t)nw);
+            memset(queued, 0, sizeof(uint64_t) * (size_t)nw);  /* this row's devices among the lanes */
             for (int32_t g = 0; g < ng; ++g) {
                 const sample_t *sm = &smp[g];
                 if (!sm->active) continue;
@@ -408,8 +434,8 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
                     }
                 }
             }
-            flush_lanes(t, lanes, m);
         }
+        flush_lanes(t, lanes, m);
     }
     free(xbits); free(slots); free(xneg); free(smp); free(lanes);
     if (pulses_out) *pulses_out = pulses;
