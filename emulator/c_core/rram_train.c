@@ -41,6 +41,13 @@ static inline double double_of(uint64_t u) { double x; memcpy(&x, &u, sizeof x);
 #define LN2_LO 1.90821492927058770002e-10
 #define SHIFT52 6755399441055744.0         /* 1.5 * 2^52: adding it rounds to an integer in the low bits */
 
+/* Horner coefficients, highest power first: 1/n! for n = 13 .. 0, and 1/(2n + 1) for n = 11 .. 0. */
+static const double EXP_TAYLOR[14] = {1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
+                                      1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0,
+                                      1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0};
+static const double ATANH_SERIES[12] = {1.0 / 23.0, 1.0 / 21.0, 1.0 / 19.0, 1.0 / 17.0, 1.0 / 15.0, 1.0 / 13.0,
+                                        1.0 / 11.0, 1.0 / 9.0, 1.0 / 7.0, 1.0 / 5.0, 1.0 / 3.0, 1.0};
+
 /* e^x for x in [-708, 709] (clamped there), relative error ~2e-16: x = k ln2 + r, |r| <= ln2 / 2,
  * Taylor series of e^r to r^13 (remainder < 4e-18), 2^k built in the exponent field. */
 static inline double t_exp(double x) {
@@ -49,20 +56,8 @@ static inline double t_exp(double x) {
     double kd = t - SHIFT52;
     int64_t k = (int64_t)(bits_of(t) - bits_of(SHIFT52));
     double r = (x - kd * LN2_HI) - kd * LN2_LO;
-    double p = 1.0 / 6227020800.0;
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
+    double p = EXP_TAYLOR[0];
+    for (int i = 1; i < 14; ++i) p = p * r + EXP_TAYLOR[i];
     return p * double_of((uint64_t)(k + 1023) << 52);
 }
 
@@ -76,18 +71,8 @@ static inline double t_log(double x) {
     m = big ? 0.5 * m : m;
     e = big ? e + 1.0 : e;
     double s = (m - 1.0) / (m + 1.0), s2 = s * s;
-    double p = 1.0 / 23.0;
-    p = p * s2 + 1.0 / 21.0;
-    p = p * s2 + 1.0 / 19.0;
-    p = p * s2 + 1.0 / 17.0;
-    p = p * s2 + 1.0 / 15.0;
-    p = p * s2 + 1.0 / 13.0;
-    p = p * s2 + 1.0 / 11.0;
-    p = p * s2 + 1.0 / 9.0;
-    p = p * s2 + 1.0 / 7.0;
-    p = p * s2 + 1.0 / 5.0;
-    p = p * s2 + 1.0 / 3.0;
-    p = p * s2 + 1.0;
+    double p = ATANH_SERIES[0];
+    for (int i = 1; i < 12; ++i) p = p * s2 + ATANH_SERIES[i];
     return e * LN2_HI + (e * LN2_LO + 2.0 * s * p);
 }
 
