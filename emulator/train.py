@@ -121,6 +121,8 @@ class PulsedTile:
         pulses = ffi.new("int64_t *")
         code = lib.rram_train_update(self._struct, ffi.cast("double *", xa.ctypes.data),
                                      ffi.cast("double *", da.ctypes.data), xa.shape[0], cfg, pulses)
+        if code == lib.RRAM_E_NOMEM:
+            raise MemoryError("update: the training kernel could not allocate its scratch")
         if code != 0:
             raise ValueError("update: arguments rejected by the training kernel")
         return int(pulses[0])

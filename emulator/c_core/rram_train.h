@@ -7,14 +7,17 @@
  *   - All memory is owned by the caller: rram_train_tile holds pointers to caller arrays of
  *     rows * cols doubles, and `dev`, the same device parameters packed one cache line per device
  *     (RRAM_TRAIN_DEV_STRIDE doubles, filled by rram_train_pack; refill it if a parameter changes).
- *     The kernel only writes w[] and the tile's counter. No globals, no I/O, no allocation
- *     (scratch, ~100 kB, lives on the stack; cols and rows are bounded by RRAM_TRAIN_MAX_DIM).
+ *     The kernel only writes w[] and the tile's counter. No globals, no I/O; an update allocates
+ *     its scratch (~0.4 MB: the trains of a group of samples) and frees it before returning
+ *     (RRAM_E_NOMEM if that fails); ~60 kB of stack. cols and rows are bounded by RRAM_TRAIN_MAX_DIM.
  *   - Weights are in normalized device units (the conductance window mapped to about [-1, 1]);
  *     nothing here knows siemens. The Python side (emulator/train.py) converts.
  *   - Deterministic: every random draw is rram_rng.h's counter-based generator keyed by the tile's
  *     `key`, at the tile's `counter`, which each call advances. The same key, counter and inputs
- *     give the same result on every platform.
- *   - Functions return RRAM_OK (0) or RRAM_E_ARG (-1) from rram.h; they never print or abort.
+ *     give the same result on every platform (and in the AVX-512, AVX2 and baseline builds of the
+ *     device step, which execute the same IEEE operations).
+ *   - Functions return RRAM_OK (0), RRAM_E_ARG (-1) or RRAM_E_NOMEM (-2) from rram.h; they never
+ *     print or abort.
  *
  * Device model (generalized soft bounds, the weak-to-strong-pulse form of the emulator's rram.c)
  *   span = w_max - w_min. An up pulse moves the normalized distance to the upper bound
