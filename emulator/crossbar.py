@@ -37,9 +37,6 @@ for any number of workers or cores.
 """
 from __future__ import annotations
 
-import contextlib
-import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -52,6 +49,7 @@ import scipy.sparse.linalg as spl
 from numpy.typing import ArrayLike, NDArray
 
 from emulator.presets import Preset, get_preset
+from labctl.core.blas import single_blas
 
 Key = tuple[int, int, int]  # (kind, row, col): kind 0 = row-wire node, 1 = column-wire node
 Shape = tuple[int, int, bool, bool]  # (rows, cols, on the array's top edge, on its right edge)
@@ -62,22 +60,6 @@ MVM_BLOCK = 4096  # vectors per BLAS call in crossbar_currents: a fixed split, w
 # 128x128 148 ms against 115 ms, 256x256 1.5 s against 0.43 s).
 DISSECTION_MIN_CELLS = 128 * 128
 SMALL_TOL = 1e-13
-
-_controller_lock = threading.Lock()
-_controller: object | None = None
-
-
-@contextlib.contextmanager
-def single_blas() -> Iterator[None]:
-    """Run the enclosed BLAS/LAPACK calls with one thread (bit-identical results on any core count)."""
-    global _controller
-    with _controller_lock:
-        if _controller is None:
-            from threadpoolctl import ThreadpoolController
-
-            _controller = ThreadpoolController()
-    with _controller.limit(limits=1, user_api="blas"):  # type: ignore[attr-defined]
-        yield
 
 
 def _boundary(h: int, w: int, top: bool, right: bool) -> set[Key]:

@@ -45,6 +45,7 @@ class PulsedTile:
                 raise ValueError(f"{name}: expected a scalar or shape {shape}, got {arr.shape}") from None
             if not np.all(np.isfinite(arr)):
                 raise ValueError(f"{name}: contains NaN or inf")
+            arr.setflags(write=False)  # packed into the kernel's device lines once (see _bind)
             self.params[name] = arr
         if np.any(self.params["w_max"] <= self.params["w_min"]):
             raise ValueError("w_max, w_min: every device needs w_max > w_min")
@@ -64,11 +65,19 @@ class PulsedTile:
         self._bind()
 
     def _bind(self) -> None:
-        """Point the C struct at the current buffers (after `w` was replaced)."""
+        """Point the C struct at the current buffers (after `w` was replaced) and pack the device
+        parameters one 64-byte line per device (a pulse then touches two cache lines: w and its device)."""
         self.w = np.ascontiguousarray(self.w, dtype=np.float64)
         self._struct.w = ffi.cast("double *", self.w.ctypes.data)
         for name in DEVICE_FIELDS:
             setattr(self._struct, name, ffi.cast("double *", self.params[name].ctypes.data))
+        stride = lib.RRAM_TRAIN_DEV_STRIDE
+        raw = np.empty(self.rows * self.cols * stride + 8)
+        start = (-raw.ctypes.data % 64) // 8  # first 64-byte aligned element
+        self._dev = raw[start:start + self.rows * self.cols * stride]
+        if lib.rram_train_pack(self._struct, ffi.cast("double *", self._dev.ctypes.data)) != 0:
+            raise ValueError("device parameters rejected by the training kernel")
+        self._struct.dev = ffi.cast("double *", self._dev.ctypes.data)
 
     @property
     def c2c_sigma(self) -> float:
@@ -112,6 +121,8 @@ class PulsedTile:
         pulses = ffi.new("int64_t *")
         code = lib.rram_train_update(self._struct, ffi.cast("double *", xa.ctypes.data),
                                      ffi.cast("double *", da.ctypes.data), xa.shape[0], cfg, pulses)
+        if code == lib.RRAM_E_NOMEM:
+            raise MemoryError("update: the training kernel could not allocate its scratch")
         if code != 0:
             raise ValueError("update: arguments rejected by the training kernel")
         return int(pulses[0])

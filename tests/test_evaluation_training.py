@@ -43,7 +43,9 @@ def test_device_fit_recovers_known_parameters() -> None:
                 alpha_up=rng.uniform(0.05, 0.09, shape), alpha_down=rng.uniform(0.1, 0.16, shape),
                 gamma_up=rng.uniform(1.1, 1.5, shape), gamma_down=rng.uniform(0.9, 1.3, shape))
     tile = PulsedTile(*shape, **true, c2c_sigma=0.3, seed=1, w=50e-6)
-    fit = fit_devices(*_open_loop_on_tile(tile, rng, read_noise=0.18e-6))
+    # Four swing cycles (two before issue 18): with the per-device tolerances below, two cycles made the
+    # pass depend on the pulse noise stream (11 of 12 kernel seeds pass with four, 6 of 12 with two).
+    fit = fit_devices(*_open_loop_on_tile(tile, rng, read_noise=0.18e-6, cycles=4))
     pairs = {"g_max": "w_max", "g_min": "w_min", "a_up": "alpha_up", "a_down": "alpha_down",
              "gamma_up": "gamma_up", "gamma_down": "gamma_down"}
     tol = {"g_max": 0.02, "g_min": 0.15, "a_up": 0.1, "a_down": 0.12, "gamma_up": 0.1, "gamma_down": 0.12}

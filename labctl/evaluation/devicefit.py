@@ -27,6 +27,7 @@ from scipy.optimize import least_squares
 
 from labctl.backends.base import ArrayBackend
 from labctl.core import reference as ref
+from labctl.core.blas import single_blas
 from labctl.routines.open_loop import OpenLoopParams, open_loop
 
 FloatArray = NDArray[np.float64]
@@ -235,8 +236,11 @@ def fit_devices(swing: ArrayLike, swing_direction: ArrayLike, alternating: Array
     return fit_sequences(g, d)
 
 
+@single_blas()
 def fit_sequences(g: ArrayLike, directions: ArrayLike) -> DeviceParameters:
-    """fit_devices on one read sequence per device: g (n_cells, n) read after pulse k of directions (n,) (+1 up)."""
+    """fit_devices on one read sequence per device: g (n_cells, n) read after pulse k of directions (n,) (+1 up).
+
+    Runs with BLAS on one thread (labctl.core.blas): the same traces give the same fit on any core count."""
     g = np.atleast_2d(np.asarray(g, dtype=np.float64))
     d = np.asarray(directions, dtype=np.int8)
     if d.shape != (g.shape[1],):

@@ -2,7 +2,7 @@
 onto tiles, programmed on a backend, and evaluated at times after programming through the MVM model.
 
 Evaluation times default to 1 s, 1 h, 1 day, 1 month, 1 year and 10 years after programming.
-Training, calibration and evaluation run with one BLAS thread (emulator.crossbar.single_blas): OpenBLAS
+Training, calibration and evaluation run with one BLAS thread (labctl.core.blas.single_blas): OpenBLAS
 splits large products differently on more threads, which changes their last bits (and, through the
 converters' rounding, can change an output); pinned, the same seed gives the same numbers on any core count.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from emulator.crossbar import single_blas
+from labctl.core.blas import single_blas
 from labctl.evaluation.mapping import ConductanceRange, LayerMapping, Scheme, TileShape, map_layer
 from labctl.evaluation.mvm import DriftingLayer, MVMConfig, ProgrammedLayer, mvm_rmse
 from labctl.evaluation.relaxation import RelaxationLaw

@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from emulator.train import PulsedTile
+from labctl.core.blas import single_blas
 from labctl.evaluation.datasets import Dataset
 from labctl.evaluation.devicefit import DeviceParameters, DevicePopulation
 from labctl.evaluation.inference import MLP, relu, softmax_cross_entropy_grad
@@ -299,6 +300,7 @@ class AnalogTrainer:
         self.lr_factor *= cfg.lr_decay
 
 
+@single_blas()
 def train(data: Dataset, cfg: TrainingConfig, devices: DeviceSource | None = None,
           progress: bool = False) -> TrainingResult:
     """Train on `data` with `cfg`; test accuracy after every epoch."""
@@ -331,12 +333,14 @@ def train_algorithms(data: Dataset, algorithms: Sequence[str], base: TrainingCon
 
 
 # Tuned on digits with the device models fitted to emulated CMO/HfOx arrays (docs/evaluation.md, checked
-# across seeds by scripts/agad_seeds.py): A is pulsed hard (about half a device step per unit |x d|) and
-# read in full after every mini-batch; every column's chopper flips after every third read (periodic, as
-# the AGAD paper's default) and the dynamic reference is the running mean of A's reads with momentum 2/3,
-# which averages A's pulse noise out of the reference; transfers are small (0.1 C pulse per unit of A
-# signal over one C step) and decay by 0.93 per epoch over 50 epochs so that the noisy C pulses settle.
+# across seeds by scripts/agad_seeds.py), after the AGAD paper's and aihwkit's published settings: one column
+# of A read per sample (transfer_columns = batch: ten columns after every mini-batch of ten, each column every
+# 6.4 mini-batches), periodic choppers flipping after every tenth read of a column (chopper period 10) with the
+# dynamic reference the running mean of A's reads over the period's tail (tail_weighting 5: momentum 1/2);
+# A is pulsed hard (fast_lr 2: with the sparser reads A has to integrate a larger gradient between reads,
+# the pulse trains are 31 slots long); transfers are small (0.1 C pulse per unit of A signal over one C
+# step, at most one pulse per device) and decay by 0.93 per epoch over 50 epochs so that C settles.
 DIGITS_SETTINGS = TrainingConfig(algorithm="agad", hidden=(32,), epochs=50, batch=10, lr=0.1, weight_range=3.0,
-                                 fast_lr=0.5, transfer_every=1, transfer_columns=64, transfer_lr=0.1,
-                                 chopper_probability=1 / 3, chopper_random=False, tail_weighting=2.0,
+                                 fast_lr=2.0, transfer_every=1, transfer_columns=10, transfer_lr=0.1,
+                                 chopper_probability=0.1, chopper_random=False, tail_weighting=5.0,
                                  lr_decay=0.93)
