@@ -28,6 +28,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import brentq
 
+from labctl.puf._sp800 import ffi, lib
 from labctl.puf.suffix import lcp_interval_counts, suffix_array_lcp
 
 #: Upper 0.5 % point of the standard normal distribution (SP 800-90B writes 2.576).
@@ -86,21 +87,11 @@ def collision(bits: ArrayLike) -> Estimate:
     """6.3.2: mean time to the first collision in successive runs of 2 or 3 samples."""
     s = as_bits(bits)
     n = s.size
-    # t_i = 2 if the next two samples are equal, else 3 (any 3 bits hold a collision); the walk
-    # jumps by t_i, so it is sequential, but over a precomputed table of steps.
-    same = (s[:-1] == s[1:]).tolist()
-    i = total = total_sq = v = 0
-    while i < n - 1:
-        if same[i]:
-            t = 2
-        elif i < n - 2:
-            t = 3
-        else:
-            break
-        v += 1
-        total += t
-        total_sq += t * t
-        i += t
+    # t_i = 2 if the next two samples are equal, else 3 (any 3 bits hold a collision): a sequential
+    # walk, in C
+    out = np.zeros(3, dtype=np.int64)
+    lib.sp_collision(ffi.from_buffer("uint8_t[]", np.ascontiguousarray(s)), n, ffi.from_buffer("int64_t[]", out))
+    v, total, total_sq = (int(x) for x in out)
     if v < 2:
         return Estimate("collision", None, {"reason": f"only {v} collision(s) in {n} samples"})
     x_bar = total / v
