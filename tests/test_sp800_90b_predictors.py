@@ -143,6 +143,11 @@ def test_suffix_and_lcp_arrays_agree_with_sorting(name):
         common = next((j for j in range(min(len(a), len(b))) if a[j] != b[j]), min(len(a), len(b)))
         assert lcp[r] == common
     assert lcp[0] == 0
-    # all ones: every suffix is a prefix of the longer ones
+    # around the 64-bit initial window: short strings, zeros (every suffix a prefix of the longer ones)
+    rng = np.random.default_rng(21)
+    for n in (1, 2, 62, 63, 64, 65, 129):
+        for b in (np.zeros(n, dtype=np.uint8), rng.integers(0, 2, n).astype(np.uint8)):
+            raw = b.tobytes()
+            assert suffix.suffix_array_lcp(b)[0].tolist() == sorted(range(n), key=lambda i: raw[i:]), n
     sa1, lcp1 = suffix.suffix_array_lcp(np.ones(100, dtype=np.uint8))
     assert sa1.tolist() == list(range(99, -1, -1)) and lcp1.tolist() == list(range(100))

@@ -1,37 +1,46 @@
 /* Suffix and LCP arrays of a bit string, their LCP intervals (6.3.5 t-tuple, 6.3.6 LRS), and the
  * collision walk (6.3.2).
  *
- * Suffix array: prefix doubling (Manber and Myers) started from 32-bit windows sorted by an LSD
- * radix sort; each doubling orders the suffixes by their second half from the previous order and
+ * Suffix array: prefix doubling (Manber and Myers) started from 64-bit windows sorted by an LSD
+ * radix sort (random bit strings of 10^7 bits repeat nothing longer, so need no doubling); each doubling orders the suffixes by their second half from the previous order and
  * then by their first half with one counting sort. LCP: Kasai's algorithm. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "sp800.h"
 
-#define WINDOW 32
+#define WINDOW 64
 
-/* Stable LSD radix sort of idx by key (16-bit digits over the low key_bits bits). */
-static int radix_sort(int32_t *idx, const uint64_t *key, int64_t n, int key_bits) {
-    int32_t *tmp = malloc(n * sizeof *tmp);
+typedef struct {
+    uint64_t key;
+    int32_t pos;
+} keyed;
+
+/* Stable LSD radix sort of a by key (16-bit digits); key and position move together, so every
+ * pass reads and writes sequentially. */
+static int radix_sort(keyed *a, int64_t n) {
+    keyed *tmp = malloc(n * sizeof *tmp);
     int64_t *count = malloc(((size_t)1 << 16) * sizeof *count);
     if (!tmp || !count) {
         free(tmp);
         free(count);
         return -1;
     }
-    for (int shift = 0; shift < key_bits; shift += 16) {
+    for (int shift = 0; shift < 64; shift += 16) {
         memset(count, 0, ((size_t)1 << 16) * sizeof *count);
-        for (int64_t i = 0; i < n; i++) count[(key[idx[i]] >> shift) & 0xffff]++;
+        for (int64_t i = 0; i < n; i++) count[(a[i].key >> shift) & 0xffff]++;
         int64_t sum = 0;
         for (int d = 0; d < 1 << 16; d++) {
             int64_t c = count[d];
             count[d] = sum;
             sum += c;
         }
-        for (int64_t i = 0; i < n; i++) tmp[count[(key[idx[i]] >> shift) & 0xffff]++] = idx[i];
-        memcpy(idx, tmp, n * sizeof *idx);
+        for (int64_t i = 0; i < n; i++) tmp[count[(a[i].key >> shift) & 0xffff]++] = a[i];
+        keyed *swap = a;
+        a = tmp;
+        tmp = swap;
     }
+    /* four passes: the result is back in the caller's array */
     free(tmp);
     free(count);
     return 0;
@@ -45,33 +54,48 @@ int sp_suffix_array(const uint8_t *bits, int64_t n, int64_t *sa_out, int64_t *lc
     int32_t *next = malloc(n * sizeof *next);
     int32_t *tmp = malloc(n * sizeof *tmp);
     int64_t *start = malloc((n + 2) * sizeof *start);
-    uint64_t *key = malloc(n * sizeof *key);
+    keyed *key = malloc(n * sizeof *key);
     if (!sa || !rank || !next || !tmp || !start || !key) goto done;
-    /* First WINDOW bits, zero-padded, then the length left (capped): this orders the prefixes as the
-     * suffixes are ordered (one that ends sorts before its extensions), equal only if identical. */
+    /* The first WINDOW bits of each suffix, zero-padded. A suffix shorter than WINDOW sorts before
+     * the longer ones with the same padded window (it is a prefix of them), and the shorter of two
+     * first: they enter the stable sort first, shortest first. */
+    int64_t shorts = n < WINDOW - 1 ? n : WINDOW - 1, k = 0;
     uint64_t w = 0;
     for (int64_t i = 0; i < WINDOW && i < n; i++) w |= (uint64_t)bits[i] << (WINDOW - 1 - i);
     for (int64_t i = 0; i < n; i++) {
-        int64_t left = n - i < WINDOW ? n - i : WINDOW;
-        key[i] = (w << 6) | (uint64_t)left;
-        sa[i] = (int32_t)i;
-        w = (w << 1) & 0xffffffffULL;
+        if (i < n - shorts) {
+            key[k].key = w;
+            key[k].pos = (int32_t)i;
+            k++;
+        }
+        w <<= 1;
         if (i + WINDOW < n) w |= bits[i + WINDOW];
     }
-    if (radix_sort(sa, key, n, WINDOW + 6) != 0) goto done;
-    /* ranks from 1 (0 is "past the end"), dense */
+    memmove(key + shorts, key, k * sizeof *key);
+    w = 0;
+    for (int64_t j = 0; j < shorts; j++) {
+        int64_t i = n - 1 - j; /* j + 1 bits left */
+        w = (w >> 1) | ((uint64_t)bits[i] << (WINDOW - 1));
+        key[j].key = w;
+        key[j].pos = (int32_t)i;
+    }
+    if (radix_sort(key, n) != 0) goto done;
+    for (int64_t i = 0; i < n; i++) sa[i] = key[i].pos;
+    /* ranks from 1 (0 is "past the end"), dense; equal only for the same window and length */
     int64_t distinct = 1;
     rank[sa[0]] = 1;
     for (int64_t i = 1; i < n; i++) {
-        if (key[sa[i]] != key[sa[i - 1]]) distinct++;
-        rank[sa[i]] = (int32_t)distinct;
+        int64_t a = sa[i - 1], c = sa[i];
+        int64_t la = n - a < WINDOW ? n - a : WINDOW, lc = n - c < WINDOW ? n - c : WINDOW;
+        if (key[i].key != key[i - 1].key || la != lc) distinct++;
+        rank[c] = (int32_t)distinct;
     }
     for (int64_t h = WINDOW; distinct < n; h *= 2) {
         /* order by the second half: the suffixes without one first, then from the current order */
-        int64_t k = 0;
-        for (int64_t i = n - h > 0 ? n - h : 0; i < n; i++) tmp[k++] = (int32_t)i;
+        int64_t m = 0;
+        for (int64_t i = n - h > 0 ? n - h : 0; i < n; i++) tmp[m++] = (int32_t)i;
         for (int64_t j = 0; j < n; j++)
-            if (sa[j] >= h) tmp[k++] = (int32_t)(sa[j] - h);
+            if (sa[j] >= h) tmp[m++] = (int32_t)(sa[j] - h);
         /* stable counting sort by the first half */
         memset(start, 0, (distinct + 2) * sizeof *start);
         for (int64_t i = 0; i < n; i++) start[rank[i] + 1]++;
