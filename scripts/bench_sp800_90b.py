@@ -52,7 +52,7 @@ def _nist(tool: str, path: Path, threads: int) -> tuple[float, float | None]:
     """Wall time (s) of the tool on one file and the assessed min-entropy it prints."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     t0 = time.perf_counter()
-    done = subprocess.run([tool, "-i", "-a", path.name], cwd=path.parent, env=env, capture_output=True,
+    done = subprocess.run([tool, "-i", "-a", "-v", "-v", "-v", path.name], cwd=path.parent, env=env, capture_output=True,
                           text=True, check=False)
     elapsed = time.perf_counter() - t0
     if done.returncode != 0:

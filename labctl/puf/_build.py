@@ -28,6 +28,7 @@ ffibuilder.set_source(
     sources=[str(p.relative_to(ROOT)) for p in sorted(SRC.glob("*.c"))],
     include_dirs=[str(SRC.relative_to(ROOT))],
     extra_compile_args=["-O3", "-std=gnu11"],
+    libraries=["m"],
 )
 
 if __name__ == "__main__":

@@ -143,17 +143,10 @@ def markov(bits: ArrayLike) -> Estimate:
 
 
 def _compression_g(z: float, log2_i: NDArray[np.float64], d: int, blocks: int) -> float:
-    """G(z) of 6.3.4 step 7 for the blocks d+1..blocks, in closed form:
-    G(z) = z (z * sum_t sum_{u<t} a_u + sum_t a_t) / v, with a_u = log2(u) (1 - z)^(u - 1)."""
-    i = np.arange(2, blocks + 1, dtype=np.float64)
-    with np.errstate(under="ignore"):
-        a = log2_i * np.exp((i - 1.0) * math.log1p(-z)) if z < 1.0 else np.zeros_like(i)
-    # a[k] is a_(k+2)
-    head = float(a[:d - 1].sum())                    # A_(d+1) = sum_{u=2}^{d} a_u
-    mid = a[d - 1:blocks - 1]                        # a_u for u = d+1 .. blocks
-    weights = blocks - np.arange(d + 1, blocks + 1, dtype=np.float64)  # (blocks - u)
-    first = (blocks - d) * head + float(np.dot(weights, mid))
-    return z * (z * first + float(mid.sum())) / (blocks - d)
+    """G(z) of 6.3.4 step 7 for the blocks d+1..blocks, in closed form (C, one pass):
+    G(z) = z (z * sum_t sum_{u<t} a_u + sum_t a_t) / v, with a_u = log2(u) (1 - z)^(u - 1);
+    log2_i[k] = log2(k + 2)."""
+    return float(lib.sp_compression_g(z, ffi.from_buffer("double[]", log2_i), d, blocks))
 
 
 def compression(bits: ArrayLike) -> Estimate:

@@ -31,3 +31,7 @@ int sp_suffix_array(const uint8_t *bits, int64_t n, int64_t *sa, int64_t *lcp);
  * size c and enclosing value l_parent, max_count[l] = max(max_count[l], c) and
  * diff[l_parent + 1] += C(c, 2), diff[l + 1] -= C(c, 2). Both arrays hold v + 2 entries. */
 int sp_lcp_intervals(const int64_t *lcp, int64_t n, int64_t *max_count, int64_t *diff);
+
+/* 6.3.4 step 7: G(z) = z (z sum_{t=d+1}^{blocks} sum_{u=2}^{t-1} a_u + sum_{t=d+1}^{blocks} a_t) / (blocks - d),
+ * a_u = log2(u) (1 - z)^(u - 1), for the blocks d+1..blocks; log2_u[k] = log2(k + 2). */
+double sp_compression_g(double z, const double *log2_u, int64_t d, int64_t blocks);

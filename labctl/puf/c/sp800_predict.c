@@ -111,31 +111,127 @@ int sp_multi_mcw(const uint8_t *s, int64_t n, int alphabet, int64_t *out) {
 /* ------------------------------------------------------------------ 6.3.8 Lag */
 
 int sp_lag(const uint8_t *s, int64_t n, int64_t *out) {
-    if (n < 3) return -1;
+    if (n < 3 || n >= ((int64_t)1 << 31)) return -1;
+    enum { D = SP_LAG_DEPTH };
+    /* score[D - d] is the score of lag d, so that lag d's guess s[i - d] is s[i - D + (D - d)]:
+     * the loops run forwards over memory (and vectorize) */
+    int32_t score[D] = {0};
+    int winner = 1; /* a lag, 1..D */
     board b = {0};
     for (int64_t i = 1; i < n; i++) {
-        const int x = s[i];
-        const int w = b.winner;
-        /* lag d = w + 1 guessed s[i - d]; before the start there is no guess (scored wrong) */
-        run_step(&b, i - (w + 1) >= 0 && s[i - (w + 1)] == x);
-        int64_t top = b.scores[w];
-        int nw = w;
-        const int depth = i < SP_LAG_DEPTH ? (int)i : SP_LAG_DEPTH;
-        for (int j = 0; j < depth; j++) {
-            const int64_t eq = s[i - 1 - j] == x;
-            const int64_t sc = b.scores[j] + eq;
-            b.scores[j] = sc;
-            /* the winner's own score moves the bar it is compared with */
-            if (j == nw) top = sc;
-            if (eq && sc >= top) {
-                nw = j;
-                top = sc;
-            }
+        const uint8_t x = s[i];
+        /* before the start there is no guess (scored wrong) */
+        run_step(&b, i - winner >= 0 && s[i - winner] == x);
+        const int first = i < D ? D - (int)i : 0; /* lags 1..min(i, D) guess */
+        const int64_t base = i - D;
+        int32_t top = 0;
+        for (int k = first; k < D; k++) {
+            score[k] += s[base + k] == x;
+            top = score[k] > top ? score[k] : top;
         }
-        b.winner = nw;
+        /* the scoreboard's rule in one step: of the predictors right now, the last one (largest
+         * lag) at the top score becomes the winner (the winner always holds the top score) */
+        int at = -1;
+        for (int k = D - 1; k >= first; k--) at = (s[base + k] == x && score[k] == top) ? k : at;
+        if (at >= 0) winner = D - at;
     }
     out[0] = b.correct;
     out[1] = n - 1;
+    out[2] = b.longest;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ binary samples (6.3.9, 6.3.10)
+ * Contexts of m bits index count arrays directly: counts[offset(m) + 2 context + y]. */
+
+#define BIN_DEPTH 16
+#define BIN_CELLS (((int64_t)1 << (BIN_DEPTH + 2)) - 4) /* sum over m = 1..16 of 2^(m+1) */
+
+static int64_t bin_offset(int m) { return ((int64_t)1 << (m + 1)) - 4; } /* sum over m' < m of 2^(m'+1) */
+
+static int mmc_binary(const uint8_t *s, int64_t n, int64_t *out) {
+    int32_t *counts = calloc(BIN_CELLS, sizeof *counts);
+    if (counts == NULL) return -1;
+    int64_t distinct[BIN_DEPTH] = {0};
+    board b = {0};
+    uint8_t hit[BIN_DEPTH], made[BIN_DEPTH];
+    uint32_t reg = 0; /* s[i-1] in bit 0, s[i-2] in bit 1, ... */
+    for (int64_t i = 0; i < n; i++) {
+        const int x = s[i];
+        const int depth = i < BIN_DEPTH ? (int)i : BIN_DEPTH;
+        if (i >= 2) {
+            for (int m = 1; m <= BIN_DEPTH; m++) {
+                made[m - 1] = hit[m - 1] = 0;
+                if (m > depth) continue;
+                const int32_t *c = counts + bin_offset(m) + 2 * (reg & ((1u << m) - 1));
+                /* most frequent next bit, ties to 1 */
+                made[m - 1] = c[0] > 0 || c[1] > 0;
+                hit[m - 1] = made[m - 1] && (c[1] >= c[0]) == x;
+            }
+            board_step(&b, BIN_DEPTH, hit, made);
+        }
+        for (int m = 1; m <= depth; m++) {
+            int32_t *c = counts + bin_offset(m) + 2 * (reg & ((1u << m) - 1)) + x;
+            if (*c == 0) {
+                if (distinct[m - 1] >= SP_MMC_MAX_ENTRIES) continue;
+                distinct[m - 1]++;
+            }
+            ++*c;
+        }
+        reg = (reg << 1) | (uint32_t)x;
+    }
+    free(counts);
+    out[0] = b.correct;
+    out[1] = n - 2;
+    out[2] = b.longest;
+    return 0;
+}
+
+static int lz78y_binary(const uint8_t *s, int64_t n, int64_t *out) {
+    int32_t *counts = calloc(BIN_CELLS, sizeof *counts);
+    uint8_t *known = calloc(BIN_CELLS / 2, 1); /* [offset(m) / 2 + context]: in the dictionary */
+    if (counts == NULL || known == NULL) {
+        free(counts);
+        free(known);
+        return -1;
+    }
+    int64_t dictionary = 0;
+    board b = {0};
+    uint32_t reg = 0;
+    for (int64_t i = 0; i < BIN_DEPTH; i++) reg = (reg << 1) | s[i];
+    for (int64_t i = BIN_DEPTH; i < n; i++) {
+        const int x = s[i];
+        if (i > BIN_DEPTH) {
+            int32_t best = 0;
+            int y = 0;
+            for (int m = 1; m <= BIN_DEPTH; m++) { /* ties to the longer prefix */
+                const uint32_t ctx = reg & ((1u << m) - 1);
+                if (!known[bin_offset(m) / 2 + ctx]) continue;
+                const int32_t *c = counts + bin_offset(m) + 2 * ctx;
+                const int32_t top = c[1] >= c[0] ? c[1] : c[0];
+                if (top > 0 && top >= best) {
+                    best = top;
+                    y = c[1] >= c[0];
+                }
+            }
+            run_step(&b, best > 0 && y == x);
+        }
+        for (int m = BIN_DEPTH; m >= 1; m--) { /* new prefixes in order of first sight, longer first */
+            const uint32_t ctx = reg & ((1u << m) - 1);
+            uint8_t *k = &known[bin_offset(m) / 2 + ctx];
+            if (!*k) {
+                if (dictionary >= SP_LZ78Y_MAX_DICTIONARY) continue;
+                *k = 1;
+                dictionary++;
+            }
+            counts[bin_offset(m) + 2 * ctx + x]++;
+        }
+        reg = (reg << 1) | (uint32_t)x;
+    }
+    free(counts);
+    free(known);
+    out[0] = b.correct;
+    out[1] = n - BIN_DEPTH - 1;
     out[2] = b.longest;
     return 0;
 }
@@ -400,6 +496,7 @@ static void orders_free(order_table *o, int depth) {
 
 int sp_multi_mmc(const uint8_t *s, int64_t n, int alphabet, int64_t *out) {
     if (alphabet < 1 || alphabet > 256 || n < 3) return -1;
+    if (alphabet == 2) return mmc_binary(s, n, out);
     const int bits = value_bits(alphabet);
     order_table o[SP_MMC_DEPTH];
     int rc = -1;
@@ -450,6 +547,7 @@ done:
 int sp_lz78y(const uint8_t *s, int64_t n, int alphabet, int64_t *out) {
     const int depth = SP_LZ78Y_DEPTH;
     if (alphabet < 1 || alphabet > 256 || n < depth + 2) return -1;
+    if (alphabet == 2) return lz78y_binary(s, n, out);
     const int bits = value_bits(alphabet);
     order_table o[SP_LZ78Y_DEPTH];
     int rc = -1;
