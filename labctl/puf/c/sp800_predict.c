@@ -131,9 +131,12 @@ int sp_lag(const uint8_t *s, int64_t n, int64_t *out) {
         }
         /* the scoreboard's rule in one step: of the predictors right now, the last one (largest
          * lag) at the top score becomes the winner (the winner always holds the top score) */
-        int at = -1;
-        for (int k = D - 1; k >= first; k--) at = (s[base + k] == x && score[k] == top) ? k : at;
-        if (at >= 0) winner = D - at;
+        for (int k = first; k < D; k++) {
+            if (score[k] == top && s[base + k] == x) {
+                winner = D - k;
+                break;
+            }
+        }
     }
     out[0] = b.correct;
     out[1] = n - 1;
