@@ -8,7 +8,8 @@ For each sample file (default: two 1-bit and two 8-bit files of ~10^6 samples fr
 directory, --data or SP800_90B_DATA), the wall time of `entropy.assess_samples` (the initial entropy
 estimate: ten estimators on bits; seven on the samples plus ten on their bit string for multi-bit
 samples) and its assessed min-entropy; when the tool is given (--nist or SP800_90B_NIST) the wall time
-of `ea_non_iid -i -a FILE` with OMP_NUM_THREADS=--nist-threads (default 1: one core, as labctl), its
+of `ea_non_iid -i -a -v -v -v FILE` (its full printout, whose last line is the assessed value to 17
+digits) with OMP_NUM_THREADS=--nist-threads (default 1; its non-IID path is single-threaded anyway), its
 assessed value, and ratio.<file> = nist_s / labctl_s (> 1: labctl is faster). The machine load
 (/proc/loadavg, 1 min) before and after is part of the result: compare ratios from one run.
 """
