@@ -64,8 +64,34 @@ static int mcw_rescan(const mcw_window *m, int alphabet) {
     return best;
 }
 
+/* Binary samples: every window is odd, so its mode is 1 exactly when it holds more ones than zeros
+ * (no ties); a running count of ones per window. */
+static int mcw_binary(const uint8_t *s, int64_t n, int64_t *out) {
+    const int64_t first = MCW_WINDOWS[0];
+    int64_t start = 0;
+    for (int64_t t = 0; t < first; t++) start += s[t];
+    int64_t ones[SP_MCW_WINDOWS]; /* ones in s[max(0, i - w) .. i - 1] */
+    for (int j = 0; j < SP_MCW_WINDOWS; j++) ones[j] = start;
+    board b = {0};
+    uint8_t hit[SP_MCW_WINDOWS];
+    for (int64_t i = first; i < n; i++) {
+        for (int j = 0; j < SP_MCW_WINDOWS; j++) {
+            const int64_t w = MCW_WINDOWS[j];
+            if (i > first) ones[j] += s[i - 1] - (i - 1 - w >= 0 ? s[i - 1 - w] : 0);
+            /* a window not full yet makes no guess, scored as wrong */
+            hit[j] = i >= w && (2 * ones[j] > w) == s[i];
+        }
+        board_step(&b, SP_MCW_WINDOWS, hit, NULL);
+    }
+    out[0] = b.correct;
+    out[1] = n - first;
+    out[2] = b.longest;
+    return 0;
+}
+
 int sp_multi_mcw(const uint8_t *s, int64_t n, int alphabet, int64_t *out) {
     if (alphabet < 1 || alphabet > 256 || n <= MCW_WINDOWS[SP_MCW_WINDOWS - 1]) return -1;
+    if (alphabet == 2) return mcw_binary(s, n, out);
     mcw_window *win = calloc(SP_MCW_WINDOWS, sizeof *win);
     if (win == NULL) return -1;
     for (int j = 0; j < SP_MCW_WINDOWS; j++) {
