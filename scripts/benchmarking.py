@@ -15,12 +15,17 @@ from typing import Any
 
 
 def run_benchmark(argv: list[str] | None, doc: str | None, measure: Callable[[argparse.Namespace], dict[str, Any]],
-                  table: Callable[[dict[str, Any]], None], **counts: tuple[int, str]) -> int:
-    """A benchmark script's main(): parse `argv` (--json, and one integer option per `counts` entry,
-    name=(default, help)), `measure` with the parsed arguments, print the result as one JSON object
-    (--json) or as the script's `table`; returns the exit status (0)."""
+                  table: Callable[[dict[str, Any]], None],
+                  options: Callable[[argparse.ArgumentParser], None] | None = None,
+                  **counts: tuple[int, str]) -> int:
+    """A benchmark script's main(): parse `argv` (--json, one integer option per `counts` entry,
+    name=(default, help), and whatever `options` adds to the parser), `measure` with the parsed
+    arguments, print the result as one JSON object (--json) or as the script's `table`; returns the
+    exit status (0)."""
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    if options is not None:
+        options(p)
     for name, (default, text) in counts.items():
         p.add_argument(f"--{name}", type=int, default=default, help=f"{text} (default {default})")
     args = p.parse_args(argv)

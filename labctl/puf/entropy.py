@@ -28,6 +28,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import brentq
 
+from labctl.puf._sp800 import ffi, lib
 from labctl.puf.suffix import lcp_interval_counts, suffix_array_lcp
 
 #: Upper 0.5 % point of the standard normal distribution (SP 800-90B writes 2.576).
@@ -86,21 +87,11 @@ def collision(bits: ArrayLike) -> Estimate:
     """6.3.2: mean time to the first collision in successive runs of 2 or 3 samples."""
     s = as_bits(bits)
     n = s.size
-    # t_i = 2 if the next two samples are equal, else 3 (any 3 bits hold a collision); the walk
-    # jumps by t_i, so it is sequential, but over a precomputed table of steps.
-    same = (s[:-1] == s[1:]).tolist()
-    i = total = total_sq = v = 0
-    while i < n - 1:
-        if same[i]:
-            t = 2
-        elif i < n - 2:
-            t = 3
-        else:
-            break
-        v += 1
-        total += t
-        total_sq += t * t
-        i += t
+    # t_i = 2 if the next two samples are equal, else 3 (any 3 bits hold a collision): a sequential
+    # walk, in C
+    out = np.zeros(3, dtype=np.int64)
+    lib.sp_collision(ffi.from_buffer("uint8_t[]", np.ascontiguousarray(s)), n, ffi.from_buffer("int64_t[]", out))
+    v, total, total_sq = (int(x) for x in out)
     if v < 2:
         return Estimate("collision", None, {"reason": f"only {v} collision(s) in {n} samples"})
     x_bar = total / v
@@ -152,17 +143,10 @@ def markov(bits: ArrayLike) -> Estimate:
 
 
 def _compression_g(z: float, log2_i: NDArray[np.float64], d: int, blocks: int) -> float:
-    """G(z) of 6.3.4 step 7 for the blocks d+1..blocks, in closed form:
-    G(z) = z (z * sum_t sum_{u<t} a_u + sum_t a_t) / v, with a_u = log2(u) (1 - z)^(u - 1)."""
-    i = np.arange(2, blocks + 1, dtype=np.float64)
-    with np.errstate(under="ignore"):
-        a = log2_i * np.exp((i - 1.0) * math.log1p(-z)) if z < 1.0 else np.zeros_like(i)
-    # a[k] is a_(k+2)
-    head = float(a[:d - 1].sum())                    # A_(d+1) = sum_{u=2}^{d} a_u
-    mid = a[d - 1:blocks - 1]                        # a_u for u = d+1 .. blocks
-    weights = blocks - np.arange(d + 1, blocks + 1, dtype=np.float64)  # (blocks - u)
-    first = (blocks - d) * head + float(np.dot(weights, mid))
-    return z * (z * first + float(mid.sum())) / (blocks - d)
+    """G(z) of 6.3.4 step 7 for the blocks d+1..blocks, in closed form (C, one pass):
+    G(z) = z (z * sum_t sum_{u<t} a_u + sum_t a_t) / v, with a_u = log2(u) (1 - z)^(u - 1);
+    log2_i[k] = log2(k + 2)."""
+    return float(lib.sp_compression_g(z, ffi.from_buffer("double[]", log2_i), d, blocks))
 
 
 def compression(bits: ArrayLike) -> Estimate:
