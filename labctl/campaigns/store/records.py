@@ -14,6 +14,18 @@ from typing import Any
 import numpy as np
 
 
+def shown_status(status: str, host: str, pid: int | None) -> str:
+    """`status`, except that 'running' by a process of this host that is gone shows 'interrupted'."""
+    if status == "running" and host == socket.gethostname() and pid is not None:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return "interrupted"
+        except PermissionError:
+            pass
+    return status
+
+
 @dataclass(frozen=True)
 class RunRecord:
     """One run (table `runs`)."""
@@ -42,14 +54,7 @@ class RunRecord:
     @property
     def shown_status(self) -> str:
         """Status as stored, except that a run marked running whose process is gone shows 'interrupted'."""
-        if self.status == "running" and self.host == socket.gethostname() and self.pid is not None:
-            try:
-                os.kill(self.pid, 0)
-            except ProcessLookupError:
-                return "interrupted"
-            except PermissionError:
-                pass
-        return self.status
+        return shown_status(self.status, self.host, self.pid)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import labctl
+from labctl.campaigns.store.records import shown_status
 
 if TYPE_CHECKING:
     from labctl.campaigns.store.schema import Transaction
@@ -53,14 +54,7 @@ class SweepRecord:
     @property
     def shown_status(self) -> str:
         """Status as stored, except that a running sweep whose submitting process is gone shows 'interrupted'."""
-        if self.status == "running" and self.host == socket.gethostname() and self.pid is not None:
-            try:
-                os.kill(self.pid, 0)
-            except ProcessLookupError:
-                return "interrupted"
-            except PermissionError:
-                pass
-        return self.status
+        return shown_status(self.status, self.host, self.pid)
 
 
 @dataclass(frozen=True)
