@@ -87,6 +87,10 @@ def plot_figure(df: Any, plot: Plot) -> Any:
                         linestyle="-" if numeric else "none")
         if not numeric:
             ax.set_xticks(range(len(order)), [str(v) for v in order], rotation=20, ha="right", fontsize=8)
+        elif plot.logx:  # the axis values themselves, not powers of ten (sizes 64, 128, ...)
+            ticks = sorted({float(v) for v in done[x]})
+            ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
+            ax.minorticks_off()
         ax.set_xlabel(plot.x)
         ax.set_ylabel(f"{y} ({plot.statistic} ± std over repeats)")
         if plot.logx:
@@ -96,7 +100,10 @@ def plot_figure(df: Any, plot: Plot) -> Any:
         if group is not None:
             ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-    fig.suptitle(plot.title or f"{', '.join(plot.y)} vs {plot.x}")
+    import textwrap
+
+    title = plot.title or f"{', '.join(plot.y)} vs {plot.x}"
+    fig.suptitle("\n".join(textwrap.wrap(title, width=int(60 * len(plot.y)))), fontsize=10)
     fig.tight_layout()
     return fig
 
