@@ -133,6 +133,8 @@ class SweepRunner:
                                     seed=sw.sweep.seed, n_tasks=len(self.loaded.tasks), sweep_path=self.sweep_path)
         todo = self.pending()
         total = len(self.loaded.tasks)
+        # Each task's stored status, read once and kept up to date as tasks are stored (not re-read per task).
+        self._status = {t.task_index: t.status for t in self.store.sweep_tasks(self.sweep_id)}
         telemetry = self._start_telemetry()
         status = "interrupted"
         dashboard = scheduler = None
@@ -146,8 +148,8 @@ class SweepRunner:
                     self._store(outcome)
                     self.view.task_done(outcome)
                     if telemetry is not None:
-                        counts = self._counts()
-                        telemetry.progress({"done": counts[0], "failed": counts[1], "total": total})
+                        done, failed = self._counts()
+                        telemetry.progress({"done": done, "failed": failed, "total": total})
             done, failed = self._counts()
             status = "complete" if done == total else ("failed" if done + failed == total else "interrupted")
         finally:
@@ -163,8 +165,9 @@ class SweepRunner:
                            dashboard, scheduler)
 
     def _counts(self) -> tuple[int, int]:
-        tasks = self.store.sweep_tasks(self.sweep_id)
-        return sum(t.status == "done" for t in tasks), sum(t.status == "failed" for t in tasks)
+        """(done, failed) tasks stored."""
+        statuses = list(self._status.values())
+        return statuses.count("done"), statuses.count("failed")
 
     def _start_telemetry(self) -> Telemetry | None:
         if self.telemetry_config is None:
@@ -176,18 +179,21 @@ class SweepRunner:
         return t
 
     def _store(self, outcome: TaskOutcome) -> None:
+        """Store one outcome (and its run); a task stored as done already stays as it is."""
         spec = self.loaded.tasks[outcome.index]
         record = TaskRecord(task_index=outcome.index, seed=spec.seed, axes=spec.axes, status=outcome.status,
                             run_id=outcome.run_id, figures=outcome.figures, error=outcome.error,
                             attempts=outcome.attempt, worker=outcome.worker, elapsed=outcome.elapsed,
                             finished_at=time.time())
         if outcome.run_file is None:
-            self.store.record_task(self.sweep_id, record)
-            return
-        with tempfile.TemporaryDirectory(prefix="labctl-sweep-") as tmp:
-            path = Path(tmp) / "task.sqlite"
-            path.write_bytes(outcome.run_file)
-            self.store.record_task(self.sweep_id, record, path)
+            stored = self.store.record_task(self.sweep_id, record)
+        else:
+            with tempfile.TemporaryDirectory(prefix="labctl-sweep-") as tmp:
+                path = Path(tmp) / "task.sqlite"
+                path.write_bytes(outcome.run_file)
+                stored = self.store.record_task(self.sweep_id, record, path)
+        if stored:
+            self._status[outcome.index] = outcome.status
 
     def _executor(self) -> contextlib.AbstractContextManager[_Executor]:
         if self.workers == 0:

@@ -182,10 +182,11 @@ def _plan_campaign(sw: Sweep, text: str, source: str, base: Path, points: list[d
         raise SweepError(dedupe(problems), source)
     tasks = []
     figures = tuple(sw.sweep.figures)
+    docs = [tomlkit.parse(t) for t in texts]  # one parse per point: a task only sets its seed in its point's doc
     for i in range(len(points) * sw.sweep.repeats):
         k, r = divmod(i, sw.sweep.repeats)
         seed = _seed(sw, i, r)
-        doc = tomlkit.parse(texts[k])
+        doc = docs[k]
         set_key(doc, sw.sweep.seed_key, seed)
         tasks.append(TaskSpec(index=i, seed=seed, axes={**points[k], "repeat": r}, kind="campaign", figures=figures,
                               campaign_toml=tomlkit.dumps(doc), campaign_source=str(path)))

@@ -3,7 +3,6 @@ the plots its [[plot]] tables ask for."""
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -141,5 +140,5 @@ def _stats(col: Any) -> dict[str, float | None]:
     v = v[np.isfinite(v)]
     if not v.size:
         return {"mean": None, "std": None, "n": 0}
-    return {"mean": float(v.mean()), "std": float(v.std()), "n": int(v.size),
-            "min": float(v.min()), "max": float(v.max())} if not math.isnan(v.mean()) else {"mean": None}
+    return {"mean": float(v.mean()), "std": float(v.std()), "n": int(v.size), "min": float(v.min()),
+            "max": float(v.max())}

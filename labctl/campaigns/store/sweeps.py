@@ -135,7 +135,9 @@ class SweepTables:
         if existing is not None and existing[0] == "done":
             return False
         if run_file is not None:
-            self.db.execute("ATTACH DATABASE ? AS task", (f"file:{run_file}?mode=ro",))
+            # a plain path: a "file:" URI is taken as a file name where SQLite is built without URI support,
+            # which would attach a new empty database and copy nothing
+            self.db.execute("ATTACH DATABASE ? AS task", (str(run_file),))
         try:
             with self._transaction() as db:
                 if existing is not None:
