@@ -131,6 +131,8 @@ def test_bad_axes_are_refused_naming_the_line(folder: Path, axes: str, expected:
 
 
 def test_bad_sweep_files_are_refused(folder: Path) -> None:
+    with pytest.raises(SweepError, match=r"sweep.toml: not valid TOML"):
+        load_sweep('[sweep\nname = "x"\n', "sweep.toml")
     with pytest.raises(SweepError, match=r"sweep.toml:2: sweep.task: Input should be 'campaign', 'training'"):
         load_sweep('[sweep]\ntask = "nope"\nname = "x"\n', "sweep.toml")
     with pytest.raises(SweepError, match="plans 2,000,000 tasks"):
