@@ -1,10 +1,15 @@
 """Async access to one VISA resource through pyvisa and its pure-Python backend (``@py``).
 
-pyvisa is blocking, so every exchange runs in a worker thread (:func:`asyncio.to_thread`); an
-:class:`asyncio.Lock` per instrument keeps command/response pairs from interleaving. A write and
-the read of its reply happen in one thread call, so a cancelled caller never leaves a reply
-unread for the next command: cancellation waits for the exchange to finish (bounded by the VISA
-timeout) before it propagates.
+pyvisa is blocking. On a pyvisa-py raw-socket session (``TCPIP::host::port::SOCKET``, what LAN
+instruments and the emulated ones are) an exchange is a short write through pyvisa, a wait for the
+reply's termination on the event loop (the socket is only watched and peeked, never read behind
+pyvisa's back), then pyvisa's read, which finds the whole reply waiting: no thread hand-off, about
+half the host time of a round trip (scripts/bench_instruments.py ``query_roundtrip_s``). Every
+other resource (USB, GPIB, serial, VXI-11), a long message, a reply that arrives in pieces, or an
+event loop that cannot watch sockets runs the exchange in a worker thread
+(:func:`asyncio.to_thread`). An :class:`asyncio.Lock` per instrument keeps command/response pairs
+from interleaving, and a cancelled caller never leaves a reply unread for the next command:
+cancellation waits for the exchange to finish (bounded by the VISA timeout) before it propagates.
 """
 from __future__ import annotations
 
@@ -20,6 +25,12 @@ import pyvisa.errors
 from .errors import InstrumentConnectionError
 
 T = TypeVar("T")
+
+#: Longest command written from the event loop (a longer one, e.g. a script upload, is written from
+#: a worker thread: a full socket buffer must not stall the loop), bytes.
+LOOP_WRITE_MAX = 4096
+#: Bytes peeked while waiting for a reply's termination; a longer reply is read from a worker thread.
+PEEK_MAX = 1 << 16
 
 _rm: pyvisa.ResourceManager | None = None
 _rm_lock = threading.Lock()
@@ -134,14 +145,83 @@ class VisaLink:
 
     async def write(self, command: str) -> None:
         async with self.lock:
-            await self._run(command, lambda: self._write_blocking(command))
+            if self._loop_socket(command) is not None:
+                self._guarded(command, lambda: self._write_blocking(command))  # a short send
+            else:
+                await self._run(command, lambda: self._write_blocking(command))
 
     async def query(self, command: str, timeout: float | None = None) -> str:
         """Send ``command`` and read one reply line; ``timeout`` (s) overrides the default once,
         for operations the instrument takes long over (a sweep behind ``*OPC?``)."""
         async with self.lock:
-            reply: str = await self._run(command, lambda: self._query_blocking(command, timeout))
+            sock = self._loop_socket(command)
+            if sock is None:
+                reply: str = await self._run(command, lambda: self._query_blocking(command, timeout))
+            else:
+                reply = await self._query_on_loop(sock, command, max(timeout or 0.0, self.timeout))
             return reply.strip()
+
+    def _loop_socket(self, command: str) -> socket.socket | None:
+        """The raw socket when this exchange can wait on the event loop, else None (thread path)."""
+        if self._session is None or self._broken is not None or len(command) > LOOP_WRITE_MAX:
+            return None
+        sock = _raw_socket(self._session)
+        if sock is None:
+            return None
+        try:
+            pending = self._session.visalib.sessions[self._session.session]._pending_buffer
+        except Exception:  # noqa: BLE001 - another pyvisa-py version: keep to the thread path
+            return None
+        return sock if not pending else None  # a reply pyvisa already holds is read by pyvisa
+
+    async def _query_on_loop(self, sock: socket.socket, command: str, timeout: float) -> str:
+        session = self._session_or_raise(command)
+
+        def write() -> None:
+            _check_peer(session)
+            session.write(command)
+
+        self._guarded(command, write)
+        try:
+            return await self._reply_on_loop(sock, session, command, timeout)
+        except asyncio.CancelledError:
+            # Cancelled while waiting: read the reply anyway, so the next command gets its own.
+            task = asyncio.ensure_future(self._reply_on_loop(sock, session, command, timeout))
+            await asyncio.wait([task])
+            raise
+
+    async def _reply_on_loop(self, sock: socket.socket, session: Any, command: str, timeout: float) -> str:
+        """Wait (on the loop) until the reply's termination has arrived, then let pyvisa read it."""
+        loop = asyncio.get_running_loop()
+        term = self.termination.encode("ascii")
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                seen = sock.recv(PEEK_MAX, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                seen = None
+            except OSError as exc:
+                return self._guarded(command, lambda: _raise(exc))
+            if seen == b"":
+                return self._guarded(command, lambda: _raise(ConnectionResetError("connection closed by the instrument")))
+            if seen is not None:
+                if term in seen:
+                    return self._guarded(command, lambda: str(session.read()))
+                break  # a reply in pieces (or a long one): pyvisa reads the rest in a worker thread
+            remaining = deadline - loop.time()
+            try:
+                arrived = remaining > 0 and await _readable(loop, sock, remaining)
+            except NotImplementedError:  # a loop that cannot watch sockets (Windows' proactor)
+                break
+            if not arrived:
+                return self._guarded(command, lambda: _raise(pyvisa.errors.VisaIOError(
+                    pyvisa.constants.StatusCode.error_timeout)))
+        read = asyncio.ensure_future(asyncio.to_thread(self._guarded, command, lambda: str(session.read())))
+        try:
+            return await asyncio.shield(read)
+        except asyncio.CancelledError:
+            await asyncio.wait([read])
+            raise
 
     def _write_blocking(self, command: str) -> None:
         session = self._session_or_raise(command)
@@ -192,3 +272,26 @@ class VisaLink:
             raise InstrumentConnectionError(
                 self.name, command, f"connection lost ({exc}) at {self.resource}"
             ) from exc
+
+
+def _raise(exc: BaseException) -> Any:
+    raise exc
+
+
+async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket, timeout: float) -> bool:
+    """True once ``sock`` has data (or is closed), False after ``timeout`` s. A loop that cannot
+    watch sockets raises NotImplementedError (not on Linux)."""
+    ready: asyncio.Future[bool] = loop.create_future()
+
+    def wake(value: bool) -> None:
+        if not ready.done():
+            ready.set_result(value)
+
+    fd = sock.fileno()
+    loop.add_reader(fd, wake, True)
+    timer = loop.call_later(timeout, wake, False)
+    try:
+        return await ready
+    finally:
+        timer.cancel()
+        loop.remove_reader(fd)
