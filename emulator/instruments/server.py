@@ -21,8 +21,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from typing import Any
 
 from .base import EmulatedInstrument
@@ -124,13 +123,11 @@ class InstrumentServer:
         self._server: asyncio.AbstractServer | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        # The instrument's own worker thread (a real instrument has its own processor): with the shared
-        # default executor, clients in the same process blocking in their reads could take every
-        # worker and leave none to answer them (a bench of six instruments opened at once on 2 cores).
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"emulated-{self.name}")
-
-    async def _in_worker(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
+        # Messages are handled on the event loop, not in a worker thread: every handler is bounded
+        # (the array's physics on the virtual clock, no sleeps), and a thread hand-off per message
+        # would be most of a round trip (~0.1 ms of the ~0.16 ms a driver sees). Clients in the
+        # same process wait for replies on the loop too (labctl.instruments.visa), or call from
+        # their own threads (the WGFMU library, third-party drivers).
 
     @property
     def name(self) -> str:
@@ -170,7 +167,7 @@ class InstrumentServer:
             with contextlib.suppress(BaseException):
                 await task
         self._tasks.clear()
-        await self._in_worker(self._power_off)
+        self._power_off()
 
     def _power_off(self) -> None:
         with self.instrument.lock:
@@ -222,7 +219,7 @@ class InstrumentServer:
         """Handle one received line (None: one that was too long); False once the server died."""
         if raw is None:
             self.received.append(f"<discarded: longer than {MAX_MESSAGE} B>")
-            await self._in_worker(self._queue_error, -223, f"program message longer than {MAX_MESSAGE} B discarded")
+            self._queue_error(-223, f"program message longer than {MAX_MESSAGE} B discarded")
             return True
         # Latin-1 maps every byte to one character, so CommandSet.execute sees (and refuses with
         # -101) exactly the bytes that were sent.
@@ -234,7 +231,7 @@ class InstrumentServer:
             return False
         if not message.strip():
             return True
-        reply = await self._in_worker(self.instrument.handle, message)
+        reply = self.instrument.handle(message)
         if reply is not None:
             # Replies are ASCII by construction; a stray character must not end the connection.
             writer.write(reply.encode("ascii", errors="replace") + terminator)
