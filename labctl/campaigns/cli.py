@@ -19,7 +19,8 @@ if TYPE_CHECKING:  # imported lazily in the handlers (start-up time)
 DEFAULT_REPORTS = "labctl-reports"
 
 
-def _store_arg(p: argparse.ArgumentParser) -> None:
+def store_option(p: argparse.ArgumentParser) -> None:
+    """The one --store option of every command that reads or writes the run store."""
     p.add_argument("--store", default=None, metavar="PATH",
                    help="SQLite run store (default ./labctl-runs.sqlite)")
 
@@ -28,7 +29,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     """Add run, runs and report to the labctl parser."""
     run = sub.add_parser("run", help="run a campaign file (or resume a run) into the run store")
     run.add_argument("file", nargs="?", help="campaign file (TOML, see docs/campaigns.md)")
-    _store_arg(run)
+    store_option(run)
     run.add_argument("--mqtt", metavar="URL", help="publish telemetry to mqtt://host:port or mqtts://host:port "
                                                    "(overrides the file's [telemetry] broker)")
     run.add_argument("--resume", metavar="RUN", help="continue this run (id, unique prefix, or 'last')")
@@ -41,16 +42,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     runs = sub.add_parser("runs", help="list, show and export stored runs")
     rsub = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
     lst = rsub.add_parser("list", help="run ids, names, statuses and sizes")
-    _store_arg(lst)
+    store_option(lst)
     lst.set_defaults(handler=_cmd_runs_list)
     show = rsub.add_parser("show", help="one run: metadata, steps, errors, events")
     show.add_argument("run", help="run id, unique prefix, or 'last'")
-    _store_arg(show)
+    store_option(show)
     show.add_argument("--campaign", action="store_true", help="print the stored campaign file")
     show.set_defaults(handler=_cmd_runs_show)
     exp = rsub.add_parser("export", help="write a run's measurements as CSV, Parquet, NetCDF or an ArC TWO file")
     exp.add_argument("run", help="run id, unique prefix, or 'last'")
-    _store_arg(exp)
+    store_option(exp)
     exp.add_argument("--format", choices=tuple(EXPORT_SUFFIXES), default="csv",
                      help="csv/parquet: one row per measurement; netcdf: one group per step and kind (xarray);"
                      " arc-hdf5: the ArC TWO data file layout (docs/store.md)")
@@ -59,20 +60,20 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     exp.set_defaults(handler=_cmd_runs_export)
     imp = rsub.add_parser("import", help="bring an ArC TWO data file (.h5) into the store as a run")
     imp.add_argument("file", help="the ArC TWO data file")
-    _store_arg(imp)
+    store_option(imp)
     imp.add_argument("--timeseries-only", action="store_true",
                      help="import the per-crosspoint time series and leave out experiment tables labctl cannot map")
     imp.set_defaults(handler=_cmd_runs_import)
 
     rep = sub.add_parser("report", help="a run's figures on one self-contained HTML page (with PNGs and JSON)")
     rep.add_argument("run", help="run id, unique prefix, or 'last'")
-    _store_arg(rep)
+    store_option(rep)
     rep.add_argument("--out", "-o", default=None, help=f"folder (default ./{DEFAULT_REPORTS}/RUN)")
     rep.add_argument("--open", action="store_true", help="open report.html in the default browser")
     rep.set_defaults(handler=_cmd_report)
 
 
-def _open_store(args: argparse.Namespace, *, read_only: bool = False):  # noqa: ANN202 -- Store, imported lazily
+def open_store(args: argparse.Namespace, *, read_only: bool = False):  # noqa: ANN202 -- Store, imported lazily
     """The run store --store names (default ./labctl-runs.sqlite). read_only: for the commands that only
     read (runs list/show/export, report), which never create a store (a typo is an error, not a new file)."""
     from labctl.campaigns.store import DEFAULT_STORE, Store
@@ -115,7 +116,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                       + (f" sweep {u.sweep_values}" if u.sweep_values else "")
                       + (f" repeat {u.repeat_index}" if u.repeat_index else ""))
             return 0
-    store = _open_store(args)
+    store = open_store(args)
     control = RunControl()
     view = RichProgress()
     if args.resume is not None:
@@ -223,7 +224,7 @@ def _cmd_runs_list(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    store = _open_store(args, read_only=True)
+    store = open_store(args, read_only=True)
     table = Table(title=f"runs in {store.path}")
     table.add_column("run", no_wrap=True, min_width=20)  # ids are typed back in: never cut them
     for col in ("name", "status", "started", "stopped", "units done", "measurements", "resumes"):
@@ -237,7 +238,7 @@ def _cmd_runs_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_runs_show(args: argparse.Namespace) -> int:
-    store = _open_store(args, read_only=True)
+    store = open_store(args, read_only=True)
     rec = store.run(_find(store, args.run))
     if args.campaign:
         print(rec.campaign_toml, end="")
@@ -284,7 +285,7 @@ EXPORT_SUFFIXES = {"csv": "csv", "parquet": "parquet", "netcdf": "nc", "arc-hdf5
 def _cmd_runs_export(args: argparse.Namespace) -> int:
     from labctl.campaigns.export import check_output, export_csv, export_parquet
 
-    store = _open_store(args, read_only=True)
+    store = open_store(args, read_only=True)
     run_id = _find(store, args.run)
     out = check_output(args.out or f"{run_id}.{EXPORT_SUFFIXES[args.format]}", store.path, force=args.force)
     if args.format == "netcdf":
@@ -309,14 +310,14 @@ def _cmd_runs_import(args: argparse.Namespace) -> int:
     from labctl.campaigns.arc_hdf5 import import_arc_hdf5, read_arc_hdf5
 
     data = read_arc_hdf5(args.file, timeseries_only=args.timeseries_only)  # refused before the store is opened
-    with _open_store(args) as store:
+    with open_store(args) as store:
         run_id = import_arc_hdf5(store, args.file, data=data)
         print(f"{args.file}: imported as run {run_id} ({store.measurement_count(run_id)} measurements)")
     return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    store = _open_store(args, read_only=True)
+    store = open_store(args, read_only=True)
     run_id = _find(store, args.run)
     out = Path(args.out) if args.out else Path(DEFAULT_REPORTS) / run_id
     page = _report(store, run_id, out)

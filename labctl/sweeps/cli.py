@@ -8,15 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from labctl.campaigns.cli import DEFAULT_REPORTS
+from labctl.campaigns.cli import DEFAULT_REPORTS, open_store, store_option
 
 DEFAULT_SWEEP_REPORTS = f"{DEFAULT_REPORTS}/sweeps"
-
-
-def _store_arg(p: argparse.ArgumentParser) -> None:
-    from labctl.campaigns.cli import _store_arg as store_arg  # the one --store option
-
-    store_arg(p)
 
 
 def _workers(text: str) -> int:
@@ -33,7 +27,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     """Add sweep and sweeps to the labctl parser."""
     sw = sub.add_parser("sweep", help="run a sweep file's tasks on Dask (or resume a sweep) into the store")
     sw.add_argument("file", nargs="?", help="sweep file (TOML, see docs/sweeps.md)")
-    _store_arg(sw)
+    store_option(sw)
     sw.add_argument("--workers", type=_workers, default=None,
                     help="local worker processes (default: one per core; 0: serial in this process)")
     sw.add_argument("--scheduler", metavar="ADDRESS", default=None,
@@ -50,31 +44,29 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     sws = sub.add_parser("sweeps", help="list, show and export stored sweeps")
     ssub = sws.add_subparsers(dest="sweeps_command", metavar="ACTION", required=True)
     lst = ssub.add_parser("list", help="sweep ids, names, statuses and task counts")
-    _store_arg(lst)
+    store_option(lst)
     lst.set_defaults(handler=_cmd_list)
     show = ssub.add_parser("show", help="one sweep: its tasks, their axes, figures and errors")
     show.add_argument("sweep", help="sweep id, unique prefix, or 'last'")
-    _store_arg(show)
+    store_option(show)
     show.add_argument("--file", action="store_true", help="print the stored sweep file")
     show.set_defaults(handler=_cmd_show)
     exp = ssub.add_parser("export", help="the tidy table: one row per task, axes and figures as columns")
     exp.add_argument("sweep", help="sweep id, unique prefix, or 'last'")
-    _store_arg(exp)
+    store_option(exp)
     exp.add_argument("--format", choices=("csv", "parquet", "netcdf"), default="csv")
     exp.add_argument("--out", "-o", default=None, help="output file (default SWEEP.<format>); never the store")
     exp.add_argument("--force", action="store_true", help="replace an existing output file")
     exp.set_defaults(handler=_cmd_export)
     rep = ssub.add_parser("report", help="the sweep's plots (its [[plot]] tables) and its table")
     rep.add_argument("sweep", help="sweep id, unique prefix, or 'last'")
-    _store_arg(rep)
+    store_option(rep)
     rep.add_argument("--out", "-o", default=None, help=f"folder (default ./{DEFAULT_SWEEP_REPORTS}/SWEEP)")
     rep.set_defaults(handler=_cmd_report)
 
 
 def _open(args: argparse.Namespace, read_only: bool = False) -> Any:
-    from labctl.campaigns.cli import _open_store
-
-    return _open_store(args, read_only=read_only)
+    return open_store(args, read_only=read_only)
 
 
 class RichSweepProgress:
