@@ -435,3 +435,19 @@ def test_a_die_whose_units_were_committed_but_not_its_end_is_recorded_done_on_re
         assert asyncio.run(Runner.resume(store, first.run_id).run()).status == "complete"
         dies = store.dies(first.run_id)
     assert [(d.status, d.summary) for d in dies] == [(d.status, d.summary) for d in ref_dies]
+
+
+def test_a_die_summary_keeps_a_swept_step_apart_by_sweep_point(tmp_path) -> None:
+    """A die's summary follows the run's rule (runner.step_summaries): each sweep point on its own,
+    "<step>" what the step left (its last point), never all points averaged together."""
+    text = wafer_campaign(extra="emulated = { columns = 2, rows = 1 }") + """
+[steps.sweep]
+v_read = [0.1, 0.3]
+"""
+    result, dies, _ = run(tmp_path / "s.sqlite", text)
+    assert result.status == "complete", result.errors
+    for d in dies:
+        low, high = d.summary["check[0]"], d.summary["check[1]"]
+        assert low["cells"] == high["cells"] == 64
+        assert d.summary["check"] == high
+        assert low != high  # the two read biases read differently

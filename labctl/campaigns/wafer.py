@@ -238,16 +238,12 @@ class WaferSession:
         return written
 
     def _die_summary(self, k: int) -> dict[str, Any]:
-        """Die k's summary: each step's units on the die combined (by step name)."""
-        from labctl.campaigns.runner import combine_summaries
+        """Die k's summary: each step's units on the die combined by the run's own rule
+        (runner.step_summaries: "<step>" what the step left, "<step>[k]" per sweep point)."""
+        from labctl.campaigns.runner import step_summaries
 
         first, last = self._span(k)
-        by_step: dict[str, list[Any]] = {}
-        for rec in self._store.units(self._run_id, first, last):
-            if rec.summary is not None:
-                by_step.setdefault(rec.step_name, []).append(rec)
-        return {name: combine_summaries([r.summary for r in recs], [r.n_cells for r in recs], recs[0].routine)
-                for name, recs in by_step.items()}
+        return step_summaries(self._store.units(self._run_id, first, last))
 
     def _span(self, k: int) -> tuple[int, int]:
         """(first, last) unit index of die k."""
