@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from labctl.campaigns.pulse_traces import KIND as PULSE_TRACES
+from labctl.routines.base import PULSE_TRACE_KIND
 from labctl.campaigns.quantities import unit_of_field
 from labctl.campaigns.store import RunRecord, Store, StoredBatch, UnitRecord
 
@@ -195,7 +195,7 @@ class RunData:
                          "step_index": info.index, "step_name": info.name, "routine": info.routine, "kind": kind,
                          "backend_kind": record.backend_kind, "conventions": "CF-1.8",
                          "source": f"labctl {record.package_version} run store {self.store_path}"})
-        if kind == PULSE_TRACES:  # the bound the traces were stored under (docs/store.md, "Pulse traces")
+        if kind == PULSE_TRACE_KIND:  # the bound the traces were stored under (docs/store.md, "Pulse traces")
             steps = record.campaign.get("steps") or []
             keep = steps[info.index].get("pulse_traces") if info.index < len(steps) else None
             if keep is not None:

@@ -34,16 +34,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from labctl.backends.base import PulseCurrent, PulseCurrents
+from labctl.routines.base import PULSE_TRACE_KIND as KIND
 from labctl.routines.base import Measurements
-
-#: The batch kind of the stored pulse traces.
-KIND = "pulse_trace"
 
 
 def stride(n: int, keep: int) -> int:
     """The decimation stride at a cell's pulse number n (0-based) with `keep` > 0: 1 below keep,
     then 2, 4, 8, ... per doubling."""
-    return 1 if n < keep else 1 << (n // keep).bit_length()
+    return 1 if n < keep else 1 << (int(n) // int(keep)).bit_length()
 
 
 def kept(n: int, keep: int) -> bool:
