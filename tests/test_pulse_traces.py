@@ -284,3 +284,94 @@ async def test_backends_that_do_not_measure_during_pulses_give_nothing() -> None
     async with EmulatorBackend(2, 2, seed=SEED) as b:
         await b.pulse(np.array([0]), np.array([0]), 1.3, 1.4, 2.5e-6)
         assert b.take_pulse_currents() == PulseCurrents()
+
+
+CLI_CAMPAIGN = """[campaign]
+name = "pmu transients through labctl run"
+
+[backend]
+kind = "station"
+station = "{station}"
+clock = "tcp://127.0.0.1:{port}"
+rows = 8
+cols = 4
+seed = {seed}
+
+[selections.two]
+kind = "list"
+cells = [[5, 1], [0, 3]]
+
+[[steps]]
+routine = "forming"
+cells = "two"
+params = {{ step = 0.05 }}
+
+[[steps]]
+routine = "conditioning"
+cells = "two"
+params = {{ step = 0.05 }}
+
+[[steps]]
+name = "transfer"
+routine = "program"
+cells = "two"
+params = {{ targets = [30e-6, 50e-6], max_iterations = 40 }}
+"""
+
+
+def test_labctl_run_on_labctl_emulate_stores_the_pulse_currents(tmp_path: Path) -> None:
+    """`labctl run` (a subprocess) on the instruments `labctl emulate` serves (another one), the
+    station's clock through the chip controller: the traces stored are those of the same campaign
+    run in this process on an emulated bench of the same seed, bit for bit."""
+    import re
+
+    from helpers import free_port
+
+    port = free_port()
+    emulate = subprocess.Popen([sys.executable, "-m", "labctl.cli", "emulate", "--no-pty", "--rows", "8", "--cols",
+                                "4", "--seed", str(SEED), "--port", str(port)], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+    try:
+        resources: dict[str, str] = {}
+        assert emulate.stdout is not None
+        while not {"analyzer_4200a", "matrix_707b_pa"} <= resources.keys():
+            line = emulate.stdout.readline()
+            assert line, "labctl emulate ended before it served its instruments"
+            if line.startswith("instrument "):
+                _, name, resource = line.split()
+                resources[name] = resource
+        text = PMU_STATION.read_text()
+        for name in ("analyzer_4200a", "matrix_707b_pa"):
+            text = re.sub(rf'(\[instruments\.{name}\]\nresource = )"[^"]*"', rf'\g<1>"{resources[name]}"', text)
+        (tmp_path / "station.toml").write_text(text)
+        campaign = CLI_CAMPAIGN.format(station=tmp_path / "station.toml", port=port, seed=SEED)
+        (tmp_path / "c.toml").write_text(campaign)
+        proc = subprocess.run([sys.executable, "-m", "labctl.cli", "run", "c.toml", "--store", "runs.sqlite"],
+                              capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    finally:
+        emulate.terminate()
+        emulate.wait(30)
+    with Store(tmp_path / "runs.sqlite", read_only=True) as s:
+        (rec,) = s.runs()
+        got = list(s.batches(rec.run_id, ["pulse_trace"], traces=True))
+        program = next(b for b in s.batches(rec.run_id, ["program"]))
+
+    async def here() -> list:
+        array = emulator.Array(8, 4, seed=SEED)
+        async with InstrumentBench(array) as bench:
+            async with StationBackend(PMU_STATION, resources=dict(bench.resources()), clock=ArrayClock(array)) as b:
+                with Store(tmp_path / "here.sqlite") as store:
+                    result = await Runner.new(store, campaign, "c.toml", backend=b).run()
+                    assert result.status == "complete", result.errors
+                    return list(store.batches(result.run_id, ["pulse_trace"], traces=True))
+
+    want = asyncio.run(here())
+    assert sum(b.rows.size for b in got) == int(program.scalars["iterations"].sum()) > 0
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        assert (a.seq, a.t) == (b.seq, b.t) and np.array_equal(a.rows, b.rows) and np.array_equal(a.cols, b.cols)
+        for q in ("pulse_current", "pulse_time"):
+            assert np.array_equal(a.traces[q], b.traces[q]), q
+        for q in ("pulse_voltage", "pulse_width", "pulse", "pulse_stride"):
+            assert np.array_equal(a.scalars[q], b.scalars[q]), q
