@@ -375,3 +375,32 @@ def test_labctl_run_on_labctl_emulate_stores_the_pulse_currents(tmp_path: Path) 
             assert np.array_equal(a.traces[q], b.traces[q]), q
         for q in ("pulse_voltage", "pulse_width", "pulse", "pulse_stride"):
             assert np.array_equal(a.scalars[q], b.scalars[q]), q
+
+
+async def test_the_tui_stores_the_pulse_currents_and_lists_each_pulse_once(tmp_path: Path) -> None:
+    """A TUI pulse action on the PMU station is a run like any other: its pulses' currents are
+    stored, and the cell's history lists each measured pulse as one row (its voltage)."""
+    from helpers import SIZE, connected, run_form, until
+
+    from labctl.tui.app import ProbeStationApp
+
+    array = emulator.Array(8, 4, seed=SEED)
+    async with InstrumentBench(array) as bench:
+        app = ProbeStationApp(lambda: StationBackend(PMU_STATION, resources=dict(bench.resources()),
+                                                     clock=ArrayClock(array)), store_path=str(tmp_path / "runs.sqlite"),
+                              backend_table={"kind": "station", "station": str(PMU_STATION)})
+        async with app.run_test(size=SIZE) as pilot:
+            await connected(pilot, app)
+            await run_form(pilot, app, "u", {"v": "1.35 V", "count": "3"})
+            assert app.last_error is None, app.last_error
+            table = app.query_one("#cell-history")
+            await until(pilot, lambda: table.row_count >= 6)
+            rows = [table.get_row_at(i) for i in range(table.row_count)]
+    pulses = [r for r in rows if r[2] == "pulse_trace"]
+    assert [r[3] for r in pulses] == ["pulse_voltage"] * 3 and all(r[4] == "1.35 V" for r in pulses)
+    assert sum(r[3] == "g" for r in rows) == 3
+    with Store(tmp_path / "runs.sqlite", read_only=True) as s:
+        (rec,) = s.runs()
+        stored = list(s.batches(rec.run_id, ["pulse_trace"], traces=True))
+    assert [b.scalars["pulse"].tolist() for b in stored] == [[0], [1], [2]]
+    assert all(np.all(b.traces["pulse_current"] > 0) for b in stored)

@@ -26,7 +26,7 @@ import asyncio
 import math
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -66,14 +66,21 @@ class TraceLog(deque[CellTrace]):
         self.appended += 1
         super().append(item)
 
+    def extend(self, items: Iterable[CellTrace]) -> None:
+        for item in items:
+            self.append(item)
+
+    def clear(self) -> None:
+        super().clear()
+        self.appended = 0
+
     def take(self) -> PulseCurrents:
         """Every trace held, as PulseCurrents (oldest first), and how many fell off since the last
         take; the log is empty after it."""
         held = tuple(PulseCurrent(t.row, t.col, t.trace.voltage, t.trace.width, np.asarray(t.trace.times),
                                   np.asarray(t.trace.currents)) for t in self)
-        lost = self.appended - len(held)
+        lost = max(self.appended - len(held), 0)
         self.clear()
-        self.appended = 0
         return PulseCurrents(held, lost)
 
 
