@@ -189,6 +189,16 @@ def test_exports_round_trip_the_pulse_currents(station_run, tmp_path: Path) -> N
     for r in rows:
         assert np.array_equal(r["trace"], by_cell[(r["seq"], r["unit_index"], r["cell_row"], r["cell_col"])],
                               equal_nan=True)
+    # ArC TWO files have no place for them: its synthetics keep the sweeps only (docs/store.md).
+    import h5py
+
+    from labctl.campaigns.arc_hdf5 import export_arc_hdf5
+
+    with Store(path, read_only=True) as s:
+        export_arc_hdf5(s, run_id, tmp_path / "run.h5")
+    with h5py.File(tmp_path / "run.h5") as f:
+        kinds = {f["synthetics"][g].attrs["labctl_kind"] for g in f["synthetics"]}
+    assert kinds == {"forming_sweep", "condition_sweep", "reset_sweep"}
     import pyarrow.parquet as pq
 
     table = pq.read_table(tmp_path / "run.parquet").to_pandas()
