@@ -414,3 +414,28 @@ async def test_the_tui_stores_the_pulse_currents_and_lists_each_pulse_once(tmp_p
         stored = list(s.batches(rec.run_id, ["pulse_trace"], traces=True))
     assert [b.scalars["pulse"].tolist() for b in stored] == [[0], [1], [2]]
     assert all(np.all(b.traces["pulse_current"] > 0) for b in stored)
+
+
+@pytest.mark.parametrize("file", ["station-b1500a-wgfmu.toml", "station-b1500a-spgu.toml"], ids=["wgfmu", "spgu"])
+async def test_the_wgfmu_station_stores_its_pulse_currents_and_the_spgu_station_none(file: str, tmp_path: Path) -> None:
+    """The B1500A's WGFMU measures during its pulses like the PMU; its SPGU (a pulse generator, the
+    SMU reading after) does not: that station stores no trace and logs nothing about them."""
+    text = CAMPAIGN.split("[[steps]]")[0] + '[[steps]]\nroutine = "pulses"\nparams = { count = 2 }\n'
+    array = emulator.Array(2, 2, seed=SEED)
+    config = StationConfig.from_toml(PMU_STATION.with_name(file)).with_array(2, 2)
+    async with InstrumentBench(array) as bench:
+        async with RecordedStation(config, resources=dict(bench.resources()), clock=ArrayClock(array)) as backend:
+            with Store(tmp_path / "runs.sqlite") as store:
+                result = await Runner.new(store, text, "c.toml", backend=backend).run()
+                assert result.status == "complete", result.errors
+                stored = list(store.batches(result.run_id, ["pulse_trace"], traces=True))
+                kinds = [b.kind for b in store.batches(result.run_id)]
+                logged = [e for e in store.events(result.run_id) if e.kind == "pulse_traces"]
+    measured = _measured(backend)
+    if "spgu" in file:
+        assert measured == [] and stored == [] and logged == [] and kinds == ["pulse_read", "pulse_read"]
+        return
+    assert len(measured) == 8 and [b.scalars["pulse"].tolist() for b in stored] == [[0] * 4, [1] * 4]
+    got = np.concatenate([b.traces["pulse_current"] for b in stored])
+    assert np.array_equal(got, np.stack([p.currents for p in measured]).astype(np.float32).astype(np.float64))
+    assert kinds == ["pulse_trace", "pulse_read", "pulse_trace", "pulse_read"] and len(logged) == 1
