@@ -54,7 +54,7 @@ def pulse_trace_figures(step: StepData) -> list[Item]:
         ax.axhline(0.0, color="0.6", lw=0.5)
         si_axis(ax, "x", "time in pulse", "s")
         si_axis(ax, "y", "I", "A")
-        ax.set_title(f"cell ({cell[0]}, {cell[1]}): {pick.size} of {len(pulses)} pulses", fontsize=9)
+        ax.set_title(f"cell ({cell[0]}, {cell[1]}): {pick.size} of {len(pulses)} stored pulses", fontsize=9)
         legend(ax)
     read = "" if len(batches) < MAX_BATCHES else f" (of the first {MAX_BATCHES} batches of pulse traces)"
     return [Figure("pulse-currents", fig,
