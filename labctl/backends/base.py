@@ -81,6 +81,32 @@ class ProgramOutcome:
     converged: NDArray[np.bool_]
 
 
+@dataclass(frozen=True)
+class PulseCurrent:
+    """The current measured during one pulse on cell (row, col) by a pulse-and-measure unit: `times`
+    s from the start of the pulse top, `currents` A (same shape), at `voltage` V for `width` s."""
+
+    row: int
+    col: int
+    voltage: float
+    width: float
+    times: FloatArray
+    currents: FloatArray
+
+
+@dataclass(frozen=True)
+class PulseCurrents:
+    """What `ArrayBackend.take_pulse_currents` hands over: the pulses measured since the last take,
+    oldest first; `lost`: pulses measured in that time whose currents the backend's bounded memory no
+    longer held (the oldest ones)."""
+
+    pulses: tuple[PulseCurrent, ...] = ()
+    lost: int = 0
+
+
+NO_PULSE_CURRENTS = PulseCurrents()
+
+
 class ArrayBackend(abc.ABC):
     """Async access to one 1T1R array: sweeps, pulses, reads, the clock, and (optionally) a native loop."""
 
@@ -158,6 +184,14 @@ class ArrayBackend(abc.ABC):
         none (temperature steps then fail, naming themselves). Its `sleep` is this backend's clock.
         Only valid while the backend is open."""
         return None
+
+    def take_pulse_currents(self) -> PulseCurrents:
+        """The currents measured during the pulses applied since the last call (oldest first), which
+        the backend then forgets. Empty on backends that do not measure during pulses (the default:
+        emulator, chip, SMU + pulse generator stations); a pulse-and-measure station (4225-PMU,
+        WGFMU) gives one PulseCurrent per pulse and cell. The campaign runner stores them
+        (docs/store.md, "pulse_trace")."""
+        return NO_PULSE_CURRENTS
 
     async def program(self, rows: IntArray, cols: IntArray, targets: FloatArray,
                       settings: ProgramSettings) -> ProgramOutcome:

@@ -26,14 +26,14 @@ import asyncio
 import math
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from labctl.backends.base import ArrayBackend, BackendInfo, FloatArray, IntArray
+from labctl.backends.base import ArrayBackend, BackendInfo, FloatArray, IntArray, PulseCurrent, PulseCurrents
 from labctl.core.limits import SafetyLimits
 from labctl.instruments import Keithley2450, PulseMeasureChannel, PulseTrace, Station, StationConfig
 from labctl.instruments.errors import InstrumentError
@@ -52,6 +52,36 @@ class CellTrace:
     row: int
     col: int
     trace: PulseTrace
+
+
+class TraceLog(deque[CellTrace]):
+    """A bounded deque of CellTrace (the oldest fall off) that counts what was appended, so that
+    a take can say how many fell off before it."""
+
+    def __init__(self, maxlen: int) -> None:
+        super().__init__(maxlen=maxlen)
+        self.appended = 0
+
+    def append(self, item: CellTrace) -> None:
+        self.appended += 1
+        super().append(item)
+
+    def extend(self, items: Iterable[CellTrace]) -> None:
+        for item in items:
+            self.append(item)
+
+    def clear(self) -> None:
+        super().clear()
+        self.appended = 0
+
+    def take(self) -> PulseCurrents:
+        """Every trace held, as PulseCurrents (oldest first), and how many fell off since the last
+        take; the log is empty after it."""
+        held = tuple(PulseCurrent(t.row, t.col, t.trace.voltage, t.trace.width, np.asarray(t.trace.times),
+                                  np.asarray(t.trace.currents)) for t in self)
+        lost = max(self.appended - len(held), 0)
+        self.clear()
+        return PulseCurrents(held, lost)
 
 
 class Clock(Protocol):
@@ -182,7 +212,7 @@ class StationBackend(ArrayBackend):
                                 virtual_clock=self.clock.virtual)
         self.line_frequency = DEFAULT_LINE_FREQUENCY
         #: On a pulse-and-measure station: the current during each pulse, newest last (bounded).
-        self.traces: deque[CellTrace] = deque(maxlen=MAX_TRACES)
+        self.traces: TraceLog = TraceLog(MAX_TRACES)
 
     # ------------------------------------------------------------------ lifecycle
     async def open(self) -> None:
@@ -281,6 +311,11 @@ class StationBackend(ArrayBackend):
             await station.smu.nplc.ensure(self.read_nplc)
             out[k] = await station.read(row, col, float(v_read), float(vg), self.read_current_limit)
         return out
+
+    def take_pulse_currents(self) -> PulseCurrents:
+        """The currents measured during the pulses since the last take (`traces`, which is then
+        empty); nothing on a station whose pulser does not measure."""
+        return self.traces.take()
 
     async def wait(self, seconds: float) -> None:
         self.check_seconds(seconds)

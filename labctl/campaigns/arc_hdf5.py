@@ -29,7 +29,7 @@ import numpy as np
 from labctl.campaigns.export import write_atomically
 from labctl.campaigns.store import Store, UnitPlan
 from labctl.core import reference as ref
-from labctl.routines.base import Measurements
+from labctl.routines.base import PULSE_TRACE_KIND, Measurements
 
 FORMAT_MAJOR, FORMAT_MINOR = 0, 2
 READ, PULSE, PULSEREAD = 1, 2, 3  # arc2control OpType bits: 0b01 read, 0b10 pulse
@@ -124,7 +124,7 @@ def _write_sweeps(store: Store, run_id: str, synthetics: Any) -> None:
     its crosspoints: datasets per quantity, float32, (n_cells, n_points), or (n_points) if shared."""
     step_of = {u.unit_index: u.step_name for u in store.units(run_id)}
     for b in store.batches(run_id, traces=True, quantities=_vector_quantities(store, run_id)):
-        if not b.traces:
+        if not b.traces or b.kind == PULSE_TRACE_KIND:  # not mapped: ArC has no place for them
             continue
         g = synthetics.create_group(f"{b.kind}_{b.unit_index:04d}_{b.seq:04d}")
         g.attrs.update({"CLASS": "GROUP", "labctl_kind": b.kind, "labctl_step": step_of[b.unit_index],
@@ -143,8 +143,8 @@ def _write_sweeps(store: Store, run_id: str, synthetics: Any) -> None:
 
 
 def _vector_quantities(store: Store, run_id: str) -> list[str]:
-    return sorted({q for kinds in store.step_kinds(run_id).values() for _, vectors in kinds.values()
-                   for q in vectors})
+    return sorted({q for kinds in store.step_kinds(run_id).values() for kind, (_, vectors) in kinds.items()
+                   if kind != PULSE_TRACE_KIND for q in vectors})
 
 
 # ----------------------------------------------------------------------------- import

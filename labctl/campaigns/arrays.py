@@ -11,7 +11,8 @@ parameters as coordinates along it, e.g. `tolerance`), `repeat_index` (step repe
 n-th batch of this kind within those (`sample`, named after the routine's index quantity when that
 labels it one-to-one: `iteration`, `repeat`, `pulse`, `cycle`, `t_after` (s), `elapsed` (s), `entry` (an imported ArC time series)), then
 `row`, `col`, and for vector quantities `point`. `t` (the backend clock when the value was taken, s) is
-a coordinate over every dimension but `point`. Units are in each variable's `units` attribute (CF style;
+a coordinate over every dimension but `point`; a vector quantity in seconds (`pulse_time` of the
+"pulse_trace" kind) is the time axis of the others, a coordinate along `point`. Units are in each variable's `units` attribute (CF style;
 "1" for a dimensionless number).
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from labctl.routines.base import PULSE_TRACE_KIND
 from labctl.campaigns.quantities import unit_of_field
 from labctl.campaigns.store import RunRecord, Store, StoredBatch, UnitRecord
 
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
 INDEX_QUANTITIES = ("iteration", "repeat", "pulse", "cycle", "t_after", "elapsed", "entry")
 #: Units of stored quantities whose names the lab's naming rule (quantities.unit_of_field) does not cover.
 _UNITS = {"elapsed": "s", "formed": "1", "converged": "1", "iterations": "1", "iteration": "1", "repeat": "1",
-          "pulse": "1", "cycle": "1", "entry": "1", "op_type": "1", "direction": "1", "polarity": "1", "state": "1"}
+          "pulse": "1", "pulse_stride": "1", "cycle": "1", "entry": "1", "op_type": "1", "direction": "1", "polarity": "1", "state": "1"}
 _GROUP_DIMS = ("pass_index", "sweep_index", "repeat_index")
 
 
@@ -183,6 +185,7 @@ class RunData:
         if points:
             ds = ds.assign_coords(point=np.arange(max(points.values())))
         ds = _label_samples(ds)
+        ds = ds.set_coords([q for q in points if unit_of(q) == "s" and q in ds.data_vars])
         ds = _sweep_coordinates(ds, units, info.index)
         for name in _GROUP_DIMS + ("sample",):
             if name in ds.dims and ds.sizes[name] == 1:
@@ -192,6 +195,14 @@ class RunData:
                          "step_index": info.index, "step_name": info.name, "routine": info.routine, "kind": kind,
                          "backend_kind": record.backend_kind, "conventions": "CF-1.8",
                          "source": f"labctl {record.package_version} run store {self.store_path}"})
+        if kind == PULSE_TRACE_KIND:  # the bound the traces were stored under (docs/store.md, "Pulse traces")
+            steps = record.campaign.get("steps") or []
+            keep = steps[info.index].get("pulse_traces") if info.index < len(steps) else None
+            if keep is not None:
+                ds.attrs["pulse_traces"] = keep
+                ds.attrs["decimation"] = (f"per unit and cell every pulse up to {keep}, then every 2nd up to "
+                                          f"{2 * keep}, every 4th up to {4 * keep}, ...; pulse_stride: pulses "
+                                          "each stored trace stands for")
         return ds
 
     def frame(self, step: int | str, kind: str | None = None, quantities: Sequence[str] | None = None,

@@ -3,9 +3,11 @@ or restore the state a resume needs."""
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from labctl.backends.base import ArrayBackend, BackendInfo, FloatArray, IntArray, ProgramOutcome, ProgramSettings
+from labctl.backends.base import (ArrayBackend, BackendInfo, FloatArray, IntArray, ProgramOutcome, ProgramSettings,
+                                  PulseCurrents)
 from labctl.campaigns.schema import BackendSpec, Limits
 from labctl.core.limits import SafetyLimits
 from labctl.instruments.thermal import ThermalController, ThermalLimits
@@ -68,11 +70,13 @@ def restore_state(backend: ArrayBackend, blob: bytes) -> None:
 
 class LimitedBackend(ArrayBackend):
     """Wraps a backend and refuses any call beyond the campaign's [limits] before it reaches the
-    backend (ValueError naming the argument, the value and the limit)."""
+    backend (ValueError naming the argument, the value and the limit). `after_pulse`, if set, is
+    awaited after every pulse call (the runner stores the currents measured during it)."""
 
     def __init__(self, inner: ArrayBackend, limits: Limits) -> None:
         self.inner = inner
         self.campaign_limits = limits
+        self.after_pulse: Callable[[], Awaitable[None]] | None = None
         self._tightened: tuple[SafetyLimits, SafetyLimits] | None = None  # (inner limits, combined)
 
     # A hardware backend knows its size and limits only once open: read them from it when asked.
@@ -120,6 +124,11 @@ class LimitedBackend(ArrayBackend):
         self._check_vg(vg)
         self.check_width(width)
         await self.inner.pulse(rows, cols, v, vg, width)
+        if self.after_pulse is not None:
+            await self.after_pulse()
+
+    def take_pulse_currents(self) -> PulseCurrents:
+        return self.inner.take_pulse_currents()
 
     async def read(self, rows: IntArray, cols: IntArray, v_read: float = 0.2, vg: float = 3.3) -> FloatArray:
         self.check_read_bias(v_read)

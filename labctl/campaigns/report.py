@@ -24,6 +24,7 @@ import numpy as np
 from labctl.campaigns.runner import combine_summaries
 from labctl.campaigns.store import RunRecord, Store, UnitRecord
 from labctl.routines.figures import Figure, Item, KindData, Note, StepData, StepGroup, Table, TraceBatch, figures_for
+from labctl.routines.figures.pulses import pulse_trace_figures
 
 #: Resolution of the saved PNG figures, dots per inch.
 DPI = 100
@@ -140,13 +141,18 @@ def _result_type(routine: str) -> type | None:
 
 
 def step_figures(data: StepData) -> list[Item]:
-    """The items the step's routine declares, drawn (figures not yet saved); a figure function that
-    raises becomes a note naming the error."""
+    """The items the step's routine declares, drawn (figures not yet saved), then the current during
+    its pulses where a pulse-and-measure station measured it; a figure function that raises becomes
+    a note naming the error."""
     try:
         function = figures_for(data.routine, _result_type(data.routine))
         items = list(function(data))
     except Exception as exc:  # noqa: BLE001 -- one broken figure function must not cost the report
-        return [Note(f"The figures of {data.routine} could not be drawn: {type(exc).__name__}: {exc}")]
+        items = [Note(f"The figures of {data.routine} could not be drawn: {type(exc).__name__}: {exc}")]
+    try:
+        items += pulse_trace_figures(data)
+    except Exception as exc:  # noqa: BLE001 -- nor the pulse traces' figure
+        items.append(Note(f"The pulse currents of {data.name} could not be drawn: {type(exc).__name__}: {exc}"))
     return items
 
 

@@ -30,6 +30,7 @@ import numpy as np
 from labctl.backends.base import ArrayBackend
 from labctl.campaigns import backend as cbackend
 from labctl.campaigns.plan import LoadedCampaign, Unit, load_campaign
+from labctl.campaigns.pulse_traces import PulseTraceRecorder
 from labctl.campaigns.schema import BackendSpec
 from labctl.campaigns.store import Store, UnitPlan, UnitRecord, as_store_error, json_default, stored_form
 from labctl.campaigns.telemetry import Telemetry, TelemetryConfig
@@ -281,6 +282,8 @@ class Runner:
         self._resume_attempt: int | None = None  # attempt of the unit a resume continues
         self._ending: list[tuple[str, str]] = []  # (event kind, message) of switching off and closing
         self.wafer: WaferSession | None = None  # the prober and dies of a [wafer] campaign
+        self._pulses = PulseTraceRecorder()  # the currents a pulse-and-measure station measured
+        self._backend: ArrayBackend | None = None  # what the routines are given (the limited backend)
 
     # -- construction
     @classmethod
@@ -328,6 +331,8 @@ class Runner:
         else:
             backend = cbackend.make_backend(campaign.backend) if owned else self.backend
         limited = cbackend.LimitedBackend(backend, campaign.limits)
+        limited.after_pulse = self._store_pulse_traces
+        self._backend = limited
         status, errors = "failed", []
         self._writer = BatchWriter(self.store.path)
         try:
@@ -542,12 +547,18 @@ class Runner:
         if attempt is not None and self._skip:
             self._writer.event(self.run_id, "replay", f"unit {unit.index}: replaying {self._skip} stored batch(es)")
         self._writer.start_unit(self.run_id, unit.index, self._attempt)
+        self._pulses.start_unit(self.loaded.campaign.steps[unit.step_index].pulse_traces)
+        backend.take_pulse_currents()  # pulses applied outside the run's units are not this unit's
         if self.view is not None:
             self.view.unit_started(unit)
         ctx = RoutineContext(sink=self._sink, on_progress=self._progress_cb(unit),
                              on_checkpoint=lambda: self._safe_point(backend),
                              campaign_dir=self._campaign_dir())
         result = await registry.get(unit.routine).function(backend, unit.rows, unit.cols, unit.params, ctx)
+        await self._store_pulse_traces()
+        pulses = self._pulses.summary(unit.index)
+        if pulses is not None:
+            self._writer.event(self.run_id, "pulse_traces", pulses)
         summary = _summary_of(result)
         # Committed by the writer behind the unit's batches; the snapshot is taken now, as the unit ends.
         self._writer.finish_unit(self.run_id, unit.index, summary, self._state(backend))
@@ -563,6 +574,22 @@ class Runner:
         self._unit = None
 
     async def _sink(self, m: Measurements) -> None:
+        await self._store_pulse_traces()  # the pulses before this batch are stored before it
+        await self._store(m)
+
+    async def _store_pulse_traces(self) -> None:
+        """Store the currents the backend measured during the pulses since the last take (none on
+        most backends: then nothing is stored and the clock is not asked)."""
+        if self._backend is None or self._unit is None:
+            return
+        taken = self._backend.take_pulse_currents()
+        if not taken.pulses and not taken.lost:
+            return
+        t = await self._backend.now()
+        for batch in self._pulses.batches(taken, t):
+            await self._store(batch)
+
+    async def _store(self, m: Measurements) -> None:
         assert self._unit is not None
         seq = self._seq
         self._seq += 1

@@ -144,6 +144,11 @@ class Step(_Strict):
     chunk_cells: int | None = Field(None, ge=1, description="cells per unit of work (default: the whole "
                                                             "selection; routines that need all cells at once "
                                                             "ignore it)")
+    # Pulse-and-measure stations only (docs/store.md, "Pulse traces"): the current during every pulse of
+    # each cell is stored up to this many per unit, then every 2nd, 4th, ... (about half as many per
+    # doubling); 2000 keeps every pulse of a REF closed-loop program (<= 500) and open-loop sequence (1300).
+    pulse_traces: int = Field(2000, ge=0, le=10_000_000, description="pulse traces stored per cell and unit "
+                                                                     "before decimation (0: none)")
 
 
 class ContactCheck(_Strict):

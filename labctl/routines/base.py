@@ -20,6 +20,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 
+#: The kind of the batches that hold the current measured during each pulse (stored by the campaign
+#: runner from a pulse-and-measure station, not emitted by routines: labctl.campaigns.pulse_traces).
+PULSE_TRACE_KIND = "pulse_trace"
+
+
 class Aborted(Exception):
     """Raised at a safe point when the runner was asked to stop."""
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from labctl.routines.base import PULSE_TRACE_KIND
 from labctl.routines.figures.base import (MAX_CURVES, Figure, Item, Note, StepData, bins_for, cell_map, finite,
                                           si_axis, subplots)
 
@@ -33,12 +34,14 @@ def generic_figures(step: StepData) -> list[Item]:
         return [Note("Nothing was measured in this step: no figure.")]
     panels: list[tuple[str, str, str]] = []
     for kind, d in group.kinds.items():
+        if kind == PULSE_TRACE_KIND:
+            continue  # drawn by the report's own figure of them (labctl.routines.figures.pulses)
         index = next((n for n in INDEX_NAMES if n in d), None)
         for q in d.values:
             if q in LABEL_NAMES and len(d.values) > 1:
                 continue
             panels.append(("indexed" if index else "hist", kind, q))
-    trace_kinds = [k for k in group.kinds if group.traces(k)]
+    trace_kinds = [k for k in group.kinds if k != PULSE_TRACE_KIND and group.traces(k)]
     panels += [("traces", k, "") for k in trace_kinds]
     main = next(((k, q) for k, d in group.kinds.items() for q in d.values if q in ("g", "g_final", "g_programmed")),
                 None)

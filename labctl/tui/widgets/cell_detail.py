@@ -12,7 +12,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 from textual_plotext import PlotextPlot
 
-from labctl.routines.base import Measurements
+from labctl.routines.base import PULSE_TRACE_KIND, Measurements
 from labctl.tui.heatmap import format_siemens
 
 if TYPE_CHECKING:  # the store is imported where it is read, not when the TUI starts
@@ -28,8 +28,8 @@ def _value_text(quantity: str, value: float) -> str:
     """A stored value with the unit its quantity name implies (g*, target: S; v*: V; i, i_*: A)."""
     if quantity in ("g", "target") or quantity.startswith("g_"):
         return format_siemens(value)
-    if quantity in ("v", "elapsed") or quantity.startswith("v_"):
-        return f"{value:.4g} {'s' if quantity == 'elapsed' else 'V'}"
+    if quantity in ("v", "elapsed", "pulse_voltage", "pulse_width") or quantity.startswith("v_"):
+        return f"{value:.4g} {'s' if quantity in ('elapsed', 'pulse_width') else 'V'}"
     if quantity == "i" or quantity.startswith("i_"):
         return f"{value:.4g} A"
     return f"{value:.6g}"
@@ -83,6 +83,8 @@ class CellDetail(Vertical):
         table = self.query_one("#cell-history", DataTable)
         table.clear()
         for e in entries:
+            if e.kind == PULSE_TRACE_KIND and e.quantity != "pulse_voltage":
+                continue  # a measured pulse is one row: its voltage (its current is a trace, not listed)
             when = time.strftime("%H:%M:%S", time.localtime(e.wall_time))
             table.add_row(when, e.run_name, e.kind, e.quantity, _value_text(e.quantity, e.value))
 
