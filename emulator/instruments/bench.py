@@ -238,6 +238,11 @@ class Bench:
                     out.append(line[1])
         return sorted(out)
 
+    def word_lines_of(self, terminal: str) -> list[int]:
+        """Word lines closed to ``terminal``'s matrix row (none for a terminal not cabled here)."""
+        row = self.terminal_rows.get(terminal)
+        return [] if row is None else self._lines_on_row(row, "WL")
+
     def _gate_voltages(self, held: dict[str, float] | None = None) -> dict[int, float]:
         """Word line -> VG from the terminal closed onto it: a waveform output's present level
         (``held``: terminal -> V, while an analyzer runs it) or a DC terminal whose output is on."""

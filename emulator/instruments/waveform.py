@@ -62,8 +62,10 @@ def run(bench: Bench, terminal: str, pieces: list[Piece], times: np.ndarray,
     times = np.asarray(times, dtype=np.float64)
     out = np.zeros(times.size)
     threshold = switch_threshold(bench)
-    gates = {t: g for t, g in (gates or {}).items() if t != terminal}
     with bench.lock, _array_errors():
+        # Only outputs closed onto a word line are gates (the bit-line channel is not the gate
+        # channel's gate).
+        gates = {t: g for t, g in (gates or {}).items() if t != terminal and bench.word_lines_of(t)}
         rows, cols, vgs = bench.addressed(terminal)
         t0 = 0.0
         for piece in pieces:
