@@ -226,6 +226,9 @@ class Keithley4200APMUChannel(PulseMeasureChannel):
         try:
             return self._parse(pieces, data)
         except InstrumentError as bad:
+            for channel, _p in channels:  # the unit is not as cached: define everything again next time
+                for key in ("sequences", "list"):
+                    channel.cache.pop(key, None)
             errors = await inst.read_errors(":PMU:EXECUTE")
             if errors:
                 raise InstrumentError(self.label, ":PMU:EXECUTE", "; ".join(f"{c},{m}" for c, m in errors)) from None
