@@ -154,13 +154,7 @@ class PulseMeasureChannel(Channel):
         """One pulse of ``voltage`` V (either sign) and ``width`` s; the current during it. With a
         ``gate`` channel, the word line is at ``vg`` V through the pulse."""
         self.check_pulse(voltage, width)
-        pieces = self.pulse_pieces(voltage, width)
-        if gate is None:
-            measured = await self.run(pieces)
-        else:
-            self.check_gate_channel(gate)
-            gate.check_gate("vg", vg)
-            measured = await self.run(*self.gated(pieces, [vg] * 3), gate=gate)
+        measured = await self._gated_run(self.pulse_pieces(voltage, width), gate, [("vg", vg)] * 3)
         times, currents = measured.traces[0]
         return PulseTrace(voltage, width, times, currents)
 
@@ -168,13 +162,7 @@ class PulseMeasureChannel(Channel):
         """The cell current at ``v_read`` V (one spot mean over :attr:`read_time`), A; with a
         ``gate`` channel, the word line at ``vg`` V."""
         self.check_read(v_read)
-        pieces = self.read_pieces(v_read)
-        if gate is None:
-            measured = await self.run(pieces)
-        else:
-            self.check_gate_channel(gate)
-            gate.check_gate("vg", vg)
-            measured = await self.run(*self.gated(pieces, [vg] * 3), gate=gate)
+        measured = await self._gated_run(self.read_pieces(v_read), gate, [("vg", vg)] * 3)
         return measured.spots[0]
 
     async def pulse_and_read(self, voltage: float, width: float, v_read: float, *,
@@ -186,16 +174,22 @@ class PulseMeasureChannel(Channel):
         self.check_pulse(voltage, width)
         self.check_read(v_read)
         pieces = [*self.pulse_pieces(voltage, width), Piece(0.0, 0.0, GAP), *self.read_pieces(v_read)]
-        if gate is None:
-            measured = await self.run(pieces)
-        else:
-            vg_read = vg if vg_read is None else vg_read
-            self.check_gate_channel(gate)
-            gate.check_gate("vg", vg)
-            gate.check_gate("vg_read", vg_read)
-            measured = await self.run(*self.gated(pieces, [vg] * 3 + [None] + [vg_read] * 3), gate=gate)
+        held = [("vg", vg)] * 3 + [None] + [("vg_read", vg if vg_read is None else vg_read)] * 3
+        measured = await self._gated_run(pieces, gate, held)
         times, currents = measured.traces[0]
         return PulseTrace(voltage, width, times, currents), measured.spots[0]
+
+    async def _gated_run(self, pieces: list[Piece], gate: PulseMeasureChannel | None,
+                         held: list[tuple[str, float] | None]) -> Measured:
+        """``pieces`` alone, or with ``gate`` holding (name, level V) per piece (:meth:`gated`),
+        every gate level checked first."""
+        if gate is None:
+            return await self.run(pieces)
+        self.check_gate_channel(gate)
+        for item in held:
+            if item is not None:
+                gate.check_gate(*item)
+        return await self.run(*self.gated(pieces, [None if x is None else x[1] for x in held]), gate=gate)
 
     async def run(self, pieces: list[Piece], gate_pieces: list[Piece] | None = None, *,
                   gate: PulseMeasureChannel | None = None) -> Measured:
