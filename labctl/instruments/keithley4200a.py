@@ -275,7 +275,8 @@ class Keithley4200APMUChannel(PulseMeasureChannel):
     async def release(self) -> None:
         """Output off and this channel's RPM back to its SMU pathway (the SMU it carries reaches
         the device again); the next run takes the pulse pathway again."""
-        await self.off()
+        if self.cache.get("output") is not False:
+            await self.off()
         if self.cache.get("rpm") != RPM_SMU:
             await self.configure(f":PMU:RPM:CONFIGURE PMU1-{self.pulse_channel}, {RPM_SMU}")
             self.cache["rpm"] = RPM_SMU

@@ -213,7 +213,7 @@ class PulseMeasureChannel(Channel):
 
     async def release(self) -> None:
         """Give the output this channel shares with an SMU (its RPM / RSU) back to the SMU, output
-        off; the next run takes it again."""
+        off; the next run takes it again. Models send nothing when it is already released."""
         await self.off()
 
     @staticmethod

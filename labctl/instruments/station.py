@@ -234,7 +234,6 @@ class Station:
         self.resources = {n: (resources or {}).get(n, spec.resource) for n, spec in config.instruments.items()}
         self.instruments: dict[str, Instrument] = {}
         self._route: tuple[int, int, str, str] | None = None
-        self._pulse_gate_taken = True  # unknown at open: give it back before the SMU gate is used
 
     @classmethod
     def from_file(cls, path: str | Path, resources: Mapping[str, str] | None = None) -> Station:
@@ -421,9 +420,8 @@ class Station:
         gate = self.gate
         gate.guard("vg", "voltage", vg)
         pulse_gate = self.pulse_gate
-        if pulse_gate is not None and self._pulse_gate_taken:
-            await pulse_gate.release()
-            self._pulse_gate_taken = False
+        if pulse_gate is not None:
+            await pulse_gate.release()  # nothing is sent when it is released already
         await gate.current_limit.ensure(current_limit)
         await gate.source_voltage.ensure(vg)
         await gate.output.ensure(True)
@@ -530,7 +528,6 @@ class Station:
         output it may share with the gate supply at its next run)."""
         self.crosspoints(row, col, "pulse", PULSE_GATE)
         await self.route(row, col, "pulse", PULSE_GATE)
-        self._pulse_gate_taken = True
 
     async def sweep(self, row: int, col: int, voltages: Sequence[float], vg: float,
                     current_limit: float, delay: float = 0.0) -> SweepResult:
