@@ -3,7 +3,8 @@
 Built on :class:`labctl.instruments.Station` (docs/instruments.md): each operation routes one cell
 (exclusive close on the matrix), drives its word line from the gate supply and then sweeps or reads
 with the SMU or fires the pulse generator. There is no native closed loop: routines run
-program-and-verify on the host. Every argument of a call is checked for every cell before the first
+program-and-verify on the host, each pulse and its verify read as one `pulse_and_read` (on a
+pulse-and-measure station one execution of the pulse unit per cell). Every argument of a call is checked for every cell before the first
 command goes out; outputs go off and the matrix opens when the backend is left for any reason.
 
 The clock: on hardware `wait` sleeps. Emulated instruments cannot move the emulator's virtual clock
