@@ -219,3 +219,15 @@ def test_pulse_gate_shares_only_its_own_gate_supplys_row() -> None:
     data["terminals"]["pulse_gate"]["instrument"] = "other"  # another instrument's output on SMU2's row
     with pytest.raises(ValueError, match="already used by terminals.gate"):
         StationConfig.model_validate(data)
+
+
+async def test_the_gate_is_the_channel_closed_onto_the_word_line() -> None:
+    """The emulated bench takes a cell's gate from the output its word line is closed to: with the
+    word line on another row, the gate channel's waveform reaches no selector and the read is 0."""
+    async with station(PMU_STATION, formed()) as (backend, _bench):
+        st = backend.station
+        assert st is not None and st.pulse_gate is not None
+        await st.route(2, 1, "pulse", "smu")  # word line to SMU1's row (off), not to PMU1-2's
+        assert await st.pulser.read(0.2, gate=st.pulse_gate, vg=3.3) == 0.0
+        await st.route(2, 1, "pulse", "pulse_gate")
+        assert await st.pulser.read(0.2, gate=st.pulse_gate, vg=3.3) > 1e-7
