@@ -121,6 +121,8 @@ async def analyzer_station(name: str, iterations: int, size: int) -> dict[str, f
         async with StationBackend(path, resources=dict(bench.resources()), clock=ArrayClock(small)) as backend:
             out[f"iteration_overhead_inprocess_s.{name}"] = await loop_iteration_overhead(
                 backend, iterations=iterations)
+    if size <= 0:
+        return out
     big = prepared_array(size, size, seed=0, step=0.05)
     targets = np.random.default_rng(0).uniform(10e-6, 90e-6, size * size).tolist()
     async with InstrumentBench(big) as bench:
@@ -221,11 +223,10 @@ async def run(repeats: int, iterations: int, size: int) -> dict[str, object]:
     for name in STATIONS:
         for key, value in (await station_figures(name, iterations, size)).items():
             result.setdefault(key, {})[name] = value  # type: ignore[index]
-    if size > 0:
-        for name in ANALYZER_STATIONS:
-            for key, value in (await analyzer_station(name, iterations, size)).items():
-                figure, _, station = key.rpartition(".")
-                result.setdefault(figure, {})[station] = value  # type: ignore[index]
+    for name in ANALYZER_STATIONS:  # --size 0: the iteration figures only
+        for key, value in (await analyzer_station(name, iterations, size)).items():
+            figure, _, station = key.rpartition(".")
+            result.setdefault(figure, {})[station] = value  # type: ignore[index]
     with open("/proc/loadavg") as f:
         result["loadavg"] = f.read().split()[0]
     return result

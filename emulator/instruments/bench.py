@@ -41,14 +41,19 @@ TERMINAL_ROWS: dict[str, str] = {
     "pg81160a.2": "H",
 }
 #: Matrix rows of the analyzer bench: a second 707B-class matrix between the parameter analyzers'
-#: terminals (Keithley 4200A-SCS SMUs and 4225-PMU channel 1, Keysight B1500A SMUs, SPGU and WGFMU)
-#: and the same array (docs/instruments.md, "The analyzer bench").
+#: terminals (Keithley 4200A-SCS SMUs and 4225-PMU channels, Keysight B1500A SMUs, SPGU and WGFMU
+#: channels) and the same array (docs/instruments.md, "The analyzer bench"). Two outputs share a
+#: row where one remote module carries both, as on the real instruments: SMU2 of the 4200A reaches
+#: row B through the 4225-RPM of PMU channel 2, SMU2 of the B1500A row E through the RSU of WGFMU
+#: channel 402; the instrument gives that row to one of the two at a time.
 ANALYZER_TERMINAL_ROWS: dict[str, str] = {
     "k4200.smu1": "A",
     "k4200.smu2": "B",
+    "k4200.pmu2": "B",
     "k4200.pmu1": "C",
     "b1500.smu1": "D",
     "b1500.smu2": "E",
+    "b1500.wgfmu2": "E",
     "ground": "F",
     "b1500.spgu": "G",
     "b1500.wgfmu": "H",
@@ -233,9 +238,18 @@ class Bench:
                     out.append(line[1])
         return sorted(out)
 
-    def _gate_voltages(self) -> dict[int, float]:
-        """Word line -> VG from the DC terminal closed onto it (if its output is on)."""
+    def word_lines_of(self, terminal: str) -> list[int]:
+        """Word lines closed to ``terminal``'s matrix row (none for a terminal not cabled here)."""
+        row = self.terminal_rows.get(terminal)
+        return [] if row is None else self._lines_on_row(row, "WL")
+
+    def _gate_voltages(self, held: dict[str, float] | None = None) -> dict[int, float]:
+        """Word line -> VG from the terminal closed onto it: a waveform output's present level
+        (``held``: terminal -> V, while an analyzer runs it) or a DC terminal whose output is on."""
         gates: dict[int, float] = {}
+        for terminal, level in (held or {}).items():
+            for wl in self._lines_on_row(self.terminal_rows[terminal], "WL"):
+                gates.setdefault(wl, level)
         for terminal, state in self.dc.items():
             if not state.on:
                 continue
@@ -243,14 +257,16 @@ class Bench:
                 gates.setdefault(wl, state.voltage)
         return gates
 
-    def addressed(self, terminal: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Cells driven from ``terminal``: row indices, column indices and each cell's VG (V)."""
+    def addressed(self, terminal: str, held: dict[str, float] | None = None,
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Cells driven from ``terminal``: row indices, column indices and each cell's VG (V);
+        ``held``: levels (V) of waveform outputs running at the same time (gate channels)."""
         if terminal not in self.terminal_rows:  # an output no cable ties to this matrix
             return np.zeros(0, dtype=int), np.zeros(0, dtype=int), np.zeros(0)
         row_letter = self.terminal_rows[terminal]
         bit_lines = self._lines_on_row(row_letter, "BL")
         grounded = set(self._lines_on_row(self.terminal_rows["ground"], "SL"))
-        gates = self._gate_voltages()
+        gates = self._gate_voltages({t: v for t, v in (held or {}).items() if t in self.terminal_rows})
         rows, cols, vgs = [], [], []
         for r in sorted(grounded):
             vg = gates.get(r, 0.0)

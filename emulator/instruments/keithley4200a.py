@@ -1,5 +1,7 @@
 """Emulated Keithley 4200A-SCS parameter analyzer over KXCI (Keithley External Control Interface,
-4200A-KXCI-907-01): two SMUs and one 4225-PMU (channel 1 wired) on the analyzer bench.
+4200A-KXCI-907-01): two SMUs and one 4225-PMU with two 4225-RPMs on the analyzer bench. Channel 1's
+RPM output is matrix row C; channel 2's RPM also carries SMU2 (row B): ``:PMU:RPM:CONFIGURE PMU1-2,
+0`` gives the row to the pulse channel, ``..., 3`` (the power-on state here) back to SMU2.
 
 KXCI over LAN answers every command: ``ACK`` for settings, the data for queries. Messages end in
 LF or NUL (Keithley's own LAN examples use NUL both ways; a connection that sends NUL gets NUL
@@ -52,7 +54,13 @@ SMU_CHANNELS = (1, 2)
 SMU_VOLTAGE = 210.0  # V, 4200-SMU 200 V range with overrange
 SMU_CURRENT = 0.105  # A, 4200-SMU 100 mA range with overrange
 NPLC_BY_MODE = {1: 0.01, 2: 1.0, 3: 10.0}  # IT1 short, IT2 normal, IT3 long (PLC)
-PMU_CHANNELS = (1,)  # channel 2 of the card is not wired on the analyzer bench
+PMU_CHANNELS = (1, 2)
+#: :PMU:RPM:CONFIGURE pathways (the LPT library's KI_RPM_PULSE .. KI_RPM_SMU numbering).
+RPM_PULSE, RPM_CV_2W, RPM_CV_4W, RPM_SMU = 0, 1, 2, 3
+#: SMU -> PMU channel whose RPM carries it to the matrix (SMU1 has its own row).
+SMU_THROUGH_RPM = {2: 2}
+#: :PMU:MEASURE:RANGE current ranges (A) and their code in a data point's status word.
+CURRENT_RANGES = {100e-9: 0, 1e-6: 1, 10e-6: 2, 100e-6: 3, 1e-3: 4, 10e-3: 5, 200e-3: 6, 800e-3: 7}
 SEGMENT_MIN, SEGMENT_MAX, SEGMENT_STEP = 20e-9, 40.0, 10e-9  # s
 MAX_SEGMENTS = 2048
 MAX_SEQUENCES = 512
@@ -82,7 +90,10 @@ class Sequence:
 @dataclass
 class PMUChannel:
     terminal: str
+    number: int = 1
     source_range: float = 10.0  # V
+    current_range: float = 10e-3  # A
+    rpm: int = RPM_SMU
     output: bool = False
     sequences: dict[int, Sequence] = field(default_factory=dict)
     sequence_list: list[tuple[int, int]] = field(default_factory=list)
@@ -106,7 +117,7 @@ class Keithley4200A(EmulatedInstrument):
     def reset(self) -> None:
         self.smus = {ch: SMU(f"k4200.smu{ch}") for ch in SMU_CHANNELS}
         self.nplc = 1.0
-        self.pmu = {ch: PMUChannel(f"k4200.pmu{ch}") for ch in PMU_CHANNELS}
+        self.pmu = {ch: PMUChannel(f"k4200.pmu{ch}", ch) for ch in PMU_CHANNELS}
         self.sample_rate = 200e6
         self._page_reset()
         for smu in self.smus.values():
@@ -194,7 +205,16 @@ class Keithley4200A(EmulatedInstrument):
             level = self._voltage(args[2], "DV voltage", SMU_VOLTAGE)
             compliance = number(args[3], "DV compliance", 1e-12, SMU_CURRENT, E_PARAMETER)
             smu.level, smu.compliance, smu.on = level, compliance, True
-        self.bench.set_dc(smu.terminal, smu.on, smu.level)
+        self._drive(smu)
+
+    def _drive(self, smu: SMU, on: bool | None = None, level: float | None = None) -> None:
+        """The bench sees the SMU's output (``on``/``level`` override its user-mode state) unless
+        the RPM that carries it has given the row to its pulse channel."""
+        on = smu.on if on is None else on
+        rpm = SMU_THROUGH_RPM.get(int(smu.terminal[-1]))
+        if rpm is not None and self.pmu[rpm].rpm != RPM_SMU:
+            on = False
+        self.bench.set_dc(smu.terminal, on, smu.level if level is None else level)
 
     def _di(self, args: list[str]) -> None:
         raise AnalyzerError(E_STATE, "DI: current sourcing is not emulated (the array is driven by voltage)")
@@ -202,7 +222,7 @@ class Keithley4200A(EmulatedInstrument):
     def _clear(self, args: list[str]) -> None:
         for smu in self.smus.values():
             smu.level, smu.on = 0.0, False
-            self.bench.set_dc(smu.terminal, False, 0.0)
+            self._drive(smu)
 
     def _ti(self, args: list[str]) -> str:
         need(args, 1, "TI", E_PARAMETER)
@@ -297,7 +317,7 @@ class Keithley4200A(EmulatedInstrument):
         if ch not in self.names:
             raise AnalyzerError(E_STATE, f"ME1: SMU{ch} has no channel definition (CH)")
         for c, (constant, _comp) in self.constants.items():
-            self.bench.set_dc(self.smus[c].terminal, True, constant)
+            self._drive(self.smus[c], True, constant)
         smu = self.smus[ch]
         dwell = self.delay + self.nplc / LINE_FREQUENCY
         applied, currents = self.bench.sweep(smu.terminal, points, dwell, compliance)
@@ -307,7 +327,7 @@ class Keithley4200A(EmulatedInstrument):
             iname: [("C" if abs(i) >= compliance else "N", i) for i in currents],
         }
         # After the test every swept source returns to its user-mode state (off unless DV set it).
-        self.bench.set_dc(smu.terminal, smu.on, smu.level)
+        self._drive(smu)
 
     def _data_out(self, rest: str) -> str:
         name = rest.strip().strip("'\"")
@@ -319,7 +339,7 @@ class Keithley4200A(EmulatedInstrument):
     def _pmu_channel(self, text: str) -> PMUChannel:
         ch = integer(text, "channel", 1, 8, E_PARAMETER)
         if ch not in self.pmu:
-            raise AnalyzerError(E_PARAMETER, f"PMU channel {ch} is not wired (channel 1)")
+            raise AnalyzerError(E_PARAMETER, f"PMU channel {ch} is not installed (channels 1, 2)")
         return self.pmu[ch]
 
     def _pmu(self, header: str, args: list[str]) -> str | None:
@@ -333,7 +353,17 @@ class Keithley4200A(EmulatedInstrument):
                 ch.data.clear()
                 ch.output = False
             return None
-        if sub in ("RPM:CONFIGURE", "LOAD", "MEASURE:RANGE"):
+        if sub == "RPM:CONFIGURE":
+            return self._rpm(args)
+        if sub == "MEASURE:RANGE":
+            need(args, 2, header, E_PARAMETER)
+            ch = self._pmu_channel(args[0])
+            if integer(args[1], "range type", 0, 2, E_PARAMETER) == 2:  # fixed
+                need(args, 3, header, E_PARAMETER)
+                value = number(args[2], "current range", 1e-7, 0.8, E_PARAMETER)
+                ch.current_range = min(CURRENT_RANGES, key=lambda r: abs(math.log(r / value)))
+            return None
+        if sub == "LOAD":
             need(args, 2, header, E_PARAMETER)
             return None
         if sub == "SOURCE:RANGE":
@@ -365,9 +395,7 @@ class Keithley4200A(EmulatedInstrument):
             ch.output = bool(integer(args[1], "state", 0, 1, E_PARAMETER))
             return None
         if sub == "EXECUTE":
-            for ch in self.pmu.values():
-                if ch.output:
-                    self._execute(ch)
+            self._execute()
             return None
         if sub == "ABORT":
             for ch in self.pmu.values():
@@ -408,8 +436,36 @@ class Keithley4200A(EmulatedInstrument):
         else:
             raise AnalyzerError(E_UNDEFINED, f"undefined command {header[:40]!r}")
 
-    def _execute(self, ch: PMUChannel) -> None:
-        """Run the sequence list of ``ch`` on the bench: check it whole, then apply and sample."""
+    def _rpm(self, args: list[str]) -> None:
+        """``:PMU:RPM:CONFIGURE PMU<card>-<ch>, <pathway>``: 0 pulse, 3 SMU (CV refused: no CVU)."""
+        need(args, 2, ":PMU:RPM:CONFIGURE", E_PARAMETER)
+        name = args[0].strip().upper()
+        if not (len(name) == 6 and name.startswith("PMU1-") and name[5].isdigit()):
+            raise AnalyzerError(E_PARAMETER, f"RPM {args[0][:20]!r}: PMU1-1 or PMU1-2")
+        ch = self._pmu_channel(name[5])
+        mode = integer(args[1], "RPM pathway", 0, 3, E_PARAMETER)
+        if mode in (RPM_CV_2W, RPM_CV_4W):
+            raise AnalyzerError(E_STATE, "RPM CV pathways are not emulated (no CVU)")
+        ch.rpm = mode
+        for smu_number, pmu_number in SMU_THROUGH_RPM.items():
+            if pmu_number == ch.number:
+                self._drive(self.smus[smu_number])
+
+    def _execute(self) -> None:
+        """Run every channel whose output is on, on one time base: all are checked whole before
+        any is applied; a channel holding its RPM drives the lines on its row (a pulse channel on
+        a word line is that line's gate). A test starts with no data, so a refused one leaves none."""
+        for ch in self.pmu.values():
+            ch.data = []
+        running = [ch for ch in self.pmu.values() if ch.output]
+        compiled = [self._compile(ch) for ch in running]
+        gates = {ch.terminal: pieces for ch, (pieces, _w) in zip(running, compiled) if ch.rpm == RPM_PULSE}
+        for ch, (pieces, windows) in zip(running, compiled):
+            self._apply(ch, pieces, windows, gates)
+
+    def _compile(self, ch: PMUChannel) -> tuple[list[waveform.Piece], list[tuple[int, float, float]]]:
+        """The waveform of ``ch``'s sequence list and its measure windows (type, start, stop in
+        waveform time), checked whole."""
         if not ch.sequence_list:
             raise AnalyzerError(E_STATE, ":PMU:EXECUTE: no sequence list (:PMU:SARB:WFM:SEQ:LIST)")
         pieces: list[waveform.Piece] = []
@@ -444,26 +500,44 @@ class Keithley4200A(EmulatedInstrument):
                         windows.append((types[k], t + starts[k], t + min(stops[k], seq.time[k])))
                     pieces.append(waveform.Piece(seq.startv[k], seq.stopv[k], seq.time[k]))
                     t += seq.time[k]
+        samples = sum(_grid(a, b, self.sample_rate).size for _, a, b in windows)
+        if samples > MAX_POINTS:
+            raise AnalyzerError(E_SAMPLES, f"{samples} samples exceed {MAX_POINTS}; "
+                                "lower :PMU:SAMPLE:RATE or the measure windows")
+        return pieces, windows
+
+    def _apply(self, ch: PMUChannel, pieces: list[waveform.Piece], windows: list[tuple[int, float, float]],
+               gates: dict[str, list[waveform.Piece]]) -> None:
+        """Apply ``ch``'s waveform on the bench (if its RPM holds the row) and keep its samples:
+        ``V,I,T,S`` per point, S the status word of the 4200A's pulse_fetch bit map (RPM in use,
+        measure type, current overflow, current range, channel)."""
         # Sample grid of every window; averaged types are treated as their discrete form per window.
         grids = [_grid(a, b, self.sample_rate) for _, a, b in windows]
-        if sum(g.size for g in grids) > MAX_POINTS:
-            raise AnalyzerError(E_SAMPLES, f"{sum(g.size for g in grids)} samples exceed {MAX_POINTS}; "
-                                "lower :PMU:SAMPLE:RATE or the measure windows")
         times = np.concatenate(grids) if grids else np.zeros(0)
-        order = np.argsort(times, kind="stable")
-        currents = np.empty(times.size)
-        currents[order] = waveform.run(self.bench, ch.terminal, pieces, times[order])
+        currents = np.zeros(times.size)
+        if ch.rpm == RPM_PULSE:
+            order = np.argsort(times, kind="stable")
+            currents[order] = waveform.run(self.bench, ch.terminal, pieces, times[order], gates)
         levels = _levels(pieces, times)
-        ch.data = []
         at = 0
         for (kind, start, _stop), grid in zip(windows, grids):
             i = currents[at:at + grid.size].tolist()
             v = levels[at:at + grid.size].tolist()
             at += grid.size
             if kind in (1, 3):  # spot mean: one point per window
-                ch.data.append((spot_mean(v), spot_mean(i), start, 0))
+                mean = spot_mean(i)
+                ch.data.append((spot_mean(v), mean, start, self._status(ch, 1, mean)))
             else:
-                ch.data.extend((vk, ik, tk, 0) for vk, ik, tk in zip(v, i, grid.tolist()))
+                ch.data.extend((vk, ik, tk, self._status(ch, 2, ik)) for vk, ik, tk in zip(v, i, grid.tolist()))
+
+    @staticmethod
+    def _status(ch: PMUChannel, kind: int, current: float) -> int:
+        """A point's status word: bits 27-24 RPM (1), 19-16 measure type, 11-10 current overflow
+        (1 negative, 2 positive), 7-4 current range, 3-2 voltage range (0: 10 V), 1-0 channel."""
+        overflow = 0 if abs(current) <= 1.05 * ch.current_range else (2 if current > 0 else 1)
+        voltage = 0 if ch.source_range == 10.0 else 1
+        return ((1 << 24) | (kind << 16) | (overflow << 10) | (CURRENT_RANGES[ch.current_range] << 4)
+                | (voltage << 2) | ch.number)
 
     def _data_get(self, args: list[str]) -> str:
         need(args, 1, ":PMU:DATA:GET", E_PARAMETER)

@@ -1,6 +1,8 @@
 """Emulated Keysight B1500A semiconductor device analyzer: FLEX commands (Programming Guide
 B1500-90000) for two SMUs (slots 1, 2) and a B1525A SPGU (slot 3, channel 301 wired), and a B1530A
-WGFMU (slot 4, channel 401 wired) reached the way Keysight's WGFMU library reaches it.
+WGFMU (slot 4, channels 401 and 402) reached the way Keysight's WGFMU library reaches it. The RSU of
+channel 402 also carries SMU2 (matrix row E): while 402 is connected in a WGFMU mode the row is the
+WGFMU's, otherwise SMU2's.
 
 FLEX messages end in LF; a command has no reply except ``XE`` (the measured data), queries (``ERR?``,
 ``EMG?``, ``SPST?``, ``*IDN?``) and ``*OPC?``. Errors queue as numbers; ``ERR?`` returns and clears
@@ -13,7 +15,7 @@ the oldest four (``0`` where there are none), ``EMG? <code>`` the message of a c
             SPV ch,1,base,peak  SER ch,load  ODSW ch,state[,...]  SPUPD [ch...]  SRP  SPP  SPST?
     WGFMU   WGFMU:CLEAR  WGFMU:MODE ch,mode  WGFMU:MEASMODE ch,mode  WGFMU:CONN ch  WGFMU:DISC ch
             WGFMU:WAVE ch,v0,dt1,v1,dt2,v2,...  WGFMU:EVENT ch,start,points,interval,average
-            WGFMU:RUN  WGFMU:STATUS? ch  WGFMU:DATA? ch
+            WGFMU:RUN  WGFMU:STATUS? [ch]  WGFMU:DATA? ch
 
 The WGFMU lines are this emulator's own: the vendor library's wire protocol to the mainframe is
 not documented, so the emulated library (labctl.instruments.wgfmu) sends these instead.
@@ -56,7 +58,10 @@ MESSAGES = {
 
 SMU_SLOTS = (1, 2)
 SPGU_CHANNELS = (301,)
-WGFMU_CHANNELS = (401,)
+WGFMU_CHANNELS = (401, 402)
+#: SMU slot -> WGFMU channel whose RSU carries it to the matrix.
+SMU_THROUGH_RSU = {2: 402}
+WGFMU_OPERATION_MODE_SMU = 2003
 SMU_VOLTAGE = 100.0  # V, B1511B MPSMU 100 V range
 SMU_CURRENT = 0.1  # A
 WGFMU_VOLTAGE = 10.0  # V, force range +-10 V
@@ -70,6 +75,7 @@ WGFMU_STATUS_COMPLETED = 10000  # WGFMU_STATUS_COMPLETED
 class SMU:
     terminal: str
     connected: bool = False
+    forcing: bool = False  # DV since CN: the bench sees its level
     level: float = 0.0
     compliance: float = 1e-4
 
@@ -113,7 +119,7 @@ class KeysightB1500A(EmulatedInstrument):
     def reset(self) -> None:
         self.smus = {slot: SMU(f"b1500.smu{slot}") for slot in SMU_SLOTS}
         self.spgus = {ch: SPGU("b1500.spgu") for ch in SPGU_CHANNELS}
-        self.wgfmus = {ch: WGFMU("b1500.wgfmu") for ch in WGFMU_CHANNELS}
+        self.wgfmus = {ch: WGFMU("b1500.wgfmu" if ch == 401 else "b1500.wgfmu2") for ch in WGFMU_CHANNELS}
         self.format = 1
         self.nplc = 1.0
         self.measure_mode: tuple[int, int] | None = None  # (mode, channel)
@@ -202,8 +208,8 @@ class KeysightB1500A(EmulatedInstrument):
         for ch in self._channels(args):
             ch.connected = False  # type: ignore[attr-defined]
             if isinstance(ch, SMU):
-                ch.level = 0.0
-                self.bench.set_dc(ch.terminal, False, 0.0)
+                ch.level, ch.forcing = 0.0, False
+                self._drive(ch)
 
     def _smu(self, text: str, connected: bool = True) -> SMU:
         slot = integer(text, "channel", 1, 10, E_PARAMETER)
@@ -224,8 +230,15 @@ class KeysightB1500A(EmulatedInstrument):
         level = self._level(args[2], "DV output", SMU_VOLTAGE)
         if len(args) > 3:
             smu.compliance = number(args[3], "DV Icomp", 1e-12, SMU_CURRENT, E_PARAMETER)
-        smu.level = level
-        self.bench.set_dc(smu.terminal, True, level)
+        smu.level, smu.forcing = level, True
+        self._drive(smu)
+
+    def _drive(self, smu: SMU) -> None:
+        """The bench sees a forcing SMU's level unless the RSU that carries it has given the row to
+        its WGFMU channel (connected in a WGFMU mode)."""
+        rsu = self.wgfmus.get(SMU_THROUGH_RSU.get(int(smu.terminal[-1]), 0))
+        held = rsu is not None and rsu.connected and rsu.mode != WGFMU_OPERATION_MODE_SMU
+        self.bench.set_dc(smu.terminal, smu.forcing and not held, smu.level)
 
     def _di(self, args: list[str]) -> None:
         raise AnalyzerError(E_STATE, "DI: current sourcing is not emulated (the array is driven by voltage)")
@@ -293,7 +306,8 @@ class KeysightB1500A(EmulatedInstrument):
         _, points, compliance = self.staircase
         dwell = self.delay + self.nplc / LINE_FREQUENCY
         _applied, currents = self.bench.sweep(smu.terminal, points, dwell, compliance)
-        self.bench.set_dc(smu.terminal, True, smu.level)  # back to its DV level after the sweep
+        smu.forcing = True
+        self._drive(smu)  # back to its DV level after the sweep
         return ",".join(self._value(slot, i, compliance) for i in currents)
 
     # -- SPGU -------------------------------------------------------------------------------------
@@ -384,20 +398,26 @@ class KeysightB1500A(EmulatedInstrument):
                 wg.wave, wg.events, wg.data = [], [], []
             return None
         if sub == "RUN":
-            for wg in self.wgfmus.values():
-                if wg.connected and wg.wave:
-                    self._run(wg)
+            running = [wg for wg in self.wgfmus.values() if wg.connected and wg.wave]
+            compiled = [self._compile(wg) for wg in running]  # every channel checked before any runs
+            gates = {wg.terminal: pieces for wg, (pieces, _t) in zip(running, compiled)}
+            for wg, (pieces, times) in zip(running, compiled):
+                self._run(wg, pieces, times, gates)
             return None
+        if sub == "STATUS?" and not args:  # the whole module: completed (a run ends within RUN)
+            return str(WGFMU_STATUS_COMPLETED)
         need(args, 1, f"WGFMU:{sub}", E_PARAMETER)
         wg = self._wg(args[0])
         if sub == "MODE":
             need(args, 2, "WGFMU:MODE", E_PARAMETER)
             wg.mode = integer(args[1], "operation mode", 2000, 2003, E_PARAMETER)
+            self._rsu_changed(wg)
         elif sub == "MEASMODE":
             need(args, 2, "WGFMU:MEASMODE", E_PARAMETER)
             wg.measure = integer(args[1], "measure mode", 4000, 4001, E_PARAMETER)
         elif sub in ("CONN", "DISC"):
             wg.connected = sub == "CONN"
+            self._rsu_changed(wg)
         elif sub == "WAVE":  # <initial V>, then (<delta time s>, <V>) per vector
             values = args[1:]
             if len(values) < 3 or len(values) % 2 == 0 or len(values) > 2 * MAX_SAMPLES:
@@ -424,7 +444,13 @@ class KeysightB1500A(EmulatedInstrument):
             raise AnalyzerError(E_UNDEFINED, f"undefined command WGFMU:{sub[:40]}")
         return None
 
-    def _run(self, wg: WGFMU) -> None:
+    def _rsu_changed(self, wg: WGFMU) -> None:
+        for slot, channel in SMU_THROUGH_RSU.items():
+            if self.wgfmus[channel] is wg:
+                self._drive(self.smus[slot])
+
+    def _compile(self, wg: WGFMU) -> tuple[list[waveform.Piece], np.ndarray]:
+        """The channel's waveform and the sample instants of its events, checked."""
         if wg.mode != 2001 or wg.measure != 4001:
             raise AnalyzerError(E_WGFMU, "WGFMU:RUN: the emulator runs the Fast IV mode with current measurement")
         pieces = [waveform.Piece(a[1], b[1], b[0]) for a, b in zip(wg.wave, wg.wave[1:])]
@@ -438,8 +464,12 @@ class KeysightB1500A(EmulatedInstrument):
                 times.append(t)
         if len(times) > MAX_SAMPLES:
             raise AnalyzerError(E_WGFMU, f"{len(times)} samples exceed {MAX_SAMPLES}")
-        t_arr = np.array(times)
+        return pieces, np.array(times)
+
+    def _run(self, wg: WGFMU, pieces: list[waveform.Piece], t_arr: np.ndarray,
+             gates: dict[str, list[waveform.Piece]]) -> None:
+        """Apply the channel's waveform with the other running channels as gates; keep its samples."""
         order = np.argsort(t_arr, kind="stable")
         values = np.empty(t_arr.size)
-        values[order] = waveform.run(self.bench, wg.terminal, pieces, t_arr[order])
-        wg.data = list(zip(times, values.tolist()))
+        values[order] = waveform.run(self.bench, wg.terminal, pieces, t_arr[order], gates)
+        wg.data = list(zip(t_arr.tolist(), values.tolist()))

@@ -166,6 +166,15 @@ class ArrayBackend(abc.ABC):
     async def read(self, rows: IntArray, cols: IntArray, v_read: float = 0.2, vg: float = 3.3) -> FloatArray:
         """Measured conductance I/V of each listed cell, S."""
 
+    async def pulse_and_read(self, rows: IntArray, cols: IntArray, v: float | FloatArray, vg: float | FloatArray,
+                             width: float | FloatArray, v_read: float = 0.2, vg_read: float = 3.3) -> FloatArray:
+        """One program-and-verify step per listed cell: a pulse (v V, gate vg V, width s; as
+        `pulse`), then the cell's conductance at v_read V, gate vg_read V (as `read`), S. This
+        default is exactly `pulse` then `read`; a backend that can do both in one operation (a
+        pulse-and-measure station: one execution per cell) overrides it with the same results."""
+        await self.pulse(rows, cols, v, vg, width)
+        return await self.read(rows, cols, v_read, vg_read)
+
     async def read_array(self, v_read: float = 0.2, vg: float = 3.3) -> FloatArray:
         """Conductance of every cell, shape (rows, cols), S (row-major reads)."""
         r, c = np.divmod(np.arange(self.rows * self.cols, dtype=np.int64), self.cols)

@@ -15,7 +15,8 @@ async def iteration_overhead(backend: ArrayBackend, *, iterations: int = 50, war
                              vg_reset: float = ref.VG_RESET, width: float = ref.PULSE_WIDTH,
                              v_read: float = ref.V_READ, vg_read: float = ref.VG_READ) -> float:
     """Median host time of one closed-loop iteration on one cell, s: one pulse (set if the last
-    read is below the target, else reset) and one verify read, minus the pulse width.
+    read is below the target, else reset) and its verify read (`backend.pulse_and_read`, as the
+    host loop does), minus the pulse width.
 
     The target is the cell's first reading, so the loop dithers around it and the polarity
     changes often (the case that costs a station reconfiguration). The emulators (in-process,
@@ -32,11 +33,10 @@ async def iteration_overhead(backend: ArrayBackend, *, iterations: int = 50, war
     times: list[float] = []
     for k in range(warmup + iterations):
         t0 = time.perf_counter()
-        if g < target:
-            await backend.pulse(r, c, v_set, vg_set, width)
-        else:
-            await backend.pulse(r, c, v_reset, vg_reset, width)
-        g = float((await backend.read(r, c, v_read, vg_read))[0])
+        v, vg = (v_set, vg_set) if g < target else (v_reset, vg_reset)
+        # As the host loop does (labctl.routines.program.host_loop): the pulse and its verify read
+        # as one operation.
+        g = float((await backend.pulse_and_read(r, c, v, vg, width, v_read, vg_read))[0])
         if k >= warmup:
             times.append(time.perf_counter() - t0 - width)
     return float(np.median(times))

@@ -3,7 +3,8 @@
 Built on :class:`labctl.instruments.Station` (docs/instruments.md): each operation routes one cell
 (exclusive close on the matrix), drives its word line from the gate supply and then sweeps or reads
 with the SMU or fires the pulse generator. There is no native closed loop: routines run
-program-and-verify on the host. Every argument of a call is checked for every cell before the first
+program-and-verify on the host, each pulse and its verify read as one `pulse_and_read` (on a
+pulse-and-measure station one execution of the pulse unit per cell). Every argument of a call is checked for every cell before the first
 command goes out; outputs go off and the matrix opens when the backend is left for any reason.
 
 The clock: on hardware `wait` sleeps. Emulated instruments cannot move the emulator's virtual clock
@@ -200,7 +201,10 @@ class StationBackend(ArrayBackend):
         smu, gate, pulse = (cfg.terminal_limits(t) for t in ("smu", "gate", "pulse"))
         #: Pulse amplitudes are limited by the pulse terminal, sweeps and reads by the SMU's.
         self.pulse_v_max = pulse.max_abs_voltage
-        self.limits = SafetyLimits(max_abs_voltage=smu.max_abs_voltage, max_gate_voltage=gate.max_abs_voltage,
+        vg_max = gate.max_abs_voltage
+        if "pulse_gate" in cfg.terminals:  # the word line is driven by either: both limits hold
+            vg_max = min(vg_max, cfg.terminal_limits("pulse_gate").max_abs_voltage)
+        self.limits = SafetyLimits(max_abs_voltage=smu.max_abs_voltage, max_gate_voltage=vg_max,
                                    min_pulse_width=0.0, max_pulse_width=pulse.max_pulse_width,
                                    max_compliance=smu.max_compliance)
         self.read_current_limit = read_current_limit or smu.max_compliance
@@ -287,19 +291,55 @@ class StationBackend(ArrayBackend):
         except ValueError:
             raise ValueError(f"v, vg, width: expected scalars or {n} values (one per cell)") from None
         station = self._require()
-        measures = station.pulse_and_measure
-        for vk, wk in zip(vs, ws):  # the pulser's own checks (energy, period) for every cell first
-            if vk != 0.0:
-                if measures:
-                    station.pulser.check_pulse(vk, wk)
-                else:
-                    station.pulser.check_pulse(vk, wk, 2 * wk)
+        self._check_pulser(station, vs, gs, ws)
         for row, col, vk, gk, wk in zip(r.tolist(), c.tolist(), vs, gs, ws):
             if vk == 0.0:
                 continue  # a 0 V pulse applies nothing (the emulator's switching has a threshold)
             trace = await station.pulse(row, col, vk, wk, gk)
             if trace is not None:
                 self.traces.append(CellTrace(row, col, trace))
+
+    async def pulse_and_read(self, rows: IntArray, cols: IntArray, v: float | FloatArray, vg: float | FloatArray,
+                             width: float | FloatArray, v_read: float = 0.2, vg_read: float = 3.3) -> FloatArray:
+        """Per cell one pulse and its verify read; on a pulse-and-measure station one execution of
+        the pulse unit per cell (Station.pulse_and_read), the pulse's current kept in `traces`."""
+        station = self._require()
+        if not station.pulse_and_measure:
+            return await super().pulse_and_read(rows, cols, v, vg, width, v_read, vg_read)
+        r, c = self.check_pulse(rows, cols, v, vg, width, self.pulse_v_max)
+        self.check_read_bias(v_read)
+        self.check_gate("vg_read", vg_read)
+        n = r.size
+        try:
+            vs, gs, ws = (np.broadcast_to(np.asarray(x, dtype=np.float64), (n,)).tolist() for x in (v, vg, width))
+        except ValueError:
+            raise ValueError(f"v, vg, width: expected scalars or {n} values (one per cell)") from None
+        self._check_pulser(station, vs, gs, ws)
+        station.pulser.check_read(float(v_read))
+        out = np.empty(n)
+        for k, (row, col, vk, gk, wk) in enumerate(zip(r.tolist(), c.tolist(), vs, gs, ws)):
+            if vk == 0.0:  # no pulse (as `pulse`), only the read
+                out[k] = await station.read(row, col, float(v_read), float(vg_read), self.read_current_limit)
+                continue
+            trace, out[k] = await station.pulse_and_read(row, col, vk, wk, gk, float(v_read), float(vg_read),
+                                                         self.read_current_limit)
+            if trace is not None:
+                self.traces.append(CellTrace(row, col, trace))
+        return out
+
+    @staticmethod
+    def _check_pulser(station: Station, vs: list[float], gs: list[float], ws: list[float]) -> None:
+        """The pulser's own checks (energy, period; the pulse gate's levels) for every cell first."""
+        measures = station.pulse_and_measure
+        pulse_gate = station.pulse_gate
+        for vk, gk, wk in zip(vs, gs, ws):
+            if vk != 0.0:
+                if measures:
+                    station.pulser.check_pulse(vk, wk)
+                else:
+                    station.pulser.check_pulse(vk, wk, 2 * wk)
+                if pulse_gate is not None:
+                    pulse_gate.check_gate("vg", gk)
 
     async def read(self, rows: IntArray, cols: IntArray, v_read: float = 0.2, vg: float = 3.3) -> FloatArray:
         r, c = self.check_cells(rows, cols)

@@ -130,6 +130,15 @@ class LimitedBackend(ArrayBackend):
     def take_pulse_currents(self) -> PulseCurrents:
         return self.inner.take_pulse_currents()
 
+    async def pulse_and_read(self, rows: IntArray, cols: IntArray, v: float | FloatArray, vg: float | FloatArray,
+                             width: float | FloatArray, v_read: float = 0.2, vg_read: float = 3.3) -> FloatArray:
+        self.check_voltage("v", v)
+        self._check_vg(vg)
+        self.check_width(width)
+        self.check_read_bias(v_read)
+        self._check_vg(vg_read)
+        return await self.inner.pulse_and_read(rows, cols, v, vg, width, v_read, vg_read)
+
     async def read(self, rows: IntArray, cols: IntArray, v_read: float = 0.2, vg: float = 3.3) -> FloatArray:
         self.check_read_bias(v_read)
         self._check_vg(vg)

@@ -2,12 +2,12 @@
 4200A-KXCI-907-01): SMUs in user mode and the 4225-PMU's segment ARB.
 
 Channels (station files name them by number): SMU1 = 1, SMU2 = 2, ... ; 4225-PMU card 1
-channel 1 = 101 (KXCI ``PMU1-1``). KXCI specifics this driver follows:
+channel 1 = 101 (KXCI ``PMU1-1``), channel 2 = 102 (``PMU1-2``). KXCI specifics this driver follows:
 
 - over LAN every command is answered (``ACK`` or data), messages end in NUL;
 - errors: the instrument keeps them; ``:ERROR:LAST:GET`` reports the newest as
   ``<message> (<code>)``, ``:ERROR:LAST:CLEAR`` forgets them. Settings are checked after each
-  command, a PMU execution once after its data are read;
+  command; a PMU execution by its data (Keithley4200APMUChannel);
 - ``DV<ch>,<range>,<V>,<Icomp>`` sets level and compliance in one command and turns the source on;
   ``DV<ch>`` alone takes it to 0 V and off; ``TI<ch>`` answers ``<status><channel>I<value>``;
 - integration time ``IT4,<delay factor>,<filter factor>,<NPLC>``;
@@ -36,7 +36,12 @@ from .settings import Setting, boolean, in_range, num
 from .smu import SourceMeterChannel, SweepResult
 
 SMU_CHANNELS = (1, 2, 3, 4)  # SMU1..SMU4 (the emulated analyzer has SMU1, SMU2)
-PMU_CHANNELS = {101: 1}  # station channel number -> KXCI pulse channel of card 1
+PMU_CHANNELS = {101: 1, 102: 2}  # station channel number -> KXCI pulse channel of card 1
+#: :PMU:RPM:CONFIGURE pathways (numbered as the LPT library's KI_RPM_PULSE .. KI_RPM_SMU).
+RPM_PULSE, RPM_SMU = 0, 3
+#: Status-word bits of a :PMU:DATA:GET point that flag a fault: compliance / thresholds (15-12)
+#: and voltage / current overflow (11-8), per the 4200A's pulse_fetch status bit map.
+STATUS_FAULTS = 0xFF00
 #: :PMU:SARB:SEQ:MEAS:TYPE values.
 MEAS_NONE, MEAS_SPOT_MEAN, MEAS_WAVEFORM = 0, 1, 2
 #: Points :PMU:DATA:GET returns at most per call.
@@ -110,7 +115,18 @@ class Keithley4200ASMUChannel(SourceMeterChannel):
 
 
 class Keithley4200APMUChannel(PulseMeasureChannel):
-    """Channel 1 of a 4225-PMU (through its 4225-RPM), driven by segment ARB."""
+    """A channel of a 4225-PMU (through its 4225-RPM), driven by segment ARB: channel 1 (101)
+    drives the bit line, channel 2 (102) may drive the word line in the same executions (gate=).
+
+    Answered commands per execution, once the waveforms are defined: the sequence lists that
+    change, ``:PMU:EXECUTE``, ``:PMU:TEST:STATUS?``, ``:PMU:DATA:GET``. Errors: a setting whose
+    failure the data would not show (a sequence definition, the sample rate, output state, RPM
+    pathway) is followed by ``:ERROR:LAST:GET``; a sequence list names only sequences defined
+    and checked before, with valid numbers, so nothing it could be refused for is left; an
+    execution is judged by its data: every measure window's points present, no point whose
+    status word flags an overflow or compliance (pulse_fetch bit map) -- otherwise the last error
+    is read and raised (the emulated 4200A starts every test with no data, so a refused
+    execution shows as missing points)."""
 
     voltage_range = 10.0  # V, the 10 V source range
     min_width = 20e-9  # s, the shortest segment
@@ -125,22 +141,37 @@ class Keithley4200APMUChannel(PulseMeasureChannel):
         return f"{self.instrument.label} PMU1-{self.pulse_channel}"
 
     async def _prepare(self) -> None:
+        """Segment-ARB mode (once per instrument: ``:PMU:INIT`` clears every channel), this
+        channel's RPM to the pulse pathway, its source and measure ranges."""
+        inst: Keithley4200A = self.instrument  # type: ignore[assignment]
+        if not inst.cache.get("pmu_init"):
+            await self.configure(":PMU:INIT 1")
+            inst.cache["pmu_init"] = True
+            for channel in inst.channels.values():
+                if isinstance(channel, Keithley4200APMUChannel):
+                    channel.cache.pop("ready", None)
+                    for key in ("sequences", "list", "output"):
+                        channel.cache.pop(key, None)
         if self.cache.get("ready"):
             return
         ch = self.pulse_channel
-        for command in (":PMU:INIT 1", f":PMU:RPM:CONFIGURE PMU1-{ch}, 0", f":PMU:SOURCE:RANGE {ch}, 10",
+        for command in (f":PMU:RPM:CONFIGURE PMU1-{ch}, {RPM_PULSE}", f":PMU:SOURCE:RANGE {ch}, 10",
                         f":PMU:MEASURE:RANGE {ch}, 2, 0.01"):
             await self.configure(command)
         self.cache["ready"] = True
+        self.cache["rpm"] = RPM_PULSE
 
-    async def _run(self, pieces: list[Piece]) -> Measured:
-        await self._prepare()
+    async def _sequence(self, pieces: list[Piece]) -> int:
+        """This channel's sequence number for ``pieces``: defined (and checked) on first use."""
         inst: Keithley4200A = self.instrument  # type: ignore[assignment]
-        ch = self.pulse_channel
-        rate = float(round(self.sample_rate(pieces, 1e3, 200e6, self.cache.get("rate"))))
-        if self.cache.get("rate") != rate:
-            await inst.send(f":PMU:SAMPLE:RATE {rate:.0f}")
-            self.cache["rate"] = rate
+        key = tuple((p.start, p.stop, p.duration, p.measure) for p in pieces)
+        sequences: dict[Any, int] = self.cache.setdefault("sequences", {})
+        seq = sequences.get(key)
+        if seq is not None:
+            return seq
+        if len(sequences) >= 500:
+            sequences.clear()
+        seq = len(sequences) + 1
         arrays = {
             "TIME": [p.duration for p in pieces], "STARTV": [p.start for p in pieces],
             "STOPV": [p.stop for p in pieces],
@@ -148,24 +179,42 @@ class Keithley4200APMUChannel(PulseMeasureChannel):
             "MEAS:START": [0.0] * len(pieces),
             "MEAS:STOP": [p.duration if p.measure != "none" else 0.0 for p in pieces],
         }
-        # One sequence per distinct waveform (pulse, read, both), defined once per session.
-        key = tuple((p.start, p.stop, p.duration, p.measure) for p in pieces)
-        sequences: dict[Any, int] = self.cache.setdefault("sequences", {})
-        seq = sequences.get(key)
-        if seq is None:
-            if len(sequences) >= 500:
-                sequences.clear()
-            seq = len(sequences) + 1
-            for name, values in arrays.items():
-                text = ", ".join(str(v) if name == "MEAS:TYPE" else num(v) for v in values)
-                await inst.send(f":PMU:SARB:SEQ:{name} {ch}, {seq}, {text}")
-            sequences[key] = seq
+        ch = self.pulse_channel
+        for name, values in arrays.items():
+            text = ", ".join(str(v) if name == "MEAS:TYPE" else num(v) for v in values)
+            await inst.send(f":PMU:SARB:SEQ:{name} {ch}, {seq}, {text}")
+        await inst.check(f":PMU:SARB:SEQ {ch}, {seq}")
+        sequences[key] = seq
+        return seq
+
+    async def _load(self, pieces: list[Piece]) -> None:
+        """This channel's sequence list set to ``pieces``' sequence and its output on."""
+        inst: Keithley4200A = self.instrument  # type: ignore[assignment]
+        seq = await self._sequence(pieces)
         if self.cache.get("list") != seq:
-            await inst.send(f":PMU:SARB:WFM:SEQ:LIST {ch}, {seq}, 1")
+            await inst.send(f":PMU:SARB:WFM:SEQ:LIST {self.pulse_channel}, {seq}, 1")
             self.cache["list"] = seq
         if not self.cache.get("output"):
-            await inst.send(f":PMU:OUTPUT:STATE {ch}, 1")
+            await self.configure(f":PMU:OUTPUT:STATE {self.pulse_channel}, 1")
             self.cache["output"] = True
+
+    async def _run(self, pieces: list[Piece], gate: tuple[PulseMeasureChannel, list[Piece]] | None) -> Measured:
+        inst: Keithley4200A = self.instrument  # type: ignore[assignment]
+        channels: list[tuple[Keithley4200APMUChannel, list[Piece]]] = [(self, pieces)]
+        if gate is not None:
+            channels.append((gate[0], gate[1]))  # type: ignore[arg-type]
+        else:
+            for other in inst.channels.values():  # a gate channel left on would run too: off
+                if isinstance(other, Keithley4200APMUChannel) and other is not self and other.cache.get("output"):
+                    await other.off()
+        for channel, _p in channels:
+            await channel._prepare()
+        rate = float(round(self.sample_rate(pieces, 1e3, 200e6, inst.cache.get("rate"))))
+        if inst.cache.get("rate") != rate:
+            await self.configure(f":PMU:SAMPLE:RATE {rate:.0f}")
+            inst.cache["rate"] = rate
+        for channel, channel_pieces in channels:
+            await channel._load(channel_pieces)
         await inst.send(":PMU:EXECUTE")
         for _ in range(MAX_POLLS):
             if int(await inst.ask(":PMU:TEST:STATUS?")) == 0:
@@ -173,15 +222,29 @@ class Keithley4200APMUChannel(PulseMeasureChannel):
             await asyncio.sleep(POLL_INTERVAL)
         else:
             raise InstrumentError(self.label, ":PMU:TEST:STATUS?", "the test never finished")
-        data = await inst.ask(f":PMU:DATA:GET {ch}, 0, {MAX_GET}")
-        await inst.check(":PMU:EXECUTE")
-        return self._parse(pieces, data)
+        data = await inst.ask(f":PMU:DATA:GET {self.pulse_channel}, 0, {MAX_GET}")
+        try:
+            return self._parse(pieces, data)
+        except InstrumentError as bad:
+            for channel, _p in channels:  # the unit is not as cached: define everything again next time
+                for key in ("sequences", "list"):
+                    channel.cache.pop(key, None)
+            errors = await inst.read_errors(":PMU:EXECUTE")
+            if errors:
+                raise InstrumentError(self.label, ":PMU:EXECUTE", "; ".join(f"{c},{m}" for c, m in errors)) from None
+            raise bad
 
     def _parse(self, pieces: list[Piece], data: str) -> Measured:
         try:
-            rows = np.array([[float(x) for x in p.split(",")[:3]] for p in data.split(";") if p.strip()]).reshape(-1, 3)
+            points = [p.split(",") for p in data.split(";") if p.strip()]
+            rows = np.array([[float(x) for x in p[:3]] for p in points]).reshape(-1, 3)
+            status = [int(float(p[3])) if len(p) > 3 else 0 for p in points]
         except ValueError:
             raise InstrumentError(self.label, ":PMU:DATA:GET", f"unexpected data {data[:80]!r}") from None
+        faults = [s for s in status if s & STATUS_FAULTS]
+        if faults:
+            raise InstrumentError(self.label, ":PMU:DATA:GET", f"{len(faults)} point(s) flag a fault (status "
+                                  f"{faults[0]:#010x}: compliance or threshold bits 15-12, overflow bits 11-8)")
         traces: list[tuple[np.ndarray, np.ndarray]] = []
         spots: list[float] = []
         t0, at = 0.0, 0
@@ -195,9 +258,13 @@ class Keithley4200APMUChannel(PulseMeasureChannel):
             elif p.measure == "trace":
                 inside = (rows[at:, 2] >= t0) & (rows[at:, 2] <= t1)
                 count = int(np.argmin(inside)) if not inside.all() else int(inside.size)
+                if count == 0:
+                    raise InstrumentError(self.label, ":PMU:DATA:GET", "no points in a waveform measure window")
                 traces.append((rows[at:at + count, 2] - t0, rows[at:at + count, 1].copy()))
                 at += count
             t0 = t1
+        if at != len(rows):
+            raise InstrumentError(self.label, ":PMU:DATA:GET", f"{len(rows)} points for {at} samples")
         return Measured(traces, spots)
 
     async def off(self) -> None:
@@ -205,9 +272,20 @@ class Keithley4200APMUChannel(PulseMeasureChannel):
         await self.instrument.send(f":PMU:OUTPUT:STATE {self.pulse_channel}, 0")  # type: ignore[attr-defined]
         self.cache["output"] = False
 
+    async def release(self) -> None:
+        """Output off and this channel's RPM back to its SMU pathway (the SMU it carries reaches
+        the device again); the next run takes the pulse pathway again."""
+        if self.cache.get("output") is not False:
+            await self.off()
+        if self.cache.get("rpm") != RPM_SMU:
+            await self.configure(f":PMU:RPM:CONFIGURE PMU1-{self.pulse_channel}, {RPM_SMU}")
+            self.cache["rpm"] = RPM_SMU
+        self.cache.pop("ready", None)
+
 
 class Keithley4200A(Instrument):
-    """Keithley 4200A-SCS: ``sa[1]``, ``sa[2]`` SMUs; ``sa[101]`` the 4225-PMU's channel 1."""
+    """Keithley 4200A-SCS: ``sa[1]``, ``sa[2]`` SMUs; ``sa[101]``, ``sa[102]`` the 4225-PMU's
+    channels 1 and 2."""
 
     idn_pattern = re.compile(r"(?i)KEITHLEY INSTRUMENTS( INC\.?)?,\s*KI4200A?,")
     error_query = ":ERROR:LAST:GET"
@@ -217,6 +295,7 @@ class Keithley4200A(Instrument):
     def __init__(self, resource: str, *, name: str | None = None,
                  limits: SafetyLimits | dict[int, SafetyLimits] | None = None, timeout: float = 5.0) -> None:
         super().__init__(resource, name=name, limits=limits, timeout=timeout)
+        self.cache: dict[str, Any] = {}  # instrument-wide settings of this session (PMU mode, sample rate)
         for n in (*SMU_CHANNELS, *PMU_CHANNELS):
             cls = Keithley4200APMUChannel if n in PMU_CHANNELS else Keithley4200ASMUChannel
             self.channels[n] = cls(self, n, channel_limits(limits, n))
@@ -230,6 +309,7 @@ class Keithley4200A(Instrument):
 
     async def reconnect(self) -> None:
         await self.link.open()
+        self.cache.clear()
         for channel in self.channels.values():
             channel.cache.clear()
         await self.identify()

@@ -27,7 +27,7 @@ from labctl.core.limits import SafetyLimits
 from .base import Instrument, channel_limits
 from .errors import InstrumentError, LimitError
 from .pulse import PulseGeneratorChannel
-from .pulse_measure import Measured, Piece, PulseMeasureChannel
+from .pulse_measure import TRACE_POINTS, Measured, Piece, PulseMeasureChannel
 from .settings import Setting, boolean, in_range, integer_in_range, num
 from .smu import SourceMeterChannel, SweepResult, staircase
 from .wgfmu import (
@@ -42,7 +42,7 @@ from .wgfmu import (
 
 SMU_SLOTS = (1, 2)
 SPGU_CHANNELS = (301,)
-WGFMU_CHANNELS = (401,)
+WGFMU_CHANNELS = (401, 402)
 #: Mains frequency the ADC's PLC numbers refer to, Hz (the emulator's; see docs/instruments.md).
 LINE_FREQUENCY = 50.0
 #: The SPGU's output impedance, ohm: into a load it was not told about its level changes by
@@ -185,39 +185,57 @@ class KeysightB1500AWGFMUChannel(PulseMeasureChannel):
     min_width = 1e-8
     max_width = 1e4
 
-    async def _run(self, pieces: list[Piece]) -> Measured:
+    async def _run(self, pieces: list[Piece], gate: tuple[PulseMeasureChannel, list[Piece]] | None) -> Measured:
         inst: KeysightB1500A = self.instrument  # type: ignore[assignment]
-        return await asyncio.to_thread(lambda: self._run_blocking(inst.wgfmu_session(), pieces))
+        return await asyncio.to_thread(lambda: self._run_blocking(inst.wgfmu_session(), pieces, gate))
 
-    def _run_blocking(self, lib: WGFMULibrary, pieces: list[Piece]) -> Measured:
+    def _setup(self, lib: WGFMULibrary) -> None:
+        """Fast IV, current measurement on the 10 mA range, connected (once per session)."""
+        if self.cache.get("ready"):
+            return
         ch = self.number
-        if not self.cache.get("ready"):
-            for name, status in (
-                ("WGFMU_setOperationMode", lib.WGFMU_setOperationMode(ch, WGFMU_OPERATION_MODE_FASTIV)),
-                ("WGFMU_setMeasureMode", lib.WGFMU_setMeasureMode(ch, WGFMU_MEASURE_MODE_CURRENT)),
-                ("WGFMU_setMeasureCurrentRange", lib.WGFMU_setMeasureCurrentRange(ch, WGFMU_MEASURE_CURRENT_RANGE_10MA)),
-                ("WGFMU_connect", lib.WGFMU_connect(ch)),
-            ):
-                check(lib, name, status)
-            self.cache["ready"] = True
-        check(lib, "WGFMU_clear", lib.WGFMU_clear())
-        check(lib, "WGFMU_createPattern", lib.WGFMU_createPattern("p", pieces[0].start))
-        check(lib, "WGFMU_addVectors", lib.WGFMU_addVectors("p", [p.duration for p in pieces],
+        for name, status in (
+            ("WGFMU_setOperationMode", lib.WGFMU_setOperationMode(ch, WGFMU_OPERATION_MODE_FASTIV)),
+            ("WGFMU_setMeasureMode", lib.WGFMU_setMeasureMode(ch, WGFMU_MEASURE_MODE_CURRENT)),
+            ("WGFMU_setMeasureCurrentRange", lib.WGFMU_setMeasureCurrentRange(ch, WGFMU_MEASURE_CURRENT_RANGE_10MA)),
+            ("WGFMU_connect", lib.WGFMU_connect(ch)),
+        ):
+            check(lib, name, status)
+        self.cache["ready"] = True
+
+    @staticmethod
+    def _pattern(lib: WGFMULibrary, name: str, pieces: list[Piece]) -> list[float]:
+        """Pattern ``name`` of ``pieces`` with one measure event per measured piece; the start time
+        of each piece, s."""
+        check(lib, "WGFMU_createPattern", lib.WGFMU_createPattern(name, pieces[0].start))
+        check(lib, "WGFMU_addVectors", lib.WGFMU_addVectors(name, [p.duration for p in pieces],
                                                            [p.stop for p in pieces], len(pieces)))
         t0 = 0.0
         starts: list[float] = []
         for k, p in enumerate(pieces):
             starts.append(t0)
             if p.measure == "trace":
-                n = 25
-                interval = p.duration / n
+                interval = p.duration / TRACE_POINTS
                 check(lib, "WGFMU_setMeasureEvent", lib.WGFMU_setMeasureEvent(
-                    "p", f"e{k}", t0, n, interval, interval, WGFMU_MEASURE_EVENT_DATA_AVERAGED))
+                    name, f"e{k}", t0, TRACE_POINTS, interval, interval, WGFMU_MEASURE_EVENT_DATA_AVERAGED))
             elif p.measure == "spot":
                 check(lib, "WGFMU_setMeasureEvent", lib.WGFMU_setMeasureEvent(
-                    "p", f"e{k}", t0, 1, p.duration, p.duration, WGFMU_MEASURE_EVENT_DATA_AVERAGED))
+                    name, f"e{k}", t0, 1, p.duration, p.duration, WGFMU_MEASURE_EVENT_DATA_AVERAGED))
             t0 += p.duration
+        return starts
+
+    def _run_blocking(self, lib: WGFMULibrary, pieces: list[Piece],
+                      gate: tuple[PulseMeasureChannel, list[Piece]] | None) -> Measured:
+        ch = self.number
+        self._setup(lib)
+        if gate is not None:
+            gate[0]._setup(lib)  # type: ignore[attr-defined]
+        check(lib, "WGFMU_clear", lib.WGFMU_clear())
+        starts = self._pattern(lib, "p", pieces)
         check(lib, "WGFMU_addSequence", lib.WGFMU_addSequence(ch, "p", 1))
+        if gate is not None:
+            self._pattern(lib, "g", gate[1])
+            check(lib, "WGFMU_addSequence", lib.WGFMU_addSequence(gate[0].number, "g", 1))
         check(lib, "WGFMU_execute", lib.WGFMU_execute())
         check(lib, "WGFMU_waitUntilCompleted", lib.WGFMU_waitUntilCompleted())
         status, measured, _total = lib.WGFMU_getMeasureValueSize(ch)
@@ -231,8 +249,8 @@ class KeysightB1500AWGFMUChannel(PulseMeasureChannel):
         at = 0
         for p, start in zip(pieces, starts):
             if p.measure == "trace":
-                traces.append((t[at:at + 25] - start, i[at:at + 25]))
-                at += 25
+                traces.append((t[at:at + TRACE_POINTS] - start, i[at:at + TRACE_POINTS]))
+                at += TRACE_POINTS
             elif p.measure == "spot":
                 spots.append(float(i[at]))
                 at += 1
@@ -250,7 +268,8 @@ class KeysightB1500AWGFMUChannel(PulseMeasureChannel):
 
 
 class KeysightB1500A(Instrument):
-    """Keysight B1500A: ``ba[1]``, ``ba[2]`` SMUs, ``ba[301]`` the SPGU, ``ba[401]`` the WGFMU.
+    """Keysight B1500A: ``ba[1]``, ``ba[2]`` SMUs, ``ba[301]`` the SPGU, ``ba[401]``, ``ba[402]``
+    the WGFMU channels.
 
     ``wgfmu``: which WGFMU library to use: "auto" (Keysight's where installed, else the emulated
     one), "vendor" or "emulated" (labctl.instruments.wgfmu)."""

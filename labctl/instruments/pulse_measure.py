@@ -13,6 +13,12 @@ The waveforms (edges :data:`EDGE` s; a 0 V gap of :data:`GAP` s between pulse an
     pulse           0 -> v (edge), v for width (sampled), v -> 0 (edge)
     read            0 -> v_read (edge), v_read for read_time (one spot mean), v_read -> 0 (edge)
     pulse_and_read  pulse, gap, read, in one execution
+
+Gate channel: a second channel of the same unit (4225-PMU channel 2, the B1530A's second WGFMU
+channel) may drive the cell's word line in the same execution (``gate=``): the bit line then rests
+at 0 V for one edge before and after, while the gate rises to its level, and the gate holds ``vg``
+through the pulse and ``vg_read`` through the read, moving only while the bit line is at 0 V (in
+the edges and the gap). Both waveforms have the same pieces' durations, so one time base.
 """
 from __future__ import annotations
 
@@ -75,6 +81,20 @@ class PulseMeasureChannel(Channel):
     read_time: float = 10e-6
 
     # -- checks -----------------------------------------------------------------------------------
+    def check_gate(self, name: str, level: float) -> None:
+        """A gate level this channel may drive, V (finite, within its range and |V| limit)."""
+        if not math.isfinite(level):
+            raise LimitError(name, level, "a finite gate level")
+        if not abs(level) <= self.voltage_range:
+            raise LimitError(name, level, f"|V| <= {self.voltage_range:g} V ({self.label} range)")
+        if self.limits is not None:
+            self.limits.check_voltage(name, level)
+
+    def check_gate_channel(self, gate: PulseMeasureChannel) -> None:
+        """``gate`` runs in this channel's executions: another channel of the same unit."""
+        if gate is self or gate.instrument is not self.instrument or type(gate) is not type(self):
+            raise LimitError("gate", gate.label, f"another pulse channel of {self.instrument.label}")
+
     def check_pulse(self, voltage: float, width: float) -> None:
         """Every check a pulse makes, without I/O; LimitError names the argument."""
         if not math.isfinite(voltage) or voltage == 0.0:
@@ -110,44 +130,91 @@ class PulseMeasureChannel(Channel):
     def read_pieces(self, v_read: float) -> list[Piece]:
         return [Piece(0.0, v_read, EDGE), Piece(v_read, v_read, self.read_time, "spot"), Piece(v_read, 0.0, EDGE)]
 
+    @staticmethod
+    def gated(pieces: list[Piece], held: list[float | None]) -> tuple[list[Piece], list[Piece]]:
+        """(bit-line pieces, gate pieces) on one time base: ``pieces`` framed by one 0 V edge each
+        side; the gate holds ``held[k]`` through piece k and, where that is None (the bit line at
+        0 V), moves from the level before to the level after (0 V at both ends)."""
+        rest = Piece(0.0, 0.0, EDGE)
+        bit = [rest, *pieces, rest]
+        levels: list[float | None] = [None, *held, None]
+        gate: list[Piece] = []
+        for k, (p, level) in enumerate(zip(bit, levels)):
+            if level is not None:
+                gate.append(Piece(level, level, p.duration))
+                continue
+            before = gate[-1].stop if gate else 0.0
+            after = next((x for x in levels[k + 1:] if x is not None), 0.0)
+            gate.append(Piece(before, after, p.duration))
+        return bit, gate
+
     # -- behaviour --------------------------------------------------------------------------------
-    async def pulse(self, voltage: float, width: float) -> PulseTrace:
-        """One pulse of ``voltage`` V (either sign) and ``width`` s; the current during it."""
+    async def pulse(self, voltage: float, width: float, *, gate: PulseMeasureChannel | None = None,
+                    vg: float = 0.0) -> PulseTrace:
+        """One pulse of ``voltage`` V (either sign) and ``width`` s; the current during it. With a
+        ``gate`` channel, the word line is at ``vg`` V through the pulse."""
         self.check_pulse(voltage, width)
-        measured = await self.run(self.pulse_pieces(voltage, width))
+        measured = await self._gated_run(self.pulse_pieces(voltage, width), gate, [("vg", vg)] * 3)
         times, currents = measured.traces[0]
         return PulseTrace(voltage, width, times, currents)
 
-    async def read(self, v_read: float) -> float:
-        """The cell current at ``v_read`` V (one spot mean over :attr:`read_time`), A."""
+    async def read(self, v_read: float, *, gate: PulseMeasureChannel | None = None, vg: float = 0.0) -> float:
+        """The cell current at ``v_read`` V (one spot mean over :attr:`read_time`), A; with a
+        ``gate`` channel, the word line at ``vg`` V."""
         self.check_read(v_read)
-        measured = await self.run(self.read_pieces(v_read))
+        measured = await self._gated_run(self.read_pieces(v_read), gate, [("vg", vg)] * 3)
         return measured.spots[0]
 
-    async def pulse_and_read(self, voltage: float, width: float, v_read: float) -> tuple[PulseTrace, float]:
+    async def pulse_and_read(self, voltage: float, width: float, v_read: float, *,
+                             gate: PulseMeasureChannel | None = None, vg: float = 0.0,
+                             vg_read: float | None = None) -> tuple[PulseTrace, float]:
         """A pulse and the read after it in one execution: (the current during the pulse, the
-        read current in A)."""
+        read current in A). With a ``gate`` channel the word line is at ``vg`` V through the
+        pulse and ``vg_read`` V (default ``vg``) through the read, moving in the gap."""
         self.check_pulse(voltage, width)
         self.check_read(v_read)
         pieces = [*self.pulse_pieces(voltage, width), Piece(0.0, 0.0, GAP), *self.read_pieces(v_read)]
-        measured = await self.run(pieces)
+        held = [("vg", vg)] * 3 + [None] + [("vg_read", vg if vg_read is None else vg_read)] * 3
+        measured = await self._gated_run(pieces, gate, held)
         times, currents = measured.traces[0]
         return PulseTrace(voltage, width, times, currents), measured.spots[0]
 
-    async def run(self, pieces: list[Piece]) -> Measured:
-        """Run ``pieces`` as one waveform; whatever goes wrong (cancellation included) the output
-        is switched off before the exception propagates."""
+    async def _gated_run(self, pieces: list[Piece], gate: PulseMeasureChannel | None,
+                         held: list[tuple[str, float] | None]) -> Measured:
+        """``pieces`` alone, or with ``gate`` holding (name, level V) per piece (:meth:`gated`),
+        every gate level checked first."""
+        if gate is None:
+            return await self.run(pieces)
+        self.check_gate_channel(gate)
+        for item in held:
+            if item is not None:
+                gate.check_gate(*item)
+        return await self.run(*self.gated(pieces, [None if x is None else x[1] for x in held]), gate=gate)
+
+    async def run(self, pieces: list[Piece], gate_pieces: list[Piece] | None = None, *,
+                  gate: PulseMeasureChannel | None = None) -> Measured:
+        """Run ``pieces`` as one waveform (and ``gate_pieces`` on the ``gate`` channel in the same
+        execution); whatever goes wrong (cancellation included) every output involved is switched
+        off before the exception propagates."""
         try:
-            return await self._run(pieces)
+            return await self._run(pieces, None if gate is None else (gate, gate_pieces or []))
         except BaseException:
-            try:
-                await self.off()
-            except Exception:  # noqa: BLE001 - the link may be what failed
-                pass
+            for channel in (self, gate):
+                if channel is None:
+                    continue
+                try:
+                    await channel.off()
+                except Exception:  # noqa: BLE001 - the link may be what failed
+                    pass
             raise
 
-    async def _run(self, pieces: list[Piece]) -> Measured:
+    async def _run(self, pieces: list[Piece], gate: tuple[PulseMeasureChannel, list[Piece]] | None) -> Measured:
         raise NotImplementedError
+
+    async def release(self) -> None:
+        """Give the output this channel shares with an SMU (its RPM / RSU) back to the SMU, output
+        off; the next run takes it again. Models send nothing when it is already released."""
+        await self.off()
 
     @staticmethod
     def sample_rate(pieces: list[Piece], low: float, high: float, current: float | None = None) -> float:

@@ -38,6 +38,10 @@ ROW = r"^[A-H1-8]$"
 COLUMN = re.compile(r"^[1-9](0[1-9]|1[0-6])$")
 #: Terminals every station needs: the bit-line SMU, the word-line (gate) supply, the pulser.
 REQUIRED_TERMINALS = ("smu", "gate", "pulse")
+#: Optional: a second pulse-and-measure channel of the pulse unit that drives the word line in the
+#: same executions as the pulses and reads (4225-PMU channel 2, the second WGFMU channel). It may
+#: share the gate supply's matrix row when one remote module (4225-RPM, B1531A RSU) carries both.
+PULSE_GATE = "pulse_gate"
 
 
 class _Strict(BaseModel):
@@ -167,7 +171,9 @@ class StationConfig(_Strict):
         for name, t in self.terminals.items():
             if t.instrument not in self.instruments:
                 raise ValueError(f"terminals.{name}.instrument={t.instrument!r}: not among {sorted(self.instruments)}")
-            if t.matrix_row in rows:
+            shared = name == PULSE_GATE and rows.get(t.matrix_row) == "terminals.gate" and \
+                self.terminals["gate"].instrument == t.instrument  # one RPM / RSU output carries both
+            if t.matrix_row in rows and not shared:
                 raise ValueError(f"terminals.{name}.matrix_row={t.matrix_row!r}: already used by {rows[t.matrix_row]}")
             rows[t.matrix_row] = f"terminals.{name}"
             for key in TERMINAL_LIMIT_KEYS:
@@ -227,7 +233,7 @@ class Station:
         self.config = config
         self.resources = {n: (resources or {}).get(n, spec.resource) for n, spec in config.instruments.items()}
         self.instruments: dict[str, Instrument] = {}
-        self._route: tuple[int, int, str] | None = None
+        self._route: tuple[int, int, str, str] | None = None
 
     @classmethod
     def from_file(cls, path: str | Path, resources: Mapping[str, str] | None = None) -> Station:
@@ -273,6 +279,12 @@ class Station:
             if not isinstance(ch, kinds):
                 wanted = " or ".join(k.__name__ for k in kinds)
                 raise InstrumentError(ch.label, "*IDN?", f"terminal {name!r} needs a {wanted}")
+        if PULSE_GATE in self.config.terminals:
+            gate, pulser = self.channel(PULSE_GATE), self.pulser
+            if not isinstance(pulser, PulseMeasureChannel):
+                raise InstrumentError(pulser.label, "*IDN?", "terminal 'pulse_gate' needs a pulse-and-measure "
+                                      "'pulse' terminal")
+            pulser.check_gate_channel(gate)
         spec = self.config.thermal
         if spec is not None and not isinstance(self.instruments[spec.instrument], ThermalController):
             raise InstrumentError(self.instruments[spec.instrument].label, "*IDN?",
@@ -360,6 +372,11 @@ class Station:
         return self.channel("gate")  # type: ignore[no-any-return]
 
     @property
+    def pulse_gate(self) -> PulseMeasureChannel | None:
+        """The word line's pulse channel (terminals.pulse_gate), or None: the gate supply drives it."""
+        return self.channel(PULSE_GATE) if PULSE_GATE in self.config.terminals else None  # type: ignore[no-any-return]
+
+    @property
     def pulser(self) -> Any:
         """The pulse terminal's channel: a PulseGeneratorChannel or a PulseMeasureChannel."""
         return self.channel("pulse")
@@ -368,9 +385,9 @@ class Station:
     def matrix(self) -> SwitchMatrix:
         return self.instruments[self.config.wiring.matrix]  # type: ignore[return-value]
 
-    def crosspoints(self, row: int, col: int, terminal: str) -> list[str]:
-        """Channels connecting cell (row, col): its bit line to ``terminal``, word line to the gate
-        supply, source line to ground."""
+    def crosspoints(self, row: int, col: int, terminal: str, gate: str = "gate") -> list[str]:
+        """Channels connecting cell (row, col): its bit line to ``terminal``, word line to the
+        ``gate`` terminal (the gate supply, or the pulse gate), source line to ground."""
         a, w = self.config.array, self.config.wiring
         if not 0 <= row < a.rows:
             raise LimitError("row", row, f"0..{a.rows - 1}")
@@ -382,24 +399,29 @@ class Station:
 
         return [
             ch(w.bit_lines[col], self.config.terminals[terminal].matrix_row),
-            ch(w.word_lines[row], self.config.terminals["gate"].matrix_row),
+            ch(w.word_lines[row], self.config.terminals[gate].matrix_row),
             ch(w.source_lines[row], w.ground_row),
         ]
 
-    async def route(self, row: int, col: int, terminal: str) -> None:
-        """Exclusive route of one cell to ``terminal`` (break before make on the matrix)."""
-        channels = self.crosspoints(row, col, terminal)
-        if self._route == (row, col, terminal):
+    async def route(self, row: int, col: int, terminal: str, gate: str = "gate") -> None:
+        """Exclusive route of one cell to ``terminal``, its word line to ``gate`` (break before
+        make on the matrix)."""
+        channels = self.crosspoints(row, col, terminal, gate)
+        if self._route == (row, col, terminal, gate):
             return
         self._route = None  # unknown until the matrix confirms
         await self.matrix.exclusive_close(channels)
-        self._route = (row, col, terminal)
+        self._route = (row, col, terminal, gate)
 
     async def set_gate(self, vg: float, current_limit: float = 1e-4) -> None:
         """Word-line (gate) supply at ``vg`` V, output on. The gate draws only leakage, so a
-        small current limit (A) protects the selector's gate oxide."""
+        small current limit (A) protects the selector's gate oxide. A pulse gate that shares the
+        supply's output (RPM / RSU) gives it back first."""
         gate = self.gate
         gate.guard("vg", "voltage", vg)
+        pulse_gate = self.pulse_gate
+        if pulse_gate is not None:
+            await pulse_gate.release()  # nothing is sent when it is released already
         await gate.current_limit.ensure(current_limit)
         await gate.source_voltage.ensure(vg)
         await gate.output.ensure(True)
@@ -413,6 +435,11 @@ class Station:
         if self.pulse_and_measure:
             pm: PulseMeasureChannel = self.pulser
             pm.check_read(v_read)
+            pulse_gate = self.pulse_gate
+            if pulse_gate is not None:
+                pulse_gate.check_gate("vg", vg)
+                await self._route_pulse_gate(row, col)
+                return await pm.read(v_read, gate=pulse_gate, vg=vg) / v_read
             self.gate.guard("vg", "voltage", vg)
             self.crosspoints(row, col, "pulse")
             await self.route(row, col, "pulse")
@@ -442,15 +469,22 @@ class Station:
         pulser = self.pulser
         if isinstance(pulser, PulseMeasureChannel):
             pulser.check_pulse(v, width)
-            self.gate.guard("vg", "voltage", vg)
+            pulse_gate = self.pulse_gate
+            if pulse_gate is not None:
+                pulse_gate.check_gate("vg", vg)
+            else:
+                self.gate.guard("vg", "voltage", vg)
             self.crosspoints(row, col, "pulse")
             if not (isinstance(count, int) and 1 <= count <= 1_000_000):
                 raise LimitError("count", count, "an integer in [1, 1000000]")
-            await self.route(row, col, "pulse")
-            await self.set_gate(vg)
+            if pulse_gate is not None:
+                await self._route_pulse_gate(row, col)
+            else:
+                await self.route(row, col, "pulse")
+                await self.set_gate(vg)
             trace = None
             for _ in range(count):
-                trace = await pulser.pulse(v, width)
+                trace = await pulser.pulse(v, width, gate=pulse_gate, vg=vg)
             return trace
         period = period if period is not None else 2 * width
         pulser.guard("v", "level", v)
@@ -463,6 +497,37 @@ class Station:
         await pulser.output.ensure(True)
         await pulser.trigger()
         return None
+
+    async def pulse_and_read(self, row: int, col: int, v: float, width: float, vg: float, v_read: float = 0.2,
+                             vg_read: float = 3.3, current_limit: float = 1e-4) -> tuple[PulseTrace | None, float]:
+        """One pulse of ``v`` V, ``width`` s, gate ``vg`` V, then the cell's conductance at ``v_read``
+        V, gate ``vg_read`` V (S): one execution where the pulse unit also drives the word line
+        (terminals.pulse_gate) or the gate does not change; else a pulse, then a read. Returns
+        (the current during the pulse, or None from a pulse generator; the conductance in S)."""
+        pulser = self.pulser
+        pulse_gate = self.pulse_gate
+        if not isinstance(pulser, PulseMeasureChannel) or (pulse_gate is None and vg != vg_read):
+            trace = await self.pulse(row, col, v, width, vg)
+            return trace, await self.read(row, col, v_read, vg_read, current_limit)
+        pulser.check_pulse(v, width)
+        pulser.check_read(v_read)
+        if pulse_gate is not None:
+            pulse_gate.check_gate("vg", vg)
+            pulse_gate.check_gate("vg_read", vg_read)
+            await self._route_pulse_gate(row, col)
+        else:
+            self.gate.guard("vg", "voltage", vg)
+            self.crosspoints(row, col, "pulse")
+            await self.route(row, col, "pulse")
+            await self.set_gate(vg)
+        trace, current = await pulser.pulse_and_read(v, width, v_read, gate=pulse_gate, vg=vg, vg_read=vg_read)
+        return trace, current / v_read
+
+    async def _route_pulse_gate(self, row: int, col: int) -> None:
+        """Cell (row, col) to the pulse terminal, its word line to the pulse gate (which takes the
+        output it may share with the gate supply at its next run)."""
+        self.crosspoints(row, col, "pulse", PULSE_GATE)
+        await self.route(row, col, "pulse", PULSE_GATE)
 
     async def sweep(self, row: int, col: int, voltages: Sequence[float], vg: float,
                     current_limit: float, delay: float = 0.0) -> SweepResult:

@@ -348,7 +348,10 @@ class EmulatedWGFMU:
     def WGFMU_connect(self, channel_id: int) -> int:
         if (bad := self._need_session("WGFMU_connect")) is not None:
             return bad
-        return self._flex_error("WGFMU_connect", f"WGFMU:CONN {channel_id}")
+        # The mode goes with the connect: it decides whether the channel's RSU takes its output
+        # from the WGFMU or from the SMU it also carries (WGFMU_OPERATION_MODE_SMU).
+        mode = self._mode.get(channel_id, WGFMU_OPERATION_MODE_FASTIV)
+        return self._flex_error("WGFMU_connect", f"WGFMU:MODE {channel_id},{mode};WGFMU:CONN {channel_id}")
 
     def WGFMU_disconnect(self, channel_id: int) -> int:
         if (bad := self._need_session("WGFMU_disconnect")) is not None:
@@ -465,9 +468,8 @@ class EmulatedWGFMU:
     def WGFMU_waitUntilCompleted(self) -> int:
         if (bad := self._need_session("WGFMU_waitUntilCompleted")) is not None:
             return bad
-        for channel_id in self._sequences:
-            if int(self._ask(f"WGFMU:STATUS? {channel_id}")) != WGFMU_STATUS_COMPLETED:
-                return self._fail(WGFMU_ERROR, "WGFMU_waitUntilCompleted", f"channel {channel_id} did not complete")
+        if self._sequences and int(self._ask("WGFMU:STATUS?")) != WGFMU_STATUS_COMPLETED:  # the whole module
+            return self._fail(WGFMU_ERROR, "WGFMU_waitUntilCompleted", "the run did not complete")
         return WGFMU_NO_ERROR
 
     def WGFMU_getStatus(self) -> tuple[int, int, float, float]:

@@ -263,6 +263,8 @@ async def host_loop(backend: ArrayBackend, rows: NDArray[np.int64], cols: NDArra
     one set pulse below the target or one reset pulse above it (incremental scheme: amplitude stepped
     within a run of one polarity, restarted on a flip, bounded runs and flips). Returns the last read
     (S), the pulses applied and whether each cell converged. Emits "verify_read" batches to `ctx`.
+    Each pulse and the verify read after it go as one `backend.pulse_and_read` (one execution per
+    cell on a pulse-and-measure station; pulse then read elsewhere).
     """
     n = rows.size
     g = np.zeros(n)
@@ -276,10 +278,10 @@ async def host_loop(backend: ArrayBackend, rows: NDArray[np.int64], cols: NDArra
     amp_set = np.array(v_set, dtype=np.float64)
     amp_reset = np.array(v_reset, dtype=np.float64)
     active = np.arange(n)
+    ga = await backend.read(rows, cols, s.v_read, s.vg_read) if n and s.max_iterations > 0 else np.zeros(0)
     for it in range(s.max_iterations):
         if active.size == 0:
             break
-        ga = await backend.read(rows[active], cols[active], s.v_read, s.vg_read)
         g[active] = ga
         ta = targets[active]
         if ctx is not None:
@@ -315,7 +317,8 @@ async def host_loop(backend: ArrayBackend, rows: NDArray[np.int64], cols: NDArra
             up = direction > 0
             amp = np.where(up, amp_set[act], amp_reset[act])
             gate = np.where(up, s.vg_set, s.vg_reset)
-            await backend.pulse(rows[act], cols[act], amp, gate, s.width)
+            # The pulse and the next iteration's verify read of the same cells, as one operation.
+            ga = await backend.pulse_and_read(rows[act], cols[act], amp, gate, s.width, s.v_read, s.vg_read)
             pulses[act] += 1
             run[act] = np.where(direction == last[act], run[act] + 1, 1)
             last[act] = direction
