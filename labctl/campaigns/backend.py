@@ -71,7 +71,8 @@ def restore_state(backend: ArrayBackend, blob: bytes) -> None:
 class LimitedBackend(ArrayBackend):
     """Wraps a backend and refuses any call beyond the campaign's [limits] before it reaches the
     backend (ValueError naming the argument, the value and the limit). `after_pulse`, if set, is
-    awaited after every pulse call (the runner stores the currents measured during it)."""
+    awaited after every pulse and pulse_and_read call (the runner stores the currents measured during
+    it)."""
 
     def __init__(self, inner: ArrayBackend, limits: Limits) -> None:
         self.inner = inner
@@ -137,7 +138,10 @@ class LimitedBackend(ArrayBackend):
         self.check_width(width)
         self.check_read_bias(v_read)
         self._check_vg(vg_read)
-        return await self.inner.pulse_and_read(rows, cols, v, vg, width, v_read, vg_read)
+        g = await self.inner.pulse_and_read(rows, cols, v, vg, width, v_read, vg_read)
+        if self.after_pulse is not None:
+            await self.after_pulse()
+        return g
 
     async def read(self, rows: IntArray, cols: IntArray, v_read: float = 0.2, vg: float = 3.3) -> FloatArray:
         self.check_read_bias(v_read)
