@@ -11,6 +11,12 @@
  */
 #include "rram_train.h"
 
+#if defined(__GNUC__) && !defined(__clang__)
+/* Selects between float results may be if-converted (no trap is ever looked at): without this the
+ * vectorizer leaves the device step scalar. Values are unchanged: no reassociation, no contraction. */
+#pragma GCC optimize("no-trapping-math")
+#endif
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +26,6 @@
 
 #define TRAIN_STREAM 0x7A11ULL
 #define CHUNK 256  /* pulsed devices applied together */
-#define Y_TINY 1e-300  /* distances to a bound below this are at the bound: no further step that way */
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define LANES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -32,125 +37,149 @@ uint64_t rram_train_key(uint64_t seed, uint64_t stream) {
     return rram_key(seed, (int64_t)stream, TRAIN_STREAM);
 }
 
-/* ------------------------------------------------------------------ exp / log (vectorizable) */
+/* ------------------------------------------------------------------ float32 exp / log (vectorizable) */
 
-static inline uint64_t bits_of(double x) { uint64_t u; memcpy(&u, &x, sizeof u); return u; }
-static inline double double_of(uint64_t u) { double x; memcpy(&x, &u, sizeof x); return x; }
+static inline uint32_t bits_of(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return u; }
+static inline float float_of(uint32_t u) { float x; memcpy(&x, &u, sizeof x); return x; }
 
-#define LN2_HI 6.93147180369123816490e-01  /* ln 2 split so that k * LN2_HI is exact for |k| < 2^20 */
-#define LN2_LO 1.90821492927058770002e-10
-#define SHIFT52 6755399441055744.0         /* 1.5 * 2^52: adding it rounds to an integer in the low bits */
+#define LN2_HI 0.693359375f      /* ln 2 split so that k * LN2_HI is exact for |k| < 2^14 */
+#define LN2_LO -2.12194440e-4f
+#define SHIFT23 12582912.0f      /* 1.5 * 2^23: adding it rounds to an integer in the low bits */
 
-/* Horner coefficients, highest power first: 1/n! for n = 13 .. 0, and 1/(2n + 1) for n = 11 .. 0. */
-static const double EXP_TAYLOR[14] = {1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
-                                      1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0,
-                                      1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0};
-static const double ATANH_SERIES[12] = {1.0 / 23.0, 1.0 / 21.0, 1.0 / 19.0, 1.0 / 17.0, 1.0 / 15.0, 1.0 / 13.0,
-                                        1.0 / 11.0, 1.0 / 9.0, 1.0 / 7.0, 1.0 / 5.0, 1.0 / 3.0, 1.0};
-
-/* e^x for x in [-708, 709] (clamped there), relative error ~2e-16: x = k ln2 + r, |r| <= ln2 / 2,
- * Taylor series of e^r to r^13 (remainder < 4e-18), 2^k built in the exponent field. */
-static inline double t_exp(double x) {
-    x = x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x);
-    double t = x * 1.4426950408889634 + SHIFT52;
-    double kd = t - SHIFT52;
-    int64_t k = (int64_t)(bits_of(t) - bits_of(SHIFT52));
-    double r = (x - kd * LN2_HI) - kd * LN2_LO;
-    double p = EXP_TAYLOR[0];
-    for (int i = 1; i < 14; ++i) p = p * r + EXP_TAYLOR[i];
-    return p * double_of((uint64_t)(k + 1023) << 52);
+/* e^r - 1 for |r| <= ln2 / 2: Taylor series to r^7 (relative remainder < 2e-8, below float32's 6e-8). */
+static inline float expm1_reduced(float r) {
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    return p * r;
 }
 
-/* ln x for normal x > 0, relative error ~2e-16: x = 2^e m with m in [sqrt(1/2), sqrt(2)),
- * ln m = 2 atanh(s), s = (m - 1) / (m + 1), |s| <= 0.172, series to s^23 (remainder < 1e-18). */
-static inline double t_log(double x) {
-    uint64_t u = bits_of(x);
-    double m = double_of((u & 0x000FFFFFFFFFFFFFULL) | 0x3FF0000000000000ULL);
-    double e = double_of(0x4330000000000000ULL | (u >> 52)) - (4503599627370496.0 + 1023.0);
-    int big = m > 1.4142135623730951;
-    m = big ? 0.5 * m : m;
-    e = big ? e + 1.0 : e;
-    double s = (m - 1.0) / (m + 1.0), s2 = s * s;
-    double p = ATANH_SERIES[0];
-    for (int i = 1; i < 12; ++i) p = p * s2 + ATANH_SERIES[i];
-    return e * LN2_HI + (e * LN2_LO + 2.0 * s * p);
+/* x = k ln2 + r with |r| <= ln2 / 2; returns r and 2^k (x in [-87, 88], so 2^k is a normal float). */
+static inline float exp_reduce(float x, float *two_k) {
+    float t = x * 1.44269504f + SHIFT23;
+    float kd = t - SHIFT23;
+    int32_t k = (int32_t)(bits_of(t) - bits_of(SHIFT23));
+    *two_k = float_of((uint32_t)(k + 127) << 23);
+    return (x - kd * LN2_HI) - kd * LN2_LO;
+}
+
+/* e^x, x clamped to [-87, 88] (no overflow, no subnormal result), relative error ~1e-7. */
+static inline float f_exp(float x) {
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    float tk, r = exp_reduce(x, &tk);
+    return tk + tk * expm1_reduced(r);
+}
+
+/* 1 - e^u for u <= 0 (clamped to [-30, 0]), without cancellation for small |u|: 1 - 2^k (1 + expm1(r)). */
+static inline float one_minus_exp(float u) {
+    u = u < -30.0f ? -30.0f : (u > 0.0f ? 0.0f : u);
+    float tk, r = exp_reduce(u, &tk);
+    return (1.0f - tk) - tk * expm1_reduced(r);
+}
+
+/* ln x for a normal float x > 0, relative error ~1e-7: x = 2^e m, m in [sqrt(1/2), sqrt(2)),
+ * ln m = 2 atanh(s), s = (m - 1) / (m + 1), |s| <= 0.172, series to s^9 (remainder < 3e-9). */
+static inline float f_log(float x) {
+    uint32_t u = bits_of(x);
+    float m = float_of((u & 0x007FFFFFu) | 0x3F800000u);
+    float e = (float)((int32_t)(u >> 23) - 127);
+    int big = m > 1.41421356f;
+    const float mh = 0.5f * m, e1 = e + 1.0f;  /* both sides computed: selects, no branches */
+    m = big ? mh : m;
+    e = big ? e1 : e;
+    float s = (m - 1.0f) / (m + 1.0f), s2 = s * s;
+    float p = 1.0f / 9.0f;
+    p = p * s2 + 1.0f / 7.0f;
+    p = p * s2 + 1.0f / 5.0f;
+    p = p * s2 + 1.0f / 3.0f;
+    p = p * s2 + 1.0f;
+    return e * LN2_HI + (e * LN2_LO + 2.0f * s * p);
 }
 
 /* ------------------------------------------------------------------ device step */
 
+#define Y_TINY 1e-30f  /* distances to a bound below this are at the bound: no further step that way */
+
 /* Decrease of the normalized distance y to the bound over one pulse of strength m: y - y', with
  * y' the integral of dy/dm = -y^gamma (the law of rram.c's soft_bound, so fitted devices behave as
- * measured): y' = y (1 + (gamma - 1) m y^(gamma - 1))^(-1 / (gamma - 1)), y e^-m for gamma = 1,
- * 0 once the base reaches 0 (the bound in one pulse). Branch-free so that lanes vectorize. */
-static inline double step_y(double y, double gamma, double m) {
-    int live = y > Y_TINY;
-    double yy = live ? y : 1.0;
-    double gm1 = gamma - 1.0;
-    int unit = fabs(gm1) < 1e-9;
-    double gs = unit ? 1.0 : gm1;
-    double ly = t_log(yy);
-    double base = 1.0 + gs * m * t_exp(gs * ly);
-    int reach = !unit && !(base > 0.0);
-    double e = unit ? -m : -t_log(base > 0.0 ? base : 1.0) / gs;
-    double after = reach ? 0.0 : yy * t_exp(e);
-    return live && m > 0.0 ? yy - after : 0.0;
+ * measured): y' = y (1 + g m y^g)^(-1 / g) with g = gamma - 1 (g1 here), y e^-m for g = 0, 0 once
+ * the base reaches 0 (the bound in one pulse). Computed as y (1 - e^u), u = -log1p(g m y^g) / g,
+ * in float32 without cancellation (a weak pulse's step m y^gamma keeps full float32 precision).
+ * Branch-free so that lanes vectorize. */
+static inline float step_y(float y, float g1, float m) {
+    const float yy = y > Y_TINY ? y : 1.0f, mm = y > Y_TINY ? m : 0.0f;  /* at the bound: no step */
+    const float gs = fabsf(g1) < 1e-7f ? 1.0f : g1;
+    float z = gs * mm * f_exp(gs * f_log(yy));
+    z = z < -2.0f ? -2.0f : (z > 1e30f ? 1e30f : z);
+    const float base = 1.0f + z;
+    const float bs = base > 0.0f ? base : 1.0f, zs = base > 0.0f ? z : 0.0f;
+    const float l1p = f_log(bs) + (zs - (bs - 1.0f)) / bs;  /* log1p(z): the rounding of 1 + z corrected */
+    /* base <= 0 (only for gamma < 1): the bound in one pulse; u -> -inf gives 1 - e^u = 1 exactly */
+    const float ug = -(base > 0.0f ? l1p : -1e30f) / gs;
+    const float u = fabsf(g1) < 1e-7f ? -mm : ug;
+    return yy * one_minus_exp(u);
 }
 
-/* Acklam's rational approximation on the central region (the same expression as rram_rng.h's
- * rram_inv_normal there, so the two agree bit for bit); tails are left to rram_inv_normal. */
-static inline double normal_central(double p) {
-    double q = p - 0.5, r = q * q;
-    return (((((-3.969683028665376e+01 * r + 2.209460984245205e+02) * r - 2.759285104469687e+02) * r +
-              1.383577518672690e+02) * r - 3.066479806614716e+01) * r + 2.506628277459239e+00) * q /
-           (((((-5.447609879822406e+01 * r + 1.615858368580409e+02) * r - 1.556989798598866e+02) * r +
-              6.680131188771972e+01) * r - 1.328068155288572e+01) * r + 1.0);
-}
-#define P_LOW 0.02425
-
-/* Uniform in (0, 1) from the top 52 bits of a draw, converted without an int-to-double instruction. */
-static inline double uniform52(uint64_t r) {
-    return (double_of(0x4330000000000000ULL | (r >> 12)) - 4503599627370496.0 + 0.5) * (1.0 / 4503599627370496.0);
+/* Standard normal from a 23-bit uniform u = (k + 0.5) 2^-23 (so 1 - u and u - 0.5 are exact):
+ * Acklam's rational approximation (relative error ~1e-9, here float32), central region and tails
+ * both computed and one selected, so that lanes vectorize. */
+#define P_LOW 0.02425f
+static inline float normal_of(uint64_t r) {
+    float u = ((float)(int32_t)(r >> 41) + 0.5f) * (1.0f / 8388608.0f);
+    float q = u - 0.5f, rr = q * q;
+    float xc = (((((-3.969683028665376e+01f * rr + 2.209460984245205e+02f) * rr - 2.759285104469687e+02f) * rr +
+                  1.383577518672690e+02f) * rr - 3.066479806614716e+01f) * rr + 2.506628277459239e+00f) * q /
+               (((((-5.447609879822406e+01f * rr + 1.615858368580409e+02f) * rr - 1.556989798598866e+02f) * rr +
+                  6.680131188771972e+01f) * rr - 1.328068155288572e+01f) * rr + 1.0f);
+    float um = 1.0f - u;
+    float pt = u < 0.5f ? u : um;
+    float qt = sqrtf(-2.0f * f_log(pt));
+    float xt = (((((-7.784894002430293e-03f * qt - 3.223964580411365e-01f) * qt - 2.400758277161838e+00f) * qt -
+                  2.549732539343734e+00f) * qt + 4.374664141464968e+00f) * qt + 2.938163982698783e+00f) /
+               ((((7.784695709041462e-03f * qt + 3.224671290700398e-01f) * qt + 2.445134137142996e+00f) * qt +
+                 3.754408661907416e+00f) * qt + 1.0f);
+    float xn = -xt;
+    xt = u < 0.5f ? xt : xn;
+    return ((u > P_LOW) & (u < 1.0f - P_LOW)) ? xc : xt;
 }
 
 /* Pulsed devices of one chunk in structure-of-arrays form. Lane e is one pulse on one device:
- * w (weight), ref (the bound it moves towards), sgn (+1 up, -1 down), span, alpha, gamma of that
- * direction, and the counter of its cycle-to-cycle draw. */
-#define PAD 8  /* lanes are processed in blocks of PAD (full vectors in every clone) */
+ * w (weight), ref (the bound it moves towards), sgn (+1 up, -1 down), span, alpha, gamma - 1 of
+ * that direction, and the counter of its cycle-to-cycle draw. float32: 16 lanes per AVX-512 vector. */
+#define PAD 16  /* lanes are processed in blocks of PAD (full vectors in every clone) */
 typedef struct {
-    double w[CHUNK + PAD], ref[CHUNK + PAD], sgn[CHUNK + PAD], span[CHUNK + PAD], alpha[CHUNK + PAD];
-    double gamma[CHUNK + PAD], dw[CHUNK + PAD], u[CHUNK + PAD], xi[CHUNK + PAD];
+    float w[CHUNK + PAD], ref[CHUNK + PAD], sgn[CHUNK + PAD], span[CHUNK + PAD], alpha[CHUNK + PAD];
+    float g1[CHUNK + PAD], dw[CHUNK + PAD];
     uint64_t ctr[CHUNK + PAD], key[CHUNK + PAD];
     int64_t k[CHUNK + PAD];
     int32_t left[CHUNK + PAD];
 } lanes_t;
 
-/* One pulse on every lane [0, m): noise-free step, then the noise draws, then the weights. Lanes
- * [m, m rounded up to PAD) are padding with harmless values (their results are never stored). */
-static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *restrict L, int32_t m, double c2c) {
+/* One pulse on every lane [0, m): noise-free step, noise draw, new weight. Lanes [m, m rounded up
+ * to PAD) are padding with harmless values (their results are never stored). */
+static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *restrict L, int32_t m, float c2c) {
     const int32_t mp = (m + PAD - 1) / PAD * PAD;
     for (int32_t e = m; e < mp; ++e) {
-        L->w[e] = 0.0; L->ref[e] = 1.0; L->sgn[e] = 1.0; L->span[e] = 2.0; L->alpha[e] = 0.0;
-        L->gamma[e] = 1.0; L->key[e] = 0; L->ctr[e] = 0;
+        L->w[e] = 0.0f; L->ref[e] = 1.0f; L->sgn[e] = 1.0f; L->span[e] = 2.0f; L->alpha[e] = 0.0f;
+        L->g1[e] = 0.0f; L->key[e] = 0; L->ctr[e] = 0;
     }
     for (int32_t e0 = 0; e0 < mp; e0 += PAD) {
         for (int32_t l = 0; l < PAD; ++l) {
             const int32_t e = e0 + l;
-            double y = L->sgn[e] * (L->ref[e] - L->w[e]) / L->span[e];
-            L->dw[e] = L->sgn[e] * (step_y(y, L->gamma[e], L->alpha[e]) * L->span[e]);
+            float y = L->sgn[e] * (L->ref[e] - L->w[e]) / L->span[e];
+            L->dw[e] = L->sgn[e] * (step_y(y, L->g1[e], L->alpha[e]) * L->span[e]);
         }
     }
-    if (c2c > 0.0) {
-        for (int32_t e0 = 0; e0 < mp; e0 += PAD) {
+    if (c2c > 0.0f) {
+        for (int32_t e0 = 0; e0 < mp; e0 += PAD)
             for (int32_t l = 0; l < PAD; ++l) {
                 const int32_t e = e0 + l;
-                L->u[e] = uniform52(rram_draw(L->key[e], L->ctr[e]));
-                L->xi[e] = normal_central(L->u[e]);
+                L->w[e] = L->w[e] + L->dw[e] * (1.0f + c2c * normal_of(rram_draw(L->key[e], L->ctr[e])));
             }
-        }
-        for (int32_t e = 0; e < m; ++e)  /* ~5 % of lanes: the tails, with libm's log and sqrt */
-            if (!(L->u[e] > P_LOW && L->u[e] < 1.0 - P_LOW)) L->xi[e] = rram_inv_normal(L->u[e]);
-        for (int32_t e0 = 0; e0 < mp; e0 += PAD)
-            for (int32_t l = 0; l < PAD; ++l) L->w[e0 + l] = L->w[e0 + l] + L->dw[e0 + l] * (1.0 + c2c * L->xi[e0 + l]);
     } else {
         for (int32_t e0 = 0; e0 < mp; e0 += PAD)
             for (int32_t l = 0; l < PAD; ++l) L->w[e0 + l] = L->w[e0 + l] + L->dw[e0 + l];
@@ -160,13 +189,13 @@ static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *rest
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 /* The same body compiled for AVX-512 (full 512-bit vectors), AVX2 and baseline x86-64. */
 __attribute__((target("arch=x86-64-v4,prefer-vector-width=512")))
-static void pulse_lanes_v4(lanes_t *restrict L, int32_t m, double c2c) { pulse_lanes_body(L, m, c2c); }
+static void pulse_lanes_v4(lanes_t *restrict L, int32_t m, float c2c) { pulse_lanes_body(L, m, c2c); }
 __attribute__((target("arch=x86-64-v3")))
-static void pulse_lanes_v3(lanes_t *restrict L, int32_t m, double c2c) { pulse_lanes_body(L, m, c2c); }
-static void pulse_lanes_base(lanes_t *restrict L, int32_t m, double c2c) { pulse_lanes_body(L, m, c2c); }
+static void pulse_lanes_v3(lanes_t *restrict L, int32_t m, float c2c) { pulse_lanes_body(L, m, c2c); }
+static void pulse_lanes_base(lanes_t *restrict L, int32_t m, float c2c) { pulse_lanes_body(L, m, c2c); }
 
-static void pulse_lanes(lanes_t *restrict L, int32_t m, double c2c) {
-    static void (*impl)(lanes_t *restrict, int32_t, double) = 0;  /* benign race: same value */
+static void pulse_lanes(lanes_t *restrict L, int32_t m, float c2c) {
+    static void (*impl)(lanes_t *restrict, int32_t, float) = 0;  /* benign race: same value */
     if (!impl) {
         __builtin_cpu_init();
         impl = __builtin_cpu_supports("x86-64-v4") ? pulse_lanes_v4
@@ -175,7 +204,7 @@ static void pulse_lanes(lanes_t *restrict L, int32_t m, double c2c) {
     impl(L, m, c2c);
 }
 #else
-static void pulse_lanes(lanes_t *restrict L, int32_t m, double c2c) { pulse_lanes_body(L, m, c2c); }
+static void pulse_lanes(lanes_t *restrict L, int32_t m, float c2c) { pulse_lanes_body(L, m, c2c); }
 #endif
 
 /* Noise counter of pulse p (0-based) on device k within one keyed batch of pulses. */
@@ -192,43 +221,44 @@ static inline void lane_queue(const rram_train_tile *t, lanes_t *L, int32_t e, i
     __builtin_prefetch(t->dev + RRAM_TRAIN_DEV_STRIDE * k, 0, 3);
 }
 
-/* Gather the queued lanes' weights and device parameters (packed: one cache line per device). */
+/* Gather the queued lanes' weights and device parameters (packed: 32 bytes per device). */
 static void lanes_gather(const rram_train_tile *t, lanes_t *L, int32_t m) {
     for (int32_t e = 0; e < m; ++e) {
         const int64_t k = L->k[e];
         const int32_t n = L->left[e];
         const int off = n > 0 ? 0 : 1;
-        const double *p = t->dev + RRAM_TRAIN_DEV_STRIDE * k;
+        const float *p = t->dev + RRAM_TRAIN_DEV_STRIDE * k;
         L->left[e] = n > 0 ? n : -n;
-        L->w[e] = t->w[k];
+        L->w[e] = (float)t->w[k];
         L->ref[e] = p[RRAM_TRAIN_DEV_W_MAX + off];
-        L->sgn[e] = n > 0 ? 1.0 : -1.0;
+        L->sgn[e] = n > 0 ? 1.0f : -1.0f;
         L->span[e] = p[RRAM_TRAIN_DEV_SPAN];
         L->alpha[e] = p[RRAM_TRAIN_DEV_ALPHA_UP + off];
-        L->gamma[e] = p[RRAM_TRAIN_DEV_GAMMA_UP + off];
+        L->g1[e] = p[RRAM_TRAIN_DEV_GM1_UP + off];
         L->ctr[e] = noise_counter(k, 0);
     }
 }
 
 /* Apply the m loaded lanes (distinct devices) pulse by pulse; lanes drop out as their count ends. */
 static void apply_gathered(rram_train_tile *t, lanes_t *L, int32_t m) {
+    const float c2c = (float)t->c2c_sigma;
     while (m > 0) {
-        pulse_lanes(L, m, t->c2c_sigma);
+        pulse_lanes(L, m, c2c);
         int32_t keep = 0, more = 0;
         for (int32_t e = 0; e < m; ++e) more |= L->left[e] > 1;
         if (!more) {  /* the common case of sparse updates: one pulse per device */
-            for (int32_t e = 0; e < m; ++e) t->w[L->k[e]] = L->w[e];
+            for (int32_t e = 0; e < m; ++e) t->w[L->k[e]] = (double)L->w[e];
             return;
         }
         for (int32_t e = 0; e < m; ++e) {
             if (--L->left[e] == 0) {
-                t->w[L->k[e]] = L->w[e];
+                t->w[L->k[e]] = (double)L->w[e];
                 continue;
             }
             if (keep != e) {
                 L->k[keep] = L->k[e]; L->left[keep] = L->left[e]; L->w[keep] = L->w[e];
                 L->ref[keep] = L->ref[e]; L->sgn[keep] = L->sgn[e]; L->span[keep] = L->span[e];
-                L->alpha[keep] = L->alpha[e]; L->gamma[keep] = L->gamma[e]; L->ctr[keep] = L->ctr[e];
+                L->alpha[keep] = L->alpha[e]; L->g1[keep] = L->g1[e]; L->ctr[keep] = L->ctr[e];
                 L->key[keep] = L->key[e];
             }
             L->ctr[keep] += 1;  /* the device's next pulse draws the next noise value */
@@ -245,34 +275,66 @@ static void flush_lanes(rram_train_tile *t, lanes_t *L, int32_t m) {
 
 /* ------------------------------------------------------------------ stochastic trains */
 
-/* A train of `bl` slots, each set with probability thr / 2^32 (thr = floor(p 2^32)). Eight slots per
- * 64-bit draw: a slot's byte b is compared with the threshold's top byte; on a tie (1 in 256) 24
- * more bits decide, so each slot is exactly a 32-bit uniform below thr. */
-static inline uint64_t train_bits(rram_train_tile *t, uint32_t thr, int32_t bl) {
+/* Keys of one update, all derived from one draw of the tile's stream: the trains', their tie
+ * refinements' and the per-sample cycle-to-cycle keys. Every draw of an update is a pure function
+ * of (key, train or device, slot), so nothing depends on the order in which it is made. */
+#define TIE_SALT 0x71E5A1D0C0FFEE01ULL
+#define NOISE_SALT 0x0D15EA5E5EED1234ULL
+typedef struct {
+    uint64_t train, tie, noise;
+} update_keys_t;
+
+#define BYTES_HI 0x8080808080808080ULL
+#define BYTES_LO7 0x7F7F7F7F7F7F7F7FULL
+#define BYTES_ONE 0x0101010101010101ULL
+
+/* High bit of byte l set iff byte l of r is below h (1 <= h <= 255), branch-free (SWAR). */
+static inline uint64_t bytes_below(uint64_t r, uint32_t h) {
+    const uint64_t g = (uint64_t)(h - 1) * BYTES_ONE;  /* b < h <=> b <= g */
+    const uint64_t t = (g | BYTES_HI) - (r & BYTES_LO7);  /* high bit: low 7 bits of g >= those of b */
+    return ((~r & g) | (~(r ^ g) & t)) & BYTES_HI;
+}
+
+/* High bit of byte l set iff byte l of r equals h (0 <= h <= 255). */
+static inline uint64_t bytes_equal(uint64_t r, uint32_t h) {
+    const uint64_t z = r ^ ((uint64_t)h * BYTES_ONE);
+    return ~(((z & BYTES_LO7) + BYTES_LO7) | z) & BYTES_HI;
+}
+
+/* The eight high bits of a byte mask as bits 0..7 (byte l -> bit l). */
+static inline uint64_t byte_mask_bits(uint64_t m) { return ((m >> 7) * 0x0102040810204080ULL) >> 56; }
+
+/* Train number `id` of `bl` slots, each set with probability thr / 2^32 (thr = floor(p 2^32)).
+ * Eight slots per 64-bit draw (draw q of the train at counter 8 id + q): a slot's byte b is compared
+ * with the threshold's top byte; on a tie (1 in 256) 24 bits of the slot's own tie draw decide, so
+ * each slot is exactly a 32-bit uniform below thr. */
+static inline uint64_t train_bits(const update_keys_t *uk, uint64_t id, uint32_t thr, int32_t bl) {
     const uint32_t hi = thr >> 24, lo = thr & 0xFFFFFFu;
-    uint64_t bits = 0;
+    uint64_t bits = 0, ties = 0;
     for (int32_t s = 0; s < bl; s += 8) {
-        uint64_t r = rram_draw(t->key, t->counter++);
-        int32_t n = bl - s < 8 ? bl - s : 8;
-        for (int32_t l = 0; l < n; ++l) {
-            uint32_t b = (uint32_t)(r >> (8 * l)) & 0xFFu;
-            if (b < hi) {
-                bits |= 1ULL << (s + l);
-            } else if (b == hi && lo) {
-                if ((rram_draw(t->key, t->counter++) & 0xFFFFFFu) < lo) bits |= 1ULL << (s + l);
-            }
-        }
+        const uint64_t r = rram_draw(uk->train, 8 * id + (uint64_t)(s >> 3));
+        if (hi) bits |= byte_mask_bits(bytes_below(r, hi)) << s;
+        if (lo) ties |= byte_mask_bits(bytes_equal(r, hi)) << s;
     }
-    return bits;
+    const uint64_t used = bl >= 64 ? ~0ULL : ((1ULL << bl) - 1ULL);
+    for (ties &= used; ties; ties &= ties - 1) {
+        const int32_t sl = __builtin_ctzll(ties);
+        if ((rram_draw(uk->tie, 64 * id + (uint64_t)sl) & 0xFFFFFFu) < lo) bits |= 1ULL << sl;
+    }
+    return bits & used;
 }
 
 /* Train of a firing probability p >= 0 (p >= 1: every slot). */
-static inline uint64_t train_of(rram_train_tile *t, double p, int32_t bl) {
+static inline uint64_t train_of(const update_keys_t *uk, uint64_t id, double p, int32_t bl) {
     if (!(p > 0.0)) return 0;
     if (p >= 1.0) return bl >= 64 ? ~0ULL : ((1ULL << bl) - 1ULL);
     uint32_t thr = (uint32_t)(p * 4294967296.0);
-    return thr ? train_bits(t, thr, bl) : 0;
+    return thr ? train_bits(uk, id, thr, bl) : 0;
 }
+
+/* Train numbers: column j of sample b, row i of sample b. */
+static inline uint64_t col_train(int32_t b, int32_t j) { return (2 * (uint64_t)b) * RRAM_TRAIN_MAX_DIM + (uint64_t)j; }
+static inline uint64_t row_train(int32_t b, int32_t i) { return (2 * (uint64_t)b + 1) * RRAM_TRAIN_MAX_DIM + (uint64_t)i; }
 
 static int tile_ok(const rram_train_tile *t) {
     return t && t->rows > 0 && t->cols > 0 && t->rows <= RRAM_TRAIN_MAX_DIM && t->cols <= RRAM_TRAIN_MAX_DIM &&
@@ -280,35 +342,35 @@ static int tile_ok(const rram_train_tile *t) {
            t->dev && t->c2c_sigma >= 0.0;
 }
 
-int rram_train_pack(const rram_train_tile *t, double *dev_out) {
+int rram_train_pack(const rram_train_tile *t, float *dev_out) {
     if (!t || !dev_out || t->rows <= 0 || t->cols <= 0 || !t->w_max || !t->w_min || !t->alpha_up ||
         !t->alpha_down || !t->gamma_up || !t->gamma_down)
         return RRAM_E_ARG;
     const int64_t total = (int64_t)t->rows * t->cols;
     for (int64_t k = 0; k < total; ++k) {
-        double *p = dev_out + RRAM_TRAIN_DEV_STRIDE * k;
-        p[RRAM_TRAIN_DEV_W_MAX] = t->w_max[k];
-        p[RRAM_TRAIN_DEV_W_MIN] = t->w_min[k];
-        p[RRAM_TRAIN_DEV_ALPHA_UP] = t->alpha_up[k];
-        p[RRAM_TRAIN_DEV_ALPHA_DOWN] = t->alpha_down[k];
-        p[RRAM_TRAIN_DEV_GAMMA_UP] = t->gamma_up[k];
-        p[RRAM_TRAIN_DEV_GAMMA_DOWN] = t->gamma_down[k];
-        p[RRAM_TRAIN_DEV_SPAN] = t->w_max[k] - t->w_min[k];
-        p[7] = 0.0;
+        float *p = dev_out + RRAM_TRAIN_DEV_STRIDE * k;
+        p[RRAM_TRAIN_DEV_W_MAX] = (float)t->w_max[k];
+        p[RRAM_TRAIN_DEV_W_MIN] = (float)t->w_min[k];
+        p[RRAM_TRAIN_DEV_ALPHA_UP] = (float)t->alpha_up[k];
+        p[RRAM_TRAIN_DEV_ALPHA_DOWN] = (float)t->alpha_down[k];
+        p[RRAM_TRAIN_DEV_GM1_UP] = (float)(t->gamma_up[k] - 1.0);
+        p[RRAM_TRAIN_DEV_GM1_DOWN] = (float)(t->gamma_down[k] - 1.0);
+        p[RRAM_TRAIN_DEV_SPAN] = (float)t->w_max[k] - (float)t->w_min[k];
+        p[7] = 0.0f;
+        if (!(p[RRAM_TRAIN_DEV_SPAN] > 0.0f)) return RRAM_E_ARG;  /* bounds equal in float32 */
     }
     return RRAM_OK;
 }
 
 #define WORDS (RRAM_TRAIN_MAX_DIM / 64)
-#define GROUP_BYTES (384 * 1024)  /* scratch of one group of samples */
+#define GROUP_BYTES (8 * 1024 * 1024)  /* scratch of one group of samples: a whole usual batch */
 
 /* What the update keeps of each sample of a group: firing probability factor of the rows, the key
- * of its cycle-to-cycle draws, the columns' trains, which columns are negative, and per slot the
- * bitmap of firing columns (the trains transposed). */
+ * of its cycle-to-cycle draws, whether any column fired. */
 typedef struct {
     double cd;
     uint64_t skey;
-    int32_t active;  /* any column fired */
+    int32_t active;
 } sample_t;
 
 LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d, int32_t batch,
@@ -330,12 +392,14 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
         free(xbits); free(slots); free(xneg); free(smp); free(lanes);
         return RRAM_E_NOMEM;
     }
+    const uint64_t ukey = rram_draw(t->key, t->counter++);
+    const update_keys_t uk = {ukey, rram_mix64(ukey ^ TIE_SALT), rram_mix64(ukey ^ NOISE_SALT)};
     uint64_t u[WORDS], queued[WORDS];
     const double k_prod = cfg->lr / ((double)bl * cfg->dw_min);  /* cx * cd */
     int64_t pulses = 0;
     for (int32_t b0 = 0; b0 < batch; b0 += group) {
         const int32_t ng = batch - b0 < group ? batch - b0 : group;
-        /* Column trains of the group's samples, in sample order. */
+        /* Column trains of the group's samples. */
         for (int32_t g = 0; g < ng; ++g) {
             const double *xb = x + (size_t)(b0 + g) * cols, *db = d + (size_t)(b0 + g) * rows;
             sample_t *sm = &smp[g];
@@ -356,7 +420,7 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
             memset(sg, 0, sizeof(uint64_t) * (size_t)bl * nw);
             memset(ng_, 0, sizeof(uint64_t) * (size_t)nw);
             for (int32_t j = 0; j < cols; ++j) {
-                uint64_t bits = train_of(t, fabs(xb[j]) * cx, bl);
+                uint64_t bits = train_of(&uk, col_train(b0 + g, j), fabs(xb[j]) * cx, bl);
                 xg[j] = bits;
                 if (!bits) continue;
                 sm->active = 1;
@@ -366,7 +430,7 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
             }
             /* Key of this sample's cycle-to-cycle draws: pulse p on device k draws at counter
              * 64 k + p, whatever the order in which the pulses are found. */
-            if (sm->active) sm->skey = rram_draw(t->key, t->counter++);
+            sm->skey = rram_draw(uk.noise, (uint64_t)(b0 + g));
         }
         /* Row by row, every sample of the group in order: a row's weights and device lines stay in
          * cache across the group. Pulses on one device are applied in sample order (the lanes are
@@ -379,7 +443,7 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
                 const sample_t *sm = &smp[g];
                 if (!sm->active) continue;
                 const double dv = d[(size_t)(b0 + g) * rows + i];
-                const uint64_t di = train_of(t, fabs(dv) * sm->cd, bl);
+                const uint64_t di = train_of(&uk, row_train(b0 + g, i), fabs(dv) * sm->cd, bl);
                 if (!di) continue;
                 const uint64_t *sg = slots + (size_t)g * bl * nw, *xg = xbits + (size_t)g * cols;
                 const uint64_t *ngw = xneg + (size_t)g * nw;
@@ -450,10 +514,12 @@ int rram_train_steps(const rram_train_tile *t, double *up_out, double *down_out)
     if (!tile_ok(t)) return RRAM_E_ARG;
     const int64_t total = (int64_t)t->rows * t->cols;
     for (int64_t k = 0; k < total; ++k) {
-        double hi = t->w_max[k], lo = t->w_min[k], span = hi - lo, w = t->w[k];
-        double yu = span > 0.0 ? (hi - w) / span : 0.0, yd = span > 0.0 ? (w - lo) / span : 0.0;
-        if (up_out) up_out[k] = step_y(yu, t->gamma_up[k], t->alpha_up[k]) * span;
-        if (down_out) down_out[k] = step_y(yd, t->gamma_down[k], t->alpha_down[k]) * span;
+        /* The kernel's own step (float32, packed parameters), so expectations match what pulses apply. */
+        const float *p = t->dev + RRAM_TRAIN_DEV_STRIDE * k;
+        const float w = (float)t->w[k], span = p[RRAM_TRAIN_DEV_SPAN];
+        const float yu = (p[RRAM_TRAIN_DEV_W_MAX] - w) / span, yd = -(p[RRAM_TRAIN_DEV_W_MIN] - w) / span;
+        if (up_out) up_out[k] = (double)(step_y(yu, p[RRAM_TRAIN_DEV_GM1_UP], p[RRAM_TRAIN_DEV_ALPHA_UP]) * span);
+        if (down_out) down_out[k] = (double)(step_y(yd, p[RRAM_TRAIN_DEV_GM1_DOWN], p[RRAM_TRAIN_DEV_ALPHA_DOWN]) * span);
     }
     return RRAM_OK;
 }

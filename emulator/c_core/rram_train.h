@@ -54,14 +54,14 @@
 #define RRAM_TRAIN_MAX_DIM 4096  /* largest rows or cols of one tile */
 #define RRAM_TRAIN_MAX_BL 64     /* longest pulse train */
 
-/* Packed device parameters: dev[RRAM_TRAIN_DEV_STRIDE * k + field] */
+/* Packed device parameters (float32): dev[RRAM_TRAIN_DEV_STRIDE * k + field] */
 #define RRAM_TRAIN_DEV_STRIDE 8
 #define RRAM_TRAIN_DEV_W_MAX 0
 #define RRAM_TRAIN_DEV_W_MIN 1
 #define RRAM_TRAIN_DEV_ALPHA_UP 2
 #define RRAM_TRAIN_DEV_ALPHA_DOWN 3
-#define RRAM_TRAIN_DEV_GAMMA_UP 4
-#define RRAM_TRAIN_DEV_GAMMA_DOWN 5
+#define RRAM_TRAIN_DEV_GM1_UP 4     /* gamma_up - 1 */
+#define RRAM_TRAIN_DEV_GM1_DOWN 5   /* gamma_down - 1 */
 #define RRAM_TRAIN_DEV_SPAN 6
 
 typedef struct {
@@ -73,7 +73,7 @@ typedef struct {
     const double *alpha_down;  /* [rows*cols] pulse strength down (>= 0) */
     const double *gamma_up;    /* [rows*cols] soft-bounds exponent up (> 0) */
     const double *gamma_down;  /* [rows*cols] soft-bounds exponent down (> 0) */
-    const double *dev;         /* [rows*cols*RRAM_TRAIN_DEV_STRIDE] packed copy (rram_train_pack) */
+    const float *dev;          /* [rows*cols*RRAM_TRAIN_DEV_STRIDE] packed float32 copy (rram_train_pack) */
     double c2c_sigma;          /* cycle-to-cycle relative std of a step (>= 0) */
     uint64_t key;              /* random stream key (rram_key of a seed) */
     uint64_t counter;          /* draws consumed so far; advanced by every call */
@@ -90,7 +90,7 @@ typedef struct {
 uint64_t rram_train_key(uint64_t seed, uint64_t stream);
 
 /* Fill dev_out[rows*cols*RRAM_TRAIN_DEV_STRIDE] from the tile's per-device arrays. */
-int rram_train_pack(const rram_train_tile *t, double *dev_out);
+int rram_train_pack(const rram_train_tile *t, float *dev_out);
 
 /* Stochastic-pulse outer-product update w -= lr * sum_b d_b x_b^T over a batch.
  * x[batch*cols], d[batch*rows] (row-major per sample). pulses_out (may be NULL) receives the
