@@ -11,11 +11,6 @@
  */
 #include "rram_train.h"
 
-#if defined(__GNUC__) && !defined(__clang__)
-/* Selects between float results may be if-converted (no trap is ever looked at): without this the
- * vectorizer leaves the device step scalar. Values are unchanged: no reassociation, no contraction. */
-#pragma GCC optimize("no-trapping-math")
-#endif
 
 #include <math.h>
 #include <stdlib.h>
@@ -25,7 +20,7 @@
 #include "rram_rng.h"
 
 #define TRAIN_STREAM 0x7A11ULL
-#define CHUNK 256  /* pulsed devices applied together */
+#define CHUNK 1024  /* pulsed devices applied together */
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define LANES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -37,19 +32,34 @@ uint64_t rram_train_key(uint64_t seed, uint64_t stream) {
     return rram_key(seed, (int64_t)stream, TRAIN_STREAM);
 }
 
-/* ------------------------------------------------------------------ float32 exp / log (vectorizable) */
+/* ------------------------------------------------------------------ float32 lanes (GCC vector extension)
+ *
+ * The device step runs on generic vectors of VW float32 lanes. Every operation is an elementwise
+ * IEEE operation (no contraction under -std=c11), so the AVX-512, AVX2 and baseline builds, which
+ * split a vector into 2, 4 or 8 registers, give the same bits. One generic operation becomes several
+ * independent register operations, so the long dependency chains of the polynomials overlap. */
+#define VW 32
+typedef float vf __attribute__((vector_size(4 * VW)));
+typedef int32_t vi __attribute__((vector_size(4 * VW)));
+typedef uint32_t vu __attribute__((vector_size(4 * VW)));
+typedef uint64_t vu64 __attribute__((vector_size(8 * VW)));
 
-static inline uint32_t bits_of(float x) { uint32_t u; memcpy(&u, &x, sizeof u); return u; }
-static inline float float_of(uint32_t u) { float x; memcpy(&x, &u, sizeof x); return x; }
+static inline vf vsplat(float c) { return (vf){0} + c; }
+static inline vf vsel(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }  /* mask ? a : b */
+/* Masks from the sign of a difference (a - b < 0 <=> a < b for finite floats; a - b is 0 only for
+ * a == b): GCC lowers vector comparisons wider than a register lane by lane, these stay vectors. */
+static inline vi vlt(vf a, vf b) { return (vi)(a - b) >> 31; }
+static inline vi vlt_i(vi a, vi b) { return (a - b) >> 31; }  /* no overflow: |a|, |b| < 2^30 */
+static inline vf vmin(vf a, float c) { return vsel(vlt(a, vsplat(c)), a, vsplat(c)); }
+static inline vf vmax(vf a, float c) { return vsel(vlt(vsplat(c), a), a, vsplat(c)); }
 
 #define LN2_HI 0.693359375f      /* ln 2 split so that k * LN2_HI is exact for |k| < 2^14 */
 #define LN2_LO -2.12194440e-4f
 #define SHIFT23 12582912.0f      /* 1.5 * 2^23: adding it rounds to an integer in the low bits */
 
 /* e^r - 1 for |r| <= ln2 / 2: Taylor series to r^7 (relative remainder < 2e-8, below float32's 6e-8). */
-static inline float expm1_reduced(float r) {
-    float p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
+static inline vf expm1_reduced(vf r) {
+    vf p = r * (1.0f / 5040.0f) + 1.0f / 720.0f;
     p = p * r + 1.0f / 120.0f;
     p = p * r + 1.0f / 24.0f;
     p = p * r + 1.0f / 6.0f;
@@ -59,130 +69,140 @@ static inline float expm1_reduced(float r) {
 }
 
 /* x = k ln2 + r with |r| <= ln2 / 2; returns r and 2^k (x in [-87, 88], so 2^k is a normal float). */
-static inline float exp_reduce(float x, float *two_k) {
-    float t = x * 1.44269504f + SHIFT23;
-    float kd = t - SHIFT23;
-    int32_t k = (int32_t)(bits_of(t) - bits_of(SHIFT23));
-    *two_k = float_of((uint32_t)(k + 127) << 23);
+static inline vf exp_reduce(vf x, vf *two_k) {
+    const vf t = x * 1.44269504f + SHIFT23;
+    const vf kd = t - SHIFT23;
+    const vi k = (vi)t - (vi)vsplat(SHIFT23);
+    *two_k = (vf)((k + 127) << 23);
     return (x - kd * LN2_HI) - kd * LN2_LO;
 }
 
 /* e^x, x clamped to [-87, 88] (no overflow, no subnormal result), relative error ~1e-7. */
-static inline float f_exp(float x) {
-    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-    float tk, r = exp_reduce(x, &tk);
+static inline vf v_exp(vf x) {
+    vf tk, r = exp_reduce(vmax(vmin(x, 88.0f), -87.0f), &tk);
     return tk + tk * expm1_reduced(r);
 }
 
 /* 1 - e^u for u <= 0 (clamped to [-30, 0]), without cancellation for small |u|: 1 - 2^k (1 + expm1(r)). */
-static inline float one_minus_exp(float u) {
-    u = u < -30.0f ? -30.0f : (u > 0.0f ? 0.0f : u);
-    float tk, r = exp_reduce(u, &tk);
+static inline vf one_minus_exp(vf u) {
+    vf tk, r = exp_reduce(vmax(vmin(u, 0.0f), -30.0f), &tk);
     return (1.0f - tk) - tk * expm1_reduced(r);
 }
 
-/* ln x for a normal float x > 0, relative error ~1e-7: x = 2^e m, m in [sqrt(1/2), sqrt(2)),
+/* ln x for normal floats x > 0, relative error ~1e-7: x = 2^e m, m in [sqrt(1/2), sqrt(2)),
  * ln m = 2 atanh(s), s = (m - 1) / (m + 1), |s| <= 0.172, series to s^9 (remainder < 3e-9). */
-static inline float f_log(float x) {
-    uint32_t u = bits_of(x);
-    float m = float_of((u & 0x007FFFFFu) | 0x3F800000u);
-    float e = (float)((int32_t)(u >> 23) - 127);
-    int big = m > 1.41421356f;
-    const float mh = 0.5f * m, e1 = e + 1.0f;  /* both sides computed: selects, no branches */
-    m = big ? mh : m;
-    e = big ? e1 : e;
-    float s = (m - 1.0f) / (m + 1.0f), s2 = s * s;
-    float p = 1.0f / 9.0f;
-    p = p * s2 + 1.0f / 7.0f;
+static inline vf v_log(vf x) {
+    const vu u = (vu)x;
+    vf m = (vf)((u & 0x007FFFFFu) | 0x3F800000u);
+    vf e = __builtin_convertvector((vi)(u >> 23) - 127, vf);
+    const vi big = vlt(vsplat(1.41421356f), m);
+    m = vsel(big, 0.5f * m, m);
+    e = vsel(big, e + 1.0f, e);
+    const vf s = (m - 1.0f) / (m + 1.0f), s2 = s * s;
+    vf p = s2 * (1.0f / 9.0f) + 1.0f / 7.0f;
     p = p * s2 + 1.0f / 5.0f;
     p = p * s2 + 1.0f / 3.0f;
     p = p * s2 + 1.0f;
     return e * LN2_HI + (e * LN2_LO + 2.0f * s * p);
 }
 
+/* sqrt x for x in [1e-3, 1e3] (the tail's -2 ln p lies in [7.4, 34]) to ~1e-7: 1/sqrt from the exponent
+ * halved, three Newton steps, times x. Only basic operations, so every build gives the same bits. */
+static inline vf v_sqrt(vf x) {
+    vf r = (vf)(0x5F3759DF - ((vi)x >> 1));
+    for (int i = 0; i < 3; ++i) r = r * (1.5f - 0.5f * x * r * r);
+    return x * r;
+}
+
 /* ------------------------------------------------------------------ device step */
 
 #define Y_TINY 1e-30f  /* distances to a bound below this are at the bound: no further step that way */
 
-/* Decrease of the normalized distance y to the bound over one pulse of strength m: y - y', with
- * y' the integral of dy/dm = -y^gamma (the law of rram.c's soft_bound, so fitted devices behave as
- * measured): y' = y (1 + g m y^g)^(-1 / g) with g = gamma - 1 (g1 here), y e^-m for g = 0, 0 once
- * the base reaches 0 (the bound in one pulse). Computed as y (1 - e^u), u = -log1p(g m y^g) / g,
- * in float32 without cancellation (a weak pulse's step m y^gamma keeps full float32 precision).
- * Branch-free so that lanes vectorize. */
-static inline float step_y(float y, float g1, float m) {
-    const float yy = y > Y_TINY ? y : 1.0f, mm = y > Y_TINY ? m : 0.0f;  /* at the bound: no step */
-    const float gs = fabsf(g1) < 1e-7f ? 1.0f : g1;
-    float z = gs * mm * f_exp(gs * f_log(yy));
-    z = z < -2.0f ? -2.0f : (z > 1e30f ? 1e30f : z);
-    const float base = 1.0f + z;
-    const float bs = base > 0.0f ? base : 1.0f, zs = base > 0.0f ? z : 0.0f;
-    const float l1p = f_log(bs) + (zs - (bs - 1.0f)) / bs;  /* log1p(z): the rounding of 1 + z corrected */
+/* Decrease of the normalized distance y to the bound over one pulse of strength m >= 0: y - y',
+ * with y' the integral of dy/dm = -y^gamma (the law of rram.c's soft_bound, so fitted devices
+ * behave as measured): y' = y (1 + g m y^g)^(-1 / g) with g = gamma - 1 (g1 here), y e^-m for g = 0,
+ * 0 once the base reaches 0 (the bound in one pulse). Computed as y (1 - e^u), u = -log1p(g m y^g) / g,
+ * without cancellation (a weak pulse's step m y^gamma keeps full float32 precision). */
+static inline vf step_y(vf y, vf g1, vf m) {
+    const vi live = vlt(vsplat(Y_TINY), y);
+    const vf yy = vsel(live, y, vsplat(1.0f)), mm = vsel(live, m, vsplat(0.0f));  /* at the bound: no step */
+    const vi unit = vlt_i((vi)((vu)g1 & 0x7FFFFFFFu), (vi)vsplat(1e-7f));  /* |g1| < 1e-7 */
+    const vf gs = vsel(unit, vsplat(1.0f), g1);
+    const vf z = vmax(vmin(gs * mm * v_exp(gs * v_log(yy)), 1e30f), -2.0f);
+    const vf base = 1.0f + z;
+    const vi pos = vlt(vsplat(0.0f), base);
+    const vf bs = vsel(pos, base, vsplat(1.0f)), zs = vsel(pos, z, vsplat(0.0f));
+    const vf l1p = v_log(bs) + (zs - (bs - 1.0f)) / bs;  /* log1p(z): the rounding of 1 + z corrected */
     /* base <= 0 (only for gamma < 1): the bound in one pulse; u -> -inf gives 1 - e^u = 1 exactly */
-    const float ug = -(base > 0.0f ? l1p : -1e30f) / gs;
-    const float u = fabsf(g1) < 1e-7f ? -mm : ug;
+    const vf u = vsel(unit, -mm, -vsel(pos, l1p, vsplat(-1e30f)) / gs);
     return yy * one_minus_exp(u);
+}
+
+/* The counter-based draw of rram_rng.h (rram_draw: splitmix64 finalizer of key + (counter + 1) * golden) on lanes. */
+static inline vu64 v_draw(vu64 key, vu64 ctr) {
+    vu64 z = key + (ctr + 1) * RRAM_GOLDEN;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
 }
 
 /* Standard normal from a 23-bit uniform u = (k + 0.5) 2^-23 (so 1 - u and u - 0.5 are exact):
  * Acklam's rational approximation (relative error ~1e-9, here float32), central region and tails
- * both computed and one selected, so that lanes vectorize. */
+ * both computed and one selected. */
 #define P_LOW 0.02425f
-static inline float normal_of(uint64_t r) {
-    float u = ((float)(int32_t)(r >> 41) + 0.5f) * (1.0f / 8388608.0f);
-    float q = u - 0.5f, rr = q * q;
-    float xc = (((((-3.969683028665376e+01f * rr + 2.209460984245205e+02f) * rr - 2.759285104469687e+02f) * rr +
-                  1.383577518672690e+02f) * rr - 3.066479806614716e+01f) * rr + 2.506628277459239e+00f) * q /
-               (((((-5.447609879822406e+01f * rr + 1.615858368580409e+02f) * rr - 1.556989798598866e+02f) * rr +
-                  6.680131188771972e+01f) * rr - 1.328068155288572e+01f) * rr + 1.0f);
-    float um = 1.0f - u;
-    float pt = u < 0.5f ? u : um;
-    float qt = sqrtf(-2.0f * f_log(pt));
-    float xt = (((((-7.784894002430293e-03f * qt - 3.223964580411365e-01f) * qt - 2.400758277161838e+00f) * qt -
-                  2.549732539343734e+00f) * qt + 4.374664141464968e+00f) * qt + 2.938163982698783e+00f) /
-               ((((7.784695709041462e-03f * qt + 3.224671290700398e-01f) * qt + 2.445134137142996e+00f) * qt +
-                 3.754408661907416e+00f) * qt + 1.0f);
-    float xn = -xt;
-    xt = u < 0.5f ? xt : xn;
-    return ((u > P_LOW) & (u < 1.0f - P_LOW)) ? xc : xt;
+static inline vf normal_of(vu64 r) {
+    const vf u = (__builtin_convertvector(__builtin_convertvector(r >> 41, vi), vf) + 0.5f) * (1.0f / 8388608.0f);
+    const vf q = u - 0.5f, rr = q * q;
+    const vf xc = (((((-3.969683028665376e+01f * rr + 2.209460984245205e+02f) * rr - 2.759285104469687e+02f) * rr +
+                     1.383577518672690e+02f) * rr - 3.066479806614716e+01f) * rr + 2.506628277459239e+00f) * q /
+                  (((((-5.447609879822406e+01f * rr + 1.615858368580409e+02f) * rr - 1.556989798598866e+02f) * rr +
+                     6.680131188771972e+01f) * rr - 1.328068155288572e+01f) * rr + 1.0f);
+    const vi lower = vlt(u, vsplat(0.5f));
+    const vf lt = -2.0f * v_log(vsel(lower, u, 1.0f - u));
+    const vf qt = v_sqrt(lt);
+    const vf xt = (((((-7.784894002430293e-03f * qt - 3.223964580411365e-01f) * qt - 2.400758277161838e+00f) * qt -
+                     2.549732539343734e+00f) * qt + 4.374664141464968e+00f) * qt + 2.938163982698783e+00f) /
+                  ((((7.784695709041462e-03f * qt + 3.224671290700398e-01f) * qt + 2.445134137142996e+00f) * qt +
+                    3.754408661907416e+00f) * qt + 1.0f);
+    return vsel(vlt(vsplat(P_LOW), u) & vlt(u, vsplat(1.0f - P_LOW)), xc, vsel(lower, xt, -xt));
 }
 
-/* Pulsed devices of one chunk in structure-of-arrays form. Lane e is one pulse on one device:
- * w (weight), ref (the bound it moves towards), sgn (+1 up, -1 down), span, alpha, gamma - 1 of
- * that direction, and the counter of its cycle-to-cycle draw. float32: 16 lanes per AVX-512 vector. */
-#define PAD 16  /* lanes are processed in blocks of PAD (full vectors in every clone) */
+/* Pulsed devices of one chunk in structure-of-arrays form. Lane e is one device with its pulses
+ * in one direction: w (weight), ref (the bound it moves towards), sgn (+1 up, -1 down), span, alpha,
+ * gamma - 1 of that direction, and the counter of its next cycle-to-cycle draw. float32: 16 lanes
+ * per AVX-512 vector. Lanes are sorted by pulse count, largest first, so the lanes still pulsing at
+ * pulse p are a prefix [0, m_p): nothing is moved between pulses. */
+#define PAD VW  /* lanes are processed in whole vectors */
 typedef struct {
     float w[CHUNK + PAD], ref[CHUNK + PAD], sgn[CHUNK + PAD], span[CHUNK + PAD], alpha[CHUNK + PAD];
     float g1[CHUNK + PAD], dw[CHUNK + PAD];
     uint64_t ctr[CHUNK + PAD], key[CHUNK + PAD];
     int64_t k[CHUNK + PAD];
-    int32_t left[CHUNK + PAD];
 } lanes_t;
 
-/* One pulse on every lane [0, m): noise-free step, noise draw, new weight. Lanes [m, m rounded up
- * to PAD) are padding with harmless values (their results are never stored). */
+/* One pulse on every lane [0, m). The vectors cover [0, m rounded up to PAD); lanes past m hold
+ * finished devices or harmless padding: they are computed and not stored. */
 static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *restrict L, int32_t m, float c2c) {
     const int32_t mp = (m + PAD - 1) / PAD * PAD;
-    for (int32_t e = m; e < mp; ++e) {
-        L->w[e] = 0.0f; L->ref[e] = 1.0f; L->sgn[e] = 1.0f; L->span[e] = 2.0f; L->alpha[e] = 0.0f;
-        L->g1[e] = 0.0f; L->key[e] = 0; L->ctr[e] = 0;
-    }
-    for (int32_t e0 = 0; e0 < mp; e0 += PAD) {
-        for (int32_t l = 0; l < PAD; ++l) {
-            const int32_t e = e0 + l;
-            float y = L->sgn[e] * (L->ref[e] - L->w[e]) / L->span[e];
-            L->dw[e] = L->sgn[e] * (step_y(y, L->g1[e], L->alpha[e]) * L->span[e]);
+    const vi iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+                     16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31};
+    _Static_assert(VW == 32, "iota lists VW lanes");
+    for (int32_t e0 = 0; e0 < mp; e0 += VW) {
+        vf w, ref, sgn, span, alpha, g1;
+        memcpy(&w, L->w + e0, sizeof w); memcpy(&ref, L->ref + e0, sizeof ref); memcpy(&sgn, L->sgn + e0, sizeof sgn);
+        memcpy(&span, L->span + e0, sizeof span); memcpy(&alpha, L->alpha + e0, sizeof alpha); memcpy(&g1, L->g1 + e0, sizeof g1);
+        vf dw = sgn * (step_y(sgn * (ref - w) / span, g1, alpha) * span);
+        vu64 ctr;
+        memcpy(&ctr, L->ctr + e0, sizeof ctr);
+        if (c2c > 0.0f) {
+            vu64 key;
+            memcpy(&key, L->key + e0, sizeof key);
+            dw = dw * (1.0f + c2c * normal_of(v_draw(key, ctr)));
         }
-    }
-    if (c2c > 0.0f) {
-        for (int32_t e0 = 0; e0 < mp; e0 += PAD)
-            for (int32_t l = 0; l < PAD; ++l) {
-                const int32_t e = e0 + l;
-                L->w[e] = L->w[e] + L->dw[e] * (1.0f + c2c * normal_of(rram_draw(L->key[e], L->ctr[e])));
-            }
-    } else {
-        for (int32_t e0 = 0; e0 < mp; e0 += PAD)
-            for (int32_t l = 0; l < PAD; ++l) L->w[e0 + l] = L->w[e0 + l] + L->dw[e0 + l];
+        w = vsel(vlt_i(iota + e0, (vi){0} + m), w + dw, w);
+        ctr = ctr + 1;  /* the device's next pulse draws the next noise value */
+        memcpy(L->w + e0, &w, sizeof w);
+        memcpy(L->ctr + e0, &ctr, sizeof ctr);
     }
 }
 
@@ -210,67 +230,67 @@ static void pulse_lanes(lanes_t *restrict L, int32_t m, float c2c) { pulse_lanes
 /* Noise counter of pulse p (0-based) on device k within one keyed batch of pulses. */
 static inline uint64_t noise_counter(int64_t k, int32_t p) { return ((uint64_t)k << 6) + (uint64_t)p; }
 
-/* Queue device k with signed pulse count n (n != 0) as lane e; its lines are prefetched so that
- * the gather in flush_lanes finds them in cache. */
-static inline void lane_queue(const rram_train_tile *t, lanes_t *L, int32_t e, int64_t k, int32_t n,
-                              uint64_t key) {
-    L->k[e] = k;
-    L->key[e] = key;
-    L->left[e] = n;
+/* Devices waiting to be pulsed: device k, signed pulse count n (> 0 up, < 0 down, 0 < |n| <=
+ * QUEUE_MAX_N), the key and first counter of its noise draws. Entries of one queue are distinct devices. */
+#define QUEUE_MAX_N RRAM_TRAIN_MAX_BL
+typedef struct {
+    int64_t k[CHUNK];
+    uint64_t key[CHUNK], ctr[CHUNK];
+    int32_t n[CHUNK];
+    int32_t m;
+} queue_t;
+
+/* Append an entry; the device's lines are prefetched so that the gather at the flush finds them. */
+static inline void queue_push(const rram_train_tile *t, queue_t *q, int64_t k, int32_t n, uint64_t key, uint64_t ctr) {
+    const int32_t e = q->m++;
+    q->k[e] = k;
+    q->n[e] = n;
+    q->key[e] = key;
+    q->ctr[e] = ctr;
     __builtin_prefetch(t->w + k, 0, 3);
     __builtin_prefetch(t->dev + RRAM_TRAIN_DEV_STRIDE * k, 0, 3);
 }
 
-/* Gather the queued lanes' weights and device parameters (packed: 32 bytes per device). */
-static void lanes_gather(const rram_train_tile *t, lanes_t *L, int32_t m) {
+/* Apply a queue's pulses and empty it: lanes gathered in order of decreasing pulse count (a
+ * counting sort), pulse p applied to the prefix of lanes with more than p pulses, weights stored. */
+static void queue_flush(rram_train_tile *t, lanes_t *L, queue_t *q) {
+    const int32_t m = q->m;
+    if (!m) return;
+    int32_t count[QUEUE_MAX_N + 1] = {0};  /* lanes per |n| */
+    int32_t nmax = 0;
     for (int32_t e = 0; e < m; ++e) {
-        const int64_t k = L->k[e];
-        const int32_t n = L->left[e];
+        const int32_t a = q->n[e] > 0 ? q->n[e] : -q->n[e];
+        ++count[a];
+        nmax = a > nmax ? a : nmax;
+    }
+    int32_t start[QUEUE_MAX_N + 1], more[QUEUE_MAX_N + 1];  /* first lane of each count; lanes with more than p pulses */
+    int32_t acc = 0;
+    for (int32_t a = QUEUE_MAX_N; a >= 1; --a) { start[a] = acc; acc += count[a]; more[a - 1] = acc; }
+    for (int32_t i = 0; i < m; ++i) {
+        const int64_t k = q->k[i];
+        const int32_t n = q->n[i], a = n > 0 ? n : -n;
+        const int32_t e = start[a]++;
         const int off = n > 0 ? 0 : 1;
         const float *p = t->dev + RRAM_TRAIN_DEV_STRIDE * k;
-        L->left[e] = n > 0 ? n : -n;
+        L->k[e] = k;
+        L->key[e] = q->key[i];
+        L->ctr[e] = q->ctr[i];
         L->w[e] = (float)t->w[k];
         L->ref[e] = p[RRAM_TRAIN_DEV_W_MAX + off];
         L->sgn[e] = n > 0 ? 1.0f : -1.0f;
         L->span[e] = p[RRAM_TRAIN_DEV_SPAN];
         L->alpha[e] = p[RRAM_TRAIN_DEV_ALPHA_UP + off];
         L->g1[e] = p[RRAM_TRAIN_DEV_GM1_UP + off];
-        L->ctr[e] = noise_counter(k, 0);
     }
-}
-
-/* Apply the m loaded lanes (distinct devices) pulse by pulse; lanes drop out as their count ends. */
-static void apply_gathered(rram_train_tile *t, lanes_t *L, int32_t m) {
+    const int32_t mp = (m + PAD - 1) / PAD * PAD;
+    for (int32_t e = m; e < mp; ++e) {  /* padding of the last vector: no step, finite values */
+        L->w[e] = 0.0f; L->ref[e] = 1.0f; L->sgn[e] = 1.0f; L->span[e] = 2.0f; L->alpha[e] = 0.0f;
+        L->g1[e] = 0.0f; L->key[e] = 0; L->ctr[e] = 0;
+    }
     const float c2c = (float)t->c2c_sigma;
-    while (m > 0) {
-        pulse_lanes(L, m, c2c);
-        int32_t keep = 0, more = 0;
-        for (int32_t e = 0; e < m; ++e) more |= L->left[e] > 1;
-        if (!more) {  /* the common case of sparse updates: one pulse per device */
-            for (int32_t e = 0; e < m; ++e) t->w[L->k[e]] = (double)L->w[e];
-            return;
-        }
-        for (int32_t e = 0; e < m; ++e) {
-            if (--L->left[e] == 0) {
-                t->w[L->k[e]] = (double)L->w[e];
-                continue;
-            }
-            if (keep != e) {
-                L->k[keep] = L->k[e]; L->left[keep] = L->left[e]; L->w[keep] = L->w[e];
-                L->ref[keep] = L->ref[e]; L->sgn[keep] = L->sgn[e]; L->span[keep] = L->span[e];
-                L->alpha[keep] = L->alpha[e]; L->g1[keep] = L->g1[e]; L->ctr[keep] = L->ctr[e];
-                L->key[keep] = L->key[e];
-            }
-            L->ctr[keep] += 1;  /* the device's next pulse draws the next noise value */
-            ++keep;
-        }
-        m = keep;
-    }
-}
-
-static void flush_lanes(rram_train_tile *t, lanes_t *L, int32_t m) {
-    lanes_gather(t, L, m);
-    apply_gathered(t, L, m);
+    for (int32_t p = 0; p < nmax; ++p) pulse_lanes(L, more[p], c2c);
+    for (int32_t e = 0; e < m; ++e) t->w[L->k[e]] = (double)L->w[e];
+    q->m = 0;
 }
 
 /* ------------------------------------------------------------------ stochastic trains */
@@ -388,13 +408,16 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
     uint64_t *xneg = malloc(sizeof(uint64_t) * (size_t)group * nw);           /* [g][nw] */
     sample_t *smp = malloc(sizeof(sample_t) * (size_t)group);
     lanes_t *lanes = malloc(sizeof(lanes_t));
-    if (!xbits || !slots || !xneg || !smp || !lanes) {
-        free(xbits); free(slots); free(xneg); free(smp); free(lanes);
+    int32_t *seen = malloc(sizeof(int32_t) * (size_t)cols);                     /* coincidences per device of a row */
+    queue_t **queues = malloc(sizeof(queue_t *) * (size_t)(group > 0 ? group : 1));  /* one per coincidence rank */
+    if (!xbits || !slots || !xneg || !smp || !lanes || !seen || !queues) {
+        free(xbits); free(slots); free(xneg); free(smp); free(lanes); free(seen); free(queues);
         return RRAM_E_NOMEM;
     }
+    int32_t nq = 0, status = RRAM_OK;
     const uint64_t ukey = rram_draw(t->key, t->counter++);
     const update_keys_t uk = {ukey, rram_mix64(ukey ^ TIE_SALT), rram_mix64(ukey ^ NOISE_SALT)};
-    uint64_t u[WORDS], queued[WORDS];
+    uint64_t u[WORDS];
     const double k_prod = cfg->lr / ((double)bl * cfg->dw_min);  /* cx * cd */
     int64_t pulses = 0;
     for (int32_t b0 = 0; b0 < batch; b0 += group) {
@@ -433,12 +456,12 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
             sm->skey = rram_draw(uk.noise, (uint64_t)(b0 + g));
         }
         /* Row by row, every sample of the group in order: a row's weights and device lines stay in
-         * cache across the group. Pulses on one device are applied in sample order (the lanes are
-         * flushed before a sample's pulses would meet a device already queued). */
-        int32_t m = 0;  /* queued lanes; rows are distinct devices, so lanes carry over from row to row */
+         * cache across the group. A row's pulses on one device are applied in sample order: the
+         * device's first coincidence goes to queue 0, its second to queue 1 and so on (so a queue holds
+         * distinct devices), and a queue is flushed only after every lower queue. */
         for (int32_t i = 0; i < rows; ++i) {
             const int64_t base = (int64_t)i * cols;
-            memset(queued, 0, sizeof(uint64_t) * (size_t)nw);  /* this row's devices among the lanes */
+            memset(seen, 0, sizeof(int32_t) * (size_t)cols);
             for (int32_t g = 0; g < ng; ++g) {
                 const sample_t *sm = &smp[g];
                 if (!sm->active) continue;
@@ -448,47 +471,46 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
                 const uint64_t *sg = slots + (size_t)g * bl * nw, *xg = xbits + (size_t)g * cols;
                 const uint64_t *ngw = xneg + (size_t)g * nw;
                 const int single = (di & (di - 1)) == 0;
-                uint64_t meet = 0;
                 if (single) {
-                    const uint64_t *sc = sg + (size_t)__builtin_ctzll(di) * nw;
-                    for (int32_t q = 0; q < nw; ++q) { u[q] = sc[q]; meet |= u[q] & queued[q]; }
+                    memcpy(u, sg + (size_t)__builtin_ctzll(di) * nw, sizeof(uint64_t) * (size_t)nw);
                 } else {
                     memset(u, 0, sizeof(uint64_t) * (size_t)nw);
                     for (uint64_t s = di; s; s &= s - 1) {
                         const uint64_t *sc = sg + (size_t)__builtin_ctzll(s) * nw;
                         for (int32_t q = 0; q < nw; ++q) u[q] |= sc[q];
                     }
-                    for (int32_t q = 0; q < nw; ++q) meet |= u[q] & queued[q];
-                }
-                if (meet) {
-                    flush_lanes(t, lanes, m);
-                    m = 0;
-                    memset(queued, 0, sizeof(uint64_t) * (size_t)nw);
                 }
                 /* Gradient descent: w moves against sign(d x), so up where d x < 0. */
                 const uint64_t flip = dv < 0.0 ? ~0ULL : 0ULL;
                 for (int32_t q = 0; q < nw; ++q) {
                     const uint64_t upw = ngw[q] ^ flip;  /* columns where d x < 0: this row's pulses go up */
-                    queued[q] |= u[q];
                     for (uint64_t c = u[q]; c; c &= c - 1) {
                         const int32_t j = q * 64 + __builtin_ctzll(c);
                         const int32_t n = single ? 1 : __builtin_popcountll(di & xg[j]);
                         const int up = (int)((upw >> (j & 63)) & 1ULL);
-                        if (m == CHUNK) {  /* the queued lanes are distinct devices, this one too */
-                            flush_lanes(t, lanes, m);
-                            m = 0;
+                        const int32_t wv = seen[j]++;
+                        if (wv >= nq) {  /* first use of this queue */
+                            queues[wv] = malloc(sizeof(queue_t));
+                            if (!queues[wv]) { status = RRAM_E_NOMEM; goto done; }
+                            queues[wv]->m = 0;
+                            nq = wv + 1;
                         }
-                        lane_queue(t, lanes, m++, base + j, up ? n : -n, sm->skey);
+                        queue_push(t, queues[wv], base + j, up ? n : -n, sm->skey, noise_counter(base + j, 0));
+                        if (queues[wv]->m == CHUNK)
+                            for (int32_t z = 0; z <= wv; ++z) queue_flush(t, lanes, queues[z]);
                         pulses += n;
                     }
                 }
             }
         }
-        flush_lanes(t, lanes, m);
+        for (int32_t z = 0; z < nq; ++z) queue_flush(t, lanes, queues[z]);
     }
+done:
+    for (int32_t z = 0; z < nq; ++z) free(queues[z]);
+    free(queues); free(seen);
     free(xbits); free(slots); free(xneg); free(smp); free(lanes);
     if (pulses_out) *pulses_out = pulses;
-    return RRAM_OK;
+    return status;
 }
 
 int rram_train_pulse(rram_train_tile *t, const int64_t *idx, const int32_t *n_pulses, size_t n) {
@@ -496,30 +518,53 @@ int rram_train_pulse(rram_train_tile *t, const int64_t *idx, const int32_t *n_pu
     const int64_t total = (int64_t)t->rows * t->cols;
     for (size_t c = 0; c < n; ++c)
         if (idx[c] < 0 || idx[c] >= total) return RRAM_E_ARG;
+    queue_t *q = malloc(sizeof(queue_t));
+    lanes_t *lanes = malloc(sizeof(lanes_t));
+    if (!q || !lanes) { free(q); free(lanes); return RRAM_E_NOMEM; }
+    q->m = 0;
     /* One key per call; pulse p of list entry c draws at counter 2^32 c + p. Entries are applied
-     * in list order, so a device listed twice sees its first entry's pulses before the second's. */
-    lanes_t lanes[1];
+     * in list order, so a device listed twice sees its first entry's pulses before the second's:
+     * entries share a flush only while their indices increase (distinct devices); counts above
+     * QUEUE_MAX_N go in pieces. */
     const uint64_t skey = rram_draw(t->key, t->counter++);
+    int64_t last = -1;
     for (size_t c = 0; c < n; ++c) {
-        if (!n_pulses[c]) continue;
-        lane_queue(t, lanes, 0, idx[c], n_pulses[c], skey);
-        lanes_gather(t, lanes, 1);
-        lanes->ctr[0] = (uint64_t)c << 32;
-        apply_gathered(t, lanes, 1);
+        int32_t left = n_pulses[c] > 0 ? n_pulses[c] : -n_pulses[c];
+        const int32_t sgn = n_pulses[c] > 0 ? 1 : -1;
+        for (int32_t done_n = 0; left > 0;) {
+            const int32_t piece = left > QUEUE_MAX_N ? QUEUE_MAX_N : left;
+            if (q->m == CHUNK || idx[c] <= last) queue_flush(t, lanes, q);
+            queue_push(t, q, idx[c], sgn * piece, skey, ((uint64_t)c << 32) + (uint64_t)done_n);
+            last = idx[c];
+            left -= piece;
+            done_n += piece;
+        }
     }
+    queue_flush(t, lanes, q);
+    free(q); free(lanes);
     return RRAM_OK;
 }
 
 int rram_train_steps(const rram_train_tile *t, double *up_out, double *down_out) {
     if (!tile_ok(t)) return RRAM_E_ARG;
     const int64_t total = (int64_t)t->rows * t->cols;
-    for (int64_t k = 0; k < total; ++k) {
-        /* The kernel's own step (float32, packed parameters), so expectations match what pulses apply. */
-        const float *p = t->dev + RRAM_TRAIN_DEV_STRIDE * k;
-        const float w = (float)t->w[k], span = p[RRAM_TRAIN_DEV_SPAN];
-        const float yu = (p[RRAM_TRAIN_DEV_W_MAX] - w) / span, yd = -(p[RRAM_TRAIN_DEV_W_MIN] - w) / span;
-        if (up_out) up_out[k] = (double)(step_y(yu, p[RRAM_TRAIN_DEV_GM1_UP], p[RRAM_TRAIN_DEV_ALPHA_UP]) * span);
-        if (down_out) down_out[k] = (double)(step_y(yd, p[RRAM_TRAIN_DEV_GM1_DOWN], p[RRAM_TRAIN_DEV_ALPHA_DOWN]) * span);
+    /* The kernel's own step (float32, packed parameters), so expectations match what pulses apply. */
+    for (int64_t k0 = 0; k0 < total; k0 += VW) {
+        vf hi = vsplat(1.0f), lo = vsplat(-1.0f), span = vsplat(2.0f), w = vsplat(0.0f);
+        vf au = vsplat(0.0f), ad = vsplat(0.0f), gu = vsplat(0.0f), gd = vsplat(0.0f);
+        const int n = total - k0 < VW ? (int)(total - k0) : VW;
+        for (int l = 0; l < n; ++l) {
+            const float *p = t->dev + RRAM_TRAIN_DEV_STRIDE * (k0 + l);
+            hi[l] = p[RRAM_TRAIN_DEV_W_MAX]; lo[l] = p[RRAM_TRAIN_DEV_W_MIN]; span[l] = p[RRAM_TRAIN_DEV_SPAN];
+            au[l] = p[RRAM_TRAIN_DEV_ALPHA_UP]; ad[l] = p[RRAM_TRAIN_DEV_ALPHA_DOWN];
+            gu[l] = p[RRAM_TRAIN_DEV_GM1_UP]; gd[l] = p[RRAM_TRAIN_DEV_GM1_DOWN];
+            w[l] = (float)t->w[k0 + l];
+        }
+        const vf up = step_y((hi - w) / span, gu, au) * span, down = step_y(-(lo - w) / span, gd, ad) * span;
+        for (int l = 0; l < n; ++l) {
+            if (up_out) up_out[k0 + l] = (double)up[l];
+            if (down_out) down_out[k0 + l] = (double)down[l];
+        }
     }
     return RRAM_OK;
 }
