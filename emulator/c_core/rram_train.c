@@ -308,48 +308,53 @@ typedef struct {
 #define BYTES_LO7 0x7F7F7F7F7F7F7F7FULL
 #define BYTES_ONE 0x0101010101010101ULL
 
-/* High bit of byte l set iff byte l of r is below h (1 <= h <= 255), branch-free (SWAR). */
-static inline uint64_t bytes_below(uint64_t r, uint32_t h) {
-    const uint64_t g = (uint64_t)(h - 1) * BYTES_ONE;  /* b < h <=> b <= g */
-    const uint64_t t = (g | BYTES_HI) - (r & BYTES_LO7);  /* high bit: low 7 bits of g >= those of b */
-    return ((~r & g) | (~(r ^ g) & t)) & BYTES_HI;
-}
-
-/* High bit of byte l set iff byte l of r equals h (0 <= h <= 255). */
-static inline uint64_t bytes_equal(uint64_t r, uint32_t h) {
-    const uint64_t z = r ^ ((uint64_t)h * BYTES_ONE);
-    return ~(((z & BYTES_LO7) + BYTES_LO7) | z) & BYTES_HI;
-}
-
 /* The eight high bits of a byte mask as bits 0..7 (byte l -> bit l). */
 static inline uint64_t byte_mask_bits(uint64_t m) { return ((m >> 7) * 0x0102040810204080ULL) >> 56; }
 
-/* Train number `id` of `bl` slots, each set with probability thr / 2^32 (thr = floor(p 2^32)).
- * Eight slots per 64-bit draw (draw q of the train at counter 8 id + q): a slot's byte b is compared
- * with the threshold's top byte; on a tie (1 in 256) 24 bits of the slot's own tie draw decide, so
- * each slot is exactly a 32-bit uniform below thr. */
-static inline uint64_t train_bits(const update_keys_t *uk, uint64_t id, uint32_t thr, int32_t bl) {
-    const uint32_t hi = thr >> 24, lo = thr & 0xFFFFFFu;
-    uint64_t bits = 0, ties = 0;
-    for (int32_t s = 0; s < bl; s += 8) {
-        const uint64_t r = rram_draw(uk->train, 8 * id + (uint64_t)(s >> 3));
-        if (hi) bits |= byte_mask_bits(bytes_below(r, hi)) << s;
-        if (lo) ties |= byte_mask_bits(bytes_equal(r, hi)) << s;
-    }
-    const uint64_t used = bl >= 64 ? ~0ULL : ((1ULL << bl) - 1ULL);
-    for (ties &= used; ties; ties &= ties - 1) {
-        const int32_t sl = __builtin_ctzll(ties);
-        if ((rram_draw(uk->tie, 64 * id + (uint64_t)sl) & 0xFFFFFFu) < lo) bits |= 1ULL << sl;
-    }
-    return bits & used;
+/* Trains number id0 .. id0 + n - 1 of `bl` slots for firing probabilities p_i = |v_i| scale (p >= 1:
+ * every slot; p <= 0: none). Each slot is set with probability thr / 2^32, thr = floor(p 2^32):
+ * eight slots per 64-bit draw (draw q of train id at counter 8 id + q), a slot's byte b compared with
+ * the threshold's top byte; on a tie (1 in 256) 24 bits of the slot's own tie draw decide, so each
+ * slot is exactly a 32-bit uniform below thr. The first pass is branch-free integer work over all
+ * trains (vectorized); the rare ties are settled in a second pass. tie[] is scratch of n words. */
+/* floor(p 2^32) for p = |v| scale clamped to [0, 1] (NaN: 0), by selects only (vectorizes). */
+static inline uint64_t threshold_of(double v, double scale) {
+    double pr = fabs(v) * scale;
+    pr = pr > 0.0 ? pr : 0.0;
+    pr = pr < 1.0 ? pr : 1.0;
+    return (uint64_t)(int64_t)(pr * 4294967296.0);
 }
 
-/* Train of a firing probability p >= 0 (p >= 1: every slot). */
-static inline uint64_t train_of(const update_keys_t *uk, uint64_t id, double p, int32_t bl) {
-    if (!(p > 0.0)) return 0;
-    if (p >= 1.0) return bl >= 64 ? ~0ULL : ((1ULL << bl) - 1ULL);
-    uint32_t thr = (uint32_t)(p * 4294967296.0);
-    return thr ? train_bits(uk, id, thr, bl) : 0;
+static inline __attribute__((always_inline)) void trains_of(const update_keys_t *uk, uint64_t id0, const double *restrict v,
+                                                            double scale, int32_t n, int32_t bl,
+                                                            uint64_t *restrict out, uint64_t *restrict tie) {
+    const uint64_t used = bl >= 64 ? ~0ULL : ((1ULL << bl) - 1ULL);
+    memset(out, 0, sizeof(uint64_t) * (size_t)n);
+    memset(tie, 0, sizeof(uint64_t) * (size_t)n);
+    for (int32_t s = 0; s < bl; s += 8) {  /* one draw per train and 8 slots, all trains at once */
+        for (int32_t i = 0; i < n; ++i) {
+            const uint64_t hi = threshold_of(v[i], scale) >> 24;  /* 0 .. 256 */
+            const uint64_t g = (hi - 1) * BYTES_ONE, hb = hi * BYTES_ONE;  /* b < hi <=> b <= hi - 1 */
+            const uint64_t r = rram_draw(uk->train, 8 * (id0 + (uint64_t)i) + (uint64_t)(s >> 3));
+            const uint64_t t = (g | BYTES_HI) - (r & BYTES_LO7);
+            out[i] |= byte_mask_bits(((~r & g) | (~(r ^ g) & t)) & BYTES_HI) << s;
+            const uint64_t z = r ^ hb;
+            tie[i] |= byte_mask_bits(~(((z & BYTES_LO7) + BYTES_LO7) | z) & BYTES_HI) << s;
+        }
+    }
+    for (int32_t i = 0; i < n; ++i) {
+        const uint64_t th = threshold_of(v[i], scale);
+        out[i] = (th >> 24) ? out[i] & used : 0;
+        tie[i] = (th & 0xFFFFFFu) ? tie[i] & used : 0;
+    }
+    for (int32_t i = 0; i < n; ++i) {
+        if (!tie[i]) continue;
+        const uint32_t lo = (uint32_t)(threshold_of(v[i], scale) & 0xFFFFFFu);
+        for (uint64_t ts = tie[i]; ts; ts &= ts - 1) {
+            const int32_t sl = __builtin_ctzll(ts);
+            if ((rram_draw(uk->tie, 64 * (id0 + (uint64_t)i) + (uint64_t)sl) & 0xFFFFFFu) < lo) out[i] |= 1ULL << sl;
+        }
+    }
 }
 
 /* Train numbers: column j of sample b, row i of sample b. */
@@ -408,10 +413,12 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
     uint64_t *xneg = malloc(sizeof(uint64_t) * (size_t)group * nw);           /* [g][nw] */
     sample_t *smp = malloc(sizeof(sample_t) * (size_t)group);
     lanes_t *lanes = malloc(sizeof(lanes_t));
+    uint64_t *dtr = malloc(sizeof(uint64_t) * (size_t)group * rows);           /* [g][rows] row trains */
+    uint64_t *tie = malloc(sizeof(uint64_t) * (size_t)(rows > cols ? rows : cols));
     int32_t *seen = malloc(sizeof(int32_t) * (size_t)cols);                     /* coincidences per device of a row */
     queue_t **queues = malloc(sizeof(queue_t *) * (size_t)(group > 0 ? group : 1));  /* one per coincidence rank */
-    if (!xbits || !slots || !xneg || !smp || !lanes || !seen || !queues) {
-        free(xbits); free(slots); free(xneg); free(smp); free(lanes); free(seen); free(queues);
+    if (!xbits || !slots || !xneg || !smp || !lanes || !seen || !queues || !dtr || !tie) {
+        free(xbits); free(slots); free(xneg); free(smp); free(lanes); free(seen); free(queues); free(dtr); free(tie);
         return RRAM_E_NOMEM;
     }
     int32_t nq = 0, status = RRAM_OK;
@@ -442,9 +449,10 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
             uint64_t *xg = xbits + (size_t)g * cols, *sg = slots + (size_t)g * bl * nw, *ng_ = xneg + (size_t)g * nw;
             memset(sg, 0, sizeof(uint64_t) * (size_t)bl * nw);
             memset(ng_, 0, sizeof(uint64_t) * (size_t)nw);
+            trains_of(&uk, col_train(b0 + g, 0), xb, cx, cols, bl, xg, tie);
+            trains_of(&uk, row_train(b0 + g, 0), db, sm->cd, rows, bl, dtr + (size_t)g * rows, tie);
             for (int32_t j = 0; j < cols; ++j) {
-                uint64_t bits = train_of(&uk, col_train(b0 + g, j), fabs(xb[j]) * cx, bl);
-                xg[j] = bits;
+                const uint64_t bits = xg[j];
                 if (!bits) continue;
                 sm->active = 1;
                 uint64_t bit = 1ULL << (j & 63);
@@ -466,7 +474,7 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
                 const sample_t *sm = &smp[g];
                 if (!sm->active) continue;
                 const double dv = d[(size_t)(b0 + g) * rows + i];
-                const uint64_t di = train_of(&uk, row_train(b0 + g, i), fabs(dv) * sm->cd, bl);
+                const uint64_t di = dtr[(size_t)g * rows + i];
                 if (!di) continue;
                 const uint64_t *sg = slots + (size_t)g * bl * nw, *xg = xbits + (size_t)g * cols;
                 const uint64_t *ngw = xneg + (size_t)g * nw;
@@ -507,7 +515,7 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
     }
 done:
     for (int32_t z = 0; z < nq; ++z) free(queues[z]);
-    free(queues); free(seen);
+    free(queues); free(seen); free(dtr); free(tie);
     free(xbits); free(slots); free(xneg); free(smp); free(lanes);
     if (pulses_out) *pulses_out = pulses;
     return status;
