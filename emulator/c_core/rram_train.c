@@ -89,8 +89,9 @@ static inline vf one_minus_exp(vf u) {
     return (1.0f - tk) - tk * expm1_reduced(r);
 }
 
-/* ln x for normal floats x > 0, relative error ~1e-7: x = 2^e m, m in [sqrt(1/2), sqrt(2)),
- * ln m = 2 atanh(s), s = (m - 1) / (m + 1), |s| <= 0.172, series to s^9 (remainder < 3e-9). */
+/* ln x for normal floats x > 0, relative error ~1.5e-7: x = 2^e m, m in [sqrt(1/2), sqrt(2)), f = m - 1
+ * (exact), ln m = f - f^2/2 + f^3 P(f) with P of degree 6 fitted here for the relative error of
+ * ln(1 + f) on that interval (weighted least squares, Lawson iteration; no division). */
 static inline vf v_log(vf x) {
     const vu u = (vu)x;
     vf m = (vf)((u & 0x007FFFFFu) | 0x3F800000u);
@@ -98,12 +99,14 @@ static inline vf v_log(vf x) {
     const vi big = vlt(vsplat(1.41421356f), m);
     m = vsel(big, 0.5f * m, m);
     e = vsel(big, e + 1.0f, e);
-    const vf s = (m - 1.0f) / (m + 1.0f), s2 = s * s;
-    vf p = s2 * (1.0f / 9.0f) + 1.0f / 7.0f;
-    p = p * s2 + 1.0f / 5.0f;
-    p = p * s2 + 1.0f / 3.0f;
-    p = p * s2 + 1.0f;
-    return e * LN2_HI + (e * LN2_LO + 2.0f * s * p);
+    const vf f = m - 1.0f, f2 = f * f;
+    vf p = f * 0.08700326085090637f - 0.14267471432685852f;
+    p = p * f + 0.14914795756340027f;
+    p = p * f - 0.165775865316391f;
+    p = p * f + 0.19963061809539795f;
+    p = p * f - 0.2500133812427521f;
+    p = p * f + 0.3333390951156616f;
+    return e * LN2_HI + (e * LN2_LO + (f - 0.5f * f2 + f2 * f * p));
 }
 
 /* sqrt x for x in [1e-3, 1e3] (the tail's -2 ln p lies in [7.4, 34]) to ~1e-7: 1/sqrt from the exponent
@@ -132,7 +135,9 @@ static inline vf step_y(vf y, vf g1, vf m) {
     const vf base = 1.0f + z;
     const vi pos = vlt(vsplat(0.0f), base);
     const vf bs = vsel(pos, base, vsplat(1.0f)), zs = vsel(pos, z, vsplat(0.0f));
-    const vf l1p = v_log(bs) + (zs - (bs - 1.0f)) / bs;  /* log1p(z): the rounding of 1 + z corrected */
+    /* log1p(z): the rounding c of 1 + z corrected by c / (1 + z) ~ c (1 - z) (error c z^2 / (1 + z), below
+     * float32 resolution); for z >= 1 the correction itself is below it. */
+    const vf l1p = v_log(bs) + (zs - (bs - 1.0f)) * vmax(1.0f - zs, 0.0f);
     /* base <= 0 (only for gamma < 1): the bound in one pulse; u -> -inf gives 1 - e^u = 1 exactly */
     const vf u = vsel(unit, -mm, -vsel(pos, l1p, vsplat(-1e30f)) / gs);
     return yy * one_minus_exp(u);
@@ -153,28 +158,30 @@ static inline vu64 v_draw(vu64 key, vu64 ctr) {
 static inline vf normal_of(vu64 r) {
     const vf u = (__builtin_convertvector(__builtin_convertvector(r >> 41, vi), vf) + 0.5f) * (1.0f / 8388608.0f);
     const vf q = u - 0.5f, rr = q * q;
-    const vf xc = (((((-3.969683028665376e+01f * rr + 2.209460984245205e+02f) * rr - 2.759285104469687e+02f) * rr +
-                     1.383577518672690e+02f) * rr - 3.066479806614716e+01f) * rr + 2.506628277459239e+00f) * q /
-                  (((((-5.447609879822406e+01f * rr + 1.615858368580409e+02f) * rr - 1.556989798598866e+02f) * rr +
+    const vf nc = (((((-3.969683028665376e+01f * rr + 2.209460984245205e+02f) * rr - 2.759285104469687e+02f) * rr +
+                     1.383577518672690e+02f) * rr - 3.066479806614716e+01f) * rr + 2.506628277459239e+00f) * q;
+    const vf dc = (((((-5.447609879822406e+01f * rr + 1.615858368580409e+02f) * rr - 1.556989798598866e+02f) * rr +
                      6.680131188771972e+01f) * rr - 1.328068155288572e+01f) * rr + 1.0f);
     const vi lower = vlt(u, vsplat(0.5f));
     const vf lt = -2.0f * v_log(vsel(lower, u, 1.0f - u));
     const vf qt = v_sqrt(lt);
-    const vf xt = (((((-7.784894002430293e-03f * qt - 3.223964580411365e-01f) * qt - 2.400758277161838e+00f) * qt -
-                     2.549732539343734e+00f) * qt + 4.374664141464968e+00f) * qt + 2.938163982698783e+00f) /
-                  ((((7.784695709041462e-03f * qt + 3.224671290700398e-01f) * qt + 2.445134137142996e+00f) * qt +
+    const vf nt = (((((-7.784894002430293e-03f * qt - 3.223964580411365e-01f) * qt - 2.400758277161838e+00f) * qt -
+                     2.549732539343734e+00f) * qt + 4.374664141464968e+00f) * qt + 2.938163982698783e+00f);
+    const vf dt = ((((7.784695709041462e-03f * qt + 3.224671290700398e-01f) * qt + 2.445134137142996e+00f) * qt +
                     3.754408661907416e+00f) * qt + 1.0f);
-    return vsel(vlt(vsplat(P_LOW), u) & vlt(u, vsplat(1.0f - P_LOW)), xc, vsel(lower, xt, -xt));
+    const vi central = vlt(vsplat(P_LOW), u) & vlt(u, vsplat(1.0f - P_LOW));
+    return vsel(central, nc, vsel(lower, nt, -nt)) / vsel(central, dc, dt);  /* one division for both regions */
 }
 
 /* Pulsed devices of one chunk in structure-of-arrays form. Lane e is one device with its pulses
- * in one direction: w (weight), ref (the bound it moves towards), sgn (+1 up, -1 down), span, alpha,
+ * in one direction: w (weight), ref (the bound it moves towards), sis = sgn / span, ssp = sgn span
+ * (sgn +1 up, -1 down), alpha,
  * gamma - 1 of that direction, and the counter of its next cycle-to-cycle draw. float32: 16 lanes
  * per AVX-512 vector. Lanes are sorted by pulse count, largest first, so the lanes still pulsing at
  * pulse p are a prefix [0, m_p): nothing is moved between pulses. */
 #define PAD VW  /* lanes are processed in whole vectors */
 typedef struct {
-    float w[CHUNK + PAD], ref[CHUNK + PAD], sgn[CHUNK + PAD], span[CHUNK + PAD], alpha[CHUNK + PAD];
+    float w[CHUNK + PAD], ref[CHUNK + PAD], sis[CHUNK + PAD], ssp[CHUNK + PAD], alpha[CHUNK + PAD];
     float g1[CHUNK + PAD], dw[CHUNK + PAD];
     uint64_t ctr[CHUNK + PAD], key[CHUNK + PAD];
     int64_t k[CHUNK + PAD];
@@ -188,10 +195,10 @@ static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *rest
                      16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31};
     _Static_assert(VW == 32, "iota lists VW lanes");
     for (int32_t e0 = 0; e0 < mp; e0 += VW) {
-        vf w, ref, sgn, span, alpha, g1;
-        memcpy(&w, L->w + e0, sizeof w); memcpy(&ref, L->ref + e0, sizeof ref); memcpy(&sgn, L->sgn + e0, sizeof sgn);
-        memcpy(&span, L->span + e0, sizeof span); memcpy(&alpha, L->alpha + e0, sizeof alpha); memcpy(&g1, L->g1 + e0, sizeof g1);
-        vf dw = sgn * (step_y(sgn * (ref - w) / span, g1, alpha) * span);
+        vf w, ref, sis, ssp, alpha, g1;
+        memcpy(&w, L->w + e0, sizeof w); memcpy(&ref, L->ref + e0, sizeof ref); memcpy(&sis, L->sis + e0, sizeof sis);
+        memcpy(&ssp, L->ssp + e0, sizeof ssp); memcpy(&alpha, L->alpha + e0, sizeof alpha); memcpy(&g1, L->g1 + e0, sizeof g1);
+        vf dw = step_y((ref - w) * sis, g1, alpha) * ssp;
         vu64 ctr;
         memcpy(&ctr, L->ctr + e0, sizeof ctr);
         if (c2c > 0.0f) {
@@ -277,14 +284,14 @@ static void queue_flush(rram_train_tile *t, lanes_t *L, queue_t *q) {
         L->ctr[e] = q->ctr[i];
         L->w[e] = (float)t->w[k];
         L->ref[e] = p[RRAM_TRAIN_DEV_W_MAX + off];
-        L->sgn[e] = n > 0 ? 1.0f : -1.0f;
-        L->span[e] = p[RRAM_TRAIN_DEV_SPAN];
+        L->sis[e] = n > 0 ? p[RRAM_TRAIN_DEV_INV_SPAN] : -p[RRAM_TRAIN_DEV_INV_SPAN];
+        L->ssp[e] = n > 0 ? p[RRAM_TRAIN_DEV_SPAN] : -p[RRAM_TRAIN_DEV_SPAN];
         L->alpha[e] = p[RRAM_TRAIN_DEV_ALPHA_UP + off];
         L->g1[e] = p[RRAM_TRAIN_DEV_GM1_UP + off];
     }
     const int32_t mp = (m + PAD - 1) / PAD * PAD;
     for (int32_t e = m; e < mp; ++e) {  /* padding of the last vector: no step, finite values */
-        L->w[e] = 0.0f; L->ref[e] = 1.0f; L->sgn[e] = 1.0f; L->span[e] = 2.0f; L->alpha[e] = 0.0f;
+        L->w[e] = 0.0f; L->ref[e] = 1.0f; L->sis[e] = 0.5f; L->ssp[e] = 2.0f; L->alpha[e] = 0.0f;
         L->g1[e] = 0.0f; L->key[e] = 0; L->ctr[e] = 0;
     }
     const float c2c = (float)t->c2c_sigma;
@@ -381,7 +388,7 @@ int rram_train_pack(const rram_train_tile *t, float *dev_out) {
         p[RRAM_TRAIN_DEV_GM1_UP] = (float)(t->gamma_up[k] - 1.0);
         p[RRAM_TRAIN_DEV_GM1_DOWN] = (float)(t->gamma_down[k] - 1.0);
         p[RRAM_TRAIN_DEV_SPAN] = (float)t->w_max[k] - (float)t->w_min[k];
-        p[7] = 0.0f;
+        p[RRAM_TRAIN_DEV_INV_SPAN] = 1.0f / p[RRAM_TRAIN_DEV_SPAN];
         if (!(p[RRAM_TRAIN_DEV_SPAN] > 0.0f)) return RRAM_E_ARG;  /* bounds equal in float32 */
     }
     return RRAM_OK;
@@ -435,8 +442,8 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
             sample_t *sm = &smp[g];
             sm->active = 0;
             double xmax = 0.0, dmax = 0.0;
-            for (int32_t j = 0; j < cols; ++j) xmax = fmax(xmax, fabs(xb[j]));
-            for (int32_t i = 0; i < rows; ++i) dmax = fmax(dmax, fabs(db[i]));
+            for (int32_t j = 0; j < cols; ++j) { const double a = fabs(xb[j]); xmax = a > xmax ? a : xmax; }  /* NaN ignored */
+            for (int32_t i = 0; i < rows; ++i) { const double a = fabs(db[i]); dmax = a > dmax ? a : dmax; }
             if (!(xmax > 0.0) || !(dmax > 0.0) || !isfinite(xmax) || !isfinite(dmax)) continue;
             double cx;
             if (cfg->update_management) {
@@ -558,17 +565,18 @@ int rram_train_steps(const rram_train_tile *t, double *up_out, double *down_out)
     const int64_t total = (int64_t)t->rows * t->cols;
     /* The kernel's own step (float32, packed parameters), so expectations match what pulses apply. */
     for (int64_t k0 = 0; k0 < total; k0 += VW) {
-        vf hi = vsplat(1.0f), lo = vsplat(-1.0f), span = vsplat(2.0f), w = vsplat(0.0f);
+        vf hi = vsplat(1.0f), lo = vsplat(-1.0f), span = vsplat(2.0f), is = vsplat(0.5f), w = vsplat(0.0f);
         vf au = vsplat(0.0f), ad = vsplat(0.0f), gu = vsplat(0.0f), gd = vsplat(0.0f);
         const int n = total - k0 < VW ? (int)(total - k0) : VW;
         for (int l = 0; l < n; ++l) {
             const float *p = t->dev + RRAM_TRAIN_DEV_STRIDE * (k0 + l);
             hi[l] = p[RRAM_TRAIN_DEV_W_MAX]; lo[l] = p[RRAM_TRAIN_DEV_W_MIN]; span[l] = p[RRAM_TRAIN_DEV_SPAN];
+            is[l] = p[RRAM_TRAIN_DEV_INV_SPAN];
             au[l] = p[RRAM_TRAIN_DEV_ALPHA_UP]; ad[l] = p[RRAM_TRAIN_DEV_ALPHA_DOWN];
             gu[l] = p[RRAM_TRAIN_DEV_GM1_UP]; gd[l] = p[RRAM_TRAIN_DEV_GM1_DOWN];
             w[l] = (float)t->w[k0 + l];
         }
-        const vf up = step_y((hi - w) / span, gu, au) * span, down = step_y(-(lo - w) / span, gd, ad) * span;
+        const vf up = step_y((hi - w) * is, gu, au) * span, down = step_y((w - lo) * is, gd, ad) * span;
         for (int l = 0; l < n; ++l) {
             if (up_out) up_out[k0 + l] = (double)up[l];
             if (down_out) down_out[k0 + l] = (double)down[l];

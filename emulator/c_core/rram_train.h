@@ -63,6 +63,7 @@
 #define RRAM_TRAIN_DEV_GM1_UP 4     /* gamma_up - 1 */
 #define RRAM_TRAIN_DEV_GM1_DOWN 5   /* gamma_down - 1 */
 #define RRAM_TRAIN_DEV_SPAN 6
+#define RRAM_TRAIN_DEV_INV_SPAN 7  /* 1 / span */
 
 typedef struct {
     int32_t rows, cols;
