@@ -323,7 +323,7 @@ static inline uint64_t byte_mask_bits(uint64_t m) { return ((m >> 7) * 0x0102040
  * eight slots per 64-bit draw (draw q of train id at counter 8 id + q), a slot's byte b compared with
  * the threshold's top byte; on a tie (1 in 256) 24 bits of the slot's own tie draw decide, so each
  * slot is exactly a 32-bit uniform below thr. The first pass is branch-free integer work over all
- * trains (vectorized); the rare ties are settled in a second pass. tie[] is scratch of n words. */
+ * trains (vectorized); the rare ties are settled in a second pass. tie[] and hbytes[] are scratch of n words. */
 /* floor(p 2^32) for p = |v| scale clamped to [0, 1] (NaN: 0), by selects only (vectorizes). */
 static inline uint64_t threshold_of(double v, double scale) {
     double pr = fabs(v) * scale;
@@ -334,18 +334,24 @@ static inline uint64_t threshold_of(double v, double scale) {
 
 static inline __attribute__((always_inline)) void trains_of(const update_keys_t *uk, uint64_t id0, const double *restrict v,
                                                             double scale, int32_t n, int32_t bl,
-                                                            uint64_t *restrict out, uint64_t *restrict tie) {
+                                                            uint64_t *restrict out, uint64_t *restrict tie,
+                                                            uint64_t *restrict hbytes) {
     const uint64_t used = bl >= 64 ? ~0ULL : ((1ULL << bl) - 1ULL);
+    for (int32_t i = 0; i < n; ++i) {  /* per train: the threshold's top byte repeated (kept in out, tie) */
+        const uint64_t hi = threshold_of(v[i], scale) >> 24;  /* 0 .. 256 */
+        out[i] = hi * BYTES_ONE;
+        tie[i] = 0;
+    }
+    uint64_t *restrict hb = hbytes;
+    memcpy(hb, out, sizeof(uint64_t) * (size_t)n);
     memset(out, 0, sizeof(uint64_t) * (size_t)n);
-    memset(tie, 0, sizeof(uint64_t) * (size_t)n);
     for (int32_t s = 0; s < bl; s += 8) {  /* one draw per train and 8 slots, all trains at once */
         for (int32_t i = 0; i < n; ++i) {
-            const uint64_t hi = threshold_of(v[i], scale) >> 24;  /* 0 .. 256 */
-            const uint64_t g = (hi - 1) * BYTES_ONE, hb = hi * BYTES_ONE;  /* b < hi <=> b <= hi - 1 */
+            const uint64_t g = hb[i] - BYTES_ONE;  /* b < hi <=> b <= hi - 1 (hi >= 1; hi = 0 is masked below) */
             const uint64_t r = rram_draw(uk->train, 8 * (id0 + (uint64_t)i) + (uint64_t)(s >> 3));
             const uint64_t t = (g | BYTES_HI) - (r & BYTES_LO7);
             out[i] |= byte_mask_bits(((~r & g) | (~(r ^ g) & t)) & BYTES_HI) << s;
-            const uint64_t z = r ^ hb;
+            const uint64_t z = r ^ hb[i];
             tie[i] |= byte_mask_bits(~(((z & BYTES_LO7) + BYTES_LO7) | z) & BYTES_HI) << s;
         }
     }
@@ -421,7 +427,8 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
     sample_t *smp = malloc(sizeof(sample_t) * (size_t)group);
     lanes_t *lanes = malloc(sizeof(lanes_t));
     uint64_t *dtr = malloc(sizeof(uint64_t) * (size_t)group * rows);           /* [g][rows] row trains */
-    uint64_t *tie = malloc(sizeof(uint64_t) * (size_t)(rows > cols ? rows : cols));
+    const int32_t dim = rows > cols ? rows : cols;
+    uint64_t *tie = malloc(sizeof(uint64_t) * 2 * (size_t)dim);  /* trains_of's scratch */
     int32_t *seen = malloc(sizeof(int32_t) * (size_t)cols);                     /* coincidences per device of a row */
     queue_t **queues = malloc(sizeof(queue_t *) * (size_t)(group > 0 ? group : 1));  /* one per coincidence rank */
     if (!xbits || !slots || !xneg || !smp || !lanes || !seen || !queues || !dtr || !tie) {
@@ -456,8 +463,8 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
             uint64_t *xg = xbits + (size_t)g * cols, *sg = slots + (size_t)g * bl * nw, *ng_ = xneg + (size_t)g * nw;
             memset(sg, 0, sizeof(uint64_t) * (size_t)bl * nw);
             memset(ng_, 0, sizeof(uint64_t) * (size_t)nw);
-            trains_of(&uk, col_train(b0 + g, 0), xb, cx, cols, bl, xg, tie);
-            trains_of(&uk, row_train(b0 + g, 0), db, sm->cd, rows, bl, dtr + (size_t)g * rows, tie);
+            trains_of(&uk, col_train(b0 + g, 0), xb, cx, cols, bl, xg, tie, tie + dim);
+            trains_of(&uk, row_train(b0 + g, 0), db, sm->cd, rows, bl, dtr + (size_t)g * rows, tie, tie + dim);
             for (int32_t j = 0; j < cols; ++j) {
                 const uint64_t bits = xg[j];
                 if (!bits) continue;
