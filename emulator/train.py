@@ -85,7 +85,7 @@ class PulsedTile:
 
     @property
     def counter(self) -> int:
-        """Random draws consumed so far."""
+        """Position in the tile's random stream: one draw per update or pulse call keys all of that call's draws."""
         return int(self._struct.counter)
 
     def set_weights(self, w: ArrayLike) -> None:

@@ -1,16 +1,22 @@
 /*
  * rram_train.c - pulsed updates of soft-bounds device tiles (contract in rram_train.h).
  *
- * Speed (issue 18): an update walks only the coincidences. Each sample's column trains are also
- * stored transposed (one column bitmap per slot), so a row's coincident columns are the union of
- * the bitmaps of its set slots, found word by word; no (row, column) pair without a pulse is
- * visited. The pulses found are applied in chunks of structure-of-arrays lanes by a branch-free
- * device step (own exp/log, vectorized by the compiler; clones for AVX2 and AVX-512 chosen at run
- * time). Every lane computes exactly the same IEEE operations in every clone (no contraction into
- * FMA under -std=c11), so results do not depend on the CPU.
+ * Speed (issue 18): an update walks only the coincidences. All trains of a batch are drawn at once
+ * (slot word outer, trains inner: the splitmix draws and the byte compares vectorize). Each
+ * sample's column trains are also stored transposed (one column bitmap per slot), so a row's
+ * coincident columns are the union of the bitmaps of its set slots, found word by word; no (row,
+ * column) pair without a pulse is visited. Rows are processed over the whole batch (the row's
+ * weights and device lines stay in cache). A row's coincidences go to queues by rank (a device's
+ * first coincidence in the row to queue 0, its second to queue 1, ...), so a queue holds distinct
+ * devices and is applied after the lower ones: pulses on a device stay in sample order without
+ * flushing on every repeat. A queue of 1024 devices is applied as structure-of-arrays lanes sorted
+ * by pulse count (the lanes still pulsing form a prefix), by a device step in float32 on GCC
+ * generic vectors of 32 lanes: one generic operation is two AVX-512 (four AVX2, eight SSE)
+ * operations, independent, so the long polynomial chains overlap. The AVX-512, AVX2 and baseline
+ * builds (chosen at run time) execute the same IEEE operations (no contraction into FMA under
+ * -std=c11, no fast-math), so results do not depend on the CPU.
  */
 #include "rram_train.h"
-
 
 #include <math.h>
 #include <stdlib.h>
