@@ -149,9 +149,9 @@ static inline vf step_y(vf y, vf g1, vf m) {
     return yy * one_minus_exp(u);
 }
 
-/* The counter-based draw of rram_rng.h (rram_draw: splitmix64 finalizer of key + (counter + 1) * golden) on lanes. */
-static inline vu64 v_draw(vu64 key, vu64 ctr) {
-    vu64 z = key + (ctr + 1) * RRAM_GOLDEN;
+/* The counter-based draw of rram_rng.h on lanes: rram_draw(key, counter) is the splitmix64 finalizer
+ * of key + (counter + 1) * golden; a lane carries that sum (`seq`), so its next draw adds golden. */
+static inline vu64 v_mix64(vu64 z) {
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
     return z ^ (z >> 31);
@@ -189,7 +189,7 @@ static inline vf normal_of(vu64 r) {
 typedef struct {
     float w[CHUNK + PAD], ref[CHUNK + PAD], sis[CHUNK + PAD], ssp[CHUNK + PAD], alpha[CHUNK + PAD];
     float g1[CHUNK + PAD], dw[CHUNK + PAD];
-    uint64_t ctr[CHUNK + PAD], key[CHUNK + PAD];
+    uint64_t seq[CHUNK + PAD];  /* key + (counter + 1) * golden of the lane's next noise draw */
     int64_t k[CHUNK + PAD];
 } lanes_t;
 
@@ -205,17 +205,13 @@ static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *rest
         memcpy(&w, L->w + e0, sizeof w); memcpy(&ref, L->ref + e0, sizeof ref); memcpy(&sis, L->sis + e0, sizeof sis);
         memcpy(&ssp, L->ssp + e0, sizeof ssp); memcpy(&alpha, L->alpha + e0, sizeof alpha); memcpy(&g1, L->g1 + e0, sizeof g1);
         vf dw = step_y((ref - w) * sis, g1, alpha) * ssp;
-        vu64 ctr;
-        memcpy(&ctr, L->ctr + e0, sizeof ctr);
-        if (c2c > 0.0f) {
-            vu64 key;
-            memcpy(&key, L->key + e0, sizeof key);
-            dw = dw * (1.0f + c2c * normal_of(v_draw(key, ctr)));
-        }
+        vu64 seq;
+        memcpy(&seq, L->seq + e0, sizeof seq);
+        if (c2c > 0.0f) dw = dw * (1.0f + c2c * normal_of(v_mix64(seq)));
         w = vsel(vlt_i(iota + e0, (vi){0} + m), w + dw, w);
-        ctr = ctr + 1;  /* the device's next pulse draws the next noise value */
+        seq = seq + RRAM_GOLDEN;  /* the device's next pulse draws at the next counter */
         memcpy(L->w + e0, &w, sizeof w);
-        memcpy(L->ctr + e0, &ctr, sizeof ctr);
+        memcpy(L->seq + e0, &seq, sizeof seq);
     }
 }
 
@@ -286,8 +282,7 @@ static void queue_flush(rram_train_tile *t, lanes_t *L, queue_t *q) {
         const int off = n > 0 ? 0 : 1;
         const float *p = t->dev + RRAM_TRAIN_DEV_STRIDE * k;
         L->k[e] = k;
-        L->key[e] = q->key[i];
-        L->ctr[e] = q->ctr[i];
+        L->seq[e] = q->key[i] + (q->ctr[i] + 1) * RRAM_GOLDEN;
         L->w[e] = (float)t->w[k];
         L->ref[e] = p[RRAM_TRAIN_DEV_W_MAX + off];
         L->sis[e] = n > 0 ? p[RRAM_TRAIN_DEV_INV_SPAN] : -p[RRAM_TRAIN_DEV_INV_SPAN];
@@ -298,7 +293,7 @@ static void queue_flush(rram_train_tile *t, lanes_t *L, queue_t *q) {
     const int32_t mp = (m + PAD - 1) / PAD * PAD;
     for (int32_t e = m; e < mp; ++e) {  /* padding of the last vector: no step, finite values */
         L->w[e] = 0.0f; L->ref[e] = 1.0f; L->sis[e] = 0.5f; L->ssp[e] = 2.0f; L->alpha[e] = 0.0f;
-        L->g1[e] = 0.0f; L->key[e] = 0; L->ctr[e] = 0;
+        L->g1[e] = 0.0f; L->seq[e] = 0;
     }
     const float c2c = (float)t->c2c_sigma;
     for (int32_t p = 0; p < nmax; ++p) pulse_lanes(L, more[p], c2c);
