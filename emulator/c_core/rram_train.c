@@ -347,24 +347,32 @@ static inline __attribute__((always_inline)) void trains_of(const update_keys_t 
     memcpy(hb, out, sizeof(uint64_t) * (size_t)n);
     memset(out, 0, sizeof(uint64_t) * (size_t)n);
     for (int32_t s = 0; s < bl; s += 8) {  /* one draw per train and 8 slots, all trains at once */
-        for (int32_t i = 0; i < n; ++i) {
+        /* rram_draw(key, 8 (id0 + i) + s / 8) = mix64(key + (8 (id0 + i) + s / 8 + 1) golden): the sum steps by 8 golden */
+        uint64_t zz = uk->train + (8 * id0 + (uint64_t)(s >> 3) + 1) * RRAM_GOLDEN;
+        for (int32_t i = 0; i < n; ++i, zz += 8 * RRAM_GOLDEN) {
             const uint64_t g = hb[i] - BYTES_ONE;  /* b < hi <=> b <= hi - 1 (hi >= 1; hi = 0 is masked below) */
-            const uint64_t r = rram_draw(uk->train, 8 * (id0 + (uint64_t)i) + (uint64_t)(s >> 3));
+            const uint64_t r = rram_mix64(zz);
             const uint64_t t = (g | BYTES_HI) - (r & BYTES_LO7);
             out[i] |= byte_mask_bits(((~r & g) | (~(r ^ g) & t)) & BYTES_HI) << s;
             const uint64_t z = r ^ hb[i];
-            tie[i] |= byte_mask_bits(~(((z & BYTES_LO7) + BYTES_LO7) | z) & BYTES_HI) << s;
+            tie[i] |= ~(((z & BYTES_LO7) + BYTES_LO7) | z) & BYTES_HI;  /* any byte equal to hi (positions: below) */
         }
     }
     for (int32_t i = 0; i < n; ++i) {
         const uint64_t th = threshold_of(v[i], scale);
         out[i] = (th >> 24) ? out[i] & used : 0;
-        tie[i] = (th & 0xFFFFFFu) ? tie[i] & used : 0;
+        tie[i] = (th & 0xFFFFFFu) ? tie[i] : 0;
     }
-    for (int32_t i = 0; i < n; ++i) {
+    for (int32_t i = 0; i < n; ++i) {  /* the ~12 % of trains with a tied byte: its slots, then their tie draws */
         if (!tie[i]) continue;
-        const uint32_t lo = (uint32_t)(threshold_of(v[i], scale) & 0xFFFFFFu);
-        for (uint64_t ts = tie[i]; ts; ts &= ts - 1) {
+        const uint64_t th = threshold_of(v[i], scale), hi = th >> 24;
+        const uint32_t lo = (uint32_t)(th & 0xFFFFFFu);
+        uint64_t ts = 0;
+        for (int32_t s = 0; s < bl; s += 8) {
+            const uint64_t z = rram_draw(uk->train, 8 * (id0 + (uint64_t)i) + (uint64_t)(s >> 3)) ^ (hi * BYTES_ONE);
+            ts |= byte_mask_bits(~(((z & BYTES_LO7) + BYTES_LO7) | z) & BYTES_HI) << s;
+        }
+        for (ts &= used; ts; ts &= ts - 1) {
             const int32_t sl = __builtin_ctzll(ts);
             if ((rram_draw(uk->tie, 64 * (id0 + (uint64_t)i) + (uint64_t)sl) & 0xFFFFFFu) < lo) out[i] |= 1ULL << sl;
         }
