@@ -140,3 +140,22 @@ def test_pulse_lists_apply_in_order_and_long_counts_in_pieces() -> None:
             b.pulse(idx, 1 if n > 0 else -1)
     np.testing.assert_array_equal(a.w, b.w)
     assert a.w.flat[4] != 0.0 and a.w.flat[2] == 0.0
+
+
+def test_a_batch_applies_its_samples_in_order() -> None:
+    # Every slot fires (probabilities clipped at 1) and no noise: the trains are certain, so a batch must equal
+    # its samples applied one update at a time; the soft-bounds step is non-linear, so a device seeing the
+    # samples' pulses out of order (up and down alternate) would end elsewhere.
+    rng = np.random.default_rng(23)
+    rows, cols = 3, 70
+    kw = dict(w_max=1.0, w_min=-1.0, alpha_up=0.03, alpha_down=0.05, gamma_up=1.5, gamma_down=0.8)
+    x = np.sign(rng.uniform(-1, 1, (5, cols)))
+    d = np.sign(rng.uniform(-1, 1, (5, rows)))
+    batch = PulsedTile(rows, cols, **kw, seed=1)
+    single = PulsedTile(rows, cols, **kw, seed=2)
+    cfg = dict(lr=100.0, dw_min=1e-3, bl=3, update_management=False)
+    assert batch.update(x, d, **cfg) == 5 * 3 * rows * cols
+    for b in range(5):
+        single.update(x[b:b + 1], d[b:b + 1], **cfg)
+    np.testing.assert_array_equal(batch.w, single.w)
+    assert np.ptp(batch.w) > 0.05
