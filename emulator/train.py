@@ -66,18 +66,18 @@ class PulsedTile:
 
     def _bind(self) -> None:
         """Point the C struct at the current buffers (after `w` was replaced) and pack the device
-        parameters one 64-byte line per device (a pulse then touches two cache lines: w and its device)."""
+        parameters in float32, 32 bytes per device (the kernel's working precision; `w` stays float64)."""
         self.w = np.ascontiguousarray(self.w, dtype=np.float64)
         self._struct.w = ffi.cast("double *", self.w.ctypes.data)
         for name in DEVICE_FIELDS:
             setattr(self._struct, name, ffi.cast("double *", self.params[name].ctypes.data))
         stride = lib.RRAM_TRAIN_DEV_STRIDE
-        raw = np.empty(self.rows * self.cols * stride + 8)
-        start = (-raw.ctypes.data % 64) // 8  # first 64-byte aligned element
+        raw = np.empty(self.rows * self.cols * stride + 16, dtype=np.float32)
+        start = (-raw.ctypes.data % 64) // 4  # first 64-byte aligned element
         self._dev = raw[start:start + self.rows * self.cols * stride]
-        if lib.rram_train_pack(self._struct, ffi.cast("double *", self._dev.ctypes.data)) != 0:
-            raise ValueError("device parameters rejected by the training kernel")
-        self._struct.dev = ffi.cast("double *", self._dev.ctypes.data)
+        if lib.rram_train_pack(self._struct, ffi.cast("float *", self._dev.ctypes.data)) != 0:
+            raise ValueError("w_max, w_min: every device needs w_max > w_min in float32 (the kernel's precision)")
+        self._struct.dev = ffi.cast("float *", self._dev.ctypes.data)
 
     @property
     def c2c_sigma(self) -> float:
@@ -85,7 +85,7 @@ class PulsedTile:
 
     @property
     def counter(self) -> int:
-        """Random draws consumed so far."""
+        """Position in the tile's random stream: one draw per update or pulse call keys all of that call's draws."""
         return int(self._struct.counter)
 
     def set_weights(self, w: ArrayLike) -> None:

@@ -76,3 +76,86 @@ def test_slot_probabilities_are_exact_through_the_tie_refinement() -> None:
     z = (per_col - n * p) / np.sqrt(n * p * (1 - p))
     assert np.all(np.abs(z) < 3.5), z
     assert per_col[0] > 0  # the refinement fires: a top-byte-only comparison would never set it
+
+
+def _step_reference(y: NDArray[np.float64], gamma: NDArray[np.float64], m: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The soft-bounds step y - y' in float64, y' = y (1 + g m y^g)^(-1 / g) with g = gamma - 1 (y e^-m for
+    g = 0, 0 once the base reaches 0), as -y expm1(-log1p(g m y^g) / g) so that weak steps keep their digits."""
+    g = gamma - 1.0
+    yy = np.where(y > 0, y, 1.0)
+    z = g * m * yy ** g
+    unit = np.abs(g) < 1e-12
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = np.where(unit, -m, -np.log1p(np.maximum(z, -1.0)) / np.where(unit, 1.0, g))
+    step = np.where(~unit & (z <= -1.0), yy, -yy * np.expm1(u))
+    return np.where(y > 0, step, 0.0)
+
+
+def test_float32_device_step_matches_the_float64_law() -> None:
+    # Weak and strong pulses, exponents below, at and above 1, states from the bound to beyond it.
+    rng = np.random.default_rng(21)
+    shape = (40, 50)
+    gamma = rng.choice([0.3, 0.8, 1.0, 1.3, 2.5, 5.0], shape)
+    alpha = rng.choice([1e-5, 1e-3, 0.05, 0.4, 2.0], shape)
+    w = rng.uniform(-1.05, 1.0, shape)
+    tile = PulsedTile(*shape, w_max=1.0, w_min=-1.0, alpha_up=alpha, alpha_down=alpha, gamma_up=gamma,
+                      gamma_down=gamma, w=w)
+    tile.w[...] = w  # beyond the lower bound too (clip() on construction moved those)
+    up, down = tile.expected_steps()
+    w32 = w.astype(np.float32).astype(np.float64)
+    for step, y in ((up, (1.0 - w32) / 2.0), (down, (w32 + 1.0) / 2.0)):
+        ref = 2.0 * _step_reference(y, gamma, alpha)
+        # float32 resolution: of y (amplified by gamma) and of the step's own arithmetic
+        np.testing.assert_allclose(step, ref, rtol=5e-6, atol=0.0)  # measured: 9e-7
+    assert np.all(down[w < -1.0] == 0.0)  # beyond the bound: no further step that way
+
+
+def test_applied_steps_equal_the_expected_steps_bit_for_bit() -> None:
+    # expected_steps runs the baseline x86-64 build of the step, pulses the build chosen for this CPU
+    # (AVX-512 or AVX2 where present): the same IEEE operations give the same bits.
+    rng = np.random.default_rng(22)
+    shape = (30, 40)
+    kw = dict(w_max=rng.uniform(0.8, 1.2, shape), w_min=rng.uniform(-1.2, -0.8, shape),
+              alpha_up=rng.uniform(0, 0.3, shape), alpha_down=rng.uniform(0, 0.3, shape),
+              gamma_up=rng.uniform(0.3, 3, shape), gamma_down=rng.uniform(0.3, 3, shape))
+    w0 = rng.uniform(-0.8, 0.8, shape).astype(np.float32).astype(np.float64)
+    for direction in (1, -1):
+        tile = PulsedTile(*shape, **kw, w=w0)
+        up, down = tile.expected_steps()
+        tile.pulse(np.arange(w0.size), direction)
+        step = up if direction > 0 else -down
+        expected = (w0.astype(np.float32) + step.astype(np.float32)).astype(np.float64)
+        np.testing.assert_array_equal(tile.w, expected)
+
+
+def test_pulse_lists_apply_in_order_and_long_counts_in_pieces() -> None:
+    # Noise-free: one call with a device listed twice and a count above the kernel's 64 per pass equals
+    # the same pulses one call at a time.
+    kw = dict(w_max=1.0, w_min=-1.0, alpha_up=0.02, alpha_down=0.03, gamma_up=1.4, gamma_down=0.7)
+    a = PulsedTile(2, 3, **kw)
+    b = PulsedTile(2, 3, **kw)
+    a.pulse([4, 1, 4, 0], [150, -3, -70, 2])
+    for idx, n in ((4, 150), (1, -3), (4, -70), (0, 2)):
+        for _ in range(abs(n)):
+            b.pulse(idx, 1 if n > 0 else -1)
+    np.testing.assert_array_equal(a.w, b.w)
+    assert a.w.flat[4] != 0.0 and a.w.flat[2] == 0.0
+
+
+def test_a_batch_applies_its_samples_in_order() -> None:
+    # Every slot fires (probabilities clipped at 1) and no noise: the trains are certain, so a batch must equal
+    # its samples applied one update at a time; the soft-bounds step is non-linear, so a device seeing the
+    # samples' pulses out of order (up and down alternate) would end elsewhere.
+    rng = np.random.default_rng(23)
+    rows, cols = 3, 70
+    kw = dict(w_max=1.0, w_min=-1.0, alpha_up=0.03, alpha_down=0.05, gamma_up=1.5, gamma_down=0.8)
+    x = np.sign(rng.uniform(-1, 1, (5, cols)))
+    d = np.sign(rng.uniform(-1, 1, (5, rows)))
+    batch = PulsedTile(rows, cols, **kw, seed=1)
+    single = PulsedTile(rows, cols, **kw, seed=2)
+    cfg = dict(lr=100.0, dw_min=1e-3, bl=3, update_management=False)
+    assert batch.update(x, d, **cfg) == 5 * 3 * rows * cols
+    for b in range(5):
+        single.update(x[b:b + 1], d[b:b + 1], **cfg)
+    np.testing.assert_array_equal(batch.w, single.w)
+    assert np.ptp(batch.w) > 0.05

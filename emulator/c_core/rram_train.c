@@ -1,13 +1,20 @@
 /*
  * rram_train.c - pulsed updates of soft-bounds device tiles (contract in rram_train.h).
  *
- * Speed (issue 18): an update walks only the coincidences. Each sample's column trains are also
- * stored transposed (one column bitmap per slot), so a row's coincident columns are the union of
- * the bitmaps of its set slots, found word by word; no (row, column) pair without a pulse is
- * visited. The pulses found are applied in chunks of structure-of-arrays lanes by a branch-free
- * device step (own exp/log, vectorized by the compiler; clones for AVX2 and AVX-512 chosen at run
- * time). Every lane computes exactly the same IEEE operations in every clone (no contraction into
- * FMA under -std=c11), so results do not depend on the CPU.
+ * Speed (issue 18): an update walks only the coincidences. All trains of a batch are drawn at once
+ * (slot word outer, trains inner: the splitmix draws and the byte compares vectorize). Each
+ * sample's column trains are also stored transposed (one column bitmap per slot), so a row's
+ * coincident columns are the union of the bitmaps of its set slots, found word by word; no (row,
+ * column) pair without a pulse is visited. Rows are processed over the whole batch (the row's
+ * weights and device lines stay in cache). A row's coincidences go to queues by rank (a device's
+ * first coincidence in the row to queue 0, its second to queue 1, ...), so a queue holds distinct
+ * devices and is applied after the lower ones: pulses on a device stay in sample order without
+ * flushing on every repeat. A queue of 1024 devices is applied as structure-of-arrays lanes sorted
+ * by pulse count (the lanes still pulsing form a prefix), by a device step in float32 on GCC
+ * generic vectors of 32 lanes: one generic operation is two AVX-512 (four AVX2, eight SSE)
+ * operations, independent, so the long polynomial chains overlap. The AVX-512, AVX2 and baseline
+ * builds (chosen at run time) execute the same IEEE operations (no contraction into FMA under
+ * -std=c11, no fast-math), so results do not depend on the CPU.
  */
 #include "rram_train.h"
 
@@ -19,8 +26,7 @@
 #include "rram_rng.h"
 
 #define TRAIN_STREAM 0x7A11ULL
-#define CHUNK 256  /* pulsed devices applied together */
-#define Y_TINY 1e-300  /* distances to a bound below this are at the bound: no further step that way */
+#define CHUNK 1024  /* pulsed devices applied together */
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define LANES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -32,141 +38,193 @@ uint64_t rram_train_key(uint64_t seed, uint64_t stream) {
     return rram_key(seed, (int64_t)stream, TRAIN_STREAM);
 }
 
-/* ------------------------------------------------------------------ exp / log (vectorizable) */
+/* ------------------------------------------------------------------ float32 lanes (GCC vector extension)
+ *
+ * The device step runs on generic vectors of VW float32 lanes. Every operation is an elementwise
+ * IEEE operation (no contraction under -std=c11), so the AVX-512, AVX2 and baseline builds, which
+ * split a vector into 2, 4 or 8 registers, give the same bits. One generic operation becomes several
+ * independent register operations, so the long dependency chains of the polynomials overlap. */
+#define VW 32
+typedef float vf __attribute__((vector_size(4 * VW)));
+typedef int32_t vi __attribute__((vector_size(4 * VW)));
+typedef uint32_t vu __attribute__((vector_size(4 * VW)));
+typedef uint64_t vu64 __attribute__((vector_size(8 * VW)));
 
-static inline uint64_t bits_of(double x) { uint64_t u; memcpy(&u, &x, sizeof u); return u; }
-static inline double double_of(uint64_t u) { double x; memcpy(&x, &u, sizeof x); return x; }
+static inline vf vsplat(float c) { return (vf){0} + c; }
+static inline vf vsel(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }  /* mask ? a : b */
+/* Masks from the sign of a difference (a - b < 0 <=> a < b for finite floats; a - b is 0 only for
+ * a == b): GCC lowers vector comparisons wider than a register lane by lane, these stay vectors. */
+static inline vi vlt(vf a, vf b) { return (vi)(a - b) >> 31; }
+static inline vi vlt_i(vi a, vi b) { return (a - b) >> 31; }  /* no overflow: |a|, |b| < 2^30 */
+static inline vf vmin(vf a, float c) { return vsel(vlt(a, vsplat(c)), a, vsplat(c)); }
+static inline vf vmax(vf a, float c) { return vsel(vlt(vsplat(c), a), a, vsplat(c)); }
 
-#define LN2_HI 6.93147180369123816490e-01  /* ln 2 split so that k * LN2_HI is exact for |k| < 2^20 */
-#define LN2_LO 1.90821492927058770002e-10
-#define SHIFT52 6755399441055744.0         /* 1.5 * 2^52: adding it rounds to an integer in the low bits */
+#define LN2_HI 0.693359375f      /* ln 2 split so that k * LN2_HI is exact for |k| < 2^14 */
+#define LN2_LO -2.12194440e-4f
+#define SHIFT23 12582912.0f      /* 1.5 * 2^23: adding it rounds to an integer in the low bits */
 
-/* Horner coefficients, highest power first: 1/n! for n = 13 .. 0, and 1/(2n + 1) for n = 11 .. 0. */
-static const double EXP_TAYLOR[14] = {1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
-                                      1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0,
-                                      1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0};
-static const double ATANH_SERIES[12] = {1.0 / 23.0, 1.0 / 21.0, 1.0 / 19.0, 1.0 / 17.0, 1.0 / 15.0, 1.0 / 13.0,
-                                        1.0 / 11.0, 1.0 / 9.0, 1.0 / 7.0, 1.0 / 5.0, 1.0 / 3.0, 1.0};
-
-/* e^x for x in [-708, 709] (clamped there), relative error ~2e-16: x = k ln2 + r, |r| <= ln2 / 2,
- * Taylor series of e^r to r^13 (remainder < 4e-18), 2^k built in the exponent field. */
-static inline double t_exp(double x) {
-    x = x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x);
-    double t = x * 1.4426950408889634 + SHIFT52;
-    double kd = t - SHIFT52;
-    int64_t k = (int64_t)(bits_of(t) - bits_of(SHIFT52));
-    double r = (x - kd * LN2_HI) - kd * LN2_LO;
-    double p = EXP_TAYLOR[0];
-    for (int i = 1; i < 14; ++i) p = p * r + EXP_TAYLOR[i];
-    return p * double_of((uint64_t)(k + 1023) << 52);
+/* e^r - 1 for |r| <= ln2 / 2: Taylor series to r^7 (relative remainder < 2e-8, below float32's 6e-8). */
+static inline vf expm1_reduced(vf r) {
+    vf p = r * (1.0f / 5040.0f) + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    return p * r;
 }
 
-/* ln x for normal x > 0, relative error ~2e-16: x = 2^e m with m in [sqrt(1/2), sqrt(2)),
- * ln m = 2 atanh(s), s = (m - 1) / (m + 1), |s| <= 0.172, series to s^23 (remainder < 1e-18). */
-static inline double t_log(double x) {
-    uint64_t u = bits_of(x);
-    double m = double_of((u & 0x000FFFFFFFFFFFFFULL) | 0x3FF0000000000000ULL);
-    double e = double_of(0x4330000000000000ULL | (u >> 52)) - (4503599627370496.0 + 1023.0);
-    int big = m > 1.4142135623730951;
-    m = big ? 0.5 * m : m;
-    e = big ? e + 1.0 : e;
-    double s = (m - 1.0) / (m + 1.0), s2 = s * s;
-    double p = ATANH_SERIES[0];
-    for (int i = 1; i < 12; ++i) p = p * s2 + ATANH_SERIES[i];
-    return e * LN2_HI + (e * LN2_LO + 2.0 * s * p);
+/* x = k ln2 + r with |r| <= ln2 / 2; returns r and 2^k (x in [-87, 88], so 2^k is a normal float). */
+static inline vf exp_reduce(vf x, vf *two_k) {
+    const vf t = x * 1.44269504f + SHIFT23;
+    const vf kd = t - SHIFT23;
+    const vi k = (vi)t - (vi)vsplat(SHIFT23);
+    *two_k = (vf)((k + 127) << 23);
+    return (x - kd * LN2_HI) - kd * LN2_LO;
+}
+
+/* e^x, x clamped to [-87, 88] (no overflow, no subnormal result), relative error ~1e-7. */
+static inline vf v_exp(vf x) {
+    vf tk, r = exp_reduce(vmax(vmin(x, 88.0f), -87.0f), &tk);
+    return tk + tk * expm1_reduced(r);
+}
+
+/* 1 - e^u for u <= 0 (clamped to [-30, 0]), without cancellation for small |u|: 1 - 2^k (1 + expm1(r)). */
+static inline vf one_minus_exp(vf u) {
+    vf tk, r = exp_reduce(vmax(vmin(u, 0.0f), -30.0f), &tk);
+    return (1.0f - tk) - tk * expm1_reduced(r);
+}
+
+/* ln x for normal floats x > 0, relative error ~1.5e-7: x = 2^e m, m in [sqrt(1/2), sqrt(2)), f = m - 1
+ * (exact), ln m = f - f^2/2 + f^3 P(f) with P of degree 6 fitted here for the relative error of
+ * ln(1 + f) on that interval (weighted least squares, Lawson iteration; no division). */
+static inline vf v_log(vf x) {
+    const vu u = (vu)x;
+    vf m = (vf)((u & 0x007FFFFFu) | 0x3F800000u);
+    vf e = __builtin_convertvector((vi)(u >> 23) - 127, vf);
+    const vi big = vlt(vsplat(1.41421356f), m);
+    m = vsel(big, 0.5f * m, m);
+    e = vsel(big, e + 1.0f, e);
+    const vf f = m - 1.0f, f2 = f * f;
+    vf p = f * 0.08700326085090637f - 0.14267471432685852f;
+    p = p * f + 0.14914795756340027f;
+    p = p * f - 0.165775865316391f;
+    p = p * f + 0.19963061809539795f;
+    p = p * f - 0.2500133812427521f;
+    p = p * f + 0.3333390951156616f;
+    return e * LN2_HI + (e * LN2_LO + (f - 0.5f * f2 + f2 * f * p));
+}
+
+/* sqrt x for x in [1e-3, 1e3] (the tail's -2 ln p lies in [7.4, 34]) to ~1e-7: 1/sqrt from the exponent
+ * halved, three Newton steps, times x. Only basic operations, so every build gives the same bits. */
+static inline vf v_sqrt(vf x) {
+    vf r = (vf)(0x5F3759DF - ((vi)x >> 1));
+    for (int i = 0; i < 3; ++i) r = r * (1.5f - 0.5f * x * r * r);
+    return x * r;
 }
 
 /* ------------------------------------------------------------------ device step */
 
-/* Decrease of the normalized distance y to the bound over one pulse of strength m: y - y', with
- * y' the integral of dy/dm = -y^gamma (the law of rram.c's soft_bound, so fitted devices behave as
- * measured): y' = y (1 + (gamma - 1) m y^(gamma - 1))^(-1 / (gamma - 1)), y e^-m for gamma = 1,
- * 0 once the base reaches 0 (the bound in one pulse). Branch-free so that lanes vectorize. */
-static inline double step_y(double y, double gamma, double m) {
-    int live = y > Y_TINY;
-    double yy = live ? y : 1.0;
-    double gm1 = gamma - 1.0;
-    int unit = fabs(gm1) < 1e-9;
-    double gs = unit ? 1.0 : gm1;
-    double ly = t_log(yy);
-    double base = 1.0 + gs * m * t_exp(gs * ly);
-    int reach = !unit && !(base > 0.0);
-    double e = unit ? -m : -t_log(base > 0.0 ? base : 1.0) / gs;
-    double after = reach ? 0.0 : yy * t_exp(e);
-    return live && m > 0.0 ? yy - after : 0.0;
+#define Y_TINY 1e-30f  /* distances to a bound below this are at the bound: no further step that way */
+
+/* Decrease of the normalized distance y to the bound over one pulse of strength m >= 0: y - y',
+ * with y' the integral of dy/dm = -y^gamma (the law of rram.c's soft_bound, so fitted devices
+ * behave as measured): y' = y (1 + g m y^g)^(-1 / g) with g = gamma - 1 (g1 here), y e^-m for g = 0,
+ * 0 once the base reaches 0 (the bound in one pulse). Computed as y (1 - e^u), u = -log1p(g m y^g) / g,
+ * without cancellation (a weak pulse's step m y^gamma keeps full float32 precision). */
+static inline vf step_y(vf y, vf g1, vf m) {
+    const vi live = vlt(vsplat(Y_TINY), y);
+    const vf yy = vsel(live, y, vsplat(1.0f)), mm = vsel(live, m, vsplat(0.0f));  /* at the bound: no step */
+    const vi unit = vlt_i((vi)((vu)g1 & 0x7FFFFFFFu), (vi)vsplat(1e-7f));  /* |g1| < 1e-7 */
+    const vf gs = vsel(unit, vsplat(1.0f), g1);
+    const vf z = vmax(vmin(gs * mm * v_exp(gs * v_log(yy)), 1e30f), -2.0f);
+    const vf base = 1.0f + z;
+    const vi pos = vlt(vsplat(0.0f), base);
+    const vf bs = vsel(pos, base, vsplat(1.0f)), zs = vsel(pos, z, vsplat(0.0f));
+    /* log1p(z): the rounding c of 1 + z corrected by c / (1 + z) ~ c (1 - z) (error c z^2 / (1 + z), below
+     * float32 resolution); for z >= 1 the correction itself is below it. */
+    const vf l1p = v_log(bs) + (zs - (bs - 1.0f)) * vmax(1.0f - zs, 0.0f);
+    /* base <= 0 (only for gamma < 1): the bound in one pulse; u -> -inf gives 1 - e^u = 1 exactly */
+    const vf u = vsel(unit, -mm, -vsel(pos, l1p, vsplat(-1e30f)) / gs);
+    return yy * one_minus_exp(u);
 }
 
-/* Acklam's rational approximation on the central region (the same expression as rram_rng.h's
- * rram_inv_normal there, so the two agree bit for bit); tails are left to rram_inv_normal. */
-static inline double normal_central(double p) {
-    double q = p - 0.5, r = q * q;
-    return (((((-3.969683028665376e+01 * r + 2.209460984245205e+02) * r - 2.759285104469687e+02) * r +
-              1.383577518672690e+02) * r - 3.066479806614716e+01) * r + 2.506628277459239e+00) * q /
-           (((((-5.447609879822406e+01 * r + 1.615858368580409e+02) * r - 1.556989798598866e+02) * r +
-              6.680131188771972e+01) * r - 1.328068155288572e+01) * r + 1.0);
-}
-#define P_LOW 0.02425
-
-/* Uniform in (0, 1) from the top 52 bits of a draw, converted without an int-to-double instruction. */
-static inline double uniform52(uint64_t r) {
-    return (double_of(0x4330000000000000ULL | (r >> 12)) - 4503599627370496.0 + 0.5) * (1.0 / 4503599627370496.0);
+/* The counter-based draw of rram_rng.h on lanes: rram_draw(key, counter) is the splitmix64 finalizer
+ * of key + (counter + 1) * golden; a lane carries that sum (`seq`), so its next draw adds golden. */
+static inline vu64 v_mix64(vu64 z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
 }
 
-/* Pulsed devices of one chunk in structure-of-arrays form. Lane e is one pulse on one device:
- * w (weight), ref (the bound it moves towards), sgn (+1 up, -1 down), span, alpha, gamma of that
- * direction, and the counter of its cycle-to-cycle draw. */
-#define PAD 8  /* lanes are processed in blocks of PAD (full vectors in every clone) */
+/* Standard normal from a 23-bit uniform u = (k + 0.5) 2^-23 (so 1 - u and u - 0.5 are exact):
+ * Acklam's rational approximation (relative error ~1e-9, here float32), central region and tails
+ * both computed and one selected. */
+#define P_LOW 0.02425f
+static inline vf normal_of(vu64 r) {
+    const vf u = (__builtin_convertvector(__builtin_convertvector(r >> 41, vi), vf) + 0.5f) * (1.0f / 8388608.0f);
+    const vf q = u - 0.5f, rr = q * q;
+    const vf nc = (((((-3.969683028665376e+01f * rr + 2.209460984245205e+02f) * rr - 2.759285104469687e+02f) * rr +
+                     1.383577518672690e+02f) * rr - 3.066479806614716e+01f) * rr + 2.506628277459239e+00f) * q;
+    const vf dc = (((((-5.447609879822406e+01f * rr + 1.615858368580409e+02f) * rr - 1.556989798598866e+02f) * rr +
+                     6.680131188771972e+01f) * rr - 1.328068155288572e+01f) * rr + 1.0f);
+    const vi lower = vlt(u, vsplat(0.5f));
+    const vf lt = -2.0f * v_log(vsel(lower, u, 1.0f - u));
+    const vf qt = v_sqrt(lt);
+    const vf nt = (((((-7.784894002430293e-03f * qt - 3.223964580411365e-01f) * qt - 2.400758277161838e+00f) * qt -
+                     2.549732539343734e+00f) * qt + 4.374664141464968e+00f) * qt + 2.938163982698783e+00f);
+    const vf dt = ((((7.784695709041462e-03f * qt + 3.224671290700398e-01f) * qt + 2.445134137142996e+00f) * qt +
+                    3.754408661907416e+00f) * qt + 1.0f);
+    const vi central = vlt(vsplat(P_LOW), u) & vlt(u, vsplat(1.0f - P_LOW));
+    return vsel(central, nc, vsel(lower, nt, -nt)) / vsel(central, dc, dt);  /* one division for both regions */
+}
+
+/* Pulsed devices of one chunk in structure-of-arrays form. Lane e is one device with its pulses
+ * in one direction: w (weight), ref (the bound it moves towards), sis = sgn / span, ssp = sgn span
+ * (sgn +1 up, -1 down), alpha,
+ * gamma - 1 of that direction, and the counter of its next cycle-to-cycle draw. float32: 16 lanes
+ * per AVX-512 vector. Lanes are sorted by pulse count, largest first, so the lanes still pulsing at
+ * pulse p are a prefix [0, m_p): nothing is moved between pulses. */
+#define PAD VW  /* lanes are processed in whole vectors */
 typedef struct {
-    double w[CHUNK + PAD], ref[CHUNK + PAD], sgn[CHUNK + PAD], span[CHUNK + PAD], alpha[CHUNK + PAD];
-    double gamma[CHUNK + PAD], dw[CHUNK + PAD], u[CHUNK + PAD], xi[CHUNK + PAD];
-    uint64_t ctr[CHUNK + PAD], key[CHUNK + PAD];
+    float w[CHUNK + PAD], ref[CHUNK + PAD], sis[CHUNK + PAD], ssp[CHUNK + PAD], alpha[CHUNK + PAD];
+    float g1[CHUNK + PAD], dw[CHUNK + PAD];
+    uint64_t seq[CHUNK + PAD];  /* key + (counter + 1) * golden of the lane's next noise draw */
     int64_t k[CHUNK + PAD];
-    int32_t left[CHUNK + PAD];
 } lanes_t;
 
-/* One pulse on every lane [0, m): noise-free step, then the noise draws, then the weights. Lanes
- * [m, m rounded up to PAD) are padding with harmless values (their results are never stored). */
-static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *restrict L, int32_t m, double c2c) {
+/* One pulse on every lane [0, m). The vectors cover [0, m rounded up to PAD); lanes past m hold
+ * finished devices or harmless padding: they are computed and not stored. */
+static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *restrict L, int32_t m, float c2c) {
     const int32_t mp = (m + PAD - 1) / PAD * PAD;
-    for (int32_t e = m; e < mp; ++e) {
-        L->w[e] = 0.0; L->ref[e] = 1.0; L->sgn[e] = 1.0; L->span[e] = 2.0; L->alpha[e] = 0.0;
-        L->gamma[e] = 1.0; L->key[e] = 0; L->ctr[e] = 0;
-    }
-    for (int32_t e0 = 0; e0 < mp; e0 += PAD) {
-        for (int32_t l = 0; l < PAD; ++l) {
-            const int32_t e = e0 + l;
-            double y = L->sgn[e] * (L->ref[e] - L->w[e]) / L->span[e];
-            L->dw[e] = L->sgn[e] * (step_y(y, L->gamma[e], L->alpha[e]) * L->span[e]);
-        }
-    }
-    if (c2c > 0.0) {
-        for (int32_t e0 = 0; e0 < mp; e0 += PAD) {
-            for (int32_t l = 0; l < PAD; ++l) {
-                const int32_t e = e0 + l;
-                L->u[e] = uniform52(rram_draw(L->key[e], L->ctr[e]));
-                L->xi[e] = normal_central(L->u[e]);
-            }
-        }
-        for (int32_t e = 0; e < m; ++e)  /* ~5 % of lanes: the tails, with libm's log and sqrt */
-            if (!(L->u[e] > P_LOW && L->u[e] < 1.0 - P_LOW)) L->xi[e] = rram_inv_normal(L->u[e]);
-        for (int32_t e0 = 0; e0 < mp; e0 += PAD)
-            for (int32_t l = 0; l < PAD; ++l) L->w[e0 + l] = L->w[e0 + l] + L->dw[e0 + l] * (1.0 + c2c * L->xi[e0 + l]);
-    } else {
-        for (int32_t e0 = 0; e0 < mp; e0 += PAD)
-            for (int32_t l = 0; l < PAD; ++l) L->w[e0 + l] = L->w[e0 + l] + L->dw[e0 + l];
+    const vi iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+                     16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31};
+    _Static_assert(VW == 32, "iota lists VW lanes");
+    for (int32_t e0 = 0; e0 < mp; e0 += VW) {
+        vf w, ref, sis, ssp, alpha, g1;
+        memcpy(&w, L->w + e0, sizeof w); memcpy(&ref, L->ref + e0, sizeof ref); memcpy(&sis, L->sis + e0, sizeof sis);
+        memcpy(&ssp, L->ssp + e0, sizeof ssp); memcpy(&alpha, L->alpha + e0, sizeof alpha); memcpy(&g1, L->g1 + e0, sizeof g1);
+        vf dw = step_y((ref - w) * sis, g1, alpha) * ssp;
+        vu64 seq;
+        memcpy(&seq, L->seq + e0, sizeof seq);
+        if (c2c > 0.0f) dw = dw * (1.0f + c2c * normal_of(v_mix64(seq)));
+        w = vsel(vlt_i(iota + e0, (vi){0} + m), w + dw, w);
+        seq = seq + RRAM_GOLDEN;  /* the device's next pulse draws at the next counter */
+        memcpy(L->w + e0, &w, sizeof w);
+        memcpy(L->seq + e0, &seq, sizeof seq);
     }
 }
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 /* The same body compiled for AVX-512 (full 512-bit vectors), AVX2 and baseline x86-64. */
 __attribute__((target("arch=x86-64-v4,prefer-vector-width=512")))
-static void pulse_lanes_v4(lanes_t *restrict L, int32_t m, double c2c) { pulse_lanes_body(L, m, c2c); }
+static void pulse_lanes_v4(lanes_t *restrict L, int32_t m, float c2c) { pulse_lanes_body(L, m, c2c); }
 __attribute__((target("arch=x86-64-v3")))
-static void pulse_lanes_v3(lanes_t *restrict L, int32_t m, double c2c) { pulse_lanes_body(L, m, c2c); }
-static void pulse_lanes_base(lanes_t *restrict L, int32_t m, double c2c) { pulse_lanes_body(L, m, c2c); }
+static void pulse_lanes_v3(lanes_t *restrict L, int32_t m, float c2c) { pulse_lanes_body(L, m, c2c); }
+static void pulse_lanes_base(lanes_t *restrict L, int32_t m, float c2c) { pulse_lanes_body(L, m, c2c); }
 
-static void pulse_lanes(lanes_t *restrict L, int32_t m, double c2c) {
-    static void (*impl)(lanes_t *restrict, int32_t, double) = 0;  /* benign race: same value */
+static void pulse_lanes(lanes_t *restrict L, int32_t m, float c2c) {
+    static void (*impl)(lanes_t *restrict, int32_t, float) = 0;  /* benign race: same value */
     if (!impl) {
         __builtin_cpu_init();
         impl = __builtin_cpu_supports("x86-64-v4") ? pulse_lanes_v4
@@ -175,104 +233,155 @@ static void pulse_lanes(lanes_t *restrict L, int32_t m, double c2c) {
     impl(L, m, c2c);
 }
 #else
-static void pulse_lanes(lanes_t *restrict L, int32_t m, double c2c) { pulse_lanes_body(L, m, c2c); }
+static void pulse_lanes(lanes_t *restrict L, int32_t m, float c2c) { pulse_lanes_body(L, m, c2c); }
 #endif
 
 /* Noise counter of pulse p (0-based) on device k within one keyed batch of pulses. */
 static inline uint64_t noise_counter(int64_t k, int32_t p) { return ((uint64_t)k << 6) + (uint64_t)p; }
 
-/* Queue device k with signed pulse count n (n != 0) as lane e; its lines are prefetched so that
- * the gather in flush_lanes finds them in cache. */
-static inline void lane_queue(const rram_train_tile *t, lanes_t *L, int32_t e, int64_t k, int32_t n,
-                              uint64_t key) {
-    L->k[e] = k;
-    L->key[e] = key;
-    L->left[e] = n;
+/* Devices waiting to be pulsed: device k, signed pulse count n (> 0 up, < 0 down, 0 < |n| <=
+ * QUEUE_MAX_N), the key and first counter of its noise draws. Entries of one queue are distinct devices. */
+#define QUEUE_MAX_N RRAM_TRAIN_MAX_BL
+typedef struct {
+    int64_t k[CHUNK];
+    uint64_t key[CHUNK], ctr[CHUNK];
+    int32_t n[CHUNK];
+    int32_t m;
+} queue_t;
+
+/* Append an entry; the device's lines are prefetched so that the gather at the flush finds them. */
+static inline void queue_push(const rram_train_tile *t, queue_t *q, int64_t k, int32_t n, uint64_t key, uint64_t ctr) {
+    const int32_t e = q->m++;
+    q->k[e] = k;
+    q->n[e] = n;
+    q->key[e] = key;
+    q->ctr[e] = ctr;
     __builtin_prefetch(t->w + k, 0, 3);
     __builtin_prefetch(t->dev + RRAM_TRAIN_DEV_STRIDE * k, 0, 3);
 }
 
-/* Gather the queued lanes' weights and device parameters (packed: one cache line per device). */
-static void lanes_gather(const rram_train_tile *t, lanes_t *L, int32_t m) {
+/* Apply a queue's pulses and empty it: lanes gathered in order of decreasing pulse count (a
+ * counting sort), pulse p applied to the prefix of lanes with more than p pulses, weights stored. */
+static void queue_flush(rram_train_tile *t, lanes_t *L, queue_t *q) {
+    const int32_t m = q->m;
+    if (!m) return;
+    int32_t count[QUEUE_MAX_N + 1] = {0};  /* lanes per |n| */
+    int32_t nmax = 0;
     for (int32_t e = 0; e < m; ++e) {
-        const int64_t k = L->k[e];
-        const int32_t n = L->left[e];
+        const int32_t a = q->n[e] > 0 ? q->n[e] : -q->n[e];
+        ++count[a];
+        nmax = a > nmax ? a : nmax;
+    }
+    int32_t start[QUEUE_MAX_N + 1], more[QUEUE_MAX_N + 1];  /* first lane of each count; lanes with more than p pulses */
+    int32_t acc = 0;
+    for (int32_t a = QUEUE_MAX_N; a >= 1; --a) { start[a] = acc; acc += count[a]; more[a - 1] = acc; }
+    for (int32_t i = 0; i < m; ++i) {
+        const int64_t k = q->k[i];
+        const int32_t n = q->n[i], a = n > 0 ? n : -n;
+        const int32_t e = start[a]++;
         const int off = n > 0 ? 0 : 1;
-        const double *p = t->dev + RRAM_TRAIN_DEV_STRIDE * k;
-        L->left[e] = n > 0 ? n : -n;
-        L->w[e] = t->w[k];
+        const float *p = t->dev + RRAM_TRAIN_DEV_STRIDE * k;
+        L->k[e] = k;
+        L->seq[e] = q->key[i] + (q->ctr[i] + 1) * RRAM_GOLDEN;
+        L->w[e] = (float)t->w[k];
         L->ref[e] = p[RRAM_TRAIN_DEV_W_MAX + off];
-        L->sgn[e] = n > 0 ? 1.0 : -1.0;
-        L->span[e] = p[RRAM_TRAIN_DEV_SPAN];
+        L->sis[e] = n > 0 ? p[RRAM_TRAIN_DEV_INV_SPAN] : -p[RRAM_TRAIN_DEV_INV_SPAN];
+        L->ssp[e] = n > 0 ? p[RRAM_TRAIN_DEV_SPAN] : -p[RRAM_TRAIN_DEV_SPAN];
         L->alpha[e] = p[RRAM_TRAIN_DEV_ALPHA_UP + off];
-        L->gamma[e] = p[RRAM_TRAIN_DEV_GAMMA_UP + off];
-        L->ctr[e] = noise_counter(k, 0);
+        L->g1[e] = p[RRAM_TRAIN_DEV_GM1_UP + off];
     }
-}
-
-/* Apply the m loaded lanes (distinct devices) pulse by pulse; lanes drop out as their count ends. */
-static void apply_gathered(rram_train_tile *t, lanes_t *L, int32_t m) {
-    while (m > 0) {
-        pulse_lanes(L, m, t->c2c_sigma);
-        int32_t keep = 0, more = 0;
-        for (int32_t e = 0; e < m; ++e) more |= L->left[e] > 1;
-        if (!more) {  /* the common case of sparse updates: one pulse per device */
-            for (int32_t e = 0; e < m; ++e) t->w[L->k[e]] = L->w[e];
-            return;
-        }
-        for (int32_t e = 0; e < m; ++e) {
-            if (--L->left[e] == 0) {
-                t->w[L->k[e]] = L->w[e];
-                continue;
-            }
-            if (keep != e) {
-                L->k[keep] = L->k[e]; L->left[keep] = L->left[e]; L->w[keep] = L->w[e];
-                L->ref[keep] = L->ref[e]; L->sgn[keep] = L->sgn[e]; L->span[keep] = L->span[e];
-                L->alpha[keep] = L->alpha[e]; L->gamma[keep] = L->gamma[e]; L->ctr[keep] = L->ctr[e];
-                L->key[keep] = L->key[e];
-            }
-            L->ctr[keep] += 1;  /* the device's next pulse draws the next noise value */
-            ++keep;
-        }
-        m = keep;
+    const int32_t mp = (m + PAD - 1) / PAD * PAD;
+    for (int32_t e = m; e < mp; ++e) {  /* padding of the last vector: no step, finite values */
+        L->w[e] = 0.0f; L->ref[e] = 1.0f; L->sis[e] = 0.5f; L->ssp[e] = 2.0f; L->alpha[e] = 0.0f;
+        L->g1[e] = 0.0f; L->seq[e] = 0;
     }
-}
-
-static void flush_lanes(rram_train_tile *t, lanes_t *L, int32_t m) {
-    lanes_gather(t, L, m);
-    apply_gathered(t, L, m);
+    const float c2c = (float)t->c2c_sigma;
+    for (int32_t p = 0; p < nmax; ++p) pulse_lanes(L, more[p], c2c);
+    for (int32_t e = 0; e < m; ++e) t->w[L->k[e]] = (double)L->w[e];
+    q->m = 0;
 }
 
 /* ------------------------------------------------------------------ stochastic trains */
 
-/* A train of `bl` slots, each set with probability thr / 2^32 (thr = floor(p 2^32)). Eight slots per
- * 64-bit draw: a slot's byte b is compared with the threshold's top byte; on a tie (1 in 256) 24
- * more bits decide, so each slot is exactly a 32-bit uniform below thr. */
-static inline uint64_t train_bits(rram_train_tile *t, uint32_t thr, int32_t bl) {
-    const uint32_t hi = thr >> 24, lo = thr & 0xFFFFFFu;
-    uint64_t bits = 0;
-    for (int32_t s = 0; s < bl; s += 8) {
-        uint64_t r = rram_draw(t->key, t->counter++);
-        int32_t n = bl - s < 8 ? bl - s : 8;
-        for (int32_t l = 0; l < n; ++l) {
-            uint32_t b = (uint32_t)(r >> (8 * l)) & 0xFFu;
-            if (b < hi) {
-                bits |= 1ULL << (s + l);
-            } else if (b == hi && lo) {
-                if ((rram_draw(t->key, t->counter++) & 0xFFFFFFu) < lo) bits |= 1ULL << (s + l);
-            }
-        }
-    }
-    return bits;
+/* Keys of one update, all derived from one draw of the tile's stream: the trains', their tie
+ * refinements' and the per-sample cycle-to-cycle keys. Every draw of an update is a pure function
+ * of (key, train or device, slot), so nothing depends on the order in which it is made. */
+#define TIE_SALT 0x71E5A1D0C0FFEE01ULL
+#define NOISE_SALT 0x0D15EA5E5EED1234ULL
+typedef struct {
+    uint64_t train, tie, noise;
+} update_keys_t;
+
+#define BYTES_HI 0x8080808080808080ULL
+#define BYTES_LO7 0x7F7F7F7F7F7F7F7FULL
+#define BYTES_ONE 0x0101010101010101ULL
+
+/* The eight high bits of a byte mask as bits 0..7 (byte l -> bit l). */
+static inline uint64_t byte_mask_bits(uint64_t m) { return ((m >> 7) * 0x0102040810204080ULL) >> 56; }
+
+/* Trains number id0 .. id0 + n - 1 of `bl` slots for firing probabilities p_i = |v_i| scale (p >= 1:
+ * every slot; p <= 0: none). Each slot is set with probability thr / 2^32, thr = floor(p 2^32):
+ * eight slots per 64-bit draw (draw q of train id at counter 8 id + q), a slot's byte b compared with
+ * the threshold's top byte; on a tie (1 in 256) 24 bits of the slot's own tie draw decide, so each
+ * slot is exactly a 32-bit uniform below thr. The first pass is branch-free integer work over all
+ * trains (vectorized); the rare ties are settled in a second pass. tie[] and hbytes[] are scratch of n words. */
+/* floor(p 2^32) for p = |v| scale clamped to [0, 1] (NaN: 0), by selects only (vectorizes). */
+static inline uint64_t threshold_of(double v, double scale) {
+    double pr = fabs(v) * scale;
+    pr = pr > 0.0 ? pr : 0.0;
+    pr = pr < 1.0 ? pr : 1.0;
+    return (uint64_t)(int64_t)(pr * 4294967296.0);
 }
 
-/* Train of a firing probability p >= 0 (p >= 1: every slot). */
-static inline uint64_t train_of(rram_train_tile *t, double p, int32_t bl) {
-    if (!(p > 0.0)) return 0;
-    if (p >= 1.0) return bl >= 64 ? ~0ULL : ((1ULL << bl) - 1ULL);
-    uint32_t thr = (uint32_t)(p * 4294967296.0);
-    return thr ? train_bits(t, thr, bl) : 0;
+static inline __attribute__((always_inline)) void trains_of(const update_keys_t *uk, uint64_t id0, const double *restrict v,
+                                                            double scale, int32_t n, int32_t bl,
+                                                            uint64_t *restrict out, uint64_t *restrict tie,
+                                                            uint64_t *restrict hbytes) {
+    const uint64_t used = bl >= 64 ? ~0ULL : ((1ULL << bl) - 1ULL);
+    for (int32_t i = 0; i < n; ++i) {  /* per train: the threshold's top byte repeated (kept in out, tie) */
+        const uint64_t hi = threshold_of(v[i], scale) >> 24;  /* 0 .. 256 */
+        out[i] = hi * BYTES_ONE;
+        tie[i] = 0;
+    }
+    uint64_t *restrict hb = hbytes;
+    memcpy(hb, out, sizeof(uint64_t) * (size_t)n);
+    memset(out, 0, sizeof(uint64_t) * (size_t)n);
+    for (int32_t s = 0; s < bl; s += 8) {  /* one draw per train and 8 slots, all trains at once */
+        /* rram_draw(key, 8 (id0 + i) + s / 8) = mix64(key + (8 (id0 + i) + s / 8 + 1) golden): the sum steps by 8 golden */
+        uint64_t zz = uk->train + (8 * id0 + (uint64_t)(s >> 3) + 1) * RRAM_GOLDEN;
+        for (int32_t i = 0; i < n; ++i, zz += 8 * RRAM_GOLDEN) {
+            const uint64_t g = hb[i] - BYTES_ONE;  /* b < hi <=> b <= hi - 1 (hi >= 1; hi = 0 is masked below) */
+            const uint64_t r = rram_mix64(zz);
+            const uint64_t t = (g | BYTES_HI) - (r & BYTES_LO7);
+            out[i] |= byte_mask_bits(((~r & g) | (~(r ^ g) & t)) & BYTES_HI) << s;
+            const uint64_t z = r ^ hb[i];
+            tie[i] |= ~(((z & BYTES_LO7) + BYTES_LO7) | z) & BYTES_HI;  /* any byte equal to hi (positions: below) */
+        }
+    }
+    for (int32_t i = 0; i < n; ++i) {
+        const uint64_t th = threshold_of(v[i], scale);
+        out[i] = (th >> 24) ? out[i] & used : 0;
+        tie[i] = (th & 0xFFFFFFu) ? tie[i] : 0;
+    }
+    for (int32_t i = 0; i < n; ++i) {  /* the ~12 % of trains with a tied byte: its slots, then their tie draws */
+        if (!tie[i]) continue;
+        const uint64_t th = threshold_of(v[i], scale), hi = th >> 24;
+        const uint32_t lo = (uint32_t)(th & 0xFFFFFFu);
+        uint64_t ts = 0;
+        for (int32_t s = 0; s < bl; s += 8) {
+            const uint64_t z = rram_draw(uk->train, 8 * (id0 + (uint64_t)i) + (uint64_t)(s >> 3)) ^ (hi * BYTES_ONE);
+            ts |= byte_mask_bits(~(((z & BYTES_LO7) + BYTES_LO7) | z) & BYTES_HI) << s;
+        }
+        for (ts &= used; ts; ts &= ts - 1) {
+            const int32_t sl = __builtin_ctzll(ts);
+            if ((rram_draw(uk->tie, 64 * (id0 + (uint64_t)i) + (uint64_t)sl) & 0xFFFFFFu) < lo) out[i] |= 1ULL << sl;
+        }
+    }
 }
+
+/* Train numbers: column j of sample b, row i of sample b. */
+static inline uint64_t col_train(int32_t b, int32_t j) { return (2 * (uint64_t)b) * RRAM_TRAIN_MAX_DIM + (uint64_t)j; }
+static inline uint64_t row_train(int32_t b, int32_t i) { return (2 * (uint64_t)b + 1) * RRAM_TRAIN_MAX_DIM + (uint64_t)i; }
 
 static int tile_ok(const rram_train_tile *t) {
     return t && t->rows > 0 && t->cols > 0 && t->rows <= RRAM_TRAIN_MAX_DIM && t->cols <= RRAM_TRAIN_MAX_DIM &&
@@ -280,35 +389,35 @@ static int tile_ok(const rram_train_tile *t) {
            t->dev && t->c2c_sigma >= 0.0;
 }
 
-int rram_train_pack(const rram_train_tile *t, double *dev_out) {
+int rram_train_pack(const rram_train_tile *t, float *dev_out) {
     if (!t || !dev_out || t->rows <= 0 || t->cols <= 0 || !t->w_max || !t->w_min || !t->alpha_up ||
         !t->alpha_down || !t->gamma_up || !t->gamma_down)
         return RRAM_E_ARG;
     const int64_t total = (int64_t)t->rows * t->cols;
     for (int64_t k = 0; k < total; ++k) {
-        double *p = dev_out + RRAM_TRAIN_DEV_STRIDE * k;
-        p[RRAM_TRAIN_DEV_W_MAX] = t->w_max[k];
-        p[RRAM_TRAIN_DEV_W_MIN] = t->w_min[k];
-        p[RRAM_TRAIN_DEV_ALPHA_UP] = t->alpha_up[k];
-        p[RRAM_TRAIN_DEV_ALPHA_DOWN] = t->alpha_down[k];
-        p[RRAM_TRAIN_DEV_GAMMA_UP] = t->gamma_up[k];
-        p[RRAM_TRAIN_DEV_GAMMA_DOWN] = t->gamma_down[k];
-        p[RRAM_TRAIN_DEV_SPAN] = t->w_max[k] - t->w_min[k];
-        p[7] = 0.0;
+        float *p = dev_out + RRAM_TRAIN_DEV_STRIDE * k;
+        p[RRAM_TRAIN_DEV_W_MAX] = (float)t->w_max[k];
+        p[RRAM_TRAIN_DEV_W_MIN] = (float)t->w_min[k];
+        p[RRAM_TRAIN_DEV_ALPHA_UP] = (float)t->alpha_up[k];
+        p[RRAM_TRAIN_DEV_ALPHA_DOWN] = (float)t->alpha_down[k];
+        p[RRAM_TRAIN_DEV_GM1_UP] = (float)(t->gamma_up[k] - 1.0);
+        p[RRAM_TRAIN_DEV_GM1_DOWN] = (float)(t->gamma_down[k] - 1.0);
+        p[RRAM_TRAIN_DEV_SPAN] = (float)t->w_max[k] - (float)t->w_min[k];
+        p[RRAM_TRAIN_DEV_INV_SPAN] = 1.0f / p[RRAM_TRAIN_DEV_SPAN];
+        if (!(p[RRAM_TRAIN_DEV_SPAN] > 0.0f)) return RRAM_E_ARG;  /* bounds equal in float32 */
     }
     return RRAM_OK;
 }
 
 #define WORDS (RRAM_TRAIN_MAX_DIM / 64)
-#define GROUP_BYTES (384 * 1024)  /* scratch of one group of samples */
+#define GROUP_BYTES (8 * 1024 * 1024)  /* scratch of one group of samples: a whole usual batch */
 
 /* What the update keeps of each sample of a group: firing probability factor of the rows, the key
- * of its cycle-to-cycle draws, the columns' trains, which columns are negative, and per slot the
- * bitmap of firing columns (the trains transposed). */
+ * of its cycle-to-cycle draws, whether any column fired. */
 typedef struct {
     double cd;
     uint64_t skey;
-    int32_t active;  /* any column fired */
+    int32_t active;
 } sample_t;
 
 LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d, int32_t batch,
@@ -326,23 +435,31 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
     uint64_t *xneg = malloc(sizeof(uint64_t) * (size_t)group * nw);           /* [g][nw] */
     sample_t *smp = malloc(sizeof(sample_t) * (size_t)group);
     lanes_t *lanes = malloc(sizeof(lanes_t));
-    if (!xbits || !slots || !xneg || !smp || !lanes) {
-        free(xbits); free(slots); free(xneg); free(smp); free(lanes);
+    uint64_t *dtr = malloc(sizeof(uint64_t) * (size_t)group * rows);           /* [g][rows] row trains */
+    const int32_t dim = rows > cols ? rows : cols;
+    uint64_t *tie = malloc(sizeof(uint64_t) * 2 * (size_t)dim);  /* trains_of's scratch */
+    int32_t *seen = malloc(sizeof(int32_t) * (size_t)cols);                     /* coincidences per device of a row */
+    queue_t **queues = malloc(sizeof(queue_t *) * (size_t)(group > 0 ? group : 1));  /* one per coincidence rank */
+    if (!xbits || !slots || !xneg || !smp || !lanes || !seen || !queues || !dtr || !tie) {
+        free(xbits); free(slots); free(xneg); free(smp); free(lanes); free(seen); free(queues); free(dtr); free(tie);
         return RRAM_E_NOMEM;
     }
-    uint64_t u[WORDS], queued[WORDS];
+    int32_t nq = 0, status = RRAM_OK;
+    const uint64_t ukey = rram_draw(t->key, t->counter++);
+    const update_keys_t uk = {ukey, rram_mix64(ukey ^ TIE_SALT), rram_mix64(ukey ^ NOISE_SALT)};
+    uint64_t u[WORDS];
     const double k_prod = cfg->lr / ((double)bl * cfg->dw_min);  /* cx * cd */
     int64_t pulses = 0;
     for (int32_t b0 = 0; b0 < batch; b0 += group) {
         const int32_t ng = batch - b0 < group ? batch - b0 : group;
-        /* Column trains of the group's samples, in sample order. */
+        /* Column trains of the group's samples. */
         for (int32_t g = 0; g < ng; ++g) {
             const double *xb = x + (size_t)(b0 + g) * cols, *db = d + (size_t)(b0 + g) * rows;
             sample_t *sm = &smp[g];
             sm->active = 0;
             double xmax = 0.0, dmax = 0.0;
-            for (int32_t j = 0; j < cols; ++j) xmax = fmax(xmax, fabs(xb[j]));
-            for (int32_t i = 0; i < rows; ++i) dmax = fmax(dmax, fabs(db[i]));
+            for (int32_t j = 0; j < cols; ++j) { const double a = fabs(xb[j]); xmax = a > xmax ? a : xmax; }  /* NaN ignored */
+            for (int32_t i = 0; i < rows; ++i) { const double a = fabs(db[i]); dmax = a > dmax ? a : dmax; }
             if (!(xmax > 0.0) || !(dmax > 0.0) || !isfinite(xmax) || !isfinite(dmax)) continue;
             double cx;
             if (cfg->update_management) {
@@ -355,9 +472,10 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
             uint64_t *xg = xbits + (size_t)g * cols, *sg = slots + (size_t)g * bl * nw, *ng_ = xneg + (size_t)g * nw;
             memset(sg, 0, sizeof(uint64_t) * (size_t)bl * nw);
             memset(ng_, 0, sizeof(uint64_t) * (size_t)nw);
+            trains_of(&uk, col_train(b0 + g, 0), xb, cx, cols, bl, xg, tie, tie + dim);
+            trains_of(&uk, row_train(b0 + g, 0), db, sm->cd, rows, bl, dtr + (size_t)g * rows, tie, tie + dim);
             for (int32_t j = 0; j < cols; ++j) {
-                uint64_t bits = train_of(t, fabs(xb[j]) * cx, bl);
-                xg[j] = bits;
+                const uint64_t bits = xg[j];
                 if (!bits) continue;
                 sm->active = 1;
                 uint64_t bit = 1ULL << (j & 63);
@@ -366,65 +484,64 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
             }
             /* Key of this sample's cycle-to-cycle draws: pulse p on device k draws at counter
              * 64 k + p, whatever the order in which the pulses are found. */
-            if (sm->active) sm->skey = rram_draw(t->key, t->counter++);
+            sm->skey = rram_draw(uk.noise, (uint64_t)(b0 + g));
         }
         /* Row by row, every sample of the group in order: a row's weights and device lines stay in
-         * cache across the group. Pulses on one device are applied in sample order (the lanes are
-         * flushed before a sample's pulses would meet a device already queued). */
-        int32_t m = 0;  /* queued lanes; rows are distinct devices, so lanes carry over from row to row */
+         * cache across the group. A row's pulses on one device are applied in sample order: the
+         * device's first coincidence goes to queue 0, its second to queue 1 and so on (so a queue holds
+         * distinct devices), and a queue is flushed only after every lower queue. */
         for (int32_t i = 0; i < rows; ++i) {
             const int64_t base = (int64_t)i * cols;
-            memset(queued, 0, sizeof(uint64_t) * (size_t)nw);  /* this row's devices among the lanes */
+            memset(seen, 0, sizeof(int32_t) * (size_t)cols);
             for (int32_t g = 0; g < ng; ++g) {
                 const sample_t *sm = &smp[g];
                 if (!sm->active) continue;
                 const double dv = d[(size_t)(b0 + g) * rows + i];
-                const uint64_t di = train_of(t, fabs(dv) * sm->cd, bl);
+                const uint64_t di = dtr[(size_t)g * rows + i];
                 if (!di) continue;
                 const uint64_t *sg = slots + (size_t)g * bl * nw, *xg = xbits + (size_t)g * cols;
                 const uint64_t *ngw = xneg + (size_t)g * nw;
                 const int single = (di & (di - 1)) == 0;
-                uint64_t meet = 0;
                 if (single) {
-                    const uint64_t *sc = sg + (size_t)__builtin_ctzll(di) * nw;
-                    for (int32_t q = 0; q < nw; ++q) { u[q] = sc[q]; meet |= u[q] & queued[q]; }
+                    memcpy(u, sg + (size_t)__builtin_ctzll(di) * nw, sizeof(uint64_t) * (size_t)nw);
                 } else {
                     memset(u, 0, sizeof(uint64_t) * (size_t)nw);
                     for (uint64_t s = di; s; s &= s - 1) {
                         const uint64_t *sc = sg + (size_t)__builtin_ctzll(s) * nw;
                         for (int32_t q = 0; q < nw; ++q) u[q] |= sc[q];
                     }
-                    for (int32_t q = 0; q < nw; ++q) meet |= u[q] & queued[q];
-                }
-                if (meet) {
-                    flush_lanes(t, lanes, m);
-                    m = 0;
-                    memset(queued, 0, sizeof(uint64_t) * (size_t)nw);
                 }
                 /* Gradient descent: w moves against sign(d x), so up where d x < 0. */
                 const uint64_t flip = dv < 0.0 ? ~0ULL : 0ULL;
                 for (int32_t q = 0; q < nw; ++q) {
                     const uint64_t upw = ngw[q] ^ flip;  /* columns where d x < 0: this row's pulses go up */
-                    queued[q] |= u[q];
                     for (uint64_t c = u[q]; c; c &= c - 1) {
                         const int32_t j = q * 64 + __builtin_ctzll(c);
                         const int32_t n = single ? 1 : __builtin_popcountll(di & xg[j]);
                         const int up = (int)((upw >> (j & 63)) & 1ULL);
-                        if (m == CHUNK) {  /* the queued lanes are distinct devices, this one too */
-                            flush_lanes(t, lanes, m);
-                            m = 0;
+                        const int32_t wv = seen[j]++;
+                        if (wv >= nq) {  /* first use of this queue */
+                            queues[wv] = malloc(sizeof(queue_t));
+                            if (!queues[wv]) { status = RRAM_E_NOMEM; goto done; }
+                            queues[wv]->m = 0;
+                            nq = wv + 1;
                         }
-                        lane_queue(t, lanes, m++, base + j, up ? n : -n, sm->skey);
+                        queue_push(t, queues[wv], base + j, up ? n : -n, sm->skey, noise_counter(base + j, 0));
+                        if (queues[wv]->m == CHUNK)
+                            for (int32_t z = 0; z <= wv; ++z) queue_flush(t, lanes, queues[z]);
                         pulses += n;
                     }
                 }
             }
         }
-        flush_lanes(t, lanes, m);
+        for (int32_t z = 0; z < nq; ++z) queue_flush(t, lanes, queues[z]);
     }
+done:
+    for (int32_t z = 0; z < nq; ++z) free(queues[z]);
+    free(queues); free(seen); free(dtr); free(tie);
     free(xbits); free(slots); free(xneg); free(smp); free(lanes);
     if (pulses_out) *pulses_out = pulses;
-    return RRAM_OK;
+    return status;
 }
 
 int rram_train_pulse(rram_train_tile *t, const int64_t *idx, const int32_t *n_pulses, size_t n) {
@@ -432,28 +549,54 @@ int rram_train_pulse(rram_train_tile *t, const int64_t *idx, const int32_t *n_pu
     const int64_t total = (int64_t)t->rows * t->cols;
     for (size_t c = 0; c < n; ++c)
         if (idx[c] < 0 || idx[c] >= total) return RRAM_E_ARG;
+    queue_t *q = malloc(sizeof(queue_t));
+    lanes_t *lanes = malloc(sizeof(lanes_t));
+    if (!q || !lanes) { free(q); free(lanes); return RRAM_E_NOMEM; }
+    q->m = 0;
     /* One key per call; pulse p of list entry c draws at counter 2^32 c + p. Entries are applied
-     * in list order, so a device listed twice sees its first entry's pulses before the second's. */
-    lanes_t lanes[1];
+     * in list order, so a device listed twice sees its first entry's pulses before the second's:
+     * entries share a flush only while their indices increase (distinct devices); counts above
+     * QUEUE_MAX_N go in pieces. */
     const uint64_t skey = rram_draw(t->key, t->counter++);
+    int64_t last = -1;
     for (size_t c = 0; c < n; ++c) {
-        if (!n_pulses[c]) continue;
-        lane_queue(t, lanes, 0, idx[c], n_pulses[c], skey);
-        lanes_gather(t, lanes, 1);
-        lanes->ctr[0] = (uint64_t)c << 32;
-        apply_gathered(t, lanes, 1);
+        int32_t left = n_pulses[c] > 0 ? n_pulses[c] : -n_pulses[c];
+        const int32_t sgn = n_pulses[c] > 0 ? 1 : -1;
+        for (int32_t done_n = 0; left > 0;) {
+            const int32_t piece = left > QUEUE_MAX_N ? QUEUE_MAX_N : left;
+            if (q->m == CHUNK || idx[c] <= last) queue_flush(t, lanes, q);
+            queue_push(t, q, idx[c], sgn * piece, skey, ((uint64_t)c << 32) + (uint64_t)done_n);
+            last = idx[c];
+            left -= piece;
+            done_n += piece;
+        }
     }
+    queue_flush(t, lanes, q);
+    free(q); free(lanes);
     return RRAM_OK;
 }
 
 int rram_train_steps(const rram_train_tile *t, double *up_out, double *down_out) {
     if (!tile_ok(t)) return RRAM_E_ARG;
     const int64_t total = (int64_t)t->rows * t->cols;
-    for (int64_t k = 0; k < total; ++k) {
-        double hi = t->w_max[k], lo = t->w_min[k], span = hi - lo, w = t->w[k];
-        double yu = span > 0.0 ? (hi - w) / span : 0.0, yd = span > 0.0 ? (w - lo) / span : 0.0;
-        if (up_out) up_out[k] = step_y(yu, t->gamma_up[k], t->alpha_up[k]) * span;
-        if (down_out) down_out[k] = step_y(yd, t->gamma_down[k], t->alpha_down[k]) * span;
+    /* The kernel's own step (float32, packed parameters), so expectations match what pulses apply. */
+    for (int64_t k0 = 0; k0 < total; k0 += VW) {
+        vf hi = vsplat(1.0f), lo = vsplat(-1.0f), span = vsplat(2.0f), is = vsplat(0.5f), w = vsplat(0.0f);
+        vf au = vsplat(0.0f), ad = vsplat(0.0f), gu = vsplat(0.0f), gd = vsplat(0.0f);
+        const int n = total - k0 < VW ? (int)(total - k0) : VW;
+        for (int l = 0; l < n; ++l) {
+            const float *p = t->dev + RRAM_TRAIN_DEV_STRIDE * (k0 + l);
+            hi[l] = p[RRAM_TRAIN_DEV_W_MAX]; lo[l] = p[RRAM_TRAIN_DEV_W_MIN]; span[l] = p[RRAM_TRAIN_DEV_SPAN];
+            is[l] = p[RRAM_TRAIN_DEV_INV_SPAN];
+            au[l] = p[RRAM_TRAIN_DEV_ALPHA_UP]; ad[l] = p[RRAM_TRAIN_DEV_ALPHA_DOWN];
+            gu[l] = p[RRAM_TRAIN_DEV_GM1_UP]; gd[l] = p[RRAM_TRAIN_DEV_GM1_DOWN];
+            w[l] = (float)t->w[k0 + l];
+        }
+        const vf up = step_y((hi - w) * is, gu, au) * span, down = step_y((w - lo) * is, gd, ad) * span;
+        for (int l = 0; l < n; ++l) {
+            if (up_out) up_out[k0 + l] = (double)up[l];
+            if (down_out) down_out[k0 + l] = (double)down[l];
+        }
     }
     return RRAM_OK;
 }

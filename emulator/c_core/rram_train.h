@@ -5,17 +5,22 @@
  *   - A tile is rows x cols devices, flat index k = row * cols + col. Rows are the outputs of a
  *     layer (the error side d of an outer-product update), columns its inputs (the x side).
  *   - All memory is owned by the caller: rram_train_tile holds pointers to caller arrays of
- *     rows * cols doubles, and `dev`, the same device parameters packed one cache line per device
- *     (RRAM_TRAIN_DEV_STRIDE doubles, filled by rram_train_pack; refill it if a parameter changes).
- *     The kernel only writes w[] and the tile's counter. No globals, no I/O; an update allocates
- *     its scratch (~0.4 MB: the trains of a group of samples) and frees it before returning
- *     (RRAM_E_NOMEM if that fails); ~60 kB of stack. cols and rows are bounded by RRAM_TRAIN_MAX_DIM.
+ *     rows * cols doubles, and `dev`, the same device parameters packed in float32, 32 bytes per
+ *     device (RRAM_TRAIN_DEV_STRIDE floats, filled by rram_train_pack; refill it if a parameter
+ *     changes). The kernel only writes w[] and the tile's counter. No globals, no I/O; an update
+ *     allocates its scratch (~0.7 MB for 512 x 512 and batch 64: the trains of the batch, up to 8 MB
+ *     for the trains of a group of samples, plus 29 kB per queue of pulses, one queue per
+ *     coincidence rank of a device within a row) and frees it before returning (RRAM_E_NOMEM if that
+ *     fails); a few kB of stack. cols and rows are bounded by RRAM_TRAIN_MAX_DIM.
+ *   - Precision: the device step is computed in float32 (w is read as float32 and stored back as a
+ *     double; relative error of a step ~1e-6), like aihwkit's float32 tiles.
  *   - Weights are in normalized device units (the conductance window mapped to about [-1, 1]);
  *     nothing here knows siemens. The Python side (emulator/train.py) converts.
- *   - Deterministic: every random draw is rram_rng.h's counter-based generator keyed by the tile's
- *     `key`, at the tile's `counter`, which each call advances. The same key, counter and inputs
- *     give the same result on every platform (and in the AVX-512, AVX2 and baseline builds of the
- *     device step, which execute the same IEEE operations).
+ *   - Deterministic: every random draw is rram_rng.h's counter-based generator (splitmix64 as a
+ *     keyed hash). Each call takes one draw of the tile's stream (`key` at `counter`, advanced by
+ *     one) as the key of all its draws, each a pure function of (key, train or device, slot or
+ *     pulse). The same key, counter and inputs give the same result on every platform (and in the
+ *     AVX-512, AVX2 and baseline builds, which execute the same IEEE operations).
  *   - Functions return RRAM_OK (0), RRAM_E_ARG (-1) or RRAM_E_NOMEM (-2) from rram.h; they never
  *     print or abort.
  *
@@ -37,7 +42,7 @@
  *   cx and cd are chosen so that max px = max pd (the two trains share the probability budget).
  *   Every coincidence is one pulse on device (i, j) in direction -sign(d_i x_j).
  *   Each slot is an independent Bernoulli draw with probability floor(p 2^32) / 2^32 (8-bit lanes
- *   of a 64-bit draw, 24 more bits on a tie), so applied pulses are unbiased: their expectation is
+ *   of a 64-bit draw, 24 bits of the slot's own draw on a tie), so applied pulses are unbiased: their expectation is
  *   bl * sum px_j pd_i wherever px, pd <= 1. Their spread is not Poisson: the trains are shared
  *   (column j's train serves every row, row i's every column), so the total over a sample has
  *   variance bl * [(V_D + M_D^2)(V_X + M_X^2) - M_D^2 M_X^2] per slot, M and V the mean and
@@ -54,15 +59,16 @@
 #define RRAM_TRAIN_MAX_DIM 4096  /* largest rows or cols of one tile */
 #define RRAM_TRAIN_MAX_BL 64     /* longest pulse train */
 
-/* Packed device parameters: dev[RRAM_TRAIN_DEV_STRIDE * k + field] */
+/* Packed device parameters (float32): dev[RRAM_TRAIN_DEV_STRIDE * k + field] */
 #define RRAM_TRAIN_DEV_STRIDE 8
 #define RRAM_TRAIN_DEV_W_MAX 0
 #define RRAM_TRAIN_DEV_W_MIN 1
 #define RRAM_TRAIN_DEV_ALPHA_UP 2
 #define RRAM_TRAIN_DEV_ALPHA_DOWN 3
-#define RRAM_TRAIN_DEV_GAMMA_UP 4
-#define RRAM_TRAIN_DEV_GAMMA_DOWN 5
+#define RRAM_TRAIN_DEV_GM1_UP 4     /* gamma_up - 1 */
+#define RRAM_TRAIN_DEV_GM1_DOWN 5   /* gamma_down - 1 */
 #define RRAM_TRAIN_DEV_SPAN 6
+#define RRAM_TRAIN_DEV_INV_SPAN 7  /* 1 / span */
 
 typedef struct {
     int32_t rows, cols;
@@ -73,7 +79,7 @@ typedef struct {
     const double *alpha_down;  /* [rows*cols] pulse strength down (>= 0) */
     const double *gamma_up;    /* [rows*cols] soft-bounds exponent up (> 0) */
     const double *gamma_down;  /* [rows*cols] soft-bounds exponent down (> 0) */
-    const double *dev;         /* [rows*cols*RRAM_TRAIN_DEV_STRIDE] packed copy (rram_train_pack) */
+    const float *dev;          /* [rows*cols*RRAM_TRAIN_DEV_STRIDE] packed float32 copy (rram_train_pack) */
     double c2c_sigma;          /* cycle-to-cycle relative std of a step (>= 0) */
     uint64_t key;              /* random stream key (rram_key of a seed) */
     uint64_t counter;          /* draws consumed so far; advanced by every call */
@@ -90,7 +96,7 @@ typedef struct {
 uint64_t rram_train_key(uint64_t seed, uint64_t stream);
 
 /* Fill dev_out[rows*cols*RRAM_TRAIN_DEV_STRIDE] from the tile's per-device arrays. */
-int rram_train_pack(const rram_train_tile *t, double *dev_out);
+int rram_train_pack(const rram_train_tile *t, float *dev_out);
 
 /* Stochastic-pulse outer-product update w -= lr * sum_b d_b x_b^T over a batch.
  * x[batch*cols], d[batch*rows] (row-major per sample). pulses_out (may be NULL) receives the
