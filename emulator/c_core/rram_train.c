@@ -195,12 +195,12 @@ typedef struct {
 
 /* One pulse on every lane [0, m). The vectors cover [0, m rounded up to PAD); lanes past m hold
  * finished devices or harmless padding: they are computed and not stored. */
-static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *restrict L, int32_t m, float c2c) {
-    const int32_t mp = (m + PAD - 1) / PAD * PAD;
+static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *restrict L, int32_t s0, int32_t m, float c2c) {
+    const int32_t mp = s0 + (m - s0 + PAD - 1) / PAD * PAD;
     const vi iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
                      16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31};
     _Static_assert(VW == 32, "iota lists VW lanes");
-    for (int32_t e0 = 0; e0 < mp; e0 += VW) {
+    for (int32_t e0 = s0; e0 < mp; e0 += VW) {
         vf w, ref, sis, ssp, alpha, g1;
         memcpy(&w, L->w + e0, sizeof w); memcpy(&ref, L->ref + e0, sizeof ref); memcpy(&sis, L->sis + e0, sizeof sis);
         memcpy(&ssp, L->ssp + e0, sizeof ssp); memcpy(&alpha, L->alpha + e0, sizeof alpha); memcpy(&g1, L->g1 + e0, sizeof g1);
@@ -218,29 +218,33 @@ static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *rest
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 /* The same body compiled for AVX-512 (full 512-bit vectors), AVX2 and baseline x86-64. */
 __attribute__((target("arch=x86-64-v4,prefer-vector-width=512")))
-static void pulse_lanes_v4(lanes_t *restrict L, int32_t m, float c2c) { pulse_lanes_body(L, m, c2c); }
+static void pulse_lanes_v4(lanes_t *restrict L, int32_t s0, int32_t m, float c2c) { pulse_lanes_body(L, s0, m, c2c); }
 __attribute__((target("arch=x86-64-v3")))
-static void pulse_lanes_v3(lanes_t *restrict L, int32_t m, float c2c) { pulse_lanes_body(L, m, c2c); }
-static void pulse_lanes_base(lanes_t *restrict L, int32_t m, float c2c) { pulse_lanes_body(L, m, c2c); }
+static void pulse_lanes_v3(lanes_t *restrict L, int32_t s0, int32_t m, float c2c) { pulse_lanes_body(L, s0, m, c2c); }
+static void pulse_lanes_base(lanes_t *restrict L, int32_t s0, int32_t m, float c2c) { pulse_lanes_body(L, s0, m, c2c); }
 
-static void pulse_lanes(lanes_t *restrict L, int32_t m, float c2c) {
-    static void (*impl)(lanes_t *restrict, int32_t, float) = 0;  /* benign race: same value */
+static void pulse_lanes(lanes_t *restrict L, int32_t s0, int32_t m, float c2c) {
+    static void (*impl)(lanes_t *restrict, int32_t, int32_t, float) = 0;  /* benign race: same value */
     if (!impl) {
         __builtin_cpu_init();
         impl = __builtin_cpu_supports("x86-64-v4") ? pulse_lanes_v4
              : __builtin_cpu_supports("x86-64-v3") ? pulse_lanes_v3 : pulse_lanes_base;
     }
-    impl(L, m, c2c);
+    impl(L, s0, m, c2c);
 }
 #else
-static void pulse_lanes(lanes_t *restrict L, int32_t m, float c2c) { pulse_lanes_body(L, m, c2c); }
+static void pulse_lanes(lanes_t *restrict L, int32_t s0, int32_t m, float c2c) { pulse_lanes_body(L, s0, m, c2c); }
 #endif
 
 /* Noise counter of pulse p (0-based) on device k within one keyed batch of pulses. */
 static inline uint64_t noise_counter(int64_t k, int32_t p) { return ((uint64_t)k << 6) + (uint64_t)p; }
 
-/* Devices waiting to be pulsed: device k, signed pulse count n (> 0 up, < 0 down, 0 < |n| <=
- * QUEUE_MAX_N), the key and first counter of its noise draws. Entries of one queue are distinct devices. */
+/* Devices waiting to be pulsed, in one chunk of lanes: single pulses (nearly all of them in a sparse
+ * update) are written straight into lanes [lo, CHUNK) as they are found, with the device's
+ * parameters of that direction (the weight is read at the flush, after the lower ranks moved it);
+ * entries with more pulses (and every entry of rram_train_pulse) wait in q: device k, signed pulse
+ * count n (> 0 up, < 0 down, 0 < |n| <= QUEUE_MAX_N), the key and first counter of its noise draws,
+ * and are gathered below lo, sorted by count, at the flush. Entries of one chunk are distinct devices. */
 #define QUEUE_MAX_N RRAM_TRAIN_MAX_BL
 typedef struct {
     int64_t k[CHUNK];
@@ -248,8 +252,22 @@ typedef struct {
     int32_t n[CHUNK];
     int32_t m;
 } queue_t;
+typedef struct {
+    lanes_t L;
+    queue_t q;
+    int32_t lo;  /* single pulses occupy lanes [lo, CHUNK); full when q.m == lo */
+} rank_t;
 
-/* Append an entry; the device's lines are prefetched so that the gather at the flush finds them. */
+static rank_t *rank_new(void) {
+    rank_t *R = malloc(sizeof(rank_t));
+    if (!R) return 0;
+    memset(&R->L, 0, sizeof R->L);  /* lanes past a chunk's end are computed, never stored: finite values */
+    R->q.m = 0;
+    R->lo = CHUNK;
+    return R;
+}
+
+/* Append an entry with more than one pulse; the device's lines are prefetched for the flush's gather. */
 static inline void queue_push(const rram_train_tile *t, queue_t *q, int64_t k, int32_t n, uint64_t key, uint64_t ctr) {
     const int32_t e = q->m++;
     q->k[e] = k;
@@ -260,20 +278,38 @@ static inline void queue_push(const rram_train_tile *t, queue_t *q, int64_t k, i
     __builtin_prefetch(t->dev + RRAM_TRAIN_DEV_STRIDE * k, 0, 3);
 }
 
-/* Apply a queue's pulses and empty it: lanes gathered in order of decreasing pulse count (a
- * counting sort), pulse p applied to the prefix of lanes with more than p pulses, weights stored. */
-static void queue_flush(rram_train_tile *t, lanes_t *L, queue_t *q) {
-    const int32_t m = q->m;
-    if (!m) return;
+/* Append one pulse on device k (up or down) with noise key `key` at counter ctr: its lane, directly. */
+static inline void single_push(const rram_train_tile *t, rank_t *R, int64_t k, int up, uint64_t key, uint64_t ctr) {
+    lanes_t *L = &R->L;
+    const int32_t e = --R->lo;
+    const int off = up ? 0 : 1;
+    const float *p = t->dev + RRAM_TRAIN_DEV_STRIDE * k;
+    L->k[e] = k;
+    L->seq[e] = key + (ctr + 1) * RRAM_GOLDEN;
+    L->ref[e] = p[RRAM_TRAIN_DEV_W_MAX + off];
+    L->sis[e] = up ? p[RRAM_TRAIN_DEV_INV_SPAN] : -p[RRAM_TRAIN_DEV_INV_SPAN];
+    L->ssp[e] = up ? p[RRAM_TRAIN_DEV_SPAN] : -p[RRAM_TRAIN_DEV_SPAN];
+    L->alpha[e] = p[RRAM_TRAIN_DEV_ALPHA_UP + off];
+    L->g1[e] = p[RRAM_TRAIN_DEV_GM1_UP + off];
+}
+
+/* Apply a chunk's pulses and empty it: the queued entries gathered into lanes [s, lo) in order of
+ * decreasing pulse count (a counting sort), weights of every lane read, pulse 0 applied to lanes
+ * [s, CHUNK), pulse p > 0 to the prefix of lanes with more than p pulses, weights stored. */
+static void rank_flush(rram_train_tile *t, rank_t *R) {
+    lanes_t *L = &R->L;
+    queue_t *q = &R->q;
+    const int32_t m = q->m, lo = R->lo, s0 = lo - m;
+    if (s0 == CHUNK) return;
     int32_t count[QUEUE_MAX_N + 1] = {0};  /* lanes per |n| */
-    int32_t nmax = 0;
+    int32_t nmax = 1;
     for (int32_t e = 0; e < m; ++e) {
         const int32_t a = q->n[e] > 0 ? q->n[e] : -q->n[e];
         ++count[a];
         nmax = a > nmax ? a : nmax;
     }
-    int32_t start[QUEUE_MAX_N + 1], more[QUEUE_MAX_N + 1];  /* first lane of each count; lanes with more than p pulses */
-    int32_t acc = 0;
+    int32_t start[QUEUE_MAX_N + 1], more[QUEUE_MAX_N + 1];  /* first lane of each count; end of the lanes with more than p pulses */
+    int32_t acc = s0;
     for (int32_t a = QUEUE_MAX_N; a >= 1; --a) { start[a] = acc; acc += count[a]; more[a - 1] = acc; }
     for (int32_t i = 0; i < m; ++i) {
         const int64_t k = q->k[i];
@@ -290,15 +326,13 @@ static void queue_flush(rram_train_tile *t, lanes_t *L, queue_t *q) {
         L->alpha[e] = p[RRAM_TRAIN_DEV_ALPHA_UP + off];
         L->g1[e] = p[RRAM_TRAIN_DEV_GM1_UP + off];
     }
-    const int32_t mp = (m + PAD - 1) / PAD * PAD;
-    for (int32_t e = m; e < mp; ++e) {  /* padding of the last vector: no step, finite values */
-        L->w[e] = 0.0f; L->ref[e] = 1.0f; L->sis[e] = 0.5f; L->ssp[e] = 2.0f; L->alpha[e] = 0.0f;
-        L->g1[e] = 0.0f; L->seq[e] = 0;
-    }
+    for (int32_t e = lo; e < CHUNK; ++e) L->w[e] = (float)t->w[L->k[e]];
     const float c2c = (float)t->c2c_sigma;
-    for (int32_t p = 0; p < nmax; ++p) pulse_lanes(L, more[p], c2c);
-    for (int32_t e = 0; e < m; ++e) t->w[L->k[e]] = (double)L->w[e];
+    pulse_lanes(L, s0, CHUNK, c2c);
+    for (int32_t p = 1; p < nmax; ++p) pulse_lanes(L, s0, more[p], c2c);
+    for (int32_t e = s0; e < CHUNK; ++e) t->w[L->k[e]] = (double)L->w[e];
     q->m = 0;
+    R->lo = CHUNK;
 }
 
 /* ------------------------------------------------------------------ stochastic trains */
@@ -434,14 +468,13 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
     uint64_t *slots = malloc(sizeof(uint64_t) * (size_t)group * bl * nw);     /* [g][bl][nw] */
     uint64_t *xneg = malloc(sizeof(uint64_t) * (size_t)group * nw);           /* [g][nw] */
     sample_t *smp = malloc(sizeof(sample_t) * (size_t)group);
-    lanes_t *lanes = malloc(sizeof(lanes_t));
     uint64_t *dtr = malloc(sizeof(uint64_t) * (size_t)group * rows);           /* [g][rows] row trains */
     const int32_t dim = rows > cols ? rows : cols;
     uint64_t *tie = malloc(sizeof(uint64_t) * 2 * (size_t)dim);  /* trains_of's scratch */
     int32_t *seen = malloc(sizeof(int32_t) * (size_t)cols);                     /* coincidences per device of a row */
-    queue_t **queues = malloc(sizeof(queue_t *) * (size_t)(group > 0 ? group : 1));  /* one per coincidence rank */
-    if (!xbits || !slots || !xneg || !smp || !lanes || !seen || !queues || !dtr || !tie) {
-        free(xbits); free(slots); free(xneg); free(smp); free(lanes); free(seen); free(queues); free(dtr); free(tie);
+    rank_t **queues = malloc(sizeof(rank_t *) * (size_t)(group > 0 ? group : 1));  /* one per coincidence rank */
+    if (!xbits || !slots || !xneg || !smp || !seen || !queues || !dtr || !tie) {
+        free(xbits); free(slots); free(xneg); free(smp); free(seen); free(queues); free(dtr); free(tie);
         return RRAM_E_NOMEM;
     }
     int32_t nq = 0, status = RRAM_OK;
@@ -493,7 +526,15 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
         for (int32_t i = 0; i < rows; ++i) {
             const int64_t base = (int64_t)i * cols;
             memset(seen, 0, sizeof(int32_t) * (size_t)cols);
+            /* The next row's device and weight lines, a slice per sample while this row is walked (the
+             * pushes read them directly): spread out, the loads overlap the walk. */
+            const char *pf = (const char *)(t->dev + RRAM_TRAIN_DEV_STRIDE * (base + cols));
+            const char *pw = (const char *)(t->w + base + cols);
+            const int32_t pf_lines = i + 1 < rows ? cols * RRAM_TRAIN_DEV_STRIDE * 4 / 64 + 1 : 0;
+            const int32_t pw_lines = i + 1 < rows ? cols * 8 / 64 + 1 : 0;
             for (int32_t g = 0; g < ng; ++g) {
+                for (int32_t c = pf_lines * g / ng; c < pf_lines * (g + 1) / ng; ++c) __builtin_prefetch(pf + 64 * c, 0, 3);
+                for (int32_t c = pw_lines * g / ng; c < pw_lines * (g + 1) / ng; ++c) __builtin_prefetch(pw + 64 * c, 0, 3);
                 const sample_t *sm = &smp[g];
                 if (!sm->active) continue;
                 const double dv = d[(size_t)(b0 + g) * rows + i];
@@ -521,25 +562,26 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
                         const int up = (int)((upw >> (j & 63)) & 1ULL);
                         const int32_t wv = seen[j]++;
                         if (wv >= nq) {  /* first use of this queue */
-                            queues[wv] = malloc(sizeof(queue_t));
+                            queues[wv] = rank_new();
                             if (!queues[wv]) { status = RRAM_E_NOMEM; goto done; }
-                            queues[wv]->m = 0;
                             nq = wv + 1;
                         }
-                        queue_push(t, queues[wv], base + j, up ? n : -n, sm->skey, noise_counter(base + j, 0));
-                        if (queues[wv]->m == CHUNK)
-                            for (int32_t z = 0; z <= wv; ++z) queue_flush(t, lanes, queues[z]);
+                        rank_t *R = queues[wv];
+                        if (n == 1) single_push(t, R, base + j, up, sm->skey, noise_counter(base + j, 0));
+                        else queue_push(t, &R->q, base + j, up ? n : -n, sm->skey, noise_counter(base + j, 0));
+                        if (R->q.m == R->lo)
+                            for (int32_t z = 0; z <= wv; ++z) rank_flush(t, queues[z]);
                         pulses += n;
                     }
                 }
             }
         }
-        for (int32_t z = 0; z < nq; ++z) queue_flush(t, lanes, queues[z]);
+        for (int32_t z = 0; z < nq; ++z) rank_flush(t, queues[z]);
     }
 done:
     for (int32_t z = 0; z < nq; ++z) free(queues[z]);
     free(queues); free(seen); free(dtr); free(tie);
-    free(xbits); free(slots); free(xneg); free(smp); free(lanes);
+    free(xbits); free(slots); free(xneg); free(smp);
     if (pulses_out) *pulses_out = pulses;
     return status;
 }
@@ -549,10 +591,9 @@ int rram_train_pulse(rram_train_tile *t, const int64_t *idx, const int32_t *n_pu
     const int64_t total = (int64_t)t->rows * t->cols;
     for (size_t c = 0; c < n; ++c)
         if (idx[c] < 0 || idx[c] >= total) return RRAM_E_ARG;
-    queue_t *q = malloc(sizeof(queue_t));
-    lanes_t *lanes = malloc(sizeof(lanes_t));
-    if (!q || !lanes) { free(q); free(lanes); return RRAM_E_NOMEM; }
-    q->m = 0;
+    rank_t *R = rank_new();
+    if (!R) return RRAM_E_NOMEM;
+    queue_t *q = &R->q;
     /* One key per call; pulse p of list entry c draws at counter 2^32 c + p. Entries are applied
      * in list order, so a device listed twice sees its first entry's pulses before the second's:
      * entries share a flush only while their indices increase (distinct devices); counts above
@@ -564,15 +605,15 @@ int rram_train_pulse(rram_train_tile *t, const int64_t *idx, const int32_t *n_pu
         const int32_t sgn = n_pulses[c] > 0 ? 1 : -1;
         for (int32_t done_n = 0; left > 0;) {
             const int32_t piece = left > QUEUE_MAX_N ? QUEUE_MAX_N : left;
-            if (q->m == CHUNK || idx[c] <= last) queue_flush(t, lanes, q);
+            if (q->m == CHUNK || idx[c] <= last) rank_flush(t, R);
             queue_push(t, q, idx[c], sgn * piece, skey, ((uint64_t)c << 32) + (uint64_t)done_n);
             last = idx[c];
             left -= piece;
             done_n += piece;
         }
     }
-    queue_flush(t, lanes, q);
-    free(q); free(lanes);
+    rank_flush(t, R);
+    free(R);
     return RRAM_OK;
 }
 
