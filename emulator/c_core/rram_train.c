@@ -278,10 +278,9 @@ static inline void queue_push(const rram_train_tile *t, queue_t *q, int64_t k, i
     __builtin_prefetch(t->dev + RRAM_TRAIN_DEV_STRIDE * k, 0, 3);
 }
 
-/* Append one pulse on device k (up or down) with noise key `key` at counter ctr: its lane, directly. */
-static inline void single_push(const rram_train_tile *t, rank_t *R, int64_t k, int up, uint64_t key, uint64_t ctr) {
-    lanes_t *L = &R->L;
-    const int32_t e = --R->lo;
+/* One pulse on device k (up or down) with noise key `key` at counter ctr: written into lane e directly. */
+static inline void single_push(const rram_train_tile *t, lanes_t *restrict L, int32_t e, int64_t k, int up, uint64_t key,
+                               uint64_t ctr) {
     const int off = up ? 0 : 1;
     const float *p = t->dev + RRAM_TRAIN_DEV_STRIDE * k;
     L->k[e] = k;
@@ -472,9 +471,10 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
     const int32_t dim = rows > cols ? rows : cols;
     uint64_t *tie = malloc(sizeof(uint64_t) * 2 * (size_t)dim);  /* trains_of's scratch */
     int32_t *seen = malloc(sizeof(int32_t) * (size_t)cols);                     /* coincidences per device of a row */
+    int32_t *jl = malloc(sizeof(int32_t) * ((size_t)cols + 64));               /* coincident columns of a row and sample */
     rank_t **queues = malloc(sizeof(rank_t *) * (size_t)(group > 0 ? group : 1));  /* one per coincidence rank */
-    if (!xbits || !slots || !xneg || !smp || !seen || !queues || !dtr || !tie) {
-        free(xbits); free(slots); free(xneg); free(smp); free(seen); free(queues); free(dtr); free(tie);
+    if (!xbits || !slots || !xneg || !smp || !seen || !jl || !queues || !dtr || !tie) {
+        free(xbits); free(slots); free(xneg); free(smp); free(seen); free(jl); free(queues); free(dtr); free(tie);
         return RRAM_E_NOMEM;
     }
     int32_t nq = 0, status = RRAM_OK;
@@ -554,25 +554,38 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
                 }
                 /* Gradient descent: w moves against sign(d x), so up where d x < 0. */
                 const uint64_t flip = dv < 0.0 ? ~0ULL : 0ULL;
+                /* The coincident columns as a list, four bit positions per word written unconditionally
+                 * (the loop for a fifth is rare): no branch per word to mispredict. */
+                int32_t nj = 0;
                 for (int32_t q = 0; q < nw; ++q) {
-                    const uint64_t upw = ngw[q] ^ flip;  /* columns where d x < 0: this row's pulses go up */
-                    for (uint64_t c = u[q]; c; c &= c - 1) {
-                        const int32_t j = q * 64 + __builtin_ctzll(c);
-                        const int32_t n = single ? 1 : __builtin_popcountll(di & xg[j]);
-                        const int up = (int)((upw >> (j & 63)) & 1ULL);
-                        const int32_t wv = seen[j]++;
-                        if (wv >= nq) {  /* first use of this queue */
-                            queues[wv] = rank_new();
-                            if (!queues[wv]) { status = RRAM_E_NOMEM; goto done; }
-                            nq = wv + 1;
-                        }
-                        rank_t *R = queues[wv];
-                        if (n == 1) single_push(t, R, base + j, up, sm->skey, noise_counter(base + j, 0));
-                        else queue_push(t, &R->q, base + j, up ? n : -n, sm->skey, noise_counter(base + j, 0));
-                        if (R->q.m == R->lo)
-                            for (int32_t z = 0; z <= wv; ++z) rank_flush(t, queues[z]);
-                        pulses += n;
+                    uint64_t c = u[q];
+                    const int32_t pc = __builtin_popcountll(c);
+                    for (int32_t z = 0; z < 4; ++z) {
+                        jl[nj + z] = q * 64 + __builtin_ctzll(c | (1ULL << 63));  /* past the count: ignored */
+                        c &= c - 1;
                     }
+                    for (int32_t z = 4; z < pc; ++z) {
+                        jl[nj + z] = q * 64 + __builtin_ctzll(c);
+                        c &= c - 1;
+                    }
+                    nj += pc;
+                }
+                for (int32_t z = 0; z < nj; ++z) {
+                    const int32_t j = jl[z];
+                    const int32_t n = single ? 1 : __builtin_popcountll(di & xg[j]);
+                    const int up = (int)(((ngw[j >> 6] ^ flip) >> (j & 63)) & 1ULL);  /* d x < 0: up */
+                    const int32_t wv = seen[j]++;
+                    if (wv >= nq) {  /* first use of this queue */
+                        queues[wv] = rank_new();
+                        if (!queues[wv]) { status = RRAM_E_NOMEM; goto done; }
+                        nq = wv + 1;
+                    }
+                    rank_t *R = queues[wv];
+                    if (n == 1) single_push(t, &R->L, --R->lo, base + j, up, sm->skey, noise_counter(base + j, 0));
+                    else queue_push(t, &R->q, base + j, up ? n : -n, sm->skey, noise_counter(base + j, 0));
+                    if (R->q.m == R->lo)
+                        for (int32_t y = 0; y <= wv; ++y) rank_flush(t, queues[y]);
+                    pulses += n;
                 }
             }
         }
@@ -580,7 +593,7 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
     }
 done:
     for (int32_t z = 0; z < nq; ++z) free(queues[z]);
-    free(queues); free(seen); free(dtr); free(tie);
+    free(queues); free(seen); free(jl); free(dtr); free(tie);
     free(xbits); free(slots); free(xneg); free(smp);
     if (pulses_out) *pulses_out = pulses;
     return status;
