@@ -253,18 +253,34 @@ typedef struct {
     int32_t m;
 } queue_t;
 typedef struct {
-    lanes_t L;
+    lanes_t *L;  /* own lanes (the low ranks), or NULL: every entry queued, gathered into shared lanes */
     queue_t q;
     int32_t lo;  /* single pulses occupy lanes [lo, CHUNK); full when q.m == lo */
 } rank_t;
+/* Ranks with their own lanes: a sparse update's coincidences are nearly all of rank < 4; a dense one
+ * has up to a batch of ranks, whose lanes would not stay in cache together. */
+#define RANKS_OWN_LANES 4
 
-static rank_t *rank_new(void) {
+static lanes_t *lanes_new(void) {
+    /* 64-byte aligned, so that the vectors of a chunk starting at a multiple of VW are whole lines */
+    lanes_t *L = aligned_alloc(64, (sizeof(lanes_t) + 63) / 64 * 64);
+    if (L) memset(L, 0, sizeof *L);  /* lanes past a chunk's end are computed, never stored: finite values */
+    return L;
+}
+
+static rank_t *rank_new(int own_lanes) {
     rank_t *R = malloc(sizeof(rank_t));
     if (!R) return 0;
-    memset(&R->L, 0, sizeof R->L);  /* lanes past a chunk's end are computed, never stored: finite values */
+    R->L = own_lanes ? lanes_new() : 0;
+    if (own_lanes && !R->L) { free(R); return 0; }
     R->q.m = 0;
     R->lo = CHUNK;
     return R;
+}
+
+static void rank_free(rank_t *R) {
+    if (R) free(R->L);
+    free(R);
 }
 
 /* Append an entry with more than one pulse; the device's lines are prefetched for the flush's gather. */
@@ -295,8 +311,8 @@ static inline void single_push(const rram_train_tile *t, lanes_t *restrict L, in
 /* Apply a chunk's pulses and empty it: the queued entries gathered into lanes [s, lo) in order of
  * decreasing pulse count (a counting sort), weights of every lane read, pulse 0 applied to lanes
  * [s, CHUNK), pulse p > 0 to the prefix of lanes with more than p pulses, weights stored. */
-static void rank_flush(rram_train_tile *t, rank_t *R) {
-    lanes_t *L = &R->L;
+static void rank_flush(rram_train_tile *t, rank_t *R, lanes_t *shared) {
+    lanes_t *L = R->L ? R->L : shared;
     queue_t *q = &R->q;
     const int32_t m = q->m, lo = R->lo, s0 = lo - m;
     if (s0 == CHUNK) return;
@@ -327,8 +343,10 @@ static void rank_flush(rram_train_tile *t, rank_t *R) {
     }
     for (int32_t e = lo; e < CHUNK; ++e) L->w[e] = (float)t->w[L->k[e]];
     const float c2c = (float)t->c2c_sigma;
-    pulse_lanes(L, s0, CHUNK, c2c);
-    for (int32_t p = 1; p < nmax; ++p) pulse_lanes(L, s0, more[p], c2c);
+    /* Vectors from s0 rounded down to whole lines: the lanes below s0 are stale, computed and never stored. */
+    const int32_t sa = s0 / VW * VW;
+    pulse_lanes(L, sa, CHUNK, c2c);
+    for (int32_t p = 1; p < nmax; ++p) pulse_lanes(L, sa, more[p], c2c);
     for (int32_t e = s0; e < CHUNK; ++e) t->w[L->k[e]] = (double)L->w[e];
     q->m = 0;
     R->lo = CHUNK;
@@ -451,6 +469,7 @@ typedef struct {
     double cd;
     uint64_t skey;
     int32_t active;
+    int32_t few_slots;  /* rows firing in at most this many slots have nearly only single pulses (< 10 % more) */
 } sample_t;
 
 LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d, int32_t batch,
@@ -467,14 +486,15 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
     uint64_t *slots = malloc(sizeof(uint64_t) * (size_t)group * bl * nw);     /* [g][bl][nw] */
     uint64_t *xneg = malloc(sizeof(uint64_t) * (size_t)group * nw);           /* [g][nw] */
     sample_t *smp = malloc(sizeof(sample_t) * (size_t)group);
+    lanes_t *lanes = lanes_new();  /* shared by the ranks without their own */
     uint64_t *dtr = malloc(sizeof(uint64_t) * (size_t)group * rows);           /* [g][rows] row trains */
     const int32_t dim = rows > cols ? rows : cols;
     uint64_t *tie = malloc(sizeof(uint64_t) * 2 * (size_t)dim);  /* trains_of's scratch */
     int32_t *seen = malloc(sizeof(int32_t) * (size_t)cols);                     /* coincidences per device of a row */
     int32_t *jl = malloc(sizeof(int32_t) * ((size_t)cols + 64));               /* coincident columns of a row and sample */
     rank_t **queues = malloc(sizeof(rank_t *) * (size_t)(group > 0 ? group : 1));  /* one per coincidence rank */
-    if (!xbits || !slots || !xneg || !smp || !seen || !jl || !queues || !dtr || !tie) {
-        free(xbits); free(slots); free(xneg); free(smp); free(seen); free(jl); free(queues); free(dtr); free(tie);
+    if (!xbits || !slots || !xneg || !smp || !seen || !jl || !lanes || !queues || !dtr || !tie) {
+        free(xbits); free(slots); free(xneg); free(smp); free(seen); free(jl); free(queues); free(dtr); free(tie); free(lanes);
         return RRAM_E_NOMEM;
     }
     int32_t nq = 0, status = RRAM_OK;
@@ -507,9 +527,11 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
             memset(ng_, 0, sizeof(uint64_t) * (size_t)nw);
             trains_of(&uk, col_train(b0 + g, 0), xb, cx, cols, bl, xg, tie, tie + dim);
             trains_of(&uk, row_train(b0 + g, 0), db, sm->cd, rows, bl, dtr + (size_t)g * rows, tie, tie + dim);
+            int64_t xfired = 0;
             for (int32_t j = 0; j < cols; ++j) {
                 const uint64_t bits = xg[j];
                 if (!bits) continue;
+                xfired += __builtin_popcountll(bits);
                 sm->active = 1;
                 uint64_t bit = 1ULL << (j & 63);
                 if (xb[j] < 0.0) ng_[j >> 6] |= bit;
@@ -518,6 +540,10 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
             /* Key of this sample's cycle-to-cycle draws: pulse p on device k draws at counter
              * 64 k + p, whatever the order in which the pulses are found. */
             sm->skey = rram_draw(uk.noise, (uint64_t)(b0 + g));
+            /* A coincidence of a row firing in s slots has more than one pulse with probability ~ (s - 1) px,
+             * px the mean column firing probability. */
+            const double px = (double)xfired / ((double)cols * bl);
+            sm->few_slots = px * 64.0 < 0.1 ? 64 : 1 + (int32_t)(0.1 / px);
         }
         /* Row by row, every sample of the group in order: a row's weights and device lines stay in
          * cache across the group. A row's pulses on one device are applied in sample order: the
@@ -542,7 +568,7 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
                 if (!di) continue;
                 const uint64_t *sg = slots + (size_t)g * bl * nw, *xg = xbits + (size_t)g * cols;
                 const uint64_t *ngw = xneg + (size_t)g * nw;
-                const int single = (di & (di - 1)) == 0;
+                const int single = (di & (di - 1)) == 0, few = __builtin_popcountll(di) <= sm->few_slots;
                 if (single) {
                     memcpy(u, sg + (size_t)__builtin_ctzll(di) * nw, sizeof(uint64_t) * (size_t)nw);
                 } else {
@@ -570,29 +596,38 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
                     }
                     nj += pc;
                 }
-                for (int32_t z = 0; z < nj; ++z) {
-                    const int32_t j = jl[z];
-                    const int32_t n = single ? 1 : __builtin_popcountll(di & xg[j]);
-                    const int up = (int)(((ngw[j >> 6] ^ flip) >> (j & 63)) & 1ULL);  /* d x < 0: up */
-                    const int32_t wv = seen[j]++;
-                    if (wv >= nq) {  /* first use of this queue */
-                        queues[wv] = rank_new();
-                        if (!queues[wv]) { status = RRAM_E_NOMEM; goto done; }
-                        nq = wv + 1;
-                    }
-                    rank_t *R = queues[wv];
-                    if (n == 1) single_push(t, &R->L, --R->lo, base + j, up, sm->skey, noise_counter(base + j, 0));
-                    else queue_push(t, &R->q, base + j, up ? n : -n, sm->skey, noise_counter(base + j, 0));
-                    if (R->q.m == R->lo)
-                        for (int32_t y = 0; y <= wv; ++y) rank_flush(t, queues[y]);
-                    pulses += n;
+                /* A row that fired in one slot has only single pulses, one that fired in few slots nearly
+                 * only: those go straight into lanes (rows of a dense update fire in many slots: their
+                 * counts vary, all are queued, no branch on the count to mispredict). */
+#define WALK(N_OF_J, DIRECT)                                                                                    \
+                for (int32_t z = 0; z < nj; ++z) {                                                             \
+                    const int32_t j = jl[z];                                                                   \
+                    const int32_t n = N_OF_J;                                                                  \
+                    const int up = (int)(((ngw[j >> 6] ^ flip) >> (j & 63)) & 1ULL);  /* d x < 0: up */        \
+                    const int32_t wv = seen[j]++;                                                              \
+                    if (wv >= nq) {  /* first use of this queue */                                             \
+                        queues[wv] = rank_new(wv < RANKS_OWN_LANES);                                           \
+                        if (!queues[wv]) { status = RRAM_E_NOMEM; goto done; }                                 \
+                        nq = wv + 1;                                                                           \
+                    }                                                                                          \
+                    rank_t *R = queues[wv];                                                                    \
+                    if ((DIRECT) && R->L) single_push(t, R->L, --R->lo, base + j, up, sm->skey, noise_counter(base + j, 0)); \
+                    else queue_push(t, &R->q, base + j, up ? n : -n, sm->skey, noise_counter(base + j, 0));   \
+                    if (R->q.m == R->lo)                                                                       \
+                        for (int32_t y = 0; y <= wv; ++y) rank_flush(t, queues[y], lanes);                      \
+                    pulses += n;                                                                               \
                 }
+                if (single) { WALK(1, 1) }
+                else if (few) { WALK(__builtin_popcountll(di & xg[j]), n == 1) }
+                else { WALK(__builtin_popcountll(di & xg[j]), 0) }
+#undef WALK
             }
         }
-        for (int32_t z = 0; z < nq; ++z) rank_flush(t, queues[z]);
+        for (int32_t z = 0; z < nq; ++z) rank_flush(t, queues[z], lanes);
     }
 done:
-    for (int32_t z = 0; z < nq; ++z) free(queues[z]);
+    for (int32_t z = 0; z < nq; ++z) rank_free(queues[z]);
+    free(lanes);
     free(queues); free(seen); free(jl); free(dtr); free(tie);
     free(xbits); free(slots); free(xneg); free(smp);
     if (pulses_out) *pulses_out = pulses;
@@ -604,7 +639,7 @@ int rram_train_pulse(rram_train_tile *t, const int64_t *idx, const int32_t *n_pu
     const int64_t total = (int64_t)t->rows * t->cols;
     for (size_t c = 0; c < n; ++c)
         if (idx[c] < 0 || idx[c] >= total) return RRAM_E_ARG;
-    rank_t *R = rank_new();
+    rank_t *R = rank_new(1);
     if (!R) return RRAM_E_NOMEM;
     queue_t *q = &R->q;
     /* One key per call; pulse p of list entry c draws at counter 2^32 c + p. Entries are applied
@@ -618,15 +653,15 @@ int rram_train_pulse(rram_train_tile *t, const int64_t *idx, const int32_t *n_pu
         const int32_t sgn = n_pulses[c] > 0 ? 1 : -1;
         for (int32_t done_n = 0; left > 0;) {
             const int32_t piece = left > QUEUE_MAX_N ? QUEUE_MAX_N : left;
-            if (q->m == CHUNK || idx[c] <= last) rank_flush(t, R);
+            if (q->m == CHUNK || idx[c] <= last) rank_flush(t, R, 0);
             queue_push(t, q, idx[c], sgn * piece, skey, ((uint64_t)c << 32) + (uint64_t)done_n);
             last = idx[c];
             left -= piece;
             done_n += piece;
         }
     }
-    rank_flush(t, R);
-    free(R);
+    rank_flush(t, R, 0);
+    rank_free(R);
     return RRAM_OK;
 }
 
