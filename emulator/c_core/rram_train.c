@@ -158,16 +158,27 @@ static inline vu64 v_mix64(vu64 z) {
 }
 
 /* Standard normal from a 23-bit uniform u = (k + 0.5) 2^-23 (so 1 - u and u - 0.5 are exact):
- * Acklam's rational approximation (relative error ~1e-9, here float32), central region and tails
- * both computed and one selected. */
+ * Acklam's rational approximation (relative error ~1e-9, here float32). The central region (95 % of
+ * draws) and the tails are separate functions: the tails, with their logarithm and square root, are
+ * computed only for the lanes that need them, gathered into vectors of their own (same operations
+ * per lane, so the same bits as computing both regions everywhere and selecting). */
 #define P_LOW 0.02425f
-static inline vf normal_of(vu64 r) {
-    const vf u = (__builtin_convertvector(__builtin_convertvector(r >> 41, vi), vf) + 0.5f) * (1.0f / 8388608.0f);
+static inline vf uniform_of(vu64 r) {
+    return (__builtin_convertvector(__builtin_convertvector(r >> 41, vi), vf) + 0.5f) * (1.0f / 8388608.0f);
+}
+
+static inline vi is_central(vf u) { return vlt(vsplat(P_LOW), u) & vlt(u, vsplat(1.0f - P_LOW)); }
+
+static inline vf normal_central(vf u) {
     const vf q = u - 0.5f, rr = q * q;
     const vf nc = (((((-3.969683028665376e+01f * rr + 2.209460984245205e+02f) * rr - 2.759285104469687e+02f) * rr +
                      1.383577518672690e+02f) * rr - 3.066479806614716e+01f) * rr + 2.506628277459239e+00f) * q;
     const vf dc = (((((-5.447609879822406e+01f * rr + 1.615858368580409e+02f) * rr - 1.556989798598866e+02f) * rr +
                      6.680131188771972e+01f) * rr - 1.328068155288572e+01f) * rr + 1.0f);
+    return nc / dc;
+}
+
+static inline vf normal_tail(vf u) {
     const vi lower = vlt(u, vsplat(0.5f));
     const vf lt = -2.0f * v_log(vsel(lower, u, 1.0f - u));
     const vf qt = v_sqrt(lt);
@@ -175,8 +186,24 @@ static inline vf normal_of(vu64 r) {
                      2.549732539343734e+00f) * qt + 4.374664141464968e+00f) * qt + 2.938163982698783e+00f);
     const vf dt = ((((7.784695709041462e-03f * qt + 3.224671290700398e-01f) * qt + 2.445134137142996e+00f) * qt +
                     3.754408661907416e+00f) * qt + 1.0f);
-    const vi central = vlt(vsplat(P_LOW), u) & vlt(u, vsplat(1.0f - P_LOW));
-    return vsel(central, nc, vsel(lower, nt, -nt)) / vsel(central, dc, dt);  /* one division for both regions */
+    return vsel(lower, nt, -nt) / dt;
+}
+
+/* Bit l set where lane l of the mask is set (an OR tree over the lanes). */
+static inline uint32_t mask_bits(vi m) {
+    vu x = (vu)m & (vu){1u << 0, 1u << 1, 1u << 2, 1u << 3, 1u << 4, 1u << 5, 1u << 6, 1u << 7, 1u << 8, 1u << 9,
+                        1u << 10, 1u << 11, 1u << 12, 1u << 13, 1u << 14, 1u << 15, 1u << 16, 1u << 17, 1u << 18,
+                        1u << 19, 1u << 20, 1u << 21, 1u << 22, 1u << 23, 1u << 24, 1u << 25, 1u << 26, 1u << 27,
+                        1u << 28, 1u << 29, 1u << 30, 1u << 31};
+    x |= __builtin_shuffle(x, (vu){16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+                                   0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15});
+    x |= __builtin_shuffle(x, (vu){8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7,
+                                   8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7});
+    x |= __builtin_shuffle(x, (vu){4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3,
+                                   4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3});
+    x |= __builtin_shuffle(x, (vu){2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1,
+                                   2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1});
+    return x[0] | x[1];
 }
 
 /* Pulsed devices of one chunk in structure-of-arrays form. Lane e is one device with its pulses
@@ -189,6 +216,8 @@ static inline vf normal_of(vu64 r) {
 typedef struct {
     float w[CHUNK + PAD], ref[CHUNK + PAD], sis[CHUNK + PAD], ssp[CHUNK + PAD], alpha[CHUNK + PAD];
     float g1[CHUNK + PAD], dw[CHUNK + PAD];
+    float tu[CHUNK + PAD], tdw[CHUNK + PAD];  /* lanes whose noise draw is in a tail: uniform, noise-free step */
+    int32_t te[CHUNK + PAD];                  /* and lane number */
     uint64_t seq[CHUNK + PAD];  /* key + (counter + 1) * golden of the lane's next noise draw */
     int64_t k[CHUNK + PAD];
 } lanes_t;
@@ -200,6 +229,7 @@ static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *rest
     const vi iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
                      16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31};
     _Static_assert(VW == 32, "iota lists VW lanes");
+    int32_t nt = 0;  /* lanes with a tail draw, finished below */
     for (int32_t e0 = s0; e0 < mp; e0 += VW) {
         vf w, ref, sis, ssp, alpha, g1;
         memcpy(&w, L->w + e0, sizeof w); memcpy(&ref, L->ref + e0, sizeof ref); memcpy(&sis, L->sis + e0, sizeof sis);
@@ -207,11 +237,33 @@ static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *rest
         vf dw = step_y((ref - w) * sis, g1, alpha) * ssp;
         vu64 seq;
         memcpy(&seq, L->seq + e0, sizeof seq);
-        if (c2c > 0.0f) dw = dw * (1.0f + c2c * normal_of(v_mix64(seq)));
-        w = vsel(vlt_i(iota + e0, (vi){0} + m), w + dw, w);
+        vi store = vlt_i(iota + e0, (vi){0} + m);
+        if (c2c > 0.0f) {
+            const vf u = uniform_of(v_mix64(seq));
+            const vi central = is_central(u);
+            for (uint32_t bits = mask_bits(store & ~central); bits; bits &= bits - 1) {  /* ~1.5 lanes of 32 */
+                const int l = __builtin_ctz(bits);
+                L->te[nt] = e0 + l;
+                L->tu[nt] = u[l];
+                L->tdw[nt] = dw[l];
+                ++nt;
+            }
+            dw = dw * (1.0f + c2c * normal_central(u));
+            store &= central;
+        }
+        w = vsel(store, w + dw, w);
         seq = seq + RRAM_GOLDEN;  /* the device's next pulse draws at the next counter */
         memcpy(L->w + e0, &w, sizeof w);
         memcpy(L->seq + e0, &seq, sizeof seq);
+    }
+    for (int32_t e = nt; e < (nt + VW - 1) / VW * VW; ++e) { L->tu[e] = 0.25f; L->tdw[e] = 0.0f; }  /* padding */
+    for (int32_t t0 = 0; t0 < nt; t0 += VW) {
+        vf u, dw;
+        memcpy(&u, L->tu + t0, sizeof u);
+        memcpy(&dw, L->tdw + t0, sizeof dw);
+        dw = dw * (1.0f + c2c * normal_tail(u));
+        const int32_t c = nt - t0 < VW ? nt - t0 : VW;
+        for (int32_t l = 0; l < c; ++l) L->w[L->te[t0 + l]] += dw[l];
     }
 }
 
