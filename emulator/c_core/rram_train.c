@@ -622,7 +622,8 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
                 const uint64_t *ngw = xneg + (size_t)g * nw;
                 const int single = (di & (di - 1)) == 0, few = __builtin_popcountll(di) <= sm->few_slots;
                 if (single) {
-                    memcpy(u, sg + (size_t)__builtin_ctzll(di) * nw, sizeof(uint64_t) * (size_t)nw);
+                    const uint64_t *sc = sg + (size_t)__builtin_ctzll(di) * nw;
+                    for (int32_t q = 0; q < nw; ++q) u[q] = sc[q];
                 } else {
                     memset(u, 0, sizeof(uint64_t) * (size_t)nw);
                     for (uint64_t s = di; s; s &= s - 1) {
