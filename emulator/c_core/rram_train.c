@@ -521,7 +521,6 @@ typedef struct {
     double cd;
     uint64_t skey;
     int32_t active;
-    int32_t few_slots;  /* rows firing in at most this many slots have nearly only single pulses (< 10 % more) */
 } sample_t;
 
 LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d, int32_t batch,
@@ -579,11 +578,9 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
             memset(ng_, 0, sizeof(uint64_t) * (size_t)nw);
             trains_of(&uk, col_train(b0 + g, 0), xb, cx, cols, bl, xg, tie, tie + dim);
             trains_of(&uk, row_train(b0 + g, 0), db, sm->cd, rows, bl, dtr + (size_t)g * rows, tie, tie + dim);
-            int64_t xfired = 0;
             for (int32_t j = 0; j < cols; ++j) {
                 const uint64_t bits = xg[j];
                 if (!bits) continue;
-                xfired += __builtin_popcountll(bits);
                 sm->active = 1;
                 uint64_t bit = 1ULL << (j & 63);
                 if (xb[j] < 0.0) ng_[j >> 6] |= bit;
@@ -592,10 +589,7 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
             /* Key of this sample's cycle-to-cycle draws: pulse p on device k draws at counter
              * 64 k + p, whatever the order in which the pulses are found. */
             sm->skey = rram_draw(uk.noise, (uint64_t)(b0 + g));
-            /* A coincidence of a row firing in s slots has more than one pulse with probability ~ (s - 1) px,
-             * px the mean column firing probability. */
-            const double px = (double)xfired / ((double)cols * bl);
-            sm->few_slots = px * 64.0 < 0.1 ? 64 : 1 + (int32_t)(0.1 / px);
+
         }
         /* Row by row, every sample of the group in order: a row's weights and device lines stay in
          * cache across the group. A row's pulses on one device are applied in sample order: the
@@ -620,38 +614,44 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
                 if (!di) continue;
                 const uint64_t *sg = slots + (size_t)g * bl * nw, *xg = xbits + (size_t)g * cols;
                 const uint64_t *ngw = xneg + (size_t)g * nw;
-                const int single = (di & (di - 1)) == 0, few = __builtin_popcountll(di) <= sm->few_slots;
-                if (single) {
+                /* u: the row's coincident columns in this sample; m2: those coinciding in more than one
+                 * slot (more than one pulse; none when the row fired in one slot, few in a sparse update). */
+                uint64_t m2[WORDS];
+                int any2 = 0;
+                if ((di & (di - 1)) == 0) {
                     const uint64_t *sc = sg + (size_t)__builtin_ctzll(di) * nw;
                     for (int32_t q = 0; q < nw; ++q) u[q] = sc[q];
                 } else {
-                    memset(u, 0, sizeof(uint64_t) * (size_t)nw);
+                    uint64_t a2 = 0;
+                    for (int32_t q = 0; q < nw; ++q) u[q] = m2[q] = 0;
                     for (uint64_t s = di; s; s &= s - 1) {
                         const uint64_t *sc = sg + (size_t)__builtin_ctzll(s) * nw;
-                        for (int32_t q = 0; q < nw; ++q) u[q] |= sc[q];
+                        for (int32_t q = 0; q < nw; ++q) { m2[q] |= u[q] & sc[q]; u[q] |= sc[q]; }
                     }
+                    for (int32_t q = 0; q < nw; ++q) { u[q] &= ~m2[q]; a2 |= m2[q]; }
+                    any2 = a2 != 0;
                 }
                 /* Gradient descent: w moves against sign(d x), so up where d x < 0. */
                 const uint64_t flip = dv < 0.0 ? ~0ULL : 0ULL;
-                /* The coincident columns as a list, four bit positions per word written unconditionally
+                /* The columns of a bitmap as a list, four bit positions per word written unconditionally
                  * (the loop for a fifth is rare): no branch per word to mispredict. */
-                int32_t nj = 0;
-                for (int32_t q = 0; q < nw; ++q) {
-                    uint64_t c = u[q];
-                    const int32_t pc = __builtin_popcountll(c);
-                    for (int32_t z = 0; z < 4; ++z) {
-                        jl[nj + z] = q * 64 + __builtin_ctzll(c | (1ULL << 63));  /* past the count: ignored */
-                        c &= c - 1;
-                    }
-                    for (int32_t z = 4; z < pc; ++z) {
-                        jl[nj + z] = q * 64 + __builtin_ctzll(c);
-                        c &= c - 1;
-                    }
-                    nj += pc;
+#define FLATTEN(WORDS_)                                                                                       \
+                nj = 0;                                                                                        \
+                for (int32_t q = 0; q < nw; ++q) {                                                             \
+                    uint64_t c = (WORDS_)[q];                                                                  \
+                    const int32_t pc = __builtin_popcountll(c);                                                \
+                    for (int32_t z = 0; z < 4; ++z) {                                                          \
+                        jl[nj + z] = q * 64 + __builtin_ctzll(c | (1ULL << 63));  /* past the count: ignored */ \
+                        c &= c - 1;                                                                            \
+                    }                                                                                          \
+                    for (int32_t z = 4; z < pc; ++z) {                                                         \
+                        jl[nj + z] = q * 64 + __builtin_ctzll(c);                                              \
+                        c &= c - 1;                                                                            \
+                    }                                                                                          \
+                    nj += pc;                                                                                  \
                 }
-                /* A row that fired in one slot has only single pulses, one that fired in few slots nearly
-                 * only: those go straight into lanes (rows of a dense update fire in many slots: their
-                 * counts vary, all are queued, no branch on the count to mispredict). */
+                /* Single pulses go straight into lanes (ranks with their own), the others are queued with
+                 * their counts: no branch on a count to mispredict. */
 #define WALK(N_OF_J, DIRECT)                                                                                    \
                 for (int32_t z = 0; z < nj; ++z) {                                                             \
                     const int32_t j = jl[z];                                                                   \
@@ -670,9 +670,14 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
                         for (int32_t y = 0; y <= wv; ++y) rank_flush(t, queues[y], lanes);                      \
                     pulses += n;                                                                               \
                 }
-                if (single) { WALK(1, 1) }
-                else if (few) { WALK(__builtin_popcountll(di & xg[j]), n == 1) }
-                else { WALK(__builtin_popcountll(di & xg[j]), 0) }
+                int32_t nj;
+                FLATTEN(u)
+                WALK(1, 1)
+                if (any2) {
+                    FLATTEN(m2)
+                    WALK(__builtin_popcountll(di & xg[j]), 0)
+                }
+#undef FLATTEN
 #undef WALK
             }
         }
