@@ -9,8 +9,10 @@
  * weights and device lines stay in cache). A row's coincidences go to queues by rank (a device's
  * first coincidence in the row to queue 0, its second to queue 1, ...), so a queue holds distinct
  * devices and is applied after the lower ones: pulses on a device stay in sample order without
- * flushing on every repeat. A queue of 1024 devices is applied as structure-of-arrays lanes sorted
- * by pulse count (the lanes still pulsing form a prefix), by a device step in float32 on GCC
+ * flushing on every repeat. Single pulses (nearly all in a sparse update) are written straight into
+ * their queue's lanes; multiple ones are queued with their counts and gathered at the flush. A chunk
+ * of 1024 devices is applied as structure-of-arrays lanes sorted by pulse count (the lanes still
+ * pulsing form one contiguous range), by a device step in float32 on GCC
  * generic vectors of 32 lanes: one generic operation is two AVX-512 (four AVX2, eight SSE)
  * operations, independent, so the long polynomial chains overlap. The AVX-512, AVX2 and baseline
  * builds (chosen at run time) execute the same IEEE operations (no contraction into FMA under
