@@ -348,6 +348,16 @@ static inline void queue_push(const rram_train_tile *t, queue_t *q, int64_t k, i
     __builtin_prefetch(t->dev + RRAM_TRAIN_DEV_STRIDE * k, 0, 3);
 }
 
+/* x with its sign bit flipped where flip is 0x80000000: -x exactly, without a branch on the direction
+ * (random in an update, so a branch would mispredict half the time). */
+static inline float flip_sign(float x, uint32_t flip) {
+    uint32_t b;
+    memcpy(&b, &x, sizeof b);
+    b ^= flip;
+    memcpy(&x, &b, sizeof x);
+    return x;
+}
+
 /* One pulse on device k (up or down) with noise key `key` at counter ctr: written into lane e directly. */
 static inline void single_push(const rram_train_tile *t, lanes_t *restrict L, int32_t e, int64_t k, int up, uint64_t key,
                                uint64_t ctr) {
@@ -356,8 +366,9 @@ static inline void single_push(const rram_train_tile *t, lanes_t *restrict L, in
     L->k[e] = k;
     L->seq[e] = key + (ctr + 1) * RRAM_GOLDEN;
     L->ref[e] = p[RRAM_TRAIN_DEV_W_MAX + off];
-    L->sis[e] = up ? p[RRAM_TRAIN_DEV_INV_SPAN] : -p[RRAM_TRAIN_DEV_INV_SPAN];
-    L->ssp[e] = up ? p[RRAM_TRAIN_DEV_SPAN] : -p[RRAM_TRAIN_DEV_SPAN];
+    const uint32_t neg = (uint32_t)off << 31;
+    L->sis[e] = flip_sign(p[RRAM_TRAIN_DEV_INV_SPAN], neg);
+    L->ssp[e] = flip_sign(p[RRAM_TRAIN_DEV_SPAN], neg);
     L->alpha[e] = p[RRAM_TRAIN_DEV_ALPHA_UP + off];
     L->g1[e] = p[RRAM_TRAIN_DEV_GM1_UP + off];
 }
@@ -390,8 +401,9 @@ static void rank_flush(rram_train_tile *t, rank_t *R, lanes_t *shared) {
         L->seq[e] = q->key[i] + (q->ctr[i] + 1) * RRAM_GOLDEN;
         L->w[e] = (float)t->w[k];
         L->ref[e] = p[RRAM_TRAIN_DEV_W_MAX + off];
-        L->sis[e] = n > 0 ? p[RRAM_TRAIN_DEV_INV_SPAN] : -p[RRAM_TRAIN_DEV_INV_SPAN];
-        L->ssp[e] = n > 0 ? p[RRAM_TRAIN_DEV_SPAN] : -p[RRAM_TRAIN_DEV_SPAN];
+        const uint32_t neg = (uint32_t)off << 31;
+        L->sis[e] = flip_sign(p[RRAM_TRAIN_DEV_INV_SPAN], neg);
+        L->ssp[e] = flip_sign(p[RRAM_TRAIN_DEV_SPAN], neg);
         L->alpha[e] = p[RRAM_TRAIN_DEV_ALPHA_UP + off];
         L->g1[e] = p[RRAM_TRAIN_DEV_GM1_UP + off];
     }
