@@ -455,14 +455,13 @@ static inline __attribute__((always_inline)) void trains_of(const update_keys_t 
                                                             uint64_t *restrict out, uint64_t *restrict tie,
                                                             uint64_t *restrict hbytes) {
     const uint64_t used = bl >= 64 ? ~0ULL : ((1ULL << bl) - 1ULL);
-    for (int32_t i = 0; i < n; ++i) {  /* per train: the threshold's top byte repeated (kept in out, tie) */
+    uint64_t *restrict hb = hbytes;
+    for (int32_t i = 0; i < n; ++i) {  /* per train: the threshold's top byte repeated */
         const uint64_t hi = threshold_of(v[i], scale) >> 24;  /* 0 .. 256 */
-        out[i] = hi * BYTES_ONE;
+        hb[i] = hi * BYTES_ONE;
+        out[i] = 0;
         tie[i] = 0;
     }
-    uint64_t *restrict hb = hbytes;
-    memcpy(hb, out, sizeof(uint64_t) * (size_t)n);
-    memset(out, 0, sizeof(uint64_t) * (size_t)n);
     for (int32_t s = 0; s < bl; s += 8) {  /* one draw per train and 8 slots, all trains at once */
         /* rram_draw(key, 8 (id0 + i) + s / 8) = mix64(key + (8 (id0 + i) + s / 8 + 1) golden): the sum steps by 8 golden */
         uint64_t zz = uk->train + (8 * id0 + (uint64_t)(s >> 3) + 1) * RRAM_GOLDEN;
