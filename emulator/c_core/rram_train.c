@@ -358,7 +358,7 @@ static inline float flip_sign(float x, uint32_t flip) {
     return x;
 }
 
-/* One pulse on device k (up or down) with noise key `key` at counter ctr: written into lane e directly. */
+/* The lane e of device k pulsed up or down, noise key `key` from counter ctr (its weight is read at the flush). */
 static inline void single_push(const rram_train_tile *t, lanes_t *restrict L, int32_t e, int64_t k, int up, uint64_t key,
                                uint64_t ctr) {
     const int off = up ? 0 : 1;
@@ -394,20 +394,9 @@ static void rank_flush(rram_train_tile *t, rank_t *R, lanes_t *shared) {
     for (int32_t i = 0; i < m; ++i) {
         const int64_t k = q->k[i];
         const int32_t n = q->n[i], a = n > 0 ? n : -n;
-        const int32_t e = start[a]++;
-        const int off = n > 0 ? 0 : 1;
-        const float *p = t->dev + RRAM_TRAIN_DEV_STRIDE * k;
-        L->k[e] = k;
-        L->seq[e] = q->key[i] + (q->ctr[i] + 1) * RRAM_GOLDEN;
-        L->w[e] = (float)t->w[k];
-        L->ref[e] = p[RRAM_TRAIN_DEV_W_MAX + off];
-        const uint32_t neg = (uint32_t)off << 31;
-        L->sis[e] = flip_sign(p[RRAM_TRAIN_DEV_INV_SPAN], neg);
-        L->ssp[e] = flip_sign(p[RRAM_TRAIN_DEV_SPAN], neg);
-        L->alpha[e] = p[RRAM_TRAIN_DEV_ALPHA_UP + off];
-        L->g1[e] = p[RRAM_TRAIN_DEV_GM1_UP + off];
+        single_push(t, L, start[a]++, k, n > 0, q->key[i], q->ctr[i]);  /* the lane of its first pulse */
     }
-    for (int32_t e = lo; e < CHUNK; ++e) L->w[e] = (float)t->w[L->k[e]];
+    for (int32_t e = s0; e < CHUNK; ++e) L->w[e] = (float)t->w[L->k[e]];
     const float c2c = (float)t->c2c_sigma;
     /* Vectors from s0 rounded down to whole lines: the lanes below s0 are stale, computed and never stored. */
     const int32_t sa = s0 / VW * VW;
