@@ -9,8 +9,10 @@
  * weights and device lines stay in cache). A row's coincidences go to queues by rank (a device's
  * first coincidence in the row to queue 0, its second to queue 1, ...), so a queue holds distinct
  * devices and is applied after the lower ones: pulses on a device stay in sample order without
- * flushing on every repeat. A queue of 1024 devices is applied as structure-of-arrays lanes sorted
- * by pulse count (the lanes still pulsing form a prefix), by a device step in float32 on GCC
+ * flushing on every repeat. Single pulses (nearly all in a sparse update) are written straight into
+ * their queue's lanes; multiple ones are queued with their counts and gathered at the flush. A chunk
+ * of 1024 devices is applied as structure-of-arrays lanes sorted by pulse count (the lanes still
+ * pulsing form one contiguous range), by a device step in float32 on GCC
  * generic vectors of 32 lanes: one generic operation is two AVX-512 (four AVX2, eight SSE)
  * operations, independent, so the long polynomial chains overlap. The AVX-512, AVX2 and baseline
  * builds (chosen at run time) execute the same IEEE operations (no contraction into FMA under
@@ -158,16 +160,27 @@ static inline vu64 v_mix64(vu64 z) {
 }
 
 /* Standard normal from a 23-bit uniform u = (k + 0.5) 2^-23 (so 1 - u and u - 0.5 are exact):
- * Acklam's rational approximation (relative error ~1e-9, here float32), central region and tails
- * both computed and one selected. */
+ * Acklam's rational approximation (relative error ~1e-9, here float32). The central region (95 % of
+ * draws) and the tails are separate functions: the tails, with their logarithm and square root, are
+ * computed only for the lanes that need them, gathered into vectors of their own (same operations
+ * per lane, so the same bits as computing both regions everywhere and selecting). */
 #define P_LOW 0.02425f
-static inline vf normal_of(vu64 r) {
-    const vf u = (__builtin_convertvector(__builtin_convertvector(r >> 41, vi), vf) + 0.5f) * (1.0f / 8388608.0f);
+static inline vf uniform_of(vu64 r) {
+    return (__builtin_convertvector(__builtin_convertvector(r >> 41, vi), vf) + 0.5f) * (1.0f / 8388608.0f);
+}
+
+static inline vi is_central(vf u) { return vlt(vsplat(P_LOW), u) & vlt(u, vsplat(1.0f - P_LOW)); }
+
+static inline vf normal_central(vf u) {
     const vf q = u - 0.5f, rr = q * q;
     const vf nc = (((((-3.969683028665376e+01f * rr + 2.209460984245205e+02f) * rr - 2.759285104469687e+02f) * rr +
                      1.383577518672690e+02f) * rr - 3.066479806614716e+01f) * rr + 2.506628277459239e+00f) * q;
     const vf dc = (((((-5.447609879822406e+01f * rr + 1.615858368580409e+02f) * rr - 1.556989798598866e+02f) * rr +
                      6.680131188771972e+01f) * rr - 1.328068155288572e+01f) * rr + 1.0f);
+    return nc / dc;
+}
+
+static inline vf normal_tail(vf u) {
     const vi lower = vlt(u, vsplat(0.5f));
     const vf lt = -2.0f * v_log(vsel(lower, u, 1.0f - u));
     const vf qt = v_sqrt(lt);
@@ -175,8 +188,24 @@ static inline vf normal_of(vu64 r) {
                      2.549732539343734e+00f) * qt + 4.374664141464968e+00f) * qt + 2.938163982698783e+00f);
     const vf dt = ((((7.784695709041462e-03f * qt + 3.224671290700398e-01f) * qt + 2.445134137142996e+00f) * qt +
                     3.754408661907416e+00f) * qt + 1.0f);
-    const vi central = vlt(vsplat(P_LOW), u) & vlt(u, vsplat(1.0f - P_LOW));
-    return vsel(central, nc, vsel(lower, nt, -nt)) / vsel(central, dc, dt);  /* one division for both regions */
+    return vsel(lower, nt, -nt) / dt;
+}
+
+/* Bit l set where lane l of the mask is set (an OR tree over the lanes). */
+static inline uint32_t mask_bits(vi m) {
+    vu x = (vu)m & (vu){1u << 0, 1u << 1, 1u << 2, 1u << 3, 1u << 4, 1u << 5, 1u << 6, 1u << 7, 1u << 8, 1u << 9,
+                        1u << 10, 1u << 11, 1u << 12, 1u << 13, 1u << 14, 1u << 15, 1u << 16, 1u << 17, 1u << 18,
+                        1u << 19, 1u << 20, 1u << 21, 1u << 22, 1u << 23, 1u << 24, 1u << 25, 1u << 26, 1u << 27,
+                        1u << 28, 1u << 29, 1u << 30, 1u << 31};
+    x |= __builtin_shuffle(x, (vu){16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+                                   0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15});
+    x |= __builtin_shuffle(x, (vu){8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7,
+                                   8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7});
+    x |= __builtin_shuffle(x, (vu){4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3,
+                                   4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3});
+    x |= __builtin_shuffle(x, (vu){2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1,
+                                   2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1});
+    return x[0] | x[1];
 }
 
 /* Pulsed devices of one chunk in structure-of-arrays form. Lane e is one device with its pulses
@@ -189,58 +218,87 @@ static inline vf normal_of(vu64 r) {
 typedef struct {
     float w[CHUNK + PAD], ref[CHUNK + PAD], sis[CHUNK + PAD], ssp[CHUNK + PAD], alpha[CHUNK + PAD];
     float g1[CHUNK + PAD], dw[CHUNK + PAD];
+    float tu[CHUNK + PAD], tdw[CHUNK + PAD];  /* lanes whose noise draw is in a tail: uniform, noise-free step */
+    int32_t te[CHUNK + PAD];                  /* and lane number */
     uint64_t seq[CHUNK + PAD];  /* key + (counter + 1) * golden of the lane's next noise draw */
     int64_t k[CHUNK + PAD];
 } lanes_t;
 
 /* One pulse on every lane [0, m). The vectors cover [0, m rounded up to PAD); lanes past m hold
  * finished devices or harmless padding: they are computed and not stored. */
-static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *restrict L, int32_t m, float c2c) {
-    const int32_t mp = (m + PAD - 1) / PAD * PAD;
+static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *restrict L, int32_t s0, int32_t m, float c2c) {
+    const int32_t mp = s0 + (m - s0 + PAD - 1) / PAD * PAD;
     const vi iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
                      16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31};
     _Static_assert(VW == 32, "iota lists VW lanes");
-    for (int32_t e0 = 0; e0 < mp; e0 += VW) {
+    int32_t nt = 0;  /* lanes with a tail draw, finished below */
+    for (int32_t e0 = s0; e0 < mp; e0 += VW) {
         vf w, ref, sis, ssp, alpha, g1;
         memcpy(&w, L->w + e0, sizeof w); memcpy(&ref, L->ref + e0, sizeof ref); memcpy(&sis, L->sis + e0, sizeof sis);
         memcpy(&ssp, L->ssp + e0, sizeof ssp); memcpy(&alpha, L->alpha + e0, sizeof alpha); memcpy(&g1, L->g1 + e0, sizeof g1);
         vf dw = step_y((ref - w) * sis, g1, alpha) * ssp;
         vu64 seq;
         memcpy(&seq, L->seq + e0, sizeof seq);
-        if (c2c > 0.0f) dw = dw * (1.0f + c2c * normal_of(v_mix64(seq)));
-        w = vsel(vlt_i(iota + e0, (vi){0} + m), w + dw, w);
+        vi store = vlt_i(iota + e0, (vi){0} + m);
+        if (c2c > 0.0f) {
+            const vf u = uniform_of(v_mix64(seq));
+            const vi central = is_central(u);
+            for (uint32_t bits = mask_bits(store & ~central); bits; bits &= bits - 1) {  /* ~1.5 lanes of 32 */
+                const int l = __builtin_ctz(bits);
+                L->te[nt] = e0 + l;
+                L->tu[nt] = u[l];
+                L->tdw[nt] = dw[l];
+                ++nt;
+            }
+            dw = dw * (1.0f + c2c * normal_central(u));
+            store &= central;
+        }
+        w = vsel(store, w + dw, w);
         seq = seq + RRAM_GOLDEN;  /* the device's next pulse draws at the next counter */
         memcpy(L->w + e0, &w, sizeof w);
         memcpy(L->seq + e0, &seq, sizeof seq);
+    }
+    for (int32_t e = nt; e < (nt + VW - 1) / VW * VW; ++e) { L->tu[e] = 0.25f; L->tdw[e] = 0.0f; }  /* padding */
+    for (int32_t t0 = 0; t0 < nt; t0 += VW) {
+        vf u, dw;
+        memcpy(&u, L->tu + t0, sizeof u);
+        memcpy(&dw, L->tdw + t0, sizeof dw);
+        dw = dw * (1.0f + c2c * normal_tail(u));
+        const int32_t c = nt - t0 < VW ? nt - t0 : VW;
+        for (int32_t l = 0; l < c; ++l) L->w[L->te[t0 + l]] += dw[l];
     }
 }
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 /* The same body compiled for AVX-512 (full 512-bit vectors), AVX2 and baseline x86-64. */
 __attribute__((target("arch=x86-64-v4,prefer-vector-width=512")))
-static void pulse_lanes_v4(lanes_t *restrict L, int32_t m, float c2c) { pulse_lanes_body(L, m, c2c); }
+static void pulse_lanes_v4(lanes_t *restrict L, int32_t s0, int32_t m, float c2c) { pulse_lanes_body(L, s0, m, c2c); }
 __attribute__((target("arch=x86-64-v3")))
-static void pulse_lanes_v3(lanes_t *restrict L, int32_t m, float c2c) { pulse_lanes_body(L, m, c2c); }
-static void pulse_lanes_base(lanes_t *restrict L, int32_t m, float c2c) { pulse_lanes_body(L, m, c2c); }
+static void pulse_lanes_v3(lanes_t *restrict L, int32_t s0, int32_t m, float c2c) { pulse_lanes_body(L, s0, m, c2c); }
+static void pulse_lanes_base(lanes_t *restrict L, int32_t s0, int32_t m, float c2c) { pulse_lanes_body(L, s0, m, c2c); }
 
-static void pulse_lanes(lanes_t *restrict L, int32_t m, float c2c) {
-    static void (*impl)(lanes_t *restrict, int32_t, float) = 0;  /* benign race: same value */
+static void pulse_lanes(lanes_t *restrict L, int32_t s0, int32_t m, float c2c) {
+    static void (*impl)(lanes_t *restrict, int32_t, int32_t, float) = 0;  /* benign race: same value */
     if (!impl) {
         __builtin_cpu_init();
         impl = __builtin_cpu_supports("x86-64-v4") ? pulse_lanes_v4
              : __builtin_cpu_supports("x86-64-v3") ? pulse_lanes_v3 : pulse_lanes_base;
     }
-    impl(L, m, c2c);
+    impl(L, s0, m, c2c);
 }
 #else
-static void pulse_lanes(lanes_t *restrict L, int32_t m, float c2c) { pulse_lanes_body(L, m, c2c); }
+static void pulse_lanes(lanes_t *restrict L, int32_t s0, int32_t m, float c2c) { pulse_lanes_body(L, s0, m, c2c); }
 #endif
 
 /* Noise counter of pulse p (0-based) on device k within one keyed batch of pulses. */
 static inline uint64_t noise_counter(int64_t k, int32_t p) { return ((uint64_t)k << 6) + (uint64_t)p; }
 
-/* Devices waiting to be pulsed: device k, signed pulse count n (> 0 up, < 0 down, 0 < |n| <=
- * QUEUE_MAX_N), the key and first counter of its noise draws. Entries of one queue are distinct devices. */
+/* Devices waiting to be pulsed, in one chunk of lanes: single pulses (nearly all of them in a sparse
+ * update) are written straight into lanes [lo, CHUNK) as they are found, with the device's
+ * parameters of that direction (the weight is read at the flush, after the lower ranks moved it);
+ * entries with more pulses (and every entry of rram_train_pulse) wait in q: device k, signed pulse
+ * count n (> 0 up, < 0 down, 0 < |n| <= QUEUE_MAX_N), the key and first counter of its noise draws,
+ * and are gathered below lo, sorted by count, at the flush. Entries of one chunk are distinct devices. */
 #define QUEUE_MAX_N RRAM_TRAIN_MAX_BL
 typedef struct {
     int64_t k[CHUNK];
@@ -248,8 +306,38 @@ typedef struct {
     int32_t n[CHUNK];
     int32_t m;
 } queue_t;
+typedef struct {
+    lanes_t *L;  /* own lanes (the low ranks), or NULL: every entry queued, gathered into shared lanes */
+    queue_t q;
+    int32_t lo;  /* single pulses occupy lanes [lo, CHUNK); full when q.m == lo */
+} rank_t;
+/* Ranks with their own lanes: a sparse update's coincidences are nearly all of rank < 4; a dense one
+ * has up to a batch of ranks, whose lanes would not stay in cache together. */
+#define RANKS_OWN_LANES 4
 
-/* Append an entry; the device's lines are prefetched so that the gather at the flush finds them. */
+static lanes_t *lanes_new(void) {
+    /* 64-byte aligned, so that the vectors of a chunk starting at a multiple of VW are whole lines */
+    lanes_t *L = aligned_alloc(64, (sizeof(lanes_t) + 63) / 64 * 64);
+    if (L) memset(L, 0, sizeof *L);  /* lanes past a chunk's end are computed, never stored: finite values */
+    return L;
+}
+
+static rank_t *rank_new(int own_lanes) {
+    rank_t *R = malloc(sizeof(rank_t));
+    if (!R) return 0;
+    R->L = own_lanes ? lanes_new() : 0;
+    if (own_lanes && !R->L) { free(R); return 0; }
+    R->q.m = 0;
+    R->lo = CHUNK;
+    return R;
+}
+
+static void rank_free(rank_t *R) {
+    if (R) free(R->L);
+    free(R);
+}
+
+/* Append an entry with more than one pulse; the device's lines are prefetched for the flush's gather. */
 static inline void queue_push(const rram_train_tile *t, queue_t *q, int64_t k, int32_t n, uint64_t key, uint64_t ctr) {
     const int32_t e = q->m++;
     q->k[e] = k;
@@ -260,45 +348,63 @@ static inline void queue_push(const rram_train_tile *t, queue_t *q, int64_t k, i
     __builtin_prefetch(t->dev + RRAM_TRAIN_DEV_STRIDE * k, 0, 3);
 }
 
-/* Apply a queue's pulses and empty it: lanes gathered in order of decreasing pulse count (a
- * counting sort), pulse p applied to the prefix of lanes with more than p pulses, weights stored. */
-static void queue_flush(rram_train_tile *t, lanes_t *L, queue_t *q) {
-    const int32_t m = q->m;
-    if (!m) return;
+/* x with its sign bit flipped where flip is 0x80000000: -x exactly, without a branch on the direction
+ * (random in an update, so a branch would mispredict half the time). */
+static inline float flip_sign(float x, uint32_t flip) {
+    uint32_t b;
+    memcpy(&b, &x, sizeof b);
+    b ^= flip;
+    memcpy(&x, &b, sizeof x);
+    return x;
+}
+
+/* The lane e of device k pulsed up or down, noise key `key` from counter ctr (its weight is read at the flush). */
+static inline void single_push(const rram_train_tile *t, lanes_t *restrict L, int32_t e, int64_t k, int up, uint64_t key,
+                               uint64_t ctr) {
+    const int off = up ? 0 : 1;
+    const float *p = t->dev + RRAM_TRAIN_DEV_STRIDE * k;
+    L->k[e] = k;
+    L->seq[e] = key + (ctr + 1) * RRAM_GOLDEN;
+    L->ref[e] = p[RRAM_TRAIN_DEV_W_MAX + off];
+    const uint32_t neg = (uint32_t)off << 31;
+    L->sis[e] = flip_sign(p[RRAM_TRAIN_DEV_INV_SPAN], neg);
+    L->ssp[e] = flip_sign(p[RRAM_TRAIN_DEV_SPAN], neg);
+    L->alpha[e] = p[RRAM_TRAIN_DEV_ALPHA_UP + off];
+    L->g1[e] = p[RRAM_TRAIN_DEV_GM1_UP + off];
+}
+
+/* Apply a chunk's pulses and empty it: the queued entries gathered into lanes [s, lo) in order of
+ * decreasing pulse count (a counting sort), weights of every lane read, pulse 0 applied to lanes
+ * [s, CHUNK), pulse p > 0 to the prefix of lanes with more than p pulses, weights stored. */
+static void rank_flush(rram_train_tile *t, rank_t *R, lanes_t *shared) {
+    lanes_t *L = R->L ? R->L : shared;
+    queue_t *q = &R->q;
+    const int32_t m = q->m, lo = R->lo, s0 = lo - m;
+    if (s0 == CHUNK) return;
     int32_t count[QUEUE_MAX_N + 1] = {0};  /* lanes per |n| */
-    int32_t nmax = 0;
+    int32_t nmax = 1;
     for (int32_t e = 0; e < m; ++e) {
         const int32_t a = q->n[e] > 0 ? q->n[e] : -q->n[e];
         ++count[a];
         nmax = a > nmax ? a : nmax;
     }
-    int32_t start[QUEUE_MAX_N + 1], more[QUEUE_MAX_N + 1];  /* first lane of each count; lanes with more than p pulses */
-    int32_t acc = 0;
+    int32_t start[QUEUE_MAX_N + 1], more[QUEUE_MAX_N + 1];  /* first lane of each count; end of the lanes with more than p pulses */
+    int32_t acc = s0;
     for (int32_t a = QUEUE_MAX_N; a >= 1; --a) { start[a] = acc; acc += count[a]; more[a - 1] = acc; }
     for (int32_t i = 0; i < m; ++i) {
         const int64_t k = q->k[i];
         const int32_t n = q->n[i], a = n > 0 ? n : -n;
-        const int32_t e = start[a]++;
-        const int off = n > 0 ? 0 : 1;
-        const float *p = t->dev + RRAM_TRAIN_DEV_STRIDE * k;
-        L->k[e] = k;
-        L->seq[e] = q->key[i] + (q->ctr[i] + 1) * RRAM_GOLDEN;
-        L->w[e] = (float)t->w[k];
-        L->ref[e] = p[RRAM_TRAIN_DEV_W_MAX + off];
-        L->sis[e] = n > 0 ? p[RRAM_TRAIN_DEV_INV_SPAN] : -p[RRAM_TRAIN_DEV_INV_SPAN];
-        L->ssp[e] = n > 0 ? p[RRAM_TRAIN_DEV_SPAN] : -p[RRAM_TRAIN_DEV_SPAN];
-        L->alpha[e] = p[RRAM_TRAIN_DEV_ALPHA_UP + off];
-        L->g1[e] = p[RRAM_TRAIN_DEV_GM1_UP + off];
+        single_push(t, L, start[a]++, k, n > 0, q->key[i], q->ctr[i]);  /* the lane of its first pulse */
     }
-    const int32_t mp = (m + PAD - 1) / PAD * PAD;
-    for (int32_t e = m; e < mp; ++e) {  /* padding of the last vector: no step, finite values */
-        L->w[e] = 0.0f; L->ref[e] = 1.0f; L->sis[e] = 0.5f; L->ssp[e] = 2.0f; L->alpha[e] = 0.0f;
-        L->g1[e] = 0.0f; L->seq[e] = 0;
-    }
+    for (int32_t e = s0; e < CHUNK; ++e) L->w[e] = (float)t->w[L->k[e]];
     const float c2c = (float)t->c2c_sigma;
-    for (int32_t p = 0; p < nmax; ++p) pulse_lanes(L, more[p], c2c);
-    for (int32_t e = 0; e < m; ++e) t->w[L->k[e]] = (double)L->w[e];
+    /* Vectors from s0 rounded down to whole lines: the lanes below s0 are stale, computed and never stored. */
+    const int32_t sa = s0 / VW * VW;
+    pulse_lanes(L, sa, CHUNK, c2c);
+    for (int32_t p = 1; p < nmax; ++p) pulse_lanes(L, sa, more[p], c2c);
+    for (int32_t e = s0; e < CHUNK; ++e) t->w[L->k[e]] = (double)L->w[e];
     q->m = 0;
+    R->lo = CHUNK;
 }
 
 /* ------------------------------------------------------------------ stochastic trains */
@@ -338,14 +444,13 @@ static inline __attribute__((always_inline)) void trains_of(const update_keys_t 
                                                             uint64_t *restrict out, uint64_t *restrict tie,
                                                             uint64_t *restrict hbytes) {
     const uint64_t used = bl >= 64 ? ~0ULL : ((1ULL << bl) - 1ULL);
-    for (int32_t i = 0; i < n; ++i) {  /* per train: the threshold's top byte repeated (kept in out, tie) */
+    uint64_t *restrict hb = hbytes;
+    for (int32_t i = 0; i < n; ++i) {  /* per train: the threshold's top byte repeated */
         const uint64_t hi = threshold_of(v[i], scale) >> 24;  /* 0 .. 256 */
-        out[i] = hi * BYTES_ONE;
+        hb[i] = hi * BYTES_ONE;
+        out[i] = 0;
         tie[i] = 0;
     }
-    uint64_t *restrict hb = hbytes;
-    memcpy(hb, out, sizeof(uint64_t) * (size_t)n);
-    memset(out, 0, sizeof(uint64_t) * (size_t)n);
     for (int32_t s = 0; s < bl; s += 8) {  /* one draw per train and 8 slots, all trains at once */
         /* rram_draw(key, 8 (id0 + i) + s / 8) = mix64(key + (8 (id0 + i) + s / 8 + 1) golden): the sum steps by 8 golden */
         uint64_t zz = uk->train + (8 * id0 + (uint64_t)(s >> 3) + 1) * RRAM_GOLDEN;
@@ -434,14 +539,15 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
     uint64_t *slots = malloc(sizeof(uint64_t) * (size_t)group * bl * nw);     /* [g][bl][nw] */
     uint64_t *xneg = malloc(sizeof(uint64_t) * (size_t)group * nw);           /* [g][nw] */
     sample_t *smp = malloc(sizeof(sample_t) * (size_t)group);
-    lanes_t *lanes = malloc(sizeof(lanes_t));
+    lanes_t *lanes = lanes_new();  /* shared by the ranks without their own */
     uint64_t *dtr = malloc(sizeof(uint64_t) * (size_t)group * rows);           /* [g][rows] row trains */
     const int32_t dim = rows > cols ? rows : cols;
     uint64_t *tie = malloc(sizeof(uint64_t) * 2 * (size_t)dim);  /* trains_of's scratch */
     int32_t *seen = malloc(sizeof(int32_t) * (size_t)cols);                     /* coincidences per device of a row */
-    queue_t **queues = malloc(sizeof(queue_t *) * (size_t)(group > 0 ? group : 1));  /* one per coincidence rank */
-    if (!xbits || !slots || !xneg || !smp || !lanes || !seen || !queues || !dtr || !tie) {
-        free(xbits); free(slots); free(xneg); free(smp); free(lanes); free(seen); free(queues); free(dtr); free(tie);
+    int32_t *jl = malloc(sizeof(int32_t) * ((size_t)cols + 64));               /* coincident columns of a row and sample */
+    rank_t **queues = malloc(sizeof(rank_t *) * (size_t)(group > 0 ? group : 1));  /* one per coincidence rank */
+    if (!xbits || !slots || !xneg || !smp || !seen || !jl || !lanes || !queues || !dtr || !tie) {
+        free(xbits); free(slots); free(xneg); free(smp); free(seen); free(jl); free(queues); free(dtr); free(tie); free(lanes);
         return RRAM_E_NOMEM;
     }
     int32_t nq = 0, status = RRAM_OK;
@@ -485,6 +591,7 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
             /* Key of this sample's cycle-to-cycle draws: pulse p on device k draws at counter
              * 64 k + p, whatever the order in which the pulses are found. */
             sm->skey = rram_draw(uk.noise, (uint64_t)(b0 + g));
+
         }
         /* Row by row, every sample of the group in order: a row's weights and device lines stay in
          * cache across the group. A row's pulses on one device are applied in sample order: the
@@ -493,7 +600,15 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
         for (int32_t i = 0; i < rows; ++i) {
             const int64_t base = (int64_t)i * cols;
             memset(seen, 0, sizeof(int32_t) * (size_t)cols);
+            /* The next row's device and weight lines, a slice per sample while this row is walked (the
+             * pushes read them directly): spread out, the loads overlap the walk. */
+            const char *pf = (const char *)(t->dev + RRAM_TRAIN_DEV_STRIDE * (base + cols));
+            const char *pw = (const char *)(t->w + base + cols);
+            const int32_t pf_lines = i + 1 < rows ? cols * RRAM_TRAIN_DEV_STRIDE * 4 / 64 + 1 : 0;
+            const int32_t pw_lines = i + 1 < rows ? cols * 8 / 64 + 1 : 0;
             for (int32_t g = 0; g < ng; ++g) {
+                for (int32_t c = pf_lines * g / ng; c < pf_lines * (g + 1) / ng; ++c) __builtin_prefetch(pf + 64 * c, 0, 3);
+                for (int32_t c = pw_lines * g / ng; c < pw_lines * (g + 1) / ng; ++c) __builtin_prefetch(pw + 64 * c, 0, 3);
                 const sample_t *sm = &smp[g];
                 if (!sm->active) continue;
                 const double dv = d[(size_t)(b0 + g) * rows + i];
@@ -501,45 +616,80 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
                 if (!di) continue;
                 const uint64_t *sg = slots + (size_t)g * bl * nw, *xg = xbits + (size_t)g * cols;
                 const uint64_t *ngw = xneg + (size_t)g * nw;
-                const int single = (di & (di - 1)) == 0;
-                if (single) {
-                    memcpy(u, sg + (size_t)__builtin_ctzll(di) * nw, sizeof(uint64_t) * (size_t)nw);
+                /* u: the row's coincident columns in this sample; m2: those coinciding in more than one
+                 * slot (more than one pulse; none when the row fired in one slot, few in a sparse update). */
+                uint64_t m2[WORDS];
+                int any2 = 0;
+                if ((di & (di - 1)) == 0) {
+                    const uint64_t *sc = sg + (size_t)__builtin_ctzll(di) * nw;
+                    for (int32_t q = 0; q < nw; ++q) u[q] = sc[q];
                 } else {
-                    memset(u, 0, sizeof(uint64_t) * (size_t)nw);
+                    uint64_t a2 = 0;
+                    for (int32_t q = 0; q < nw; ++q) u[q] = m2[q] = 0;
                     for (uint64_t s = di; s; s &= s - 1) {
                         const uint64_t *sc = sg + (size_t)__builtin_ctzll(s) * nw;
-                        for (int32_t q = 0; q < nw; ++q) u[q] |= sc[q];
+                        for (int32_t q = 0; q < nw; ++q) { m2[q] |= u[q] & sc[q]; u[q] |= sc[q]; }
                     }
+                    for (int32_t q = 0; q < nw; ++q) { u[q] &= ~m2[q]; a2 |= m2[q]; }
+                    any2 = a2 != 0;
                 }
                 /* Gradient descent: w moves against sign(d x), so up where d x < 0. */
                 const uint64_t flip = dv < 0.0 ? ~0ULL : 0ULL;
-                for (int32_t q = 0; q < nw; ++q) {
-                    const uint64_t upw = ngw[q] ^ flip;  /* columns where d x < 0: this row's pulses go up */
-                    for (uint64_t c = u[q]; c; c &= c - 1) {
-                        const int32_t j = q * 64 + __builtin_ctzll(c);
-                        const int32_t n = single ? 1 : __builtin_popcountll(di & xg[j]);
-                        const int up = (int)((upw >> (j & 63)) & 1ULL);
-                        const int32_t wv = seen[j]++;
-                        if (wv >= nq) {  /* first use of this queue */
-                            queues[wv] = malloc(sizeof(queue_t));
-                            if (!queues[wv]) { status = RRAM_E_NOMEM; goto done; }
-                            queues[wv]->m = 0;
-                            nq = wv + 1;
-                        }
-                        queue_push(t, queues[wv], base + j, up ? n : -n, sm->skey, noise_counter(base + j, 0));
-                        if (queues[wv]->m == CHUNK)
-                            for (int32_t z = 0; z <= wv; ++z) queue_flush(t, lanes, queues[z]);
-                        pulses += n;
-                    }
+                /* The columns of a bitmap as a list, four bit positions per word written unconditionally
+                 * (the loop for a fifth is rare): no branch per word to mispredict. */
+#define FLATTEN(WORDS_)                                                                                       \
+                nj = 0;                                                                                        \
+                for (int32_t q = 0; q < nw; ++q) {                                                             \
+                    uint64_t c = (WORDS_)[q];                                                                  \
+                    const int32_t pc = __builtin_popcountll(c);                                                \
+                    for (int32_t z = 0; z < 4; ++z) {                                                          \
+                        jl[nj + z] = q * 64 + __builtin_ctzll(c | (1ULL << 63));  /* past the count: ignored */ \
+                        c &= c - 1;                                                                            \
+                    }                                                                                          \
+                    for (int32_t z = 4; z < pc; ++z) {                                                         \
+                        jl[nj + z] = q * 64 + __builtin_ctzll(c);                                              \
+                        c &= c - 1;                                                                            \
+                    }                                                                                          \
+                    nj += pc;                                                                                  \
                 }
+                /* Single pulses go straight into lanes (ranks with their own), the others are queued with
+                 * their counts: no branch on a count to mispredict. */
+#define WALK(N_OF_J, DIRECT)                                                                                    \
+                for (int32_t z = 0; z < nj; ++z) {                                                             \
+                    const int32_t j = jl[z];                                                                   \
+                    const int32_t n = N_OF_J;                                                                  \
+                    const int up = (int)(((ngw[j >> 6] ^ flip) >> (j & 63)) & 1ULL);  /* d x < 0: up */        \
+                    const int32_t wv = seen[j]++;                                                              \
+                    if (wv >= nq) {  /* first use of this queue */                                             \
+                        queues[wv] = rank_new(wv < RANKS_OWN_LANES);                                           \
+                        if (!queues[wv]) { status = RRAM_E_NOMEM; goto done; }                                 \
+                        nq = wv + 1;                                                                           \
+                    }                                                                                          \
+                    rank_t *R = queues[wv];                                                                    \
+                    if ((DIRECT) && R->L) single_push(t, R->L, --R->lo, base + j, up, sm->skey, noise_counter(base + j, 0)); \
+                    else queue_push(t, &R->q, base + j, up ? n : -n, sm->skey, noise_counter(base + j, 0));   \
+                    if (R->q.m == R->lo)                                                                       \
+                        for (int32_t y = 0; y <= wv; ++y) rank_flush(t, queues[y], lanes);                      \
+                    pulses += n;                                                                               \
+                }
+                int32_t nj;
+                FLATTEN(u)
+                WALK(1, 1)
+                if (any2) {
+                    FLATTEN(m2)
+                    WALK(__builtin_popcountll(di & xg[j]), 0)
+                }
+#undef FLATTEN
+#undef WALK
             }
         }
-        for (int32_t z = 0; z < nq; ++z) queue_flush(t, lanes, queues[z]);
+        for (int32_t z = 0; z < nq; ++z) rank_flush(t, queues[z], lanes);
     }
 done:
-    for (int32_t z = 0; z < nq; ++z) free(queues[z]);
-    free(queues); free(seen); free(dtr); free(tie);
-    free(xbits); free(slots); free(xneg); free(smp); free(lanes);
+    for (int32_t z = 0; z < nq; ++z) rank_free(queues[z]);
+    free(lanes);
+    free(queues); free(seen); free(jl); free(dtr); free(tie);
+    free(xbits); free(slots); free(xneg); free(smp);
     if (pulses_out) *pulses_out = pulses;
     return status;
 }
@@ -549,10 +699,9 @@ int rram_train_pulse(rram_train_tile *t, const int64_t *idx, const int32_t *n_pu
     const int64_t total = (int64_t)t->rows * t->cols;
     for (size_t c = 0; c < n; ++c)
         if (idx[c] < 0 || idx[c] >= total) return RRAM_E_ARG;
-    queue_t *q = malloc(sizeof(queue_t));
-    lanes_t *lanes = malloc(sizeof(lanes_t));
-    if (!q || !lanes) { free(q); free(lanes); return RRAM_E_NOMEM; }
-    q->m = 0;
+    rank_t *R = rank_new(1);
+    if (!R) return RRAM_E_NOMEM;
+    queue_t *q = &R->q;
     /* One key per call; pulse p of list entry c draws at counter 2^32 c + p. Entries are applied
      * in list order, so a device listed twice sees its first entry's pulses before the second's:
      * entries share a flush only while their indices increase (distinct devices); counts above
@@ -564,15 +713,15 @@ int rram_train_pulse(rram_train_tile *t, const int64_t *idx, const int32_t *n_pu
         const int32_t sgn = n_pulses[c] > 0 ? 1 : -1;
         for (int32_t done_n = 0; left > 0;) {
             const int32_t piece = left > QUEUE_MAX_N ? QUEUE_MAX_N : left;
-            if (q->m == CHUNK || idx[c] <= last) queue_flush(t, lanes, q);
+            if (q->m == CHUNK || idx[c] <= last) rank_flush(t, R, 0);
             queue_push(t, q, idx[c], sgn * piece, skey, ((uint64_t)c << 32) + (uint64_t)done_n);
             last = idx[c];
             left -= piece;
             done_n += piece;
         }
     }
-    queue_flush(t, lanes, q);
-    free(q); free(lanes);
+    rank_flush(t, R, 0);
+    rank_free(R);
     return RRAM_OK;
 }
 
