@@ -36,7 +36,7 @@ import numpy as np
 
 from labctl.backends.base import ArrayBackend, BackendInfo, FloatArray, IntArray, PulseCurrent, PulseCurrents
 from labctl.core.limits import SafetyLimits
-from labctl.instruments import Keithley2450, PulseMeasureChannel, PulseTrace, Station, StationConfig
+from labctl.instruments import PulseMeasureChannel, PulseTrace, Station, StationConfig
 from labctl.instruments.errors import InstrumentError
 from labctl.instruments.thermal import ThermalController
 
@@ -285,11 +285,7 @@ class StationBackend(ArrayBackend):
     async def pulse(self, rows: IntArray, cols: IntArray, v: float | FloatArray, vg: float | FloatArray,
                     width: float | FloatArray) -> None:
         r, c = self.check_pulse(rows, cols, v, vg, width, self.pulse_v_max)
-        n = r.size
-        try:
-            vs, gs, ws = (np.broadcast_to(np.asarray(x, dtype=np.float64), (n,)).tolist() for x in (v, vg, width))
-        except ValueError:
-            raise ValueError(f"v, vg, width: expected scalars or {n} values (one per cell)") from None
+        vs, gs, ws = self._per_cell(r.size, v, vg, width)
         station = self._require()
         self._check_pulser(station, vs, gs, ws)
         for row, col, vk, gk, wk in zip(r.tolist(), c.tolist(), vs, gs, ws):
@@ -309,14 +305,10 @@ class StationBackend(ArrayBackend):
         r, c = self.check_pulse(rows, cols, v, vg, width, self.pulse_v_max)
         self.check_read_bias(v_read)
         self.check_gate("vg_read", vg_read)
-        n = r.size
-        try:
-            vs, gs, ws = (np.broadcast_to(np.asarray(x, dtype=np.float64), (n,)).tolist() for x in (v, vg, width))
-        except ValueError:
-            raise ValueError(f"v, vg, width: expected scalars or {n} values (one per cell)") from None
+        vs, gs, ws = self._per_cell(r.size, v, vg, width)
         self._check_pulser(station, vs, gs, ws)
         station.pulser.check_read(float(v_read))
-        out = np.empty(n)
+        out = np.empty(r.size)
         for k, (row, col, vk, gk, wk) in enumerate(zip(r.tolist(), c.tolist(), vs, gs, ws)):
             if vk == 0.0:  # no pulse (as `pulse`), only the read
                 out[k] = await station.read(row, col, float(v_read), float(vg_read), self.read_current_limit)
@@ -326,6 +318,16 @@ class StationBackend(ArrayBackend):
             if trace is not None:
                 self.traces.append(CellTrace(row, col, trace))
         return out
+
+    @staticmethod
+    def _per_cell(n: int, v: float | FloatArray, vg: float | FloatArray,
+                  width: float | FloatArray) -> tuple[list[float], list[float], list[float]]:
+        """v (V), vg (V), width (s) as one value per cell of the n listed."""
+        try:
+            vs, gs, ws = (np.broadcast_to(np.asarray(x, dtype=np.float64), (n,)).tolist() for x in (v, vg, width))
+        except ValueError:
+            raise ValueError(f"v, vg, width: expected scalars or {n} values (one per cell)") from None
+        return vs, gs, ws
 
     @staticmethod
     def _check_pulser(station: Station, vs: list[float], gs: list[float], ws: list[float]) -> None:

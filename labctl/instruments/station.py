@@ -435,16 +435,8 @@ class Station:
         if self.pulse_and_measure:
             pm: PulseMeasureChannel = self.pulser
             pm.check_read(v_read)
-            pulse_gate = self.pulse_gate
-            if pulse_gate is not None:
-                pulse_gate.check_gate("vg", vg)
-                await self._route_pulse_gate(row, col)
-                return await pm.read(v_read, gate=pulse_gate, vg=vg) / v_read
-            self.gate.guard("vg", "voltage", vg)
-            self.crosspoints(row, col, "pulse")
-            await self.route(row, col, "pulse")
-            await self.set_gate(vg)
-            return await pm.read(v_read) / v_read
+            pulse_gate = await self._route_pulse_unit(row, col, vg=vg)
+            return await pm.read(v_read, gate=pulse_gate, vg=vg) / v_read
         self.smu.guard("v_read", "voltage", v_read)
         self.smu.guard("current_limit", "compliance", current_limit)
         self.gate.guard("vg", "voltage", vg)
@@ -469,19 +461,9 @@ class Station:
         pulser = self.pulser
         if isinstance(pulser, PulseMeasureChannel):
             pulser.check_pulse(v, width)
-            pulse_gate = self.pulse_gate
-            if pulse_gate is not None:
-                pulse_gate.check_gate("vg", vg)
-            else:
-                self.gate.guard("vg", "voltage", vg)
-            self.crosspoints(row, col, "pulse")
             if not (isinstance(count, int) and 1 <= count <= 1_000_000):
                 raise LimitError("count", count, "an integer in [1, 1000000]")
-            if pulse_gate is not None:
-                await self._route_pulse_gate(row, col)
-            else:
-                await self.route(row, col, "pulse")
-                await self.set_gate(vg)
+            pulse_gate = await self._route_pulse_unit(row, col, vg=vg)
             trace = None
             for _ in range(count):
                 trace = await pulser.pulse(v, width, gate=pulse_gate, vg=vg)
@@ -511,23 +493,27 @@ class Station:
             return trace, await self.read(row, col, v_read, vg_read, current_limit)
         pulser.check_pulse(v, width)
         pulser.check_read(v_read)
-        if pulse_gate is not None:
-            pulse_gate.check_gate("vg", vg)
-            pulse_gate.check_gate("vg_read", vg_read)
-            await self._route_pulse_gate(row, col)
-        else:
-            self.gate.guard("vg", "voltage", vg)
-            self.crosspoints(row, col, "pulse")
-            await self.route(row, col, "pulse")
-            await self.set_gate(vg)
+        await self._route_pulse_unit(row, col, vg=vg, vg_read=vg_read)
         trace, current = await pulser.pulse_and_read(v, width, v_read, gate=pulse_gate, vg=vg, vg_read=vg_read)
         return trace, current / v_read
 
-    async def _route_pulse_gate(self, row: int, col: int) -> None:
-        """Cell (row, col) to the pulse terminal, its word line to the pulse gate (which takes the
-        output it may share with the gate supply at its next run)."""
-        self.crosspoints(row, col, "pulse", PULSE_GATE)
-        await self.route(row, col, "pulse", PULSE_GATE)
+    async def _route_pulse_unit(self, row: int, col: int, **levels: float) -> PulseMeasureChannel | None:
+        """Check the gate levels (V, by argument name) against whatever drives the word line, then
+        route cell (row, col) to the pulse terminal. With a pulse gate (returned) the word line goes
+        to it, and it takes the output it may share with the gate supply at its next run; else the
+        word line goes to the gate supply, set to the first level (the caller's levels are equal)."""
+        pulse_gate = self.pulse_gate
+        for name, level in levels.items():
+            if pulse_gate is not None:
+                pulse_gate.check_gate(name, level)
+            else:
+                self.gate.guard(name, "voltage", level)
+        gate = "gate" if pulse_gate is None else PULSE_GATE
+        self.crosspoints(row, col, "pulse", gate)  # validates row and col before anything is sent
+        await self.route(row, col, "pulse", gate)
+        if pulse_gate is None:
+            await self.set_gate(next(iter(levels.values())))
+        return pulse_gate
 
     async def sweep(self, row: int, col: int, voltages: Sequence[float], vg: float,
                     current_limit: float, delay: float = 0.0) -> SweepResult:
