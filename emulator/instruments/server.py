@@ -22,7 +22,6 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Iterator
-from typing import Any
 
 from .base import EmulatedInstrument
 from .scpi import SCPIError

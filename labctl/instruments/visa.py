@@ -201,7 +201,7 @@ class VisaLink:
             except BlockingIOError:
                 seen = None
             except OSError as exc:
-                return self._guarded(command, lambda: _raise(exc))
+                return self._guarded(command, lambda failure=exc: _raise(failure))
             if seen == b"":
                 return self._guarded(command, lambda: _raise(ConnectionResetError("connection closed by the instrument")))
             if seen is not None:
