@@ -67,17 +67,29 @@ static inline __attribute__((always_inline)) vf vfma(vf a, vf b, vf c) {  /* a b
     for (int l = 0; l < VW; ++l) r[l] = __builtin_fmaf(a[l], b[l], c[l]);
     return r;
 }
-static inline __attribute__((always_inline)) vf vmin(vf a, float c) {
-    vf r;
-    for (int l = 0; l < VW; ++l) r[l] = a[l] < c ? a[l] : c;
-    return r;
-}
 static inline __attribute__((always_inline)) vf vmax(vf a, float c) {
     vf r;
     for (int l = 0; l < VW; ++l) r[l] = a[l] > c ? a[l] : c;
     return r;
 }
-static inline __attribute__((always_inline)) vi vlt_i(vi a, vi b) { return (a - b) >> 31; }  /* a < b as a lane mask; no overflow: |a|, |b| < 2^30 */
+/* min(a, c) and max(a, c) for c >= 0 as one integer operation on the bits: floats >= 0 order like their
+ * bits, negative ones (sign bit set: negative integers) lie below them. */
+static inline __attribute__((always_inline)) vf vmin_pos(vf a, float c) {
+    const vi ai = (vi)a;
+    int32_t ci;
+    memcpy(&ci, &c, sizeof ci);
+    vi r;
+    for (int l = 0; l < VW; ++l) r[l] = ai[l] < ci ? ai[l] : ci;
+    return (vf)r;
+}
+static inline __attribute__((always_inline)) vf vmax_pos(vf a, float c) {
+    const vi ai = (vi)a;
+    int32_t ci;
+    memcpy(&ci, &c, sizeof ci);
+    vi r;
+    for (int l = 0; l < VW; ++l) r[l] = ai[l] > ci ? ai[l] : ci;
+    return (vf)r;
+}
 
 #define SHIFT23 12582912.0f     /* 1.5 * 2^23: adding it rounds to an integer in the low bits */
 #define INV_LN2 1.44269504f     /* 1 / ln 2 */
@@ -116,20 +128,24 @@ static inline __attribute__((always_inline)) vf exp2m1_reduced(vf r) {
 static inline __attribute__((always_inline)) vf two_to_k(vf t) { return (vf)(((vi)t << 23) + (127 << 23)); }
 
 /* y^g = 2^(g (e + l)) from log2 y = e + l (log2_parts): g e - k and g l are summed after the reduction, so
- * the result keeps float32 precision for large |g log2 y| (g log2 y itself would lose its low bits). The
- * exponent is clamped to [-125, 126]: normal results, the tails of the range only for extreme lanes. */
+ * the result keeps float32 precision for large |g log2 y| (g log2 y itself would lose its low bits). k is
+ * clamped to [-125, 126] (t > 0 whenever that matters, so on its bits), a clamped lane gives 2^k: normal
+ * results, the ends of the range only for extreme lanes. */
 static inline __attribute__((always_inline)) vf pow_parts(vf e, vf l, vf g) {
     const vf gl = g * l;
-    const vf t = vmax(vmin(vfma(g, e, gl), 126.0f), -125.0f) + SHIFT23;
-    const vf r = vmax(vmin(vfma(g, e, -(t - SHIFT23)) + gl, 1.0f), -1.0f);  /* |r| <= 1/2 unless clamped */
-    const vf tk = two_to_k(t);
+    const vf t = vfma(g, e, gl) + SHIFT23;
+    const vf tc = vmax_pos(vmin_pos(t, SHIFT23 + 126.0f), SHIFT23 - 125.0f);
+    const vf r0 = vfma(g, e, -(tc - SHIFT23)) + gl;  /* |r0| <= 1/2 unless clamped */
+    vf r;
+    for (int i = 0; i < VW; ++i) r[i] = t[i] == tc[i] ? r0[i] : 0.0f;
+    const vf tk = two_to_k(tc);
     return vfma(tk, exp2m1_reduced(r), tk);
 }
 
 /* 1 - 2^-v for v >= 0 (clamped to 30: beyond, 1 in float32), without cancellation for small v:
  * 1 - 2^k (1 + r E(r)) = (1 - 2^k) - 2^k r E(r), k = round(-v), r = -v - k exact. */
 static inline __attribute__((always_inline)) vf one_minus_exp2_neg(vf v) {
-    const vf vc = vmin(v, 30.0f);
+    const vf vc = vmin_pos(v, 30.0f);
     const vf t = SHIFT23 - vc;
     const vf tk = two_to_k(t);
     return vfma(-tk, exp2m1_reduced((SHIFT23 - t) - vc), 1.0f - tk);
@@ -151,27 +167,51 @@ static inline __attribute__((always_inline)) vf v_sqrt(vf x) {
  * with y' the integral of dy/dm = -y^gamma (the law of rram.c's soft_bound, so fitted devices
  * behave as measured): y' = y (1 + g m y^g)^(-1 / g) with g = gamma - 1 (g1 here), y e^-m for g = 0,
  * 0 once the base reaches 0 (the bound in one pulse). Computed as y (1 - 2^-v), v = log2(1 + z) / g,
- * z = g m y^g, without cancellation (a weak pulse's step m y^gamma keeps full float32 precision). */
-static inline __attribute__((always_inline)) vf step_y(vf y, vf g1, vf m) {
-    vf yy, mm, gs;
-    vi unit;
+ * z = g m y^g, without cancellation (a weak pulse's step m y^gamma keeps full float32 precision).
+ * In three parts (z, v, the step: step_y), so that the pulse loop can run each over all lanes. */
+typedef struct {
+    vf yy, mm, gs;  /* y, m, g with the special lanes replaced */
+    vi unit;        /* g ~ 0 (gamma = 1): y e^-m */
+} step_lanes_t;
+
+static inline __attribute__((always_inline)) step_lanes_t step_lanes(vf y, vf g1, vf m) {
+    step_lanes_t s;
     for (int l = 0; l < VW; ++l) {
-        yy[l] = y[l] > Y_TINY ? y[l] : 1.0f;  /* at the bound: no step */
-        mm[l] = y[l] > Y_TINY ? m[l] : 0.0f;
-        unit[l] = __builtin_fabsf(g1[l]) < 1e-7f ? -1 : 0;  /* gamma = 1: y e^-m */
-        gs[l] = __builtin_fabsf(g1[l]) < 1e-7f ? 1.0f : g1[l];
+        s.yy[l] = y[l] > Y_TINY ? y[l] : 1.0f;  /* at the bound: no step */
+        s.mm[l] = y[l] > Y_TINY ? m[l] : 0.0f;
+        s.unit[l] = __builtin_fabsf(g1[l]) < 1e-7f ? -1 : 0;
+        s.gs[l] = __builtin_fabsf(g1[l]) < 1e-7f ? 1.0f : g1[l];
     }
-    vf e, l = log2_parts(yy, &e);
-    /* z >= -2: 1 + z is exact below 0 (only for gamma < 1), where the base is clamped to the smallest
-     * normal: v >= 126 / |g|, 1 - 2^-v = 1 (the bound in one pulse) */
-    const vf z = vmax(vmin((gs * mm) * pow_parts(e, l, gs), 1e30f), -2.0f);
+    return s;
+}
+
+/* z = g m y^g, clamped to [-2, 1e30]: z >= -2 keeps 1 + z exact below 0 (only for gamma < 1), where
+ * step_v clamps the base to the smallest normal: v >= 126 / |g|, 1 - 2^-v = 1 (the bound in one pulse). */
+static inline __attribute__((always_inline)) vf step_z(vf y, vf g1, vf m) {
+    const step_lanes_t s = step_lanes(y, g1, m);
+    vf e, l = log2_parts(s.yy, &e);
+    return vmax(vmin_pos((s.gs * s.mm) * pow_parts(e, l, s.gs), 1e30f), -2.0f);
+}
+
+/* v = log2(1 + z) / g (m / ln 2 for gamma = 1): the rounding c of b = 1 + z corrected by
+ * c / (b ln 2) ~ c (1 - z) / ln 2 (error c z^2 / (1 + z), below float32 resolution; for z >= 1 the
+ * correction itself is below it). */
+static inline __attribute__((always_inline)) vf step_v(vf y, vf g1, vf m, vf z) {
+    const step_lanes_t s = step_lanes(y, g1, m);
     const vf b = 1.0f + z;
-    /* log2(1 + z): the rounding c of 1 + z corrected by c / (b ln 2) ~ c (1 - z) / ln 2 (error c z^2 / (1 + z),
-     * below float32 resolution); for z >= 1 the correction itself is below it. */
-    vf eb, lb = log2_parts(vmax(b, 0x1p-126f), &eb);
-    const vf l1p = vfma(z - (b - 1.0f), vmax(vfma(z, vsplat(-INV_LN2), vsplat(INV_LN2)), 0.0f), eb + lb);
-    const vf v = vsel(unit, mm * INV_LN2, l1p / gs);
+    vf eb, lb = log2_parts(vmax_pos(b, 0x1p-126f), &eb);
+    const vf l1p = vfma(z - (b - 1.0f), vmax_pos(vfma(z, vsplat(-INV_LN2), vsplat(INV_LN2)), 0.0f), eb + lb);
+    return vsel(s.unit, s.mm * INV_LN2, l1p / s.gs);
+}
+
+static inline __attribute__((always_inline)) vf step_of_v(vf y, vf v) {
+    vf yy;
+    for (int l = 0; l < VW; ++l) yy[l] = y[l] > Y_TINY ? y[l] : 1.0f;
     return yy * one_minus_exp2_neg(v);
+}
+
+static inline __attribute__((always_inline)) vf step_y(vf y, vf g1, vf m) {
+    return step_of_v(y, step_v(y, g1, m, step_z(y, g1, m)));
 }
 
 /* The counter-based draw of rram_rng.h on lanes: rram_draw(key, counter) is the splitmix64 finalizer
@@ -268,51 +308,50 @@ typedef struct {
     int64_t k[CHUNK + PAD];
 } lanes_t;
 
-/* One pulse on every lane [0, m). The vectors cover [0, m rounded up to PAD); lanes past m hold
- * finished devices or harmless padding: they are computed and not stored. */
-static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *restrict L, int32_t s0, int32_t m, float c2c) {
-    const int32_t mp = s0 + (m - s0 + PAD - 1) / PAD * PAD;
-    const vi iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
-                     16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31};
-    _Static_assert(VW == 32, "iota lists VW lanes");
-    int32_t nt = 0;  /* lanes with a tail draw, finished below */
+/* Lanes e0 + l < m as a mask. */
+static inline __attribute__((always_inline)) vi lanes_below(int32_t e0, int32_t m) {
+    vi r;
+    for (int l = 0; l < VW; ++l) r[l] = e0 + l < m ? -1 : 0;
+    return r;
+}
+
+/* The last pass of pulse_lanes with noise: each lane's draw (its counter advanced), its step dw
+ * (from the earlier passes) times 1 + c2c xi, the weights of lanes [s0, m) stored. A tail draw's lane
+ * is gathered and finished afterwards. */
+static inline __attribute__((always_inline)) void noise_pass(lanes_t *restrict L, int32_t s0, int32_t mp, int32_t m, float c2c) {
+    int32_t nt = 0;  /* lanes with a tail draw */
     for (int32_t e0 = s0; e0 < mp; e0 += VW) {
-        vf w, ref, sis, ssp, alpha, g1;
-        memcpy(&w, L->w + e0, sizeof w); memcpy(&ref, L->ref + e0, sizeof ref); memcpy(&sis, L->sis + e0, sizeof sis);
-        memcpy(&ssp, L->ssp + e0, sizeof ssp); memcpy(&alpha, L->alpha + e0, sizeof alpha); memcpy(&g1, L->g1 + e0, sizeof g1);
-        vf dw = step_y((ref - w) * sis, g1, alpha) * ssp;
         vu64 seq;
         memcpy(&seq, L->seq + e0, sizeof seq);
-        vi store = vlt_i(iota + e0, (vi){0} + m);
-        if (c2c > 0.0f) {
-            const vf u = uniform_of(seq);
-            const vi central = is_central(u);
-            /* ~1.5 lanes of 32: four slots written unconditionally (past the count: overwritten by the next
-             * vector's), a loop for the rare fifth; no branch on the count to mispredict. */
-            uint32_t bits = mask_bits(store & ~central);
-            const int32_t nb = __builtin_popcount(bits);
-            for (int32_t z = 0; z < 4; ++z) {
-                const int l = __builtin_ctz(bits | 0x80000000u);
-                L->te[nt + z] = e0 + l;
-                L->tu[nt + z] = u[l];
-                L->tdw[nt + z] = dw[l];
-                bits &= bits - 1;
-            }
-            for (int32_t z = 4; z < nb; ++z) {
-                const int l = __builtin_ctz(bits);
-                L->te[nt + z] = e0 + l;
-                L->tu[nt + z] = u[l];
-                L->tdw[nt + z] = dw[l];
-                bits &= bits - 1;
-            }
-            nt += nb;
-            dw = dw * vfma(normal_central(u), vsplat(c2c), vsplat(1.0f));
-            store &= central;
+        const vf u = uniform_of(seq);
+        for (int l = 0; l < VW; ++l) L->seq[e0 + l] = seq[l] + RRAM_GOLDEN;  /* the next pulse's counter */
+        const vi central = is_central(u), store = lanes_below(e0, m);
+        float us[VW];
+        memcpy(us, &u, sizeof us);
+        /* ~1.5 lanes of 32: four slots written unconditionally (past the count: overwritten by the next
+         * vector's), a loop for the rare fifth; no branch on the count to mispredict. */
+        uint32_t bits = mask_bits(store & ~central);
+        const int32_t nb = __builtin_popcount(bits);
+        for (int32_t q = 0; q < 4; ++q) {
+            const int l = __builtin_ctz(bits | 0x80000000u);
+            L->te[nt + q] = e0 + l;
+            L->tu[nt + q] = us[l];
+            L->tdw[nt + q] = L->dw[e0 + l];
+            bits &= bits - 1;
         }
-        w = vsel(store, w + dw, w);
-        seq = seq + RRAM_GOLDEN;  /* the device's next pulse draws at the next counter */
+        for (int32_t q = 4; q < nb; ++q) {
+            const int l = __builtin_ctz(bits);
+            L->te[nt + q] = e0 + l;
+            L->tu[nt + q] = us[l];
+            L->tdw[nt + q] = L->dw[e0 + l];
+            bits &= bits - 1;
+        }
+        nt += nb;
+        vf w, dw;
+        memcpy(&dw, L->dw + e0, sizeof dw);
+        memcpy(&w, L->w + e0, sizeof w);
+        w = vsel(store & central, w + dw * vfma(normal_central(u), vsplat(c2c), vsplat(1.0f)), w);
         memcpy(L->w + e0, &w, sizeof w);
-        memcpy(L->seq + e0, &seq, sizeof seq);
     }
     for (int32_t e = nt; e < (nt + VW - 1) / VW * VW; ++e) { L->tu[e] = 0.25f; L->tdw[e] = 0.0f; }  /* padding */
     for (int32_t t0 = 0; t0 < nt; t0 += VW) {
@@ -322,6 +361,42 @@ static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *rest
         dw = dw * vfma(normal_tail(u), vsplat(c2c), vsplat(1.0f));
         const int32_t c = nt - t0 < VW ? nt - t0 : VW;
         for (int32_t l = 0; l < c; ++l) L->w[L->te[t0 + l]] += dw[l];
+    }
+}
+
+/* One pulse on every lane [0, m). The vectors cover [0, m rounded up to PAD); lanes past m hold
+ * finished devices or harmless padding: they are computed and not stored. The step goes in passes over
+ * all lanes (z, then the step, then the noise and the store; z and the step kept in dw): a pass is a short
+ * loop whose iterations the out-of-order core overlaps, where one loop through the whole chain (two
+ * logarithms, two exponentials, a division, the draw) would mostly wait on its latency. */
+static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *restrict L, int32_t s0, int32_t m, float c2c) {
+    const int32_t mp = s0 + (m - s0 + PAD - 1) / PAD * PAD;
+    for (int32_t e0 = s0; e0 < mp; e0 += VW) {
+        vf w, ref, sis, alpha, g1;
+        memcpy(&w, L->w + e0, sizeof w); memcpy(&ref, L->ref + e0, sizeof ref); memcpy(&sis, L->sis + e0, sizeof sis);
+        memcpy(&alpha, L->alpha + e0, sizeof alpha); memcpy(&g1, L->g1 + e0, sizeof g1);
+        const vf z = step_z((ref - w) * sis, g1, alpha);
+        memcpy(L->dw + e0, &z, sizeof z);
+    }
+    for (int32_t e0 = s0; e0 < mp; e0 += VW) {
+        vf w, ref, sis, ssp, alpha, g1, z;
+        memcpy(&w, L->w + e0, sizeof w); memcpy(&ref, L->ref + e0, sizeof ref); memcpy(&sis, L->sis + e0, sizeof sis);
+        memcpy(&ssp, L->ssp + e0, sizeof ssp); memcpy(&alpha, L->alpha + e0, sizeof alpha); memcpy(&g1, L->g1 + e0, sizeof g1);
+        memcpy(&z, L->dw + e0, sizeof z);
+        const vf y = (ref - w) * sis;
+        const vf dw = step_of_v(y, step_v(y, g1, alpha, z)) * ssp;
+        memcpy(L->dw + e0, &dw, sizeof dw);
+    }
+    if (c2c > 0.0f) {
+        noise_pass(L, s0, mp, m, c2c);
+        return;
+    }
+    for (int32_t e0 = s0; e0 < mp; e0 += VW) {
+        vf w, dw;
+        memcpy(&w, L->w + e0, sizeof w);
+        memcpy(&dw, L->dw + e0, sizeof dw);
+        w = vsel(lanes_below(e0, m), w + dw, w);
+        memcpy(L->w + e0, &w, sizeof w);
     }
 }
 
