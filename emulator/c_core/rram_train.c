@@ -302,8 +302,8 @@ static inline __attribute__((always_inline)) uint32_t mask_bits(vi m) {
 typedef struct {
     float w[CHUNK + PAD], ref[CHUNK + PAD], sis[CHUNK + PAD], ssp[CHUNK + PAD], alpha[CHUNK + PAD];
     float g1[CHUNK + PAD], dw[CHUNK + PAD];
-    float tu[CHUNK + PAD], tdw[CHUNK + PAD];  /* lanes whose noise draw is in a tail: uniform, noise-free step */
-    int32_t te[CHUNK + PAD];                  /* and lane number */
+    float yy[CHUNK + PAD];    /* pulse_lanes' scratch: the step's passes (z or v in dw, y in yy; then dw), */
+    int32_t te[CHUNK + PAD];  /* the lanes whose noise draw is in a tail */
     uint64_t seq[CHUNK + PAD];  /* key + (counter + 1) * golden of the lane's next noise draw */
     int64_t k[CHUNK + PAD];
 } lanes_t;
@@ -324,42 +324,41 @@ static inline __attribute__((always_inline)) void noise_pass(lanes_t *restrict L
         vu64 seq;
         memcpy(&seq, L->seq + e0, sizeof seq);
         const vf u = uniform_of(seq);
-        for (int l = 0; l < VW; ++l) L->seq[e0 + l] = seq[l] + RRAM_GOLDEN;  /* the next pulse's counter */
+        seq = seq + RRAM_GOLDEN;  /* the device's next pulse draws at the next counter */
+        memcpy(L->seq + e0, &seq, sizeof seq);
         const vi central = is_central(u), store = lanes_below(e0, m);
-        float us[VW];
-        memcpy(us, &u, sizeof us);
         /* ~1.5 lanes of 32: four slots written unconditionally (past the count: overwritten by the next
          * vector's), a loop for the rare fifth; no branch on the count to mispredict. */
         uint32_t bits = mask_bits(store & ~central);
         const int32_t nb = __builtin_popcount(bits);
         for (int32_t q = 0; q < 4; ++q) {
-            const int l = __builtin_ctz(bits | 0x80000000u);
-            L->te[nt + q] = e0 + l;
-            L->tu[nt + q] = us[l];
-            L->tdw[nt + q] = L->dw[e0 + l];
+            L->te[nt + q] = e0 + __builtin_ctz(bits | 0x80000000u);
             bits &= bits - 1;
         }
         for (int32_t q = 4; q < nb; ++q) {
-            const int l = __builtin_ctz(bits);
-            L->te[nt + q] = e0 + l;
-            L->tu[nt + q] = us[l];
-            L->tdw[nt + q] = L->dw[e0 + l];
+            L->te[nt + q] = e0 + __builtin_ctz(bits);
             bits &= bits - 1;
         }
         nt += nb;
-        vf w, dw;
-        memcpy(&dw, L->dw + e0, sizeof dw);
+        vf w, v, yy, ssp;
+        memcpy(&v, L->dw + e0, sizeof v); memcpy(&yy, L->yy + e0, sizeof yy); memcpy(&ssp, L->ssp + e0, sizeof ssp);
+        const vf dw = yy * one_minus_exp2_neg(v) * ssp;
+        memcpy(L->dw + e0, &dw, sizeof dw);
         memcpy(&w, L->w + e0, sizeof w);
         w = vsel(store & central, w + dw * vfma(normal_central(u), vsplat(c2c), vsplat(1.0f)), w);
         memcpy(L->w + e0, &w, sizeof w);
     }
-    for (int32_t e = nt; e < (nt + VW - 1) / VW * VW; ++e) { L->tu[e] = 0.25f; L->tdw[e] = 0.0f; }  /* padding */
+    /* The tail lanes in vectors of their own: their draw again (seq stepped back) and noise-free step
+     * (padding: no step). */
     for (int32_t t0 = 0; t0 < nt; t0 += VW) {
-        vf u, dw;
-        memcpy(&u, L->tu + t0, sizeof u);
-        memcpy(&dw, L->tdw + t0, sizeof dw);
-        dw = dw * vfma(normal_tail(u), vsplat(c2c), vsplat(1.0f));
         const int32_t c = nt - t0 < VW ? nt - t0 : VW;
+        vu64 seq = {0};
+        vf dw = vsplat(0.0f);
+        for (int32_t l = 0; l < c; ++l) {
+            seq[l] = L->seq[L->te[t0 + l]] - RRAM_GOLDEN;
+            dw[l] = L->dw[L->te[t0 + l]];
+        }
+        dw = dw * vfma(normal_tail(uniform_of(seq)), vsplat(c2c), vsplat(1.0f));
         for (int32_t l = 0; l < c; ++l) L->w[L->te[t0 + l]] += dw[l];
     }
 }
@@ -379,22 +378,26 @@ static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *rest
         memcpy(L->dw + e0, &z, sizeof z);
     }
     for (int32_t e0 = s0; e0 < mp; e0 += VW) {
-        vf w, ref, sis, ssp, alpha, g1, z;
+        vf w, ref, sis, alpha, g1, z;
         memcpy(&w, L->w + e0, sizeof w); memcpy(&ref, L->ref + e0, sizeof ref); memcpy(&sis, L->sis + e0, sizeof sis);
-        memcpy(&ssp, L->ssp + e0, sizeof ssp); memcpy(&alpha, L->alpha + e0, sizeof alpha); memcpy(&g1, L->g1 + e0, sizeof g1);
+        memcpy(&alpha, L->alpha + e0, sizeof alpha); memcpy(&g1, L->g1 + e0, sizeof g1);
         memcpy(&z, L->dw + e0, sizeof z);
         const vf y = (ref - w) * sis;
-        const vf dw = step_of_v(y, step_v(y, g1, alpha, z)) * ssp;
-        memcpy(L->dw + e0, &dw, sizeof dw);
+        const vf v = step_v(y, g1, alpha, z);
+        vf yy;
+        for (int l = 0; l < VW; ++l) yy[l] = y[l] > Y_TINY ? y[l] : 1.0f;
+        memcpy(L->dw + e0, &v, sizeof v);
+        memcpy(L->yy + e0, &yy, sizeof yy);
     }
     if (c2c > 0.0f) {
         noise_pass(L, s0, mp, m, c2c);
         return;
     }
     for (int32_t e0 = s0; e0 < mp; e0 += VW) {
-        vf w, dw;
+        vf w, v, yy, ssp;
         memcpy(&w, L->w + e0, sizeof w);
-        memcpy(&dw, L->dw + e0, sizeof dw);
+        memcpy(&v, L->dw + e0, sizeof v); memcpy(&yy, L->yy + e0, sizeof yy); memcpy(&ssp, L->ssp + e0, sizeof ssp);
+        const vf dw = yy * one_minus_exp2_neg(v) * ssp;
         w = vsel(lanes_below(e0, m), w + dw, w);
         memcpy(L->w + e0, &w, sizeof w);
     }
