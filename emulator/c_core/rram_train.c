@@ -168,50 +168,51 @@ static inline __attribute__((always_inline)) vf v_sqrt(vf x) {
  * behave as measured): y' = y (1 + g m y^g)^(-1 / g) with g = gamma - 1 (g1 here), y e^-m for g = 0,
  * 0 once the base reaches 0 (the bound in one pulse). Computed as y (1 - 2^-v), v = log2(1 + z) / g,
  * z = g m y^g, without cancellation (a weak pulse's step m y^gamma keeps full float32 precision).
- * In three parts (z, v, the step: step_y), so that the pulse loop can run each over all lanes. */
-typedef struct {
-    vf yy, mm, gs;  /* y, m, g with the special lanes replaced */
-    vi unit;        /* g ~ 0 (gamma = 1): y e^-m */
-} step_lanes_t;
-
-static inline __attribute__((always_inline)) step_lanes_t step_lanes(vf y, vf g1, vf m) {
-    step_lanes_t s;
-    for (int l = 0; l < VW; ++l) {
-        s.yy[l] = y[l] > Y_TINY ? y[l] : 1.0f;  /* at the bound: no step */
-        s.mm[l] = y[l] > Y_TINY ? m[l] : 0.0f;
-        s.unit[l] = __builtin_fabsf(g1[l]) < 1e-7f ? -1 : 0;
-        s.gs[l] = __builtin_fabsf(g1[l]) < 1e-7f ? 1.0f : g1[l];
-    }
-    return s;
+ * In parts (step_y), so that the pulse loop can run each over all lanes. */
+static inline __attribute__((always_inline)) vi unit_lanes(vf g1) {  /* g ~ 0 (gamma = 1): y e^-m */
+    vi r;
+    for (int l = 0; l < VW; ++l) r[l] = __builtin_fabsf(g1[l]) < 1e-7f ? -1 : 0;
+    return r;
 }
 
-/* z = g m y^g, clamped to [-2, 1e30]: z >= -2 keeps 1 + z exact below 0 (only for gamma < 1), where
- * step_v clamps the base to the smallest normal: v >= 126 / |g|, 1 - 2^-v = 1 (the bound in one pulse). */
+static inline __attribute__((always_inline)) vf live_y(vf y) {
+    vf r;
+    for (int l = 0; l < VW; ++l) r[l] = y[l] > Y_TINY ? y[l] : 1.0f;  /* at the bound: y = 1 with m = 0, no step */
+    return r;
+}
+
+/* z = g m y^g, clamped to [-2, 1e30] (z >= -2 keeps 1 + z exact below 0, only for gamma < 1, where step_v
+ * clamps the base to the smallest normal: v >= 126 / |g|, 1 - 2^-v = 1, the bound in one pulse); m itself
+ * for gamma = 1 (0 at the bound). */
 static inline __attribute__((always_inline)) vf step_z(vf y, vf g1, vf m) {
-    const step_lanes_t s = step_lanes(y, g1, m);
-    vf e, l = log2_parts(s.yy, &e);
-    return vmax(vmin_pos((s.gs * s.mm) * pow_parts(e, l, s.gs), 1e30f), -2.0f);
+    const vi unit = unit_lanes(g1);
+    vf mm, gs;
+    for (int l = 0; l < VW; ++l) {
+        mm[l] = y[l] > Y_TINY ? m[l] : 0.0f;
+        gs[l] = unit[l] ? 1.0f : g1[l];
+    }
+    vf e, l = log2_parts(live_y(y), &e);
+    return vsel(unit, mm, vmax(vmin_pos((gs * mm) * pow_parts(e, l, gs), 1e30f), -2.0f));
 }
 
 /* v = log2(1 + z) / g (m / ln 2 for gamma = 1): the rounding c of b = 1 + z corrected by
  * c / (b ln 2) ~ c (1 - z) / ln 2 (error c z^2 / (1 + z), below float32 resolution; for z >= 1 the
  * correction itself is below it). */
-static inline __attribute__((always_inline)) vf step_v(vf y, vf g1, vf m, vf z) {
-    const step_lanes_t s = step_lanes(y, g1, m);
+static inline __attribute__((always_inline)) vf step_v(vf g1, vf z) {
+    const vi unit = unit_lanes(g1);
+    vf gs;
+    for (int l = 0; l < VW; ++l) gs[l] = unit[l] ? 1.0f : g1[l];
     const vf b = 1.0f + z;
     vf eb, lb = log2_parts(vmax_pos(b, 0x1p-126f), &eb);
     const vf l1p = vfma(z - (b - 1.0f), vmax_pos(vfma(z, vsplat(-INV_LN2), vsplat(INV_LN2)), 0.0f), eb + lb);
-    return vsel(s.unit, s.mm * INV_LN2, l1p / s.gs);
+    return vsel(unit, z * INV_LN2, l1p / gs);
 }
 
-static inline __attribute__((always_inline)) vf step_of_v(vf y, vf v) {
-    vf yy;
-    for (int l = 0; l < VW; ++l) yy[l] = y[l] > Y_TINY ? y[l] : 1.0f;
-    return yy * one_minus_exp2_neg(v);
-}
+/* The step y (1 - 2^-v) from live_y(y) and v. */
+static inline __attribute__((always_inline)) vf step_of_v(vf yy, vf v) { return yy * one_minus_exp2_neg(v); }
 
 static inline __attribute__((always_inline)) vf step_y(vf y, vf g1, vf m) {
-    return step_of_v(y, step_v(y, g1, m, step_z(y, g1, m)));
+    return step_of_v(live_y(y), step_v(g1, step_z(y, g1, m)));
 }
 
 /* The counter-based draw of rram_rng.h on lanes: rram_draw(key, counter) is the splitmix64 finalizer
@@ -230,7 +231,8 @@ static inline __attribute__((always_inline)) vu64 v_mix64_top(vu64 z) {
  * per lane, so the same bits as computing both regions everywhere and selecting). */
 #define P_LOW 0.02425f
 static inline __attribute__((always_inline)) vf uniform_of(vu64 r) {
-    return (__builtin_convertvector(__builtin_convertvector(v_mix64_top(r) >> 41, vi), vf) + 0.5f) * (1.0f / 8388608.0f);
+    const vf k = __builtin_convertvector(__builtin_convertvector(v_mix64_top(r) >> 41, vi), vf);
+    return vfma(k, vsplat(0x1p-23f), vsplat(0x1p-24f));  /* exact, as (k + 0.5) 2^-23 */
 }
 
 static inline __attribute__((always_inline)) vi is_central(vf u) {
@@ -349,17 +351,17 @@ static inline __attribute__((always_inline)) void noise_pass(lanes_t *restrict L
         memcpy(L->w + e0, &w, sizeof w);
     }
     /* The tail lanes in vectors of their own: their draw again (seq stepped back) and noise-free step
-     * (padding: no step). */
+     * (padding: lane s0 again, not stored). */
+    for (int32_t i = nt; i < (nt + VW - 1) / VW * VW; ++i) L->te[i] = s0;
     for (int32_t t0 = 0; t0 < nt; t0 += VW) {
-        const int32_t c = nt - t0 < VW ? nt - t0 : VW;
-        vu64 seq = {0};
-        vf dw = vsplat(0.0f);
-        for (int32_t l = 0; l < c; ++l) {
-            seq[l] = L->seq[L->te[t0 + l]] - RRAM_GOLDEN;
-            dw[l] = L->dw[L->te[t0 + l]];
-        }
+        const int32_t *te = L->te + t0;
+        vu64 seq;
+        vf dw;
+        for (int l = 0; l < VW; ++l) seq[l] = L->seq[te[l]] - RRAM_GOLDEN;
+        for (int l = 0; l < VW; ++l) dw[l] = L->dw[te[l]];
         dw = dw * vfma(normal_tail(uniform_of(seq)), vsplat(c2c), vsplat(1.0f));
-        for (int32_t l = 0; l < c; ++l) L->w[L->te[t0 + l]] += dw[l];
+        const int32_t c = nt - t0 < VW ? nt - t0 : VW;
+        for (int32_t l = 0; l < c; ++l) L->w[te[l]] += dw[l];
     }
 }
 
@@ -374,20 +376,16 @@ static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *rest
         vf w, ref, sis, alpha, g1;
         memcpy(&w, L->w + e0, sizeof w); memcpy(&ref, L->ref + e0, sizeof ref); memcpy(&sis, L->sis + e0, sizeof sis);
         memcpy(&alpha, L->alpha + e0, sizeof alpha); memcpy(&g1, L->g1 + e0, sizeof g1);
-        const vf z = step_z((ref - w) * sis, g1, alpha);
+        const vf y = (ref - w) * sis, z = step_z(y, g1, alpha), yy = live_y(y);
         memcpy(L->dw + e0, &z, sizeof z);
+        memcpy(L->yy + e0, &yy, sizeof yy);
     }
     for (int32_t e0 = s0; e0 < mp; e0 += VW) {
-        vf w, ref, sis, alpha, g1, z;
-        memcpy(&w, L->w + e0, sizeof w); memcpy(&ref, L->ref + e0, sizeof ref); memcpy(&sis, L->sis + e0, sizeof sis);
-        memcpy(&alpha, L->alpha + e0, sizeof alpha); memcpy(&g1, L->g1 + e0, sizeof g1);
+        vf g1, z;
+        memcpy(&g1, L->g1 + e0, sizeof g1);
         memcpy(&z, L->dw + e0, sizeof z);
-        const vf y = (ref - w) * sis;
-        const vf v = step_v(y, g1, alpha, z);
-        vf yy;
-        for (int l = 0; l < VW; ++l) yy[l] = y[l] > Y_TINY ? y[l] : 1.0f;
+        const vf v = step_v(g1, z);
         memcpy(L->dw + e0, &v, sizeof v);
-        memcpy(L->yy + e0, &yy, sizeof yy);
     }
     if (c2c > 0.0f) {
         noise_pass(L, s0, mp, m, c2c);
