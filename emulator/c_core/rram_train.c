@@ -12,11 +12,12 @@
  * flushing on every repeat. Single pulses (nearly all in a sparse update) are written straight into
  * their queue's lanes; multiple ones are queued with their counts and gathered at the flush. A chunk
  * of 1024 devices is applied as structure-of-arrays lanes sorted by pulse count (the lanes still
- * pulsing form one contiguous range), by a device step in float32 on GCC
- * generic vectors of 32 lanes: one generic operation is two AVX-512 (four AVX2, eight SSE)
- * operations, independent, so the long polynomial chains overlap. The AVX-512, AVX2 and baseline
- * builds (chosen at run time) execute the same IEEE operations (no contraction into FMA under
- * -std=c11, no fast-math), so results do not depend on the CPU.
+ * pulsing form one contiguous range), by a device step in float32 on GCC generic vectors of 32 lanes
+ * (one generic operation is two AVX-512, four AVX2 or eight SSE operations), in passes over the chunk's
+ * lanes so that the out-of-order core overlaps the long polynomial chains. The AVX-512, AVX2 and
+ * baseline builds (chosen at run time) execute the same IEEE operations (basic ones, no contraction
+ * under -std=c11, no fast-math, and explicit fused multiply-adds, each one correctly rounded
+ * operation), so results do not depend on the CPU.
  */
 #include "rram_train.h"
 
@@ -60,8 +61,8 @@ static inline __attribute__((always_inline)) vf vsplat(float c) {
 }
 static inline __attribute__((always_inline)) vf vsel(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }  /* mask ? a : b */
 /* Lane loops for what the generic operators lack or lower badly (GCC lowers a comparison of vectors
- * wider than a register lane by lane): the vectorizer turns each into one instruction per register
- * where the target has it (vfmadd, vminps, vcmpps), baseline x86-64 calls fmaf (exact, slower). */
+ * wider than a register lane by lane): the vectorizer turns each into one or two instructions per
+ * register (vfmadd; vcmpps and a blend; vpminsd), baseline x86-64 calls fmaf (exact, slower). */
 static inline __attribute__((always_inline)) vf vfma(vf a, vf b, vf c) {  /* a b + c, rounded once */
     vf r;
     for (int l = 0; l < VW; ++l) r[l] = __builtin_fmaf(a[l], b[l], c[l]);
@@ -304,7 +305,7 @@ static inline __attribute__((always_inline)) uint32_t mask_bits(vi m) {
 typedef struct {
     float w[CHUNK + PAD], ref[CHUNK + PAD], sis[CHUNK + PAD], ssp[CHUNK + PAD], alpha[CHUNK + PAD];
     float g1[CHUNK + PAD], dw[CHUNK + PAD];
-    float yy[CHUNK + PAD];    /* pulse_lanes' scratch: the step's passes (z or v in dw, y in yy; then dw), */
+    float yy[CHUNK + PAD];    /* pulse_lanes' scratch: with dw, the step's passes; */
     int32_t te[CHUNK + PAD];  /* the lanes whose noise draw is in a tail */
     uint64_t seq[CHUNK + PAD];  /* key + (counter + 1) * golden of the lane's next noise draw */
     int64_t k[CHUNK + PAD];
@@ -317,9 +318,9 @@ static inline __attribute__((always_inline)) vi lanes_below(int32_t e0, int32_t 
     return r;
 }
 
-/* The last pass of pulse_lanes with noise: each lane's draw (its counter advanced), its step dw
- * (from the earlier passes) times 1 + c2c xi, the weights of lanes [s0, m) stored. A tail draw's lane
- * is gathered and finished afterwards. */
+/* The last pass of pulse_lanes with noise: each lane's draw (its counter advanced), its step dw from v
+ * and live y (the earlier passes) times 1 + c2c xi, the weights of lanes [s0, m) stored. A lane whose
+ * draw is in a tail is marked and finished afterwards. */
 static inline __attribute__((always_inline)) void noise_pass(lanes_t *restrict L, int32_t s0, int32_t mp, int32_t m, float c2c) {
     int32_t nt = 0;  /* lanes with a tail draw */
     for (int32_t e0 = s0; e0 < mp; e0 += VW) {
@@ -344,7 +345,7 @@ static inline __attribute__((always_inline)) void noise_pass(lanes_t *restrict L
         nt += nb;
         vf w, v, yy, ssp;
         memcpy(&v, L->dw + e0, sizeof v); memcpy(&yy, L->yy + e0, sizeof yy); memcpy(&ssp, L->ssp + e0, sizeof ssp);
-        const vf dw = yy * one_minus_exp2_neg(v) * ssp;
+        const vf dw = step_of_v(yy, v) * ssp;
         memcpy(L->dw + e0, &dw, sizeof dw);
         memcpy(&w, L->w + e0, sizeof w);
         w = vsel(store & central, w + dw * vfma(normal_central(u), vsplat(c2c), vsplat(1.0f)), w);
@@ -367,9 +368,9 @@ static inline __attribute__((always_inline)) void noise_pass(lanes_t *restrict L
 
 /* One pulse on every lane [0, m). The vectors cover [0, m rounded up to PAD); lanes past m hold
  * finished devices or harmless padding: they are computed and not stored. The step goes in passes over
- * all lanes (z, then the step, then the noise and the store; z and the step kept in dw): a pass is a short
- * loop whose iterations the out-of-order core overlaps, where one loop through the whole chain (two
- * logarithms, two exponentials, a division, the draw) would mostly wait on its latency. */
+ * all lanes (z; v; the step with its noise and the store; z, then v, then the step kept in dw, live y in
+ * yy): a pass is a short loop whose iterations the out-of-order core overlaps, where one loop through the
+ * whole chain (two logarithms, two exponentials, a division, the draw) mostly waited on its latency. */
 static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *restrict L, int32_t s0, int32_t m, float c2c) {
     const int32_t mp = s0 + (m - s0 + PAD - 1) / PAD * PAD;
     for (int32_t e0 = s0; e0 < mp; e0 += VW) {
@@ -395,7 +396,7 @@ static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *rest
         vf w, v, yy, ssp;
         memcpy(&w, L->w + e0, sizeof w);
         memcpy(&v, L->dw + e0, sizeof v); memcpy(&yy, L->yy + e0, sizeof yy); memcpy(&ssp, L->ssp + e0, sizeof ssp);
-        const vf dw = yy * one_minus_exp2_neg(v) * ssp;
+        const vf dw = step_of_v(yy, v) * ssp;
         w = vsel(lanes_below(e0, m), w + dw, w);
         memcpy(L->w + e0, &w, sizeof w);
     }
