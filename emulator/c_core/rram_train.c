@@ -126,7 +126,7 @@ static inline __attribute__((always_inline)) vf exp2m1_reduced(vf r) {
 }
 
 /* 2^k from t = x + SHIFT23 or SHIFT23 - x (k = round(+-x) in t's low bits; SHIFT23's own bits shift out). */
-static inline __attribute__((always_inline)) vf two_to_k(vf t) { return (vf)(((vi)t << 23) + (127 << 23)); }
+static inline __attribute__((always_inline)) vf two_to_k(vf t) { return (vf)(((vu)t << 23) + (127u << 23)); }
 
 /* y^g = 2^(g (e + l)) from log2 y = e + l (log2_parts): g e - k and g l are summed after the reduction, so
  * the result keeps float32 precision for large |g log2 y| (g log2 y itself would lose its low bits). k is
