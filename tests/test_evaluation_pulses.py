@@ -110,6 +110,25 @@ def test_float32_device_step_matches_the_float64_law() -> None:
     assert np.all(down[w < -1.0] == 0.0)  # beyond the bound: no further step that way
 
 
+def test_float32_device_step_keeps_its_precision_near_the_bound_with_large_exponents() -> None:
+    # Up to y = 1e-6 from the bound with gamma up to 8: (gamma - 1) log2 y reaches -160, whose float32 rounding
+    # alone would be ~1e-6 of y^(gamma - 1); the kernel reduces its two parts separately.
+    rng = np.random.default_rng(24)
+    shape = (40, 50)
+    gamma = rng.choice([0.05, 0.3, 2.5, 5.0, 8.0], shape)
+    alpha = rng.choice([1e-6, 1e-3, 0.05, 0.4, 2.0], shape)
+    w = 1.0 - 2.0 * 10 ** rng.uniform(-6, 0, shape)
+    tile = PulsedTile(*shape, w_max=1.0, w_min=-1.0, alpha_up=alpha, alpha_down=alpha, gamma_up=gamma,
+                      gamma_down=gamma, w=w)
+    up, _ = tile.expected_steps()
+    y = (1.0 - w.astype(np.float32).astype(np.float64)) / 2.0  # exact: the kernel's own y
+    ref = 2.0 * _step_reference(y, gamma, alpha)
+    normal = ref > 1e-30  # the others (down to 1e-54) lie below float32's range
+    assert normal.sum() > 1800
+    np.testing.assert_allclose(up[normal], ref[normal], rtol=1e-6, atol=0.0)  # measured: 4.9e-7
+    assert np.all(up[~normal] <= 1e-30)
+
+
 def test_applied_steps_equal_the_expected_steps_bit_for_bit() -> None:
     # expected_steps runs the baseline x86-64 build of the step, pulses the build chosen for this CPU
     # (AVX-512 or AVX2 where present): the same IEEE operations give the same bits.

@@ -12,11 +12,12 @@
  * flushing on every repeat. Single pulses (nearly all in a sparse update) are written straight into
  * their queue's lanes; multiple ones are queued with their counts and gathered at the flush. A chunk
  * of 1024 devices is applied as structure-of-arrays lanes sorted by pulse count (the lanes still
- * pulsing form one contiguous range), by a device step in float32 on GCC
- * generic vectors of 32 lanes: one generic operation is two AVX-512 (four AVX2, eight SSE)
- * operations, independent, so the long polynomial chains overlap. The AVX-512, AVX2 and baseline
- * builds (chosen at run time) execute the same IEEE operations (no contraction into FMA under
- * -std=c11, no fast-math), so results do not depend on the CPU.
+ * pulsing form one contiguous range), by a device step in float32 on GCC generic vectors of 32 lanes
+ * (one generic operation is two AVX-512, four AVX2 or eight SSE operations), in passes over the chunk's
+ * lanes so that the out-of-order core overlaps the long polynomial chains. The AVX-512, AVX2 and
+ * baseline builds (chosen at run time) execute the same IEEE operations (basic ones, no contraction
+ * under -std=c11, no fast-math, and explicit fused multiply-adds, each one correctly rounded
+ * operation), so results do not depend on the CPU.
  */
 #include "rram_train.h"
 
@@ -42,9 +43,10 @@ uint64_t rram_train_key(uint64_t seed, uint64_t stream) {
 
 /* ------------------------------------------------------------------ float32 lanes (GCC vector extension)
  *
- * The device step runs on generic vectors of VW float32 lanes. Every operation is an elementwise
- * IEEE operation (no contraction under -std=c11), so the AVX-512, AVX2 and baseline builds, which
- * split a vector into 2, 4 or 8 registers, give the same bits. One generic operation becomes several
+ * The device step runs on generic vectors of VW float32 lanes. Every operation is an elementwise IEEE
+ * operation: the basic ones (no contraction under -std=c11) and explicit fused multiply-adds (one
+ * correctly rounded IEEE operation, fmaf), so the AVX-512, AVX2 and baseline builds, which split a
+ * vector into 2, 4 or 8 registers, give the same bits. One generic operation becomes several
  * independent register operations, so the long dependency chains of the polynomials overlap. */
 #define VW 32
 typedef float vf __attribute__((vector_size(4 * VW)));
@@ -52,74 +54,107 @@ typedef int32_t vi __attribute__((vector_size(4 * VW)));
 typedef uint32_t vu __attribute__((vector_size(4 * VW)));
 typedef uint64_t vu64 __attribute__((vector_size(8 * VW)));
 
-static inline vf vsplat(float c) { return (vf){0} + c; }
-static inline vf vsel(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }  /* mask ? a : b */
-/* Masks from the sign of a difference (a - b < 0 <=> a < b for finite floats; a - b is 0 only for
- * a == b): GCC lowers vector comparisons wider than a register lane by lane, these stay vectors. */
-static inline vi vlt(vf a, vf b) { return (vi)(a - b) >> 31; }
-static inline vi vlt_i(vi a, vi b) { return (a - b) >> 31; }  /* no overflow: |a|, |b| < 2^30 */
-static inline vf vmin(vf a, float c) { return vsel(vlt(a, vsplat(c)), a, vsplat(c)); }
-static inline vf vmax(vf a, float c) { return vsel(vlt(vsplat(c), a), a, vsplat(c)); }
-
-#define LN2_HI 0.693359375f      /* ln 2 split so that k * LN2_HI is exact for |k| < 2^14 */
-#define LN2_LO -2.12194440e-4f
-#define SHIFT23 12582912.0f      /* 1.5 * 2^23: adding it rounds to an integer in the low bits */
-
-/* e^r - 1 for |r| <= ln2 / 2: Taylor series to r^7 (relative remainder < 2e-8, below float32's 6e-8). */
-static inline vf expm1_reduced(vf r) {
-    vf p = r * (1.0f / 5040.0f) + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    return p * r;
+static inline __attribute__((always_inline)) vf vsplat(float c) {
+    vf r;
+    for (int l = 0; l < VW; ++l) r[l] = c;  /* one broadcast ((vf){0} + c is built lane by lane) */
+    return r;
+}
+static inline __attribute__((always_inline)) vf vsel(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }  /* mask ? a : b */
+/* Lane loops for what the generic operators lack or lower badly (GCC lowers a comparison of vectors
+ * wider than a register lane by lane): the vectorizer turns each into one or two instructions per
+ * register (vfmadd; vcmpps and a blend; vpminsd), baseline x86-64 calls fmaf (exact, slower). */
+static inline __attribute__((always_inline)) vf vfma(vf a, vf b, vf c) {  /* a b + c, rounded once */
+    vf r;
+    for (int l = 0; l < VW; ++l) r[l] = __builtin_fmaf(a[l], b[l], c[l]);
+    return r;
+}
+static inline __attribute__((always_inline)) vf vmax(vf a, float c) {
+    vf r;
+    for (int l = 0; l < VW; ++l) r[l] = a[l] > c ? a[l] : c;
+    return r;
+}
+/* min(a, c) and max(a, c) for c >= 0 as one integer operation on the bits: floats >= 0 order like their
+ * bits, negative ones (sign bit set: negative integers) lie below them. */
+static inline __attribute__((always_inline)) vf vmin_pos(vf a, float c) {
+    const vi ai = (vi)a;
+    int32_t ci;
+    memcpy(&ci, &c, sizeof ci);
+    vi r;
+    for (int l = 0; l < VW; ++l) r[l] = ai[l] < ci ? ai[l] : ci;
+    return (vf)r;
+}
+static inline __attribute__((always_inline)) vf vmax_pos(vf a, float c) {
+    const vi ai = (vi)a;
+    int32_t ci;
+    memcpy(&ci, &c, sizeof ci);
+    vi r;
+    for (int l = 0; l < VW; ++l) r[l] = ai[l] > ci ? ai[l] : ci;
+    return (vf)r;
 }
 
-/* x = k ln2 + r with |r| <= ln2 / 2; returns r and 2^k (x in [-87, 88], so 2^k is a normal float). */
-static inline vf exp_reduce(vf x, vf *two_k) {
-    const vf t = x * 1.44269504f + SHIFT23;
-    const vf kd = t - SHIFT23;
-    const vi k = (vi)t - (vi)vsplat(SHIFT23);
-    *two_k = (vf)((k + 127) << 23);
-    return (x - kd * LN2_HI) - kd * LN2_LO;
+#define SHIFT23 12582912.0f     /* 1.5 * 2^23: adding it rounds to an integer in the low bits */
+#define INV_LN2 1.44269504f     /* 1 / ln 2 */
+#define LN2 0.693147181f
+
+/* log2 x = e + f P(f) for normal x > 0: x = 2^e (1 + f), 1 + f in [sqrt(1/2), sqrt(2)) (f exact), P of
+ * degree 8 fitted here for the relative error of log2(1 + f) / f on that interval (weighted least squares,
+ * Lawson iteration; < 9e-8 evaluated in float32). Returns f P(f) (full relative precision for small f)
+ * and e in *e. */
+static inline __attribute__((always_inline)) vf log2_parts(vf x, vf *e) {
+    const vi ix = (vi)x - 0x3F3504F3;  /* the bits of sqrt(1/2): ix >> 23 is the exponent of x / sqrt(1/2) */
+    *e = __builtin_convertvector(ix >> 23, vf);
+    const vf f = (vf)((ix & 0x007FFFFF) + 0x3F3504F3) - 1.0f;
+    vf p = vfma(f, vsplat(0.1259196400642395f), vsplat(-0.2068820595741272f));
+    p = vfma(p, f, vsplat(0.2154901623725891f));
+    p = vfma(p, f, vsplat(-0.23899807035923004f));
+    p = vfma(p, f, vsplat(0.28795093297958374f));
+    p = vfma(p, f, vsplat(-0.3607015907764435f));
+    p = vfma(p, f, vsplat(0.4809090495109558f));
+    p = vfma(p, f, vsplat(-0.7213473916053772f));
+    p = vfma(p, f, vsplat(1.4426950216293335f));
+    return f * p;
 }
 
-/* e^x, x clamped to [-87, 88] (no overflow, no subnormal result), relative error ~1e-7. */
-static inline vf v_exp(vf x) {
-    vf tk, r = exp_reduce(vmax(vmin(x, 88.0f), -87.0f), &tk);
-    return tk + tk * expm1_reduced(r);
+/* 2^r - 1 = r E(r) for |r| <= 1/2, E of degree 5 fitted like P above (relative error < 8e-8 in float32). */
+static inline __attribute__((always_inline)) vf exp2m1_reduced(vf r) {
+    vf p = vfma(r, vsplat(0.00015398397226817906f), vsplat(0.0013387766666710377f));
+    p = vfma(p, r, vsplat(0.009618247859179974f));
+    p = vfma(p, r, vsplat(0.055503666400909424f));
+    p = vfma(p, r, vsplat(0.24022649228572845f));
+    p = vfma(p, r, vsplat(0.6931471824645996f));
+    return r * p;
 }
 
-/* 1 - e^u for u <= 0 (clamped to [-30, 0]), without cancellation for small |u|: 1 - 2^k (1 + expm1(r)). */
-static inline vf one_minus_exp(vf u) {
-    vf tk, r = exp_reduce(vmax(vmin(u, 0.0f), -30.0f), &tk);
-    return (1.0f - tk) - tk * expm1_reduced(r);
+/* 2^k from t = x + SHIFT23 or SHIFT23 - x (k = round(+-x) in t's low bits; SHIFT23's own bits shift out). */
+static inline __attribute__((always_inline)) vf two_to_k(vf t) { return (vf)(((vu)t << 23) + (127u << 23)); }
+
+/* y^g = 2^(g (e + l)) from log2 y = e + l (log2_parts): g e - k and g l are summed after the reduction, so
+ * the result keeps float32 precision for large |g log2 y| (g log2 y itself would lose its low bits). k is
+ * clamped to [-125, 126] (t > 0 whenever that matters, so on its bits), a clamped lane gives 2^k: normal
+ * results, the ends of the range only for extreme lanes. */
+static inline __attribute__((always_inline)) vf pow_parts(vf e, vf l, vf g) {
+    const vf gl = g * l;
+    const vf t = vfma(g, e, gl) + SHIFT23;
+    const vf tc = vmax_pos(vmin_pos(t, SHIFT23 + 126.0f), SHIFT23 - 125.0f);
+    const vf r0 = vfma(g, e, -(tc - SHIFT23)) + gl;  /* |r0| <= 1/2 unless clamped */
+    vf r;
+    for (int i = 0; i < VW; ++i) r[i] = t[i] == tc[i] ? r0[i] : 0.0f;
+    const vf tk = two_to_k(tc);
+    return vfma(tk, exp2m1_reduced(r), tk);
 }
 
-/* ln x for normal floats x > 0, relative error ~1.5e-7: x = 2^e m, m in [sqrt(1/2), sqrt(2)), f = m - 1
- * (exact), ln m = f - f^2/2 + f^3 P(f) with P of degree 6 fitted here for the relative error of
- * ln(1 + f) on that interval (weighted least squares, Lawson iteration; no division). */
-static inline vf v_log(vf x) {
-    const vu u = (vu)x;
-    vf m = (vf)((u & 0x007FFFFFu) | 0x3F800000u);
-    vf e = __builtin_convertvector((vi)(u >> 23) - 127, vf);
-    const vi big = vlt(vsplat(1.41421356f), m);
-    m = vsel(big, 0.5f * m, m);
-    e = vsel(big, e + 1.0f, e);
-    const vf f = m - 1.0f, f2 = f * f;
-    vf p = f * 0.08700326085090637f - 0.14267471432685852f;
-    p = p * f + 0.14914795756340027f;
-    p = p * f - 0.165775865316391f;
-    p = p * f + 0.19963061809539795f;
-    p = p * f - 0.2500133812427521f;
-    p = p * f + 0.3333390951156616f;
-    return e * LN2_HI + (e * LN2_LO + (f - 0.5f * f2 + f2 * f * p));
+/* 1 - 2^-v for v >= 0 (clamped to 30: beyond, 1 in float32), without cancellation for small v:
+ * 1 - 2^k (1 + r E(r)) = (1 - 2^k) - 2^k r E(r), k = round(-v), r = -v - k exact. */
+static inline __attribute__((always_inline)) vf one_minus_exp2_neg(vf v) {
+    const vf vc = vmin_pos(v, 30.0f);
+    const vf t = SHIFT23 - vc;
+    const vf tk = two_to_k(t);
+    return vfma(-tk, exp2m1_reduced((SHIFT23 - t) - vc), 1.0f - tk);
 }
 
 /* sqrt x for x in [1e-3, 1e3] (the tail's -2 ln p lies in [7.4, 34]) to ~1e-7: 1/sqrt from the exponent
  * halved, three Newton steps, times x. Only basic operations, so every build gives the same bits. */
-static inline vf v_sqrt(vf x) {
+static inline __attribute__((always_inline)) vf v_sqrt(vf x) {
     vf r = (vf)(0x5F3759DF - ((vi)x >> 1));
     for (int i = 0; i < 3; ++i) r = r * (1.5f - 0.5f * x * r * r);
     return x * r;
@@ -132,31 +167,62 @@ static inline vf v_sqrt(vf x) {
 /* Decrease of the normalized distance y to the bound over one pulse of strength m >= 0: y - y',
  * with y' the integral of dy/dm = -y^gamma (the law of rram.c's soft_bound, so fitted devices
  * behave as measured): y' = y (1 + g m y^g)^(-1 / g) with g = gamma - 1 (g1 here), y e^-m for g = 0,
- * 0 once the base reaches 0 (the bound in one pulse). Computed as y (1 - e^u), u = -log1p(g m y^g) / g,
- * without cancellation (a weak pulse's step m y^gamma keeps full float32 precision). */
-static inline vf step_y(vf y, vf g1, vf m) {
-    const vi live = vlt(vsplat(Y_TINY), y);
-    const vf yy = vsel(live, y, vsplat(1.0f)), mm = vsel(live, m, vsplat(0.0f));  /* at the bound: no step */
-    const vi unit = vlt_i((vi)((vu)g1 & 0x7FFFFFFFu), (vi)vsplat(1e-7f));  /* |g1| < 1e-7 */
-    const vf gs = vsel(unit, vsplat(1.0f), g1);
-    const vf z = vmax(vmin(gs * mm * v_exp(gs * v_log(yy)), 1e30f), -2.0f);
-    const vf base = 1.0f + z;
-    const vi pos = vlt(vsplat(0.0f), base);
-    const vf bs = vsel(pos, base, vsplat(1.0f)), zs = vsel(pos, z, vsplat(0.0f));
-    /* log1p(z): the rounding c of 1 + z corrected by c / (1 + z) ~ c (1 - z) (error c z^2 / (1 + z), below
-     * float32 resolution); for z >= 1 the correction itself is below it. */
-    const vf l1p = v_log(bs) + (zs - (bs - 1.0f)) * vmax(1.0f - zs, 0.0f);
-    /* base <= 0 (only for gamma < 1): the bound in one pulse; u -> -inf gives 1 - e^u = 1 exactly */
-    const vf u = vsel(unit, -mm, -vsel(pos, l1p, vsplat(-1e30f)) / gs);
-    return yy * one_minus_exp(u);
+ * 0 once the base reaches 0 (the bound in one pulse). Computed as y (1 - 2^-v), v = log2(1 + z) / g,
+ * z = g m y^g, without cancellation (a weak pulse's step m y^gamma keeps full float32 precision).
+ * In parts (step_y), so that the pulse loop can run each over all lanes. */
+static inline __attribute__((always_inline)) vi unit_lanes(vf g1) {  /* g ~ 0 (gamma = 1): y e^-m */
+    vi r;
+    for (int l = 0; l < VW; ++l) r[l] = __builtin_fabsf(g1[l]) < 1e-7f ? -1 : 0;
+    return r;
+}
+
+static inline __attribute__((always_inline)) vf live_y(vf y) {
+    vf r;
+    for (int l = 0; l < VW; ++l) r[l] = y[l] > Y_TINY ? y[l] : 1.0f;  /* at the bound: y = 1 with m = 0, no step */
+    return r;
+}
+
+/* z = g m y^g, clamped to [-2, 1e30] (z >= -2 keeps 1 + z exact below 0, only for gamma < 1, where step_v
+ * clamps the base to the smallest normal: v >= 126 / |g|, 1 - 2^-v = 1, the bound in one pulse); m itself
+ * for gamma = 1 (0 at the bound). */
+static inline __attribute__((always_inline)) vf step_z(vf y, vf g1, vf m) {
+    const vi unit = unit_lanes(g1);
+    vf mm, gs;
+    for (int l = 0; l < VW; ++l) {
+        mm[l] = y[l] > Y_TINY ? m[l] : 0.0f;
+        gs[l] = unit[l] ? 1.0f : g1[l];
+    }
+    vf e, l = log2_parts(live_y(y), &e);
+    return vsel(unit, mm, vmax(vmin_pos((gs * mm) * pow_parts(e, l, gs), 1e30f), -2.0f));
+}
+
+/* v = log2(1 + z) / g (m / ln 2 for gamma = 1): the rounding c of b = 1 + z corrected by
+ * c / (b ln 2) ~ c (1 - z) / ln 2 (error c z^2 / (1 + z), below float32 resolution; for z >= 1 the
+ * correction itself is below it). */
+static inline __attribute__((always_inline)) vf step_v(vf g1, vf z) {
+    const vi unit = unit_lanes(g1);
+    vf gs;
+    for (int l = 0; l < VW; ++l) gs[l] = unit[l] ? 1.0f : g1[l];
+    const vf b = 1.0f + z;
+    vf eb, lb = log2_parts(vmax_pos(b, 0x1p-126f), &eb);
+    const vf l1p = vfma(z - (b - 1.0f), vmax_pos(vfma(z, vsplat(-INV_LN2), vsplat(INV_LN2)), 0.0f), eb + lb);
+    return vsel(unit, z * INV_LN2, l1p / gs);
+}
+
+/* The step y (1 - 2^-v) from live_y(y) and v. */
+static inline __attribute__((always_inline)) vf step_of_v(vf yy, vf v) { return yy * one_minus_exp2_neg(v); }
+
+static inline __attribute__((always_inline)) vf step_y(vf y, vf g1, vf m) {
+    return step_of_v(live_y(y), step_v(g1, step_z(y, g1, m)));
 }
 
 /* The counter-based draw of rram_rng.h on lanes: rram_draw(key, counter) is the splitmix64 finalizer
- * of key + (counter + 1) * golden; a lane carries that sum (`seq`), so its next draw adds golden. */
-static inline vu64 v_mix64(vu64 z) {
+ * of key + (counter + 1) * golden; a lane carries that sum (`seq`), so its next draw adds golden.
+ * Only the top 23 bits are used (the uniform below): the finalizer's last step z ^ (z >> 31) leaves
+ * them as they are, so it is left out. */
+static inline __attribute__((always_inline)) vu64 v_mix64_top(vu64 z) {
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
+    return (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
 }
 
 /* Standard normal from a 23-bit uniform u = (k + 0.5) 2^-23 (so 1 - u and u - 0.5 are exact):
@@ -165,34 +231,55 @@ static inline vu64 v_mix64(vu64 z) {
  * computed only for the lanes that need them, gathered into vectors of their own (same operations
  * per lane, so the same bits as computing both regions everywhere and selecting). */
 #define P_LOW 0.02425f
-static inline vf uniform_of(vu64 r) {
-    return (__builtin_convertvector(__builtin_convertvector(r >> 41, vi), vf) + 0.5f) * (1.0f / 8388608.0f);
+static inline __attribute__((always_inline)) vf uniform_of(vu64 r) {
+    const vf k = __builtin_convertvector(__builtin_convertvector(v_mix64_top(r) >> 41, vi), vf);
+    return vfma(k, vsplat(0x1p-23f), vsplat(0x1p-24f));  /* exact, as (k + 0.5) 2^-23 */
 }
 
-static inline vi is_central(vf u) { return vlt(vsplat(P_LOW), u) & vlt(u, vsplat(1.0f - P_LOW)); }
+static inline __attribute__((always_inline)) vi is_central(vf u) {
+    vi c;
+    for (int l = 0; l < VW; ++l) c[l] = -((u[l] > P_LOW) & (u[l] < 1.0f - P_LOW));  /* & not &&: no branch */
+    return c;
+}
 
-static inline vf normal_central(vf u) {
+static inline __attribute__((always_inline)) vf normal_central(vf u) {
     const vf q = u - 0.5f, rr = q * q;
-    const vf nc = (((((-3.969683028665376e+01f * rr + 2.209460984245205e+02f) * rr - 2.759285104469687e+02f) * rr +
-                     1.383577518672690e+02f) * rr - 3.066479806614716e+01f) * rr + 2.506628277459239e+00f) * q;
-    const vf dc = (((((-5.447609879822406e+01f * rr + 1.615858368580409e+02f) * rr - 1.556989798598866e+02f) * rr +
-                     6.680131188771972e+01f) * rr - 1.328068155288572e+01f) * rr + 1.0f);
-    return nc / dc;
+    vf nc = vfma(rr, vsplat(-3.969683028665376e+01f), vsplat(2.209460984245205e+02f));
+    nc = vfma(nc, rr, vsplat(-2.759285104469687e+02f));
+    nc = vfma(nc, rr, vsplat(1.383577518672690e+02f));
+    nc = vfma(nc, rr, vsplat(-3.066479806614716e+01f));
+    nc = vfma(nc, rr, vsplat(2.506628277459239e+00f));
+    vf dc = vfma(rr, vsplat(-5.447609879822406e+01f), vsplat(1.615858368580409e+02f));
+    dc = vfma(dc, rr, vsplat(-1.556989798598866e+02f));
+    dc = vfma(dc, rr, vsplat(6.680131188771972e+01f));
+    dc = vfma(dc, rr, vsplat(-1.328068155288572e+01f));
+    dc = vfma(dc, rr, vsplat(1.0f));
+    return nc * q / dc;
 }
 
-static inline vf normal_tail(vf u) {
-    const vi lower = vlt(u, vsplat(0.5f));
-    const vf lt = -2.0f * v_log(vsel(lower, u, 1.0f - u));
-    const vf qt = v_sqrt(lt);
-    const vf nt = (((((-7.784894002430293e-03f * qt - 3.223964580411365e-01f) * qt - 2.400758277161838e+00f) * qt -
-                     2.549732539343734e+00f) * qt + 4.374664141464968e+00f) * qt + 2.938163982698783e+00f);
-    const vf dt = ((((7.784695709041462e-03f * qt + 3.224671290700398e-01f) * qt + 2.445134137142996e+00f) * qt +
-                    3.754408661907416e+00f) * qt + 1.0f);
+static inline __attribute__((always_inline)) vf normal_tail(vf u) {
+    vi lower;
+    vf p;
+    for (int l = 0; l < VW; ++l) {
+        lower[l] = u[l] < 0.5f ? -1 : 0;
+        p[l] = u[l] < 0.5f ? u[l] : 1.0f - u[l];
+    }
+    vf e, lp = log2_parts(p, &e);
+    const vf qt = v_sqrt((e + lp) * (-2.0f * LN2));  /* sqrt(-2 ln p) */
+    vf nt = vfma(qt, vsplat(-7.784894002430293e-03f), vsplat(-3.223964580411365e-01f));
+    nt = vfma(nt, qt, vsplat(-2.400758277161838e+00f));
+    nt = vfma(nt, qt, vsplat(-2.549732539343734e+00f));
+    nt = vfma(nt, qt, vsplat(4.374664141464968e+00f));
+    nt = vfma(nt, qt, vsplat(2.938163982698783e+00f));
+    vf dt = vfma(qt, vsplat(7.784695709041462e-03f), vsplat(3.224671290700398e-01f));
+    dt = vfma(dt, qt, vsplat(2.445134137142996e+00f));
+    dt = vfma(dt, qt, vsplat(3.754408661907416e+00f));
+    dt = vfma(dt, qt, vsplat(1.0f));
     return vsel(lower, nt, -nt) / dt;
 }
 
 /* Bit l set where lane l of the mask is set (an OR tree over the lanes). */
-static inline uint32_t mask_bits(vi m) {
+static inline __attribute__((always_inline)) uint32_t mask_bits(vi m) {
     vu x = (vu)m & (vu){1u << 0, 1u << 1, 1u << 2, 1u << 3, 1u << 4, 1u << 5, 1u << 6, 1u << 7, 1u << 8, 1u << 9,
                         1u << 10, 1u << 11, 1u << 12, 1u << 13, 1u << 14, 1u << 15, 1u << 16, 1u << 17, 1u << 18,
                         1u << 19, 1u << 20, 1u << 21, 1u << 22, 1u << 23, 1u << 24, 1u << 25, 1u << 26, 1u << 27,
@@ -218,54 +305,100 @@ static inline uint32_t mask_bits(vi m) {
 typedef struct {
     float w[CHUNK + PAD], ref[CHUNK + PAD], sis[CHUNK + PAD], ssp[CHUNK + PAD], alpha[CHUNK + PAD];
     float g1[CHUNK + PAD], dw[CHUNK + PAD];
-    float tu[CHUNK + PAD], tdw[CHUNK + PAD];  /* lanes whose noise draw is in a tail: uniform, noise-free step */
-    int32_t te[CHUNK + PAD];                  /* and lane number */
+    float yy[CHUNK + PAD];    /* pulse_lanes' scratch: with dw, the step's passes; */
+    int32_t te[CHUNK + PAD];  /* the lanes whose noise draw is in a tail */
     uint64_t seq[CHUNK + PAD];  /* key + (counter + 1) * golden of the lane's next noise draw */
     int64_t k[CHUNK + PAD];
 } lanes_t;
 
-/* One pulse on every lane [0, m). The vectors cover [0, m rounded up to PAD); lanes past m hold
- * finished devices or harmless padding: they are computed and not stored. */
-static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *restrict L, int32_t s0, int32_t m, float c2c) {
-    const int32_t mp = s0 + (m - s0 + PAD - 1) / PAD * PAD;
-    const vi iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
-                     16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31};
-    _Static_assert(VW == 32, "iota lists VW lanes");
-    int32_t nt = 0;  /* lanes with a tail draw, finished below */
+/* Lanes e0 + l < m as a mask. */
+static inline __attribute__((always_inline)) vi lanes_below(int32_t e0, int32_t m) {
+    vi r;
+    for (int l = 0; l < VW; ++l) r[l] = e0 + l < m ? -1 : 0;
+    return r;
+}
+
+/* The last pass of pulse_lanes with noise: each lane's draw (its counter advanced), its step dw from v
+ * and live y (the earlier passes) times 1 + c2c xi, the weights of lanes [s0, m) stored. A lane whose
+ * draw is in a tail is marked and finished afterwards. */
+static inline __attribute__((always_inline)) void noise_pass(lanes_t *restrict L, int32_t s0, int32_t mp, int32_t m, float c2c) {
+    int32_t nt = 0;  /* lanes with a tail draw */
     for (int32_t e0 = s0; e0 < mp; e0 += VW) {
-        vf w, ref, sis, ssp, alpha, g1;
-        memcpy(&w, L->w + e0, sizeof w); memcpy(&ref, L->ref + e0, sizeof ref); memcpy(&sis, L->sis + e0, sizeof sis);
-        memcpy(&ssp, L->ssp + e0, sizeof ssp); memcpy(&alpha, L->alpha + e0, sizeof alpha); memcpy(&g1, L->g1 + e0, sizeof g1);
-        vf dw = step_y((ref - w) * sis, g1, alpha) * ssp;
         vu64 seq;
         memcpy(&seq, L->seq + e0, sizeof seq);
-        vi store = vlt_i(iota + e0, (vi){0} + m);
-        if (c2c > 0.0f) {
-            const vf u = uniform_of(v_mix64(seq));
-            const vi central = is_central(u);
-            for (uint32_t bits = mask_bits(store & ~central); bits; bits &= bits - 1) {  /* ~1.5 lanes of 32 */
-                const int l = __builtin_ctz(bits);
-                L->te[nt] = e0 + l;
-                L->tu[nt] = u[l];
-                L->tdw[nt] = dw[l];
-                ++nt;
-            }
-            dw = dw * (1.0f + c2c * normal_central(u));
-            store &= central;
-        }
-        w = vsel(store, w + dw, w);
+        const vf u = uniform_of(seq);
         seq = seq + RRAM_GOLDEN;  /* the device's next pulse draws at the next counter */
-        memcpy(L->w + e0, &w, sizeof w);
         memcpy(L->seq + e0, &seq, sizeof seq);
+        const vi central = is_central(u), store = lanes_below(e0, m);
+        /* ~1.5 lanes of 32: four slots written unconditionally (past the count: overwritten by the next
+         * vector's), a loop for the rare fifth; no branch on the count to mispredict. */
+        uint32_t bits = mask_bits(store & ~central);
+        const int32_t nb = __builtin_popcount(bits);
+        for (int32_t q = 0; q < 4; ++q) {
+            L->te[nt + q] = e0 + __builtin_ctz(bits | 0x80000000u);
+            bits &= bits - 1;
+        }
+        for (int32_t q = 4; q < nb; ++q) {
+            L->te[nt + q] = e0 + __builtin_ctz(bits);
+            bits &= bits - 1;
+        }
+        nt += nb;
+        vf w, v, yy, ssp;
+        memcpy(&v, L->dw + e0, sizeof v); memcpy(&yy, L->yy + e0, sizeof yy); memcpy(&ssp, L->ssp + e0, sizeof ssp);
+        const vf dw = step_of_v(yy, v) * ssp;
+        memcpy(L->dw + e0, &dw, sizeof dw);
+        memcpy(&w, L->w + e0, sizeof w);
+        w = vsel(store & central, w + dw * vfma(normal_central(u), vsplat(c2c), vsplat(1.0f)), w);
+        memcpy(L->w + e0, &w, sizeof w);
     }
-    for (int32_t e = nt; e < (nt + VW - 1) / VW * VW; ++e) { L->tu[e] = 0.25f; L->tdw[e] = 0.0f; }  /* padding */
+    /* The tail lanes in vectors of their own: their draw again (seq stepped back) and noise-free step
+     * (padding: lane s0 again, not stored). */
+    for (int32_t i = nt; i < (nt + VW - 1) / VW * VW; ++i) L->te[i] = s0;
     for (int32_t t0 = 0; t0 < nt; t0 += VW) {
-        vf u, dw;
-        memcpy(&u, L->tu + t0, sizeof u);
-        memcpy(&dw, L->tdw + t0, sizeof dw);
-        dw = dw * (1.0f + c2c * normal_tail(u));
+        const int32_t *te = L->te + t0;
+        vu64 seq;
+        vf dw;
+        for (int l = 0; l < VW; ++l) seq[l] = L->seq[te[l]] - RRAM_GOLDEN;
+        for (int l = 0; l < VW; ++l) dw[l] = L->dw[te[l]];
+        dw = dw * vfma(normal_tail(uniform_of(seq)), vsplat(c2c), vsplat(1.0f));
         const int32_t c = nt - t0 < VW ? nt - t0 : VW;
-        for (int32_t l = 0; l < c; ++l) L->w[L->te[t0 + l]] += dw[l];
+        for (int32_t l = 0; l < c; ++l) L->w[te[l]] += dw[l];
+    }
+}
+
+/* One pulse on every lane [0, m). The vectors cover [0, m rounded up to PAD); lanes past m hold
+ * finished devices or harmless padding: they are computed and not stored. The step goes in passes over
+ * all lanes (z; v; the step with its noise and the store; z, then v, then the step kept in dw, live y in
+ * yy): a pass is a short loop whose iterations the out-of-order core overlaps, where one loop through the
+ * whole chain (two logarithms, two exponentials, a division, the draw) mostly waited on its latency. */
+static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *restrict L, int32_t s0, int32_t m, float c2c) {
+    const int32_t mp = s0 + (m - s0 + PAD - 1) / PAD * PAD;
+    for (int32_t e0 = s0; e0 < mp; e0 += VW) {
+        vf w, ref, sis, alpha, g1;
+        memcpy(&w, L->w + e0, sizeof w); memcpy(&ref, L->ref + e0, sizeof ref); memcpy(&sis, L->sis + e0, sizeof sis);
+        memcpy(&alpha, L->alpha + e0, sizeof alpha); memcpy(&g1, L->g1 + e0, sizeof g1);
+        const vf y = (ref - w) * sis, z = step_z(y, g1, alpha), yy = live_y(y);
+        memcpy(L->dw + e0, &z, sizeof z);
+        memcpy(L->yy + e0, &yy, sizeof yy);
+    }
+    for (int32_t e0 = s0; e0 < mp; e0 += VW) {
+        vf g1, z;
+        memcpy(&g1, L->g1 + e0, sizeof g1);
+        memcpy(&z, L->dw + e0, sizeof z);
+        const vf v = step_v(g1, z);
+        memcpy(L->dw + e0, &v, sizeof v);
+    }
+    if (c2c > 0.0f) {
+        noise_pass(L, s0, mp, m, c2c);
+        return;
+    }
+    for (int32_t e0 = s0; e0 < mp; e0 += VW) {
+        vf w, v, yy, ssp;
+        memcpy(&w, L->w + e0, sizeof w);
+        memcpy(&v, L->dw + e0, sizeof v); memcpy(&yy, L->yy + e0, sizeof yy); memcpy(&ssp, L->ssp + e0, sizeof ssp);
+        const vf dw = step_of_v(yy, v) * ssp;
+        w = vsel(lanes_below(e0, m), w + dw, w);
+        memcpy(L->w + e0, &w, sizeof w);
     }
 }
 
