@@ -3,18 +3,18 @@
  *
  * Speed (issue 18): an update walks only the coincidences. All trains of a batch are drawn at once
  * (slot word outer, trains inner: the splitmix draws and the byte compares vectorize). Each
- * sample's column trains are also stored transposed (one column bitmap per slot, and each slot's
- * columns as a list), so a row's coincident columns are its slot's list or the union of the bitmaps
- * of its set slots; no (row, column) pair without a pulse is visited. Rows are walked in bands
- * whose device and weight lines fit in L2 together, sample by sample within a band: one sample's
- * pulses are on distinct devices, so they share one chunk of lanes, applied at the end of the
- * sample, and a device's pulses stay in sample order without any ordering of the chunk's entries.
- * Single pulses (nearly all in a sparse update) are written straight into the chunk's lanes;
- * multiple ones are queued with their counts and gathered at the flush. A chunk
- * of 1024 devices is applied as structure-of-arrays lanes sorted by pulse count (the lanes still
- * pulsing form one contiguous range), by a device step in float32 on GCC generic vectors of 32 lanes
- * (one generic operation is two AVX-512, four AVX2 or eight SSE operations), in passes over the chunk's
- * lanes so that the out-of-order core overlaps the long polynomial chains. The AVX-512, AVX2 and
+ * sample's column trains are also stored transposed (one column bitmap per slot), so a row's
+ * coincident columns are the union of the bitmaps of its set slots, found word by word; no (row,
+ * column) pair without a pulse is visited. Rows are walked in bands whose device and weight lines
+ * fit in L2 together, sample by sample within a band: one sample's pulses are on distinct devices,
+ * so they share one chunk of lanes, applied at the end of the sample, and a device's pulses stay in
+ * sample order without any ordering of the chunk's entries. Single pulses (nearly all in a sparse
+ * update) are written straight into the chunk's lanes; multiple ones are queued with their counts
+ * and gathered at the flush. A chunk of 1024 devices is applied as structure-of-arrays lanes sorted
+ * by pulse count (the lanes still pulsing form one contiguous range), by a device step in float32 on
+ * GCC generic vectors of 32 lanes (one generic operation is two AVX-512, four AVX2 or eight SSE
+ * operations), in passes over the chunk's lanes so that the out-of-order core overlaps the long
+ * polynomial chains. The AVX-512, AVX2 and
  * baseline builds (chosen at run time) execute the same IEEE operations (basic ones, no contraction
  * under -std=c11, no fast-math, and explicit fused multiply-adds, each one correctly rounded
  * operation), so results do not depend on the CPU.
@@ -663,23 +663,20 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
         return RRAM_E_ARG;
     const int32_t rows = t->rows, cols = t->cols, bl = cfg->bl;
     const int32_t nw = (cols + 63) / 64;
-    const size_t per_sample = sizeof(uint64_t) * ((size_t)cols + (size_t)nw * (bl + 1)) + sizeof(sample_t) +
-                              sizeof(int32_t) * ((size_t)cols * bl + bl + 1);
+    const size_t per_sample = sizeof(uint64_t) * ((size_t)cols + (size_t)nw * (bl + 1)) + sizeof(sample_t);
     int32_t group = (int32_t)(GROUP_BYTES / per_sample);
     group = group < 1 ? 1 : (group > batch ? (batch > 0 ? batch : 1) : group);
     uint64_t *xbits = malloc(sizeof(uint64_t) * (size_t)group * cols);         /* [g][cols] */
     uint64_t *slots = malloc(sizeof(uint64_t) * (size_t)group * bl * nw);     /* [g][bl][nw] */
     uint64_t *xneg = malloc(sizeof(uint64_t) * (size_t)group * nw);           /* [g][nw] */
-    int32_t *clist = malloc(sizeof(int32_t) * (size_t)group * cols * bl);     /* [g][cols * bl]: each slot's columns, slot by slot */
-    int32_t *coff = malloc(sizeof(int32_t) * (size_t)group * (bl + 1));      /* [g][bl + 1]: where slot s's list starts */
     sample_t *smp = malloc(sizeof(sample_t) * (size_t)group);
     chunk_t *R = chunk_new();  /* one chunk: a sample's pulses are on distinct devices */
     uint64_t *dtr = malloc(sizeof(uint64_t) * (size_t)group * rows);           /* [g][rows] row trains */
     const int32_t dim = rows > cols ? rows : cols;
     uint64_t *tie = malloc(sizeof(uint64_t) * 2 * (size_t)dim);  /* trains_of's scratch */
     int32_t *jl = malloc(sizeof(int32_t) * ((size_t)cols + 64));               /* coincident columns of a row and sample */
-    if (!xbits || !slots || !xneg || !smp || !jl || !R || !dtr || !tie || !clist || !coff) {
-        free(clist); free(coff); free(xbits); free(slots); free(xneg); free(smp); free(jl); free(dtr); free(tie); chunk_free(R);
+    if (!xbits || !slots || !xneg || !smp || !jl || !R || !dtr || !tie) {
+        free(xbits); free(slots); free(xneg); free(smp); free(jl); free(dtr); free(tie); chunk_free(R);
         return RRAM_E_NOMEM;
     }
     /* Rows per band: their device (32 B) and weight (8 B) lines in about half a megabyte. */
@@ -720,17 +717,6 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
                 uint64_t bit = 1ULL << (j & 63);
                 if (xb[j] < 0.0) ng_[j >> 6] |= bit;
                 for (uint64_t m = bits; m; m &= m - 1) sg[(size_t)__builtin_ctzll(m) * nw + (j >> 6)] |= bit;
-            }
-            /* Each slot's columns as a list (a row firing in one slot alone, most rows of a sparse update,
-             * walks it as it is: its bitmap is not flattened again per row). */
-            {
-                int32_t *cl = clist + (size_t)g * cols * bl, *co = coff + (size_t)g * (bl + 1), nl = 0;
-                for (int32_t sl = 0; sl < bl; ++sl) {
-                    co[sl] = nl;
-                    for (int32_t q = 0; q < nw; ++q)
-                        for (uint64_t c = sg[(size_t)sl * nw + q]; c; c &= c - 1) cl[nl++] = q * 64 + __builtin_ctzll(c);
-                }
-                co[bl] = nl;
             }
             /* Key of this sample's cycle-to-cycle draws: pulse p on device k draws at counter
              * 64 k + p, whatever the order in which the pulses are found. */
@@ -829,15 +815,13 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
                     }
                     int32_t nj;
                     const int32_t *jp = jl;
-                    if (single_slot) {  /* the slot's list */
-                        const int32_t *co = coff + (size_t)g * (bl + 1) + __builtin_ctzll(di);
-                        jp = clist + (size_t)g * cols * bl + co[0];
-                        nj = co[1] - co[0];
+                    if (single_slot) {  /* the slot's bitmap itself */
+                        const uint64_t *sc = sg + (size_t)__builtin_ctzll(di) * nw;
+                        FLATTEN(sc)
                     } else {
                         FLATTEN(u)
                     }
                     WALK_SINGLE()
-                    jp = jl;
                     if (any2) {
                         FLATTEN(m2)
                         WALK(__builtin_popcountll(di & xg[j]), 0)
@@ -851,7 +835,7 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
         }
     }
     chunk_free(R);
-    free(clist); free(coff); free(jl); free(dtr); free(tie);
+    free(jl); free(dtr); free(tie);
     free(xbits); free(slots); free(xneg); free(smp);
     if (pulses_out) *pulses_out = pulses;
     return RRAM_OK;
