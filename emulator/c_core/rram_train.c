@@ -5,16 +5,16 @@
  * (slot word outer, trains inner: the splitmix draws and the byte compares vectorize). Each
  * sample's column trains are also stored transposed (one column bitmap per slot), so a row's
  * coincident columns are the union of the bitmaps of its set slots, found word by word; no (row,
- * column) pair without a pulse is visited. Rows are processed over the whole batch (the row's
- * weights and device lines stay in cache). A row's coincidences go to queues by rank (a device's
- * first coincidence in the row to queue 0, its second to queue 1, ...), so a queue holds distinct
- * devices and is applied after the lower ones: pulses on a device stay in sample order without
- * flushing on every repeat. Single pulses (nearly all in a sparse update) are written straight into
- * their queue's lanes; multiple ones are queued with their counts and gathered at the flush. A chunk
- * of 1024 devices is applied as structure-of-arrays lanes sorted by pulse count (the lanes still
- * pulsing form one contiguous range), by a device step in float32 on GCC generic vectors of 32 lanes
- * (one generic operation is two AVX-512, four AVX2 or eight SSE operations), in passes over the chunk's
- * lanes so that the out-of-order core overlaps the long polynomial chains. The AVX-512, AVX2 and
+ * column) pair without a pulse is visited. Rows are walked in bands whose device and weight lines
+ * fit in L2 together, sample by sample within a band: one sample's pulses are on distinct devices,
+ * so they share one chunk of lanes, applied at the end of the sample, and a device's pulses stay in
+ * sample order without any ordering of the chunk's entries. Single pulses (nearly all in a sparse
+ * update) are written straight into the chunk's lanes; multiple ones are queued with their counts
+ * and gathered at the flush. A chunk of 1024 devices is applied as structure-of-arrays lanes sorted
+ * by pulse count (the lanes still pulsing form one contiguous range), by a device step in float32 on
+ * GCC generic vectors of 32 lanes (one generic operation is two AVX-512, four AVX2 or eight SSE
+ * operations), in passes over the chunk's lanes so that the out-of-order core overlaps the long
+ * polynomial chains. The AVX-512, AVX2 and
  * baseline builds (chosen at run time) execute the same IEEE operations (basic ones, no contraction
  * under -std=c11, no fast-math, and explicit fused multiply-adds, each one correctly rounded
  * operation), so results do not depend on the CPU.
@@ -428,10 +428,10 @@ static inline uint64_t noise_counter(int64_t k, int32_t p) { return ((uint64_t)k
 
 /* Devices waiting to be pulsed, in one chunk of lanes: single pulses (nearly all of them in a sparse
  * update) are written straight into lanes [lo, CHUNK) as they are found, with the device's
- * parameters of that direction (the weight is read at the flush, after the lower ranks moved it);
- * entries with more pulses (and every entry of rram_train_pulse) wait in q: device k, signed pulse
- * count n (> 0 up, < 0 down, 0 < |n| <= QUEUE_MAX_N), the key and first counter of its noise draws,
- * and are gathered below lo, sorted by count, at the flush. Entries of one chunk are distinct devices. */
+ * parameters of that direction (the weight is read at the flush); entries with more pulses (and
+ * every entry of rram_train_pulse) wait in q: device k, signed pulse count n (> 0 up, < 0 down,
+ * 0 < |n| <= QUEUE_MAX_N), the key and first counter of its noise draws, and are gathered below lo,
+ * sorted by count, at the flush. Entries of one chunk are distinct devices. */
 #define QUEUE_MAX_N RRAM_TRAIN_MAX_BL
 typedef struct {
     int64_t k[CHUNK];
@@ -440,13 +440,10 @@ typedef struct {
     int32_t m;
 } queue_t;
 typedef struct {
-    lanes_t *L;  /* own lanes (the low ranks), or NULL: every entry queued, gathered into shared lanes */
+    lanes_t *L;
     queue_t q;
     int32_t lo;  /* single pulses occupy lanes [lo, CHUNK); full when q.m == lo */
-} rank_t;
-/* Ranks with their own lanes: a sparse update's coincidences are nearly all of rank < 4; a dense one
- * has up to a batch of ranks, whose lanes would not stay in cache together. */
-#define RANKS_OWN_LANES 4
+} chunk_t;
 
 static lanes_t *lanes_new(void) {
     /* 64-byte aligned, so that the vectors of a chunk starting at a multiple of VW are whole lines */
@@ -455,17 +452,17 @@ static lanes_t *lanes_new(void) {
     return L;
 }
 
-static rank_t *rank_new(int own_lanes) {
-    rank_t *R = malloc(sizeof(rank_t));
+static chunk_t *chunk_new(void) {
+    chunk_t *R = malloc(sizeof(chunk_t));
     if (!R) return 0;
-    R->L = own_lanes ? lanes_new() : 0;
-    if (own_lanes && !R->L) { free(R); return 0; }
+    R->L = lanes_new();
+    if (!R->L) { free(R); return 0; }
     R->q.m = 0;
     R->lo = CHUNK;
     return R;
 }
 
-static void rank_free(rank_t *R) {
+static void chunk_free(chunk_t *R) {
     if (R) free(R->L);
     free(R);
 }
@@ -509,8 +506,8 @@ static inline void single_push(const rram_train_tile *t, lanes_t *restrict L, in
 /* Apply a chunk's pulses and empty it: the queued entries gathered into lanes [s, lo) in order of
  * decreasing pulse count (a counting sort), weights of every lane read, pulse 0 applied to lanes
  * [s, CHUNK), pulse p > 0 to the prefix of lanes with more than p pulses, weights stored. */
-static void rank_flush(rram_train_tile *t, rank_t *R, lanes_t *shared) {
-    lanes_t *L = R->L ? R->L : shared;
+static void chunk_flush(rram_train_tile *t, chunk_t *R) {
+    lanes_t *L = R->L;
     queue_t *q = &R->q;
     const int32_t m = q->m, lo = R->lo, s0 = lo - m;
     if (s0 == CHUNK) return;
@@ -649,6 +646,7 @@ int rram_train_pack(const rram_train_tile *t, float *dev_out) {
 
 #define WORDS (RRAM_TRAIN_MAX_DIM / 64)
 #define GROUP_BYTES (8 * 1024 * 1024)  /* scratch of one group of samples: a whole usual batch */
+#define BAND_BYTES (512 * 1024)        /* device and weight lines of one band of rows */
 
 /* What the update keeps of each sample of a group: firing probability factor of the rows, the key
  * of its cycle-to-cycle draws, whether any column fired. */
@@ -672,18 +670,17 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
     uint64_t *slots = malloc(sizeof(uint64_t) * (size_t)group * bl * nw);     /* [g][bl][nw] */
     uint64_t *xneg = malloc(sizeof(uint64_t) * (size_t)group * nw);           /* [g][nw] */
     sample_t *smp = malloc(sizeof(sample_t) * (size_t)group);
-    lanes_t *lanes = lanes_new();  /* shared by the ranks without their own */
+    chunk_t *R = chunk_new();  /* one chunk: a sample's pulses are on distinct devices */
     uint64_t *dtr = malloc(sizeof(uint64_t) * (size_t)group * rows);           /* [g][rows] row trains */
     const int32_t dim = rows > cols ? rows : cols;
     uint64_t *tie = malloc(sizeof(uint64_t) * 2 * (size_t)dim);  /* trains_of's scratch */
-    int32_t *seen = malloc(sizeof(int32_t) * (size_t)cols);                     /* coincidences per device of a row */
     int32_t *jl = malloc(sizeof(int32_t) * ((size_t)cols + 64));               /* coincident columns of a row and sample */
-    rank_t **queues = malloc(sizeof(rank_t *) * (size_t)(group > 0 ? group : 1));  /* one per coincidence rank */
-    if (!xbits || !slots || !xneg || !smp || !seen || !jl || !lanes || !queues || !dtr || !tie) {
-        free(xbits); free(slots); free(xneg); free(smp); free(seen); free(jl); free(queues); free(dtr); free(tie); free(lanes);
+    if (!xbits || !slots || !xneg || !smp || !jl || !R || !dtr || !tie) {
+        free(xbits); free(slots); free(xneg); free(smp); free(jl); free(dtr); free(tie); chunk_free(R);
         return RRAM_E_NOMEM;
     }
-    int32_t nq = 0, status = RRAM_OK;
+    /* Rows per band: their device (32 B) and weight (8 B) lines in about half a megabyte. */
+    const int32_t band_rows = cols * 40 < BAND_BYTES ? BAND_BYTES / (cols * 40) : 1;
     const uint64_t ukey = rram_draw(t->key, t->counter++);
     const update_keys_t uk = {ukey, rram_mix64(ukey ^ TIE_SALT), rram_mix64(ukey ^ NOISE_SALT)};
     uint64_t u[WORDS];
@@ -726,105 +723,122 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
             sm->skey = rram_draw(uk.noise, (uint64_t)(b0 + g));
 
         }
-        /* Row by row, every sample of the group in order: a row's weights and device lines stay in
-         * cache across the group. A row's pulses on one device are applied in sample order: the
-         * device's first coincidence goes to queue 0, its second to queue 1 and so on (so a queue holds
-         * distinct devices), and a queue is flushed only after every lower queue. */
-        for (int32_t i = 0; i < rows; ++i) {
-            const int64_t base = (int64_t)i * cols;
-            memset(seen, 0, sizeof(int32_t) * (size_t)cols);
-            /* The next row's device and weight lines, a slice per sample while this row is walked (the
-             * pushes read them directly): spread out, the loads overlap the walk. */
-            const char *pf = (const char *)(t->dev + RRAM_TRAIN_DEV_STRIDE * (base + cols));
-            const char *pw = (const char *)(t->w + base + cols);
-            const int32_t pf_lines = i + 1 < rows ? cols * RRAM_TRAIN_DEV_STRIDE * 4 / 64 + 1 : 0;
-            const int32_t pw_lines = i + 1 < rows ? cols * 8 / 64 + 1 : 0;
+        /* Band by band (rows whose device and weight lines fit in L2 together), every sample of the
+         * group in order and the band's rows within a sample: one sample's pulses are on distinct
+         * devices, so one chunk of lanes holds them and is applied at the end of the sample (or when
+         * full), and a device's pulses stay in sample order. The band's lines are loaded while the
+         * band before it is walked (a slice per sample) and stay in cache for all its samples. */
+        for (int32_t i0 = 0; i0 < rows; i0 += band_rows) {
+            const int32_t i1 = rows - i0 < band_rows ? rows : i0 + band_rows;
+            const int64_t next0 = (int64_t)i1 * cols, next_n = (int64_t)(rows - i1 < band_rows ? rows - i1 : band_rows) * cols;
+            const char *pf = (const char *)(t->dev + RRAM_TRAIN_DEV_STRIDE * next0);
+            const char *pw = (const char *)(t->w + next0);
+            const int32_t pf_lines = (int32_t)(next_n * RRAM_TRAIN_DEV_STRIDE * 4 / 64), pw_lines = (int32_t)(next_n * 8 / 64);
             for (int32_t g = 0; g < ng; ++g) {
-                for (int32_t c = pf_lines * g / ng; c < pf_lines * (g + 1) / ng; ++c) __builtin_prefetch(pf + 64 * c, 0, 3);
-                for (int32_t c = pw_lines * g / ng; c < pw_lines * (g + 1) / ng; ++c) __builtin_prefetch(pw + 64 * c, 0, 3);
+                for (int32_t c = pf_lines * g / ng; c < pf_lines * (g + 1) / ng; ++c) __builtin_prefetch(pf + 64 * c, 0, 2);
+                for (int32_t c = pw_lines * g / ng; c < pw_lines * (g + 1) / ng; ++c) __builtin_prefetch(pw + 64 * c, 0, 2);
                 const sample_t *sm = &smp[g];
                 if (!sm->active) continue;
-                const double dv = d[(size_t)(b0 + g) * rows + i];
-                const uint64_t di = dtr[(size_t)g * rows + i];
-                if (!di) continue;
                 const uint64_t *sg = slots + (size_t)g * bl * nw, *xg = xbits + (size_t)g * cols;
                 const uint64_t *ngw = xneg + (size_t)g * nw;
-                /* u: the row's coincident columns in this sample; m2: those coinciding in more than one
-                 * slot (more than one pulse; none when the row fired in one slot, few in a sparse update). */
-                uint64_t m2[WORDS];
-                int any2 = 0;
-                if ((di & (di - 1)) == 0) {
-                    const uint64_t *sc = sg + (size_t)__builtin_ctzll(di) * nw;
-                    for (int32_t q = 0; q < nw; ++q) u[q] = sc[q];
-                } else {
-                    uint64_t a2 = 0;
-                    for (int32_t q = 0; q < nw; ++q) u[q] = m2[q] = 0;
-                    for (uint64_t s = di; s; s &= s - 1) {
-                        const uint64_t *sc = sg + (size_t)__builtin_ctzll(s) * nw;
-                        for (int32_t q = 0; q < nw; ++q) { m2[q] |= u[q] & sc[q]; u[q] |= sc[q]; }
+                const double *dg = d + (size_t)(b0 + g) * rows;
+                const uint64_t *dtg = dtr + (size_t)g * rows;
+                for (int32_t i = i0; i < i1; ++i) {
+                    const uint64_t di = dtg[i];
+                    if (!di) continue;
+                    const int64_t base = (int64_t)i * cols;
+                    /* u: the row's coincident columns in this sample; m2: those coinciding in more than one
+                     * slot (more than one pulse; none when the row fired in one slot, few in a sparse update). */
+                    uint64_t m2[WORDS];
+                    int any2 = 0;
+                    const int single_slot = (di & (di - 1)) == 0;
+                    if (!single_slot) {
+                        uint64_t a2 = 0;
+                        for (int32_t q = 0; q < nw; ++q) u[q] = m2[q] = 0;
+                        for (uint64_t s = di; s; s &= s - 1) {
+                            const uint64_t *sc = sg + (size_t)__builtin_ctzll(s) * nw;
+                            for (int32_t q = 0; q < nw; ++q) { m2[q] |= u[q] & sc[q]; u[q] |= sc[q]; }
+                        }
+                        for (int32_t q = 0; q < nw; ++q) { u[q] &= ~m2[q]; a2 |= m2[q]; }
+                        any2 = a2 != 0;
                     }
-                    for (int32_t q = 0; q < nw; ++q) { u[q] &= ~m2[q]; a2 |= m2[q]; }
-                    any2 = a2 != 0;
-                }
-                /* Gradient descent: w moves against sign(d x), so up where d x < 0. */
-                const uint64_t flip = dv < 0.0 ? ~0ULL : 0ULL;
-                /* The columns of a bitmap as a list, four bit positions per word written unconditionally
-                 * (the loop for a fifth is rare): no branch per word to mispredict. */
+                    /* Gradient descent: w moves against sign(d x), so up where d x < 0. */
+                    const uint64_t flip = dg[i] < 0.0 ? ~0ULL : 0ULL;
+                    /* The columns of a bitmap as a list, four bit positions per word written unconditionally
+                     * (the loop for a fifth is rare): no branch per word to mispredict. */
 #define FLATTEN(WORDS_)                                                                                       \
-                nj = 0;                                                                                        \
-                for (int32_t q = 0; q < nw; ++q) {                                                             \
-                    uint64_t c = (WORDS_)[q];                                                                  \
-                    const int32_t pc = __builtin_popcountll(c);                                                \
-                    for (int32_t z = 0; z < 4; ++z) {                                                          \
-                        jl[nj + z] = q * 64 + __builtin_ctzll(c | (1ULL << 63));  /* past the count: ignored */ \
-                        c &= c - 1;                                                                            \
-                    }                                                                                          \
-                    for (int32_t z = 4; z < pc; ++z) {                                                         \
-                        jl[nj + z] = q * 64 + __builtin_ctzll(c);                                              \
-                        c &= c - 1;                                                                            \
-                    }                                                                                          \
-                    nj += pc;                                                                                  \
-                }
-                /* Single pulses go straight into lanes (ranks with their own), the others are queued with
-                 * their counts: no branch on a count to mispredict. */
+                    nj = 0;                                                                                    \
+                    for (int32_t q = 0; q < nw; ++q) {                                                         \
+                        uint64_t c = (WORDS_)[q];                                                              \
+                        const int32_t pc = __builtin_popcountll(c);                                            \
+                        for (int32_t z = 0; z < 4; ++z) {                                                      \
+                            jl[nj + z] = q * 64 + __builtin_ctzll(c | (1ULL << 63));  /* past the count: ignored */ \
+                            c &= c - 1;                                                                        \
+                        }                                                                                      \
+                        for (int32_t z = 4; z < pc; ++z) {                                                     \
+                            jl[nj + z] = q * 64 + __builtin_ctzll(c);                                          \
+                            c &= c - 1;                                                                        \
+                        }                                                                                      \
+                        nj += pc;                                                                              \
+                    }
+                    /* Single pulses go straight into lanes, the others are queued with their counts. */
 #define WALK(N_OF_J, DIRECT)                                                                                    \
-                for (int32_t z = 0; z < nj; ++z) {                                                             \
-                    const int32_t j = jl[z];                                                                   \
-                    const int32_t n = N_OF_J;                                                                  \
-                    const int up = (int)(((ngw[j >> 6] ^ flip) >> (j & 63)) & 1ULL);  /* d x < 0: up */        \
-                    const int32_t wv = seen[j]++;                                                              \
-                    if (wv >= nq) {  /* first use of this queue */                                             \
-                        queues[wv] = rank_new(wv < RANKS_OWN_LANES);                                           \
-                        if (!queues[wv]) { status = RRAM_E_NOMEM; goto done; }                                 \
-                        nq = wv + 1;                                                                           \
-                    }                                                                                          \
-                    rank_t *R = queues[wv];                                                                    \
-                    if ((DIRECT) && R->L) single_push(t, R->L, --R->lo, base + j, up, sm->skey, noise_counter(base + j, 0)); \
-                    else queue_push(t, &R->q, base + j, up ? n : -n, sm->skey, noise_counter(base + j, 0));   \
-                    if (R->q.m == R->lo)                                                                       \
-                        for (int32_t y = 0; y <= wv; ++y) rank_flush(t, queues[y], lanes);                      \
-                    pulses += n;                                                                               \
-                }
-                int32_t nj;
-                FLATTEN(u)
-                WALK(1, 1)
-                if (any2) {
-                    FLATTEN(m2)
-                    WALK(__builtin_popcountll(di & xg[j]), 0)
-                }
+                    for (int32_t z = 0; z < nj; ++z) {                                                         \
+                        const int32_t j = jp[z];                                                               \
+                        const int32_t n = N_OF_J;                                                              \
+                        const int up = (int)(((ngw[j >> 6] ^ flip) >> (j & 63)) & 1ULL);  /* d x < 0: up */    \
+                        if (DIRECT) single_push(t, R->L, --R->lo, base + j, up, sm->skey, noise_counter(base + j, 0)); \
+                        else queue_push(t, &R->q, base + j, up ? n : -n, sm->skey, noise_counter(base + j, 0)); \
+                        if (R->q.m == R->lo) chunk_flush(t, R);                                              \
+                        pulses += n;                                                                           \
+                    }
+                    /* Single pulses: the queue's free lane in a register (through the struct, every pulse
+                     * would wait on the last one's store). */
+#define WALK_SINGLE()                                                                                          \
+                    {                                                                                          \
+                        lanes_t *restrict L = R->L;                                                            \
+                        int32_t lo = R->lo, qm = R->q.m;                                                       \
+                        const uint64_t skey = sm->skey;                                                        \
+                        for (int32_t z = 0; z < nj; ++z) {                                                     \
+                            const int32_t j = jp[z];                                                           \
+                            const int up = (int)(((ngw[j >> 6] ^ flip) >> (j & 63)) & 1ULL);  /* d x < 0: up */ \
+                            single_push(t, L, --lo, base + j, up, skey, noise_counter(base + j, 0));           \
+                            if (lo == qm) {                                                                    \
+                                R->lo = lo;                                                                    \
+                                chunk_flush(t, R);                                                           \
+                                lo = R->lo;                                                                    \
+                                qm = R->q.m;                                                                   \
+                            }                                                                                  \
+                        }                                                                                      \
+                        R->lo = lo;                                                                            \
+                        pulses += nj;                                                                          \
+                    }
+                    int32_t nj;
+                    const int32_t *jp = jl;
+                    if (single_slot) {  /* the slot's bitmap itself */
+                        const uint64_t *sc = sg + (size_t)__builtin_ctzll(di) * nw;
+                        FLATTEN(sc)
+                    } else {
+                        FLATTEN(u)
+                    }
+                    WALK_SINGLE()
+                    if (any2) {
+                        FLATTEN(m2)
+                        WALK(__builtin_popcountll(di & xg[j]), 0)
+                    }
 #undef FLATTEN
 #undef WALK
+#undef WALK_SINGLE
+                }
+                chunk_flush(t, R);  /* this sample's pulses before the next sample's */
             }
         }
-        for (int32_t z = 0; z < nq; ++z) rank_flush(t, queues[z], lanes);
     }
-done:
-    for (int32_t z = 0; z < nq; ++z) rank_free(queues[z]);
-    free(lanes);
-    free(queues); free(seen); free(jl); free(dtr); free(tie);
+    chunk_free(R);
+    free(jl); free(dtr); free(tie);
     free(xbits); free(slots); free(xneg); free(smp);
     if (pulses_out) *pulses_out = pulses;
-    return status;
+    return RRAM_OK;
 }
 
 int rram_train_pulse(rram_train_tile *t, const int64_t *idx, const int32_t *n_pulses, size_t n) {
@@ -832,7 +846,7 @@ int rram_train_pulse(rram_train_tile *t, const int64_t *idx, const int32_t *n_pu
     const int64_t total = (int64_t)t->rows * t->cols;
     for (size_t c = 0; c < n; ++c)
         if (idx[c] < 0 || idx[c] >= total) return RRAM_E_ARG;
-    rank_t *R = rank_new(1);
+    chunk_t *R = chunk_new();
     if (!R) return RRAM_E_NOMEM;
     queue_t *q = &R->q;
     /* One key per call; pulse p of list entry c draws at counter 2^32 c + p. Entries are applied
@@ -846,15 +860,15 @@ int rram_train_pulse(rram_train_tile *t, const int64_t *idx, const int32_t *n_pu
         const int32_t sgn = n_pulses[c] > 0 ? 1 : -1;
         for (int32_t done_n = 0; left > 0;) {
             const int32_t piece = left > QUEUE_MAX_N ? QUEUE_MAX_N : left;
-            if (q->m == CHUNK || idx[c] <= last) rank_flush(t, R, 0);
+            if (q->m == CHUNK || idx[c] <= last) chunk_flush(t, R);
             queue_push(t, q, idx[c], sgn * piece, skey, ((uint64_t)c << 32) + (uint64_t)done_n);
             last = idx[c];
             left -= piece;
             done_n += piece;
         }
     }
-    rank_flush(t, R, 0);
-    rank_free(R);
+    chunk_flush(t, R);
+    chunk_free(R);
     return RRAM_OK;
 }
 

@@ -9,10 +9,9 @@
  *     device (RRAM_TRAIN_DEV_STRIDE floats, filled by rram_train_pack; refill it if a parameter
  *     changes). The kernel only writes w[] and the tile's counter. No globals, no I/O; an update
  *     allocates its scratch (~1 MB for 512 x 512 and batch 64: the trains of the batch, up to 8 MB
- *     for the trains of a group of samples, plus 29 kB per queue of pulses, one queue per
- *     coincidence rank of a device within a row, and 55 kB of lanes for each of the four lowest
- *     ranks and one shared by the others) and frees it before returning (RRAM_E_NOMEM if that
- *     fails); a few kB of stack. cols and rows are bounded by RRAM_TRAIN_MAX_DIM.
+ *     for the trains of a group of samples, plus one chunk of 1024 pulsed devices: 29 kB of queue
+ *     and 55 kB of lanes) and frees it before returning (RRAM_E_NOMEM if that fails); a few kB of
+ *     stack. cols and rows are bounded by RRAM_TRAIN_MAX_DIM.
  *   - Precision: the device step is computed in float32 (w is read as float32 and stored back as a
  *     double; relative error of a step ~1e-6), like aihwkit's float32 tiles.
  *   - Weights are in normalized device units (the conductance window mapped to about [-1, 1]);
