@@ -511,20 +511,23 @@ static void chunk_flush(rram_train_tile *t, chunk_t *R) {
     queue_t *q = &R->q;
     const int32_t m = q->m, lo = R->lo, s0 = lo - m;
     if (s0 == CHUNK) return;
-    int32_t count[QUEUE_MAX_N + 1] = {0};  /* lanes per |n| */
-    int32_t nmax = 1;
-    for (int32_t e = 0; e < m; ++e) {
-        const int32_t a = q->n[e] > 0 ? q->n[e] : -q->n[e];
-        ++count[a];
-        nmax = a > nmax ? a : nmax;
-    }
+    int32_t nmax = 1;  /* the largest count (1 without queued entries: most flushes of a sparse update) */
     int32_t start[QUEUE_MAX_N + 1], more[QUEUE_MAX_N + 1];  /* first lane of each count; end of the lanes with more than p pulses */
-    int32_t acc = s0;
-    for (int32_t a = QUEUE_MAX_N; a >= 1; --a) { start[a] = acc; acc += count[a]; more[a - 1] = acc; }
-    for (int32_t i = 0; i < m; ++i) {
-        const int64_t k = q->k[i];
-        const int32_t n = q->n[i], a = n > 0 ? n : -n;
-        single_push(t, L, start[a]++, k, n > 0, q->key[i], q->ctr[i]);  /* the lane of its first pulse */
+    if (m) {
+        int32_t count[QUEUE_MAX_N + 1];  /* lanes per |n| */
+        for (int32_t e = 0; e < m; ++e) {
+            const int32_t a = q->n[e] > 0 ? q->n[e] : -q->n[e];
+            nmax = a > nmax ? a : nmax;
+        }
+        memset(count, 0, sizeof(int32_t) * (size_t)(nmax + 1));
+        for (int32_t e = 0; e < m; ++e) ++count[q->n[e] > 0 ? q->n[e] : -q->n[e]];
+        int32_t acc = s0;
+        for (int32_t a = nmax; a >= 1; --a) { start[a] = acc; acc += count[a]; more[a - 1] = acc; }
+        for (int32_t i = 0; i < m; ++i) {
+            const int64_t k = q->k[i];
+            const int32_t n = q->n[i], a = n > 0 ? n : -n;
+            single_push(t, L, start[a]++, k, n > 0, q->key[i], q->ctr[i]);  /* the lane of its first pulse */
+        }
     }
     for (int32_t e = s0; e < CHUNK; ++e) L->w[e] = (float)t->w[L->k[e]];
     const float c2c = (float)t->c2c_sigma;
