@@ -542,6 +542,28 @@ static void chunk_flush(rram_train_tile *t, chunk_t *R) {
 
 /* ------------------------------------------------------------------ stochastic trains */
 
+/* The columns of a bitmap of nw words as a list in jl (room for its columns + 4), their number returned:
+ * four bit positions per word written unconditionally (the loop for a fifth is rare), so no branch
+ * per word to mispredict. */
+static inline __attribute__((always_inline)) int32_t flatten(const uint64_t *restrict words, int32_t nw,
+                                                             int32_t *restrict jl) {
+    int32_t nj = 0;
+    for (int32_t q = 0; q < nw; ++q) {
+        uint64_t c = words[q];
+        const int32_t pc = __builtin_popcountll(c);
+        for (int32_t z = 0; z < 4; ++z) {
+            jl[nj + z] = q * 64 + __builtin_ctzll(c | (1ULL << 63));  /* past the count: ignored */
+            c &= c - 1;
+        }
+        for (int32_t z = 4; z < pc; ++z) {
+            jl[nj + z] = q * 64 + __builtin_ctzll(c);
+            c &= c - 1;
+        }
+        nj += pc;
+    }
+    return nj;
+}
+
 /* Keys of one update, all derived from one draw of the tile's stream: the trains', their tie
  * refinements' and the per-sample cycle-to-cycle keys. Every draw of an update is a pure function
  * of (key, train or device, slot), so nothing depends on the order in which it is made. */
@@ -767,71 +789,35 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
                     }
                     /* Gradient descent: w moves against sign(d x), so up where d x < 0. */
                     const uint64_t flip = dg[i] < 0.0 ? ~0ULL : 0ULL;
-                    /* The columns of a bitmap as a list, four bit positions per word written unconditionally
-                     * (the loop for a fifth is rare): no branch per word to mispredict. */
-#define FLATTEN(WORDS_)                                                                                       \
-                    nj = 0;                                                                                    \
-                    for (int32_t q = 0; q < nw; ++q) {                                                         \
-                        uint64_t c = (WORDS_)[q];                                                              \
-                        const int32_t pc = __builtin_popcountll(c);                                            \
-                        for (int32_t z = 0; z < 4; ++z) {                                                      \
-                            jl[nj + z] = q * 64 + __builtin_ctzll(c | (1ULL << 63));  /* past the count: ignored */ \
-                            c &= c - 1;                                                                        \
-                        }                                                                                      \
-                        for (int32_t z = 4; z < pc; ++z) {                                                     \
-                            jl[nj + z] = q * 64 + __builtin_ctzll(c);                                          \
-                            c &= c - 1;                                                                        \
-                        }                                                                                      \
-                        nj += pc;                                                                              \
+                    /* Single pulses straight into the chunk's lanes, the chunk's free lane in a register
+                     * (through the struct, every pulse would wait on the last one's store). */
+                    int32_t nj = flatten(single_slot ? sg + (size_t)__builtin_ctzll(di) * nw : u, nw, jl);
+                    lanes_t *restrict L = R->L;
+                    int32_t lo = R->lo, qm = R->q.m;
+                    for (int32_t z = 0; z < nj; ++z) {
+                        const int32_t j = jl[z];
+                        const int up = (int)(((ngw[j >> 6] ^ flip) >> (j & 63)) & 1ULL);  /* d x < 0: up */
+                        single_push(t, L, --lo, base + j, up, sm->skey, noise_counter(base + j, 0));
+                        if (lo == qm) {
+                            R->lo = lo;
+                            chunk_flush(t, R);
+                            lo = R->lo;
+                            qm = R->q.m;
+                        }
                     }
-                    /* Single pulses go straight into lanes, the others are queued with their counts. */
-#define WALK(N_OF_J, DIRECT)                                                                                    \
-                    for (int32_t z = 0; z < nj; ++z) {                                                         \
-                        const int32_t j = jp[z];                                                               \
-                        const int32_t n = N_OF_J;                                                              \
-                        const int up = (int)(((ngw[j >> 6] ^ flip) >> (j & 63)) & 1ULL);  /* d x < 0: up */    \
-                        if (DIRECT) single_push(t, R->L, --R->lo, base + j, up, sm->skey, noise_counter(base + j, 0)); \
-                        else queue_push(t, &R->q, base + j, up ? n : -n, sm->skey, noise_counter(base + j, 0)); \
-                        if (R->q.m == R->lo) chunk_flush(t, R);                                              \
-                        pulses += n;                                                                           \
+                    R->lo = lo;
+                    pulses += nj;
+                    if (any2) {  /* several pulses in this sample: queued with their counts */
+                        nj = flatten(m2, nw, jl);
+                        for (int32_t z = 0; z < nj; ++z) {
+                            const int32_t j = jl[z];
+                            const int32_t n = __builtin_popcountll(di & xg[j]);
+                            const int up = (int)(((ngw[j >> 6] ^ flip) >> (j & 63)) & 1ULL);
+                            queue_push(t, &R->q, base + j, up ? n : -n, sm->skey, noise_counter(base + j, 0));
+                            if (R->q.m == R->lo) chunk_flush(t, R);
+                            pulses += n;
+                        }
                     }
-                    /* Single pulses: the queue's free lane in a register (through the struct, every pulse
-                     * would wait on the last one's store). */
-#define WALK_SINGLE()                                                                                          \
-                    {                                                                                          \
-                        lanes_t *restrict L = R->L;                                                            \
-                        int32_t lo = R->lo, qm = R->q.m;                                                       \
-                        const uint64_t skey = sm->skey;                                                        \
-                        for (int32_t z = 0; z < nj; ++z) {                                                     \
-                            const int32_t j = jp[z];                                                           \
-                            const int up = (int)(((ngw[j >> 6] ^ flip) >> (j & 63)) & 1ULL);  /* d x < 0: up */ \
-                            single_push(t, L, --lo, base + j, up, skey, noise_counter(base + j, 0));           \
-                            if (lo == qm) {                                                                    \
-                                R->lo = lo;                                                                    \
-                                chunk_flush(t, R);                                                           \
-                                lo = R->lo;                                                                    \
-                                qm = R->q.m;                                                                   \
-                            }                                                                                  \
-                        }                                                                                      \
-                        R->lo = lo;                                                                            \
-                        pulses += nj;                                                                          \
-                    }
-                    int32_t nj;
-                    const int32_t *jp = jl;
-                    if (single_slot) {  /* the slot's bitmap itself */
-                        const uint64_t *sc = sg + (size_t)__builtin_ctzll(di) * nw;
-                        FLATTEN(sc)
-                    } else {
-                        FLATTEN(u)
-                    }
-                    WALK_SINGLE()
-                    if (any2) {
-                        FLATTEN(m2)
-                        WALK(__builtin_popcountll(di & xg[j]), 0)
-                    }
-#undef FLATTEN
-#undef WALK
-#undef WALK_SINGLE
                 }
                 chunk_flush(t, R);  /* this sample's pulses before the next sample's */
             }
