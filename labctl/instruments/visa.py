@@ -176,12 +176,7 @@ class VisaLink:
 
     async def _query_on_loop(self, sock: socket.socket, command: str, timeout: float) -> str:
         session = self._session_or_raise(command)
-
-        def write() -> None:
-            _check_peer(session)
-            session.write(command)
-
-        self._guarded(command, write)
+        self._guarded(command, lambda: self._write_blocking(command))  # a short send
         try:
             return await self._reply_on_loop(sock, session, command, timeout)
         except asyncio.CancelledError:
@@ -216,12 +211,7 @@ class VisaLink:
             if not arrived:
                 return self._guarded(command, lambda: _raise(pyvisa.errors.VisaIOError(
                     pyvisa.constants.StatusCode.error_timeout)))
-        read = asyncio.ensure_future(asyncio.to_thread(self._guarded, command, lambda: str(session.read())))
-        try:
-            return await asyncio.shield(read)
-        except asyncio.CancelledError:
-            await asyncio.wait([read])
-            raise
+        return await self._run(command, lambda: str(session.read()))
 
     def _write_blocking(self, command: str) -> None:
         session = self._session_or_raise(command)
