@@ -564,6 +564,41 @@ static inline __attribute__((always_inline)) int32_t flatten(const uint64_t *res
     return nj;
 }
 
+/* A sample's slot lists: for each slot, the columns whose train fired in it, as entries j | XPOS
+ * where x_j >= 0 (so a row's direction is one exclusive or: up where d x < 0). Built once per sample
+ * and shared by all its rows: a row that fired in one slot (most rows of a sparse update) takes its
+ * pulses straight from that slot's list, with no bitmap of its own to flatten. */
+#define ENTRY_J 0xFFFF  /* columns < RRAM_TRAIN_MAX_DIM <= 2^16 */
+#define ENTRY_XPOS_SHIFT 16
+
+/* Single pulses on row base / cols of the entries lst[0, n), down where the entry's XPOS bit differs
+ * from dneg (1 where d < 0) ... as single_push, the chunk flushed whenever it is full. */
+static inline void push_list(rram_train_tile *t, chunk_t *R, const int32_t *restrict lst, int32_t n, int64_t base,
+                             uint32_t dneg, uint64_t skey) {
+    while (n > 0) {
+        int32_t lo = R->lo;
+        if (lo == R->q.m) {
+            chunk_flush(t, R);
+            lo = R->lo;
+        }
+        const int32_t take = n < lo - R->q.m ? n : lo - R->q.m;
+        lanes_t *restrict L = R->L;
+        for (int32_t z = 0; z < take; ++z) {
+            const uint32_t e = (uint32_t)lst[z];
+            const int64_t k = base + (int64_t)(e & ENTRY_J);
+            single_push(t, L, --lo, k, (int)(((e >> ENTRY_XPOS_SHIFT) ^ dneg) & 1u) ^ 1, skey, noise_counter(k, 0));
+        }
+        R->lo = lo;
+        lst += take;
+        n -= take;
+    }
+}
+
+/* Lines [a, b) of 64 bytes from p towards L2, for the next band. */
+static inline void prefetch_lines(const char *p, int32_t a, int32_t b) {
+    for (int32_t c = a; c < b; ++c) __builtin_prefetch(p + 64 * (size_t)c, 0, 2);
+}
+
 /* Keys of one update, all derived from one draw of the tile's stream: the trains', their tie
  * refinements' and the per-sample cycle-to-cycle keys. Every draw of an update is a pure function
  * of (key, train or device, slot), so nothing depends on the order in which it is made. */
@@ -688,7 +723,8 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
         return RRAM_E_ARG;
     const int32_t rows = t->rows, cols = t->cols, bl = cfg->bl;
     const int32_t nw = (cols + 63) / 64;
-    const size_t per_sample = sizeof(uint64_t) * ((size_t)cols + (size_t)nw * (bl + 1)) + sizeof(sample_t);
+    const size_t per_sample = sizeof(uint64_t) * ((size_t)cols + (size_t)nw * (bl + 1)) + sizeof(sample_t) +
+                              sizeof(int32_t) * ((size_t)bl * cols + bl + 2);  /* with its slot lists at their longest */
     int32_t group = (int32_t)(GROUP_BYTES / per_sample);
     group = group < 1 ? 1 : (group > batch ? (batch > 0 ? batch : 1) : group);
     uint64_t *xbits = malloc(sizeof(uint64_t) * (size_t)group * cols);         /* [g][cols] */
@@ -700,8 +736,12 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
     const int32_t dim = rows > cols ? rows : cols;
     uint64_t *tie = malloc(sizeof(uint64_t) * 2 * (size_t)dim);  /* trains_of's scratch */
     int32_t *jl = malloc(sizeof(int32_t) * ((size_t)cols + 64));               /* coincident columns of a row and sample */
-    if (!xbits || !slots || !xneg || !smp || !jl || !R || !dtr || !tie) {
+    int32_t *loff = malloc(sizeof(int32_t) * (size_t)group * (bl + 1));       /* [g][bl + 1] slot list offsets */
+    int32_t *lbase = malloc(sizeof(int32_t) * (size_t)group);                 /* [g] start of a sample's lists */
+    int32_t *lists = malloc(sizeof(int32_t) * ((size_t)group * bl * cols + 4));  /* the group's slot lists */
+    if (!xbits || !slots || !xneg || !smp || !jl || !R || !dtr || !tie || !loff || !lbase || !lists) {
         free(xbits); free(slots); free(xneg); free(smp); free(jl); free(dtr); free(tie); chunk_free(R);
+        free(loff); free(lbase); free(lists);
         return RRAM_E_NOMEM;
     }
     /* Rows per band: their device (32 B) and weight (8 B) lines in about half a megabyte. */
@@ -748,6 +788,25 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
             sm->skey = rram_draw(uk.noise, (uint64_t)(b0 + g));
 
         }
+        /* Slot lists of the group's samples. */
+        for (int32_t g = 0, at = 0; g < ng; ++g) {
+            int32_t *so = loff + (size_t)g * (bl + 1);
+            lbase[g] = at;
+            so[0] = 0;
+            if (!smp[g].active) {
+                for (int32_t sl = 0; sl < bl; ++sl) so[sl + 1] = 0;
+                continue;
+            }
+            const uint64_t *sg = slots + (size_t)g * bl * nw, *ngw = xneg + (size_t)g * nw;
+            int32_t *lg = lists + at;
+            for (int32_t sl = 0; sl < bl; ++sl) {
+                const int32_t n0 = so[sl], nj = flatten(sg + (size_t)sl * nw, nw, lg + n0);
+                for (int32_t z = n0; z < n0 + nj; ++z)
+                    lg[z] |= (int32_t)((~(ngw[lg[z] >> 6] >> (lg[z] & 63)) & 1ULL) << ENTRY_XPOS_SHIFT);
+                so[sl + 1] = n0 + nj;
+            }
+            at += so[bl];
+        }
         /* Band by band (rows whose device and weight lines fit in L2 together), every sample of the
          * group in order and the band's rows within a sample: one sample's pulses are on distinct
          * devices, so one chunk of lanes holds them and is applied at the end of the sample (or when
@@ -760,63 +819,87 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
             const char *pw = (const char *)(t->w + next0);
             const int32_t pf_lines = (int32_t)(next_n * RRAM_TRAIN_DEV_STRIDE * 4 / 64), pw_lines = (int32_t)(next_n * 8 / 64);
             for (int32_t g = 0; g < ng; ++g) {
-                for (int32_t c = pf_lines * g / ng; c < pf_lines * (g + 1) / ng; ++c) __builtin_prefetch(pf + 64 * c, 0, 2);
-                for (int32_t c = pw_lines * g / ng; c < pw_lines * (g + 1) / ng; ++c) __builtin_prefetch(pw + 64 * c, 0, 2);
+                /* This sample's slice of the next band's lines, a few per row: in one burst, the prefetches
+                 * would wait for free fill buffers and stall the walk. */
+                int32_t fc = pf_lines * g / ng, wc = pw_lines * g / ng;
+                const int32_t fc1 = pf_lines * (g + 1) / ng, wc1 = pw_lines * (g + 1) / ng, nr = i1 - i0;
+                const int32_t f_row = (fc1 - fc + nr - 1) / nr, w_row = (wc1 - wc + nr - 1) / nr;
                 const sample_t *sm = &smp[g];
-                if (!sm->active) continue;
+                if (!sm->active) {
+                    prefetch_lines(pf, fc, fc1);
+                    prefetch_lines(pw, wc, wc1);
+                    continue;
+                }
                 const uint64_t *sg = slots + (size_t)g * bl * nw, *xg = xbits + (size_t)g * cols;
                 const uint64_t *ngw = xneg + (size_t)g * nw;
                 const double *dg = d + (size_t)(b0 + g) * rows;
                 const uint64_t *dtg = dtr + (size_t)g * rows;
+                const int32_t *lg = lists + lbase[g], *so = loff + (size_t)g * (bl + 1);
                 for (int32_t i = i0; i < i1; ++i) {
+                    prefetch_lines(pf, fc, fc + f_row < fc1 ? fc + f_row : fc1);
+                    prefetch_lines(pw, wc, wc + w_row < wc1 ? wc + w_row : wc1);
+                    fc += f_row;
+                    wc += w_row;
                     const uint64_t di = dtg[i];
                     if (!di) continue;
                     const int64_t base = (int64_t)i * cols;
-                    /* u: the row's coincident columns in this sample; m2: those coinciding in more than one
-                     * slot (more than one pulse; none when the row fired in one slot, few in a sparse update). */
-                    uint64_t m2[WORDS];
-                    int any2 = 0;
-                    const int single_slot = (di & (di - 1)) == 0;
-                    if (!single_slot) {
-                        uint64_t a2 = 0;
-                        for (int32_t q = 0; q < nw; ++q) u[q] = m2[q] = 0;
-                        for (uint64_t s = di; s; s &= s - 1) {
-                            const uint64_t *sc = sg + (size_t)__builtin_ctzll(s) * nw;
-                            for (int32_t q = 0; q < nw; ++q) { m2[q] |= u[q] & sc[q]; u[q] |= sc[q]; }
-                        }
-                        for (int32_t q = 0; q < nw; ++q) { u[q] &= ~m2[q]; a2 |= m2[q]; }
-                        any2 = a2 != 0;
-                    }
                     /* Gradient descent: w moves against sign(d x), so up where d x < 0. */
-                    const uint64_t flip = dg[i] < 0.0 ? ~0ULL : 0ULL;
-                    /* Single pulses straight into the chunk's lanes, the chunk's free lane in a register
-                     * (through the struct, every pulse would wait on the last one's store). */
-                    int32_t nj = flatten(single_slot ? sg + (size_t)__builtin_ctzll(di) * nw : u, nw, jl);
-                    lanes_t *restrict L = R->L;
-                    int32_t lo = R->lo, qm = R->q.m;
+                    const uint32_t dneg = dg[i] < 0.0;
+                    if ((di & (di - 1)) == 0) {  /* one slot: its list */
+                        const int32_t sl = __builtin_ctzll(di);
+                        push_list(t, R, lg + so[sl], so[sl + 1] - so[sl], base, dneg, sm->skey);
+                        pulses += so[sl + 1] - so[sl];
+                        continue;
+                    }
+                    /* u: the row's coincident columns in this sample; m2: those coinciding in more than one
+                     * slot (more than one pulse; few in a sparse update). */
+                    uint64_t m2[WORDS], a2 = 0;
+                    for (int32_t q = 0; q < nw; ++q) u[q] = m2[q] = 0;
+                    for (uint64_t s = di; s; s &= s - 1) {
+                        const uint64_t *sc = sg + (size_t)__builtin_ctzll(s) * nw;
+                        for (int32_t q = 0; q < nw; ++q) { m2[q] |= u[q] & sc[q]; u[q] |= sc[q]; }
+                    }
+                    for (int32_t q = 0; q < nw; ++q) a2 |= m2[q];
+                    if (!a2) {  /* no column in two of its slots: the slots' lists */
+                        for (uint64_t s = di; s; s &= s - 1) {
+                            const int32_t sl = __builtin_ctzll(s);
+                            push_list(t, R, lg + so[sl], so[sl + 1] - so[sl], base, dneg, sm->skey);
+                            pulses += so[sl + 1] - so[sl];
+                        }
+                        continue;
+                    }
+                    /* The columns with one pulse as single pulses, those of m2 queued with their counts. The
+                     * single ones: the slots' entries without m2's columns (each entry written, kept where its
+                     * column is not in m2: no branch) when the lists are short (a sparse update), else the
+                     * bitmap u without m2, flattened (a dense one, where the lists hold most columns). */
+                    int32_t nj = 0, entries = 0;
+                    for (uint64_t s = di; s; s &= s - 1) entries += so[__builtin_ctzll(s) + 1] - so[__builtin_ctzll(s)];
+                    if (entries <= 16 * nw) {
+                        for (uint64_t s = di; s; s &= s - 1) {
+                            const int32_t sl = __builtin_ctzll(s);
+                            for (int32_t z = so[sl]; z < so[sl + 1]; ++z) {
+                                const int32_t e = lg[z], j = e & ENTRY_J;
+                                jl[nj] = e;
+                                nj += (int32_t)(~(m2[j >> 6] >> (j & 63)) & 1ULL);
+                            }
+                        }
+                    } else {
+                        for (int32_t q = 0; q < nw; ++q) u[q] &= ~m2[q];
+                        nj = flatten(u, nw, jl);
+                        for (int32_t z = 0; z < nj; ++z)  /* as list entries */
+                            jl[z] |= (int32_t)((~(ngw[jl[z] >> 6] >> (jl[z] & 63)) & 1ULL) << ENTRY_XPOS_SHIFT);
+                    }
+                    push_list(t, R, jl, nj, base, dneg, sm->skey);
+                    const uint64_t flip = dneg ? ~0ULL : 0ULL;
+                    pulses += nj;
+                    nj = flatten(m2, nw, jl);
                     for (int32_t z = 0; z < nj; ++z) {
                         const int32_t j = jl[z];
+                        const int32_t n = __builtin_popcountll(di & xg[j]);
                         const int up = (int)(((ngw[j >> 6] ^ flip) >> (j & 63)) & 1ULL);  /* d x < 0: up */
-                        single_push(t, L, --lo, base + j, up, sm->skey, noise_counter(base + j, 0));
-                        if (lo == qm) {
-                            R->lo = lo;
-                            chunk_flush(t, R);
-                            lo = R->lo;
-                            qm = R->q.m;
-                        }
-                    }
-                    R->lo = lo;
-                    pulses += nj;
-                    if (any2) {  /* several pulses in this sample: queued with their counts */
-                        nj = flatten(m2, nw, jl);
-                        for (int32_t z = 0; z < nj; ++z) {
-                            const int32_t j = jl[z];
-                            const int32_t n = __builtin_popcountll(di & xg[j]);
-                            const int up = (int)(((ngw[j >> 6] ^ flip) >> (j & 63)) & 1ULL);
-                            queue_push(t, &R->q, base + j, up ? n : -n, sm->skey, noise_counter(base + j, 0));
-                            if (R->q.m == R->lo) chunk_flush(t, R);
-                            pulses += n;
-                        }
+                        if (R->q.m == R->lo) chunk_flush(t, R);  /* full (push_list leaves it so) */
+                        queue_push(t, &R->q, base + j, up ? n : -n, sm->skey, noise_counter(base + j, 0));
+                        pulses += n;
                     }
                 }
                 chunk_flush(t, R);  /* this sample's pulses before the next sample's */
@@ -824,7 +907,7 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
         }
     }
     chunk_free(R);
-    free(jl); free(dtr); free(tie);
+    free(jl); free(dtr); free(tie); free(loff); free(lbase); free(lists);
     free(xbits); free(slots); free(xneg); free(smp);
     if (pulses_out) *pulses_out = pulses;
     return RRAM_OK;
