@@ -3,9 +3,10 @@
  *
  * Speed (issue 18): an update walks only the coincidences. All trains of a batch are drawn at once
  * (slot word outer, trains inner: the splitmix draws and the byte compares vectorize). Each
- * sample's column trains are also stored transposed (one column bitmap per slot), so a row's
- * coincident columns are the union of the bitmaps of its set slots, found word by word; no (row,
- * column) pair without a pulse is visited. Rows are walked in bands whose device and weight lines
+ * sample's column trains are also stored transposed (one column bitmap per slot) and as one list of
+ * columns per slot, so a row that fired in one slot takes its coincident columns from that slot's
+ * list, and a row that fired in several from the lists (columns in more than one of its slots found
+ * from the bitmaps); no (row, column) pair without a pulse is visited. Rows are walked in bands whose device and weight lines
  * fit in L2 together, sample by sample within a band: one sample's pulses are on distinct devices,
  * so they share one chunk of lanes, applied at the end of the sample, and a device's pulses stay in
  * sample order without any ordering of the chunk's entries. Single pulses (nearly all in a sparse
