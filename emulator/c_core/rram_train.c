@@ -315,7 +315,9 @@ typedef struct {
     int32_t te[CHUNK + PAD];  /* the lanes whose noise draw is in a tail */
     uint64_t seq[CHUNK + PAD];  /* key + (counter + 1) * golden of the lane's next noise draw */
     int64_t k[CHUNK + PAD];
-    float le[CHUNK + PAD], ll[CHUNK + PAD];  /* pulse_lanes' scratch: log2 y = le + ll */
+    float le[CHUNK + PAD], ll[CHUNK + PAD];  /* pulse_lanes' scratch: log2 y = le + ll; */
+    float un[CHUNK + PAD], xt[CHUNK + PAD];   /* the draws' uniforms, the tail lanes' noise factors; */
+    uint32_t tb[CHUNK / VW];                  /* the tail lanes of each vector as a bitmask */
 } lanes_t;
 
 /* Lanes e0 + l < m as a mask. */
@@ -325,21 +327,28 @@ static inline __attribute__((always_inline)) vi lanes_below(int32_t e0, int32_t 
     return r;
 }
 
-/* The last passes of pulse_lanes with noise: each lane's draw (its counter advanced; the uniform kept in
- * le, a lane whose draw is in a tail marked), then its step dw from v and live y (the earlier passes)
- * times 1 + c2c xi, the weights of lanes [s0, m) stored. The tail lanes are finished afterwards. */
-static inline __attribute__((always_inline)) void noise_pass(lanes_t *restrict L, int32_t s0, int32_t mp, int32_t m, float c2c) {
-    int32_t nt = 0;  /* lanes with a tail draw */
+/* The cycle-to-cycle draw of the lanes [e0, e0 + VW) (their counters advanced): the uniform kept in un,
+ * the lanes below m whose draw is in a tail as a bitmask in tb. */
+static inline __attribute__((always_inline)) void draw_lanes(lanes_t *restrict L, int32_t s0, int32_t e0, int32_t m) {
+    vu64 seq;
+    memcpy(&seq, L->seq + e0, sizeof seq);
+    const vf u = uniform_of(seq);
+    seq = seq + RRAM_GOLDEN;  /* the device's next pulse draws at the next counter */
+    memcpy(L->seq + e0, &seq, sizeof seq);
+    memcpy(L->un + e0, &u, sizeof u);
+    L->tb[(e0 - s0) / VW] = mask_bits(lanes_below(e0, m) & ~is_central(u));
+}
+
+/* The tail lanes of the draws listed in te, their number returned, and their noise factors 1 + c2c xi in
+ * xt, VW at a time (te padded to whole vectors). ~0.8 tail lanes per vector: four slots written
+ * unconditionally (past the count: overwritten by the next vector's), a loop for the rare fifth; no
+ * branch on the count to mispredict. Padding: the lanes past CHUNK, past every pass (mp <= CHUNK) and
+ * never stored, with u = 1/2 and dw = 0, so that all lanes are stored back without a branch on the count
+ * (distinct ones: no chain through memory). */
+static inline __attribute__((always_inline)) int32_t tail_lanes(lanes_t *restrict L, int32_t s0, int32_t mp, float c2c) {
+    int32_t nt = 0;
     for (int32_t e0 = s0; e0 < mp; e0 += VW) {
-        vu64 seq;
-        memcpy(&seq, L->seq + e0, sizeof seq);
-        const vf u = uniform_of(seq);
-        seq = seq + RRAM_GOLDEN;  /* the device's next pulse draws at the next counter */
-        memcpy(L->seq + e0, &seq, sizeof seq);
-        const vi central = is_central(u), store = lanes_below(e0, m);
-        /* ~1.5 lanes of 32: four slots written unconditionally (past the count: overwritten by the next
-         * vector's), a loop for the rare fifth; no branch on the count to mispredict. */
-        uint32_t bits = mask_bits(store & ~central);
+        uint32_t bits = L->tb[(e0 - s0) / VW];
         const int32_t nb = __builtin_popcount(bits);
         for (int32_t q = 0; q < 4; ++q) {
             L->te[nt + q] = e0 + __builtin_ctz(bits | 0x80000000u);
@@ -350,41 +359,33 @@ static inline __attribute__((always_inline)) void noise_pass(lanes_t *restrict L
             bits &= bits - 1;
         }
         nt += nb;
-        memcpy(L->le + e0, &u, sizeof u);
     }
-    for (int32_t e0 = s0; e0 < mp; e0 += VW) {
-        vf w, v, yy, ssp, u;
-        memcpy(&u, L->le + e0, sizeof u);
-        memcpy(&v, L->dw + e0, sizeof v); memcpy(&yy, L->yy + e0, sizeof yy); memcpy(&ssp, L->ssp + e0, sizeof ssp);
-        const vf dw = step_of_v(yy, v) * ssp;
-        memcpy(L->dw + e0, &dw, sizeof dw);
-        memcpy(&w, L->w + e0, sizeof w);
-        w = vsel(lanes_below(e0, m) & is_central(u), w + dw * vfma(normal_central(u), vsplat(c2c), vsplat(1.0f)), w);
-        memcpy(L->w + e0, &w, sizeof w);
-    }
-    /* The tail lanes in vectors of their own: their uniform and noise-free step gathered (padding: lane s0
-     * again, not stored). */
-    for (int32_t i = nt; i < (nt + VW - 1) / VW * VW; ++i) L->te[i] = s0;
+    for (int32_t i = nt; i < (nt + VW - 1) / VW * VW; ++i) L->te[i] = CHUNK + i % VW;
+    const vf half = vsplat(0.5f), zero = vsplat(0.0f);
+    memcpy(L->un + CHUNK, &half, sizeof half);
+    memcpy(L->dw + CHUNK, &zero, sizeof zero);
     for (int32_t t0 = 0; t0 < nt; t0 += VW) {
         const int32_t *te = L->te + t0;
-        vf u, dw;
-        FOR_LANES(l) u[l] = L->le[te[l]];
-        FOR_LANES(l) dw[l] = L->dw[te[l]];
-        dw = dw * vfma(normal_tail(u), vsplat(c2c), vsplat(1.0f));
-        const int32_t c = nt - t0 < VW ? nt - t0 : VW;
-        for (int32_t l = 0; l < c; ++l) L->w[te[l]] += dw[l];
+        vf u;
+        FOR_LANES(l) u[l] = L->un[te[l]];
+        const vf xi = vfma(normal_tail(u), vsplat(c2c), vsplat(1.0f));
+        memcpy(L->xt + t0, &xi, sizeof xi);
     }
+    return nt;
 }
 
 /* One pulse on every lane [0, m). The vectors cover [0, m rounded up to PAD); lanes past m hold
  * finished devices or harmless padding: they are computed and not stored. The step goes in passes over
- * all lanes (log2 y, live y in yy and live m in dw; z; v; the draw; the step with its noise and the
- * store), kept in the scratch lanes between passes: a pass is a short loop whose iterations the
- * out-of-order core overlaps. The chains are the polynomials' (Horner: each operation waits on the one
- * before), so what overlaps is bounded by how many of a pass's iterations fit in the scheduler: passes of
- * one polynomial each ran ~20 % faster than passes of two. */
+ * all lanes, kept in the scratch lanes between passes: log2 y (live y in yy, live m in dw) with the
+ * noise draw; the tail lanes' noise; z; v; the step with its noise and the store; the tail lanes' store.
+ * A pass is a short loop whose iterations the out-of-order core overlaps. The chains are the
+ * polynomials' (Horner: each operation waits on the one before), so what overlaps is bounded by how many
+ * of a pass's iterations fit in the scheduler: passes of one polynomial each ran ~20 % faster than
+ * passes of two; the draw, independent of the step, shares the first pass, and the tails' noise (a
+ * logarithm, a square root and a division) overlaps the z and v passes. */
 static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *restrict L, int32_t s0, int32_t m, float c2c) {
     const int32_t mp = s0 + (m - s0 + PAD - 1) / PAD * PAD;
+    const int noise = c2c > 0.0f;
     for (int32_t e0 = s0; e0 < mp; e0 += VW) {
         vf w, ref, sis, alpha;
         memcpy(&w, L->w + e0, sizeof w); memcpy(&ref, L->ref + e0, sizeof ref); memcpy(&sis, L->sis + e0, sizeof sis);
@@ -395,7 +396,9 @@ static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *rest
         memcpy(L->yy + e0, &yy, sizeof yy);
         memcpy(L->le + e0, &e, sizeof e);
         memcpy(L->ll + e0, &l, sizeof l);
+        if (noise) draw_lanes(L, s0, e0, m);
     }
+    const int32_t nt = noise ? tail_lanes(L, s0, mp, c2c) : 0;
     for (int32_t e0 = s0; e0 < mp; e0 += VW) {
         vf e, l, g1, mm;
         memcpy(&e, L->le + e0, sizeof e); memcpy(&l, L->ll + e0, sizeof l);
@@ -410,17 +413,30 @@ static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *rest
         const vf v = step_v(g1, z);
         memcpy(L->dw + e0, &v, sizeof v);
     }
-    if (c2c > 0.0f) {
-        noise_pass(L, s0, mp, m, c2c);
-        return;
-    }
     for (int32_t e0 = s0; e0 < mp; e0 += VW) {
         vf w, v, yy, ssp;
         memcpy(&w, L->w + e0, sizeof w);
         memcpy(&v, L->dw + e0, sizeof v); memcpy(&yy, L->yy + e0, sizeof yy); memcpy(&ssp, L->ssp + e0, sizeof ssp);
         const vf dw = step_of_v(yy, v) * ssp;
-        w = vsel(lanes_below(e0, m), w + dw, w);
+        vi store = lanes_below(e0, m);
+        vf wn = w + dw;
+        if (noise) {  /* the central draws' noise here, the tails' below */
+            memcpy(L->dw + e0, &dw, sizeof dw);
+            vf u;
+            memcpy(&u, L->un + e0, sizeof u);
+            store &= is_central(u);
+            wn = w + dw * vfma(normal_central(u), vsplat(c2c), vsplat(1.0f));
+        }
+        w = vsel(store, wn, w);
         memcpy(L->w + e0, &w, sizeof w);
+    }
+    for (int32_t t0 = 0; t0 < nt; t0 += VW) {  /* the tail lanes' noise-free step gathered, times their noise */
+        const int32_t *te = L->te + t0;
+        vf dw, xi;
+        FOR_LANES(l) dw[l] = L->dw[te[l]];
+        memcpy(&xi, L->xt + t0, sizeof xi);
+        dw = dw * xi;
+        FOR_LANES(l) L->w[te[l]] += dw[l];
     }
 }
 
