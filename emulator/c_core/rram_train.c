@@ -190,7 +190,9 @@ static inline __attribute__((always_inline)) vf live_y(vf y) {
 /* z = g m y^g, clamped to [-2, 1e30] (z >= -2 keeps 1 + z exact below 0, only for gamma < 1, where step_v
  * clamps the base to the smallest normal: v >= 126 / |g|, 1 - 2^-v = 1, the bound in one pulse); m itself
  * for gamma = 1 (0 at the bound). */
-static inline __attribute__((always_inline)) vf step_z_of(vf e, vf l, vf g1, vf mm) {  /* log2 y = e + l, mm: m live */
+static inline __attribute__((always_inline)) vf step_z_of(vf e, vf l, vf g1, vf mm, const int units) {
+    /* log2 y = e + l, mm: m live; units = 0: no lane has gamma = 1 (its selects would keep g1 and z) */
+    if (!units) return vmax(vmin_pos((g1 * mm) * pow_parts(e, l, g1), 1e30f), -2.0f);
     const vi unit = unit_lanes(g1);
     vf gs;
     FOR_LANES(i) gs[i] = unit[i] ? 1.0f : g1[i];
@@ -205,19 +207,20 @@ static inline __attribute__((always_inline)) vf live_m(vf y, vf m) {
 
 static inline __attribute__((always_inline)) vf step_z(vf y, vf g1, vf m) {
     vf e, l = log2_parts(live_y(y), &e);
-    return step_z_of(e, l, g1, live_m(y, m));
+    return step_z_of(e, l, g1, live_m(y, m), 1);
 }
 
 /* v = log2(1 + z) / g (m / ln 2 for gamma = 1): the rounding c of b = 1 + z corrected by
  * c / (b ln 2) ~ c (1 - z) / ln 2 (error c z^2 / (1 + z), below float32 resolution; for z >= 1 the
  * correction itself is below it). */
-static inline __attribute__((always_inline)) vf step_v(vf g1, vf z) {
-    const vi unit = unit_lanes(g1);
-    vf gs;
-    FOR_LANES(l) gs[l] = unit[l] ? 1.0f : g1[l];
+static inline __attribute__((always_inline)) vf step_v(vf g1, vf z, const int units) {  /* units: as in step_z_of */
     const vf b = 1.0f + z;
     vf eb, lb = log2_parts(vmax_pos(b, 0x1p-126f), &eb);
     const vf l1p = vfma(z - (b - 1.0f), vmax_pos(vfma(z, vsplat(-INV_LN2), vsplat(INV_LN2)), 0.0f), eb + lb);
+    if (!units) return l1p / g1;
+    const vi unit = unit_lanes(g1);
+    vf gs;
+    FOR_LANES(l) gs[l] = unit[l] ? 1.0f : g1[l];
     return vsel(unit, z * INV_LN2, l1p / gs);
 }
 
@@ -225,7 +228,7 @@ static inline __attribute__((always_inline)) vf step_v(vf g1, vf z) {
 static inline __attribute__((always_inline)) vf step_of_v(vf yy, vf v) { return yy * one_minus_exp2_neg(v); }
 
 static inline __attribute__((always_inline)) vf step_y(vf y, vf g1, vf m) {
-    return step_of_v(live_y(y), step_v(g1, step_z(y, g1, m)));
+    return step_of_v(live_y(y), step_v(g1, step_z(y, g1, m), 1));
 }
 
 /* The counter-based draw of rram_rng.h on lanes: rram_draw(key, counter) is the splitmix64 finalizer
@@ -290,15 +293,16 @@ static inline __attribute__((always_inline)) vf normal_tail(vf u) {
     return vsel(lower, nt, -nt) / dt;
 }
 
-/* Bit l set where lane l of the mask is set (an OR tree over the lanes). */
-_Static_assert(VW == 16, "mask_bits reduces 16 lanes");
+/* Bit l set where lane l of the mask is set: the lanes narrowed to bytes (0 or 1), each eight gathered into
+ * the top byte of one multiply (byte l -> bit 56 + l, no carries). */
+_Static_assert(VW == 16, "mask_bits packs 16 lanes");
 static inline __attribute__((always_inline)) uint32_t mask_bits(vi m) {
-    vu x = (vu)m & (vu){1u << 0, 1u << 1, 1u << 2, 1u << 3, 1u << 4, 1u << 5, 1u << 6, 1u << 7, 1u << 8, 1u << 9,
-                        1u << 10, 1u << 11, 1u << 12, 1u << 13, 1u << 14, 1u << 15};
-    x |= __builtin_shuffle(x, (vu){8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7});
-    x |= __builtin_shuffle(x, (vu){4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3});
-    x |= __builtin_shuffle(x, (vu){2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1});
-    return x[0] | x[1];
+    typedef uint8_t vb __attribute__((vector_size(VW)));
+    const vb b = __builtin_convertvector(m, vb) & 1;
+    uint64_t lo, hi;
+    memcpy(&lo, &b, sizeof lo);
+    memcpy(&hi, (const char *)&b + 8, sizeof hi);
+    return (uint32_t)((lo * 0x0102040810204080ULL) >> 56) | (uint32_t)((hi * 0x0102040810204080ULL) >> 56) << 8;
 }
 
 /* Pulsed devices of one chunk in structure-of-arrays form. Lane e is one device with its pulses
@@ -374,6 +378,24 @@ static inline __attribute__((always_inline)) int32_t tail_lanes(lanes_t *restric
     return nt;
 }
 
+/* The z and the v pass of pulse_lanes (units: as in step_z_of). */
+static inline __attribute__((always_inline)) void zv_passes(lanes_t *restrict L, int32_t s0, int32_t mp, const int units) {
+    for (int32_t e0 = s0; e0 < mp; e0 += VW) {
+        vf e, l, g1, mm;
+        memcpy(&e, L->le + e0, sizeof e); memcpy(&l, L->ll + e0, sizeof l);
+        memcpy(&g1, L->g1 + e0, sizeof g1); memcpy(&mm, L->dw + e0, sizeof mm);
+        const vf z = step_z_of(e, l, g1, mm, units);
+        memcpy(L->dw + e0, &z, sizeof z);
+    }
+    for (int32_t e0 = s0; e0 < mp; e0 += VW) {
+        vf g1, z;
+        memcpy(&g1, L->g1 + e0, sizeof g1);
+        memcpy(&z, L->dw + e0, sizeof z);
+        const vf v = step_v(g1, z, units);
+        memcpy(L->dw + e0, &v, sizeof v);
+    }
+}
+
 /* One pulse on every lane [0, m). The vectors cover [0, m rounded up to PAD); lanes past m hold
  * finished devices or harmless padding: they are computed and not stored. The step goes in passes over
  * all lanes, kept in the scratch lanes between passes: log2 y (live y in yy, live m in dw) with the
@@ -386,10 +408,12 @@ static inline __attribute__((always_inline)) int32_t tail_lanes(lanes_t *restric
 static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *restrict L, int32_t s0, int32_t m, float c2c) {
     const int32_t mp = s0 + (m - s0 + PAD - 1) / PAD * PAD;
     const int noise = c2c > 0.0f;
+    vi any_unit = vsplat(0.0f) != vsplat(0.0f);
     for (int32_t e0 = s0; e0 < mp; e0 += VW) {
-        vf w, ref, sis, alpha;
+        vf w, ref, sis, alpha, g1;
         memcpy(&w, L->w + e0, sizeof w); memcpy(&ref, L->ref + e0, sizeof ref); memcpy(&sis, L->sis + e0, sizeof sis);
-        memcpy(&alpha, L->alpha + e0, sizeof alpha);
+        memcpy(&alpha, L->alpha + e0, sizeof alpha); memcpy(&g1, L->g1 + e0, sizeof g1);
+        any_unit |= unit_lanes(g1);
         const vf y = (ref - w) * sis, yy = live_y(y), mm = live_m(y, alpha);
         vf e, l = log2_parts(yy, &e);
         memcpy(L->dw + e0, &mm, sizeof mm);
@@ -399,19 +423,12 @@ static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *rest
         if (noise) draw_lanes(L, s0, e0, m);
     }
     const int32_t nt = noise ? tail_lanes(L, s0, mp, c2c) : 0;
-    for (int32_t e0 = s0; e0 < mp; e0 += VW) {
-        vf e, l, g1, mm;
-        memcpy(&e, L->le + e0, sizeof e); memcpy(&l, L->ll + e0, sizeof l);
-        memcpy(&g1, L->g1 + e0, sizeof g1); memcpy(&mm, L->dw + e0, sizeof mm);
-        const vf z = step_z_of(e, l, g1, mm);
-        memcpy(L->dw + e0, &z, sizeof z);
-    }
-    for (int32_t e0 = s0; e0 < mp; e0 += VW) {
-        vf g1, z;
-        memcpy(&g1, L->g1 + e0, sizeof g1);
-        memcpy(&z, L->dw + e0, sizeof z);
-        const vf v = step_v(g1, z);
-        memcpy(L->dw + e0, &v, sizeof v);
+    int32_t units = 0;  /* gamma = 1 on some lane: the z and v passes with their selects */
+    FOR_LANES(l) units |= any_unit[l];
+    if (units) {
+        zv_passes(L, s0, mp, 1);
+    } else {
+        zv_passes(L, s0, mp, 0);
     }
     for (int32_t e0 = s0; e0 < mp; e0 += VW) {
         vf w, v, yy, ssp;
