@@ -324,6 +324,14 @@ typedef struct {
     uint32_t tb[CHUNK / VW];                  /* the tail lanes of each vector as a bitmask */
 } lanes_t;
 
+/* A vector of lanes loaded from or stored to a lanes_t array (may alias its floats). */
+typedef vf vf_mem __attribute__((may_alias, aligned(4)));
+typedef vu64 vu64_mem __attribute__((may_alias, aligned(8)));
+static inline __attribute__((always_inline)) vf ld(const float *p) { return *(const vf_mem *)p; }
+static inline __attribute__((always_inline)) void st(float *p, vf v) { *(vf_mem *)p = v; }
+static inline __attribute__((always_inline)) vu64 ld64(const uint64_t *p) { return *(const vu64_mem *)p; }
+static inline __attribute__((always_inline)) void st64(uint64_t *p, vu64 v) { *(vu64_mem *)p = v; }
+
 /* Lanes e0 + l < m as a mask. */
 static inline __attribute__((always_inline)) vi lanes_below(int32_t e0, int32_t m) {
     vi r;
@@ -334,12 +342,10 @@ static inline __attribute__((always_inline)) vi lanes_below(int32_t e0, int32_t 
 /* The cycle-to-cycle draw of the lanes [e0, e0 + VW) (their counters advanced): the uniform kept in un,
  * the lanes below m whose draw is in a tail as a bitmask in tb. */
 static inline __attribute__((always_inline)) void draw_lanes(lanes_t *restrict L, int32_t s0, int32_t e0, int32_t m) {
-    vu64 seq;
-    memcpy(&seq, L->seq + e0, sizeof seq);
+    const vu64 seq = ld64(L->seq + e0);
     const vf u = uniform_of(seq);
-    seq = seq + RRAM_GOLDEN;  /* the device's next pulse draws at the next counter */
-    memcpy(L->seq + e0, &seq, sizeof seq);
-    memcpy(L->un + e0, &u, sizeof u);
+    st64(L->seq + e0, seq + RRAM_GOLDEN);  /* the device's next pulse draws at the next counter */
+    st(L->un + e0, u);
     L->tb[(e0 - s0) / VW] = mask_bits(lanes_below(e0, m) & ~is_central(u));
 }
 
@@ -365,15 +371,13 @@ static inline __attribute__((always_inline)) int32_t tail_lanes(lanes_t *restric
         nt += nb;
     }
     for (int32_t i = nt; i < (nt + VW - 1) / VW * VW; ++i) L->te[i] = CHUNK + i % VW;
-    const vf half = vsplat(0.5f), zero = vsplat(0.0f);
-    memcpy(L->un + CHUNK, &half, sizeof half);
-    memcpy(L->dw + CHUNK, &zero, sizeof zero);
+    st(L->un + CHUNK, vsplat(0.5f));
+    st(L->dw + CHUNK, vsplat(0.0f));
     for (int32_t t0 = 0; t0 < nt; t0 += VW) {
         const int32_t *te = L->te + t0;
         vf u;
         FOR_LANES(l) u[l] = L->un[te[l]];
-        const vf xi = vfma(normal_tail(u), vsplat(c2c), vsplat(1.0f));
-        memcpy(L->xt + t0, &xi, sizeof xi);
+        st(L->xt + t0, vfma(normal_tail(u), vsplat(c2c), vsplat(1.0f)));
     }
     return nt;
 }
@@ -381,18 +385,10 @@ static inline __attribute__((always_inline)) int32_t tail_lanes(lanes_t *restric
 /* The z and the v pass of pulse_lanes (units: as in step_z_of). */
 static inline __attribute__((always_inline)) void zv_passes(lanes_t *restrict L, int32_t s0, int32_t mp, const int units) {
     for (int32_t e0 = s0; e0 < mp; e0 += VW) {
-        vf e, l, g1, mm;
-        memcpy(&e, L->le + e0, sizeof e); memcpy(&l, L->ll + e0, sizeof l);
-        memcpy(&g1, L->g1 + e0, sizeof g1); memcpy(&mm, L->dw + e0, sizeof mm);
-        const vf z = step_z_of(e, l, g1, mm, units);
-        memcpy(L->dw + e0, &z, sizeof z);
+        st(L->dw + e0, step_z_of(ld(L->le + e0), ld(L->ll + e0), ld(L->g1 + e0), ld(L->dw + e0), units));
     }
     for (int32_t e0 = s0; e0 < mp; e0 += VW) {
-        vf g1, z;
-        memcpy(&g1, L->g1 + e0, sizeof g1);
-        memcpy(&z, L->dw + e0, sizeof z);
-        const vf v = step_v(g1, z, units);
-        memcpy(L->dw + e0, &v, sizeof v);
+        st(L->dw + e0, step_v(ld(L->g1 + e0), ld(L->dw + e0), units));
     }
 }
 
@@ -408,18 +404,15 @@ static inline __attribute__((always_inline)) void zv_passes(lanes_t *restrict L,
 static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *restrict L, int32_t s0, int32_t m, float c2c) {
     const int32_t mp = s0 + (m - s0 + PAD - 1) / PAD * PAD;
     const int noise = c2c > 0.0f;
-    vi any_unit = vsplat(0.0f) != vsplat(0.0f);
+    vi any_unit = {0};
     for (int32_t e0 = s0; e0 < mp; e0 += VW) {
-        vf w, ref, sis, alpha, g1;
-        memcpy(&w, L->w + e0, sizeof w); memcpy(&ref, L->ref + e0, sizeof ref); memcpy(&sis, L->sis + e0, sizeof sis);
-        memcpy(&alpha, L->alpha + e0, sizeof alpha); memcpy(&g1, L->g1 + e0, sizeof g1);
-        any_unit |= unit_lanes(g1);
-        const vf y = (ref - w) * sis, yy = live_y(y), mm = live_m(y, alpha);
+        any_unit |= unit_lanes(ld(L->g1 + e0));
+        const vf y = (ld(L->ref + e0) - ld(L->w + e0)) * ld(L->sis + e0), yy = live_y(y);
         vf e, l = log2_parts(yy, &e);
-        memcpy(L->dw + e0, &mm, sizeof mm);
-        memcpy(L->yy + e0, &yy, sizeof yy);
-        memcpy(L->le + e0, &e, sizeof e);
-        memcpy(L->ll + e0, &l, sizeof l);
+        st(L->dw + e0, live_m(y, ld(L->alpha + e0)));
+        st(L->yy + e0, yy);
+        st(L->le + e0, e);
+        st(L->ll + e0, l);
         if (noise) draw_lanes(L, s0, e0, m);
     }
     const int32_t nt = noise ? tail_lanes(L, s0, mp, c2c) : 0;
@@ -431,28 +424,22 @@ static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *rest
         zv_passes(L, s0, mp, 0);
     }
     for (int32_t e0 = s0; e0 < mp; e0 += VW) {
-        vf w, v, yy, ssp;
-        memcpy(&w, L->w + e0, sizeof w);
-        memcpy(&v, L->dw + e0, sizeof v); memcpy(&yy, L->yy + e0, sizeof yy); memcpy(&ssp, L->ssp + e0, sizeof ssp);
-        const vf dw = step_of_v(yy, v) * ssp;
+        const vf w = ld(L->w + e0), dw = step_of_v(ld(L->yy + e0), ld(L->dw + e0)) * ld(L->ssp + e0);
         vi store = lanes_below(e0, m);
         vf wn = w + dw;
         if (noise) {  /* the central draws' noise here, the tails' below */
-            memcpy(L->dw + e0, &dw, sizeof dw);
-            vf u;
-            memcpy(&u, L->un + e0, sizeof u);
+            st(L->dw + e0, dw);
+            const vf u = ld(L->un + e0);
             store &= is_central(u);
             wn = w + dw * vfma(normal_central(u), vsplat(c2c), vsplat(1.0f));
         }
-        w = vsel(store, wn, w);
-        memcpy(L->w + e0, &w, sizeof w);
+        st(L->w + e0, vsel(store, wn, w));
     }
     for (int32_t t0 = 0; t0 < nt; t0 += VW) {  /* the tail lanes' noise-free step gathered, times their noise */
         const int32_t *te = L->te + t0;
-        vf dw, xi;
+        vf dw;
         FOR_LANES(l) dw[l] = L->dw[te[l]];
-        memcpy(&xi, L->xt + t0, sizeof xi);
-        dw = dw * xi;
+        dw = dw * ld(L->xt + t0);
         FOR_LANES(l) L->w[te[l]] += dw[l];
     }
 }
