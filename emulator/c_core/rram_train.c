@@ -13,9 +13,9 @@
  * update) are written straight into the chunk's lanes; multiple ones are queued with their counts
  * and gathered at the flush. A chunk of 1024 devices is applied as structure-of-arrays lanes sorted
  * by pulse count (the lanes still pulsing form one contiguous range), by a device step in float32 on
- * GCC generic vectors of 32 lanes (one generic operation is two AVX-512, four AVX2 or eight SSE
- * operations), in passes over the chunk's lanes so that the out-of-order core overlaps the long
- * polynomial chains. The AVX-512, AVX2 and
+ * GCC generic vectors of 16 lanes (one generic operation is one AVX-512, two AVX2 or four SSE
+ * operations), in short passes (about one polynomial each) over the chunk's lanes so that the out-of-order core
+ * overlaps the long polynomial chains. The AVX-512, AVX2 and
  * baseline builds (chosen at run time) execute the same IEEE operations (basic ones, no contraction
  * under -std=c11, no fast-math, and explicit fused multiply-adds, each one correctly rounded
  * operation), so results do not depend on the CPU.
@@ -47,9 +47,14 @@ uint64_t rram_train_key(uint64_t seed, uint64_t stream) {
  * The device step runs on generic vectors of VW float32 lanes. Every operation is an elementwise IEEE
  * operation: the basic ones (no contraction under -std=c11) and explicit fused multiply-adds (one
  * correctly rounded IEEE operation, fmaf), so the AVX-512, AVX2 and baseline builds, which split a
- * vector into 2, 4 or 8 registers, give the same bits. One generic operation becomes several
- * independent register operations, so the long dependency chains of the polynomials overlap. */
-#define VW 32
+ * vector into 1, 2 or 4 registers, give the same bits. 16 lanes (one AVX-512 register): a chunk's last
+ * vector is padded by 7.5 lanes on average, where the update's ~120-lane chunks made 32 lanes cost a
+ * seventh of the work; the polynomials' long chains overlap across the iterations of short passes. */
+#define VW 16
+/* A loop over the lanes. Not unrolled before the vectorizer sees it: GCC fully unrolls loops of up to 16
+ * iterations early, and the straight-line lanes then come out scalar; as a loop each becomes one or two
+ * instructions per register. */
+#define FOR_LANES(l) _Pragma("GCC unroll 1") for (int l = 0; l < VW; ++l)
 typedef float vf __attribute__((vector_size(4 * VW)));
 typedef int32_t vi __attribute__((vector_size(4 * VW)));
 typedef uint32_t vu __attribute__((vector_size(4 * VW)));
@@ -57,7 +62,7 @@ typedef uint64_t vu64 __attribute__((vector_size(8 * VW)));
 
 static inline __attribute__((always_inline)) vf vsplat(float c) {
     vf r;
-    for (int l = 0; l < VW; ++l) r[l] = c;  /* one broadcast ((vf){0} + c is built lane by lane) */
+    FOR_LANES(l) r[l] = c;  /* one broadcast ((vf){0} + c is built lane by lane) */
     return r;
 }
 static inline __attribute__((always_inline)) vf vsel(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }  /* mask ? a : b */
@@ -66,12 +71,12 @@ static inline __attribute__((always_inline)) vf vsel(vi mask, vf a, vf b) { retu
  * register (vfmadd; vcmpps and a blend; vpminsd), baseline x86-64 calls fmaf (exact, slower). */
 static inline __attribute__((always_inline)) vf vfma(vf a, vf b, vf c) {  /* a b + c, rounded once */
     vf r;
-    for (int l = 0; l < VW; ++l) r[l] = __builtin_fmaf(a[l], b[l], c[l]);
+    FOR_LANES(l) r[l] = __builtin_fmaf(a[l], b[l], c[l]);
     return r;
 }
 static inline __attribute__((always_inline)) vf vmax(vf a, float c) {
     vf r;
-    for (int l = 0; l < VW; ++l) r[l] = a[l] > c ? a[l] : c;
+    FOR_LANES(l) r[l] = a[l] > c ? a[l] : c;
     return r;
 }
 /* min(a, c) and max(a, c) for c >= 0 as one integer operation on the bits: floats >= 0 order like their
@@ -81,7 +86,7 @@ static inline __attribute__((always_inline)) vf vmin_pos(vf a, float c) {
     int32_t ci;
     memcpy(&ci, &c, sizeof ci);
     vi r;
-    for (int l = 0; l < VW; ++l) r[l] = ai[l] < ci ? ai[l] : ci;
+    FOR_LANES(l) r[l] = ai[l] < ci ? ai[l] : ci;
     return (vf)r;
 }
 static inline __attribute__((always_inline)) vf vmax_pos(vf a, float c) {
@@ -89,7 +94,7 @@ static inline __attribute__((always_inline)) vf vmax_pos(vf a, float c) {
     int32_t ci;
     memcpy(&ci, &c, sizeof ci);
     vi r;
-    for (int l = 0; l < VW; ++l) r[l] = ai[l] > ci ? ai[l] : ci;
+    FOR_LANES(l) r[l] = ai[l] > ci ? ai[l] : ci;
     return (vf)r;
 }
 
@@ -139,7 +144,7 @@ static inline __attribute__((always_inline)) vf pow_parts(vf e, vf l, vf g) {
     const vf tc = vmax_pos(vmin_pos(t, SHIFT23 + 126.0f), SHIFT23 - 125.0f);
     const vf r0 = vfma(g, e, -(tc - SHIFT23)) + gl;  /* |r0| <= 1/2 unless clamped */
     vf r;
-    for (int i = 0; i < VW; ++i) r[i] = t[i] == tc[i] ? r0[i] : 0.0f;
+    FOR_LANES(i) r[i] = t[i] == tc[i] ? r0[i] : 0.0f;
     const vf tk = two_to_k(tc);
     return vfma(tk, exp2m1_reduced(r), tk);
 }
@@ -173,40 +178,50 @@ static inline __attribute__((always_inline)) vf v_sqrt(vf x) {
  * In parts (step_y), so that the pulse loop can run each over all lanes. */
 static inline __attribute__((always_inline)) vi unit_lanes(vf g1) {  /* g ~ 0 (gamma = 1): y e^-m */
     vi r;
-    for (int l = 0; l < VW; ++l) r[l] = __builtin_fabsf(g1[l]) < 1e-7f ? -1 : 0;
+    FOR_LANES(l) r[l] = __builtin_fabsf(g1[l]) < 1e-7f ? -1 : 0;
     return r;
 }
 
 static inline __attribute__((always_inline)) vf live_y(vf y) {
     vf r;
-    for (int l = 0; l < VW; ++l) r[l] = y[l] > Y_TINY ? y[l] : 1.0f;  /* at the bound: y = 1 with m = 0, no step */
+    FOR_LANES(l) r[l] = y[l] > Y_TINY ? y[l] : 1.0f;  /* at the bound: y = 1 with m = 0, no step */
     return r;
 }
 
 /* z = g m y^g, clamped to [-2, 1e30] (z >= -2 keeps 1 + z exact below 0, only for gamma < 1, where step_v
  * clamps the base to the smallest normal: v >= 126 / |g|, 1 - 2^-v = 1, the bound in one pulse); m itself
  * for gamma = 1 (0 at the bound). */
-static inline __attribute__((always_inline)) vf step_z(vf y, vf g1, vf m) {
+static inline __attribute__((always_inline)) vf step_z_of(vf e, vf l, vf g1, vf mm, const int units) {
+    /* log2 y = e + l, mm: m live; units = 0: no lane has gamma = 1 (its selects would keep g1 and z) */
+    if (!units) return vmax(vmin_pos((g1 * mm) * pow_parts(e, l, g1), 1e30f), -2.0f);
     const vi unit = unit_lanes(g1);
-    vf mm, gs;
-    for (int l = 0; l < VW; ++l) {
-        mm[l] = y[l] > Y_TINY ? m[l] : 0.0f;
-        gs[l] = unit[l] ? 1.0f : g1[l];
-    }
-    vf e, l = log2_parts(live_y(y), &e);
+    vf gs;
+    FOR_LANES(i) gs[i] = unit[i] ? 1.0f : g1[i];
     return vsel(unit, mm, vmax(vmin_pos((gs * mm) * pow_parts(e, l, gs), 1e30f), -2.0f));
+}
+
+static inline __attribute__((always_inline)) vf live_m(vf y, vf m) {
+    vf r;
+    FOR_LANES(l) r[l] = y[l] > Y_TINY ? m[l] : 0.0f;
+    return r;
+}
+
+static inline __attribute__((always_inline)) vf step_z(vf y, vf g1, vf m) {
+    vf e, l = log2_parts(live_y(y), &e);
+    return step_z_of(e, l, g1, live_m(y, m), 1);
 }
 
 /* v = log2(1 + z) / g (m / ln 2 for gamma = 1): the rounding c of b = 1 + z corrected by
  * c / (b ln 2) ~ c (1 - z) / ln 2 (error c z^2 / (1 + z), below float32 resolution; for z >= 1 the
  * correction itself is below it). */
-static inline __attribute__((always_inline)) vf step_v(vf g1, vf z) {
-    const vi unit = unit_lanes(g1);
-    vf gs;
-    for (int l = 0; l < VW; ++l) gs[l] = unit[l] ? 1.0f : g1[l];
+static inline __attribute__((always_inline)) vf step_v(vf g1, vf z, const int units) {  /* units: as in step_z_of */
     const vf b = 1.0f + z;
     vf eb, lb = log2_parts(vmax_pos(b, 0x1p-126f), &eb);
     const vf l1p = vfma(z - (b - 1.0f), vmax_pos(vfma(z, vsplat(-INV_LN2), vsplat(INV_LN2)), 0.0f), eb + lb);
+    if (!units) return l1p / g1;
+    const vi unit = unit_lanes(g1);
+    vf gs;
+    FOR_LANES(l) gs[l] = unit[l] ? 1.0f : g1[l];
     return vsel(unit, z * INV_LN2, l1p / gs);
 }
 
@@ -214,7 +229,7 @@ static inline __attribute__((always_inline)) vf step_v(vf g1, vf z) {
 static inline __attribute__((always_inline)) vf step_of_v(vf yy, vf v) { return yy * one_minus_exp2_neg(v); }
 
 static inline __attribute__((always_inline)) vf step_y(vf y, vf g1, vf m) {
-    return step_of_v(live_y(y), step_v(g1, step_z(y, g1, m)));
+    return step_of_v(live_y(y), step_v(g1, step_z(y, g1, m), 1));
 }
 
 /* The counter-based draw of rram_rng.h on lanes: rram_draw(key, counter) is the splitmix64 finalizer
@@ -239,7 +254,7 @@ static inline __attribute__((always_inline)) vf uniform_of(vu64 r) {
 
 static inline __attribute__((always_inline)) vi is_central(vf u) {
     vi c;
-    for (int l = 0; l < VW; ++l) c[l] = -((u[l] > P_LOW) & (u[l] < 1.0f - P_LOW));  /* & not &&: no branch */
+    FOR_LANES(l) c[l] = -((u[l] > P_LOW) & (u[l] < 1.0f - P_LOW));  /* & not &&: no branch */
     return c;
 }
 
@@ -261,7 +276,7 @@ static inline __attribute__((always_inline)) vf normal_central(vf u) {
 static inline __attribute__((always_inline)) vf normal_tail(vf u) {
     vi lower;
     vf p;
-    for (int l = 0; l < VW; ++l) {
+    FOR_LANES(l) {
         lower[l] = u[l] < 0.5f ? -1 : 0;
         p[l] = u[l] < 0.5f ? u[l] : 1.0f - u[l];
     }
@@ -279,21 +294,16 @@ static inline __attribute__((always_inline)) vf normal_tail(vf u) {
     return vsel(lower, nt, -nt) / dt;
 }
 
-/* Bit l set where lane l of the mask is set (an OR tree over the lanes). */
+/* Bit l set where lane l of the mask is set: the lanes narrowed to bytes (0 or 1), each eight gathered into
+ * the top byte of one multiply (byte l -> bit 56 + l, no carries). */
+_Static_assert(VW == 16, "mask_bits packs 16 lanes");
 static inline __attribute__((always_inline)) uint32_t mask_bits(vi m) {
-    vu x = (vu)m & (vu){1u << 0, 1u << 1, 1u << 2, 1u << 3, 1u << 4, 1u << 5, 1u << 6, 1u << 7, 1u << 8, 1u << 9,
-                        1u << 10, 1u << 11, 1u << 12, 1u << 13, 1u << 14, 1u << 15, 1u << 16, 1u << 17, 1u << 18,
-                        1u << 19, 1u << 20, 1u << 21, 1u << 22, 1u << 23, 1u << 24, 1u << 25, 1u << 26, 1u << 27,
-                        1u << 28, 1u << 29, 1u << 30, 1u << 31};
-    x |= __builtin_shuffle(x, (vu){16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
-                                   0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15});
-    x |= __builtin_shuffle(x, (vu){8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7,
-                                   8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7});
-    x |= __builtin_shuffle(x, (vu){4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3,
-                                   4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3});
-    x |= __builtin_shuffle(x, (vu){2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1,
-                                   2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1});
-    return x[0] | x[1];
+    typedef uint8_t vb __attribute__((vector_size(VW)));
+    const vb b = __builtin_convertvector(m, vb) & 1;
+    uint64_t lo, hi;
+    memcpy(&lo, &b, sizeof lo);
+    memcpy(&hi, (const char *)&b + 8, sizeof hi);
+    return (uint32_t)((lo * 0x0102040810204080ULL) >> 56) | (uint32_t)((hi * 0x0102040810204080ULL) >> 56) << 8;
 }
 
 /* Pulsed devices of one chunk in structure-of-arrays form. Lane e is one device with its pulses
@@ -310,30 +320,46 @@ typedef struct {
     int32_t te[CHUNK + PAD];  /* the lanes whose noise draw is in a tail */
     uint64_t seq[CHUNK + PAD];  /* key + (counter + 1) * golden of the lane's next noise draw */
     int64_t k[CHUNK + PAD];
+    float le[CHUNK + PAD], ll[CHUNK + PAD];  /* pulse_lanes' scratch: log2 y = le + ll; */
+    float un[CHUNK + PAD], xt[CHUNK + PAD];   /* the draws' uniforms, the tail lanes' noise factors; */
+    uint32_t tb[CHUNK / VW];                  /* the tail lanes of each vector as a bitmask */
 } lanes_t;
+
+/* A vector of lanes loaded from or stored to a lanes_t array (may alias its floats). */
+typedef vf vf_mem __attribute__((may_alias, aligned(4)));
+typedef vu64 vu64_mem __attribute__((may_alias, aligned(8)));
+static inline __attribute__((always_inline)) vf ld(const float *p) { return *(const vf_mem *)p; }
+static inline __attribute__((always_inline)) void st(float *p, vf v) { *(vf_mem *)p = v; }
+static inline __attribute__((always_inline)) vu64 ld64(const uint64_t *p) { return *(const vu64_mem *)p; }
+static inline __attribute__((always_inline)) void st64(uint64_t *p, vu64 v) { *(vu64_mem *)p = v; }
 
 /* Lanes e0 + l < m as a mask. */
 static inline __attribute__((always_inline)) vi lanes_below(int32_t e0, int32_t m) {
     vi r;
-    for (int l = 0; l < VW; ++l) r[l] = e0 + l < m ? -1 : 0;
+    FOR_LANES(l) r[l] = e0 + l < m ? -1 : 0;
     return r;
 }
 
-/* The last pass of pulse_lanes with noise: each lane's draw (its counter advanced), its step dw from v
- * and live y (the earlier passes) times 1 + c2c xi, the weights of lanes [s0, m) stored. A lane whose
- * draw is in a tail is marked and finished afterwards. */
-static inline __attribute__((always_inline)) void noise_pass(lanes_t *restrict L, int32_t s0, int32_t mp, int32_t m, float c2c) {
-    int32_t nt = 0;  /* lanes with a tail draw */
+/* The cycle-to-cycle draw of the lanes [e0, e0 + VW) (their counters advanced): the uniform kept in un,
+ * the lanes below m whose draw is in a tail as a bitmask in tb. */
+static inline __attribute__((always_inline)) void draw_lanes(lanes_t *restrict L, int32_t s0, int32_t e0, int32_t m) {
+    const vu64 seq = ld64(L->seq + e0);
+    const vf u = uniform_of(seq);
+    st64(L->seq + e0, seq + RRAM_GOLDEN);  /* the device's next pulse draws at the next counter */
+    st(L->un + e0, u);
+    L->tb[(e0 - s0) / VW] = mask_bits(lanes_below(e0, m) & ~is_central(u));
+}
+
+/* The tail lanes of the draws listed in te, their number returned, and their noise factors 1 + c2c xi in
+ * xt, VW at a time (te padded to whole vectors). ~0.8 tail lanes per vector: four slots written
+ * unconditionally (past the count: overwritten by the next vector's), a loop for the rare fifth; no
+ * branch on the count to mispredict. Padding: the lanes past CHUNK, past every pass (mp <= CHUNK) and
+ * never stored, with u = 1/2 and dw = 0, so that all lanes are stored back without a branch on the count
+ * (distinct ones: no chain through memory). */
+static inline __attribute__((always_inline)) int32_t tail_lanes(lanes_t *restrict L, int32_t s0, int32_t mp, float c2c) {
+    int32_t nt = 0;
     for (int32_t e0 = s0; e0 < mp; e0 += VW) {
-        vu64 seq;
-        memcpy(&seq, L->seq + e0, sizeof seq);
-        const vf u = uniform_of(seq);
-        seq = seq + RRAM_GOLDEN;  /* the device's next pulse draws at the next counter */
-        memcpy(L->seq + e0, &seq, sizeof seq);
-        const vi central = is_central(u), store = lanes_below(e0, m);
-        /* ~1.5 lanes of 32: four slots written unconditionally (past the count: overwritten by the next
-         * vector's), a loop for the rare fifth; no branch on the count to mispredict. */
-        uint32_t bits = mask_bits(store & ~central);
+        uint32_t bits = L->tb[(e0 - s0) / VW];
         const int32_t nb = __builtin_popcount(bits);
         for (int32_t q = 0; q < 4; ++q) {
             L->te[nt + q] = e0 + __builtin_ctz(bits | 0x80000000u);
@@ -344,62 +370,78 @@ static inline __attribute__((always_inline)) void noise_pass(lanes_t *restrict L
             bits &= bits - 1;
         }
         nt += nb;
-        vf w, v, yy, ssp;
-        memcpy(&v, L->dw + e0, sizeof v); memcpy(&yy, L->yy + e0, sizeof yy); memcpy(&ssp, L->ssp + e0, sizeof ssp);
-        const vf dw = step_of_v(yy, v) * ssp;
-        memcpy(L->dw + e0, &dw, sizeof dw);
-        memcpy(&w, L->w + e0, sizeof w);
-        w = vsel(store & central, w + dw * vfma(normal_central(u), vsplat(c2c), vsplat(1.0f)), w);
-        memcpy(L->w + e0, &w, sizeof w);
     }
-    /* The tail lanes in vectors of their own: their draw again (seq stepped back) and noise-free step
-     * (padding: lane s0 again, not stored). */
-    for (int32_t i = nt; i < (nt + VW - 1) / VW * VW; ++i) L->te[i] = s0;
+    for (int32_t i = nt; i < (nt + VW - 1) / VW * VW; ++i) L->te[i] = CHUNK + i % VW;
+    st(L->un + CHUNK, vsplat(0.5f));
+    st(L->dw + CHUNK, vsplat(0.0f));
     for (int32_t t0 = 0; t0 < nt; t0 += VW) {
         const int32_t *te = L->te + t0;
-        vu64 seq;
-        vf dw;
-        for (int l = 0; l < VW; ++l) seq[l] = L->seq[te[l]] - RRAM_GOLDEN;
-        for (int l = 0; l < VW; ++l) dw[l] = L->dw[te[l]];
-        dw = dw * vfma(normal_tail(uniform_of(seq)), vsplat(c2c), vsplat(1.0f));
-        const int32_t c = nt - t0 < VW ? nt - t0 : VW;
-        for (int32_t l = 0; l < c; ++l) L->w[te[l]] += dw[l];
+        vf u;
+        FOR_LANES(l) u[l] = L->un[te[l]];
+        st(L->xt + t0, vfma(normal_tail(u), vsplat(c2c), vsplat(1.0f)));
+    }
+    return nt;
+}
+
+/* The z and the v pass of pulse_lanes (units: as in step_z_of). */
+static inline __attribute__((always_inline)) void zv_passes(lanes_t *restrict L, int32_t s0, int32_t mp, const int units) {
+    for (int32_t e0 = s0; e0 < mp; e0 += VW) {
+        st(L->dw + e0, step_z_of(ld(L->le + e0), ld(L->ll + e0), ld(L->g1 + e0), ld(L->dw + e0), units));
+    }
+    for (int32_t e0 = s0; e0 < mp; e0 += VW) {
+        st(L->dw + e0, step_v(ld(L->g1 + e0), ld(L->dw + e0), units));
     }
 }
 
 /* One pulse on every lane [0, m). The vectors cover [0, m rounded up to PAD); lanes past m hold
  * finished devices or harmless padding: they are computed and not stored. The step goes in passes over
- * all lanes (z; v; the step with its noise and the store; z, then v, then the step kept in dw, live y in
- * yy): a pass is a short loop whose iterations the out-of-order core overlaps, where one loop through the
- * whole chain (two logarithms, two exponentials, a division, the draw) mostly waited on its latency. */
+ * all lanes, kept in the scratch lanes between passes: log2 y (live y in yy, live m in dw) with the
+ * noise draw; the tail lanes' noise; z; v; the step with its noise and the store; the tail lanes' store.
+ * A pass is a short loop whose iterations the out-of-order core overlaps. The chains are the
+ * polynomials' (Horner: each operation waits on the one before), so what overlaps is bounded by how many
+ * of a pass's iterations fit in the scheduler: passes of one polynomial each ran ~20 % faster than
+ * passes of two; the draw, independent of the step, shares the first pass, and the tails' noise (a
+ * logarithm, a square root and a division) overlaps the z and v passes. */
 static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *restrict L, int32_t s0, int32_t m, float c2c) {
     const int32_t mp = s0 + (m - s0 + PAD - 1) / PAD * PAD;
+    const int noise = c2c > 0.0f;
+    vi any_unit = {0};
     for (int32_t e0 = s0; e0 < mp; e0 += VW) {
-        vf w, ref, sis, alpha, g1;
-        memcpy(&w, L->w + e0, sizeof w); memcpy(&ref, L->ref + e0, sizeof ref); memcpy(&sis, L->sis + e0, sizeof sis);
-        memcpy(&alpha, L->alpha + e0, sizeof alpha); memcpy(&g1, L->g1 + e0, sizeof g1);
-        const vf y = (ref - w) * sis, z = step_z(y, g1, alpha), yy = live_y(y);
-        memcpy(L->dw + e0, &z, sizeof z);
-        memcpy(L->yy + e0, &yy, sizeof yy);
+        any_unit |= unit_lanes(ld(L->g1 + e0));
+        const vf y = (ld(L->ref + e0) - ld(L->w + e0)) * ld(L->sis + e0), yy = live_y(y);
+        vf e, l = log2_parts(yy, &e);
+        st(L->dw + e0, live_m(y, ld(L->alpha + e0)));
+        st(L->yy + e0, yy);
+        st(L->le + e0, e);
+        st(L->ll + e0, l);
+        if (noise) draw_lanes(L, s0, e0, m);
+    }
+    const int32_t nt = noise ? tail_lanes(L, s0, mp, c2c) : 0;
+    int32_t units = 0;  /* gamma = 1 on some lane: the z and v passes with their selects */
+    FOR_LANES(l) units |= any_unit[l];
+    if (units) {
+        zv_passes(L, s0, mp, 1);
+    } else {
+        zv_passes(L, s0, mp, 0);
     }
     for (int32_t e0 = s0; e0 < mp; e0 += VW) {
-        vf g1, z;
-        memcpy(&g1, L->g1 + e0, sizeof g1);
-        memcpy(&z, L->dw + e0, sizeof z);
-        const vf v = step_v(g1, z);
-        memcpy(L->dw + e0, &v, sizeof v);
+        const vf w = ld(L->w + e0), dw = step_of_v(ld(L->yy + e0), ld(L->dw + e0)) * ld(L->ssp + e0);
+        vi store = lanes_below(e0, m);
+        vf wn = w + dw;
+        if (noise) {  /* the central draws' noise here, the tails' below */
+            st(L->dw + e0, dw);
+            const vf u = ld(L->un + e0);
+            store &= is_central(u);
+            wn = w + dw * vfma(normal_central(u), vsplat(c2c), vsplat(1.0f));
+        }
+        st(L->w + e0, vsel(store, wn, w));
     }
-    if (c2c > 0.0f) {
-        noise_pass(L, s0, mp, m, c2c);
-        return;
-    }
-    for (int32_t e0 = s0; e0 < mp; e0 += VW) {
-        vf w, v, yy, ssp;
-        memcpy(&w, L->w + e0, sizeof w);
-        memcpy(&v, L->dw + e0, sizeof v); memcpy(&yy, L->yy + e0, sizeof yy); memcpy(&ssp, L->ssp + e0, sizeof ssp);
-        const vf dw = step_of_v(yy, v) * ssp;
-        w = vsel(lanes_below(e0, m), w + dw, w);
-        memcpy(L->w + e0, &w, sizeof w);
+    for (int32_t t0 = 0; t0 < nt; t0 += VW) {  /* the tail lanes' noise-free step gathered, times their noise */
+        const int32_t *te = L->te + t0;
+        vf dw;
+        FOR_LANES(l) dw[l] = L->dw[te[l]];
+        dw = dw * ld(L->xt + t0);
+        FOR_LANES(l) L->w[te[l]] += dw[l];
     }
 }
 
