@@ -580,12 +580,6 @@ typedef struct {
 /* The eight high bits of a byte mask as bits 0..7 (byte l -> bit l). */
 static inline uint64_t byte_mask_bits(uint64_t m) { return ((m >> 7) * 0x0102040810204080ULL) >> 56; }
 
-/* Trains number id0 .. id0 + n - 1 of `bl` slots for firing probabilities p_i = |v_i| scale (p >= 1:
- * every slot; p <= 0: none). Each slot is set with probability thr / 2^32, thr = floor(p 2^32):
- * eight slots per 64-bit draw (draw q of train id at counter 8 id + q), a slot's byte b compared with
- * the threshold's top byte; on a tie (1 in 256) 24 bits of the slot's own tie draw decide, so each
- * slot is exactly a 32-bit uniform below thr. The first pass is branch-free integer work over all
- * trains (vectorized); the rare ties are settled in a second pass. tie[] and hbytes[] are scratch of n words. */
 /* floor(p 2^32) for p = |v| scale clamped to [0, 1] (NaN: 0), by selects only (vectorizes). */
 static inline uint64_t threshold_of(double v, double scale) {
     double pr = fabs(v) * scale;
@@ -594,49 +588,109 @@ static inline uint64_t threshold_of(double v, double scale) {
     return (uint64_t)(int64_t)(pr * 4294967296.0);
 }
 
+/* Scratch of trains_of for up to n trains. */
+typedef struct {
+    uint64_t *hb, *g, *tie;  /* per train: the threshold's top byte hi repeated, hi - 1 repeated, tied slots */
+    uint32_t *lo;            /* per train: the threshold's low 24 bits */
+    uint8_t *tied;           /* per train: 1 if a slot is tied (room for n rounded up to 64) */
+} train_scratch_t;
+
+/* Within a draw loop a train's slot 8 q + l is at bit 8 l + q: draw q shifts its eight byte results
+ * (the high bits of the bytes) into its own bit of each byte, two operations where gathering them
+ * in slot order costs a multiply. This transposes the 8x8 bit matrix back into slot order. */
+static inline uint64_t slot_order(uint64_t x) {
+    uint64_t t = (x ^ (x >> 7)) & 0x00AA00AA00AA00AAULL;
+    x ^= t ^ (t << 7);
+    t = (x ^ (x >> 14)) & 0x0000CCCC0000CCCCULL;
+    x ^= t ^ (t << 14);
+    t = (x ^ (x >> 28)) & 0x00000000F0F0F0F0ULL;
+    return x ^ t ^ (t << 28);
+}
+
+/* Draw q of every train (slots 8 q .. 8 q + 7): a slot's byte b below the threshold's top byte hi
+ * sets its bit in out, b equal to hi (a tie, 1 in 256) its bit in tie, both in draw order (above),
+ * so the tie pass knows its slots without drawing again. The first draw assigns (no clearing). */
+static inline __attribute__((always_inline)) void draw_slots(uint64_t zz, int32_t q, int first, int32_t n,
+                                                             const uint64_t *restrict hb, const uint64_t *restrict g,
+                                                             uint64_t *restrict out, uint64_t *restrict tie) {
+    for (int32_t i = 0; i < n; ++i, zz += 8 * RRAM_GOLDEN) {
+        const uint64_t r = rram_mix64(zz), gi = g[i];
+        const uint64_t t = (gi | BYTES_HI) - (r & BYTES_LO7);
+        const uint64_t o = (((~r & gi) | (~(r ^ gi) & t)) & BYTES_HI) >> (7 - q);  /* b <= hi - 1 */
+        const uint64_t z = r ^ hb[i];
+        const uint64_t e = (~(((z & BYTES_LO7) + BYTES_LO7) | z) & BYTES_HI) >> (7 - q);  /* b == hi */
+        out[i] = first ? o : out[i] | o;
+        tie[i] = first ? e : tie[i] | e;
+    }
+}
+
+/* Trains number id0 .. id0 + n - 1 of `bl` slots for firing probabilities p_i = |v_i| scale (p >= 1:
+ * every slot; p <= 0: none). Each slot is set with probability thr / 2^32, thr = floor(p 2^32):
+ * eight slots per 64-bit draw (draw q of train id at counter 8 id + q), a slot's byte b compared with
+ * the threshold's top byte; on a tie (1 in 256) 24 bits of the slot's own tie draw decide, so each
+ * slot is exactly a 32-bit uniform below thr. The passes over all trains are branch-free integer work
+ * (vectorized); the rare ties are settled last, found through a bitmap of the tied trains. */
 static inline __attribute__((always_inline)) void trains_of(const update_keys_t *uk, uint64_t id0, const double *restrict v,
                                                             double scale, int32_t n, int32_t bl,
-                                                            uint64_t *restrict out, uint64_t *restrict tie,
-                                                            uint64_t *restrict hbytes) {
-    const uint64_t used = bl >= 64 ? ~0ULL : ((1ULL << bl) - 1ULL);
-    uint64_t *restrict hb = hbytes;
-    for (int32_t i = 0; i < n; ++i) {  /* per train: the threshold's top byte repeated */
-        const uint64_t hi = threshold_of(v[i], scale) >> 24;  /* 0 .. 256 */
-        hb[i] = hi * BYTES_ONE;
-        out[i] = 0;
-        tie[i] = 0;
+                                                            uint64_t *restrict out, const train_scratch_t *sc) {
+    uint64_t used = 0;  /* the slots < bl in draw order */
+    for (int32_t q = 0; 8 * q < bl; ++q) {
+        const int32_t m = bl - 8 * q < 8 ? bl - 8 * q : 8;
+        used |= ((m == 8 ? ~0ULL : (1ULL << (8 * m)) - 1ULL) & BYTES_ONE) << q;
     }
-    for (int32_t s = 0; s < bl; s += 8) {  /* one draw per train and 8 slots, all trains at once */
-        /* rram_draw(key, 8 (id0 + i) + s / 8) = mix64(key + (8 (id0 + i) + s / 8 + 1) golden): the sum steps by 8 golden */
-        uint64_t zz = uk->train + (8 * id0 + (uint64_t)(s >> 3) + 1) * RRAM_GOLDEN;
-        for (int32_t i = 0; i < n; ++i, zz += 8 * RRAM_GOLDEN) {
-            const uint64_t g = hb[i] - BYTES_ONE;  /* b < hi <=> b <= hi - 1 (hi >= 1; hi = 0 is masked below) */
-            const uint64_t r = rram_mix64(zz);
-            const uint64_t t = (g | BYTES_HI) - (r & BYTES_LO7);
-            out[i] |= byte_mask_bits(((~r & g) | (~(r ^ g) & t)) & BYTES_HI) << s;
-            const uint64_t z = r ^ hb[i];
-            tie[i] |= ~(((z & BYTES_LO7) + BYTES_LO7) | z) & BYTES_HI;  /* any byte equal to hi (positions: below) */
-        }
-    }
-    for (int32_t i = 0; i < n; ++i) {
+    uint64_t *restrict hb = sc->hb, *restrict g = sc->g, *restrict tie = sc->tie;
+    uint32_t *restrict lo = sc->lo;
+    uint8_t *restrict tied = sc->tied;
+    for (int32_t i = 0; i < n; ++i) {  /* per train: the threshold's top byte repeated, its low bits */
         const uint64_t th = threshold_of(v[i], scale);
-        out[i] = (th >> 24) ? out[i] & used : 0;
-        tie[i] = (th & 0xFFFFFFu) ? tie[i] : 0;
+        hb[i] = (th >> 24) * BYTES_ONE;  /* hi = 0 .. 256 */
+        g[i] = hb[i] - BYTES_ONE;        /* b < hi <=> b <= hi - 1 (hi >= 1; hi = 0 is masked below) */
+        lo[i] = (uint32_t)(th & 0xFFFFFFu);
     }
-    for (int32_t i = 0; i < n; ++i) {  /* the ~12 % of trains with a tied byte: its slots, then their tie draws */
-        if (!tie[i]) continue;
-        const uint64_t th = threshold_of(v[i], scale), hi = th >> 24;
-        const uint32_t lo = (uint32_t)(th & 0xFFFFFFu);
-        uint64_t ts = 0;
-        for (int32_t s = 0; s < bl; s += 8) {
-            const uint64_t z = rram_draw(uk->train, 8 * (id0 + (uint64_t)i) + (uint64_t)(s >> 3)) ^ (hi * BYTES_ONE);
-            ts |= byte_mask_bits(~(((z & BYTES_LO7) + BYTES_LO7) | z) & BYTES_HI) << s;
+    /* rram_draw(key, 8 (id0 + i) + q) = mix64(key + (8 (id0 + i) + q + 1) golden): the sum steps by 8 golden */
+    const uint64_t z0 = uk->train + (8 * id0 + 1) * RRAM_GOLDEN;
+    draw_slots(z0, 0, 1, n, hb, g, out, tie);
+    for (int32_t q = 1; 8 * q < bl; ++q) draw_slots(z0 + (uint64_t)q * RRAM_GOLDEN, q, 0, n, hb, g, out, tie);
+    for (int32_t i = 0; i < n; ++i) {
+        out[i] = hb[i] ? slot_order(out[i] & used) : 0;  /* hi = 0: no slot below it */
+        tie[i] = lo[i] ? tie[i] & used : 0;              /* lo = 0: a tie is not below the threshold */
+        tied[i] = tie[i] != 0;
+    }
+    for (int32_t i = n; i < ((n + 63) & ~63); ++i) tied[i] = 0;
+    for (int32_t i0 = 0; i0 < n; i0 += 64) {  /* the ~12 % of trains with a tie, 64 at a time */
+        uint64_t bm = 0;
+        for (int32_t b = 0; b < 8; ++b) {
+            uint64_t f;
+            memcpy(&f, tied + i0 + 8 * b, sizeof f);
+            bm |= byte_mask_bits(f << 7) << (8 * b);  /* byte l (0 or 1) -> bit l */
         }
-        for (ts &= used; ts; ts &= ts - 1) {
-            const int32_t sl = __builtin_ctzll(ts);
-            if ((rram_draw(uk->tie, 64 * (id0 + (uint64_t)i) + (uint64_t)sl) & 0xFFFFFFu) < lo) out[i] |= 1ULL << sl;
+        for (; bm; bm &= bm - 1) {
+            const int32_t i = i0 + __builtin_ctzll(bm);
+            for (uint64_t ts = tie[i]; ts; ts &= ts - 1) {
+                const int32_t b = __builtin_ctzll(ts), sl = 8 * (b & 7) + (b >> 3);
+                out[i] |= (uint64_t)((rram_draw(uk->tie, 64 * (id0 + (uint64_t)i) + (uint64_t)sl) & 0xFFFFFFu) < lo[i]) << sl;
+            }
         }
     }
+}
+
+/* max |v_i| over n values (0 for none; NaN ignored), in eight independent lanes: the maximum of
+ * values >= +0 does not depend on the order in which they are taken, and a chain of dependent
+ * compares costs a latency per value. */
+static inline __attribute__((always_inline)) double abs_max(const double *restrict v, int32_t n) {
+    double m[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    int32_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int32_t l = 0; l < 8; ++l) {
+            const double a = fabs(v[i + l]);
+            m[l] = a > m[l] ? a : m[l];
+        }
+    for (; i < n; ++i) {
+        const double a = fabs(v[i]);
+        m[0] = a > m[0] ? a : m[0];
+    }
+    for (int32_t l = 1; l < 8; ++l) m[0] = m[l] > m[0] ? m[l] : m[0];
+    return m[0];
 }
 
 /* Train numbers: column j of sample b, row i of sample b. */
@@ -698,7 +752,7 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
     chunk_t *R = chunk_new();  /* one chunk: a sample's pulses are on distinct devices */
     uint64_t *dtr = malloc(sizeof(uint64_t) * (size_t)group * rows);           /* [g][rows] row trains */
     const int32_t dim = rows > cols ? rows : cols;
-    uint64_t *tie = malloc(sizeof(uint64_t) * 2 * (size_t)dim);  /* trains_of's scratch */
+    uint64_t *tie = malloc(sizeof(uint64_t) * (5 * (size_t)dim + 8));  /* trains_of's scratch */
     int32_t *jl = malloc(sizeof(int32_t) * ((size_t)cols + 64));               /* coincident columns of a row and sample */
     if (!xbits || !slots || !xneg || !smp || !jl || !R || !dtr || !tie) {
         free(xbits); free(slots); free(xneg); free(smp); free(jl); free(dtr); free(tie); chunk_free(R);
@@ -706,6 +760,8 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
     }
     /* Rows per band: their device (32 B) and weight (8 B) lines in about half a megabyte. */
     const int32_t band_rows = cols * 40 < BAND_BYTES ? BAND_BYTES / (cols * 40) : 1;
+    const train_scratch_t tsc = {tie, tie + dim, tie + 2 * (size_t)dim, (uint32_t *)(tie + 3 * (size_t)dim),
+                                 (uint8_t *)(tie + 4 * (size_t)dim)};
     const uint64_t ukey = rram_draw(t->key, t->counter++);
     const update_keys_t uk = {ukey, rram_mix64(ukey ^ TIE_SALT), rram_mix64(ukey ^ NOISE_SALT)};
     uint64_t u[WORDS];
@@ -718,9 +774,7 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
             const double *xb = x + (size_t)(b0 + g) * cols, *db = d + (size_t)(b0 + g) * rows;
             sample_t *sm = &smp[g];
             sm->active = 0;
-            double xmax = 0.0, dmax = 0.0;
-            for (int32_t j = 0; j < cols; ++j) { const double a = fabs(xb[j]); xmax = a > xmax ? a : xmax; }  /* NaN ignored */
-            for (int32_t i = 0; i < rows; ++i) { const double a = fabs(db[i]); dmax = a > dmax ? a : dmax; }
+            const double xmax = abs_max(xb, cols), dmax = abs_max(db, rows);
             if (!(xmax > 0.0) || !(dmax > 0.0) || !isfinite(xmax) || !isfinite(dmax)) continue;
             double cx;
             if (cfg->update_management) {
@@ -732,16 +786,29 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
             }
             uint64_t *xg = xbits + (size_t)g * cols, *sg = slots + (size_t)g * bl * nw, *ng_ = xneg + (size_t)g * nw;
             memset(sg, 0, sizeof(uint64_t) * (size_t)bl * nw);
-            memset(ng_, 0, sizeof(uint64_t) * (size_t)nw);
-            trains_of(&uk, col_train(b0 + g, 0), xb, cx, cols, bl, xg, tie, tie + dim);
-            trains_of(&uk, row_train(b0 + g, 0), db, sm->cd, rows, bl, dtr + (size_t)g * rows, tie, tie + dim);
-            for (int32_t j = 0; j < cols; ++j) {
-                const uint64_t bits = xg[j];
-                if (!bits) continue;
-                sm->active = 1;
-                uint64_t bit = 1ULL << (j & 63);
-                if (xb[j] < 0.0) ng_[j >> 6] |= bit;
-                for (uint64_t m = bits; m; m &= m - 1) sg[(size_t)__builtin_ctzll(m) * nw + (j >> 6)] |= bit;
+            trains_of(&uk, col_train(b0 + g, 0), xb, cx, cols, bl, xg, &tsc);
+            trains_of(&uk, row_train(b0 + g, 0), db, sm->cd, rows, bl, dtr + (size_t)g * rows, &tsc);
+            /* Transposed: each fired column's bit in the bitmaps of its slots, found from a bitmap of
+             * the fired columns (branch-free; a branch per column would mispredict). */
+            const uint64_t last = 1ULL << (bl - 1);  /* slot bl - 1: no train has a later one */
+            for (int32_t w = 0; w < nw; ++w) {
+                const int32_t j0 = 64 * w, nc = cols - j0 < 64 ? cols - j0 : 64;
+                uint64_t fired = 0, neg = 0;
+                for (int32_t c = 0; c < nc; ++c) fired |= (uint64_t)(xg[j0 + c] != 0) << c;
+                sm->active |= fired != 0;
+                for (uint64_t m = fired; m; m &= m - 1) {
+                    const int32_t c = __builtin_ctzll(m);
+                    const uint64_t bit = 1ULL << c;
+                    neg |= (uint64_t)(xb[j0 + c] < 0.0) << c;
+                    uint64_t bits = xg[j0 + c];
+                    /* The first two slots without a branch (the count varies from column to column, so a
+                     * loop's exit would mispredict); no second slot ORs 0 into the last slot's word. */
+                    sg[(size_t)__builtin_ctzll(bits) * nw + w] |= bit;
+                    bits &= bits - 1;
+                    sg[(size_t)__builtin_ctzll(bits | last) * nw + w] |= bits ? bit : 0;
+                    for (bits &= bits - 1; bits; bits &= bits - 1) sg[(size_t)__builtin_ctzll(bits) * nw + w] |= bit;
+                }
+                ng_[w] = neg;
             }
             /* Key of this sample's cycle-to-cycle draws: pulse p on device k draws at counter
              * 64 k + p, whatever the order in which the pulses are found. */
