@@ -693,6 +693,91 @@ static inline __attribute__((always_inline)) double abs_max(const double *restri
     return m[0];
 }
 
+/* A 64x64 bit matrix as eight vectors of eight rows (words). */
+typedef uint64_t vq8 __attribute__((vector_size(64)));
+
+/* Transposes v in place (row c bit s -> row s bit c): for j = 32 .. 1, bit j of the row index is swapped
+ * with bit j of the column index by exchanging the off-diagonal j x j blocks of each 2j x 2j block
+ * (Hacker's Delight, section 7-3). Rows j apart lie in different vectors for j >= 8 (lane-wise
+ * operations) and in lanes j apart of one vector below (a lane permutation; the lanes of the lower
+ * row shift by j, those of the upper one by 0). Integer operations only: every build, same bits. */
+static inline __attribute__((always_inline)) void transpose64(vq8 *v) {
+    static const uint64_t mk[6] = {0x5555555555555555ULL, 0x3333333333333333ULL, 0x0F0F0F0F0F0F0F0FULL,
+                                   0x00FF00FF00FF00FFULL, 0x0000FFFF0000FFFFULL, 0x00000000FFFFFFFFULL};
+    for (int jv = 4; jv >= 1; jv >>= 1) {  /* j = 8 jv */
+        const int j = 8 * jv;
+        const uint64_t m = mk[__builtin_ctz(j)];
+        for (int k = 0; k < 8; ++k) {
+            if (k & jv) continue;
+            const vq8 t = ((v[k] >> j) ^ v[k + jv]) & m;
+            v[k + jv] ^= t;
+            v[k] ^= t << j;
+        }
+    }
+    for (int j = 4; j >= 1; j >>= 1) {
+        vq8 lo, hi;  /* shifts of the lanes of the lower and the upper row of each pair */
+        for (int l = 0; l < 8; ++l) {
+            lo[l] = (l & j) ? 0 : (uint64_t)j;
+            hi[l] = (l & j) ? (uint64_t)j : 0;
+        }
+        for (int k = 0; k < 8; ++k) {
+            vq8 p;
+            for (int l = 0; l < 8; ++l) p[l] = v[k][l ^ j];  /* the pair's other row (one permutation) */
+            const vq8 t = ((v[k] >> lo) ^ (p >> hi)) & mk[__builtin_ctz(j)];
+            v[k] ^= t << lo;
+        }
+    }
+}
+
+/* Column trains xg of one sample to its slot bitmaps sg (slot s, word w at s nw + w) and the bitmap
+ * xneg of its fired columns with x < 0, by one bit transpose per 64 columns (no branch on the trains,
+ * so no mispredicted ones, whatever the density). For bl < 64 the sign of x rides along in the unused
+ * bit 63 (a fired column's x is nonzero and not NaN, so its sign bit says x < 0). Returns whether any
+ * column fired. */
+static inline __attribute__((always_inline)) int slots_of(const uint64_t *restrict xg, const double *restrict xb,
+                                                          int32_t cols, int32_t bl, uint64_t *restrict sg,
+                                                          uint64_t *restrict xneg) {
+    const int32_t nw = (cols + 63) / 64;
+    const uint64_t sign = bl < 64 ? 1ULL << 63 : 0;
+    uint64_t any = 0;
+    for (int32_t w = 0; w < nw; ++w) {
+        const int32_t j0 = 64 * w, nc = cols - j0 < 64 ? cols - j0 : 64;
+        uint64_t a[64];
+        vq8 v[8];
+        if (nc == 64) {
+            vq8 sx[8];
+            memcpy(v, xg + j0, sizeof v);
+            memcpy(sx, xb + j0, sizeof sx);
+            for (int k = 0; k < 8; ++k) v[k] |= sx[k] & sign;
+        } else {
+            for (int32_t c = 0; c < 64; ++c) {
+                uint64_t sx = 0;
+                if (c < nc) memcpy(&sx, xb + j0 + c, sizeof sx);
+                a[c] = c < nc ? xg[j0 + c] | (sx & sign) : 0;
+            }
+            memcpy(v, a, sizeof v);
+        }
+        transpose64(v);
+        memcpy(a, v, sizeof a);
+        uint64_t fired = 0;
+        for (int32_t s = 0; s < bl; ++s) {
+            sg[(size_t)s * nw + w] = a[s];
+            fired |= a[s];
+        }
+        uint64_t neg = a[63] & fired;
+        if (!sign) {
+            neg = 0;
+            for (uint64_t m = fired; m; m &= m - 1) {
+                const int32_t c = __builtin_ctzll(m);
+                neg |= (uint64_t)(xb[j0 + c] < 0.0) << c;
+            }
+        }
+        xneg[w] = neg;
+        any |= fired;
+    }
+    return any != 0;
+}
+
 /* Train numbers: column j of sample b, row i of sample b. */
 static inline uint64_t col_train(int32_t b, int32_t j) { return (2 * (uint64_t)b) * RRAM_TRAIN_MAX_DIM + (uint64_t)j; }
 static inline uint64_t row_train(int32_t b, int32_t i) { return (2 * (uint64_t)b + 1) * RRAM_TRAIN_MAX_DIM + (uint64_t)i; }
@@ -773,7 +858,7 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
         for (int32_t g = 0; g < ng; ++g) {
             const double *xb = x + (size_t)(b0 + g) * cols, *db = d + (size_t)(b0 + g) * rows;
             sample_t *sm = &smp[g];
-            sm->active = 0;
+            sm->active = 0;  /* no column fired */
             const double xmax = abs_max(xb, cols), dmax = abs_max(db, rows);
             if (!(xmax > 0.0) || !(dmax > 0.0) || !isfinite(xmax) || !isfinite(dmax)) continue;
             double cx;
@@ -785,31 +870,9 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
                 cx = sm->cd = sqrt(k_prod);
             }
             uint64_t *xg = xbits + (size_t)g * cols, *sg = slots + (size_t)g * bl * nw, *ng_ = xneg + (size_t)g * nw;
-            memset(sg, 0, sizeof(uint64_t) * (size_t)bl * nw);
             trains_of(&uk, col_train(b0 + g, 0), xb, cx, cols, bl, xg, &tsc);
             trains_of(&uk, row_train(b0 + g, 0), db, sm->cd, rows, bl, dtr + (size_t)g * rows, &tsc);
-            /* Transposed: each fired column's bit in the bitmaps of its slots, found from a bitmap of
-             * the fired columns (branch-free; a branch per column would mispredict). */
-            const uint64_t last = 1ULL << (bl - 1);  /* slot bl - 1: no train has a later one */
-            for (int32_t w = 0; w < nw; ++w) {
-                const int32_t j0 = 64 * w, nc = cols - j0 < 64 ? cols - j0 : 64;
-                uint64_t fired = 0, neg = 0;
-                for (int32_t c = 0; c < nc; ++c) fired |= (uint64_t)(xg[j0 + c] != 0) << c;
-                sm->active |= fired != 0;
-                for (uint64_t m = fired; m; m &= m - 1) {
-                    const int32_t c = __builtin_ctzll(m);
-                    const uint64_t bit = 1ULL << c;
-                    neg |= (uint64_t)(xb[j0 + c] < 0.0) << c;
-                    uint64_t bits = xg[j0 + c];
-                    /* The first two slots without a branch (the count varies from column to column, so a
-                     * loop's exit would mispredict); no second slot ORs 0 into the last slot's word. */
-                    sg[(size_t)__builtin_ctzll(bits) * nw + w] |= bit;
-                    bits &= bits - 1;
-                    sg[(size_t)__builtin_ctzll(bits | last) * nw + w] |= bits ? bit : 0;
-                    for (bits &= bits - 1; bits; bits &= bits - 1) sg[(size_t)__builtin_ctzll(bits) * nw + w] |= bit;
-                }
-                ng_[w] = neg;
-            }
+            sm->active = slots_of(xg, xb, cols, bl, sg, ng_);
             /* Key of this sample's cycle-to-cycle draws: pulse p on device k draws at counter
              * 64 k + p, whatever the order in which the pulses are found. */
             sm->skey = rram_draw(uk.noise, (uint64_t)(b0 + g));
