@@ -588,11 +588,14 @@ static inline uint64_t threshold_of(double v, double scale) {
     return (uint64_t)(int64_t)(pr * 4294967296.0);
 }
 
-/* Scratch of trains_of for up to n trains. */
+/* Eight words (a 64x64 bit matrix: eight vectors of eight rows). */
+typedef uint64_t vq8 __attribute__((vector_size(64)));
+
+/* Scratch of trains_of for up to n trains, each array with room for n rounded up to 64. */
 typedef struct {
-    uint64_t *hb, *g, *tie;  /* per train: the threshold's top byte hi repeated, hi - 1 repeated, tied slots */
-    uint32_t *lo;            /* per train: the threshold's low 24 bits */
-    uint8_t *tied;           /* per train: 1 if a slot is tied (room for n rounded up to 64) */
+    uint64_t *hb, *g, *tie, *r;  /* per train: the threshold's top byte hi repeated, hi - 1 repeated, tied slots, a draw */
+    uint32_t *lo;                /* per train: the threshold's low 24 bits */
+    uint8_t *tied;               /* per train: 1 if a slot is tied */
 } train_scratch_t;
 
 /* Within a draw loop a train's slot 8 q + l is at bit 8 l + q: draw q shifts its eight byte results
@@ -607,20 +610,24 @@ static inline uint64_t slot_order(uint64_t x) {
     return x ^ t ^ (t << 28);
 }
 
-/* Draw q of every train (slots 8 q .. 8 q + 7): a slot's byte b below the threshold's top byte hi
- * sets its bit in out, b equal to hi (a tie, 1 in 256) its bit in tie, both in draw order (above),
- * so the tie pass knows its slots without drawing again. The first draw assigns (no clearing). */
+/* Draw q of trains 0 .. n - 1 (slots 8 q .. 8 q + 7): a slot's byte b below the threshold's top byte
+ * hi (b <= hi - 1) sets its bit in out, b equal to hi (a tie, 1 in 256) its bit in tie, both in draw
+ * order (above), so the tie pass knows its slots without drawing again. The draws go to r first and
+ * are then compared byte by byte: the vectorizer turns that loop into byte compares (one or two
+ * instructions per vector, where the same test on the bytes of a word takes five) in every build.
+ * The first draw assigns (no clearing). */
 static inline __attribute__((always_inline)) void draw_slots(uint64_t zz, int32_t q, int first, int32_t n,
                                                              const uint64_t *restrict hb, const uint64_t *restrict g,
-                                                             uint64_t *restrict out, uint64_t *restrict tie) {
-    for (int32_t i = 0; i < n; ++i, zz += 8 * RRAM_GOLDEN) {
-        const uint64_t r = rram_mix64(zz), gi = g[i];
-        const uint64_t t = (gi | BYTES_HI) - (r & BYTES_LO7);
-        const uint64_t o = (((~r & gi) | (~(r ^ gi) & t)) & BYTES_HI) >> (7 - q);  /* b <= hi - 1 */
-        const uint64_t z = r ^ hb[i];
-        const uint64_t e = (~(((z & BYTES_LO7) + BYTES_LO7) | z) & BYTES_HI) >> (7 - q);  /* b == hi */
-        out[i] = first ? o : out[i] | o;
-        tie[i] = first ? e : tie[i] | e;
+                                                             uint64_t *restrict out, uint64_t *restrict tie,
+                                                             uint64_t *restrict r) {
+    for (int32_t i = 0; i < n; ++i, zz += 8 * RRAM_GOLDEN) r[i] = rram_mix64(zz);
+    const uint8_t bq = (uint8_t)(1u << q);  /* bit q of each byte */
+    const uint8_t *restrict rb = (const uint8_t *)r, *restrict gb = (const uint8_t *)g, *restrict hbb = (const uint8_t *)hb;
+    uint8_t *restrict ob = (uint8_t *)out, *restrict eb = (uint8_t *)tie;
+    for (int32_t k = 0; k < 8 * n; ++k) {
+        const uint8_t o = rb[k] <= gb[k] ? bq : 0, e = rb[k] == hbb[k] ? bq : 0;
+        ob[k] = first ? o : ob[k] | o;
+        eb[k] = first ? e : eb[k] | e;
     }
 }
 
@@ -638,9 +645,10 @@ static inline __attribute__((always_inline)) void trains_of(const update_keys_t 
         const int32_t m = bl - 8 * q < 8 ? bl - 8 * q : 8;
         used |= ((m == 8 ? ~0ULL : (1ULL << (8 * m)) - 1ULL) & BYTES_ONE) << q;
     }
-    uint64_t *restrict hb = sc->hb, *restrict g = sc->g, *restrict tie = sc->tie;
+    uint64_t *restrict hb = sc->hb, *restrict g = sc->g, *restrict tie = sc->tie, *restrict r = sc->r;
     uint32_t *restrict lo = sc->lo;
     uint8_t *restrict tied = sc->tied;
+    const int32_t n64 = (n + 63) & ~63;
     for (int32_t i = 0; i < n; ++i) {  /* per train: the threshold's top byte repeated, its low bits */
         const uint64_t th = threshold_of(v[i], scale);
         hb[i] = (th >> 24) * BYTES_ONE;  /* hi = 0 .. 256 */
@@ -649,14 +657,14 @@ static inline __attribute__((always_inline)) void trains_of(const update_keys_t 
     }
     /* rram_draw(key, 8 (id0 + i) + q) = mix64(key + (8 (id0 + i) + q + 1) golden): the sum steps by 8 golden */
     const uint64_t z0 = uk->train + (8 * id0 + 1) * RRAM_GOLDEN;
-    draw_slots(z0, 0, 1, n, hb, g, out, tie);
-    for (int32_t q = 1; 8 * q < bl; ++q) draw_slots(z0 + (uint64_t)q * RRAM_GOLDEN, q, 0, n, hb, g, out, tie);
+    draw_slots(z0, 0, 1, n, hb, g, out, tie, r);
+    for (int32_t q = 1; 8 * q < bl; ++q) draw_slots(z0 + (uint64_t)q * RRAM_GOLDEN, q, 0, n, hb, g, out, tie, r);
     for (int32_t i = 0; i < n; ++i) {
         out[i] = hb[i] ? slot_order(out[i] & used) : 0;  /* hi = 0: no slot below it */
         tie[i] = lo[i] ? tie[i] & used : 0;              /* lo = 0: a tie is not below the threshold */
         tied[i] = tie[i] != 0;
     }
-    for (int32_t i = n; i < ((n + 63) & ~63); ++i) tied[i] = 0;
+    for (int32_t i = n; i < n64; ++i) tied[i] = 0;
     for (int32_t i0 = 0; i0 < n; i0 += 64) {  /* the ~12 % of trains with a tie, 64 at a time */
         uint64_t bm = 0;
         for (int32_t b = 0; b < 8; ++b) {
@@ -692,9 +700,6 @@ static inline __attribute__((always_inline)) double abs_max(const double *restri
     for (int32_t l = 1; l < 8; ++l) m[0] = m[l] > m[0] ? m[l] : m[0];
     return m[0];
 }
-
-/* A 64x64 bit matrix as eight vectors of eight rows (words). */
-typedef uint64_t vq8 __attribute__((vector_size(64)));
 
 /* Transposes v in place (row c bit s -> row s bit c): for j = 32 .. 1, bit j of the row index is swapped
  * with bit j of the column index by exchanging the off-diagonal j x j blocks of each 2j x 2j block
@@ -837,7 +842,8 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
     chunk_t *R = chunk_new();  /* one chunk: a sample's pulses are on distinct devices */
     uint64_t *dtr = malloc(sizeof(uint64_t) * (size_t)group * rows);           /* [g][rows] row trains */
     const int32_t dim = rows > cols ? rows : cols;
-    uint64_t *tie = malloc(sizeof(uint64_t) * (5 * (size_t)dim + 8));  /* trains_of's scratch */
+    const size_t dim64 = ((size_t)dim + 63) & ~(size_t)63;
+    uint64_t *tie = malloc(sizeof(uint64_t) * 6 * dim64);  /* trains_of's scratch */
     int32_t *jl = malloc(sizeof(int32_t) * ((size_t)cols + 64));               /* coincident columns of a row and sample */
     if (!xbits || !slots || !xneg || !smp || !jl || !R || !dtr || !tie) {
         free(xbits); free(slots); free(xneg); free(smp); free(jl); free(dtr); free(tie); chunk_free(R);
@@ -845,8 +851,8 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
     }
     /* Rows per band: their device (32 B) and weight (8 B) lines in about half a megabyte. */
     const int32_t band_rows = cols * 40 < BAND_BYTES ? BAND_BYTES / (cols * 40) : 1;
-    const train_scratch_t tsc = {tie, tie + dim, tie + 2 * (size_t)dim, (uint32_t *)(tie + 3 * (size_t)dim),
-                                 (uint8_t *)(tie + 4 * (size_t)dim)};
+    const train_scratch_t tsc = {tie, tie + dim64, tie + 2 * dim64, tie + 3 * dim64, (uint32_t *)(tie + 4 * dim64),
+                                 (uint8_t *)(tie + 5 * dim64)};
     const uint64_t ukey = rram_draw(t->key, t->counter++);
     const update_keys_t uk = {ukey, rram_mix64(ukey ^ TIE_SALT), rram_mix64(ukey ^ NOISE_SALT)};
     uint64_t u[WORDS];
