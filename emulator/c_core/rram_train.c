@@ -706,32 +706,35 @@ static inline __attribute__((always_inline)) double abs_max(const double *restri
  * (Hacker's Delight, section 7-3). Rows j apart lie in different vectors for j >= 8 (lane-wise
  * operations) and in lanes j apart of one vector below (a lane permutation; the lanes of the lower
  * row shift by j, those of the upper one by 0). Integer operations only: every build, same bits. */
+static inline __attribute__((always_inline)) void transpose_rows(vq8 *v, int jv, uint64_t m) {  /* j = 8 jv */
+    for (int k = 0; k < 8; ++k) {
+        if (k & jv) continue;
+        const vq8 t = ((v[k] >> (8 * jv)) ^ v[k + jv]) & m;
+        v[k + jv] ^= t;
+        v[k] ^= t << (8 * jv);
+    }
+}
+static inline __attribute__((always_inline)) void transpose_lanes(vq8 *v, int j, uint64_t m) {
+    vq8 lo, hi;  /* shifts of the lanes of the lower and the upper row of each pair */
+    for (int l = 0; l < 8; ++l) {
+        lo[l] = (l & j) ? 0 : (uint64_t)j;
+        hi[l] = (l & j) ? (uint64_t)j : 0;
+    }
+    for (int k = 0; k < 8; ++k) {
+        vq8 p;
+        for (int l = 0; l < 8; ++l) p[l] = v[k][l ^ j];  /* the pair's other row (one permutation) */
+        const vq8 t = ((v[k] >> lo) ^ (p >> hi)) & m;
+        v[k] ^= t << lo;
+    }
+}
+/* Called with constant j only, so that every lane permutation is one instruction. */
 static inline __attribute__((always_inline)) void transpose64(vq8 *v) {
-    static const uint64_t mk[6] = {0x5555555555555555ULL, 0x3333333333333333ULL, 0x0F0F0F0F0F0F0F0FULL,
-                                   0x00FF00FF00FF00FFULL, 0x0000FFFF0000FFFFULL, 0x00000000FFFFFFFFULL};
-    for (int jv = 4; jv >= 1; jv >>= 1) {  /* j = 8 jv */
-        const int j = 8 * jv;
-        const uint64_t m = mk[__builtin_ctz(j)];
-        for (int k = 0; k < 8; ++k) {
-            if (k & jv) continue;
-            const vq8 t = ((v[k] >> j) ^ v[k + jv]) & m;
-            v[k + jv] ^= t;
-            v[k] ^= t << j;
-        }
-    }
-    for (int j = 4; j >= 1; j >>= 1) {
-        vq8 lo, hi;  /* shifts of the lanes of the lower and the upper row of each pair */
-        for (int l = 0; l < 8; ++l) {
-            lo[l] = (l & j) ? 0 : (uint64_t)j;
-            hi[l] = (l & j) ? (uint64_t)j : 0;
-        }
-        for (int k = 0; k < 8; ++k) {
-            vq8 p;
-            for (int l = 0; l < 8; ++l) p[l] = v[k][l ^ j];  /* the pair's other row (one permutation) */
-            const vq8 t = ((v[k] >> lo) ^ (p >> hi)) & mk[__builtin_ctz(j)];
-            v[k] ^= t << lo;
-        }
-    }
+    transpose_rows(v, 4, 0x00000000FFFFFFFFULL);
+    transpose_rows(v, 2, 0x0000FFFF0000FFFFULL);
+    transpose_rows(v, 1, 0x00FF00FF00FF00FFULL);
+    transpose_lanes(v, 4, 0x0F0F0F0F0F0F0F0FULL);
+    transpose_lanes(v, 2, 0x3333333333333333ULL);
+    transpose_lanes(v, 1, 0x5555555555555555ULL);
 }
 
 /* Column trains xg of one sample to its slot bitmaps sg (slot s, word w at s nw + w) and the bitmap
