@@ -1,9 +1,11 @@
 /*
  * rram_train.c - pulsed updates of soft-bounds device tiles (contract in rram_train.h).
  *
- * Speed (issue 18): an update walks only the coincidences. All trains of a batch are drawn at once
- * (slot word outer, trains inner: the splitmix draws and the byte compares vectorize). Each
- * sample's column trains are also stored transposed (one column bitmap per slot), so a row's
+ * Speed (issue 18): an update walks only the coincidences. All trains of a sample are drawn at once
+ * (slot word outer, trains inner: the splitmix draws vectorize, the byte compares run as byte vector
+ * compares, and the draw pass keeps where ties fell, so they are settled without drawing again). Each
+ * sample's column trains are also stored transposed (one column bitmap per slot, by a 64x64 bit
+ * transpose per 64 columns, no branch on the trains), so a row's
  * coincident columns are the union of the bitmaps of its set slots, found word by word; no (row,
  * column) pair without a pulse is visited. Rows are walked in bands whose device and weight lines
  * fit in L2 together, sample by sample within a band: one sample's pulses are on distinct devices,
