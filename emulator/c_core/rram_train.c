@@ -1,12 +1,14 @@
 /*
  * rram_train.c - pulsed updates of soft-bounds device tiles (contract in rram_train.h).
  *
- * Speed (issue 18): an update walks only the coincidences. All trains of a batch are drawn at once
- * (slot word outer, trains inner: the splitmix draws and the byte compares vectorize). Each
- * sample's column trains are also stored transposed (one column bitmap per slot) and as one list of
- * columns per slot, so a row that fired in one slot takes its coincident columns from that slot's
- * list, and a row that fired in several from the lists (columns in more than one of its slots found
- * from the bitmaps); no (row, column) pair without a pulse is visited. Rows are walked in bands whose device and weight lines
+ * Speed (issue 18): an update walks only the coincidences. All trains of a sample are drawn at once
+ * (slot word outer, trains inner: the splitmix draws vectorize, the byte compares run as byte vector
+ * compares, and the draw pass keeps where ties fell, so they are settled without drawing again). Each
+ * sample's column trains are also stored transposed (one column bitmap per slot, by a 64x64 bit
+ * transpose per 64 columns, no branch on the trains) and as one list of columns per slot, so a row
+ * that fired in one slot takes its coincident columns from that slot's list, and a row that fired in
+ * several from the lists (columns in more than one of its slots found from the bitmaps); no (row,
+ * column) pair without a pulse is visited. Rows are walked in bands whose device and weight lines
  * fit in L2 together, sample by sample within a band: one sample's pulses are on distinct devices,
  * so they share one chunk of lanes, applied at the end of the sample, and a device's pulses stay in
  * sample order without any ordering of the chunk's entries. Single pulses (nearly all in a sparse
@@ -658,12 +660,6 @@ typedef struct {
 /* The eight high bits of a byte mask as bits 0..7 (byte l -> bit l). */
 static inline uint64_t byte_mask_bits(uint64_t m) { return ((m >> 7) * 0x0102040810204080ULL) >> 56; }
 
-/* Trains number id0 .. id0 + n - 1 of `bl` slots for firing probabilities p_i = |v_i| scale (p >= 1:
- * every slot; p <= 0: none). Each slot is set with probability thr / 2^32, thr = floor(p 2^32):
- * eight slots per 64-bit draw (draw q of train id at counter 8 id + q), a slot's byte b compared with
- * the threshold's top byte; on a tie (1 in 256) 24 bits of the slot's own tie draw decide, so each
- * slot is exactly a 32-bit uniform below thr. The first pass is branch-free integer work over all
- * trains (vectorized); the rare ties are settled in a second pass. tie[] and hbytes[] are scratch of n words. */
 /* floor(p 2^32) for p = |v| scale clamped to [0, 1] (NaN: 0), by selects only (vectorizes). */
 static inline uint64_t threshold_of(double v, double scale) {
     double pr = fabs(v) * scale;
@@ -672,49 +668,202 @@ static inline uint64_t threshold_of(double v, double scale) {
     return (uint64_t)(int64_t)(pr * 4294967296.0);
 }
 
+/* Eight words (a 64x64 bit matrix: eight vectors of eight rows). */
+typedef uint64_t vq8 __attribute__((vector_size(64)));
+
+/* Scratch of trains_of for up to n trains, each array with room for n rounded up to 64. */
+typedef struct {
+    uint64_t *hb, *g, *tie, *r;  /* per train: the threshold's top byte hi repeated, hi - 1 repeated, tied slots, a draw */
+    uint32_t *lo;                /* per train: the threshold's low 24 bits */
+    uint8_t *tied;               /* per train: 1 if a slot is tied */
+} train_scratch_t;
+
+/* Within a draw loop a train's slot 8 q + l is at bit 8 l + q: draw q shifts its eight byte results
+ * (the high bits of the bytes) into its own bit of each byte, two operations where gathering them
+ * in slot order costs a multiply. This transposes the 8x8 bit matrix back into slot order. */
+static inline uint64_t slot_order(uint64_t x) {
+    uint64_t t = (x ^ (x >> 7)) & 0x00AA00AA00AA00AAULL;
+    x ^= t ^ (t << 7);
+    t = (x ^ (x >> 14)) & 0x0000CCCC0000CCCCULL;
+    x ^= t ^ (t << 14);
+    t = (x ^ (x >> 28)) & 0x00000000F0F0F0F0ULL;
+    return x ^ t ^ (t << 28);
+}
+
+/* Draw q of trains 0 .. n - 1 (slots 8 q .. 8 q + 7): a slot's byte b below the threshold's top byte
+ * hi (b <= hi - 1) sets its bit in out, b equal to hi (a tie, 1 in 256) its bit in tie, both in draw
+ * order (above), so the tie pass knows its slots without drawing again. The draws go to r first and
+ * are then compared byte by byte: the vectorizer turns that loop into byte compares (one or two
+ * instructions per vector, where the same test on the bytes of a word takes five) in every build.
+ * The first draw assigns (no clearing). */
+static inline __attribute__((always_inline)) void draw_slots(uint64_t zz, int32_t q, int first, int32_t n,
+                                                             const uint64_t *restrict hb, const uint64_t *restrict g,
+                                                             uint64_t *restrict out, uint64_t *restrict tie,
+                                                             uint64_t *restrict r) {
+    for (int32_t i = 0; i < n; ++i, zz += 8 * RRAM_GOLDEN) r[i] = rram_mix64(zz);
+    const uint8_t bq = (uint8_t)(1u << q);  /* bit q of each byte */
+    const uint8_t *restrict rb = (const uint8_t *)r, *restrict gb = (const uint8_t *)g, *restrict hbb = (const uint8_t *)hb;
+    uint8_t *restrict ob = (uint8_t *)out, *restrict eb = (uint8_t *)tie;
+    for (int32_t k = 0; k < 8 * n; ++k) {
+        const uint8_t o = rb[k] <= gb[k] ? bq : 0, e = rb[k] == hbb[k] ? bq : 0;
+        ob[k] = first ? o : ob[k] | o;
+        eb[k] = first ? e : eb[k] | e;
+    }
+}
+
+/* Trains number id0 .. id0 + n - 1 of `bl` slots for firing probabilities p_i = |v_i| scale (p >= 1:
+ * every slot; p <= 0: none). Each slot is set with probability thr / 2^32, thr = floor(p 2^32):
+ * eight slots per 64-bit draw (draw q of train id at counter 8 id + q), a slot's byte b compared with
+ * the threshold's top byte; on a tie (1 in 256) 24 bits of the slot's own tie draw decide, so each
+ * slot is exactly a 32-bit uniform below thr. The passes over all trains are branch-free integer work
+ * (vectorized); the rare ties are settled last, found through a bitmap of the tied trains. */
 static inline __attribute__((always_inline)) void trains_of(const update_keys_t *uk, uint64_t id0, const double *restrict v,
                                                             double scale, int32_t n, int32_t bl,
-                                                            uint64_t *restrict out, uint64_t *restrict tie,
-                                                            uint64_t *restrict hbytes) {
-    const uint64_t used = bl >= 64 ? ~0ULL : ((1ULL << bl) - 1ULL);
-    uint64_t *restrict hb = hbytes;
-    for (int32_t i = 0; i < n; ++i) {  /* per train: the threshold's top byte repeated */
-        const uint64_t hi = threshold_of(v[i], scale) >> 24;  /* 0 .. 256 */
-        hb[i] = hi * BYTES_ONE;
-        out[i] = 0;
-        tie[i] = 0;
+                                                            uint64_t *restrict out, const train_scratch_t *sc) {
+    uint64_t used = 0;  /* the slots < bl in draw order */
+    for (int32_t q = 0; 8 * q < bl; ++q) {
+        const int32_t m = bl - 8 * q < 8 ? bl - 8 * q : 8;
+        used |= ((m == 8 ? ~0ULL : (1ULL << (8 * m)) - 1ULL) & BYTES_ONE) << q;
     }
-    for (int32_t s = 0; s < bl; s += 8) {  /* one draw per train and 8 slots, all trains at once */
-        /* rram_draw(key, 8 (id0 + i) + s / 8) = mix64(key + (8 (id0 + i) + s / 8 + 1) golden): the sum steps by 8 golden */
-        uint64_t zz = uk->train + (8 * id0 + (uint64_t)(s >> 3) + 1) * RRAM_GOLDEN;
-        for (int32_t i = 0; i < n; ++i, zz += 8 * RRAM_GOLDEN) {
-            const uint64_t g = hb[i] - BYTES_ONE;  /* b < hi <=> b <= hi - 1 (hi >= 1; hi = 0 is masked below) */
-            const uint64_t r = rram_mix64(zz);
-            const uint64_t t = (g | BYTES_HI) - (r & BYTES_LO7);
-            out[i] |= byte_mask_bits(((~r & g) | (~(r ^ g) & t)) & BYTES_HI) << s;
-            const uint64_t z = r ^ hb[i];
-            tie[i] |= ~(((z & BYTES_LO7) + BYTES_LO7) | z) & BYTES_HI;  /* any byte equal to hi (positions: below) */
-        }
-    }
-    for (int32_t i = 0; i < n; ++i) {
+    uint64_t *restrict hb = sc->hb, *restrict g = sc->g, *restrict tie = sc->tie, *restrict r = sc->r;
+    uint32_t *restrict lo = sc->lo;
+    uint8_t *restrict tied = sc->tied;
+    const int32_t n64 = (n + 63) & ~63;
+    for (int32_t i = 0; i < n; ++i) {  /* per train: the threshold's top byte repeated, its low bits */
         const uint64_t th = threshold_of(v[i], scale);
-        out[i] = (th >> 24) ? out[i] & used : 0;
-        tie[i] = (th & 0xFFFFFFu) ? tie[i] : 0;
+        hb[i] = (th >> 24) * BYTES_ONE;  /* hi = 0 .. 256 */
+        g[i] = hb[i] - BYTES_ONE;        /* b < hi <=> b <= hi - 1 (hi >= 1; hi = 0 is masked below) */
+        lo[i] = (uint32_t)(th & 0xFFFFFFu);
     }
-    for (int32_t i = 0; i < n; ++i) {  /* the ~12 % of trains with a tied byte: its slots, then their tie draws */
-        if (!tie[i]) continue;
-        const uint64_t th = threshold_of(v[i], scale), hi = th >> 24;
-        const uint32_t lo = (uint32_t)(th & 0xFFFFFFu);
-        uint64_t ts = 0;
-        for (int32_t s = 0; s < bl; s += 8) {
-            const uint64_t z = rram_draw(uk->train, 8 * (id0 + (uint64_t)i) + (uint64_t)(s >> 3)) ^ (hi * BYTES_ONE);
-            ts |= byte_mask_bits(~(((z & BYTES_LO7) + BYTES_LO7) | z) & BYTES_HI) << s;
+    /* rram_draw(key, 8 (id0 + i) + q) = mix64(key + (8 (id0 + i) + q + 1) golden): the sum steps by 8 golden */
+    const uint64_t z0 = uk->train + (8 * id0 + 1) * RRAM_GOLDEN;
+    draw_slots(z0, 0, 1, n, hb, g, out, tie, r);
+    for (int32_t q = 1; 8 * q < bl; ++q) draw_slots(z0 + (uint64_t)q * RRAM_GOLDEN, q, 0, n, hb, g, out, tie, r);
+    for (int32_t i = 0; i < n; ++i) {
+        out[i] = hb[i] ? slot_order(out[i] & used) : 0;  /* hi = 0: no slot below it */
+        tie[i] = lo[i] ? tie[i] & used : 0;              /* lo = 0: a tie is not below the threshold */
+        tied[i] = tie[i] != 0;
+    }
+    for (int32_t i = n; i < n64; ++i) tied[i] = 0;
+    for (int32_t i0 = 0; i0 < n; i0 += 64) {  /* the ~12 % of trains with a tie, 64 at a time */
+        uint64_t bm = 0;
+        for (int32_t b = 0; b < 8; ++b) {
+            uint64_t f;
+            memcpy(&f, tied + i0 + 8 * b, sizeof f);
+            bm |= byte_mask_bits(f << 7) << (8 * b);  /* byte l (0 or 1) -> bit l */
         }
-        for (ts &= used; ts; ts &= ts - 1) {
-            const int32_t sl = __builtin_ctzll(ts);
-            if ((rram_draw(uk->tie, 64 * (id0 + (uint64_t)i) + (uint64_t)sl) & 0xFFFFFFu) < lo) out[i] |= 1ULL << sl;
+        for (; bm; bm &= bm - 1) {
+            const int32_t i = i0 + __builtin_ctzll(bm);
+            for (uint64_t ts = tie[i]; ts; ts &= ts - 1) {
+                const int32_t b = __builtin_ctzll(ts), sl = 8 * (b & 7) + (b >> 3);
+                out[i] |= (uint64_t)((rram_draw(uk->tie, 64 * (id0 + (uint64_t)i) + (uint64_t)sl) & 0xFFFFFFu) < lo[i]) << sl;
+            }
         }
     }
+}
+
+/* max |v_i| over n values (0 for none; NaN ignored), in eight independent lanes: the maximum of
+ * values >= +0 does not depend on the order in which they are taken, and a chain of dependent
+ * compares costs a latency per value. */
+static inline __attribute__((always_inline)) double abs_max(const double *restrict v, int32_t n) {
+    double m[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    int32_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int32_t l = 0; l < 8; ++l) {
+            const double a = fabs(v[i + l]);
+            m[l] = a > m[l] ? a : m[l];
+        }
+    for (; i < n; ++i) {
+        const double a = fabs(v[i]);
+        m[0] = a > m[0] ? a : m[0];
+    }
+    for (int32_t l = 1; l < 8; ++l) m[0] = m[l] > m[0] ? m[l] : m[0];
+    return m[0];
+}
+
+/* Transposes v in place (row c bit s -> row s bit c): for j = 32 .. 1, bit j of the row index is swapped
+ * with bit j of the column index by exchanging the off-diagonal j x j blocks of each 2j x 2j block
+ * (Hacker's Delight, section 7-3). Rows j apart lie in different vectors for j >= 8 (lane-wise
+ * operations) and in lanes j apart of one vector below (a lane permutation; the lanes of the lower
+ * row shift by j, those of the upper one by 0). Integer operations only: every build, same bits. */
+static inline __attribute__((always_inline)) void transpose_rows(vq8 *v, int jv, uint64_t m) {  /* j = 8 jv */
+    for (int k = 0; k < 8; ++k) {
+        if (k & jv) continue;
+        const vq8 t = ((v[k] >> (8 * jv)) ^ v[k + jv]) & m;
+        v[k + jv] ^= t;
+        v[k] ^= t << (8 * jv);
+    }
+}
+static inline __attribute__((always_inline)) void transpose_lanes(vq8 *v, int j, uint64_t m) {
+    vq8 lo, hi;  /* shifts of the lanes of the lower and the upper row of each pair */
+    for (int l = 0; l < 8; ++l) {
+        lo[l] = (l & j) ? 0 : (uint64_t)j;
+        hi[l] = (l & j) ? (uint64_t)j : 0;
+    }
+    for (int k = 0; k < 8; ++k) {
+        vq8 p;
+        for (int l = 0; l < 8; ++l) p[l] = v[k][l ^ j];  /* the pair's other row (one permutation) */
+        const vq8 t = ((v[k] >> lo) ^ (p >> hi)) & m;
+        v[k] ^= t << lo;
+    }
+}
+/* Called with constant j only, so that every lane permutation is one instruction. */
+static inline __attribute__((always_inline)) void transpose64(vq8 *v) {
+    transpose_rows(v, 4, 0x00000000FFFFFFFFULL);
+    transpose_rows(v, 2, 0x0000FFFF0000FFFFULL);
+    transpose_rows(v, 1, 0x00FF00FF00FF00FFULL);
+    transpose_lanes(v, 4, 0x0F0F0F0F0F0F0F0FULL);
+    transpose_lanes(v, 2, 0x3333333333333333ULL);
+    transpose_lanes(v, 1, 0x5555555555555555ULL);
+}
+
+/* Column trains xg of one sample to its slot bitmaps sg (slot s, word w at s nw + w) and the bitmap
+ * xneg of its fired columns with x < 0, by one bit transpose per 64 columns (no branch on the trains,
+ * so no mispredicted ones, whatever the density). For bl < 64 the sign of x rides along in the unused
+ * bit 63 (a fired column's x is nonzero and not NaN, so its sign bit says x < 0). Returns whether any
+ * column fired. */
+static inline __attribute__((always_inline)) int slots_of(const uint64_t *restrict xg, const double *restrict xb,
+                                                          int32_t cols, int32_t bl, uint64_t *restrict sg,
+                                                          uint64_t *restrict xneg) {
+    const int32_t nw = (cols + 63) / 64;
+    const uint64_t sign = bl < 64 ? 1ULL << 63 : 0;
+    uint64_t any = 0;
+    for (int32_t w = 0; w < nw; ++w) {
+        const int32_t j0 = 64 * w, nc = cols - j0 < 64 ? cols - j0 : 64;
+        uint64_t a[64];
+        vq8 v[8];
+        if (nc == 64) {
+            vq8 sx[8];
+            memcpy(v, xg + j0, sizeof v);
+            memcpy(sx, xb + j0, sizeof sx);
+            for (int k = 0; k < 8; ++k) v[k] |= sx[k] & sign;
+        } else {
+            for (int32_t c = 0; c < 64; ++c) {
+                uint64_t sx = 0;
+                if (c < nc) memcpy(&sx, xb + j0 + c, sizeof sx);
+                a[c] = c < nc ? xg[j0 + c] | (sx & sign) : 0;
+            }
+            memcpy(v, a, sizeof v);
+        }
+        transpose64(v);
+        memcpy(a, v, sizeof a);
+        uint64_t fired = 0;
+        for (int32_t s = 0; s < bl; ++s) {
+            sg[(size_t)s * nw + w] = a[s];
+            fired |= a[s];
+        }
+        uint64_t neg = a[63] & fired;
+        if (!sign) {
+            neg = 0;
+            for (uint64_t m = fired; m; m &= m - 1) {
+                const int32_t c = __builtin_ctzll(m);
+                neg |= (uint64_t)(xb[j0 + c] < 0.0) << c;
+            }
+        }
+        xneg[w] = neg;
+        any |= fired;
+    }
+    return any != 0;
 }
 
 /* Train numbers: column j of sample b, row i of sample b. */
@@ -777,7 +926,8 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
     chunk_t *R = chunk_new();  /* one chunk: a sample's pulses are on distinct devices */
     uint64_t *dtr = malloc(sizeof(uint64_t) * (size_t)group * rows);           /* [g][rows] row trains */
     const int32_t dim = rows > cols ? rows : cols;
-    uint64_t *tie = malloc(sizeof(uint64_t) * 2 * (size_t)dim);  /* trains_of's scratch */
+    const size_t dim64 = ((size_t)dim + 63) & ~(size_t)63;
+    uint64_t *tie = malloc(sizeof(uint64_t) * 6 * dim64);  /* trains_of's scratch */
     int32_t *jl = malloc(sizeof(int32_t) * ((size_t)cols + 64));               /* coincident columns of a row and sample */
     int32_t *loff = malloc(sizeof(int32_t) * (size_t)group * (bl + 1));       /* [g][bl + 1] slot list offsets */
     int32_t *lbase = malloc(sizeof(int32_t) * (size_t)group);                 /* [g] start of a sample's lists */
@@ -789,6 +939,8 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
     }
     /* Rows per band: their device (32 B) and weight (8 B) lines in about half a megabyte. */
     const int32_t band_rows = cols * 40 < BAND_BYTES ? BAND_BYTES / (cols * 40) : 1;
+    const train_scratch_t tsc = {tie, tie + dim64, tie + 2 * dim64, tie + 3 * dim64, (uint32_t *)(tie + 4 * dim64),
+                                 (uint8_t *)(tie + 5 * dim64)};
     const uint64_t ukey = rram_draw(t->key, t->counter++);
     const update_keys_t uk = {ukey, rram_mix64(ukey ^ TIE_SALT), rram_mix64(ukey ^ NOISE_SALT)};
     uint64_t u[WORDS];
@@ -800,10 +952,8 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
         for (int32_t g = 0; g < ng; ++g) {
             const double *xb = x + (size_t)(b0 + g) * cols, *db = d + (size_t)(b0 + g) * rows;
             sample_t *sm = &smp[g];
-            sm->active = 0;
-            double xmax = 0.0, dmax = 0.0;
-            for (int32_t j = 0; j < cols; ++j) { const double a = fabs(xb[j]); xmax = a > xmax ? a : xmax; }  /* NaN ignored */
-            for (int32_t i = 0; i < rows; ++i) { const double a = fabs(db[i]); dmax = a > dmax ? a : dmax; }
+            sm->active = 0;  /* no column fired */
+            const double xmax = abs_max(xb, cols), dmax = abs_max(db, rows);
             if (!(xmax > 0.0) || !(dmax > 0.0) || !isfinite(xmax) || !isfinite(dmax)) continue;
             double cx;
             if (cfg->update_management) {
@@ -814,18 +964,9 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
                 cx = sm->cd = sqrt(k_prod);
             }
             uint64_t *xg = xbits + (size_t)g * cols, *sg = slots + (size_t)g * bl * nw, *ng_ = xneg + (size_t)g * nw;
-            memset(sg, 0, sizeof(uint64_t) * (size_t)bl * nw);
-            memset(ng_, 0, sizeof(uint64_t) * (size_t)nw);
-            trains_of(&uk, col_train(b0 + g, 0), xb, cx, cols, bl, xg, tie, tie + dim);
-            trains_of(&uk, row_train(b0 + g, 0), db, sm->cd, rows, bl, dtr + (size_t)g * rows, tie, tie + dim);
-            for (int32_t j = 0; j < cols; ++j) {
-                const uint64_t bits = xg[j];
-                if (!bits) continue;
-                sm->active = 1;
-                uint64_t bit = 1ULL << (j & 63);
-                if (xb[j] < 0.0) ng_[j >> 6] |= bit;
-                for (uint64_t m = bits; m; m &= m - 1) sg[(size_t)__builtin_ctzll(m) * nw + (j >> 6)] |= bit;
-            }
+            trains_of(&uk, col_train(b0 + g, 0), xb, cx, cols, bl, xg, &tsc);
+            trains_of(&uk, row_train(b0 + g, 0), db, sm->cd, rows, bl, dtr + (size_t)g * rows, &tsc);
+            sm->active = slots_of(xg, xb, cols, bl, sg, ng_);
             /* Key of this sample's cycle-to-cycle draws: pulse p on device k draws at counter
              * 64 k + p, whatever the order in which the pulses are found. */
             sm->skey = rram_draw(uk.noise, (uint64_t)(b0 + g));
