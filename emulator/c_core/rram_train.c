@@ -1,10 +1,13 @@
 /*
  * rram_train.c - pulsed updates of soft-bounds device tiles (contract in rram_train.h).
  *
- * Speed (issue 18): an update walks only the coincidences. All trains of a batch are drawn at once
- * (slot word outer, trains inner: the splitmix draws and the byte compares vectorize). Each
- * sample's column trains are also stored transposed (one column bitmap per slot), so a row's
- * coincident columns are the union of the bitmaps of its set slots, found word by word; no (row,
+ * Speed (issue 18): an update walks only the coincidences. All trains of a sample are drawn at once
+ * (slot word outer, trains inner: the splitmix draws vectorize, the byte compares run as byte vector
+ * compares, and the draw pass keeps where ties fell, so they are settled without drawing again). Each
+ * sample's column trains are also stored transposed (one column bitmap per slot, by a 64x64 bit
+ * transpose per 64 columns, no branch on the trains) and as one list of columns per slot, so a row
+ * that fired in one slot takes its coincident columns from that slot's list, and a row that fired in
+ * several from the lists (columns in more than one of its slots found from the bitmaps); no (row,
  * column) pair without a pulse is visited. Rows are walked in bands whose device and weight lines
  * fit in L2 together, sample by sample within a band: one sample's pulses are on distinct devices,
  * so they share one chunk of lanes, applied at the end of the sample, and a device's pulses stay in
@@ -12,9 +15,9 @@
  * update) are written straight into the chunk's lanes; multiple ones are queued with their counts
  * and gathered at the flush. A chunk of 1024 devices is applied as structure-of-arrays lanes sorted
  * by pulse count (the lanes still pulsing form one contiguous range), by a device step in float32 on
- * GCC generic vectors of 32 lanes (one generic operation is two AVX-512, four AVX2 or eight SSE
- * operations), in passes over the chunk's lanes so that the out-of-order core overlaps the long
- * polynomial chains. The AVX-512, AVX2 and
+ * GCC generic vectors of 16 lanes (one generic operation is one AVX-512, two AVX2 or four SSE
+ * operations), in short passes (about one polynomial each) over the chunk's lanes so that the out-of-order core
+ * overlaps the long polynomial chains. The AVX-512, AVX2 and
  * baseline builds (chosen at run time) execute the same IEEE operations (basic ones, no contraction
  * under -std=c11, no fast-math, and explicit fused multiply-adds, each one correctly rounded
  * operation), so results do not depend on the CPU.
@@ -46,9 +49,14 @@ uint64_t rram_train_key(uint64_t seed, uint64_t stream) {
  * The device step runs on generic vectors of VW float32 lanes. Every operation is an elementwise IEEE
  * operation: the basic ones (no contraction under -std=c11) and explicit fused multiply-adds (one
  * correctly rounded IEEE operation, fmaf), so the AVX-512, AVX2 and baseline builds, which split a
- * vector into 2, 4 or 8 registers, give the same bits. One generic operation becomes several
- * independent register operations, so the long dependency chains of the polynomials overlap. */
-#define VW 32
+ * vector into 1, 2 or 4 registers, give the same bits. 16 lanes (one AVX-512 register): a chunk's last
+ * vector is padded by 7.5 lanes on average, where the update's ~120-lane chunks made 32 lanes cost a
+ * seventh of the work; the polynomials' long chains overlap across the iterations of short passes. */
+#define VW 16
+/* A loop over the lanes. Not unrolled before the vectorizer sees it: GCC fully unrolls loops of up to 16
+ * iterations early, and the straight-line lanes then come out scalar; as a loop each becomes one or two
+ * instructions per register. */
+#define FOR_LANES(l) _Pragma("GCC unroll 1") for (int l = 0; l < VW; ++l)
 typedef float vf __attribute__((vector_size(4 * VW)));
 typedef int32_t vi __attribute__((vector_size(4 * VW)));
 typedef uint32_t vu __attribute__((vector_size(4 * VW)));
@@ -56,7 +64,7 @@ typedef uint64_t vu64 __attribute__((vector_size(8 * VW)));
 
 static inline __attribute__((always_inline)) vf vsplat(float c) {
     vf r;
-    for (int l = 0; l < VW; ++l) r[l] = c;  /* one broadcast ((vf){0} + c is built lane by lane) */
+    FOR_LANES(l) r[l] = c;  /* one broadcast ((vf){0} + c is built lane by lane) */
     return r;
 }
 static inline __attribute__((always_inline)) vf vsel(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }  /* mask ? a : b */
@@ -65,12 +73,12 @@ static inline __attribute__((always_inline)) vf vsel(vi mask, vf a, vf b) { retu
  * register (vfmadd; vcmpps and a blend; vpminsd), baseline x86-64 calls fmaf (exact, slower). */
 static inline __attribute__((always_inline)) vf vfma(vf a, vf b, vf c) {  /* a b + c, rounded once */
     vf r;
-    for (int l = 0; l < VW; ++l) r[l] = __builtin_fmaf(a[l], b[l], c[l]);
+    FOR_LANES(l) r[l] = __builtin_fmaf(a[l], b[l], c[l]);
     return r;
 }
 static inline __attribute__((always_inline)) vf vmax(vf a, float c) {
     vf r;
-    for (int l = 0; l < VW; ++l) r[l] = a[l] > c ? a[l] : c;
+    FOR_LANES(l) r[l] = a[l] > c ? a[l] : c;
     return r;
 }
 /* min(a, c) and max(a, c) for c >= 0 as one integer operation on the bits: floats >= 0 order like their
@@ -80,7 +88,7 @@ static inline __attribute__((always_inline)) vf vmin_pos(vf a, float c) {
     int32_t ci;
     memcpy(&ci, &c, sizeof ci);
     vi r;
-    for (int l = 0; l < VW; ++l) r[l] = ai[l] < ci ? ai[l] : ci;
+    FOR_LANES(l) r[l] = ai[l] < ci ? ai[l] : ci;
     return (vf)r;
 }
 static inline __attribute__((always_inline)) vf vmax_pos(vf a, float c) {
@@ -88,7 +96,7 @@ static inline __attribute__((always_inline)) vf vmax_pos(vf a, float c) {
     int32_t ci;
     memcpy(&ci, &c, sizeof ci);
     vi r;
-    for (int l = 0; l < VW; ++l) r[l] = ai[l] > ci ? ai[l] : ci;
+    FOR_LANES(l) r[l] = ai[l] > ci ? ai[l] : ci;
     return (vf)r;
 }
 
@@ -138,7 +146,7 @@ static inline __attribute__((always_inline)) vf pow_parts(vf e, vf l, vf g) {
     const vf tc = vmax_pos(vmin_pos(t, SHIFT23 + 126.0f), SHIFT23 - 125.0f);
     const vf r0 = vfma(g, e, -(tc - SHIFT23)) + gl;  /* |r0| <= 1/2 unless clamped */
     vf r;
-    for (int i = 0; i < VW; ++i) r[i] = t[i] == tc[i] ? r0[i] : 0.0f;
+    FOR_LANES(i) r[i] = t[i] == tc[i] ? r0[i] : 0.0f;
     const vf tk = two_to_k(tc);
     return vfma(tk, exp2m1_reduced(r), tk);
 }
@@ -172,40 +180,50 @@ static inline __attribute__((always_inline)) vf v_sqrt(vf x) {
  * In parts (step_y), so that the pulse loop can run each over all lanes. */
 static inline __attribute__((always_inline)) vi unit_lanes(vf g1) {  /* g ~ 0 (gamma = 1): y e^-m */
     vi r;
-    for (int l = 0; l < VW; ++l) r[l] = __builtin_fabsf(g1[l]) < 1e-7f ? -1 : 0;
+    FOR_LANES(l) r[l] = __builtin_fabsf(g1[l]) < 1e-7f ? -1 : 0;
     return r;
 }
 
 static inline __attribute__((always_inline)) vf live_y(vf y) {
     vf r;
-    for (int l = 0; l < VW; ++l) r[l] = y[l] > Y_TINY ? y[l] : 1.0f;  /* at the bound: y = 1 with m = 0, no step */
+    FOR_LANES(l) r[l] = y[l] > Y_TINY ? y[l] : 1.0f;  /* at the bound: y = 1 with m = 0, no step */
     return r;
 }
 
 /* z = g m y^g, clamped to [-2, 1e30] (z >= -2 keeps 1 + z exact below 0, only for gamma < 1, where step_v
  * clamps the base to the smallest normal: v >= 126 / |g|, 1 - 2^-v = 1, the bound in one pulse); m itself
  * for gamma = 1 (0 at the bound). */
-static inline __attribute__((always_inline)) vf step_z(vf y, vf g1, vf m) {
+static inline __attribute__((always_inline)) vf step_z_of(vf e, vf l, vf g1, vf mm, const int units) {
+    /* log2 y = e + l, mm: m live; units = 0: no lane has gamma = 1 (its selects would keep g1 and z) */
+    if (!units) return vmax(vmin_pos((g1 * mm) * pow_parts(e, l, g1), 1e30f), -2.0f);
     const vi unit = unit_lanes(g1);
-    vf mm, gs;
-    for (int l = 0; l < VW; ++l) {
-        mm[l] = y[l] > Y_TINY ? m[l] : 0.0f;
-        gs[l] = unit[l] ? 1.0f : g1[l];
-    }
-    vf e, l = log2_parts(live_y(y), &e);
+    vf gs;
+    FOR_LANES(i) gs[i] = unit[i] ? 1.0f : g1[i];
     return vsel(unit, mm, vmax(vmin_pos((gs * mm) * pow_parts(e, l, gs), 1e30f), -2.0f));
+}
+
+static inline __attribute__((always_inline)) vf live_m(vf y, vf m) {
+    vf r;
+    FOR_LANES(l) r[l] = y[l] > Y_TINY ? m[l] : 0.0f;
+    return r;
+}
+
+static inline __attribute__((always_inline)) vf step_z(vf y, vf g1, vf m) {
+    vf e, l = log2_parts(live_y(y), &e);
+    return step_z_of(e, l, g1, live_m(y, m), 1);
 }
 
 /* v = log2(1 + z) / g (m / ln 2 for gamma = 1): the rounding c of b = 1 + z corrected by
  * c / (b ln 2) ~ c (1 - z) / ln 2 (error c z^2 / (1 + z), below float32 resolution; for z >= 1 the
  * correction itself is below it). */
-static inline __attribute__((always_inline)) vf step_v(vf g1, vf z) {
-    const vi unit = unit_lanes(g1);
-    vf gs;
-    for (int l = 0; l < VW; ++l) gs[l] = unit[l] ? 1.0f : g1[l];
+static inline __attribute__((always_inline)) vf step_v(vf g1, vf z, const int units) {  /* units: as in step_z_of */
     const vf b = 1.0f + z;
     vf eb, lb = log2_parts(vmax_pos(b, 0x1p-126f), &eb);
     const vf l1p = vfma(z - (b - 1.0f), vmax_pos(vfma(z, vsplat(-INV_LN2), vsplat(INV_LN2)), 0.0f), eb + lb);
+    if (!units) return l1p / g1;
+    const vi unit = unit_lanes(g1);
+    vf gs;
+    FOR_LANES(l) gs[l] = unit[l] ? 1.0f : g1[l];
     return vsel(unit, z * INV_LN2, l1p / gs);
 }
 
@@ -213,7 +231,7 @@ static inline __attribute__((always_inline)) vf step_v(vf g1, vf z) {
 static inline __attribute__((always_inline)) vf step_of_v(vf yy, vf v) { return yy * one_minus_exp2_neg(v); }
 
 static inline __attribute__((always_inline)) vf step_y(vf y, vf g1, vf m) {
-    return step_of_v(live_y(y), step_v(g1, step_z(y, g1, m)));
+    return step_of_v(live_y(y), step_v(g1, step_z(y, g1, m), 1));
 }
 
 /* The counter-based draw of rram_rng.h on lanes: rram_draw(key, counter) is the splitmix64 finalizer
@@ -238,7 +256,7 @@ static inline __attribute__((always_inline)) vf uniform_of(vu64 r) {
 
 static inline __attribute__((always_inline)) vi is_central(vf u) {
     vi c;
-    for (int l = 0; l < VW; ++l) c[l] = -((u[l] > P_LOW) & (u[l] < 1.0f - P_LOW));  /* & not &&: no branch */
+    FOR_LANES(l) c[l] = -((u[l] > P_LOW) & (u[l] < 1.0f - P_LOW));  /* & not &&: no branch */
     return c;
 }
 
@@ -260,7 +278,7 @@ static inline __attribute__((always_inline)) vf normal_central(vf u) {
 static inline __attribute__((always_inline)) vf normal_tail(vf u) {
     vi lower;
     vf p;
-    for (int l = 0; l < VW; ++l) {
+    FOR_LANES(l) {
         lower[l] = u[l] < 0.5f ? -1 : 0;
         p[l] = u[l] < 0.5f ? u[l] : 1.0f - u[l];
     }
@@ -278,21 +296,16 @@ static inline __attribute__((always_inline)) vf normal_tail(vf u) {
     return vsel(lower, nt, -nt) / dt;
 }
 
-/* Bit l set where lane l of the mask is set (an OR tree over the lanes). */
+/* Bit l set where lane l of the mask is set: the lanes narrowed to bytes (0 or 1), each eight gathered into
+ * the top byte of one multiply (byte l -> bit 56 + l, no carries). */
+_Static_assert(VW == 16, "mask_bits packs 16 lanes");
 static inline __attribute__((always_inline)) uint32_t mask_bits(vi m) {
-    vu x = (vu)m & (vu){1u << 0, 1u << 1, 1u << 2, 1u << 3, 1u << 4, 1u << 5, 1u << 6, 1u << 7, 1u << 8, 1u << 9,
-                        1u << 10, 1u << 11, 1u << 12, 1u << 13, 1u << 14, 1u << 15, 1u << 16, 1u << 17, 1u << 18,
-                        1u << 19, 1u << 20, 1u << 21, 1u << 22, 1u << 23, 1u << 24, 1u << 25, 1u << 26, 1u << 27,
-                        1u << 28, 1u << 29, 1u << 30, 1u << 31};
-    x |= __builtin_shuffle(x, (vu){16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
-                                   0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15});
-    x |= __builtin_shuffle(x, (vu){8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7,
-                                   8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7});
-    x |= __builtin_shuffle(x, (vu){4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3,
-                                   4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3});
-    x |= __builtin_shuffle(x, (vu){2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1,
-                                   2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1});
-    return x[0] | x[1];
+    typedef uint8_t vb __attribute__((vector_size(VW)));
+    const vb b = __builtin_convertvector(m, vb) & 1;
+    uint64_t lo, hi;
+    memcpy(&lo, &b, sizeof lo);
+    memcpy(&hi, (const char *)&b + 8, sizeof hi);
+    return (uint32_t)((lo * 0x0102040810204080ULL) >> 56) | (uint32_t)((hi * 0x0102040810204080ULL) >> 56) << 8;
 }
 
 /* Pulsed devices of one chunk in structure-of-arrays form. Lane e is one device with its pulses
@@ -309,30 +322,46 @@ typedef struct {
     int32_t te[CHUNK + PAD];  /* the lanes whose noise draw is in a tail */
     uint64_t seq[CHUNK + PAD];  /* key + (counter + 1) * golden of the lane's next noise draw */
     int64_t k[CHUNK + PAD];
+    float le[CHUNK + PAD], ll[CHUNK + PAD];  /* pulse_lanes' scratch: log2 y = le + ll; */
+    float un[CHUNK + PAD], xt[CHUNK + PAD];   /* the draws' uniforms, the tail lanes' noise factors; */
+    uint32_t tb[CHUNK / VW];                  /* the tail lanes of each vector as a bitmask */
 } lanes_t;
+
+/* A vector of lanes loaded from or stored to a lanes_t array (may alias its floats). */
+typedef vf vf_mem __attribute__((may_alias, aligned(4)));
+typedef vu64 vu64_mem __attribute__((may_alias, aligned(8)));
+static inline __attribute__((always_inline)) vf ld(const float *p) { return *(const vf_mem *)p; }
+static inline __attribute__((always_inline)) void st(float *p, vf v) { *(vf_mem *)p = v; }
+static inline __attribute__((always_inline)) vu64 ld64(const uint64_t *p) { return *(const vu64_mem *)p; }
+static inline __attribute__((always_inline)) void st64(uint64_t *p, vu64 v) { *(vu64_mem *)p = v; }
 
 /* Lanes e0 + l < m as a mask. */
 static inline __attribute__((always_inline)) vi lanes_below(int32_t e0, int32_t m) {
     vi r;
-    for (int l = 0; l < VW; ++l) r[l] = e0 + l < m ? -1 : 0;
+    FOR_LANES(l) r[l] = e0 + l < m ? -1 : 0;
     return r;
 }
 
-/* The last pass of pulse_lanes with noise: each lane's draw (its counter advanced), its step dw from v
- * and live y (the earlier passes) times 1 + c2c xi, the weights of lanes [s0, m) stored. A lane whose
- * draw is in a tail is marked and finished afterwards. */
-static inline __attribute__((always_inline)) void noise_pass(lanes_t *restrict L, int32_t s0, int32_t mp, int32_t m, float c2c) {
-    int32_t nt = 0;  /* lanes with a tail draw */
+/* The cycle-to-cycle draw of the lanes [e0, e0 + VW) (their counters advanced): the uniform kept in un,
+ * the lanes below m whose draw is in a tail as a bitmask in tb. */
+static inline __attribute__((always_inline)) void draw_lanes(lanes_t *restrict L, int32_t s0, int32_t e0, int32_t m) {
+    const vu64 seq = ld64(L->seq + e0);
+    const vf u = uniform_of(seq);
+    st64(L->seq + e0, seq + RRAM_GOLDEN);  /* the device's next pulse draws at the next counter */
+    st(L->un + e0, u);
+    L->tb[(e0 - s0) / VW] = mask_bits(lanes_below(e0, m) & ~is_central(u));
+}
+
+/* The tail lanes of the draws listed in te, their number returned, and their noise factors 1 + c2c xi in
+ * xt, VW at a time (te padded to whole vectors). ~0.8 tail lanes per vector: four slots written
+ * unconditionally (past the count: overwritten by the next vector's), a loop for the rare fifth; no
+ * branch on the count to mispredict. Padding: the lanes past CHUNK, past every pass (mp <= CHUNK) and
+ * never stored, with u = 1/2 and dw = 0, so that all lanes are stored back without a branch on the count
+ * (distinct ones: no chain through memory). */
+static inline __attribute__((always_inline)) int32_t tail_lanes(lanes_t *restrict L, int32_t s0, int32_t mp, float c2c) {
+    int32_t nt = 0;
     for (int32_t e0 = s0; e0 < mp; e0 += VW) {
-        vu64 seq;
-        memcpy(&seq, L->seq + e0, sizeof seq);
-        const vf u = uniform_of(seq);
-        seq = seq + RRAM_GOLDEN;  /* the device's next pulse draws at the next counter */
-        memcpy(L->seq + e0, &seq, sizeof seq);
-        const vi central = is_central(u), store = lanes_below(e0, m);
-        /* ~1.5 lanes of 32: four slots written unconditionally (past the count: overwritten by the next
-         * vector's), a loop for the rare fifth; no branch on the count to mispredict. */
-        uint32_t bits = mask_bits(store & ~central);
+        uint32_t bits = L->tb[(e0 - s0) / VW];
         const int32_t nb = __builtin_popcount(bits);
         for (int32_t q = 0; q < 4; ++q) {
             L->te[nt + q] = e0 + __builtin_ctz(bits | 0x80000000u);
@@ -343,62 +372,78 @@ static inline __attribute__((always_inline)) void noise_pass(lanes_t *restrict L
             bits &= bits - 1;
         }
         nt += nb;
-        vf w, v, yy, ssp;
-        memcpy(&v, L->dw + e0, sizeof v); memcpy(&yy, L->yy + e0, sizeof yy); memcpy(&ssp, L->ssp + e0, sizeof ssp);
-        const vf dw = step_of_v(yy, v) * ssp;
-        memcpy(L->dw + e0, &dw, sizeof dw);
-        memcpy(&w, L->w + e0, sizeof w);
-        w = vsel(store & central, w + dw * vfma(normal_central(u), vsplat(c2c), vsplat(1.0f)), w);
-        memcpy(L->w + e0, &w, sizeof w);
     }
-    /* The tail lanes in vectors of their own: their draw again (seq stepped back) and noise-free step
-     * (padding: lane s0 again, not stored). */
-    for (int32_t i = nt; i < (nt + VW - 1) / VW * VW; ++i) L->te[i] = s0;
+    for (int32_t i = nt; i < (nt + VW - 1) / VW * VW; ++i) L->te[i] = CHUNK + i % VW;
+    st(L->un + CHUNK, vsplat(0.5f));
+    st(L->dw + CHUNK, vsplat(0.0f));
     for (int32_t t0 = 0; t0 < nt; t0 += VW) {
         const int32_t *te = L->te + t0;
-        vu64 seq;
-        vf dw;
-        for (int l = 0; l < VW; ++l) seq[l] = L->seq[te[l]] - RRAM_GOLDEN;
-        for (int l = 0; l < VW; ++l) dw[l] = L->dw[te[l]];
-        dw = dw * vfma(normal_tail(uniform_of(seq)), vsplat(c2c), vsplat(1.0f));
-        const int32_t c = nt - t0 < VW ? nt - t0 : VW;
-        for (int32_t l = 0; l < c; ++l) L->w[te[l]] += dw[l];
+        vf u;
+        FOR_LANES(l) u[l] = L->un[te[l]];
+        st(L->xt + t0, vfma(normal_tail(u), vsplat(c2c), vsplat(1.0f)));
+    }
+    return nt;
+}
+
+/* The z and the v pass of pulse_lanes (units: as in step_z_of). */
+static inline __attribute__((always_inline)) void zv_passes(lanes_t *restrict L, int32_t s0, int32_t mp, const int units) {
+    for (int32_t e0 = s0; e0 < mp; e0 += VW) {
+        st(L->dw + e0, step_z_of(ld(L->le + e0), ld(L->ll + e0), ld(L->g1 + e0), ld(L->dw + e0), units));
+    }
+    for (int32_t e0 = s0; e0 < mp; e0 += VW) {
+        st(L->dw + e0, step_v(ld(L->g1 + e0), ld(L->dw + e0), units));
     }
 }
 
 /* One pulse on every lane [0, m). The vectors cover [0, m rounded up to PAD); lanes past m hold
  * finished devices or harmless padding: they are computed and not stored. The step goes in passes over
- * all lanes (z; v; the step with its noise and the store; z, then v, then the step kept in dw, live y in
- * yy): a pass is a short loop whose iterations the out-of-order core overlaps, where one loop through the
- * whole chain (two logarithms, two exponentials, a division, the draw) mostly waited on its latency. */
+ * all lanes, kept in the scratch lanes between passes: log2 y (live y in yy, live m in dw) with the
+ * noise draw; the tail lanes' noise; z; v; the step with its noise and the store; the tail lanes' store.
+ * A pass is a short loop whose iterations the out-of-order core overlaps. The chains are the
+ * polynomials' (Horner: each operation waits on the one before), so what overlaps is bounded by how many
+ * of a pass's iterations fit in the scheduler: passes of one polynomial each ran ~20 % faster than
+ * passes of two; the draw, independent of the step, shares the first pass, and the tails' noise (a
+ * logarithm, a square root and a division) overlaps the z and v passes. */
 static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *restrict L, int32_t s0, int32_t m, float c2c) {
     const int32_t mp = s0 + (m - s0 + PAD - 1) / PAD * PAD;
+    const int noise = c2c > 0.0f;
+    vi any_unit = {0};
     for (int32_t e0 = s0; e0 < mp; e0 += VW) {
-        vf w, ref, sis, alpha, g1;
-        memcpy(&w, L->w + e0, sizeof w); memcpy(&ref, L->ref + e0, sizeof ref); memcpy(&sis, L->sis + e0, sizeof sis);
-        memcpy(&alpha, L->alpha + e0, sizeof alpha); memcpy(&g1, L->g1 + e0, sizeof g1);
-        const vf y = (ref - w) * sis, z = step_z(y, g1, alpha), yy = live_y(y);
-        memcpy(L->dw + e0, &z, sizeof z);
-        memcpy(L->yy + e0, &yy, sizeof yy);
+        any_unit |= unit_lanes(ld(L->g1 + e0));
+        const vf y = (ld(L->ref + e0) - ld(L->w + e0)) * ld(L->sis + e0), yy = live_y(y);
+        vf e, l = log2_parts(yy, &e);
+        st(L->dw + e0, live_m(y, ld(L->alpha + e0)));
+        st(L->yy + e0, yy);
+        st(L->le + e0, e);
+        st(L->ll + e0, l);
+        if (noise) draw_lanes(L, s0, e0, m);
+    }
+    const int32_t nt = noise ? tail_lanes(L, s0, mp, c2c) : 0;
+    int32_t units = 0;  /* gamma = 1 on some lane: the z and v passes with their selects */
+    FOR_LANES(l) units |= any_unit[l];
+    if (units) {
+        zv_passes(L, s0, mp, 1);
+    } else {
+        zv_passes(L, s0, mp, 0);
     }
     for (int32_t e0 = s0; e0 < mp; e0 += VW) {
-        vf g1, z;
-        memcpy(&g1, L->g1 + e0, sizeof g1);
-        memcpy(&z, L->dw + e0, sizeof z);
-        const vf v = step_v(g1, z);
-        memcpy(L->dw + e0, &v, sizeof v);
+        const vf w = ld(L->w + e0), dw = step_of_v(ld(L->yy + e0), ld(L->dw + e0)) * ld(L->ssp + e0);
+        vi store = lanes_below(e0, m);
+        vf wn = w + dw;
+        if (noise) {  /* the central draws' noise here, the tails' below */
+            st(L->dw + e0, dw);
+            const vf u = ld(L->un + e0);
+            store &= is_central(u);
+            wn = w + dw * vfma(normal_central(u), vsplat(c2c), vsplat(1.0f));
+        }
+        st(L->w + e0, vsel(store, wn, w));
     }
-    if (c2c > 0.0f) {
-        noise_pass(L, s0, mp, m, c2c);
-        return;
-    }
-    for (int32_t e0 = s0; e0 < mp; e0 += VW) {
-        vf w, v, yy, ssp;
-        memcpy(&w, L->w + e0, sizeof w);
-        memcpy(&v, L->dw + e0, sizeof v); memcpy(&yy, L->yy + e0, sizeof yy); memcpy(&ssp, L->ssp + e0, sizeof ssp);
-        const vf dw = step_of_v(yy, v) * ssp;
-        w = vsel(lanes_below(e0, m), w + dw, w);
-        memcpy(L->w + e0, &w, sizeof w);
+    for (int32_t t0 = 0; t0 < nt; t0 += VW) {  /* the tail lanes' noise-free step gathered, times their noise */
+        const int32_t *te = L->te + t0;
+        vf dw;
+        FOR_LANES(l) dw[l] = L->dw[te[l]];
+        dw = dw * ld(L->xt + t0);
+        FOR_LANES(l) L->w[te[l]] += dw[l];
     }
 }
 
@@ -564,6 +609,41 @@ static inline __attribute__((always_inline)) int32_t flatten(const uint64_t *res
     return nj;
 }
 
+/* A sample's slot lists: for each slot, the columns whose train fired in it, as entries j | XPOS
+ * where x_j >= 0 (so a row's direction is one exclusive or: up where d x < 0). Built once per sample
+ * and shared by all its rows: a row that fired in one slot (most rows of a sparse update) takes its
+ * pulses straight from that slot's list, with no bitmap of its own to flatten. */
+#define ENTRY_J 0xFFFF  /* columns < RRAM_TRAIN_MAX_DIM <= 2^16 */
+#define ENTRY_XPOS_SHIFT 16
+
+/* Single pulses on row base / cols of the entries lst[0, n), down where the entry's XPOS bit differs
+ * from dneg (1 where d < 0) ... as single_push, the chunk flushed whenever it is full. */
+static inline void push_list(rram_train_tile *t, chunk_t *R, const int32_t *restrict lst, int32_t n, int64_t base,
+                             uint32_t dneg, uint64_t skey) {
+    while (n > 0) {
+        int32_t lo = R->lo;
+        if (lo == R->q.m) {
+            chunk_flush(t, R);
+            lo = R->lo;
+        }
+        const int32_t take = n < lo - R->q.m ? n : lo - R->q.m;
+        lanes_t *restrict L = R->L;
+        for (int32_t z = 0; z < take; ++z) {
+            const uint32_t e = (uint32_t)lst[z];
+            const int64_t k = base + (int64_t)(e & ENTRY_J);
+            single_push(t, L, --lo, k, (int)(((e >> ENTRY_XPOS_SHIFT) ^ dneg) & 1u) ^ 1, skey, noise_counter(k, 0));
+        }
+        R->lo = lo;
+        lst += take;
+        n -= take;
+    }
+}
+
+/* Lines [a, b) of 64 bytes from p towards L2, for the next band. */
+static inline void prefetch_lines(const char *p, int32_t a, int32_t b) {
+    for (int32_t c = a; c < b; ++c) __builtin_prefetch(p + 64 * (size_t)c, 0, 2);
+}
+
 /* Keys of one update, all derived from one draw of the tile's stream: the trains', their tie
  * refinements' and the per-sample cycle-to-cycle keys. Every draw of an update is a pure function
  * of (key, train or device, slot), so nothing depends on the order in which it is made. */
@@ -580,12 +660,6 @@ typedef struct {
 /* The eight high bits of a byte mask as bits 0..7 (byte l -> bit l). */
 static inline uint64_t byte_mask_bits(uint64_t m) { return ((m >> 7) * 0x0102040810204080ULL) >> 56; }
 
-/* Trains number id0 .. id0 + n - 1 of `bl` slots for firing probabilities p_i = |v_i| scale (p >= 1:
- * every slot; p <= 0: none). Each slot is set with probability thr / 2^32, thr = floor(p 2^32):
- * eight slots per 64-bit draw (draw q of train id at counter 8 id + q), a slot's byte b compared with
- * the threshold's top byte; on a tie (1 in 256) 24 bits of the slot's own tie draw decide, so each
- * slot is exactly a 32-bit uniform below thr. The first pass is branch-free integer work over all
- * trains (vectorized); the rare ties are settled in a second pass. tie[] and hbytes[] are scratch of n words. */
 /* floor(p 2^32) for p = |v| scale clamped to [0, 1] (NaN: 0), by selects only (vectorizes). */
 static inline uint64_t threshold_of(double v, double scale) {
     double pr = fabs(v) * scale;
@@ -594,49 +668,202 @@ static inline uint64_t threshold_of(double v, double scale) {
     return (uint64_t)(int64_t)(pr * 4294967296.0);
 }
 
+/* Eight words (a 64x64 bit matrix: eight vectors of eight rows). */
+typedef uint64_t vq8 __attribute__((vector_size(64)));
+
+/* Scratch of trains_of for up to n trains, each array with room for n rounded up to 64. */
+typedef struct {
+    uint64_t *hb, *g, *tie, *r;  /* per train: the threshold's top byte hi repeated, hi - 1 repeated, tied slots, a draw */
+    uint32_t *lo;                /* per train: the threshold's low 24 bits */
+    uint8_t *tied;               /* per train: 1 if a slot is tied */
+} train_scratch_t;
+
+/* Within a draw loop a train's slot 8 q + l is at bit 8 l + q: draw q shifts its eight byte results
+ * (the high bits of the bytes) into its own bit of each byte, two operations where gathering them
+ * in slot order costs a multiply. This transposes the 8x8 bit matrix back into slot order. */
+static inline uint64_t slot_order(uint64_t x) {
+    uint64_t t = (x ^ (x >> 7)) & 0x00AA00AA00AA00AAULL;
+    x ^= t ^ (t << 7);
+    t = (x ^ (x >> 14)) & 0x0000CCCC0000CCCCULL;
+    x ^= t ^ (t << 14);
+    t = (x ^ (x >> 28)) & 0x00000000F0F0F0F0ULL;
+    return x ^ t ^ (t << 28);
+}
+
+/* Draw q of trains 0 .. n - 1 (slots 8 q .. 8 q + 7): a slot's byte b below the threshold's top byte
+ * hi (b <= hi - 1) sets its bit in out, b equal to hi (a tie, 1 in 256) its bit in tie, both in draw
+ * order (above), so the tie pass knows its slots without drawing again. The draws go to r first and
+ * are then compared byte by byte: the vectorizer turns that loop into byte compares (one or two
+ * instructions per vector, where the same test on the bytes of a word takes five) in every build.
+ * The first draw assigns (no clearing). */
+static inline __attribute__((always_inline)) void draw_slots(uint64_t zz, int32_t q, int first, int32_t n,
+                                                             const uint64_t *restrict hb, const uint64_t *restrict g,
+                                                             uint64_t *restrict out, uint64_t *restrict tie,
+                                                             uint64_t *restrict r) {
+    for (int32_t i = 0; i < n; ++i, zz += 8 * RRAM_GOLDEN) r[i] = rram_mix64(zz);
+    const uint8_t bq = (uint8_t)(1u << q);  /* bit q of each byte */
+    const uint8_t *restrict rb = (const uint8_t *)r, *restrict gb = (const uint8_t *)g, *restrict hbb = (const uint8_t *)hb;
+    uint8_t *restrict ob = (uint8_t *)out, *restrict eb = (uint8_t *)tie;
+    for (int32_t k = 0; k < 8 * n; ++k) {
+        const uint8_t o = rb[k] <= gb[k] ? bq : 0, e = rb[k] == hbb[k] ? bq : 0;
+        ob[k] = first ? o : ob[k] | o;
+        eb[k] = first ? e : eb[k] | e;
+    }
+}
+
+/* Trains number id0 .. id0 + n - 1 of `bl` slots for firing probabilities p_i = |v_i| scale (p >= 1:
+ * every slot; p <= 0: none). Each slot is set with probability thr / 2^32, thr = floor(p 2^32):
+ * eight slots per 64-bit draw (draw q of train id at counter 8 id + q), a slot's byte b compared with
+ * the threshold's top byte; on a tie (1 in 256) 24 bits of the slot's own tie draw decide, so each
+ * slot is exactly a 32-bit uniform below thr. The passes over all trains are branch-free integer work
+ * (vectorized); the rare ties are settled last, found through a bitmap of the tied trains. */
 static inline __attribute__((always_inline)) void trains_of(const update_keys_t *uk, uint64_t id0, const double *restrict v,
                                                             double scale, int32_t n, int32_t bl,
-                                                            uint64_t *restrict out, uint64_t *restrict tie,
-                                                            uint64_t *restrict hbytes) {
-    const uint64_t used = bl >= 64 ? ~0ULL : ((1ULL << bl) - 1ULL);
-    uint64_t *restrict hb = hbytes;
-    for (int32_t i = 0; i < n; ++i) {  /* per train: the threshold's top byte repeated */
-        const uint64_t hi = threshold_of(v[i], scale) >> 24;  /* 0 .. 256 */
-        hb[i] = hi * BYTES_ONE;
-        out[i] = 0;
-        tie[i] = 0;
+                                                            uint64_t *restrict out, const train_scratch_t *sc) {
+    uint64_t used = 0;  /* the slots < bl in draw order */
+    for (int32_t q = 0; 8 * q < bl; ++q) {
+        const int32_t m = bl - 8 * q < 8 ? bl - 8 * q : 8;
+        used |= ((m == 8 ? ~0ULL : (1ULL << (8 * m)) - 1ULL) & BYTES_ONE) << q;
     }
-    for (int32_t s = 0; s < bl; s += 8) {  /* one draw per train and 8 slots, all trains at once */
-        /* rram_draw(key, 8 (id0 + i) + s / 8) = mix64(key + (8 (id0 + i) + s / 8 + 1) golden): the sum steps by 8 golden */
-        uint64_t zz = uk->train + (8 * id0 + (uint64_t)(s >> 3) + 1) * RRAM_GOLDEN;
-        for (int32_t i = 0; i < n; ++i, zz += 8 * RRAM_GOLDEN) {
-            const uint64_t g = hb[i] - BYTES_ONE;  /* b < hi <=> b <= hi - 1 (hi >= 1; hi = 0 is masked below) */
-            const uint64_t r = rram_mix64(zz);
-            const uint64_t t = (g | BYTES_HI) - (r & BYTES_LO7);
-            out[i] |= byte_mask_bits(((~r & g) | (~(r ^ g) & t)) & BYTES_HI) << s;
-            const uint64_t z = r ^ hb[i];
-            tie[i] |= ~(((z & BYTES_LO7) + BYTES_LO7) | z) & BYTES_HI;  /* any byte equal to hi (positions: below) */
-        }
-    }
-    for (int32_t i = 0; i < n; ++i) {
+    uint64_t *restrict hb = sc->hb, *restrict g = sc->g, *restrict tie = sc->tie, *restrict r = sc->r;
+    uint32_t *restrict lo = sc->lo;
+    uint8_t *restrict tied = sc->tied;
+    const int32_t n64 = (n + 63) & ~63;
+    for (int32_t i = 0; i < n; ++i) {  /* per train: the threshold's top byte repeated, its low bits */
         const uint64_t th = threshold_of(v[i], scale);
-        out[i] = (th >> 24) ? out[i] & used : 0;
-        tie[i] = (th & 0xFFFFFFu) ? tie[i] : 0;
+        hb[i] = (th >> 24) * BYTES_ONE;  /* hi = 0 .. 256 */
+        g[i] = hb[i] - BYTES_ONE;        /* b < hi <=> b <= hi - 1 (hi >= 1; hi = 0 is masked below) */
+        lo[i] = (uint32_t)(th & 0xFFFFFFu);
     }
-    for (int32_t i = 0; i < n; ++i) {  /* the ~12 % of trains with a tied byte: its slots, then their tie draws */
-        if (!tie[i]) continue;
-        const uint64_t th = threshold_of(v[i], scale), hi = th >> 24;
-        const uint32_t lo = (uint32_t)(th & 0xFFFFFFu);
-        uint64_t ts = 0;
-        for (int32_t s = 0; s < bl; s += 8) {
-            const uint64_t z = rram_draw(uk->train, 8 * (id0 + (uint64_t)i) + (uint64_t)(s >> 3)) ^ (hi * BYTES_ONE);
-            ts |= byte_mask_bits(~(((z & BYTES_LO7) + BYTES_LO7) | z) & BYTES_HI) << s;
+    /* rram_draw(key, 8 (id0 + i) + q) = mix64(key + (8 (id0 + i) + q + 1) golden): the sum steps by 8 golden */
+    const uint64_t z0 = uk->train + (8 * id0 + 1) * RRAM_GOLDEN;
+    draw_slots(z0, 0, 1, n, hb, g, out, tie, r);
+    for (int32_t q = 1; 8 * q < bl; ++q) draw_slots(z0 + (uint64_t)q * RRAM_GOLDEN, q, 0, n, hb, g, out, tie, r);
+    for (int32_t i = 0; i < n; ++i) {
+        out[i] = hb[i] ? slot_order(out[i] & used) : 0;  /* hi = 0: no slot below it */
+        tie[i] = lo[i] ? tie[i] & used : 0;              /* lo = 0: a tie is not below the threshold */
+        tied[i] = tie[i] != 0;
+    }
+    for (int32_t i = n; i < n64; ++i) tied[i] = 0;
+    for (int32_t i0 = 0; i0 < n; i0 += 64) {  /* the ~12 % of trains with a tie, 64 at a time */
+        uint64_t bm = 0;
+        for (int32_t b = 0; b < 8; ++b) {
+            uint64_t f;
+            memcpy(&f, tied + i0 + 8 * b, sizeof f);
+            bm |= byte_mask_bits(f << 7) << (8 * b);  /* byte l (0 or 1) -> bit l */
         }
-        for (ts &= used; ts; ts &= ts - 1) {
-            const int32_t sl = __builtin_ctzll(ts);
-            if ((rram_draw(uk->tie, 64 * (id0 + (uint64_t)i) + (uint64_t)sl) & 0xFFFFFFu) < lo) out[i] |= 1ULL << sl;
+        for (; bm; bm &= bm - 1) {
+            const int32_t i = i0 + __builtin_ctzll(bm);
+            for (uint64_t ts = tie[i]; ts; ts &= ts - 1) {
+                const int32_t b = __builtin_ctzll(ts), sl = 8 * (b & 7) + (b >> 3);
+                out[i] |= (uint64_t)((rram_draw(uk->tie, 64 * (id0 + (uint64_t)i) + (uint64_t)sl) & 0xFFFFFFu) < lo[i]) << sl;
+            }
         }
     }
+}
+
+/* max |v_i| over n values (0 for none; NaN ignored), in eight independent lanes: the maximum of
+ * values >= +0 does not depend on the order in which they are taken, and a chain of dependent
+ * compares costs a latency per value. */
+static inline __attribute__((always_inline)) double abs_max(const double *restrict v, int32_t n) {
+    double m[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    int32_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int32_t l = 0; l < 8; ++l) {
+            const double a = fabs(v[i + l]);
+            m[l] = a > m[l] ? a : m[l];
+        }
+    for (; i < n; ++i) {
+        const double a = fabs(v[i]);
+        m[0] = a > m[0] ? a : m[0];
+    }
+    for (int32_t l = 1; l < 8; ++l) m[0] = m[l] > m[0] ? m[l] : m[0];
+    return m[0];
+}
+
+/* Transposes v in place (row c bit s -> row s bit c): for j = 32 .. 1, bit j of the row index is swapped
+ * with bit j of the column index by exchanging the off-diagonal j x j blocks of each 2j x 2j block
+ * (Hacker's Delight, section 7-3). Rows j apart lie in different vectors for j >= 8 (lane-wise
+ * operations) and in lanes j apart of one vector below (a lane permutation; the lanes of the lower
+ * row shift by j, those of the upper one by 0). Integer operations only: every build, same bits. */
+static inline __attribute__((always_inline)) void transpose_rows(vq8 *v, int jv, uint64_t m) {  /* j = 8 jv */
+    for (int k = 0; k < 8; ++k) {
+        if (k & jv) continue;
+        const vq8 t = ((v[k] >> (8 * jv)) ^ v[k + jv]) & m;
+        v[k + jv] ^= t;
+        v[k] ^= t << (8 * jv);
+    }
+}
+static inline __attribute__((always_inline)) void transpose_lanes(vq8 *v, int j, uint64_t m) {
+    vq8 lo, hi;  /* shifts of the lanes of the lower and the upper row of each pair */
+    for (int l = 0; l < 8; ++l) {
+        lo[l] = (l & j) ? 0 : (uint64_t)j;
+        hi[l] = (l & j) ? (uint64_t)j : 0;
+    }
+    for (int k = 0; k < 8; ++k) {
+        vq8 p;
+        for (int l = 0; l < 8; ++l) p[l] = v[k][l ^ j];  /* the pair's other row (one permutation) */
+        const vq8 t = ((v[k] >> lo) ^ (p >> hi)) & m;
+        v[k] ^= t << lo;
+    }
+}
+/* Called with constant j only, so that every lane permutation is one instruction. */
+static inline __attribute__((always_inline)) void transpose64(vq8 *v) {
+    transpose_rows(v, 4, 0x00000000FFFFFFFFULL);
+    transpose_rows(v, 2, 0x0000FFFF0000FFFFULL);
+    transpose_rows(v, 1, 0x00FF00FF00FF00FFULL);
+    transpose_lanes(v, 4, 0x0F0F0F0F0F0F0F0FULL);
+    transpose_lanes(v, 2, 0x3333333333333333ULL);
+    transpose_lanes(v, 1, 0x5555555555555555ULL);
+}
+
+/* Column trains xg of one sample to its slot bitmaps sg (slot s, word w at s nw + w) and the bitmap
+ * xneg of its fired columns with x < 0, by one bit transpose per 64 columns (no branch on the trains,
+ * so no mispredicted ones, whatever the density). For bl < 64 the sign of x rides along in the unused
+ * bit 63 (a fired column's x is nonzero and not NaN, so its sign bit says x < 0). Returns whether any
+ * column fired. */
+static inline __attribute__((always_inline)) int slots_of(const uint64_t *restrict xg, const double *restrict xb,
+                                                          int32_t cols, int32_t bl, uint64_t *restrict sg,
+                                                          uint64_t *restrict xneg) {
+    const int32_t nw = (cols + 63) / 64;
+    const uint64_t sign = bl < 64 ? 1ULL << 63 : 0;
+    uint64_t any = 0;
+    for (int32_t w = 0; w < nw; ++w) {
+        const int32_t j0 = 64 * w, nc = cols - j0 < 64 ? cols - j0 : 64;
+        uint64_t a[64];
+        vq8 v[8];
+        if (nc == 64) {
+            vq8 sx[8];
+            memcpy(v, xg + j0, sizeof v);
+            memcpy(sx, xb + j0, sizeof sx);
+            for (int k = 0; k < 8; ++k) v[k] |= sx[k] & sign;
+        } else {
+            for (int32_t c = 0; c < 64; ++c) {
+                uint64_t sx = 0;
+                if (c < nc) memcpy(&sx, xb + j0 + c, sizeof sx);
+                a[c] = c < nc ? xg[j0 + c] | (sx & sign) : 0;
+            }
+            memcpy(v, a, sizeof v);
+        }
+        transpose64(v);
+        memcpy(a, v, sizeof a);
+        uint64_t fired = 0;
+        for (int32_t s = 0; s < bl; ++s) {
+            sg[(size_t)s * nw + w] = a[s];
+            fired |= a[s];
+        }
+        uint64_t neg = a[63] & fired;
+        if (!sign) {
+            neg = 0;
+            for (uint64_t m = fired; m; m &= m - 1) {
+                const int32_t c = __builtin_ctzll(m);
+                neg |= (uint64_t)(xb[j0 + c] < 0.0) << c;
+            }
+        }
+        xneg[w] = neg;
+        any |= fired;
+    }
+    return any != 0;
 }
 
 /* Train numbers: column j of sample b, row i of sample b. */
@@ -698,14 +925,23 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
     chunk_t *R = chunk_new();  /* one chunk: a sample's pulses are on distinct devices */
     uint64_t *dtr = malloc(sizeof(uint64_t) * (size_t)group * rows);           /* [g][rows] row trains */
     const int32_t dim = rows > cols ? rows : cols;
-    uint64_t *tie = malloc(sizeof(uint64_t) * 2 * (size_t)dim);  /* trains_of's scratch */
+    const size_t dim64 = ((size_t)dim + 63) & ~(size_t)63;
+    uint64_t *tie = malloc(sizeof(uint64_t) * 6 * dim64);  /* trains_of's scratch */
     int32_t *jl = malloc(sizeof(int32_t) * ((size_t)cols + 64));               /* coincident columns of a row and sample */
-    if (!xbits || !slots || !xneg || !smp || !jl || !R || !dtr || !tie) {
+    int32_t *loff = malloc(sizeof(int32_t) * (size_t)group * (bl + 1));       /* [g][bl + 1] slot list offsets */
+    int32_t *lbase = malloc(sizeof(int32_t) * (size_t)group);                 /* [g] start of a sample's lists */
+    /* The group's slot lists, room for their longest (every column in every slot): only what a group's
+     * lists hold is ever touched (a sparse update's ~1.5 % of it), the rest stays unmapped address space. */
+    int32_t *lists = malloc(sizeof(int32_t) * ((size_t)group * bl * cols + 4));
+    if (!xbits || !slots || !xneg || !smp || !jl || !R || !dtr || !tie || !loff || !lbase || !lists) {
         free(xbits); free(slots); free(xneg); free(smp); free(jl); free(dtr); free(tie); chunk_free(R);
+        free(loff); free(lbase); free(lists);
         return RRAM_E_NOMEM;
     }
     /* Rows per band: their device (32 B) and weight (8 B) lines in about half a megabyte. */
     const int32_t band_rows = cols * 40 < BAND_BYTES ? BAND_BYTES / (cols * 40) : 1;
+    const train_scratch_t tsc = {tie, tie + dim64, tie + 2 * dim64, tie + 3 * dim64, (uint32_t *)(tie + 4 * dim64),
+                                 (uint8_t *)(tie + 5 * dim64)};
     const uint64_t ukey = rram_draw(t->key, t->counter++);
     const update_keys_t uk = {ukey, rram_mix64(ukey ^ TIE_SALT), rram_mix64(ukey ^ NOISE_SALT)};
     uint64_t u[WORDS];
@@ -717,10 +953,8 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
         for (int32_t g = 0; g < ng; ++g) {
             const double *xb = x + (size_t)(b0 + g) * cols, *db = d + (size_t)(b0 + g) * rows;
             sample_t *sm = &smp[g];
-            sm->active = 0;
-            double xmax = 0.0, dmax = 0.0;
-            for (int32_t j = 0; j < cols; ++j) { const double a = fabs(xb[j]); xmax = a > xmax ? a : xmax; }  /* NaN ignored */
-            for (int32_t i = 0; i < rows; ++i) { const double a = fabs(db[i]); dmax = a > dmax ? a : dmax; }
+            sm->active = 0;  /* no column fired */
+            const double xmax = abs_max(xb, cols), dmax = abs_max(db, rows);
             if (!(xmax > 0.0) || !(dmax > 0.0) || !isfinite(xmax) || !isfinite(dmax)) continue;
             double cx;
             if (cfg->update_management) {
@@ -731,22 +965,32 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
                 cx = sm->cd = sqrt(k_prod);
             }
             uint64_t *xg = xbits + (size_t)g * cols, *sg = slots + (size_t)g * bl * nw, *ng_ = xneg + (size_t)g * nw;
-            memset(sg, 0, sizeof(uint64_t) * (size_t)bl * nw);
-            memset(ng_, 0, sizeof(uint64_t) * (size_t)nw);
-            trains_of(&uk, col_train(b0 + g, 0), xb, cx, cols, bl, xg, tie, tie + dim);
-            trains_of(&uk, row_train(b0 + g, 0), db, sm->cd, rows, bl, dtr + (size_t)g * rows, tie, tie + dim);
-            for (int32_t j = 0; j < cols; ++j) {
-                const uint64_t bits = xg[j];
-                if (!bits) continue;
-                sm->active = 1;
-                uint64_t bit = 1ULL << (j & 63);
-                if (xb[j] < 0.0) ng_[j >> 6] |= bit;
-                for (uint64_t m = bits; m; m &= m - 1) sg[(size_t)__builtin_ctzll(m) * nw + (j >> 6)] |= bit;
-            }
+            trains_of(&uk, col_train(b0 + g, 0), xb, cx, cols, bl, xg, &tsc);
+            trains_of(&uk, row_train(b0 + g, 0), db, sm->cd, rows, bl, dtr + (size_t)g * rows, &tsc);
+            sm->active = slots_of(xg, xb, cols, bl, sg, ng_);
             /* Key of this sample's cycle-to-cycle draws: pulse p on device k draws at counter
              * 64 k + p, whatever the order in which the pulses are found. */
             sm->skey = rram_draw(uk.noise, (uint64_t)(b0 + g));
 
+        }
+        /* Slot lists of the group's samples. */
+        for (int32_t g = 0, at = 0; g < ng; ++g) {
+            int32_t *so = loff + (size_t)g * (bl + 1);
+            lbase[g] = at;
+            so[0] = 0;
+            if (!smp[g].active) {
+                for (int32_t sl = 0; sl < bl; ++sl) so[sl + 1] = 0;
+                continue;
+            }
+            const uint64_t *sg = slots + (size_t)g * bl * nw, *ngw = xneg + (size_t)g * nw;
+            int32_t *lg = lists + at;
+            for (int32_t sl = 0; sl < bl; ++sl) {
+                const int32_t n0 = so[sl], nj = flatten(sg + (size_t)sl * nw, nw, lg + n0);
+                for (int32_t z = n0; z < n0 + nj; ++z)
+                    lg[z] |= (int32_t)((~(ngw[lg[z] >> 6] >> (lg[z] & 63)) & 1ULL) << ENTRY_XPOS_SHIFT);
+                so[sl + 1] = n0 + nj;
+            }
+            at += so[bl];
         }
         /* Band by band (rows whose device and weight lines fit in L2 together), every sample of the
          * group in order and the band's rows within a sample: one sample's pulses are on distinct
@@ -760,63 +1004,87 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
             const char *pw = (const char *)(t->w + next0);
             const int32_t pf_lines = (int32_t)(next_n * RRAM_TRAIN_DEV_STRIDE * 4 / 64), pw_lines = (int32_t)(next_n * 8 / 64);
             for (int32_t g = 0; g < ng; ++g) {
-                for (int32_t c = pf_lines * g / ng; c < pf_lines * (g + 1) / ng; ++c) __builtin_prefetch(pf + 64 * c, 0, 2);
-                for (int32_t c = pw_lines * g / ng; c < pw_lines * (g + 1) / ng; ++c) __builtin_prefetch(pw + 64 * c, 0, 2);
+                /* This sample's slice of the next band's lines, a few per row: in one burst, the prefetches
+                 * would wait for free fill buffers and stall the walk. */
+                int32_t fc = pf_lines * g / ng, wc = pw_lines * g / ng;
+                const int32_t fc1 = pf_lines * (g + 1) / ng, wc1 = pw_lines * (g + 1) / ng, nr = i1 - i0;
+                const int32_t f_row = (fc1 - fc + nr - 1) / nr, w_row = (wc1 - wc + nr - 1) / nr;
                 const sample_t *sm = &smp[g];
-                if (!sm->active) continue;
+                if (!sm->active) {
+                    prefetch_lines(pf, fc, fc1);
+                    prefetch_lines(pw, wc, wc1);
+                    continue;
+                }
                 const uint64_t *sg = slots + (size_t)g * bl * nw, *xg = xbits + (size_t)g * cols;
                 const uint64_t *ngw = xneg + (size_t)g * nw;
                 const double *dg = d + (size_t)(b0 + g) * rows;
                 const uint64_t *dtg = dtr + (size_t)g * rows;
+                const int32_t *lg = lists + lbase[g], *so = loff + (size_t)g * (bl + 1);
                 for (int32_t i = i0; i < i1; ++i) {
+                    prefetch_lines(pf, fc, fc + f_row < fc1 ? fc + f_row : fc1);
+                    prefetch_lines(pw, wc, wc + w_row < wc1 ? wc + w_row : wc1);
+                    fc += f_row;
+                    wc += w_row;
                     const uint64_t di = dtg[i];
                     if (!di) continue;
                     const int64_t base = (int64_t)i * cols;
-                    /* u: the row's coincident columns in this sample; m2: those coinciding in more than one
-                     * slot (more than one pulse; none when the row fired in one slot, few in a sparse update). */
-                    uint64_t m2[WORDS];
-                    int any2 = 0;
-                    const int single_slot = (di & (di - 1)) == 0;
-                    if (!single_slot) {
-                        uint64_t a2 = 0;
-                        for (int32_t q = 0; q < nw; ++q) u[q] = m2[q] = 0;
-                        for (uint64_t s = di; s; s &= s - 1) {
-                            const uint64_t *sc = sg + (size_t)__builtin_ctzll(s) * nw;
-                            for (int32_t q = 0; q < nw; ++q) { m2[q] |= u[q] & sc[q]; u[q] |= sc[q]; }
-                        }
-                        for (int32_t q = 0; q < nw; ++q) { u[q] &= ~m2[q]; a2 |= m2[q]; }
-                        any2 = a2 != 0;
-                    }
                     /* Gradient descent: w moves against sign(d x), so up where d x < 0. */
-                    const uint64_t flip = dg[i] < 0.0 ? ~0ULL : 0ULL;
-                    /* Single pulses straight into the chunk's lanes, the chunk's free lane in a register
-                     * (through the struct, every pulse would wait on the last one's store). */
-                    int32_t nj = flatten(single_slot ? sg + (size_t)__builtin_ctzll(di) * nw : u, nw, jl);
-                    lanes_t *restrict L = R->L;
-                    int32_t lo = R->lo, qm = R->q.m;
+                    const uint32_t dneg = dg[i] < 0.0;
+                    if ((di & (di - 1)) == 0) {  /* one slot: its list */
+                        const int32_t sl = __builtin_ctzll(di);
+                        push_list(t, R, lg + so[sl], so[sl + 1] - so[sl], base, dneg, sm->skey);
+                        pulses += so[sl + 1] - so[sl];
+                        continue;
+                    }
+                    /* u: the row's coincident columns in this sample; m2: those coinciding in more than one
+                     * slot (more than one pulse; few in a sparse update). */
+                    uint64_t m2[WORDS], a2 = 0;
+                    for (int32_t q = 0; q < nw; ++q) u[q] = m2[q] = 0;
+                    for (uint64_t s = di; s; s &= s - 1) {
+                        const uint64_t *sc = sg + (size_t)__builtin_ctzll(s) * nw;
+                        for (int32_t q = 0; q < nw; ++q) { m2[q] |= u[q] & sc[q]; u[q] |= sc[q]; }
+                    }
+                    for (int32_t q = 0; q < nw; ++q) a2 |= m2[q];
+                    if (!a2) {  /* no column in two of its slots: the slots' lists */
+                        for (uint64_t s = di; s; s &= s - 1) {
+                            const int32_t sl = __builtin_ctzll(s);
+                            push_list(t, R, lg + so[sl], so[sl + 1] - so[sl], base, dneg, sm->skey);
+                            pulses += so[sl + 1] - so[sl];
+                        }
+                        continue;
+                    }
+                    /* The columns with one pulse as single pulses, those of m2 queued with their counts. The
+                     * single ones: the slots' entries without m2's columns (each entry written, kept where its
+                     * column is not in m2: no branch) when the lists are short (a sparse update), else the
+                     * bitmap u without m2, flattened (a dense one, where the lists hold most columns). */
+                    int32_t nj = 0, entries = 0;
+                    for (uint64_t s = di; s; s &= s - 1) entries += so[__builtin_ctzll(s) + 1] - so[__builtin_ctzll(s)];
+                    if (entries <= 16 * nw) {
+                        for (uint64_t s = di; s; s &= s - 1) {
+                            const int32_t sl = __builtin_ctzll(s);
+                            for (int32_t z = so[sl]; z < so[sl + 1]; ++z) {
+                                const int32_t e = lg[z], j = e & ENTRY_J;
+                                jl[nj] = e;
+                                nj += (int32_t)(~(m2[j >> 6] >> (j & 63)) & 1ULL);
+                            }
+                        }
+                    } else {
+                        for (int32_t q = 0; q < nw; ++q) u[q] &= ~m2[q];
+                        nj = flatten(u, nw, jl);
+                        for (int32_t z = 0; z < nj; ++z)  /* as list entries */
+                            jl[z] |= (int32_t)((~(ngw[jl[z] >> 6] >> (jl[z] & 63)) & 1ULL) << ENTRY_XPOS_SHIFT);
+                    }
+                    push_list(t, R, jl, nj, base, dneg, sm->skey);
+                    const uint64_t flip = dneg ? ~0ULL : 0ULL;
+                    pulses += nj;
+                    nj = flatten(m2, nw, jl);
                     for (int32_t z = 0; z < nj; ++z) {
                         const int32_t j = jl[z];
+                        const int32_t n = __builtin_popcountll(di & xg[j]);
                         const int up = (int)(((ngw[j >> 6] ^ flip) >> (j & 63)) & 1ULL);  /* d x < 0: up */
-                        single_push(t, L, --lo, base + j, up, sm->skey, noise_counter(base + j, 0));
-                        if (lo == qm) {
-                            R->lo = lo;
-                            chunk_flush(t, R);
-                            lo = R->lo;
-                            qm = R->q.m;
-                        }
-                    }
-                    R->lo = lo;
-                    pulses += nj;
-                    if (any2) {  /* several pulses in this sample: queued with their counts */
-                        nj = flatten(m2, nw, jl);
-                        for (int32_t z = 0; z < nj; ++z) {
-                            const int32_t j = jl[z];
-                            const int32_t n = __builtin_popcountll(di & xg[j]);
-                            const int up = (int)(((ngw[j >> 6] ^ flip) >> (j & 63)) & 1ULL);
-                            queue_push(t, &R->q, base + j, up ? n : -n, sm->skey, noise_counter(base + j, 0));
-                            if (R->q.m == R->lo) chunk_flush(t, R);
-                            pulses += n;
-                        }
+                        if (R->q.m == R->lo) chunk_flush(t, R);  /* full (push_list leaves it so) */
+                        queue_push(t, &R->q, base + j, up ? n : -n, sm->skey, noise_counter(base + j, 0));
+                        pulses += n;
                     }
                 }
                 chunk_flush(t, R);  /* this sample's pulses before the next sample's */
@@ -824,7 +1092,7 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
         }
     }
     chunk_free(R);
-    free(jl); free(dtr); free(tie);
+    free(jl); free(dtr); free(tie); free(loff); free(lbase); free(lists);
     free(xbits); free(slots); free(xneg); free(smp);
     if (pulses_out) *pulses_out = pulses;
     return RRAM_OK;
