@@ -75,7 +75,7 @@ typedef struct {
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 /* The same body compiled for AVX-512 (full 512-bit vectors, 16 lanes), AVX2 and baseline x86-64 (8 lanes;
- * the baseline's time is glibc's fmaf, ~7x the AVX2 build's at any width). */
+ * the baseline's time is in its calls of glibc's fmaf, whatever the width). */
 __attribute__((target("arch=x86-64-v4,prefer-vector-width=512")))
 static void pulse_lanes_v4(lanes_t *restrict L, int32_t s, int32_t m, float c2c) { pulse_lanes_body_16(L, s, m, c2c); }
 __attribute__((target("arch=x86-64-v3")))
