@@ -20,7 +20,7 @@
  * overlaps the long polynomial chains. The AVX-512, AVX2 and
  * baseline builds (chosen at run time) execute the same IEEE operations (basic ones, no contraction
  * under -std=c11, no fast-math, and explicit fused multiply-adds, each one correctly rounded
- * operation), so results do not depend on the CPU.
+ * operation, from double operations without FMA), so results do not depend on the CPU.
  */
 #include "rram_train.h"
 
@@ -62,25 +62,36 @@ typedef struct {
     uint32_t tb[CHUNK / 8];                   /* the tail lanes of each vector as a bitmask (the narrowest VW) */
 } lanes_t;
 
-/* The device step (rram_train_lanes.h) at two widths: 16 lanes, one AVX-512 register (a chunk's last
+/* The device step (rram_train_lanes.h) per build: 16 lanes for AVX-512, one register (a chunk's last
  * vector is padded by 7.5 lanes on average, where the update's ~120-lane chunks made 32 lanes cost a
- * seventh of the work), and 8, one AVX2 register: GCC keeps a generic vector wider than the target's
- * registers in memory between operations, so the AVX2 build at 16 lanes ran 25-40 % slower. */
+ * seventh of the work), and 8 for AVX2, one register: GCC keeps a generic vector wider than the
+ * target's registers in memory between operations, so the AVX2 build at 16 lanes ran 25-40 % slower.
+ * The baseline build (also rram_train_steps', and the only one off x86-64) at 8, its fused
+ * multiply-adds by soft_fmaf where the target has no FMA instruction. */
 #define VW 16
+#define LANE_SUFFIX v4
+#define LANE_SOFT_FMA 0
 #include "rram_train_lanes.h"
-#undef VW
 #define VW 8
+#define LANE_SUFFIX v3
+#define LANE_SOFT_FMA 0
 #include "rram_train_lanes.h"
-#undef VW
+#define VW 8
+#define LANE_SUFFIX base
+#if defined(__x86_64__) && !defined(__FMA__)
+#define LANE_SOFT_FMA 1
+#else
+#define LANE_SOFT_FMA 0
+#endif
+#include "rram_train_lanes.h"
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-/* The same body compiled for AVX-512 (full 512-bit vectors, 16 lanes), AVX2 and baseline x86-64 (8 lanes;
- * the baseline's time is in its calls of glibc's fmaf, whatever the width). */
+/* The same body compiled for AVX-512 (full 512-bit vectors), AVX2 and baseline x86-64. */
 __attribute__((target("arch=x86-64-v4,prefer-vector-width=512")))
-static void pulse_lanes_v4(lanes_t *restrict L, int32_t s, int32_t m, float c2c) { pulse_lanes_body_16(L, s, m, c2c); }
+static void pulse_lanes_v4(lanes_t *restrict L, int32_t s, int32_t m, float c2c) { pulse_lanes_body_v4(L, s, m, c2c); }
 __attribute__((target("arch=x86-64-v3")))
-static void pulse_lanes_v3(lanes_t *restrict L, int32_t s, int32_t m, float c2c) { pulse_lanes_body_8(L, s, m, c2c); }
-static void pulse_lanes_base(lanes_t *restrict L, int32_t s, int32_t m, float c2c) { pulse_lanes_body_8(L, s, m, c2c); }
+static void pulse_lanes_v3(lanes_t *restrict L, int32_t s, int32_t m, float c2c) { pulse_lanes_body_v3(L, s, m, c2c); }
+static void pulse_lanes_base(lanes_t *restrict L, int32_t s, int32_t m, float c2c) { pulse_lanes_body_base(L, s, m, c2c); }
 
 /* One pulse on the lanes [s, m) (pulse_lanes_body). */
 static void pulse_lanes(lanes_t *restrict L, int32_t s, int32_t m, float c2c) {
@@ -93,7 +104,7 @@ static void pulse_lanes(lanes_t *restrict L, int32_t s, int32_t m, float c2c) {
     impl(L, s, m, c2c);
 }
 #else
-static void pulse_lanes(lanes_t *restrict L, int32_t s, int32_t m, float c2c) { pulse_lanes_body_8(L, s, m, c2c); }
+static void pulse_lanes(lanes_t *restrict L, int32_t s, int32_t m, float c2c) { pulse_lanes_body_base(L, s, m, c2c); }
 #endif
 
 /* Noise counter of pulse p (0-based) on device k within one keyed batch of pulses. */
@@ -756,6 +767,6 @@ int rram_train_pulse(rram_train_tile *t, const int64_t *idx, const int32_t *n_pu
 
 int rram_train_steps(const rram_train_tile *t, double *up_out, double *down_out) {
     if (!tile_ok(t)) return RRAM_E_ARG;
-    steps_body_8(t, up_out, down_out);  /* any width gives the same bits */
+    steps_body_base(t, up_out, down_out);  /* any build gives the same bits */
     return RRAM_OK;
 }
