@@ -15,7 +15,7 @@
  * update) are written straight into the chunk's lanes; multiple ones are queued with their counts
  * and gathered at the flush. A chunk of 1024 devices is applied as structure-of-arrays lanes sorted
  * by pulse count (the lanes still pulsing form one contiguous range), by a device step in float32 on
- * GCC generic vectors (rram_train_lanes.h, compiled at two widths: 16 lanes, one register, in the
+ * GCC generic vectors (rram_train_lanes.h, compiled per build: 16 lanes, one register, in the
  * AVX-512 build, 8 in the AVX2 (one register) and baseline builds), in short passes (about one polynomial each) over the chunk's lanes so that the out-of-order core
  * overlaps the long polynomial chains. The AVX-512, AVX2 and
  * baseline builds (chosen at run time) execute the same IEEE operations (basic ones, no contraction

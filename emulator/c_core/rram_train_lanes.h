@@ -13,12 +13,13 @@
 #define LANE_CAT(a, b) LANE_CAT_(a, b)  /* a_b, with b expanded */
 
 /* fmaf(a, b, c), correctly rounded, from double operations, for x86-64 without FMA: there glibc computes
- * fmaf in software, 97 % of an update (sparse benchmark 1.4 s against 29 ms with this). a b is exact in double (24 + 24 bits); s = a b + c rounded to
- * double is moved one ulp towards the rounding error (Knuth's two-sum, exact) where it is inexact and its
- * last bit even: a b + c rounded to odd in 53 bits, which rounded to float is a b + c rounded once
- * (Boldo and Melquiond, 2008: odd rounding with two bits to spare). Inf and NaN: err is NaN, no move.
- * Checked against the FMA instruction on 2e8 operands (random bits, near-cancellations, halfway sums,
- * subnormal results; NaN bits included): identical, where (float)(a b + c) differed 15,290 times. */
+ * fmaf in software, 97 % of an update (sparse benchmark 1.4 s against 29 ms with this). a b is exact in
+ * double (24 + 24 bits); s = a b + c rounded to double is moved one ulp towards the rounding error
+ * (Knuth's two-sum, exact) where it is inexact and its last bit even: a b + c rounded to odd in 53 bits,
+ * which rounded to float is a b + c rounded once (Boldo and Melquiond, 2008: odd rounding with two bits
+ * to spare). Inf and NaN: err is NaN, no move. Checked against the FMA instruction on 2e8 operands
+ * (random bits, near-cancellations, halfway sums, subnormal results; NaN bits included): identical, where
+ * (float)(a b + c) differed 15,290 times. */
 static inline __attribute__((always_inline)) float soft_fmaf(float a, float b, float c) {
     const double p = (double)a * (double)b, cd = c, s = p + cd, bb = s - p;
     const double err = (p - (s - bb)) + (cd - bb);  /* s + err = p + c */
@@ -33,8 +34,9 @@ static inline __attribute__((always_inline)) float soft_fmaf(float a, float b, f
 }
 #endif
 
-#if !defined(VW) || VW % 8 != 0 || VW > 32 || VW > PAD || CHUNK % VW != 0 || !defined(LANE_SUFFIX) || !defined(LANE_SOFT_FMA)
-#error "rram_train_lanes.h: VW a multiple of 8 up to 32 (mask_bits), at most PAD, dividing CHUNK; LANE_SUFFIX, LANE_SOFT_FMA"
+#if !defined(VW) || VW % 8 != 0 || VW > 32 || VW > PAD || CHUNK % VW != 0 \
+    || !defined(LANE_SUFFIX) || !defined(LANE_SOFT_FMA)
+#error "rram_train_lanes.h: VW (a multiple of 8 up to 32, at most PAD, dividing CHUNK), LANE_SUFFIX, LANE_SOFT_FMA"
 #endif
 _Static_assert(sizeof(((lanes_t *)0)->tb) / sizeof(uint32_t) >= CHUNK / VW, "lanes_t.tb: one word per vector");
 
