@@ -15,12 +15,12 @@
  * update) are written straight into the chunk's lanes; multiple ones are queued with their counts
  * and gathered at the flush. A chunk of 1024 devices is applied as structure-of-arrays lanes sorted
  * by pulse count (the lanes still pulsing form one contiguous range), by a device step in float32 on
- * GCC generic vectors of 16 lanes (one generic operation is one AVX-512, two AVX2 or four SSE
- * operations), in short passes (about one polynomial each) over the chunk's lanes so that the out-of-order core
+ * GCC generic vectors (rram_train_lanes.h, compiled per build: 16 lanes, one register, in the
+ * AVX-512 build, 8 in the AVX2 (one register) and baseline builds), in short passes (about one polynomial each) over the chunk's lanes so that the out-of-order core
  * overlaps the long polynomial chains. The AVX-512, AVX2 and
  * baseline builds (chosen at run time) execute the same IEEE operations (basic ones, no contraction
  * under -std=c11, no fast-math, and explicit fused multiply-adds, each one correctly rounded
- * operation), so results do not depend on the CPU.
+ * operation, from double operations without FMA), so results do not depend on the CPU.
  */
 #include "rram_train.h"
 
@@ -44,277 +44,12 @@ uint64_t rram_train_key(uint64_t seed, uint64_t stream) {
     return rram_key(seed, (int64_t)stream, TRAIN_STREAM);
 }
 
-/* ------------------------------------------------------------------ float32 lanes (GCC vector extension)
- *
- * The device step runs on generic vectors of VW float32 lanes. Every operation is an elementwise IEEE
- * operation: the basic ones (no contraction under -std=c11) and explicit fused multiply-adds (one
- * correctly rounded IEEE operation, fmaf), so the AVX-512, AVX2 and baseline builds, which split a
- * vector into 1, 2 or 4 registers, give the same bits. 16 lanes (one AVX-512 register): a chunk's last
- * vector is padded by 7.5 lanes on average, where the update's ~120-lane chunks made 32 lanes cost a
- * seventh of the work; the polynomials' long chains overlap across the iterations of short passes. */
-#define VW 16
-/* A loop over the lanes. Not unrolled before the vectorizer sees it: GCC fully unrolls loops of up to 16
- * iterations early, and the straight-line lanes then come out scalar; as a loop each becomes one or two
- * instructions per register. */
-#define FOR_LANES(l) _Pragma("GCC unroll 1") for (int l = 0; l < VW; ++l)
-typedef float vf __attribute__((vector_size(4 * VW)));
-typedef int32_t vi __attribute__((vector_size(4 * VW)));
-typedef uint32_t vu __attribute__((vector_size(4 * VW)));
-typedef uint64_t vu64 __attribute__((vector_size(8 * VW)));
-
-static inline __attribute__((always_inline)) vf vsplat(float c) {
-    vf r;
-    FOR_LANES(l) r[l] = c;  /* one broadcast ((vf){0} + c is built lane by lane) */
-    return r;
-}
-static inline __attribute__((always_inline)) vf vsel(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }  /* mask ? a : b */
-/* Lane loops for what the generic operators lack or lower badly (GCC lowers a comparison of vectors
- * wider than a register lane by lane): the vectorizer turns each into one or two instructions per
- * register (vfmadd; vcmpps and a blend; vpminsd), baseline x86-64 calls fmaf (exact, slower). */
-static inline __attribute__((always_inline)) vf vfma(vf a, vf b, vf c) {  /* a b + c, rounded once */
-    vf r;
-    FOR_LANES(l) r[l] = __builtin_fmaf(a[l], b[l], c[l]);
-    return r;
-}
-static inline __attribute__((always_inline)) vf vmax(vf a, float c) {
-    vf r;
-    FOR_LANES(l) r[l] = a[l] > c ? a[l] : c;
-    return r;
-}
-/* min(a, c) and max(a, c) for c >= 0 as one integer operation on the bits: floats >= 0 order like their
- * bits, negative ones (sign bit set: negative integers) lie below them. */
-static inline __attribute__((always_inline)) vf vmin_pos(vf a, float c) {
-    const vi ai = (vi)a;
-    int32_t ci;
-    memcpy(&ci, &c, sizeof ci);
-    vi r;
-    FOR_LANES(l) r[l] = ai[l] < ci ? ai[l] : ci;
-    return (vf)r;
-}
-static inline __attribute__((always_inline)) vf vmax_pos(vf a, float c) {
-    const vi ai = (vi)a;
-    int32_t ci;
-    memcpy(&ci, &c, sizeof ci);
-    vi r;
-    FOR_LANES(l) r[l] = ai[l] > ci ? ai[l] : ci;
-    return (vf)r;
-}
-
-#define SHIFT23 12582912.0f     /* 1.5 * 2^23: adding it rounds to an integer in the low bits */
-#define INV_LN2 1.44269504f     /* 1 / ln 2 */
-#define LN2 0.693147181f
-
-/* log2 x = e + f P(f) for normal x > 0: x = 2^e (1 + f), 1 + f in [sqrt(1/2), sqrt(2)) (f exact), P of
- * degree 8 fitted here for the relative error of log2(1 + f) / f on that interval (weighted least squares,
- * Lawson iteration; < 9e-8 evaluated in float32). Returns f P(f) (full relative precision for small f)
- * and e in *e. */
-static inline __attribute__((always_inline)) vf log2_parts(vf x, vf *e) {
-    const vi ix = (vi)x - 0x3F3504F3;  /* the bits of sqrt(1/2): ix >> 23 is the exponent of x / sqrt(1/2) */
-    *e = __builtin_convertvector(ix >> 23, vf);
-    const vf f = (vf)((ix & 0x007FFFFF) + 0x3F3504F3) - 1.0f;
-    vf p = vfma(f, vsplat(0.1259196400642395f), vsplat(-0.2068820595741272f));
-    p = vfma(p, f, vsplat(0.2154901623725891f));
-    p = vfma(p, f, vsplat(-0.23899807035923004f));
-    p = vfma(p, f, vsplat(0.28795093297958374f));
-    p = vfma(p, f, vsplat(-0.3607015907764435f));
-    p = vfma(p, f, vsplat(0.4809090495109558f));
-    p = vfma(p, f, vsplat(-0.7213473916053772f));
-    p = vfma(p, f, vsplat(1.4426950216293335f));
-    return f * p;
-}
-
-/* 2^r - 1 = r E(r) for |r| <= 1/2, E of degree 5 fitted like P above (relative error < 8e-8 in float32). */
-static inline __attribute__((always_inline)) vf exp2m1_reduced(vf r) {
-    vf p = vfma(r, vsplat(0.00015398397226817906f), vsplat(0.0013387766666710377f));
-    p = vfma(p, r, vsplat(0.009618247859179974f));
-    p = vfma(p, r, vsplat(0.055503666400909424f));
-    p = vfma(p, r, vsplat(0.24022649228572845f));
-    p = vfma(p, r, vsplat(0.6931471824645996f));
-    return r * p;
-}
-
-/* 2^k from t = x + SHIFT23 or SHIFT23 - x (k = round(+-x) in t's low bits; SHIFT23's own bits shift out). */
-static inline __attribute__((always_inline)) vf two_to_k(vf t) { return (vf)(((vu)t << 23) + (127u << 23)); }
-
-/* y^g = 2^(g (e + l)) from log2 y = e + l (log2_parts): g e - k and g l are summed after the reduction, so
- * the result keeps float32 precision for large |g log2 y| (g log2 y itself would lose its low bits). k is
- * clamped to [-125, 126] (t > 0 whenever that matters, so on its bits), a clamped lane gives 2^k: normal
- * results, the ends of the range only for extreme lanes. */
-static inline __attribute__((always_inline)) vf pow_parts(vf e, vf l, vf g) {
-    const vf gl = g * l;
-    const vf t = vfma(g, e, gl) + SHIFT23;
-    const vf tc = vmax_pos(vmin_pos(t, SHIFT23 + 126.0f), SHIFT23 - 125.0f);
-    const vf r0 = vfma(g, e, -(tc - SHIFT23)) + gl;  /* |r0| <= 1/2 unless clamped */
-    vf r;
-    FOR_LANES(i) r[i] = t[i] == tc[i] ? r0[i] : 0.0f;
-    const vf tk = two_to_k(tc);
-    return vfma(tk, exp2m1_reduced(r), tk);
-}
-
-/* 1 - 2^-v for v >= 0 (clamped to 30: beyond, 1 in float32), without cancellation for small v:
- * 1 - 2^k (1 + r E(r)) = (1 - 2^k) - 2^k r E(r), k = round(-v), r = -v - k exact. */
-static inline __attribute__((always_inline)) vf one_minus_exp2_neg(vf v) {
-    const vf vc = vmin_pos(v, 30.0f);
-    const vf t = SHIFT23 - vc;
-    const vf tk = two_to_k(t);
-    return vfma(-tk, exp2m1_reduced((SHIFT23 - t) - vc), 1.0f - tk);
-}
-
-/* sqrt x for x in [1e-3, 1e3] (the tail's -2 ln p lies in [7.4, 34]) to ~1e-7: 1/sqrt from the exponent
- * halved, three Newton steps, times x. Only basic operations, so every build gives the same bits. */
-static inline __attribute__((always_inline)) vf v_sqrt(vf x) {
-    vf r = (vf)(0x5F3759DF - ((vi)x >> 1));
-    for (int i = 0; i < 3; ++i) r = r * (1.5f - 0.5f * x * r * r);
-    return x * r;
-}
-
-/* ------------------------------------------------------------------ device step */
-
-#define Y_TINY 1e-30f  /* distances to a bound below this are at the bound: no further step that way */
-
-/* Decrease of the normalized distance y to the bound over one pulse of strength m >= 0: y - y',
- * with y' the integral of dy/dm = -y^gamma (the law of rram.c's soft_bound, so fitted devices
- * behave as measured): y' = y (1 + g m y^g)^(-1 / g) with g = gamma - 1 (g1 here), y e^-m for g = 0,
- * 0 once the base reaches 0 (the bound in one pulse). Computed as y (1 - 2^-v), v = log2(1 + z) / g,
- * z = g m y^g, without cancellation (a weak pulse's step m y^gamma keeps full float32 precision).
- * In parts (step_y), so that the pulse loop can run each over all lanes. */
-static inline __attribute__((always_inline)) vi unit_lanes(vf g1) {  /* g ~ 0 (gamma = 1): y e^-m */
-    vi r;
-    FOR_LANES(l) r[l] = __builtin_fabsf(g1[l]) < 1e-7f ? -1 : 0;
-    return r;
-}
-
-static inline __attribute__((always_inline)) vf live_y(vf y) {
-    vf r;
-    FOR_LANES(l) r[l] = y[l] > Y_TINY ? y[l] : 1.0f;  /* at the bound: y = 1 with m = 0, no step */
-    return r;
-}
-
-/* z = g m y^g, clamped to [-2, 1e30] (z >= -2 keeps 1 + z exact below 0, only for gamma < 1, where step_v
- * clamps the base to the smallest normal: v >= 126 / |g|, 1 - 2^-v = 1, the bound in one pulse); m itself
- * for gamma = 1 (0 at the bound). */
-static inline __attribute__((always_inline)) vf step_z_of(vf e, vf l, vf g1, vf mm, const int units) {
-    /* log2 y = e + l, mm: m live; units = 0: no lane has gamma = 1 (its selects would keep g1 and z) */
-    if (!units) return vmax(vmin_pos((g1 * mm) * pow_parts(e, l, g1), 1e30f), -2.0f);
-    const vi unit = unit_lanes(g1);
-    vf gs;
-    FOR_LANES(i) gs[i] = unit[i] ? 1.0f : g1[i];
-    return vsel(unit, mm, vmax(vmin_pos((gs * mm) * pow_parts(e, l, gs), 1e30f), -2.0f));
-}
-
-static inline __attribute__((always_inline)) vf live_m(vf y, vf m) {
-    vf r;
-    FOR_LANES(l) r[l] = y[l] > Y_TINY ? m[l] : 0.0f;
-    return r;
-}
-
-static inline __attribute__((always_inline)) vf step_z(vf y, vf g1, vf m) {
-    vf e, l = log2_parts(live_y(y), &e);
-    return step_z_of(e, l, g1, live_m(y, m), 1);
-}
-
-/* v = log2(1 + z) / g (m / ln 2 for gamma = 1): the rounding c of b = 1 + z corrected by
- * c / (b ln 2) ~ c (1 - z) / ln 2 (error c z^2 / (1 + z), below float32 resolution; for z >= 1 the
- * correction itself is below it). */
-static inline __attribute__((always_inline)) vf step_v(vf g1, vf z, const int units) {  /* units: as in step_z_of */
-    const vf b = 1.0f + z;
-    vf eb, lb = log2_parts(vmax_pos(b, 0x1p-126f), &eb);
-    const vf l1p = vfma(z - (b - 1.0f), vmax_pos(vfma(z, vsplat(-INV_LN2), vsplat(INV_LN2)), 0.0f), eb + lb);
-    if (!units) return l1p / g1;
-    const vi unit = unit_lanes(g1);
-    vf gs;
-    FOR_LANES(l) gs[l] = unit[l] ? 1.0f : g1[l];
-    return vsel(unit, z * INV_LN2, l1p / gs);
-}
-
-/* The step y (1 - 2^-v) from live_y(y) and v. */
-static inline __attribute__((always_inline)) vf step_of_v(vf yy, vf v) { return yy * one_minus_exp2_neg(v); }
-
-static inline __attribute__((always_inline)) vf step_y(vf y, vf g1, vf m) {
-    return step_of_v(live_y(y), step_v(g1, step_z(y, g1, m), 1));
-}
-
-/* The counter-based draw of rram_rng.h on lanes: rram_draw(key, counter) is the splitmix64 finalizer
- * of key + (counter + 1) * golden; a lane carries that sum (`seq`), so its next draw adds golden.
- * Only the top 23 bits are used (the uniform below): the finalizer's last step z ^ (z >> 31) leaves
- * them as they are, so it is left out. */
-static inline __attribute__((always_inline)) vu64 v_mix64_top(vu64 z) {
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    return (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-}
-
-/* Standard normal from a 23-bit uniform u = (k + 0.5) 2^-23 (so 1 - u and u - 0.5 are exact):
- * Acklam's rational approximation (relative error ~1e-9, here float32). The central region (95 % of
- * draws) and the tails are separate functions: the tails, with their logarithm and square root, are
- * computed only for the lanes that need them, gathered into vectors of their own (same operations
- * per lane, so the same bits as computing both regions everywhere and selecting). */
-#define P_LOW 0.02425f
-static inline __attribute__((always_inline)) vf uniform_of(vu64 r) {
-    const vf k = __builtin_convertvector(__builtin_convertvector(v_mix64_top(r) >> 41, vi), vf);
-    return vfma(k, vsplat(0x1p-23f), vsplat(0x1p-24f));  /* exact, as (k + 0.5) 2^-23 */
-}
-
-static inline __attribute__((always_inline)) vi is_central(vf u) {
-    vi c;
-    FOR_LANES(l) c[l] = -((u[l] > P_LOW) & (u[l] < 1.0f - P_LOW));  /* & not &&: no branch */
-    return c;
-}
-
-static inline __attribute__((always_inline)) vf normal_central(vf u) {
-    const vf q = u - 0.5f, rr = q * q;
-    vf nc = vfma(rr, vsplat(-3.969683028665376e+01f), vsplat(2.209460984245205e+02f));
-    nc = vfma(nc, rr, vsplat(-2.759285104469687e+02f));
-    nc = vfma(nc, rr, vsplat(1.383577518672690e+02f));
-    nc = vfma(nc, rr, vsplat(-3.066479806614716e+01f));
-    nc = vfma(nc, rr, vsplat(2.506628277459239e+00f));
-    vf dc = vfma(rr, vsplat(-5.447609879822406e+01f), vsplat(1.615858368580409e+02f));
-    dc = vfma(dc, rr, vsplat(-1.556989798598866e+02f));
-    dc = vfma(dc, rr, vsplat(6.680131188771972e+01f));
-    dc = vfma(dc, rr, vsplat(-1.328068155288572e+01f));
-    dc = vfma(dc, rr, vsplat(1.0f));
-    return nc * q / dc;
-}
-
-static inline __attribute__((always_inline)) vf normal_tail(vf u) {
-    vi lower;
-    vf p;
-    FOR_LANES(l) {
-        lower[l] = u[l] < 0.5f ? -1 : 0;
-        p[l] = u[l] < 0.5f ? u[l] : 1.0f - u[l];
-    }
-    vf e, lp = log2_parts(p, &e);
-    const vf qt = v_sqrt((e + lp) * (-2.0f * LN2));  /* sqrt(-2 ln p) */
-    vf nt = vfma(qt, vsplat(-7.784894002430293e-03f), vsplat(-3.223964580411365e-01f));
-    nt = vfma(nt, qt, vsplat(-2.400758277161838e+00f));
-    nt = vfma(nt, qt, vsplat(-2.549732539343734e+00f));
-    nt = vfma(nt, qt, vsplat(4.374664141464968e+00f));
-    nt = vfma(nt, qt, vsplat(2.938163982698783e+00f));
-    vf dt = vfma(qt, vsplat(7.784695709041462e-03f), vsplat(3.224671290700398e-01f));
-    dt = vfma(dt, qt, vsplat(2.445134137142996e+00f));
-    dt = vfma(dt, qt, vsplat(3.754408661907416e+00f));
-    dt = vfma(dt, qt, vsplat(1.0f));
-    return vsel(lower, nt, -nt) / dt;
-}
-
-/* Bit l set where lane l of the mask is set: the lanes narrowed to bytes (0 or 1), each eight gathered into
- * the top byte of one multiply (byte l -> bit 56 + l, no carries). */
-_Static_assert(VW == 16, "mask_bits packs 16 lanes");
-static inline __attribute__((always_inline)) uint32_t mask_bits(vi m) {
-    typedef uint8_t vb __attribute__((vector_size(VW)));
-    const vb b = __builtin_convertvector(m, vb) & 1;
-    uint64_t lo, hi;
-    memcpy(&lo, &b, sizeof lo);
-    memcpy(&hi, (const char *)&b + 8, sizeof hi);
-    return (uint32_t)((lo * 0x0102040810204080ULL) >> 56) | (uint32_t)((hi * 0x0102040810204080ULL) >> 56) << 8;
-}
-
 /* Pulsed devices of one chunk in structure-of-arrays form. Lane e is one device with its pulses
  * in one direction: w (weight), ref (the bound it moves towards), sis = sgn / span, ssp = sgn span
- * (sgn +1 up, -1 down), alpha,
- * gamma - 1 of that direction, and the counter of its next cycle-to-cycle draw. float32: 16 lanes
- * per AVX-512 vector. Lanes are sorted by pulse count, largest first, so the lanes still pulsing at
+ * (sgn +1 up, -1 down), alpha, gamma - 1 of that direction (float32), and the counter of its next
+ * cycle-to-cycle draw. Lanes are sorted by pulse count, largest first, so the lanes still pulsing at
  * pulse p are a prefix [0, m_p): nothing is moved between pulses. */
-#define PAD VW  /* lanes are processed in whole vectors */
+#define PAD 16  /* lanes are processed in whole vectors: the widest VW below */
 typedef struct {
     float w[CHUNK + PAD], ref[CHUNK + PAD], sis[CHUNK + PAD], ssp[CHUNK + PAD], alpha[CHUNK + PAD];
     float g1[CHUNK + PAD], dw[CHUNK + PAD];
@@ -324,148 +59,52 @@ typedef struct {
     int64_t k[CHUNK + PAD];
     float le[CHUNK + PAD], ll[CHUNK + PAD];  /* pulse_lanes' scratch: log2 y = le + ll; */
     float un[CHUNK + PAD], xt[CHUNK + PAD];   /* the draws' uniforms, the tail lanes' noise factors; */
-    uint32_t tb[CHUNK / VW];                  /* the tail lanes of each vector as a bitmask */
+    uint32_t tb[CHUNK / 8];                   /* the tail lanes of each vector as a bitmask (the narrowest VW) */
 } lanes_t;
 
-/* A vector of lanes loaded from or stored to a lanes_t array (may alias its floats). */
-typedef vf vf_mem __attribute__((may_alias, aligned(4)));
-typedef vu64 vu64_mem __attribute__((may_alias, aligned(8)));
-static inline __attribute__((always_inline)) vf ld(const float *p) { return *(const vf_mem *)p; }
-static inline __attribute__((always_inline)) void st(float *p, vf v) { *(vf_mem *)p = v; }
-static inline __attribute__((always_inline)) vu64 ld64(const uint64_t *p) { return *(const vu64_mem *)p; }
-static inline __attribute__((always_inline)) void st64(uint64_t *p, vu64 v) { *(vu64_mem *)p = v; }
-
-/* Lanes e0 + l < m as a mask. */
-static inline __attribute__((always_inline)) vi lanes_below(int32_t e0, int32_t m) {
-    vi r;
-    FOR_LANES(l) r[l] = e0 + l < m ? -1 : 0;
-    return r;
-}
-
-/* The cycle-to-cycle draw of the lanes [e0, e0 + VW) (their counters advanced): the uniform kept in un,
- * the lanes below m whose draw is in a tail as a bitmask in tb. */
-static inline __attribute__((always_inline)) void draw_lanes(lanes_t *restrict L, int32_t s0, int32_t e0, int32_t m) {
-    const vu64 seq = ld64(L->seq + e0);
-    const vf u = uniform_of(seq);
-    st64(L->seq + e0, seq + RRAM_GOLDEN);  /* the device's next pulse draws at the next counter */
-    st(L->un + e0, u);
-    L->tb[(e0 - s0) / VW] = mask_bits(lanes_below(e0, m) & ~is_central(u));
-}
-
-/* The tail lanes of the draws listed in te, their number returned, and their noise factors 1 + c2c xi in
- * xt, VW at a time (te padded to whole vectors). ~0.8 tail lanes per vector: four slots written
- * unconditionally (past the count: overwritten by the next vector's), a loop for the rare fifth; no
- * branch on the count to mispredict. Padding: the lanes past CHUNK, past every pass (mp <= CHUNK) and
- * never stored, with u = 1/2 and dw = 0, so that all lanes are stored back without a branch on the count
- * (distinct ones: no chain through memory). */
-static inline __attribute__((always_inline)) int32_t tail_lanes(lanes_t *restrict L, int32_t s0, int32_t mp, float c2c) {
-    int32_t nt = 0;
-    for (int32_t e0 = s0; e0 < mp; e0 += VW) {
-        uint32_t bits = L->tb[(e0 - s0) / VW];
-        const int32_t nb = __builtin_popcount(bits);
-        for (int32_t q = 0; q < 4; ++q) {
-            L->te[nt + q] = e0 + __builtin_ctz(bits | 0x80000000u);
-            bits &= bits - 1;
-        }
-        for (int32_t q = 4; q < nb; ++q) {
-            L->te[nt + q] = e0 + __builtin_ctz(bits);
-            bits &= bits - 1;
-        }
-        nt += nb;
-    }
-    for (int32_t i = nt; i < (nt + VW - 1) / VW * VW; ++i) L->te[i] = CHUNK + i % VW;
-    st(L->un + CHUNK, vsplat(0.5f));
-    st(L->dw + CHUNK, vsplat(0.0f));
-    for (int32_t t0 = 0; t0 < nt; t0 += VW) {
-        const int32_t *te = L->te + t0;
-        vf u;
-        FOR_LANES(l) u[l] = L->un[te[l]];
-        st(L->xt + t0, vfma(normal_tail(u), vsplat(c2c), vsplat(1.0f)));
-    }
-    return nt;
-}
-
-/* The z and the v pass of pulse_lanes (units: as in step_z_of). */
-static inline __attribute__((always_inline)) void zv_passes(lanes_t *restrict L, int32_t s0, int32_t mp, const int units) {
-    for (int32_t e0 = s0; e0 < mp; e0 += VW) {
-        st(L->dw + e0, step_z_of(ld(L->le + e0), ld(L->ll + e0), ld(L->g1 + e0), ld(L->dw + e0), units));
-    }
-    for (int32_t e0 = s0; e0 < mp; e0 += VW) {
-        st(L->dw + e0, step_v(ld(L->g1 + e0), ld(L->dw + e0), units));
-    }
-}
-
-/* One pulse on every lane [0, m). The vectors cover [0, m rounded up to PAD); lanes past m hold
- * finished devices or harmless padding: they are computed and not stored. The step goes in passes over
- * all lanes, kept in the scratch lanes between passes: log2 y (live y in yy, live m in dw) with the
- * noise draw; the tail lanes' noise; z; v; the step with its noise and the store; the tail lanes' store.
- * A pass is a short loop whose iterations the out-of-order core overlaps. The chains are the
- * polynomials' (Horner: each operation waits on the one before), so what overlaps is bounded by how many
- * of a pass's iterations fit in the scheduler: passes of one polynomial each ran ~20 % faster than
- * passes of two; the draw, independent of the step, shares the first pass, and the tails' noise (a
- * logarithm, a square root and a division) overlaps the z and v passes. */
-static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *restrict L, int32_t s0, int32_t m, float c2c) {
-    const int32_t mp = s0 + (m - s0 + PAD - 1) / PAD * PAD;
-    const int noise = c2c > 0.0f;
-    vi any_unit = {0};
-    for (int32_t e0 = s0; e0 < mp; e0 += VW) {
-        any_unit |= unit_lanes(ld(L->g1 + e0));
-        const vf y = (ld(L->ref + e0) - ld(L->w + e0)) * ld(L->sis + e0), yy = live_y(y);
-        vf e, l = log2_parts(yy, &e);
-        st(L->dw + e0, live_m(y, ld(L->alpha + e0)));
-        st(L->yy + e0, yy);
-        st(L->le + e0, e);
-        st(L->ll + e0, l);
-        if (noise) draw_lanes(L, s0, e0, m);
-    }
-    const int32_t nt = noise ? tail_lanes(L, s0, mp, c2c) : 0;
-    int32_t units = 0;  /* gamma = 1 on some lane: the z and v passes with their selects */
-    FOR_LANES(l) units |= any_unit[l];
-    if (units) {
-        zv_passes(L, s0, mp, 1);
-    } else {
-        zv_passes(L, s0, mp, 0);
-    }
-    for (int32_t e0 = s0; e0 < mp; e0 += VW) {
-        const vf w = ld(L->w + e0), dw = step_of_v(ld(L->yy + e0), ld(L->dw + e0)) * ld(L->ssp + e0);
-        vi store = lanes_below(e0, m);
-        vf wn = w + dw;
-        if (noise) {  /* the central draws' noise here, the tails' below */
-            st(L->dw + e0, dw);
-            const vf u = ld(L->un + e0);
-            store &= is_central(u);
-            wn = w + dw * vfma(normal_central(u), vsplat(c2c), vsplat(1.0f));
-        }
-        st(L->w + e0, vsel(store, wn, w));
-    }
-    for (int32_t t0 = 0; t0 < nt; t0 += VW) {  /* the tail lanes' noise-free step gathered, times their noise */
-        const int32_t *te = L->te + t0;
-        vf dw;
-        FOR_LANES(l) dw[l] = L->dw[te[l]];
-        dw = dw * ld(L->xt + t0);
-        FOR_LANES(l) L->w[te[l]] += dw[l];
-    }
-}
+/* The device step (rram_train_lanes.h) per build: 16 lanes for AVX-512, one register (a chunk's last
+ * vector is padded by 7.5 lanes on average, where the update's ~120-lane chunks made 32 lanes cost a
+ * seventh of the work), and 8 for AVX2, one register: GCC keeps a generic vector wider than the
+ * target's registers in memory between operations, so the AVX2 build at 16 lanes ran 25-40 % slower.
+ * The baseline build (also rram_train_steps', and the only one off x86-64) at 8, its fused
+ * multiply-adds by soft_fmaf where the target has no FMA instruction. */
+#define VW 16
+#define LANE_SUFFIX v4
+#define LANE_SOFT_FMA 0
+#include "rram_train_lanes.h"
+#define VW 8
+#define LANE_SUFFIX v3
+#define LANE_SOFT_FMA 0
+#include "rram_train_lanes.h"
+#define VW 8
+#define LANE_SUFFIX base
+#if defined(__x86_64__) && !defined(__FMA__)
+#define LANE_SOFT_FMA 1
+#else
+#define LANE_SOFT_FMA 0
+#endif
+#include "rram_train_lanes.h"
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 /* The same body compiled for AVX-512 (full 512-bit vectors), AVX2 and baseline x86-64. */
 __attribute__((target("arch=x86-64-v4,prefer-vector-width=512")))
-static void pulse_lanes_v4(lanes_t *restrict L, int32_t s0, int32_t m, float c2c) { pulse_lanes_body(L, s0, m, c2c); }
+static void pulse_lanes_v4(lanes_t *restrict L, int32_t s, int32_t m, float c2c) { pulse_lanes_body_v4(L, s, m, c2c); }
 __attribute__((target("arch=x86-64-v3")))
-static void pulse_lanes_v3(lanes_t *restrict L, int32_t s0, int32_t m, float c2c) { pulse_lanes_body(L, s0, m, c2c); }
-static void pulse_lanes_base(lanes_t *restrict L, int32_t s0, int32_t m, float c2c) { pulse_lanes_body(L, s0, m, c2c); }
+static void pulse_lanes_v3(lanes_t *restrict L, int32_t s, int32_t m, float c2c) { pulse_lanes_body_v3(L, s, m, c2c); }
+static void pulse_lanes_base(lanes_t *restrict L, int32_t s, int32_t m, float c2c) { pulse_lanes_body_base(L, s, m, c2c); }
 
-static void pulse_lanes(lanes_t *restrict L, int32_t s0, int32_t m, float c2c) {
+/* One pulse on the lanes [s, m) (pulse_lanes_body). */
+static void pulse_lanes(lanes_t *restrict L, int32_t s, int32_t m, float c2c) {
     static void (*impl)(lanes_t *restrict, int32_t, int32_t, float) = 0;  /* benign race: same value */
     if (!impl) {
         __builtin_cpu_init();
         impl = __builtin_cpu_supports("x86-64-v4") ? pulse_lanes_v4
              : __builtin_cpu_supports("x86-64-v3") ? pulse_lanes_v3 : pulse_lanes_base;
     }
-    impl(L, s0, m, c2c);
+    impl(L, s, m, c2c);
 }
 #else
-static void pulse_lanes(lanes_t *restrict L, int32_t s0, int32_t m, float c2c) { pulse_lanes_body(L, s0, m, c2c); }
+static void pulse_lanes(lanes_t *restrict L, int32_t s, int32_t m, float c2c) { pulse_lanes_body_base(L, s, m, c2c); }
 #endif
 
 /* Noise counter of pulse p (0-based) on device k within one keyed batch of pulses. */
@@ -491,7 +130,7 @@ typedef struct {
 } chunk_t;
 
 static lanes_t *lanes_new(void) {
-    /* 64-byte aligned, so that the vectors of a chunk starting at a multiple of VW are whole lines */
+    /* 64-byte aligned, so that the vectors of a chunk starting at a multiple of 16 lanes are whole lines */
     lanes_t *L = aligned_alloc(64, (sizeof(lanes_t) + 63) / 64 * 64);
     if (L) memset(L, 0, sizeof *L);  /* lanes past a chunk's end are computed, never stored: finite values */
     return L;
@@ -576,10 +215,8 @@ static void chunk_flush(rram_train_tile *t, chunk_t *R) {
     }
     for (int32_t e = s0; e < CHUNK; ++e) L->w[e] = (float)t->w[L->k[e]];
     const float c2c = (float)t->c2c_sigma;
-    /* Vectors from s0 rounded down to whole lines: the lanes below s0 are stale, computed and never stored. */
-    const int32_t sa = s0 / VW * VW;
-    pulse_lanes(L, sa, CHUNK, c2c);
-    for (int32_t p = 1; p < nmax; ++p) pulse_lanes(L, sa, more[p], c2c);
+    pulse_lanes(L, s0, CHUNK, c2c);  /* from s0 rounded down to a whole vector of the build's width */
+    for (int32_t p = 1; p < nmax; ++p) pulse_lanes(L, s0, more[p], c2c);
     for (int32_t e = s0; e < CHUNK; ++e) t->w[L->k[e]] = (double)L->w[e];
     q->m = 0;
     R->lo = CHUNK;
@@ -1131,25 +768,6 @@ int rram_train_pulse(rram_train_tile *t, const int64_t *idx, const int32_t *n_pu
 
 int rram_train_steps(const rram_train_tile *t, double *up_out, double *down_out) {
     if (!tile_ok(t)) return RRAM_E_ARG;
-    const int64_t total = (int64_t)t->rows * t->cols;
-    /* The kernel's own step (float32, packed parameters), so expectations match what pulses apply. */
-    for (int64_t k0 = 0; k0 < total; k0 += VW) {
-        vf hi = vsplat(1.0f), lo = vsplat(-1.0f), span = vsplat(2.0f), is = vsplat(0.5f), w = vsplat(0.0f);
-        vf au = vsplat(0.0f), ad = vsplat(0.0f), gu = vsplat(0.0f), gd = vsplat(0.0f);
-        const int n = total - k0 < VW ? (int)(total - k0) : VW;
-        for (int l = 0; l < n; ++l) {
-            const float *p = t->dev + RRAM_TRAIN_DEV_STRIDE * (k0 + l);
-            hi[l] = p[RRAM_TRAIN_DEV_W_MAX]; lo[l] = p[RRAM_TRAIN_DEV_W_MIN]; span[l] = p[RRAM_TRAIN_DEV_SPAN];
-            is[l] = p[RRAM_TRAIN_DEV_INV_SPAN];
-            au[l] = p[RRAM_TRAIN_DEV_ALPHA_UP]; ad[l] = p[RRAM_TRAIN_DEV_ALPHA_DOWN];
-            gu[l] = p[RRAM_TRAIN_DEV_GM1_UP]; gd[l] = p[RRAM_TRAIN_DEV_GM1_DOWN];
-            w[l] = (float)t->w[k0 + l];
-        }
-        const vf up = step_y((hi - w) * is, gu, au) * span, down = step_y((w - lo) * is, gd, ad) * span;
-        for (int l = 0; l < n; ++l) {
-            if (up_out) up_out[k0 + l] = (double)up[l];
-            if (down_out) down_out[k0 + l] = (double)down[l];
-        }
-    }
+    steps_body_base(t, up_out, down_out);  /* any build gives the same bits */
     return RRAM_OK;
 }
