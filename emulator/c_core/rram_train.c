@@ -253,8 +253,20 @@ static inline __attribute__((always_inline)) int32_t flatten(const uint64_t *res
 #define ENTRY_J 0xFFFF  /* columns < RRAM_TRAIN_MAX_DIM <= 2^16 */
 #define ENTRY_XPOS_SHIFT 16
 
-/* Single pulses on row base / cols of the entries lst[0, n), down where the entry's XPOS bit differs
- * from dneg (1 where d < 0) ... as single_push, the chunk flushed whenever it is full. */
+/* 1 where x_j >= 0 (bit j of xneg clear). */
+static inline uint32_t xpos_of(const uint64_t *restrict xneg, int32_t j) { return (uint32_t)(~(xneg[j >> 6] >> (j & 63)) & 1u); }
+
+/* Gradient descent moves w against sign(d x): a pulse on column xpos (xpos_of) of a row with dneg (1 where
+ * d < 0) goes up where d x < 0, that is where xpos equals dneg. */
+static inline int pulse_up(uint32_t xpos, uint32_t dneg) { return (int)(xpos ^ dneg ^ 1u); }
+
+/* Columns jl[0, n) as entries (their XPOS bit). */
+static inline void as_entries(int32_t *restrict jl, int32_t n, const uint64_t *restrict xneg) {
+    for (int32_t z = 0; z < n; ++z) jl[z] |= (int32_t)(xpos_of(xneg, jl[z]) << ENTRY_XPOS_SHIFT);
+}
+
+/* Single pulses on row base / cols of the entries lst[0, n) (pulse_up), the chunk flushed whenever it is
+ * full. */
 static inline void push_list(rram_train_tile *t, chunk_t *R, const int32_t *restrict lst, int32_t n, int64_t base,
                              uint32_t dneg, uint64_t skey) {
     while (n > 0) {
@@ -268,7 +280,7 @@ static inline void push_list(rram_train_tile *t, chunk_t *R, const int32_t *rest
         for (int32_t z = 0; z < take; ++z) {
             const uint32_t e = (uint32_t)lst[z];
             const int64_t k = base + (int64_t)(e & ENTRY_J);
-            single_push(t, L, --lo, k, (int)(((e >> ENTRY_XPOS_SHIFT) ^ dneg) & 1u) ^ 1, skey, noise_counter(k, 0));
+            single_push(t, L, --lo, k, pulse_up((e >> ENTRY_XPOS_SHIFT) & 1u, dneg), skey, noise_counter(k, 0));
         }
         R->lo = lo;
         lst += take;
@@ -612,20 +624,15 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
         }
         /* Slot lists of the group's samples. */
         for (int32_t g = 0, at = 0; g < ng; ++g) {
-            int32_t *so = loff + (size_t)g * (bl + 1);
+            if (!smp[g].active) continue;  /* not walked */
+            int32_t *so = loff + (size_t)g * (bl + 1), *lg = lists + at;
+            const uint64_t *sg = slots + (size_t)g * bl * nw;
             lbase[g] = at;
             so[0] = 0;
-            if (!smp[g].active) {
-                for (int32_t sl = 0; sl < bl; ++sl) so[sl + 1] = 0;
-                continue;
-            }
-            const uint64_t *sg = slots + (size_t)g * bl * nw, *ngw = xneg + (size_t)g * nw;
-            int32_t *lg = lists + at;
             for (int32_t sl = 0; sl < bl; ++sl) {
-                const int32_t n0 = so[sl], nj = flatten(sg + (size_t)sl * nw, nw, lg + n0);
-                for (int32_t z = n0; z < n0 + nj; ++z)
-                    lg[z] |= (int32_t)((~(ngw[lg[z] >> 6] >> (lg[z] & 63)) & 1ULL) << ENTRY_XPOS_SHIFT);
-                so[sl + 1] = n0 + nj;
+                const int32_t nj = flatten(sg + (size_t)sl * nw, nw, lg + so[sl]);
+                as_entries(lg + so[sl], nj, xneg + (size_t)g * nw);
+                so[sl + 1] = so[sl] + nj;
             }
             at += so[bl];
         }
@@ -665,8 +672,7 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
                     const uint64_t di = dtg[i];
                     if (!di) continue;
                     const int64_t base = (int64_t)i * cols;
-                    /* Gradient descent: w moves against sign(d x), so up where d x < 0. */
-                    const uint32_t dneg = dg[i] < 0.0;
+                    const uint32_t dneg = dg[i] < 0.0;  /* the row's direction (pulse_up) */
                     if ((di & (di - 1)) == 0) {  /* one slot: its list */
                         const int32_t sl = __builtin_ctzll(di);
                         push_list(t, R, lg + so[sl], so[sl + 1] - so[sl], base, dneg, sm->skey);
@@ -695,7 +701,10 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
                      * column is not in m2: no branch) when the lists are short (a sparse update), else the
                      * bitmap u without m2, flattened (a dense one, where the lists hold most columns). */
                     int32_t nj = 0, entries = 0;
-                    for (uint64_t s = di; s; s &= s - 1) entries += so[__builtin_ctzll(s) + 1] - so[__builtin_ctzll(s)];
+                    for (uint64_t s = di; s; s &= s - 1) {
+                        const int32_t sl = __builtin_ctzll(s);
+                        entries += so[sl + 1] - so[sl];
+                    }
                     if (entries <= 16 * nw) {
                         for (uint64_t s = di; s; s &= s - 1) {
                             const int32_t sl = __builtin_ctzll(s);
@@ -708,19 +717,16 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
                     } else {
                         for (int32_t q = 0; q < nw; ++q) u[q] &= ~m2[q];
                         nj = flatten(u, nw, jl);
-                        for (int32_t z = 0; z < nj; ++z)  /* as list entries */
-                            jl[z] |= (int32_t)((~(ngw[jl[z] >> 6] >> (jl[z] & 63)) & 1ULL) << ENTRY_XPOS_SHIFT);
+                        as_entries(jl, nj, ngw);
                     }
                     push_list(t, R, jl, nj, base, dneg, sm->skey);
-                    const uint64_t flip = dneg ? ~0ULL : 0ULL;
                     pulses += nj;
                     nj = flatten(m2, nw, jl);
                     for (int32_t z = 0; z < nj; ++z) {
-                        const int32_t j = jl[z];
-                        const int32_t n = __builtin_popcountll(di & xg[j]);
-                        const int up = (int)(((ngw[j >> 6] ^ flip) >> (j & 63)) & 1ULL);  /* d x < 0: up */
+                        const int32_t j = jl[z], n = __builtin_popcountll(di & xg[j]);
                         if (R->q.m == R->lo) chunk_flush(t, R);  /* full (push_list leaves it so) */
-                        queue_push(t, &R->q, base + j, up ? n : -n, sm->skey, noise_counter(base + j, 0));
+                        queue_push(t, &R->q, base + j, pulse_up(xpos_of(ngw, j), dneg) ? n : -n, sm->skey,
+                                   noise_counter(base + j, 0));
                         pulses += n;
                     }
                 }
