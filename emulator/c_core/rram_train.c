@@ -557,6 +557,50 @@ typedef struct {
     int32_t active;
 } sample_t;
 
+/* The update's working memory, carved from one block (the tile's scratch when it is large enough, else
+ * one allocation per call): byte offsets of its arrays, each 64-byte aligned, for one group of samples. */
+typedef struct {
+    size_t xbits, slots, xneg, smp, dtr, tie, jl, loff, lbase, lists, total, dim64;
+    int32_t group;
+} update_layout_t;
+
+static inline size_t take64(size_t *at, size_t bytes) {
+    const size_t o = *at;
+    *at += (bytes + 63) & ~(size_t)63;
+    return o;
+}
+
+static update_layout_t update_layout(int32_t rows, int32_t cols, int32_t batch, int32_t bl) {
+    update_layout_t ly;
+    const int32_t nw = (cols + 63) / 64, dim = rows > cols ? rows : cols;
+    const size_t per_sample = sizeof(uint64_t) * ((size_t)cols + (size_t)nw * (bl + 1)) + sizeof(sample_t);
+    int32_t group = (int32_t)(GROUP_BYTES / per_sample);
+    group = group < 1 ? 1 : (group > batch ? (batch > 0 ? batch : 1) : group);
+    const size_t g = (size_t)group;
+    size_t at = 0;
+    ly.group = group;
+    ly.dim64 = ((size_t)dim + 63) & ~(size_t)63;
+    ly.xbits = take64(&at, sizeof(uint64_t) * g * (size_t)cols);                /* [g][cols] column trains */
+    ly.slots = take64(&at, sizeof(uint64_t) * g * (size_t)bl * (size_t)nw);     /* [g][bl][nw] slot bitmaps */
+    ly.xneg = take64(&at, sizeof(uint64_t) * g * (size_t)nw);                    /* [g][nw] columns with x < 0 */
+    ly.smp = take64(&at, sizeof(sample_t) * g);
+    ly.dtr = take64(&at, sizeof(uint64_t) * g * (size_t)rows);                  /* [g][rows] row trains */
+    ly.tie = take64(&at, sizeof(uint64_t) * 6 * ly.dim64);                       /* trains_of's scratch */
+    ly.jl = take64(&at, sizeof(int32_t) * ((size_t)cols + 64));                  /* coincident columns of a row and sample */
+    ly.loff = take64(&at, sizeof(int32_t) * g * (size_t)(bl + 1));               /* [g][bl + 1] slot list offsets */
+    ly.lbase = take64(&at, sizeof(int32_t) * g);                                 /* [g] start of a sample's lists */
+    /* The group's slot lists, room for their longest (every column in every slot): only what a group's
+     * lists hold is ever touched (a sparse update's ~1.5 % of it), the rest stays unmapped address space. */
+    ly.lists = take64(&at, sizeof(int32_t) * (g * (size_t)bl * (size_t)cols + 4));
+    ly.total = at;
+    return ly;
+}
+
+size_t rram_train_update_scratch(const rram_train_tile *t, int32_t batch, int32_t bl) {
+    if (!tile_ok(t) || batch < 0 || bl < 1 || bl > RRAM_TRAIN_MAX_BL) return 0;
+    return update_layout(t->rows, t->cols, batch, bl).total;
+}
+
 LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d, int32_t batch,
                             const rram_train_update_cfg *cfg, int64_t *pulses_out) {
     if (!tile_ok(t) || !x || !d || batch < 0 || !cfg || cfg->bl < 1 || cfg->bl > RRAM_TRAIN_MAX_BL ||
@@ -564,29 +608,22 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
         return RRAM_E_ARG;
     const int32_t rows = t->rows, cols = t->cols, bl = cfg->bl;
     const int32_t nw = (cols + 63) / 64;
-    const size_t per_sample = sizeof(uint64_t) * ((size_t)cols + (size_t)nw * (bl + 1)) + sizeof(sample_t);
-    int32_t group = (int32_t)(GROUP_BYTES / per_sample);
-    group = group < 1 ? 1 : (group > batch ? (batch > 0 ? batch : 1) : group);
-    uint64_t *xbits = malloc(sizeof(uint64_t) * (size_t)group * cols);         /* [g][cols] */
-    uint64_t *slots = malloc(sizeof(uint64_t) * (size_t)group * bl * nw);     /* [g][bl][nw] */
-    uint64_t *xneg = malloc(sizeof(uint64_t) * (size_t)group * nw);           /* [g][nw] */
-    sample_t *smp = malloc(sizeof(sample_t) * (size_t)group);
+    const update_layout_t ly = update_layout(rows, cols, batch, bl);
+    const int32_t group = ly.group;
+    char *own = 0, *blk = t->scratch && t->scratch_bytes >= ly.total ? (char *)t->scratch : 0;
+    if (!blk) blk = own = aligned_alloc(64, ly.total);
     chunk_t *R = chunk_new();  /* one chunk: a sample's pulses are on distinct devices */
-    uint64_t *dtr = malloc(sizeof(uint64_t) * (size_t)group * rows);           /* [g][rows] row trains */
-    const int32_t dim = rows > cols ? rows : cols;
-    const size_t dim64 = ((size_t)dim + 63) & ~(size_t)63;
-    uint64_t *tie = malloc(sizeof(uint64_t) * 6 * dim64);  /* trains_of's scratch */
-    int32_t *jl = malloc(sizeof(int32_t) * ((size_t)cols + 64));               /* coincident columns of a row and sample */
-    int32_t *loff = malloc(sizeof(int32_t) * (size_t)group * (bl + 1));       /* [g][bl + 1] slot list offsets */
-    int32_t *lbase = malloc(sizeof(int32_t) * (size_t)group);                 /* [g] start of a sample's lists */
-    /* The group's slot lists, room for their longest (every column in every slot): only what a group's
-     * lists hold is ever touched (a sparse update's ~1.5 % of it), the rest stays unmapped address space. */
-    int32_t *lists = malloc(sizeof(int32_t) * ((size_t)group * bl * cols + 4));
-    if (!xbits || !slots || !xneg || !smp || !jl || !R || !dtr || !tie || !loff || !lbase || !lists) {
-        free(xbits); free(slots); free(xneg); free(smp); free(jl); free(dtr); free(tie); chunk_free(R);
-        free(loff); free(lbase); free(lists);
+    if (!blk || !R) {
+        free(own);
+        chunk_free(R);
         return RRAM_E_NOMEM;
     }
+    uint64_t *xbits = (uint64_t *)(blk + ly.xbits), *slots = (uint64_t *)(blk + ly.slots), *xneg = (uint64_t *)(blk + ly.xneg);
+    sample_t *smp = (sample_t *)(blk + ly.smp);
+    uint64_t *dtr = (uint64_t *)(blk + ly.dtr), *tie = (uint64_t *)(blk + ly.tie);
+    int32_t *jl = (int32_t *)(blk + ly.jl), *loff = (int32_t *)(blk + ly.loff), *lbase = (int32_t *)(blk + ly.lbase);
+    int32_t *lists = (int32_t *)(blk + ly.lists);
+    const size_t dim64 = ly.dim64;
     /* Rows per band: their device (32 B) and weight (8 B) lines in about half a megabyte. */
     const int32_t band_rows = cols * 40 < BAND_BYTES ? BAND_BYTES / (cols * 40) : 1;
     const train_scratch_t tsc = {tie, tie + dim64, tie + 2 * dim64, tie + 3 * dim64, (uint32_t *)(tie + 4 * dim64),
@@ -735,8 +772,7 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
         }
     }
     chunk_free(R);
-    free(jl); free(dtr); free(tie); free(loff); free(lbase); free(lists);
-    free(xbits); free(slots); free(xneg); free(smp);
+    free(own);
     if (pulses_out) *pulses_out = pulses;
     return RRAM_OK;
 }

@@ -85,6 +85,8 @@ typedef struct {
     double c2c_sigma;          /* cycle-to-cycle relative std of a step (>= 0) */
     uint64_t key;              /* random stream key (rram_key of a seed) */
     uint64_t counter;          /* draws consumed so far; advanced by every call */
+    void *scratch;             /* optional working memory of rram_train_update, 64-byte aligned, reused (NULL: */
+    size_t scratch_bytes;      /* one allocation per call); used when scratch_bytes >= rram_train_update_scratch */
 } rram_train_tile;
 
 typedef struct {
@@ -93,6 +95,12 @@ typedef struct {
     double dw_min;             /* nominal step of one pulse, weight units (> 0) */
     int32_t update_management; /* 1: balance the x and d trains (see above); 0: cx = cd */
 } rram_train_update_cfg;
+
+/* Bytes of working memory rram_train_update needs for this tile, batch and bl (0 for invalid arguments).
+ * Mostly address space: a sparse update touches a small part of it. Given as t->scratch (kept by the
+ * caller, ideally on 2 MiB pages, as PulsedTile does: the walk reads it at random), it is not allocated
+ * and freed on every call. */
+size_t rram_train_update_scratch(const rram_train_tile *t, int32_t batch, int32_t bl);
 
 /* Key for a tile's stream from a 64-bit seed and a stream number (e.g. the tile's index). */
 uint64_t rram_train_key(uint64_t seed, uint64_t stream);
