@@ -12,8 +12,9 @@
  * fit in L2 together, sample by sample within a band: one sample's pulses are on distinct devices,
  * so they share one chunk of lanes, applied at the end of the sample, and a device's pulses stay in
  * sample order without any ordering of the chunk's entries. Single pulses (nearly all in a sparse
- * update) are written straight into the chunk's lanes; multiple ones are queued with their counts
- * and gathered at the flush. A chunk of 1024 devices is applied as structure-of-arrays lanes sorted
+ * update) are written straight into the chunk's lanes, each with its device's whole 32-byte record
+ * (one copy, unpacked to the step's lanes on vectors at the flush); multiple ones are queued with
+ * their counts and gathered at the flush. A chunk of 1024 devices is applied as structure-of-arrays lanes sorted
  * by pulse count (the lanes still pulsing form one contiguous range), by a device step in float32 on
  * GCC generic vectors (rram_train_lanes.h, compiled per build: 16 lanes, one register, in the
  * AVX-512 build, 8 in the AVX2 (one register) and baseline builds), in short passes (about one polynomial each) over the chunk's lanes so that the out-of-order core
@@ -46,8 +47,8 @@ uint64_t rram_train_key(uint64_t seed, uint64_t stream) {
 
 /* Pulsed devices of one chunk in structure-of-arrays form. Lane e is one device with its pulses
  * in one direction: w (weight), ref (the bound it moves towards), sis = sgn / span, ssp = sgn span
- * (sgn +1 up, -1 down), alpha, gamma - 1 of that direction (float32), and the counter of its next
- * cycle-to-cycle draw. Lanes are sorted by pulse count, largest first, so the lanes still pulsing at
+ * (sgn +1 up, -1 down), alpha, gamma - 1 of that direction (float32, unpacked from rec and dn), and the
+ * counter of its next cycle-to-cycle draw. Lanes are sorted by pulse count, largest first, so the lanes still pulsing at
  * pulse p are a prefix [0, m_p): nothing is moved between pulses. */
 #define PAD 16  /* lanes are processed in whole vectors: the widest VW below */
 typedef struct {
@@ -60,6 +61,8 @@ typedef struct {
     float le[CHUNK + PAD], ll[CHUNK + PAD];  /* pulse_lanes' scratch: log2 y = le + ll; */
     float un[CHUNK + PAD], xt[CHUNK + PAD];   /* the draws' uniforms, the tail lanes' noise factors; */
     uint32_t tb[CHUNK / 8];                   /* the tail lanes of each vector as a bitmask (the narrowest VW) */
+    uint32_t dn[CHUNK + PAD];                 /* 1 where the lane's pulses go down */
+    uint32_t rec[CHUNK + PAD][RRAM_TRAIN_DEV_STRIDE] __attribute__((aligned(32)));  /* the device's packed parameters, as bits */
 } lanes_t;
 
 /* The device step (rram_train_lanes.h) per build: 16 lanes for AVX-512, one register (a chunk's last
@@ -93,6 +96,23 @@ __attribute__((target("arch=x86-64-v3")))
 static void pulse_lanes_v3(lanes_t *restrict L, int32_t s, int32_t m, float c2c) { pulse_lanes_body_v3(L, s, m, c2c); }
 static void pulse_lanes_base(lanes_t *restrict L, int32_t s, int32_t m, float c2c) { pulse_lanes_body_base(L, s, m, c2c); }
 
+__attribute__((target("arch=x86-64-v4,prefer-vector-width=512")))
+static void unpack_lanes_v4(lanes_t *restrict L, int32_t s, int32_t m) { unpack_lanes_body_v4(L, s, m); }
+__attribute__((target("arch=x86-64-v3")))
+static void unpack_lanes_v3(lanes_t *restrict L, int32_t s, int32_t m) { unpack_lanes_body_v3(L, s, m); }
+static void unpack_lanes_base(lanes_t *restrict L, int32_t s, int32_t m) { unpack_lanes_body_base(L, s, m); }
+
+/* The records of lanes [s, m) unpacked to the step's lanes (unpack_lanes_body). */
+static void unpack_lanes(lanes_t *restrict L, int32_t s, int32_t m) {
+    static void (*impl)(lanes_t *restrict, int32_t, int32_t) = 0;  /* benign race: same value */
+    if (!impl) {
+        __builtin_cpu_init();
+        impl = __builtin_cpu_supports("x86-64-v4") ? unpack_lanes_v4
+             : __builtin_cpu_supports("x86-64-v3") ? unpack_lanes_v3 : unpack_lanes_base;
+    }
+    impl(L, s, m);
+}
+
 /* One pulse on the lanes [s, m) (pulse_lanes_body). */
 static void pulse_lanes(lanes_t *restrict L, int32_t s, int32_t m, float c2c) {
     static void (*impl)(lanes_t *restrict, int32_t, int32_t, float) = 0;  /* benign race: same value */
@@ -104,6 +124,7 @@ static void pulse_lanes(lanes_t *restrict L, int32_t s, int32_t m, float c2c) {
     impl(L, s, m, c2c);
 }
 #else
+static void unpack_lanes(lanes_t *restrict L, int32_t s, int32_t m) { unpack_lanes_body_base(L, s, m); }
 static void pulse_lanes(lanes_t *restrict L, int32_t s, int32_t m, float c2c) { pulse_lanes_body_base(L, s, m, c2c); }
 #endif
 
@@ -112,7 +133,7 @@ static inline uint64_t noise_counter(int64_t k, int32_t p) { return ((uint64_t)k
 
 /* Devices waiting to be pulsed, in one chunk of lanes: single pulses (nearly all of them in a sparse
  * update) are written straight into lanes [lo, CHUNK) as they are found, with the device's
- * parameters of that direction (the weight is read at the flush); entries with more pulses (and
+ * record, direction and weight (fill_lane); entries with more pulses (and
  * every entry of rram_train_pulse) wait in q: device k, signed pulse count n (> 0 up, < 0 down,
  * 0 < |n| <= QUEUE_MAX_N), the key and first counter of its noise draws, and are gathered below lo,
  * sorted by count, at the flush. Entries of one chunk are distinct devices. */
@@ -162,29 +183,17 @@ static inline void queue_push(const rram_train_tile *t, queue_t *q, int64_t k, i
     __builtin_prefetch(t->dev + RRAM_TRAIN_DEV_STRIDE * k, 0, 3);
 }
 
-/* x with its sign bit flipped where flip is 0x80000000: -x exactly, without a branch on the direction
- * (random in an update, so a branch would mispredict half the time). */
-static inline float flip_sign(float x, uint32_t flip) {
-    uint32_t b;
-    memcpy(&b, &x, sizeof b);
-    b ^= flip;
-    memcpy(&x, &b, sizeof x);
-    return x;
-}
-
-/* The lane e of device k pulsed up or down, noise key `key` from counter ctr (its weight is read at the flush). */
-static inline void single_push(const rram_train_tile *t, lanes_t *restrict L, int32_t e, int64_t k, int up, uint64_t key,
-                               uint64_t ctr) {
-    const int off = up ? 0 : 1;
-    const float *p = t->dev + RRAM_TRAIN_DEV_STRIDE * k;
+/* Lane e for device k pulsed up or down, its noise draws from counter ctr of key `key`: the device, its
+ * direction, its weight and its whole packed record (one 32-byte copy; unpack_lanes turns the records
+ * into the step's lanes at the flush, on vectors, where five fields copied one by one took 35
+ * instructions per pulse). A chunk's devices are distinct, so the weight does not change before its flush. */
+static inline void fill_lane(const rram_train_tile *t, lanes_t *restrict L, int32_t e, int64_t k, int up, uint64_t key,
+                             uint64_t ctr) {
     L->k[e] = k;
+    L->dn[e] = (uint32_t)!up;
     L->seq[e] = key + (ctr + 1) * RRAM_GOLDEN;
-    L->ref[e] = p[RRAM_TRAIN_DEV_W_MAX + off];
-    const uint32_t neg = (uint32_t)off << 31;
-    L->sis[e] = flip_sign(p[RRAM_TRAIN_DEV_INV_SPAN], neg);
-    L->ssp[e] = flip_sign(p[RRAM_TRAIN_DEV_SPAN], neg);
-    L->alpha[e] = p[RRAM_TRAIN_DEV_ALPHA_UP + off];
-    L->g1[e] = p[RRAM_TRAIN_DEV_GM1_UP + off];
+    L->w[e] = (float)t->w[k];
+    memcpy(L->rec[e], t->dev + RRAM_TRAIN_DEV_STRIDE * k, sizeof L->rec[e]);
 }
 
 /* Apply a chunk's pulses and empty it: the queued entries gathered into lanes [s, lo) in order of
@@ -210,10 +219,10 @@ static void chunk_flush(rram_train_tile *t, chunk_t *R) {
         for (int32_t i = 0; i < m; ++i) {
             const int64_t k = q->k[i];
             const int32_t n = q->n[i], a = n > 0 ? n : -n;
-            single_push(t, L, start[a]++, k, n > 0, q->key[i], q->ctr[i]);  /* the lane of its first pulse */
+            fill_lane(t, L, start[a]++, k, n > 0, q->key[i], q->ctr[i]);  /* the lane of its first pulse */
         }
     }
-    for (int32_t e = s0; e < CHUNK; ++e) L->w[e] = (float)t->w[L->k[e]];
+    unpack_lanes(L, s0, CHUNK);
     const float c2c = (float)t->c2c_sigma;
     pulse_lanes(L, s0, CHUNK, c2c);  /* from s0 rounded down to a whole vector of the build's width */
     for (int32_t p = 1; p < nmax; ++p) pulse_lanes(L, s0, more[p], c2c);
@@ -280,7 +289,7 @@ static inline void push_list(rram_train_tile *t, chunk_t *R, const int32_t *rest
         for (int32_t z = 0; z < take; ++z) {
             const uint32_t e = (uint32_t)lst[z];
             const int64_t k = base + (int64_t)(e & ENTRY_J);
-            single_push(t, L, --lo, k, pulse_up((e >> ENTRY_XPOS_SHIFT) & 1u, dneg), skey, noise_counter(k, 0));
+            fill_lane(t, L, --lo, k, pulse_up((e >> ENTRY_XPOS_SHIFT) & 1u, dneg), skey, noise_counter(k, 0));
         }
         R->lo = lo;
         lst += take;
