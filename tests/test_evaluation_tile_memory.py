@@ -56,6 +56,7 @@ def test_scratch_and_huge_pages_change_no_result(monkeypatch: pytest.MonkeyPatch
         assert np.array_equal(a.w, b.w)
         assert a._struct.scratch_bytes >= lib.rram_train_update_scratch(a._struct, batch, bl) > 0
     assert a._scratch is not None and a._scratch.nbytes >= HUGE
+    assert a._scratch.any()  # the kernel worked in the tile's scratch (huge_page_zeros hands it over zeroed)
 
 
 def test_scratch_bytes_rejects_bad_arguments_and_grows_with_the_batch() -> None:

@@ -102,26 +102,26 @@ __attribute__((target("arch=x86-64-v3")))
 static void unpack_lanes_v3(lanes_t *restrict L, int32_t s, int32_t m) { unpack_lanes_body_v3(L, s, m); }
 static void unpack_lanes_base(lanes_t *restrict L, int32_t s, int32_t m) { unpack_lanes_body_base(L, s, m); }
 
+/* The build of the lane functions this CPU runs: 4 (AVX-512), 3 (AVX2) or 0 (baseline), found once. */
+static int lane_build(void) {
+    static int build = -1;  /* benign race: same value */
+    if (build < 0) {
+        __builtin_cpu_init();
+        build = __builtin_cpu_supports("x86-64-v4") ? 4 : __builtin_cpu_supports("x86-64-v3") ? 3 : 0;
+    }
+    return build;
+}
+
 /* The records of lanes [s, m) unpacked to the step's lanes (unpack_lanes_body). */
 static void unpack_lanes(lanes_t *restrict L, int32_t s, int32_t m) {
-    static void (*impl)(lanes_t *restrict, int32_t, int32_t) = 0;  /* benign race: same value */
-    if (!impl) {
-        __builtin_cpu_init();
-        impl = __builtin_cpu_supports("x86-64-v4") ? unpack_lanes_v4
-             : __builtin_cpu_supports("x86-64-v3") ? unpack_lanes_v3 : unpack_lanes_base;
-    }
-    impl(L, s, m);
+    const int b = lane_build();
+    (b == 4 ? unpack_lanes_v4 : b == 3 ? unpack_lanes_v3 : unpack_lanes_base)(L, s, m);
 }
 
 /* One pulse on the lanes [s, m) (pulse_lanes_body). */
 static void pulse_lanes(lanes_t *restrict L, int32_t s, int32_t m, float c2c) {
-    static void (*impl)(lanes_t *restrict, int32_t, int32_t, float) = 0;  /* benign race: same value */
-    if (!impl) {
-        __builtin_cpu_init();
-        impl = __builtin_cpu_supports("x86-64-v4") ? pulse_lanes_v4
-             : __builtin_cpu_supports("x86-64-v3") ? pulse_lanes_v3 : pulse_lanes_base;
-    }
-    impl(L, s, m, c2c);
+    const int b = lane_build();
+    (b == 4 ? pulse_lanes_v4 : b == 3 ? pulse_lanes_v3 : pulse_lanes_base)(L, s, m, c2c);
 }
 #else
 static void unpack_lanes(lanes_t *restrict L, int32_t s, int32_t m) { unpack_lanes_body_base(L, s, m); }
@@ -196,8 +196,8 @@ static inline void fill_lane(const rram_train_tile *t, lanes_t *restrict L, int3
     memcpy(L->rec[e], t->dev + RRAM_TRAIN_DEV_STRIDE * k, sizeof L->rec[e]);
 }
 
-/* Apply a chunk's pulses and empty it: the queued entries gathered into lanes [s, lo) in order of
- * decreasing pulse count (a counting sort), weights of every lane read, pulse 0 applied to lanes
+/* Apply a chunk's pulses and empty it: the queued entries filled into lanes [s, lo) in order of
+ * decreasing pulse count (a counting sort), every lane's record unpacked, pulse 0 applied to lanes
  * [s, CHUNK), pulse p > 0 to the prefix of lanes with more than p pulses, weights stored. */
 static void chunk_flush(rram_train_tile *t, chunk_t *R) {
     lanes_t *L = R->L;

@@ -7,13 +7,14 @@
  *   - All memory is owned by the caller: rram_train_tile holds pointers to caller arrays of
  *     rows * cols doubles, and `dev`, the same device parameters packed in float32, 32 bytes per
  *     device (RRAM_TRAIN_DEV_STRIDE floats, filled by rram_train_pack; refill it if a parameter
- *     changes). The kernel only writes w[] and the tile's counter. No globals, no I/O; an update
- *     allocates its scratch (~1 MB for 512 x 512 and batch 64: the trains of the batch, up to 8 MB
- *     for the trains of a group of samples, plus one chunk of 1024 pulsed devices: 29 kB of queue
- *     and ~70 kB of lanes; and address space for the group's per-slot column lists at their longest,
- *     4 bytes per column, slot and sample, of which only the lists' actual length is touched) and
- *     frees it before returning (RRAM_E_NOMEM if that fails, before any weight changes); a few kB
- *     of stack. cols and rows are bounded by RRAM_TRAIN_MAX_DIM.
+ *     changes). The kernel only writes w[], the tile's counter and, when the tile gives one, its
+ *     scratch. No globals, no I/O. An update's working memory (rram_train_update_scratch bytes, ~5 MB
+ *     of address space for 512 x 512 and batch 64: the trains of a group of samples, up to 8 MB, and
+ *     the group's per-slot column lists at their longest, 4 bytes per column, slot and sample, of which
+ *     only the lists' actual length is touched) is the tile's scratch when that is large enough, else
+ *     allocated and freed within the call; one chunk of 1024 pulsed devices (29 kB of queue and
+ *     ~108 kB of lanes) is allocated and freed within every call (RRAM_E_NOMEM if either fails,
+ *     before any weight changes); a few kB of stack. cols and rows are bounded by RRAM_TRAIN_MAX_DIM.
  *   - Precision: the device step is computed in float32 (w is read as float32 and stored back as a
  *     double; relative error of a step ~1e-6), like aihwkit's float32 tiles.
  *   - Weights are in normalized device units (the conductance window mapped to about [-1, 1]);
