@@ -5,23 +5,25 @@
  * (slot word outer, trains inner: the splitmix draws vectorize, the byte compares run as byte vector
  * compares, and the draw pass keeps where ties fell, so they are settled without drawing again). Each
  * sample's column trains are also stored transposed (one column bitmap per slot, by a 64x64 bit
- * transpose per 64 columns, no branch on the trains) and as one list of columns per slot, so a row
- * that fired in one slot takes its coincident columns from that slot's list, and a row that fired in
- * several from the lists (columns in more than one of its slots found from the bitmaps); no (row,
- * column) pair without a pulse is visited. Rows are walked in bands whose device and weight lines
- * fit in L2 together, sample by sample within a band: one sample's pulses are on distinct devices,
- * so they share one chunk of lanes, applied at the end of the sample, and a device's pulses stay in
- * sample order without any ordering of the chunk's entries. Single pulses (nearly all in a sparse
- * update) are written straight into the chunk's lanes, each with its device's whole 32-byte record
- * (one copy, unpacked to the step's lanes on vectors at the flush); multiple ones are queued with
- * their counts and gathered at the flush. A chunk of 1024 devices is applied as structure-of-arrays lanes sorted
- * by pulse count (the lanes still pulsing form one contiguous range), by a device step in float32 on
- * GCC generic vectors (rram_train_lanes.h, compiled per build: 16 lanes, one register, in the
- * AVX-512 build, 8 in the AVX2 (one register) and baseline builds), in short passes (about one polynomial each) over the chunk's lanes so that the out-of-order core
- * overlaps the long polynomial chains. The AVX-512, AVX2 and
- * baseline builds (chosen at run time) execute the same IEEE operations (basic ones, no contraction
- * under -std=c11, no fast-math, and explicit fused multiply-adds, each one correctly rounded
- * operation, from double operations without FMA), so results do not depend on the CPU.
+ * transpose per 64 columns, no branch on the trains), as one list of columns per slot and as the list
+ * of its fired columns with their trains. A row that fired in one slot (most rows of a sparse update)
+ * takes its coincident columns from that slot's list; a row that fired in several finds them among the
+ * fired columns, its train ANDed with each column's (sixteen at a time in the AVX-512 build, kept by
+ * compressed stores: no branch per column), the columns with more than one coincident slot queued with
+ * their counts. Rows are walked in bands whose device and weight lines fit in L2 together, sample by
+ * sample within a band: one sample's pulses are on distinct devices, so they share one chunk of lanes,
+ * applied at the end of the sample, and a device's pulses stay in sample order without any ordering of
+ * the chunk's entries. Single pulses are written straight into the chunk's lanes (device, direction,
+ * noise counter and weight; sixteen at a time in the AVX-512 build); the flush unpacks every lane's
+ * packed 32-byte record from the tile on vectors and gathers the queued multiple pulses. A chunk of
+ * 1024 devices is applied as structure-of-arrays lanes sorted by pulse count (the lanes still pulsing
+ * form one contiguous range), by a device step in float32 on GCC generic vectors (rram_train_lanes.h,
+ * compiled per build: 16 lanes, one register, in the AVX-512 build, 8 in the AVX2 (one register) and
+ * baseline builds), in short passes (about one polynomial each) over the chunk's lanes so that the
+ * out-of-order core overlaps the long polynomial chains. The AVX-512, AVX2 and baseline builds (chosen
+ * at run time; rram_train_lane_build) execute the same IEEE operations (basic ones, no contraction under
+ * -std=c11, no fast-math, and explicit fused multiply-adds, each one correctly rounded operation, from
+ * double operations without FMA) and find the same coincidences, so results do not depend on the CPU.
  */
 #include "rram_train.h"
 
@@ -35,7 +37,16 @@
 #define TRAIN_STREAM 0x7A11ULL
 #define CHUNK 1024  /* pulsed devices applied together */
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+/* GCC on x86-64: the lane functions and the walk's vector helpers are compiled per build and chosen at run
+ * time (lane_build); elsewhere only the baseline versions exist. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define TRAIN_X86 1
+#include <immintrin.h>
+#else
+#define TRAIN_X86 0
+#endif
+
+#if TRAIN_X86 && defined(__linux__)
 #define LANES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define LANES
@@ -47,7 +58,8 @@ uint64_t rram_train_key(uint64_t seed, uint64_t stream) {
 
 /* Pulsed devices of one chunk in structure-of-arrays form. Lane e is one device with its pulses
  * in one direction: w (weight), ref (the bound it moves towards), sis = sgn / span, ssp = sgn span
- * (sgn +1 up, -1 down), alpha, gamma - 1 of that direction (float32, unpacked from rec and dn), and the
+ * (sgn +1 up, -1 down), alpha, gamma - 1 of that direction (float32, unpacked from the device's packed record
+ * and dn at the flush), and the
  * counter of its next cycle-to-cycle draw. Lanes are sorted by pulse count, largest first, so the lanes still pulsing at
  * pulse p are a prefix [0, m_p): nothing is moved between pulses. */
 #define PAD 16  /* lanes are processed in whole vectors: the widest VW below */
@@ -62,7 +74,6 @@ typedef struct {
     float un[CHUNK + PAD], xt[CHUNK + PAD];   /* the draws' uniforms, the tail lanes' noise factors; */
     uint32_t tb[CHUNK / 8];                   /* the tail lanes of each vector as a bitmask (the narrowest VW) */
     uint32_t dn[CHUNK + PAD];                 /* 1 where the lane's pulses go down */
-    uint32_t rec[CHUNK + PAD][RRAM_TRAIN_DEV_STRIDE] __attribute__((aligned(32)));  /* the device's packed parameters, as bits */
 } lanes_t;
 
 /* The device step (rram_train_lanes.h) per build: 16 lanes for AVX-512, one register (a chunk's last
@@ -88,7 +99,7 @@ typedef struct {
 #endif
 #include "rram_train_lanes.h"
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#if TRAIN_X86
 /* The same body compiled for AVX-512 (full 512-bit vectors), AVX2 and baseline x86-64. */
 __attribute__((target("arch=x86-64-v4,prefer-vector-width=512")))
 static void pulse_lanes_v4(lanes_t *restrict L, int32_t s, int32_t m, float c2c) { pulse_lanes_body_v4(L, s, m, c2c); }
@@ -97,25 +108,38 @@ static void pulse_lanes_v3(lanes_t *restrict L, int32_t s, int32_t m, float c2c)
 static void pulse_lanes_base(lanes_t *restrict L, int32_t s, int32_t m, float c2c) { pulse_lanes_body_base(L, s, m, c2c); }
 
 __attribute__((target("arch=x86-64-v4,prefer-vector-width=512")))
-static void unpack_lanes_v4(lanes_t *restrict L, int32_t s, int32_t m) { unpack_lanes_body_v4(L, s, m); }
+static void unpack_lanes_v4(lanes_t *restrict L, const float *restrict dev, int32_t s, int32_t m) { unpack_lanes_body_v4(L, dev, s, m); }
 __attribute__((target("arch=x86-64-v3")))
-static void unpack_lanes_v3(lanes_t *restrict L, int32_t s, int32_t m) { unpack_lanes_body_v3(L, s, m); }
-static void unpack_lanes_base(lanes_t *restrict L, int32_t s, int32_t m) { unpack_lanes_body_base(L, s, m); }
+static void unpack_lanes_v3(lanes_t *restrict L, const float *restrict dev, int32_t s, int32_t m) { unpack_lanes_body_v3(L, dev, s, m); }
+static void unpack_lanes_base(lanes_t *restrict L, const float *restrict dev, int32_t s, int32_t m) { unpack_lanes_body_base(L, dev, s, m); }
 
-/* The build of the lane functions this CPU runs: 4 (AVX-512), 3 (AVX2) or 0 (baseline), found once. */
-static int lane_build(void) {
-    static int build = -1;  /* benign race: same value */
-    if (build < 0) {
-        __builtin_cpu_init();
-        build = __builtin_cpu_supports("x86-64-v4") ? 4 : __builtin_cpu_supports("x86-64-v3") ? 3 : 0;
-    }
-    return build;
+/* The best build this CPU runs: 4 (AVX-512), 3 (AVX2) or 0 (baseline). */
+static int cpu_build(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("x86-64-v4") ? 4 : __builtin_cpu_supports("x86-64-v3") ? 3 : 0;
 }
 
-/* The records of lanes [s, m) unpacked to the step's lanes (unpack_lanes_body). */
-static void unpack_lanes(lanes_t *restrict L, int32_t s, int32_t m) {
+static int build_in_use = -1;  /* found once (a benign race: the same value), or set by rram_train_lane_build */
+
+/* The build of the lane functions and the walk's helpers in use. */
+static int lane_build(void) {
+    if (build_in_use < 0) build_in_use = cpu_build();
+    return build_in_use;
+}
+
+int rram_train_lane_build(int force) {
+    if (force == 0 || force == 3 || force == 4) {
+        if (force <= cpu_build()) build_in_use = force;
+    } else if (force != -1) {
+        return RRAM_E_ARG;
+    }
+    return lane_build();
+}
+
+/* The packed records of lanes [s, m)'s devices unpacked to the step's lanes (unpack_lanes_body). */
+static void unpack_lanes(lanes_t *restrict L, const float *restrict dev, int32_t s, int32_t m) {
     const int b = lane_build();
-    (b == 4 ? unpack_lanes_v4 : b == 3 ? unpack_lanes_v3 : unpack_lanes_base)(L, s, m);
+    (b == 4 ? unpack_lanes_v4 : b == 3 ? unpack_lanes_v3 : unpack_lanes_base)(L, dev, s, m);
 }
 
 /* One pulse on the lanes [s, m) (pulse_lanes_body). */
@@ -124,7 +148,9 @@ static void pulse_lanes(lanes_t *restrict L, int32_t s, int32_t m, float c2c) {
     (b == 4 ? pulse_lanes_v4 : b == 3 ? pulse_lanes_v3 : pulse_lanes_base)(L, s, m, c2c);
 }
 #else
-static void unpack_lanes(lanes_t *restrict L, int32_t s, int32_t m) { unpack_lanes_body_base(L, s, m); }
+int rram_train_lane_build(int force) { return force == 0 || force == -1 ? 0 : force == 3 || force == 4 ? 0 : RRAM_E_ARG; }
+static int lane_build(void) { return 0; }
+static void unpack_lanes(lanes_t *restrict L, const float *restrict dev, int32_t s, int32_t m) { unpack_lanes_body_base(L, dev, s, m); }
 static void pulse_lanes(lanes_t *restrict L, int32_t s, int32_t m, float c2c) { pulse_lanes_body_base(L, s, m, c2c); }
 #endif
 
@@ -184,16 +210,15 @@ static inline void queue_push(const rram_train_tile *t, queue_t *q, int64_t k, i
 }
 
 /* Lane e for device k pulsed up or down, its noise draws from counter ctr of key `key`: the device, its
- * direction, its weight and its whole packed record (one 32-byte copy; unpack_lanes turns the records
- * into the step's lanes at the flush, on vectors, where five fields copied one by one took 35
- * instructions per pulse). A chunk's devices are distinct, so the weight does not change before its flush. */
+ * direction and its weight (the device's parameters are unpacked from its record at the flush, where the
+ * record's line is read once: copied here, the line's trip from L2 cost the walk ~3 cycles per pulse). A
+ * chunk's devices are distinct, so the weight does not change before its flush. */
 static inline void fill_lane(const rram_train_tile *t, lanes_t *restrict L, int32_t e, int64_t k, int up, uint64_t key,
                              uint64_t ctr) {
     L->k[e] = k;
     L->dn[e] = (uint32_t)!up;
     L->seq[e] = key + (ctr + 1) * RRAM_GOLDEN;
     L->w[e] = (float)t->w[k];
-    memcpy(L->rec[e], t->dev + RRAM_TRAIN_DEV_STRIDE * k, sizeof L->rec[e]);
 }
 
 /* Apply a chunk's pulses and empty it: the queued entries filled into lanes [s, lo) in order of
@@ -222,7 +247,7 @@ static void chunk_flush(rram_train_tile *t, chunk_t *R) {
             fill_lane(t, L, start[a]++, k, n > 0, q->key[i], q->ctr[i]);  /* the lane of its first pulse */
         }
     }
-    unpack_lanes(L, s0, CHUNK);
+    unpack_lanes(L, t->dev, s0, CHUNK);
     const float c2c = (float)t->c2c_sigma;
     pulse_lanes(L, s0, CHUNK, c2c);  /* from s0 rounded down to a whole vector of the build's width */
     for (int32_t p = 1; p < nmax; ++p) pulse_lanes(L, s0, more[p], c2c);
@@ -275,9 +300,9 @@ static inline void as_entries(int32_t *restrict jl, int32_t n, const uint64_t *r
 }
 
 /* Single pulses on row base / cols of the entries lst[0, n) (pulse_up), the chunk flushed whenever it is
- * full. */
-static inline void push_list(rram_train_tile *t, chunk_t *R, const int32_t *restrict lst, int32_t n, int64_t base,
-                             uint32_t dneg, uint64_t skey) {
+ * full (push_list; this is its version for every build, one lane at a time). */
+static inline void push_list_scalar(rram_train_tile *t, chunk_t *R, const int32_t *restrict lst, int32_t n,
+                                    int64_t base, uint32_t dneg, uint64_t skey) {
     while (n > 0) {
         int32_t lo = R->lo;
         if (lo == R->q.m) {
@@ -297,9 +322,134 @@ static inline void push_list(rram_train_tile *t, chunk_t *R, const int32_t *rest
     }
 }
 
+#if TRAIN_X86
+/* push_list_scalar sixteen lanes at a time: devices, directions, noise counters and weights (two gathers) of
+ * a block of lanes as vectors, under a mask for the block's length. The same lanes' contents. */
+__attribute__((target("arch=x86-64-v4")))
+static void push_list_v4(rram_train_tile *t, chunk_t *R, const int32_t *restrict lst, int32_t n, int64_t base,
+                         uint32_t dneg, uint64_t skey) {
+    const double *wrow = t->w + base;
+    const __m512i jmask = _mm512_set1_epi32(ENTRY_J), one = _mm512_set1_epi32(1), dv = _mm512_set1_epi32((int)dneg);
+    const __m512i bv = _mm512_set1_epi64(base), g64 = _mm512_set1_epi64((long long)(64 * RRAM_GOLDEN));
+    const __m512i kg = _mm512_set1_epi64((long long)(skey + RRAM_GOLDEN));
+    while (n > 0) {
+        int32_t lo = R->lo;
+        if (lo == R->q.m) {
+            chunk_flush(t, R);
+            lo = R->lo;
+        }
+        int32_t take = n < lo - R->q.m ? n : lo - R->q.m;
+        take = take < 16 ? take : 16;
+        const int32_t e0 = lo - take;
+        lanes_t *restrict L = R->L;
+        const __mmask16 km = (__mmask16)((1u << take) - 1u);
+        const __m512i e = _mm512_maskz_loadu_epi32(km, lst);
+        const __m512i j = _mm512_and_si512(e, jmask);
+        _mm512_mask_storeu_epi32(L->dn + e0, km, _mm512_xor_si512(_mm512_and_si512(_mm512_srli_epi32(e, ENTRY_XPOS_SHIFT), one), dv));
+        const __m256i jlo = _mm512_castsi512_si256(j), jhi = _mm512_extracti64x4_epi64(j, 1);
+        const __m512i k0 = _mm512_add_epi64(bv, _mm512_cvtepu32_epi64(jlo)), k1 = _mm512_add_epi64(bv, _mm512_cvtepu32_epi64(jhi));
+        const __mmask8 m0 = (__mmask8)km, m1 = (__mmask8)(km >> 8);
+        _mm512_mask_storeu_epi64(L->k + e0, m0, k0);
+        _mm512_mask_storeu_epi64(L->k + e0 + 8, m1, k1);
+        _mm512_mask_storeu_epi64(L->seq + e0, m0, _mm512_add_epi64(kg, _mm512_mullo_epi64(k0, g64)));
+        _mm512_mask_storeu_epi64(L->seq + e0 + 8, m1, _mm512_add_epi64(kg, _mm512_mullo_epi64(k1, g64)));
+        const __m512d w0 = _mm512_mask_i32gather_pd(_mm512_setzero_pd(), m0, jlo, wrow, 8);
+        const __m512d w1 = _mm512_mask_i32gather_pd(_mm512_setzero_pd(), m1, jhi, wrow, 8);
+        _mm256_mask_storeu_ps(L->w + e0, m0, _mm512_cvtpd_ps(w0));
+        _mm256_mask_storeu_ps(L->w + e0 + 8, m1, _mm512_cvtpd_ps(w1));
+        R->lo = e0;
+        lst += take;
+        n -= take;
+    }
+}
+#endif
+
+/* Single pulses on row base / cols of the entries lst[0, n), in the lanes below lo. */
+static inline void push_list(rram_train_tile *t, chunk_t *R, const int32_t *restrict lst, int32_t n, int64_t base,
+                             uint32_t dneg, uint64_t skey) {
+#if TRAIN_X86
+    if (lane_build() == 4) { push_list_v4(t, R, lst, n, base, dneg, skey); return; }
+#endif
+    push_list_scalar(t, R, lst, n, base, dneg, skey);
+}
+
 /* Lines [a, b) of 64 bytes from p towards L2, for the next band. */
 static inline void prefetch_lines(const char *p, int32_t a, int32_t b) {
     for (int32_t c = a; c < b; ++c) __builtin_prefetch(p + 64 * (size_t)c, 0, 2);
+}
+
+/* A sample's fired columns (x train not empty) as entries (column | XPOS bit, as the slot lists) with their
+ * trains, in column order, their number returned; FIRED_PAD entries past the end with an empty train, so
+ * that coincident_columns reads whole vectors. Branch-free. */
+#define FIRED_PAD 16
+static inline int32_t fired_columns(const uint64_t *restrict xg, const uint64_t *restrict xneg, int32_t cols,
+                                    int32_t *restrict fe, uint64_t *restrict fm) {
+    int32_t n = 0;
+    for (int32_t j = 0; j < cols; ++j) {
+        fe[n] = j | (int32_t)(xpos_of(xneg, j) << ENTRY_XPOS_SHIFT);
+        fm[n] = xg[j];
+        n += xg[j] != 0;
+    }
+    for (int32_t z = n; z < n + FIRED_PAD; ++z) {
+        fe[z] = 0;
+        fm[z] = 0;
+    }
+    return n;
+}
+
+/* The coincidences of a row whose train di fired in several slots with a sample's fired columns (fe, fm, nf):
+ * the entries of the columns with one coincident slot in jl (their number returned), those with more in qe
+ * with their coincident slots in qa (*nq of them). jl, qe and qa need room for nf + FIRED_PAD. The AVX-512
+ * build takes sixteen columns at a time (compressed stores, no branch); the others one at a time. */
+static inline __attribute__((always_inline)) int32_t coincident_scalar(const int32_t *restrict fe, const uint64_t *restrict fm,
+                                                                       int32_t nf, uint64_t di, int32_t *restrict jl,
+                                                                       int32_t *restrict qe, uint64_t *restrict qa,
+                                                                       int32_t *nq_out) {
+    int32_t nj = 0, nq = 0;
+    for (int32_t z = 0; z < nf; ++z) {
+        const uint64_t a = fm[z] & di, more = a & (a - 1);
+        jl[nj] = fe[z];
+        qe[nq] = fe[z];
+        qa[nq] = a;
+        nj += (a != 0) & (more == 0);
+        nq += more != 0;
+    }
+    *nq_out = nq;
+    return nj;
+}
+#if TRAIN_X86
+/* coincident_scalar sixteen columns at a time: the entries kept by compressing them under the lanes' masks. */
+__attribute__((target("arch=x86-64-v4")))
+static int32_t coincident_v4(const int32_t *restrict fe, const uint64_t *restrict fm, int32_t nf, uint64_t di,
+                             int32_t *restrict jl, int32_t *restrict qe, uint64_t *restrict qa, int32_t *nq_out) {
+    const __m512i dv = _mm512_set1_epi64((long long)di), one = _mm512_set1_epi64(1);
+    int32_t nj = 0, nq = 0;
+    for (int32_t v = 0; v < nf; v += 16) {
+        const __m512i a0 = _mm512_and_si512(_mm512_loadu_si512(fm + v), dv);
+        const __m512i a1 = _mm512_and_si512(_mm512_loadu_si512(fm + v + 8), dv);
+        const __mmask8 m0 = _mm512_test_epi64_mask(a0, _mm512_sub_epi64(a0, one));
+        const __mmask8 m1 = _mm512_test_epi64_mask(a1, _mm512_sub_epi64(a1, one));
+        const unsigned hit = (unsigned)_mm512_test_epi64_mask(a0, a0) | (unsigned)_mm512_test_epi64_mask(a1, a1) << 8;
+        const unsigned more = (unsigned)m0 | (unsigned)m1 << 8, single = hit & ~more;
+        const __m512i e = _mm512_loadu_si512(fe + v);
+        _mm512_storeu_si512(jl + nj, _mm512_maskz_compress_epi32((__mmask16)single, e));
+        _mm512_storeu_si512(qe + nq, _mm512_maskz_compress_epi32((__mmask16)more, e));
+        _mm512_storeu_si512(qa + nq, _mm512_maskz_compress_epi64(m0, a0));
+        _mm512_storeu_si512(qa + nq + __builtin_popcount(m0), _mm512_maskz_compress_epi64(m1, a1));
+        nj += __builtin_popcount(single);
+        nq += __builtin_popcount(more);
+    }
+    *nq_out = nq;
+    return nj;
+}
+#endif
+
+static inline int32_t coincident_columns(const int32_t *restrict fe, const uint64_t *restrict fm, int32_t nf, uint64_t di,
+                                         int32_t *restrict jl, int32_t *restrict qe, uint64_t *restrict qa, int32_t *nq) {
+#if TRAIN_X86
+    if (lane_build() == 4) return coincident_v4(fe, fm, nf, di, jl, qe, qa, nq);
+#endif
+    return coincident_scalar(fe, fm, nf, di, jl, qe, qa, nq);
 }
 
 /* Keys of one update, all derived from one draw of the tile's stream: the trains', their tie
@@ -554,7 +704,6 @@ int rram_train_pack(const rram_train_tile *t, float *dev_out) {
     return RRAM_OK;
 }
 
-#define WORDS (RRAM_TRAIN_MAX_DIM / 64)
 #define GROUP_BYTES (8 * 1024 * 1024)  /* scratch of one group of samples: a whole usual batch */
 #define BAND_BYTES (512 * 1024)        /* device and weight lines of one band of rows */
 
@@ -569,7 +718,7 @@ typedef struct {
 /* The update's working memory, carved from one block (the tile's scratch when it is large enough, else
  * one allocation per call): byte offsets of its arrays, each 64-byte aligned, for one group of samples. */
 typedef struct {
-    size_t xbits, slots, xneg, smp, dtr, tie, jl, loff, lbase, lists, total, dim64;
+    size_t xbits, slots, xneg, smp, dtr, tie, jl, loff, lbase, fe, fm, nf, qe, qa, lists, total, dim64;
     int32_t group;
 } update_layout_t;
 
@@ -598,6 +747,11 @@ static update_layout_t update_layout(int32_t rows, int32_t cols, int32_t batch, 
     ly.jl = take64(&at, sizeof(int32_t) * ((size_t)cols + 64));                  /* coincident columns of a row and sample */
     ly.loff = take64(&at, sizeof(int32_t) * g * (size_t)(bl + 1));               /* [g][bl + 1] slot list offsets */
     ly.lbase = take64(&at, sizeof(int32_t) * g);                                 /* [g] start of a sample's lists */
+    ly.fe = take64(&at, sizeof(int32_t) * g * ((size_t)cols + FIRED_PAD));       /* [g][cols + pad] fired columns' entries */
+    ly.fm = take64(&at, sizeof(uint64_t) * g * ((size_t)cols + FIRED_PAD));      /* [g][cols + pad] and their trains */
+    ly.nf = take64(&at, sizeof(int32_t) * g);                                    /* [g] number of fired columns */
+    ly.qe = take64(&at, sizeof(int32_t) * ((size_t)cols + FIRED_PAD));           /* a row's multiple-pulse entries */
+    ly.qa = take64(&at, sizeof(uint64_t) * ((size_t)cols + FIRED_PAD));          /* and their coincident slots */
     /* The group's slot lists, room for their longest (every column in every slot): only what a group's
      * lists hold is ever touched (a sparse update's ~1.5 % of it), the rest stays unmapped address space. */
     ly.lists = take64(&at, sizeof(int32_t) * (g * (size_t)bl * (size_t)cols + 4));
@@ -632,6 +786,9 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
     uint64_t *dtr = (uint64_t *)(blk + ly.dtr), *tie = (uint64_t *)(blk + ly.tie);
     int32_t *jl = (int32_t *)(blk + ly.jl), *loff = (int32_t *)(blk + ly.loff), *lbase = (int32_t *)(blk + ly.lbase);
     int32_t *lists = (int32_t *)(blk + ly.lists);
+    int32_t *fe = (int32_t *)(blk + ly.fe), *nf = (int32_t *)(blk + ly.nf), *qe = (int32_t *)(blk + ly.qe);
+    uint64_t *fm = (uint64_t *)(blk + ly.fm), *qa = (uint64_t *)(blk + ly.qa);
+    const size_t fstride = (size_t)cols + FIRED_PAD;
     const size_t dim64 = ly.dim64;
     /* Rows per band: their device (32 B) and weight (8 B) lines in about half a megabyte. */
     const int32_t band_rows = cols * 40 < BAND_BYTES ? BAND_BYTES / (cols * 40) : 1;
@@ -639,7 +796,6 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
                                  (uint8_t *)(tie + 5 * dim64)};
     const uint64_t ukey = rram_draw(t->key, t->counter++);
     const update_keys_t uk = {ukey, rram_mix64(ukey ^ TIE_SALT), rram_mix64(ukey ^ NOISE_SALT)};
-    uint64_t u[WORDS];
     const double k_prod = cfg->lr / ((double)bl * cfg->dw_min);  /* cx * cd */
     int64_t pulses = 0;
     for (int32_t b0 = 0; b0 < batch; b0 += group) {
@@ -663,6 +819,7 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
             trains_of(&uk, col_train(b0 + g, 0), xb, cx, cols, bl, xg, &tsc);
             trains_of(&uk, row_train(b0 + g, 0), db, sm->cd, rows, bl, dtr + (size_t)g * rows, &tsc);
             sm->active = slots_of(xg, xb, cols, bl, sg, ng_);
+            if (sm->active) nf[g] = fired_columns(xg, ng_, cols, fe + g * fstride, fm + g * fstride);
             /* Key of this sample's cycle-to-cycle draws: pulse p on device k draws at counter
              * 64 k + p, whatever the order in which the pulses are found. */
             sm->skey = rram_draw(uk.noise, (uint64_t)(b0 + g));
@@ -705,11 +862,11 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
                     prefetch_lines(pw, wc, wc1);
                     continue;
                 }
-                const uint64_t *sg = slots + (size_t)g * bl * nw, *xg = xbits + (size_t)g * cols;
-                const uint64_t *ngw = xneg + (size_t)g * nw;
                 const double *dg = d + (size_t)(b0 + g) * rows;
                 const uint64_t *dtg = dtr + (size_t)g * rows;
                 const int32_t *lg = lists + lbase[g], *so = loff + (size_t)g * (bl + 1);
+                const int32_t *feg = fe + g * fstride;
+                const uint64_t *fmg = fm + g * fstride;
                 for (int32_t i = i0; i < i1; ++i) {
                     prefetch_lines(pf, fc, fc + f_row < fc1 ? fc + f_row : fc1);
                     prefetch_lines(pw, wc, wc + w_row < wc1 ? wc + w_row : wc1);
@@ -725,54 +882,17 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
                         pulses += so[sl + 1] - so[sl];
                         continue;
                     }
-                    /* u: the row's coincident columns in this sample; m2: those coinciding in more than one
-                     * slot (more than one pulse; few in a sparse update). */
-                    uint64_t m2[WORDS], a2 = 0;
-                    for (int32_t q = 0; q < nw; ++q) u[q] = m2[q] = 0;
-                    for (uint64_t s = di; s; s &= s - 1) {
-                        const uint64_t *sc = sg + (size_t)__builtin_ctzll(s) * nw;
-                        for (int32_t q = 0; q < nw; ++q) { m2[q] |= u[q] & sc[q]; u[q] |= sc[q]; }
-                    }
-                    for (int32_t q = 0; q < nw; ++q) a2 |= m2[q];
-                    if (!a2) {  /* no column in two of its slots: the slots' lists */
-                        for (uint64_t s = di; s; s &= s - 1) {
-                            const int32_t sl = __builtin_ctzll(s);
-                            push_list(t, R, lg + so[sl], so[sl + 1] - so[sl], base, dneg, sm->skey);
-                            pulses += so[sl + 1] - so[sl];
-                        }
-                        continue;
-                    }
-                    /* The columns with one pulse as single pulses, those of m2 queued with their counts. The
-                     * single ones: the slots' entries without m2's columns (each entry written, kept where its
-                     * column is not in m2: no branch) when the lists are short (a sparse update), else the
-                     * bitmap u without m2, flattened (a dense one, where the lists hold most columns). */
-                    int32_t nj = 0, entries = 0;
-                    for (uint64_t s = di; s; s &= s - 1) {
-                        const int32_t sl = __builtin_ctzll(s);
-                        entries += so[sl + 1] - so[sl];
-                    }
-                    if (entries <= 16 * nw) {
-                        for (uint64_t s = di; s; s &= s - 1) {
-                            const int32_t sl = __builtin_ctzll(s);
-                            for (int32_t z = so[sl]; z < so[sl + 1]; ++z) {
-                                const int32_t e = lg[z], j = e & ENTRY_J;
-                                jl[nj] = e;
-                                nj += (int32_t)(~(m2[j >> 6] >> (j & 63)) & 1ULL);
-                            }
-                        }
-                    } else {
-                        for (int32_t q = 0; q < nw; ++q) u[q] &= ~m2[q];
-                        nj = flatten(u, nw, jl);
-                        as_entries(jl, nj, ngw);
-                    }
+                    /* Several slots: the coincidences with the sample's fired columns, those with one pulse
+                     * pushed as single pulses, those with more queued with their counts. */
+                    int32_t nq;
+                    const int32_t nj = coincident_columns(feg, fmg, nf[g], di, jl, qe, qa, &nq);
                     push_list(t, R, jl, nj, base, dneg, sm->skey);
                     pulses += nj;
-                    nj = flatten(m2, nw, jl);
-                    for (int32_t z = 0; z < nj; ++z) {
-                        const int32_t j = jl[z], n = __builtin_popcountll(di & xg[j]);
+                    for (int32_t z = 0; z < nq; ++z) {
+                        const int32_t e = qe[z], j = e & ENTRY_J, n = __builtin_popcountll(qa[z]);
                         if (R->q.m == R->lo) chunk_flush(t, R);  /* full (push_list leaves it so) */
-                        queue_push(t, &R->q, base + j, pulse_up(xpos_of(ngw, j), dneg) ? n : -n, sm->skey,
-                                   noise_counter(base + j, 0));
+                        queue_push(t, &R->q, base + j, pulse_up((uint32_t)(e >> ENTRY_XPOS_SHIFT) & 1u, dneg) ? n : -n,
+                                   sm->skey, noise_counter(base + j, 0));
                         pulses += n;
                     }
                 }

@@ -8,12 +8,13 @@
  *     rows * cols doubles, and `dev`, the same device parameters packed in float32, 32 bytes per
  *     device (RRAM_TRAIN_DEV_STRIDE floats, filled by rram_train_pack; refill it if a parameter
  *     changes). The kernel only writes w[], the tile's counter and, when the tile gives one, its
- *     scratch. No globals, no I/O. An update's working memory (rram_train_update_scratch bytes, ~5 MB
- *     of address space for 512 x 512 and batch 64: the trains of a group of samples, up to 8 MB, and
- *     the group's per-slot column lists at their longest, 4 bytes per column, slot and sample, of which
- *     only the lists' actual length is touched) is the tile's scratch when that is large enough, else
- *     allocated and freed within the call; one chunk of 1024 pulsed devices (29 kB of queue and
- *     ~108 kB of lanes) is allocated and freed within every call (RRAM_E_NOMEM if either fails,
+ *     scratch. No I/O; one global, the build in use (rram_train_lane_build). An update's working memory
+ *     (rram_train_update_scratch bytes, ~5.5 MB of address space for 512 x 512 and batch 64: the trains
+ *     of a group of samples, up to 8 MB, the group's per-slot column lists at their longest, 4 bytes per
+ *     column, slot and sample, of which only the lists' actual length is touched, and each sample's
+ *     fired columns with their trains, 12 bytes per column and sample) is the tile's scratch when that
+ *     is large enough, else allocated and freed within the call; one chunk of 1024 pulsed devices (29 kB of queue and
+ *     ~75 kB of lanes) is allocated and freed within every call (RRAM_E_NOMEM if either fails,
  *     before any weight changes); a few kB of stack. cols and rows are bounded by RRAM_TRAIN_MAX_DIM.
  *   - Precision: the device step is computed in float32 (w is read as float32 and stored back as a
  *     double; relative error of a step ~1e-6), like aihwkit's float32 tiles.
@@ -114,6 +115,12 @@ int rram_train_pack(const rram_train_tile *t, float *dev_out);
  * number of pulses applied. Samples are applied one after another. */
 int rram_train_update(rram_train_tile *t, const double *x, const double *d, int32_t batch,
                       const rram_train_update_cfg *cfg, int64_t *pulses_out);
+
+/* The build of the lane functions and the walk's vector helpers in use: 4 (AVX-512), 3 (AVX2) or 0
+ * (baseline x86-64, and every other CPU). force 0, 3 or 4 selects that build where this CPU runs it (for
+ * comparing builds: every build gives the same bits), -1 only asks; any other value is RRAM_E_ARG.
+ * Process-wide; returns the build in effect. */
+int rram_train_lane_build(int force);
 
 /* Signed pulse counts on listed devices: n_pulses[c] > 0 up pulses, < 0 down pulses on device
  * idx[c] (0 <= idx < rows*cols), applied one pulse at a time with the device model. */

@@ -472,13 +472,15 @@ static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *rest
     }
 }
 
-/* The lanes [s, m) (whole vectors from s rounded down) from their devices' records and directions: the bound
+/* The lanes [s, m) (whole vectors from s rounded down) from their devices' packed records (dev, the tile's, read
+ * at each lane's device k: stale lanes below s hold earlier devices of the tile) and directions: the bound
  * the pulses move towards, sgn / span and sgn span (sgn -1 down: the sign bit flipped, exact), alpha and
  * gamma - 1 of the direction. Eight records at a time as an 8 x 8 transpose of their bits (unpack, then
  * pairs, then halves: the three stages of one-instruction shuffles in every build; the vectorizer's own
  * version of the strided loads took ~9 % of a sparse update in the AVX2 build), then selects by a mask
  * from the direction. Bit operations only, so every build gives the same bits. */
-static inline __attribute__((always_inline)) void unpack_lanes_body(lanes_t *restrict L, int32_t s, int32_t m) {
+static inline __attribute__((always_inline)) void unpack_lanes_body(lanes_t *restrict L, const float *restrict dev, int32_t s,
+                                                                   int32_t m) {
     typedef uint32_t v8 __attribute__((vector_size(32)));
     typedef v8 v8_mem __attribute__((may_alias, aligned(4)));
     const v8 lo2 = {0, 8, 1, 9, 4, 12, 5, 13}, hi2 = {2, 10, 3, 11, 6, 14, 7, 15};
@@ -486,7 +488,7 @@ static inline __attribute__((always_inline)) void unpack_lanes_body(lanes_t *res
     const v8 lo8 = {0, 1, 2, 3, 8, 9, 10, 11}, hi8 = {4, 5, 6, 7, 12, 13, 14, 15};
     for (int32_t e0 = s / VW * VW; e0 < m; e0 += 8) {
         v8 r[8], t[8], u[8], c[8];
-        for (int i = 0; i < 8; ++i) r[i] = *(const v8_mem *)(const void *)L->rec[e0 + i];
+        for (int i = 0; i < 8; ++i) r[i] = *(const v8_mem *)(const void *)(dev + RRAM_TRAIN_DEV_STRIDE * L->k[e0 + i]);
         for (int i = 0; i < 8; i += 2) {
             t[i] = __builtin_shuffle(r[i], r[i + 1], lo2);
             t[i + 1] = __builtin_shuffle(r[i], r[i + 1], hi2);
