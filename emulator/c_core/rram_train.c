@@ -85,13 +85,29 @@ typedef struct {
 #define VW 16
 #define LANE_SUFFIX v4
 #define LANE_SOFT_FMA 0
+#if TRAIN_X86
+#define LANE_MOVEMASK 512
+#define LANE_TARGET __attribute__((target("arch=x86-64-v4,prefer-vector-width=512")))
+#else
+#define LANE_MOVEMASK 0
+#define LANE_TARGET
+#endif
 #include "rram_train_lanes.h"
 #define VW 8
 #define LANE_SUFFIX v3
 #define LANE_SOFT_FMA 0
+#if TRAIN_X86
+#define LANE_MOVEMASK 256
+#define LANE_TARGET __attribute__((target("arch=x86-64-v3")))
+#else
+#define LANE_MOVEMASK 0
+#define LANE_TARGET
+#endif
 #include "rram_train_lanes.h"
 #define VW 8
 #define LANE_SUFFIX base
+#define LANE_MOVEMASK 0
+#define LANE_TARGET
 #if defined(__x86_64__) && !defined(__FMA__)
 #define LANE_SOFT_FMA 1
 #else
@@ -379,77 +395,95 @@ static inline void prefetch_lines(const char *p, int32_t a, int32_t b) {
 }
 
 /* A sample's fired columns (x train not empty) as entries (column | XPOS bit, as the slot lists) with their
- * trains, in column order, their number returned; FIRED_PAD entries past the end with an empty train, so
- * that coincident_columns reads whole vectors. Branch-free. */
+ * trains (fm, and in fm32 as 32-bit words for trains of up to 32 slots), in column order, their number
+ * returned; FIRED_PAD entries past the end with an empty train, so that coincident_columns reads whole
+ * vectors. Branch-free. */
 #define FIRED_PAD 16
 static inline int32_t fired_columns(const uint64_t *restrict xg, const uint64_t *restrict xneg, int32_t cols,
-                                    int32_t *restrict fe, uint64_t *restrict fm) {
+                                    int32_t *restrict fe, uint64_t *restrict fm, uint32_t *restrict fm32) {
     int32_t n = 0;
     for (int32_t j = 0; j < cols; ++j) {
         fe[n] = j | (int32_t)(xpos_of(xneg, j) << ENTRY_XPOS_SHIFT);
         fm[n] = xg[j];
+        fm32[n] = (uint32_t)xg[j];
         n += xg[j] != 0;
     }
     for (int32_t z = n; z < n + FIRED_PAD; ++z) {
         fe[z] = 0;
         fm[z] = 0;
+        fm32[z] = 0;
     }
     return n;
 }
 
 /* The coincidences of a row whose train di fired in several slots with a sample's fired columns (fe, fm, nf):
  * the entries of the columns with one coincident slot in jl (their number returned), those with more in qe
- * with their coincident slots in qa (*nq of them). jl, qe and qa need room for nf + FIRED_PAD. The AVX-512
- * build takes sixteen columns at a time (compressed stores, no branch); the others one at a time. */
+ * (*nq of them). jl and qe need room for nf + FIRED_PAD. One column at a time, no branch. */
 static inline __attribute__((always_inline)) int32_t coincident_scalar(const int32_t *restrict fe, const uint64_t *restrict fm,
                                                                        int32_t nf, uint64_t di, int32_t *restrict jl,
-                                                                       int32_t *restrict qe, uint64_t *restrict qa,
-                                                                       int32_t *nq_out) {
+                                                                       int32_t *restrict qe, int32_t *nq_out) {
     int32_t nj = 0, nq = 0;
     for (int32_t z = 0; z < nf; ++z) {
         const uint64_t a = fm[z] & di, more = a & (a - 1);
         jl[nj] = fe[z];
         qe[nq] = fe[z];
-        qa[nq] = a;
         nj += (a != 0) & (more == 0);
         nq += more != 0;
     }
     *nq_out = nq;
     return nj;
 }
+
 #if TRAIN_X86
-/* coincident_scalar sixteen columns at a time: the entries kept by compressing them under the lanes' masks. */
+/* coincident_scalar sixteen columns at a time, the entries kept by compressed stores: trains of up to 32 slots
+ * as 32-bit lanes (the tests and compressions bound the loop, all on one port), longer ones as two vectors of
+ * 64-bit lanes. Columns with several coincident slots are rare in a sparse update: compressed only where
+ * there are any. */
 __attribute__((target("arch=x86-64-v4")))
-static int32_t coincident_v4(const int32_t *restrict fe, const uint64_t *restrict fm, int32_t nf, uint64_t di,
-                             int32_t *restrict jl, int32_t *restrict qe, uint64_t *restrict qa, int32_t *nq_out) {
-    const __m512i dv = _mm512_set1_epi64((long long)di), one = _mm512_set1_epi64(1);
+static int32_t coincident_v4(const int32_t *restrict fe, const uint64_t *restrict fm, const uint32_t *restrict fm32,
+                             int32_t nf, uint64_t di, int32_t *restrict jl, int32_t *restrict qe, int32_t *nq_out) {
     int32_t nj = 0, nq = 0;
-    for (int32_t v = 0; v < nf; v += 16) {
-        const __m512i a0 = _mm512_and_si512(_mm512_loadu_si512(fm + v), dv);
-        const __m512i a1 = _mm512_and_si512(_mm512_loadu_si512(fm + v + 8), dv);
-        const __mmask8 m0 = _mm512_test_epi64_mask(a0, _mm512_sub_epi64(a0, one));
-        const __mmask8 m1 = _mm512_test_epi64_mask(a1, _mm512_sub_epi64(a1, one));
-        const unsigned hit = (unsigned)_mm512_test_epi64_mask(a0, a0) | (unsigned)_mm512_test_epi64_mask(a1, a1) << 8;
-        const unsigned more = (unsigned)m0 | (unsigned)m1 << 8, single = hit & ~more;
-        const __m512i e = _mm512_loadu_si512(fe + v);
-        _mm512_storeu_si512(jl + nj, _mm512_maskz_compress_epi32((__mmask16)single, e));
-        _mm512_storeu_si512(qe + nq, _mm512_maskz_compress_epi32((__mmask16)more, e));
-        _mm512_storeu_si512(qa + nq, _mm512_maskz_compress_epi64(m0, a0));
-        _mm512_storeu_si512(qa + nq + __builtin_popcount(m0), _mm512_maskz_compress_epi64(m1, a1));
-        nj += __builtin_popcount(single);
-        nq += __builtin_popcount(more);
+    if (di >> 32 == 0) {  /* trains of up to 32 slots: every column's train fits its 32-bit word too */
+        const __m512i dv = _mm512_set1_epi32((int32_t)(uint32_t)di), one = _mm512_set1_epi32(1);
+        for (int32_t v = 0; v < nf; v += 16) {
+            const __m512i a = _mm512_and_si512(_mm512_loadu_si512(fm32 + v), dv), e = _mm512_loadu_si512(fe + v);
+            const __mmask16 more = _mm512_test_epi32_mask(a, _mm512_sub_epi32(a, one));
+            const __mmask16 single = _mm512_mask_test_epi32_mask((__mmask16)~more, a, a);
+            _mm512_storeu_si512(jl + nj, _mm512_maskz_compress_epi32(single, e));
+            nj += __builtin_popcount(single);
+            if (more) {
+                _mm512_storeu_si512(qe + nq, _mm512_maskz_compress_epi32(more, e));
+                nq += __builtin_popcount(more);
+            }
+        }
+    } else {
+        const __m512i dv = _mm512_set1_epi64((long long)di), one = _mm512_set1_epi64(1);
+        for (int32_t v = 0; v < nf; v += 16) {
+            const __m512i a0 = _mm512_and_si512(_mm512_loadu_si512(fm + v), dv);
+            const __m512i a1 = _mm512_and_si512(_mm512_loadu_si512(fm + v + 8), dv);
+            const unsigned more = (unsigned)_mm512_test_epi64_mask(a0, _mm512_sub_epi64(a0, one)) |
+                                  (unsigned)_mm512_test_epi64_mask(a1, _mm512_sub_epi64(a1, one)) << 8;
+            const unsigned hit = (unsigned)_mm512_test_epi64_mask(a0, a0) | (unsigned)_mm512_test_epi64_mask(a1, a1) << 8;
+            const __m512i e = _mm512_loadu_si512(fe + v);
+            _mm512_storeu_si512(jl + nj, _mm512_maskz_compress_epi32((__mmask16)(hit & ~more), e));
+            nj += __builtin_popcount(hit & ~more);
+            if (more) {
+                _mm512_storeu_si512(qe + nq, _mm512_maskz_compress_epi32((__mmask16)more, e));
+                nq += __builtin_popcount(more);
+            }
+        }
     }
     *nq_out = nq;
     return nj;
 }
 #endif
 
-static inline int32_t coincident_columns(const int32_t *restrict fe, const uint64_t *restrict fm, int32_t nf, uint64_t di,
-                                         int32_t *restrict jl, int32_t *restrict qe, uint64_t *restrict qa, int32_t *nq) {
+static inline int32_t coincident_columns(const int32_t *restrict fe, const uint64_t *restrict fm, const uint32_t *restrict fm32,
+                                         int32_t nf, uint64_t di, int32_t *restrict jl, int32_t *restrict qe, int32_t *nq) {
 #if TRAIN_X86
-    if (lane_build() == 4) return coincident_v4(fe, fm, nf, di, jl, qe, qa, nq);
+    if (lane_build() == 4) return coincident_v4(fe, fm, fm32, nf, di, jl, qe, nq);
 #endif
-    return coincident_scalar(fe, fm, nf, di, jl, qe, qa, nq);
+    return coincident_scalar(fe, fm, nf, di, jl, qe, nq);
 }
 
 /* Keys of one update, all derived from one draw of the tile's stream: the trains', their tie
@@ -718,7 +752,7 @@ typedef struct {
 /* The update's working memory, carved from one block (the tile's scratch when it is large enough, else
  * one allocation per call): byte offsets of its arrays, each 64-byte aligned, for one group of samples. */
 typedef struct {
-    size_t xbits, slots, xneg, smp, dtr, tie, jl, loff, lbase, fe, fm, nf, qe, qa, lists, total, dim64;
+    size_t xbits, slots, xneg, smp, dtr, tie, jl, loff, lbase, fe, fm, fm32, nf, qe, lists, total, dim64;
     int32_t group;
 } update_layout_t;
 
@@ -749,9 +783,9 @@ static update_layout_t update_layout(int32_t rows, int32_t cols, int32_t batch, 
     ly.lbase = take64(&at, sizeof(int32_t) * g);                                 /* [g] start of a sample's lists */
     ly.fe = take64(&at, sizeof(int32_t) * g * ((size_t)cols + FIRED_PAD));       /* [g][cols + pad] fired columns' entries */
     ly.fm = take64(&at, sizeof(uint64_t) * g * ((size_t)cols + FIRED_PAD));      /* [g][cols + pad] and their trains */
+    ly.fm32 = take64(&at, sizeof(uint32_t) * g * ((size_t)cols + FIRED_PAD));    /* [g][cols + pad] the same, 32 bits */
     ly.nf = take64(&at, sizeof(int32_t) * g);                                    /* [g] number of fired columns */
     ly.qe = take64(&at, sizeof(int32_t) * ((size_t)cols + FIRED_PAD));           /* a row's multiple-pulse entries */
-    ly.qa = take64(&at, sizeof(uint64_t) * ((size_t)cols + FIRED_PAD));          /* and their coincident slots */
     /* The group's slot lists, room for their longest (every column in every slot): only what a group's
      * lists hold is ever touched (a sparse update's ~1.5 % of it), the rest stays unmapped address space. */
     ly.lists = take64(&at, sizeof(int32_t) * (g * (size_t)bl * (size_t)cols + 4));
@@ -787,7 +821,8 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
     int32_t *jl = (int32_t *)(blk + ly.jl), *loff = (int32_t *)(blk + ly.loff), *lbase = (int32_t *)(blk + ly.lbase);
     int32_t *lists = (int32_t *)(blk + ly.lists);
     int32_t *fe = (int32_t *)(blk + ly.fe), *nf = (int32_t *)(blk + ly.nf), *qe = (int32_t *)(blk + ly.qe);
-    uint64_t *fm = (uint64_t *)(blk + ly.fm), *qa = (uint64_t *)(blk + ly.qa);
+    uint64_t *fm = (uint64_t *)(blk + ly.fm);
+    uint32_t *fm32 = (uint32_t *)(blk + ly.fm32);
     const size_t fstride = (size_t)cols + FIRED_PAD;
     const size_t dim64 = ly.dim64;
     /* Rows per band: their device (32 B) and weight (8 B) lines in about half a megabyte. */
@@ -819,7 +854,7 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
             trains_of(&uk, col_train(b0 + g, 0), xb, cx, cols, bl, xg, &tsc);
             trains_of(&uk, row_train(b0 + g, 0), db, sm->cd, rows, bl, dtr + (size_t)g * rows, &tsc);
             sm->active = slots_of(xg, xb, cols, bl, sg, ng_);
-            if (sm->active) nf[g] = fired_columns(xg, ng_, cols, fe + g * fstride, fm + g * fstride);
+            if (sm->active) nf[g] = fired_columns(xg, ng_, cols, fe + g * fstride, fm + g * fstride, fm32 + g * fstride);
             /* Key of this sample's cycle-to-cycle draws: pulse p on device k draws at counter
              * 64 k + p, whatever the order in which the pulses are found. */
             sm->skey = rram_draw(uk.noise, (uint64_t)(b0 + g));
@@ -866,7 +901,8 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
                 const uint64_t *dtg = dtr + (size_t)g * rows;
                 const int32_t *lg = lists + lbase[g], *so = loff + (size_t)g * (bl + 1);
                 const int32_t *feg = fe + g * fstride;
-                const uint64_t *fmg = fm + g * fstride;
+                const uint64_t *fmg = fm + g * fstride, *xg = xbits + (size_t)g * cols;
+                const uint32_t *fmg32 = fm32 + g * fstride;
                 for (int32_t i = i0; i < i1; ++i) {
                     prefetch_lines(pf, fc, fc + f_row < fc1 ? fc + f_row : fc1);
                     prefetch_lines(pw, wc, wc + w_row < wc1 ? wc + w_row : wc1);
@@ -885,11 +921,11 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
                     /* Several slots: the coincidences with the sample's fired columns, those with one pulse
                      * pushed as single pulses, those with more queued with their counts. */
                     int32_t nq;
-                    const int32_t nj = coincident_columns(feg, fmg, nf[g], di, jl, qe, qa, &nq);
+                    const int32_t nj = coincident_columns(feg, fmg, fmg32, nf[g], di, jl, qe, &nq);
                     push_list(t, R, jl, nj, base, dneg, sm->skey);
                     pulses += nj;
                     for (int32_t z = 0; z < nq; ++z) {
-                        const int32_t e = qe[z], j = e & ENTRY_J, n = __builtin_popcountll(qa[z]);
+                        const int32_t e = qe[z], j = e & ENTRY_J, n = __builtin_popcountll(di & xg[j]);
                         if (R->q.m == R->lo) chunk_flush(t, R);  /* full (push_list leaves it so) */
                         queue_push(t, &R->q, base + j, pulse_up((uint32_t)(e >> ENTRY_XPOS_SHIFT) & 1u, dneg) ? n : -n,
                                    sm->skey, noise_counter(base + j, 0));

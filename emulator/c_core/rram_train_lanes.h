@@ -35,9 +35,12 @@ static inline __attribute__((always_inline)) float soft_fmaf(float a, float b, f
 #endif
 
 #if !defined(VW) || VW % 8 != 0 || VW > 32 || VW > PAD || CHUNK % VW != 0 \
-    || !defined(LANE_SUFFIX) || !defined(LANE_SOFT_FMA)
+    || !defined(LANE_SUFFIX) || !defined(LANE_SOFT_FMA) || !defined(LANE_MOVEMASK) || !defined(LANE_TARGET)
 #error "rram_train_lanes.h: VW (a multiple of 8 up to 32, at most PAD, dividing CHUNK), LANE_SUFFIX, LANE_SOFT_FMA"
 #endif
+/* Every function below is inlined into its build's entry point and compiled for that build's target
+ * (LANE_TARGET), so that a build may use its own instructions. */
+#define LANE_FN static inline __attribute__((always_inline)) LANE_TARGET
 _Static_assert(sizeof(((lanes_t *)0)->tb) / sizeof(uint32_t) >= CHUNK / VW, "lanes_t.tb: one word per vector");
 
 #define vf LANE_CAT(vf, LANE_SUFFIX)
@@ -99,16 +102,16 @@ typedef int32_t vi __attribute__((vector_size(4 * VW)));
 typedef uint32_t vu __attribute__((vector_size(4 * VW)));
 typedef uint64_t vu64 __attribute__((vector_size(8 * VW)));
 
-static inline __attribute__((always_inline)) vf vsplat(float c) {
+LANE_FN vf vsplat(float c) {
     vf r;
     FOR_LANES(l) r[l] = c;  /* one broadcast ((vf){0} + c is built lane by lane) */
     return r;
 }
-static inline __attribute__((always_inline)) vf vsel(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }  /* mask ? a : b */
+LANE_FN vf vsel(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }  /* mask ? a : b */
 /* Lane loops for what the generic operators lack or lower badly (GCC lowers a comparison of vectors
  * wider than a register lane by lane): the vectorizer turns each into one or two instructions per
  * register (vfmadd; vcmpps and a blend; vpminsd); without FMA, soft_fmaf. */
-static inline __attribute__((always_inline)) vf vfma(vf a, vf b, vf c) {  /* a b + c, rounded once */
+LANE_FN vf vfma(vf a, vf b, vf c) {  /* a b + c, rounded once */
     vf r;
 #if LANE_SOFT_FMA
     FOR_LANES(l) r[l] = soft_fmaf(a[l], b[l], c[l]);
@@ -117,14 +120,14 @@ static inline __attribute__((always_inline)) vf vfma(vf a, vf b, vf c) {  /* a b
 #endif
     return r;
 }
-static inline __attribute__((always_inline)) vf vmax(vf a, float c) {
+LANE_FN vf vmax(vf a, float c) {
     vf r;
     FOR_LANES(l) r[l] = a[l] > c ? a[l] : c;
     return r;
 }
 /* min(a, c) and max(a, c) for c >= 0 as one integer operation on the bits: floats >= 0 order like their
  * bits, negative ones (sign bit set: negative integers) lie below them. */
-static inline __attribute__((always_inline)) vf vmin_pos(vf a, float c) {
+LANE_FN vf vmin_pos(vf a, float c) {
     const vi ai = (vi)a;
     int32_t ci;
     memcpy(&ci, &c, sizeof ci);
@@ -132,7 +135,7 @@ static inline __attribute__((always_inline)) vf vmin_pos(vf a, float c) {
     FOR_LANES(l) r[l] = ai[l] < ci ? ai[l] : ci;
     return (vf)r;
 }
-static inline __attribute__((always_inline)) vf vmax_pos(vf a, float c) {
+LANE_FN vf vmax_pos(vf a, float c) {
     const vi ai = (vi)a;
     int32_t ci;
     memcpy(&ci, &c, sizeof ci);
@@ -149,7 +152,7 @@ static inline __attribute__((always_inline)) vf vmax_pos(vf a, float c) {
  * degree 8 fitted here for the relative error of log2(1 + f) / f on that interval (weighted least squares,
  * Lawson iteration; < 9e-8 evaluated in float32). Returns f P(f) (full relative precision for small f)
  * and e in *e. */
-static inline __attribute__((always_inline)) vf log2_parts(vf x, vf *e) {
+LANE_FN vf log2_parts(vf x, vf *e) {
     const vi ix = (vi)x - 0x3F3504F3;  /* the bits of sqrt(1/2): ix >> 23 is the exponent of x / sqrt(1/2) */
     *e = __builtin_convertvector(ix >> 23, vf);
     const vf f = (vf)((ix & 0x007FFFFF) + 0x3F3504F3) - 1.0f;
@@ -165,7 +168,7 @@ static inline __attribute__((always_inline)) vf log2_parts(vf x, vf *e) {
 }
 
 /* 2^r - 1 = r E(r) for |r| <= 1/2, E of degree 5 fitted like P above (relative error < 8e-8 in float32). */
-static inline __attribute__((always_inline)) vf exp2m1_reduced(vf r) {
+LANE_FN vf exp2m1_reduced(vf r) {
     vf p = vfma(r, vsplat(0.00015398397226817906f), vsplat(0.0013387766666710377f));
     p = vfma(p, r, vsplat(0.009618247859179974f));
     p = vfma(p, r, vsplat(0.055503666400909424f));
@@ -175,13 +178,13 @@ static inline __attribute__((always_inline)) vf exp2m1_reduced(vf r) {
 }
 
 /* 2^k from t = x + SHIFT23 or SHIFT23 - x (k = round(+-x) in t's low bits; SHIFT23's own bits shift out). */
-static inline __attribute__((always_inline)) vf two_to_k(vf t) { return (vf)(((vu)t << 23) + (127u << 23)); }
+LANE_FN vf two_to_k(vf t) { return (vf)(((vu)t << 23) + (127u << 23)); }
 
 /* y^g = 2^(g (e + l)) from log2 y = e + l (log2_parts): g e - k and g l are summed after the reduction, so
  * the result keeps float32 precision for large |g log2 y| (g log2 y itself would lose its low bits). k is
  * clamped to [-125, 126] (t > 0 whenever that matters, so on its bits), a clamped lane gives 2^k: normal
  * results, the ends of the range only for extreme lanes. */
-static inline __attribute__((always_inline)) vf pow_parts(vf e, vf l, vf g) {
+LANE_FN vf pow_parts(vf e, vf l, vf g) {
     const vf gl = g * l;
     const vf t = vfma(g, e, gl) + SHIFT23;
     const vf tc = vmax_pos(vmin_pos(t, SHIFT23 + 126.0f), SHIFT23 - 125.0f);
@@ -194,7 +197,7 @@ static inline __attribute__((always_inline)) vf pow_parts(vf e, vf l, vf g) {
 
 /* 1 - 2^-v for v >= 0 (clamped to 30: beyond, 1 in float32), without cancellation for small v:
  * 1 - 2^k (1 + r E(r)) = (1 - 2^k) - 2^k r E(r), k = round(-v), r = -v - k exact. */
-static inline __attribute__((always_inline)) vf one_minus_exp2_neg(vf v) {
+LANE_FN vf one_minus_exp2_neg(vf v) {
     const vf vc = vmin_pos(v, 30.0f);
     const vf t = SHIFT23 - vc;
     const vf tk = two_to_k(t);
@@ -203,7 +206,7 @@ static inline __attribute__((always_inline)) vf one_minus_exp2_neg(vf v) {
 
 /* sqrt x for x in [1e-3, 1e3] (the tail's -2 ln p lies in [7.4, 34]) to ~1e-7: 1/sqrt from the exponent
  * halved, three Newton steps, times x. Only basic operations, so every build gives the same bits. */
-static inline __attribute__((always_inline)) vf v_sqrt(vf x) {
+LANE_FN vf v_sqrt(vf x) {
     vf r = (vf)(0x5F3759DF - ((vi)x >> 1));
     for (int i = 0; i < 3; ++i) r = r * (1.5f - 0.5f * x * r * r);
     return x * r;
@@ -219,13 +222,13 @@ static inline __attribute__((always_inline)) vf v_sqrt(vf x) {
  * 0 once the base reaches 0 (the bound in one pulse). Computed as y (1 - 2^-v), v = log2(1 + z) / g,
  * z = g m y^g, without cancellation (a weak pulse's step m y^gamma keeps full float32 precision).
  * In parts (step_y), so that the pulse loop can run each over all lanes. */
-static inline __attribute__((always_inline)) vi unit_lanes(vf g1) {  /* g ~ 0 (gamma = 1): y e^-m */
+LANE_FN vi unit_lanes(vf g1) {  /* g ~ 0 (gamma = 1): y e^-m */
     vi r;
     FOR_LANES(l) r[l] = __builtin_fabsf(g1[l]) < 1e-7f ? -1 : 0;
     return r;
 }
 
-static inline __attribute__((always_inline)) vf live_y(vf y) {
+LANE_FN vf live_y(vf y) {
     vf r;
     FOR_LANES(l) r[l] = y[l] > Y_TINY ? y[l] : 1.0f;  /* at the bound: y = 1 with m = 0, no step */
     return r;
@@ -234,7 +237,7 @@ static inline __attribute__((always_inline)) vf live_y(vf y) {
 /* z = g m y^g, clamped to [-2, 1e30] (z >= -2 keeps 1 + z exact below 0, only for gamma < 1, where step_v
  * clamps the base to the smallest normal: v >= 126 / |g|, 1 - 2^-v = 1, the bound in one pulse); m itself
  * for gamma = 1 (0 at the bound). */
-static inline __attribute__((always_inline)) vf step_z_of(vf e, vf l, vf g1, vf mm, const int units) {
+LANE_FN vf step_z_of(vf e, vf l, vf g1, vf mm, const int units) {
     /* log2 y = e + l, mm: m live; units = 0: no lane has gamma = 1 (its selects would keep g1 and z) */
     if (!units) return vmax(vmin_pos((g1 * mm) * pow_parts(e, l, g1), 1e30f), -2.0f);
     const vi unit = unit_lanes(g1);
@@ -243,13 +246,13 @@ static inline __attribute__((always_inline)) vf step_z_of(vf e, vf l, vf g1, vf 
     return vsel(unit, mm, vmax(vmin_pos((gs * mm) * pow_parts(e, l, gs), 1e30f), -2.0f));
 }
 
-static inline __attribute__((always_inline)) vf live_m(vf y, vf m) {
+LANE_FN vf live_m(vf y, vf m) {
     vf r;
     FOR_LANES(l) r[l] = y[l] > Y_TINY ? m[l] : 0.0f;
     return r;
 }
 
-static inline __attribute__((always_inline)) vf step_z(vf y, vf g1, vf m) {
+LANE_FN vf step_z(vf y, vf g1, vf m) {
     vf e, l = log2_parts(live_y(y), &e);
     return step_z_of(e, l, g1, live_m(y, m), 1);
 }
@@ -257,7 +260,7 @@ static inline __attribute__((always_inline)) vf step_z(vf y, vf g1, vf m) {
 /* v = log2(1 + z) / g (m / ln 2 for gamma = 1): the rounding c of b = 1 + z corrected by
  * c / (b ln 2) ~ c (1 - z) / ln 2 (error c z^2 / (1 + z), below float32 resolution; for z >= 1 the
  * correction itself is below it). */
-static inline __attribute__((always_inline)) vf step_v(vf g1, vf z, const int units) {  /* units: as in step_z_of */
+LANE_FN vf step_v(vf g1, vf z, const int units) {  /* units: as in step_z_of */
     const vf b = 1.0f + z;
     vf eb, lb = log2_parts(vmax_pos(b, 0x1p-126f), &eb);
     const vf l1p = vfma(z - (b - 1.0f), vmax_pos(vfma(z, vsplat(-INV_LN2), vsplat(INV_LN2)), 0.0f), eb + lb);
@@ -269,9 +272,9 @@ static inline __attribute__((always_inline)) vf step_v(vf g1, vf z, const int un
 }
 
 /* The step y (1 - 2^-v) from live_y(y) and v. */
-static inline __attribute__((always_inline)) vf step_of_v(vf yy, vf v) { return yy * one_minus_exp2_neg(v); }
+LANE_FN vf step_of_v(vf yy, vf v) { return yy * one_minus_exp2_neg(v); }
 
-static inline __attribute__((always_inline)) vf step_y(vf y, vf g1, vf m) {
+LANE_FN vf step_y(vf y, vf g1, vf m) {
     return step_of_v(live_y(y), step_v(g1, step_z(y, g1, m), 1));
 }
 
@@ -279,7 +282,7 @@ static inline __attribute__((always_inline)) vf step_y(vf y, vf g1, vf m) {
  * of key + (counter + 1) * golden; a lane carries that sum (`seq`), so its next draw adds golden.
  * Only the top 23 bits are used (the uniform below): the finalizer's last step z ^ (z >> 31) leaves
  * them as they are, so it is left out. */
-static inline __attribute__((always_inline)) vu64 v_mix64_top(vu64 z) {
+LANE_FN vu64 v_mix64_top(vu64 z) {
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
     return (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
 }
@@ -290,18 +293,18 @@ static inline __attribute__((always_inline)) vu64 v_mix64_top(vu64 z) {
  * computed only for the lanes that need them, gathered into vectors of their own (same operations
  * per lane, so the same bits as computing both regions everywhere and selecting). */
 #define P_LOW 0.02425f
-static inline __attribute__((always_inline)) vf uniform_of(vu64 r) {
+LANE_FN vf uniform_of(vu64 r) {
     const vf k = __builtin_convertvector(__builtin_convertvector(v_mix64_top(r) >> 41, vi), vf);
     return vfma(k, vsplat(0x1p-23f), vsplat(0x1p-24f));  /* exact, as (k + 0.5) 2^-23 */
 }
 
-static inline __attribute__((always_inline)) vi is_central(vf u) {
+LANE_FN vi is_central(vf u) {
     vi c;
     FOR_LANES(l) c[l] = -((u[l] > P_LOW) & (u[l] < 1.0f - P_LOW));  /* & not &&: no branch */
     return c;
 }
 
-static inline __attribute__((always_inline)) vf normal_central(vf u) {
+LANE_FN vf normal_central(vf u) {
     const vf q = u - 0.5f, rr = q * q;
     vf nc = vfma(rr, vsplat(-3.969683028665376e+01f), vsplat(2.209460984245205e+02f));
     nc = vfma(nc, rr, vsplat(-2.759285104469687e+02f));
@@ -316,7 +319,7 @@ static inline __attribute__((always_inline)) vf normal_central(vf u) {
     return nc * q / dc;
 }
 
-static inline __attribute__((always_inline)) vf normal_tail(vf u) {
+LANE_FN vf normal_tail(vf u) {
     vi lower;
     vf p;
     FOR_LANES(l) {
@@ -337,9 +340,15 @@ static inline __attribute__((always_inline)) vf normal_tail(vf u) {
     return vsel(lower, nt, -nt) / dt;
 }
 
-/* Bit l set where lane l of the mask is set: the lanes narrowed to bytes (0 or 1), each eight gathered into
- * the top byte of one multiply (byte l -> bit 56 + l, no carries). */
-static inline __attribute__((always_inline)) uint32_t mask_bits(vi m) {
+/* Bit l set where lane l of the mask is set: one move of the lanes' sign bits where the build has it
+ * (LANE_MOVEMASK: the register's width in bits), else the lanes narrowed to bytes (0 or 1), each eight
+ * gathered into the top byte of one multiply (byte l -> bit 56 + l, no carries). */
+LANE_FN uint32_t mask_bits(vi m) {
+#if LANE_MOVEMASK == 512 && VW == 16
+    if (1) return (uint32_t)_mm512_movepi32_mask((__m512i)m);
+#elif LANE_MOVEMASK == 256 && VW == 8
+    if (1) return (uint32_t)_mm256_movemask_ps((__m256)m);
+#endif
     typedef uint8_t vb __attribute__((vector_size(VW)));
     const vb b = __builtin_convertvector(m, vb) & 1;
     uint32_t r = 0;
@@ -354,13 +363,13 @@ static inline __attribute__((always_inline)) uint32_t mask_bits(vi m) {
 /* A vector of lanes loaded from or stored to a lanes_t array (may alias its floats). */
 typedef vf vf_mem __attribute__((may_alias, aligned(4)));
 typedef vu64 vu64_mem __attribute__((may_alias, aligned(8)));
-static inline __attribute__((always_inline)) vf ld(const float *p) { return *(const vf_mem *)p; }
-static inline __attribute__((always_inline)) void st(float *p, vf v) { *(vf_mem *)p = v; }
-static inline __attribute__((always_inline)) vu64 ld64(const uint64_t *p) { return *(const vu64_mem *)p; }
-static inline __attribute__((always_inline)) void st64(uint64_t *p, vu64 v) { *(vu64_mem *)p = v; }
+LANE_FN vf ld(const float *p) { return *(const vf_mem *)p; }
+LANE_FN void st(float *p, vf v) { *(vf_mem *)p = v; }
+LANE_FN vu64 ld64(const uint64_t *p) { return *(const vu64_mem *)p; }
+LANE_FN void st64(uint64_t *p, vu64 v) { *(vu64_mem *)p = v; }
 
 /* Lanes e0 + l < m as a mask. */
-static inline __attribute__((always_inline)) vi lanes_below(int32_t e0, int32_t m) {
+LANE_FN vi lanes_below(int32_t e0, int32_t m) {
     vi r;
     FOR_LANES(l) r[l] = e0 + l < m ? -1 : 0;
     return r;
@@ -368,7 +377,7 @@ static inline __attribute__((always_inline)) vi lanes_below(int32_t e0, int32_t 
 
 /* The cycle-to-cycle draw of the lanes [e0, e0 + VW) (their counters advanced): the uniform kept in un,
  * the lanes below m whose draw is in a tail as a bitmask in tb. */
-static inline __attribute__((always_inline)) void draw_lanes(lanes_t *restrict L, int32_t s0, int32_t e0, int32_t m) {
+LANE_FN void draw_lanes(lanes_t *restrict L, int32_t s0, int32_t e0, int32_t m) {
     const vu64 seq = ld64(L->seq + e0);
     const vf u = uniform_of(seq);
     st64(L->seq + e0, seq + RRAM_GOLDEN);  /* the device's next pulse draws at the next counter */
@@ -382,7 +391,7 @@ static inline __attribute__((always_inline)) void draw_lanes(lanes_t *restrict L
  * branch on the count to mispredict. Padding: the lanes past CHUNK, past every pass (mp <= CHUNK) and
  * never stored, with u = 1/2 and dw = 0, so that all lanes are stored back without a branch on the count
  * (distinct ones: no chain through memory). */
-static inline __attribute__((always_inline)) int32_t tail_lanes(lanes_t *restrict L, int32_t s0, int32_t mp, float c2c) {
+LANE_FN int32_t tail_lanes(lanes_t *restrict L, int32_t s0, int32_t mp, float c2c) {
     int32_t nt = 0;
     for (int32_t e0 = s0; e0 < mp; e0 += VW) {
         uint32_t bits = L->tb[(e0 - s0) / VW];
@@ -410,7 +419,7 @@ static inline __attribute__((always_inline)) int32_t tail_lanes(lanes_t *restric
 }
 
 /* The z and the v pass of pulse_lanes (units: as in step_z_of). */
-static inline __attribute__((always_inline)) void zv_passes(lanes_t *restrict L, int32_t s0, int32_t mp, const int units) {
+LANE_FN void zv_passes(lanes_t *restrict L, int32_t s0, int32_t mp, const int units) {
     for (int32_t e0 = s0; e0 < mp; e0 += VW) {
         st(L->dw + e0, step_z_of(ld(L->le + e0), ld(L->ll + e0), ld(L->g1 + e0), ld(L->dw + e0), units));
     }
@@ -429,7 +438,7 @@ static inline __attribute__((always_inline)) void zv_passes(lanes_t *restrict L,
  * of a pass's iterations fit in the scheduler: passes of one polynomial each ran ~20 % faster than
  * passes of two; the draw, independent of the step, shares the first pass, and the tails' noise (a
  * logarithm, a square root and a division) overlaps the z and v passes. */
-static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *restrict L, int32_t s, int32_t m, float c2c) {
+LANE_FN void pulse_lanes_body(lanes_t *restrict L, int32_t s, int32_t m, float c2c) {
     const int32_t s0 = s / VW * VW, mp = s0 + (m - s0 + VW - 1) / VW * VW;
     const int noise = c2c > 0.0f;
     vi any_unit = {0};
@@ -479,7 +488,7 @@ static inline __attribute__((always_inline)) void pulse_lanes_body(lanes_t *rest
  * pairs, then halves: the three stages of one-instruction shuffles in every build; the vectorizer's own
  * version of the strided loads took ~9 % of a sparse update in the AVX2 build), then selects by a mask
  * from the direction. Bit operations only, so every build gives the same bits. */
-static inline __attribute__((always_inline)) void unpack_lanes_body(lanes_t *restrict L, const float *restrict dev, int32_t s,
+LANE_FN void unpack_lanes_body(lanes_t *restrict L, const float *restrict dev, int32_t s,
                                                                    int32_t m) {
     typedef uint32_t v8 __attribute__((vector_size(32)));
     typedef v8 v8_mem __attribute__((may_alias, aligned(4)));
@@ -513,7 +522,7 @@ static inline __attribute__((always_inline)) void unpack_lanes_body(lanes_t *res
 
 /* rram_train_steps on lanes: the kernel's own step (float32, packed parameters), so expectations match
  * what pulses apply. */
-static inline __attribute__((always_inline)) void steps_body(const rram_train_tile *t, double *up_out, double *down_out) {
+LANE_FN void steps_body(const rram_train_tile *t, double *up_out, double *down_out) {
     const int64_t total = (int64_t)t->rows * t->cols;
     for (int64_t k0 = 0; k0 < total; k0 += VW) {
         vf hi = vsplat(1.0f), lo = vsplat(-1.0f), span = vsplat(2.0f), is = vsplat(0.5f), w = vsplat(0.0f);
@@ -587,3 +596,6 @@ static inline __attribute__((always_inline)) void steps_body(const rram_train_ti
 #undef VW
 #undef LANE_SUFFIX
 #undef LANE_SOFT_FMA
+#undef LANE_MOVEMASK
+#undef LANE_TARGET
+#undef LANE_FN
