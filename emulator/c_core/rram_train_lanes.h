@@ -486,18 +486,45 @@ LANE_FN void pulse_lanes_body(lanes_t *restrict L, int32_t s, int32_t m, float c
  * the pulses move towards, sgn / span and sgn span (sgn -1 down: the sign bit flipped, exact), alpha and
  * gamma - 1 of the direction. Eight records at a time as an 8 x 8 transpose of their bits (unpack, then
  * pairs, then halves: the three stages of one-instruction shuffles in every build; the vectorizer's own
- * version of the strided loads took ~9 % of a sparse update in the AVX2 build), then selects by a mask
- * from the direction. Bit operations only, so every build gives the same bits. */
-LANE_FN void unpack_lanes_body(lanes_t *restrict L, const float *restrict dev, int32_t s,
-                                                                   int32_t m) {
+ * version of the strided loads took ~9 % of a sparse update in the AVX2 build), sixteen in the AVX-512
+ * build (two transposes, one per half of each register: the shuffles bound the loop, and AVX-512 gathers
+ * of the five fields were slower still), then selects by a mask from the direction. Bit operations only,
+ * so every build gives the same bits. */
+LANE_FN void unpack_lanes_body(lanes_t *restrict L, const float *restrict dev, int32_t s, int32_t m) {
+    /* UW lanes at a time: 16 (two 8 x 8 transposes side by side, one per half of each register) where the
+     * build's vectors are that wide, so each shuffle does twice the work; else 8. */
+#if VW == 16
+#define UW 16
+#define UM(p, h) ((p) < 8 ? 8 * (h) + (p) : 16 + 8 * (h) + (p) - 8)
+#else
+#define UW 8
+#define UM(p, h) (p)
+#endif
+#define UMASK(a, b, c, d, e, f, g, q) UM(a, 0), UM(b, 0), UM(c, 0), UM(d, 0), UM(e, 0), UM(f, 0), UM(g, 0), UM(q, 0) \
+    UHI(a, b, c, d, e, f, g, q)
+#if UW == 16
+#define UHI(a, b, c, d, e, f, g, q) , UM(a, 1), UM(b, 1), UM(c, 1), UM(d, 1), UM(e, 1), UM(f, 1), UM(g, 1), UM(q, 1)
+#else
+#define UHI(a, b, c, d, e, f, g, q)
+#endif
     typedef uint32_t v8 __attribute__((vector_size(32)));
+    typedef uint32_t vU __attribute__((vector_size(4 * UW)));
     typedef v8 v8_mem __attribute__((may_alias, aligned(4)));
-    const v8 lo2 = {0, 8, 1, 9, 4, 12, 5, 13}, hi2 = {2, 10, 3, 11, 6, 14, 7, 15};
-    const v8 lo4 = {0, 1, 8, 9, 4, 5, 12, 13}, hi4 = {2, 3, 10, 11, 6, 7, 14, 15};
-    const v8 lo8 = {0, 1, 2, 3, 8, 9, 10, 11}, hi8 = {4, 5, 6, 7, 12, 13, 14, 15};
-    for (int32_t e0 = s / VW * VW; e0 < m; e0 += 8) {
-        v8 r[8], t[8], u[8], c[8];
-        for (int i = 0; i < 8; ++i) r[i] = *(const v8_mem *)(const void *)(dev + RRAM_TRAIN_DEV_STRIDE * L->k[e0 + i]);
+    typedef vU vU_mem __attribute__((may_alias, aligned(4)));
+    const vU lo2 = {UMASK(0, 8, 1, 9, 4, 12, 5, 13)}, hi2 = {UMASK(2, 10, 3, 11, 6, 14, 7, 15)};
+    const vU lo4 = {UMASK(0, 1, 8, 9, 4, 5, 12, 13)}, hi4 = {UMASK(2, 3, 10, 11, 6, 7, 14, 15)};
+    const vU lo8 = {UMASK(0, 1, 2, 3, 8, 9, 10, 11)}, hi8 = {UMASK(4, 5, 6, 7, 12, 13, 14, 15)};
+    for (int32_t e0 = s / VW * VW; e0 < m; e0 += UW) {
+        vU r[8], t[8], u[8], c[8];
+        for (int i = 0; i < 8; ++i) {
+#if UW == 16
+            const v8 a = *(const v8_mem *)(const void *)(dev + RRAM_TRAIN_DEV_STRIDE * L->k[e0 + i]);
+            const v8 b = *(const v8_mem *)(const void *)(dev + RRAM_TRAIN_DEV_STRIDE * L->k[e0 + 8 + i]);
+            r[i] = __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+#else
+            r[i] = *(const v8_mem *)(const void *)(dev + RRAM_TRAIN_DEV_STRIDE * L->k[e0 + i]);
+#endif
+        }
         for (int i = 0; i < 8; i += 2) {
             t[i] = __builtin_shuffle(r[i], r[i + 1], lo2);
             t[i + 1] = __builtin_shuffle(r[i], r[i + 1], hi2);
@@ -511,13 +538,17 @@ LANE_FN void unpack_lanes_body(lanes_t *restrict L, const float *restrict dev, i
             c[f] = __builtin_shuffle(u[f], u[f + 4], lo8);
             c[f + 4] = __builtin_shuffle(u[f], u[f + 4], hi8);
         }
-        const v8 d = *(const v8_mem *)(const void *)(L->dn + e0), sel = -d, neg = d << 31;
-        *(v8_mem *)(void *)(L->ref + e0) = (c[RRAM_TRAIN_DEV_W_MIN] & sel) | (c[RRAM_TRAIN_DEV_W_MAX] & ~sel);
-        *(v8_mem *)(void *)(L->sis + e0) = c[RRAM_TRAIN_DEV_INV_SPAN] ^ neg;
-        *(v8_mem *)(void *)(L->ssp + e0) = c[RRAM_TRAIN_DEV_SPAN] ^ neg;
-        *(v8_mem *)(void *)(L->alpha + e0) = (c[RRAM_TRAIN_DEV_ALPHA_DOWN] & sel) | (c[RRAM_TRAIN_DEV_ALPHA_UP] & ~sel);
-        *(v8_mem *)(void *)(L->g1 + e0) = (c[RRAM_TRAIN_DEV_GM1_DOWN] & sel) | (c[RRAM_TRAIN_DEV_GM1_UP] & ~sel);
+        const vU d = *(const vU_mem *)(const void *)(L->dn + e0), sel = -d, neg = d << 31;
+        *(vU_mem *)(void *)(L->ref + e0) = (c[RRAM_TRAIN_DEV_W_MIN] & sel) | (c[RRAM_TRAIN_DEV_W_MAX] & ~sel);
+        *(vU_mem *)(void *)(L->sis + e0) = c[RRAM_TRAIN_DEV_INV_SPAN] ^ neg;
+        *(vU_mem *)(void *)(L->ssp + e0) = c[RRAM_TRAIN_DEV_SPAN] ^ neg;
+        *(vU_mem *)(void *)(L->alpha + e0) = (c[RRAM_TRAIN_DEV_ALPHA_DOWN] & sel) | (c[RRAM_TRAIN_DEV_ALPHA_UP] & ~sel);
+        *(vU_mem *)(void *)(L->g1 + e0) = (c[RRAM_TRAIN_DEV_GM1_DOWN] & sel) | (c[RRAM_TRAIN_DEV_GM1_UP] & ~sel);
     }
+#undef UW
+#undef UM
+#undef UMASK
+#undef UHI
 }
 
 /* rram_train_steps on lanes: the kernel's own step (float32, packed parameters), so expectations match
