@@ -478,10 +478,40 @@ static int32_t coincident_v4(const int32_t *restrict fe, const uint64_t *restric
 }
 #endif
 
+#if TRAIN_X86
+/* coincident_scalar eight columns at a time for trains of up to 32 slots (AVX2, which has no compress): the
+ * entries kept by a permutation whose lane numbers the mask selects from 0..7 by one pext (its bytes spread
+ * by a pdep), and a full store (the lanes past the kept ones are overwritten next). */
+__attribute__((target("arch=x86-64-v3")))
+static int32_t coincident_v3(const int32_t *restrict fe, const uint32_t *restrict fm32, int32_t nf, uint32_t di,
+                             int32_t *restrict jl, int32_t *restrict qe, int32_t *nq_out) {
+    const __m256i dv = _mm256_set1_epi32((int32_t)di), one = _mm256_set1_epi32(1), zero = _mm256_setzero_si256();
+    int32_t nj = 0, nq = 0;
+    for (int32_t v = 0; v < nf; v += 8) {
+        const __m256i a = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(const void *)(fm32 + v)), dv);
+        const __m256i e = _mm256_loadu_si256((const __m256i *)(const void *)(fe + v));
+        const unsigned none = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(a, zero)));
+        const unsigned one_bit = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(
+            _mm256_cmpeq_epi32(_mm256_and_si256(a, _mm256_sub_epi32(a, one)), zero)));
+        const unsigned single = one_bit & ~none & 0xFFu, more = ~one_bit & 0xFFu;
+        const uint64_t sel = _pdep_u64(single, 0x0101010101010101ULL) * 0xFFu;
+        const __m256i ps = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)_pext_u64(0x0706050403020100ULL, sel)));
+        _mm256_storeu_si256((__m256i *)(void *)(jl + nj), _mm256_permutevar8x32_epi32(e, ps));
+        nj += __builtin_popcount(single);
+        if (more) {
+            for (unsigned b = more; b; b &= b - 1) qe[nq++] = fe[v + __builtin_ctz(b)];
+        }
+    }
+    *nq_out = nq;
+    return nj;
+}
+#endif
+
 static inline int32_t coincident_columns(const int32_t *restrict fe, const uint64_t *restrict fm, const uint32_t *restrict fm32,
                                          int32_t nf, uint64_t di, int32_t *restrict jl, int32_t *restrict qe, int32_t *nq) {
 #if TRAIN_X86
     if (lane_build() == 4) return coincident_v4(fe, fm, fm32, nf, di, jl, qe, nq);
+    if (lane_build() == 3 && di >> 32 == 0) return coincident_v3(fe, fm32, nf, (uint32_t)di, jl, qe, nq);
 #endif
     return coincident_scalar(fe, fm, nf, di, jl, qe, nq);
 }
