@@ -4,10 +4,9 @@
  * Speed (issue 18): an update walks only the coincidences. All trains of a sample are drawn at once
  * (slot word outer, trains inner: the splitmix draws vectorize, the byte compares run as byte vector
  * compares, and the draw pass keeps where ties fell, so they are settled without drawing again). Each
- * sample's column trains are also stored transposed (one column bitmap per slot, by a 64x64 bit
- * transpose per 64 columns, no branch on the trains), as one list of columns per slot and as the list
- * of its fired columns with their trains. A row that fired in one slot (most rows of a sparse update)
- * takes its coincident columns from that slot's list; a row that fired in several finds them among the
+ * sample's column trains are also kept as the list of its fired columns with their trains and, taken from
+ * that list (compressed per slot on vectors), as one list of columns per slot. A row that fired in one
+ * slot (most rows of a sparse update) takes its coincident columns from that slot's list; a row that fired in several finds them among the
  * fired columns, its train ANDed with each column's (sixteen at a time in the AVX-512 build, kept by
  * compressed stores: no branch per column), the columns with more than one coincident slot queued with
  * their counts. Rows are walked in bands whose device and weight lines fit in L2 together, sample by
@@ -274,46 +273,15 @@ static void chunk_flush(rram_train_tile *t, chunk_t *R) {
 
 /* ------------------------------------------------------------------ stochastic trains */
 
-/* The columns of a bitmap of nw words as a list in jl (room for its columns + 4), their number returned:
- * four bit positions per word written unconditionally (the loop for a fifth is rare), so no branch
- * per word to mispredict. */
-static inline __attribute__((always_inline)) int32_t flatten(const uint64_t *restrict words, int32_t nw,
-                                                             int32_t *restrict jl) {
-    int32_t nj = 0;
-    for (int32_t q = 0; q < nw; ++q) {
-        uint64_t c = words[q];
-        const int32_t pc = __builtin_popcountll(c);
-        for (int32_t z = 0; z < 4; ++z) {
-            jl[nj + z] = q * 64 + __builtin_ctzll(c | (1ULL << 63));  /* past the count: ignored */
-            c &= c - 1;
-        }
-        for (int32_t z = 4; z < pc; ++z) {
-            jl[nj + z] = q * 64 + __builtin_ctzll(c);
-            c &= c - 1;
-        }
-        nj += pc;
-    }
-    return nj;
-}
-
-/* A sample's slot lists: for each slot, the columns whose train fired in it, as entries j | XPOS
- * where x_j >= 0 (so a row's direction is one exclusive or: up where d x < 0). Built once per sample
- * and shared by all its rows: a row that fired in one slot (most rows of a sparse update) takes its
- * pulses straight from that slot's list, with no bitmap of its own to flatten. */
+/* A column of a sample as an entry j | XPOS where x_j >= 0 (so a row's direction is one exclusive or: up
+ * where d x < 0): the entries of the sample's fired columns (fired_columns) and of its slot lists (for each
+ * slot, the columns whose train fired in it: slot_lists), built once per sample and shared by all its rows. */
 #define ENTRY_J 0xFFFF  /* columns < RRAM_TRAIN_MAX_DIM <= 2^16 */
 #define ENTRY_XPOS_SHIFT 16
 
-/* 1 where x_j >= 0 (bit j of xneg clear). */
-static inline uint32_t xpos_of(const uint64_t *restrict xneg, int32_t j) { return (uint32_t)(~(xneg[j >> 6] >> (j & 63)) & 1u); }
-
-/* Gradient descent moves w against sign(d x): a pulse on column xpos (xpos_of) of a row with dneg (1 where
+/* Gradient descent moves w against sign(d x): a pulse on column xpos (the entry's XPOS bit) of a row with dneg (1 where
  * d < 0) goes up where d x < 0, that is where xpos equals dneg. */
 static inline int pulse_up(uint32_t xpos, uint32_t dneg) { return (int)(xpos ^ dneg ^ 1u); }
-
-/* Columns jl[0, n) as entries (their XPOS bit). */
-static inline void as_entries(int32_t *restrict jl, int32_t n, const uint64_t *restrict xneg) {
-    for (int32_t z = 0; z < n; ++z) jl[z] |= (int32_t)(xpos_of(xneg, jl[z]) << ENTRY_XPOS_SHIFT);
-}
 
 /* Single pulses on row base / cols of the entries lst[0, n) (pulse_up), the chunk flushed whenever it is
  * full (push_list; this is its version for every build, one lane at a time). */
@@ -399,11 +367,11 @@ static inline void prefetch_lines(const char *p, int32_t a, int32_t b) {
  * returned; FIRED_PAD entries past the end with an empty train, so that coincident_columns reads whole
  * vectors. Branch-free. */
 #define FIRED_PAD 16
-static inline int32_t fired_columns(const uint64_t *restrict xg, const uint64_t *restrict xneg, int32_t cols,
+static inline int32_t fired_columns(const uint64_t *restrict xg, const double *restrict xb, int32_t cols,
                                     int32_t *restrict fe, uint64_t *restrict fm, uint32_t *restrict fm32) {
     int32_t n = 0;
-    for (int32_t j = 0; j < cols; ++j) {
-        fe[n] = j | (int32_t)(xpos_of(xneg, j) << ENTRY_XPOS_SHIFT);
+    for (int32_t j = 0; j < cols; ++j) {  /* a fired column's x is nonzero and not NaN: its sign is its direction */
+        fe[n] = j | (int32_t)((uint32_t)!(xb[j] < 0.0) << ENTRY_XPOS_SHIFT);
         fm[n] = xg[j];
         fm32[n] = (uint32_t)xg[j];
         n += xg[j] != 0;
@@ -414,6 +382,77 @@ static inline int32_t fired_columns(const uint64_t *restrict xg, const uint64_t 
         fm32[z] = 0;
     }
     return n;
+}
+
+/* A sample's slot lists from its fired columns (fe, fm, nf): slot s's list, the entries of the columns whose
+ * train fired in it in column order, at lst + so[s], so[bl] entries in all; lst needs FIRED_PAD entries of room
+ * past them. One column at a time, no branch. */
+static inline __attribute__((always_inline)) void slot_lists_scalar(const int32_t *restrict fe, const uint64_t *restrict fm,
+                                                                    int32_t nf, int32_t bl, int32_t *restrict lst,
+                                                                    int32_t *restrict so) {
+    int32_t n = 0;
+    for (int32_t sl = 0; sl < bl; ++sl) {
+        so[sl] = n;
+        for (int32_t z = 0; z < nf; ++z) {
+            lst[n] = fe[z];
+            n += (int32_t)(fm[z] >> sl & 1u);
+        }
+    }
+    so[bl] = n;
+}
+#if TRAIN_X86
+/* slot_lists_scalar sixteen columns at a time (trains of up to 32 slots), by compressed stores. */
+__attribute__((target("arch=x86-64-v4")))
+static void slot_lists_v4(const int32_t *restrict fe, const uint32_t *restrict fm32, int32_t nf, int32_t bl,
+                          int32_t *restrict lst, int32_t *restrict so) {
+    int32_t n = 0;
+    for (int32_t sl = 0; sl < bl; ++sl) {
+        so[sl] = n;
+        const __m512i bit = _mm512_set1_epi32((int32_t)(1u << sl));
+        for (int32_t v = 0; v < nf; v += 16) {
+            const __mmask16 k = _mm512_test_epi32_mask(_mm512_loadu_si512(fm32 + v), bit);
+            _mm512_storeu_si512(lst + n, _mm512_maskz_compress_epi32(k, _mm512_loadu_si512(fe + v)));
+            n += __builtin_popcount(k);
+        }
+    }
+    so[bl] = n;
+}
+
+/* slot_lists_scalar eight columns at a time (AVX2, trains of up to 32 slots), left-packed as in coincident_v3. */
+__attribute__((target("arch=x86-64-v3")))
+static void slot_lists_v3(const int32_t *restrict fe, const uint32_t *restrict fm32, int32_t nf, int32_t bl,
+                          int32_t *restrict lst, int32_t *restrict so) {
+    int32_t n = 0;
+    for (int32_t sl = 0; sl < bl; ++sl) {
+        so[sl] = n;
+        const __m256i bit = _mm256_set1_epi32((int32_t)(1u << sl));
+        for (int32_t v = 0; v < nf; v += 8) {
+            const __m256i f = _mm256_loadu_si256((const __m256i *)(const void *)(fm32 + v));
+            const unsigned k = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(f, bit), bit)));
+            const uint64_t sel = _pdep_u64(k, 0x0101010101010101ULL) * 0xFFu;
+            const __m256i ps = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)_pext_u64(0x0706050403020100ULL, sel)));
+            const __m256i e = _mm256_loadu_si256((const __m256i *)(const void *)(fe + v));
+            _mm256_storeu_si256((__m256i *)(void *)(lst + n), _mm256_permutevar8x32_epi32(e, ps));
+            n += __builtin_popcount(k);
+        }
+    }
+    so[bl] = n;
+}
+#endif
+
+static inline void slot_lists(const int32_t *restrict fe, const uint64_t *restrict fm, const uint32_t *restrict fm32,
+                              int32_t nf, int32_t bl, int32_t *restrict lst, int32_t *restrict so) {
+#if TRAIN_X86
+    if (bl <= 32 && lane_build() == 4) {
+        slot_lists_v4(fe, fm32, nf, bl, lst, so);
+        return;
+    }
+    if (bl <= 32 && lane_build() == 3) {
+        slot_lists_v3(fe, fm32, nf, bl, lst, so);
+        return;
+    }
+#endif
+    slot_lists_scalar(fe, fm, nf, bl, lst, so);
 }
 
 /* The coincidences of a row whose train di fired in several slots with a sample's fired columns (fe, fm, nf):
@@ -540,9 +579,6 @@ static inline uint64_t threshold_of(double v, double scale) {
     return (uint64_t)(int64_t)(pr * 4294967296.0);
 }
 
-/* Eight words (a 64x64 bit matrix: eight vectors of eight rows). */
-typedef uint64_t vq8 __attribute__((vector_size(64)));
-
 /* Scratch of trains_of for up to n trains, each array with room for n rounded up to 64. */
 typedef struct {
     uint64_t *hb, *g, *tie, *r;  /* per train: the threshold's top byte hi repeated, hi - 1 repeated, tied slots, a draw */
@@ -653,91 +689,6 @@ static inline __attribute__((always_inline)) double abs_max(const double *restri
     return m[0];
 }
 
-/* Transposes v in place (row c bit s -> row s bit c): for j = 32 .. 1, bit j of the row index is swapped
- * with bit j of the column index by exchanging the off-diagonal j x j blocks of each 2j x 2j block
- * (Hacker's Delight, section 7-3). Rows j apart lie in different vectors for j >= 8 (lane-wise
- * operations) and in lanes j apart of one vector below (a lane permutation; the lanes of the lower
- * row shift by j, those of the upper one by 0). Integer operations only: every build, same bits. */
-static inline __attribute__((always_inline)) void transpose_rows(vq8 *v, int jv, uint64_t m) {  /* j = 8 jv */
-    for (int k = 0; k < 8; ++k) {
-        if (k & jv) continue;
-        const vq8 t = ((v[k] >> (8 * jv)) ^ v[k + jv]) & m;
-        v[k + jv] ^= t;
-        v[k] ^= t << (8 * jv);
-    }
-}
-static inline __attribute__((always_inline)) void transpose_lanes(vq8 *v, int j, uint64_t m) {
-    vq8 lo, hi;  /* shifts of the lanes of the lower and the upper row of each pair */
-    for (int l = 0; l < 8; ++l) {
-        lo[l] = (l & j) ? 0 : (uint64_t)j;
-        hi[l] = (l & j) ? (uint64_t)j : 0;
-    }
-    for (int k = 0; k < 8; ++k) {
-        vq8 p;
-        for (int l = 0; l < 8; ++l) p[l] = v[k][l ^ j];  /* the pair's other row (one permutation) */
-        const vq8 t = ((v[k] >> lo) ^ (p >> hi)) & m;
-        v[k] ^= t << lo;
-    }
-}
-/* Called with constant j only, so that every lane permutation is one instruction. */
-static inline __attribute__((always_inline)) void transpose64(vq8 *v) {
-    transpose_rows(v, 4, 0x00000000FFFFFFFFULL);
-    transpose_rows(v, 2, 0x0000FFFF0000FFFFULL);
-    transpose_rows(v, 1, 0x00FF00FF00FF00FFULL);
-    transpose_lanes(v, 4, 0x0F0F0F0F0F0F0F0FULL);
-    transpose_lanes(v, 2, 0x3333333333333333ULL);
-    transpose_lanes(v, 1, 0x5555555555555555ULL);
-}
-
-/* Column trains xg of one sample to its slot bitmaps sg (slot s, word w at s nw + w) and the bitmap
- * xneg of its fired columns with x < 0, by one bit transpose per 64 columns (no branch on the trains,
- * so no mispredicted ones, whatever the density). For bl < 64 the sign of x rides along in the unused
- * bit 63 (a fired column's x is nonzero and not NaN, so its sign bit says x < 0). Returns whether any
- * column fired. */
-static inline __attribute__((always_inline)) int slots_of(const uint64_t *restrict xg, const double *restrict xb,
-                                                          int32_t cols, int32_t bl, uint64_t *restrict sg,
-                                                          uint64_t *restrict xneg) {
-    const int32_t nw = (cols + 63) / 64;
-    const uint64_t sign = bl < 64 ? 1ULL << 63 : 0;
-    uint64_t any = 0;
-    for (int32_t w = 0; w < nw; ++w) {
-        const int32_t j0 = 64 * w, nc = cols - j0 < 64 ? cols - j0 : 64;
-        uint64_t a[64];
-        vq8 v[8];
-        if (nc == 64) {
-            vq8 sx[8];
-            memcpy(v, xg + j0, sizeof v);
-            memcpy(sx, xb + j0, sizeof sx);
-            for (int k = 0; k < 8; ++k) v[k] |= sx[k] & sign;
-        } else {
-            for (int32_t c = 0; c < 64; ++c) {
-                uint64_t sx = 0;
-                if (c < nc) memcpy(&sx, xb + j0 + c, sizeof sx);
-                a[c] = c < nc ? xg[j0 + c] | (sx & sign) : 0;
-            }
-            memcpy(v, a, sizeof v);
-        }
-        transpose64(v);
-        memcpy(a, v, sizeof a);
-        uint64_t fired = 0;
-        for (int32_t s = 0; s < bl; ++s) {
-            sg[(size_t)s * nw + w] = a[s];
-            fired |= a[s];
-        }
-        uint64_t neg = a[63] & fired;
-        if (!sign) {
-            neg = 0;
-            for (uint64_t m = fired; m; m &= m - 1) {
-                const int32_t c = __builtin_ctzll(m);
-                neg |= (uint64_t)(xb[j0 + c] < 0.0) << c;
-            }
-        }
-        xneg[w] = neg;
-        any |= fired;
-    }
-    return any != 0;
-}
-
 /* Train numbers: column j of sample b, row i of sample b. */
 static inline uint64_t col_train(int32_t b, int32_t j) { return (2 * (uint64_t)b) * RRAM_TRAIN_MAX_DIM + (uint64_t)j; }
 static inline uint64_t row_train(int32_t b, int32_t i) { return (2 * (uint64_t)b + 1) * RRAM_TRAIN_MAX_DIM + (uint64_t)i; }
@@ -782,7 +733,7 @@ typedef struct {
 /* The update's working memory, carved from one block (the tile's scratch when it is large enough, else
  * one allocation per call): byte offsets of its arrays, each 64-byte aligned, for one group of samples. */
 typedef struct {
-    size_t xbits, slots, xneg, smp, dtr, tie, jl, loff, lbase, fe, fm, fm32, nf, qe, lists, total, dim64;
+    size_t xbits, smp, dtr, tie, jl, loff, lbase, fe, fm, fm32, nf, qe, lists, total, dim64;
     int32_t group;
 } update_layout_t;
 
@@ -794,8 +745,10 @@ static inline size_t take64(size_t *at, size_t bytes) {
 
 static update_layout_t update_layout(int32_t rows, int32_t cols, int32_t batch, int32_t bl) {
     update_layout_t ly;
-    const int32_t nw = (cols + 63) / 64, dim = rows > cols ? rows : cols;
-    const size_t per_sample = sizeof(uint64_t) * ((size_t)cols + (size_t)nw * (bl + 1)) + sizeof(sample_t);
+    const int32_t dim = rows > cols ? rows : cols;
+    /* what a group keeps per sample: column and row trains, fired columns, slot list offsets */
+    const size_t per_sample = sizeof(uint64_t) * ((size_t)cols + (size_t)rows) + 16 * ((size_t)cols + FIRED_PAD) +
+                              sizeof(int32_t) * (size_t)(bl + 2) + sizeof(sample_t);
     int32_t group = (int32_t)(GROUP_BYTES / per_sample);
     group = group < 1 ? 1 : (group > batch ? (batch > 0 ? batch : 1) : group);
     const size_t g = (size_t)group;
@@ -803,8 +756,6 @@ static update_layout_t update_layout(int32_t rows, int32_t cols, int32_t batch, 
     ly.group = group;
     ly.dim64 = ((size_t)dim + 63) & ~(size_t)63;
     ly.xbits = take64(&at, sizeof(uint64_t) * g * (size_t)cols);                /* [g][cols] column trains */
-    ly.slots = take64(&at, sizeof(uint64_t) * g * (size_t)bl * (size_t)nw);     /* [g][bl][nw] slot bitmaps */
-    ly.xneg = take64(&at, sizeof(uint64_t) * g * (size_t)nw);                    /* [g][nw] columns with x < 0 */
     ly.smp = take64(&at, sizeof(sample_t) * g);
     ly.dtr = take64(&at, sizeof(uint64_t) * g * (size_t)rows);                  /* [g][rows] row trains */
     ly.tie = take64(&at, sizeof(uint64_t) * 6 * ly.dim64);                       /* trains_of's scratch */
@@ -818,7 +769,7 @@ static update_layout_t update_layout(int32_t rows, int32_t cols, int32_t batch, 
     ly.qe = take64(&at, sizeof(int32_t) * ((size_t)cols + FIRED_PAD));           /* a row's multiple-pulse entries */
     /* The group's slot lists, room for their longest (every column in every slot): only what a group's
      * lists hold is ever touched (a sparse update's ~1.5 % of it), the rest stays unmapped address space. */
-    ly.lists = take64(&at, sizeof(int32_t) * (g * (size_t)bl * (size_t)cols + 4));
+    ly.lists = take64(&at, sizeof(int32_t) * (g * (size_t)bl * (size_t)cols + FIRED_PAD));
     ly.total = at;
     return ly;
 }
@@ -834,7 +785,6 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
         !(cfg->lr > 0.0) || !(cfg->dw_min > 0.0))
         return RRAM_E_ARG;
     const int32_t rows = t->rows, cols = t->cols, bl = cfg->bl;
-    const int32_t nw = (cols + 63) / 64;
     const update_layout_t ly = update_layout(rows, cols, batch, bl);
     const int32_t group = ly.group;
     char *own = 0, *blk = t->scratch && t->scratch_bytes >= ly.total ? (char *)t->scratch : 0;
@@ -845,7 +795,7 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
         chunk_free(R);
         return RRAM_E_NOMEM;
     }
-    uint64_t *xbits = (uint64_t *)(blk + ly.xbits), *slots = (uint64_t *)(blk + ly.slots), *xneg = (uint64_t *)(blk + ly.xneg);
+    uint64_t *xbits = (uint64_t *)(blk + ly.xbits);
     sample_t *smp = (sample_t *)(blk + ly.smp);
     uint64_t *dtr = (uint64_t *)(blk + ly.dtr), *tie = (uint64_t *)(blk + ly.tie);
     int32_t *jl = (int32_t *)(blk + ly.jl), *loff = (int32_t *)(blk + ly.loff), *lbase = (int32_t *)(blk + ly.lbase);
@@ -880,11 +830,11 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
             } else {
                 cx = sm->cd = sqrt(k_prod);
             }
-            uint64_t *xg = xbits + (size_t)g * cols, *sg = slots + (size_t)g * bl * nw, *ng_ = xneg + (size_t)g * nw;
+            uint64_t *xg = xbits + (size_t)g * cols;
             trains_of(&uk, col_train(b0 + g, 0), xb, cx, cols, bl, xg, &tsc);
             trains_of(&uk, row_train(b0 + g, 0), db, sm->cd, rows, bl, dtr + (size_t)g * rows, &tsc);
-            sm->active = slots_of(xg, xb, cols, bl, sg, ng_);
-            if (sm->active) nf[g] = fired_columns(xg, ng_, cols, fe + g * fstride, fm + g * fstride, fm32 + g * fstride);
+            nf[g] = fired_columns(xg, xb, cols, fe + g * fstride, fm + g * fstride, fm32 + g * fstride);
+            sm->active = nf[g] > 0;
             /* Key of this sample's cycle-to-cycle draws: pulse p on device k draws at counter
              * 64 k + p, whatever the order in which the pulses are found. */
             sm->skey = rram_draw(uk.noise, (uint64_t)(b0 + g));
@@ -893,15 +843,9 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
         /* Slot lists of the group's samples. */
         for (int32_t g = 0, at = 0; g < ng; ++g) {
             if (!smp[g].active) continue;  /* not walked */
-            int32_t *so = loff + (size_t)g * (bl + 1), *lg = lists + at;
-            const uint64_t *sg = slots + (size_t)g * bl * nw;
+            int32_t *so = loff + (size_t)g * (bl + 1);
             lbase[g] = at;
-            so[0] = 0;
-            for (int32_t sl = 0; sl < bl; ++sl) {
-                const int32_t nj = flatten(sg + (size_t)sl * nw, nw, lg + so[sl]);
-                as_entries(lg + so[sl], nj, xneg + (size_t)g * nw);
-                so[sl + 1] = so[sl] + nj;
-            }
+            slot_lists(fe + g * fstride, fm + g * fstride, fm32 + g * fstride, nf[g], bl, lists + at, so);
             at += so[bl];
         }
         /* Band by band (rows whose device and weight lines fit in L2 together), every sample of the
