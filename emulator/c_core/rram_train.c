@@ -367,10 +367,42 @@ static inline void prefetch_lines(const char *p, int32_t a, int32_t b) {
  * returned; FIRED_PAD entries past the end with an empty train, so that coincident_columns reads whole
  * vectors. Branch-free. */
 #define FIRED_PAD 16
+#if TRAIN_X86
+/* fired_columns sixteen columns at a time (AVX-512), by compressed stores; returns the columns done. */
+__attribute__((target("arch=x86-64-v4")))
+static int32_t fired_columns_v4(const uint64_t *restrict xg, const double *restrict xb, int32_t cols, int32_t *restrict fe,
+                                uint64_t *restrict fm, uint32_t *restrict fm32, int32_t *n_out) {
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i xpos = _mm512_set1_epi32(1 << ENTRY_XPOS_SHIFT);
+    int32_t n = 0, j = 0;
+    for (; j + 16 <= cols; j += 16) {
+        const __m512i g0 = _mm512_loadu_si512(xg + j), g1 = _mm512_loadu_si512(xg + j + 8);
+        const __mmask8 f0 = _mm512_test_epi64_mask(g0, g0), f1 = _mm512_test_epi64_mask(g1, g1);
+        const __mmask16 f = (__mmask16)((unsigned)f0 | (unsigned)f1 << 8);
+        const __mmask8 n0 = _mm512_cmp_pd_mask(_mm512_loadu_pd(xb + j), _mm512_setzero_pd(), _CMP_LT_OQ);
+        const __mmask8 n1 = _mm512_cmp_pd_mask(_mm512_loadu_pd(xb + j + 8), _mm512_setzero_pd(), _CMP_LT_OQ);
+        const __mmask16 neg = (__mmask16)((unsigned)n0 | (unsigned)n1 << 8);
+        const __m512i e = _mm512_mask_or_epi32(_mm512_add_epi32(iota, _mm512_set1_epi32(j)), (__mmask16)~neg,
+                                               _mm512_add_epi32(iota, _mm512_set1_epi32(j)), xpos);
+        _mm512_storeu_si512(fe + n, _mm512_maskz_compress_epi32(f, e));
+        const __m256i h0 = _mm512_cvtepi64_epi32(g0), h1 = _mm512_cvtepi64_epi32(g1);
+        _mm512_storeu_si512(fm32 + n, _mm512_maskz_compress_epi32(f, _mm512_inserti64x4(_mm512_castsi256_si512(h0), h1, 1)));
+        _mm512_storeu_si512(fm + n, _mm512_maskz_compress_epi64(f0, g0));
+        _mm512_storeu_si512(fm + n + __builtin_popcount(f0), _mm512_maskz_compress_epi64(f1, g1));
+        n += __builtin_popcount(f);
+    }
+    *n_out = n;
+    return j;
+}
+#endif
+
 static inline int32_t fired_columns(const uint64_t *restrict xg, const double *restrict xb, int32_t cols,
                                     int32_t *restrict fe, uint64_t *restrict fm, uint32_t *restrict fm32) {
-    int32_t n = 0;
-    for (int32_t j = 0; j < cols; ++j) {  /* a fired column's x is nonzero and not NaN: its sign is its direction */
+    int32_t n = 0, j = 0;
+#if TRAIN_X86
+    if (lane_build() == 4) j = fired_columns_v4(xg, xb, cols, fe, fm, fm32, &n);
+#endif
+    for (; j < cols; ++j) {  /* a fired column's x is nonzero and not NaN: its sign is its direction */
         fe[n] = j | (int32_t)((uint32_t)!(xb[j] < 0.0) << ENTRY_XPOS_SHIFT);
         fm[n] = xg[j];
         fm32[n] = (uint32_t)xg[j];
