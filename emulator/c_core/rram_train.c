@@ -765,7 +765,7 @@ typedef struct {
 /* The update's working memory, carved from one block (the tile's scratch when it is large enough, else
  * one allocation per call): byte offsets of its arrays, each 64-byte aligned, for one group of samples. */
 typedef struct {
-    size_t xbits, smp, dtr, tie, jl, loff, lbase, fe, fm, fm32, nf, qe, lists, total, dim64;
+    size_t xbits, smp, dtr, tie, jl, loff, lbase, fe, fm, fm32, nf, qe, rl, rn, lists, total, dim64;
     int32_t group;
 } update_layout_t;
 
@@ -798,6 +798,8 @@ static update_layout_t update_layout(int32_t rows, int32_t cols, int32_t batch, 
     ly.fm = take64(&at, sizeof(uint64_t) * g * ((size_t)cols + FIRED_PAD));      /* [g][cols + pad] and their trains */
     ly.fm32 = take64(&at, sizeof(uint32_t) * g * ((size_t)cols + FIRED_PAD));    /* [g][cols + pad] the same, 32 bits */
     ly.nf = take64(&at, sizeof(int32_t) * g);                                    /* [g] number of fired columns */
+    ly.rl = take64(&at, sizeof(int32_t) * g * (size_t)rows);                     /* [g][rows] fired rows */
+    ly.rn = take64(&at, sizeof(int32_t) * 2 * g);                                /* [g] their number, the walk's cursor */
     ly.qe = take64(&at, sizeof(int32_t) * ((size_t)cols + FIRED_PAD));           /* a row's multiple-pulse entries */
     /* The group's slot lists, room for their longest (every column in every slot): only what a group's
      * lists hold is ever touched (a sparse update's ~1.5 % of it), the rest stays unmapped address space. */
@@ -833,6 +835,7 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
     int32_t *jl = (int32_t *)(blk + ly.jl), *loff = (int32_t *)(blk + ly.loff), *lbase = (int32_t *)(blk + ly.lbase);
     int32_t *lists = (int32_t *)(blk + ly.lists);
     int32_t *fe = (int32_t *)(blk + ly.fe), *nf = (int32_t *)(blk + ly.nf), *qe = (int32_t *)(blk + ly.qe);
+    int32_t *rl = (int32_t *)(blk + ly.rl), *rn = (int32_t *)(blk + ly.rn);
     uint64_t *fm = (uint64_t *)(blk + ly.fm);
     uint32_t *fm32 = (uint32_t *)(blk + ly.fm32);
     const size_t fstride = (size_t)cols + FIRED_PAD;
@@ -867,6 +870,16 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
             trains_of(&uk, row_train(b0 + g, 0), db, sm->cd, rows, bl, dtr + (size_t)g * rows, &tsc);
             nf[g] = fired_columns(xg, xb, cols, fe + g * fstride, fm + g * fstride, fm32 + g * fstride);
             sm->active = nf[g] > 0;
+            {  /* its fired rows, in order, for the walk (no test per row there) */
+                const uint64_t *dt = dtr + (size_t)g * rows;
+                int32_t *rg = rl + (size_t)g * rows, nr = 0;
+                for (int32_t i = 0; i < rows; ++i) {
+                    rg[nr] = i;
+                    nr += dt[i] != 0;
+                }
+                rn[2 * g] = nr;
+                rn[2 * g + 1] = 0;
+            }
             /* Key of this sample's cycle-to-cycle draws: pulse p on device k draws at counter
              * 64 k + p, whatever the order in which the pulses are found. */
             sm->skey = rram_draw(uk.noise, (uint64_t)(b0 + g));
@@ -892,11 +905,10 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
             const char *pw = (const char *)(t->w + next0);
             const int32_t pf_lines = (int32_t)(next_n * RRAM_TRAIN_DEV_STRIDE * 4 / 64), pw_lines = (int32_t)(next_n * 8 / 64);
             for (int32_t g = 0; g < ng; ++g) {
-                /* This sample's slice of the next band's lines, a few per row: in one burst, the prefetches
-                 * would wait for free fill buffers and stall the walk. */
+                /* This sample's slice of the next band's lines, a few per fired row (the rest after them): in one
+                 * burst, the prefetches would wait for free fill buffers and stall the walk. */
                 int32_t fc = pf_lines * g / ng, wc = pw_lines * g / ng;
-                const int32_t fc1 = pf_lines * (g + 1) / ng, wc1 = pw_lines * (g + 1) / ng, nr = i1 - i0;
-                const int32_t f_row = (fc1 - fc + nr - 1) / nr, w_row = (wc1 - wc + nr - 1) / nr;
+                const int32_t fc1 = pf_lines * (g + 1) / ng, wc1 = pw_lines * (g + 1) / ng;
                 const sample_t *sm = &smp[g];
                 if (!sm->active) {
                     prefetch_lines(pf, fc, fc1);
@@ -909,13 +921,19 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
                 const int32_t *feg = fe + g * fstride;
                 const uint64_t *fmg = fm + g * fstride, *xg = xbits + (size_t)g * cols;
                 const uint32_t *fmg32 = fm32 + g * fstride;
-                for (int32_t i = i0; i < i1; ++i) {
-                    prefetch_lines(pf, fc, fc + f_row < fc1 ? fc + f_row : fc1);
-                    prefetch_lines(pw, wc, wc + w_row < wc1 ? wc + w_row : wc1);
-                    fc += f_row;
-                    wc += w_row;
+                /* The band's fired rows of this sample: the next stretch of its list of fired rows. */
+                const int32_t *rg = rl + (size_t)g * rows;
+                int32_t z0 = rn[2 * g + 1], z1 = z0;
+                while (z1 < rn[2 * g] && rg[z1] < i1) ++z1;
+                rn[2 * g + 1] = z1;
+                const int32_t fz = (fc1 - fc + z1 - z0) / (z1 - z0 + 1), wz = (wc1 - wc + z1 - z0) / (z1 - z0 + 1);
+                for (int32_t z = z0; z < z1; ++z) {
+                    const int32_t i = rg[z];
+                    prefetch_lines(pf, fc, fc + fz);
+                    prefetch_lines(pw, wc, wc + wz);
+                    fc += fz;
+                    wc += wz;
                     const uint64_t di = dtg[i];
-                    if (!di) continue;
                     const int64_t base = (int64_t)i * cols;
                     const uint32_t dneg = dg[i] < 0.0;  /* the row's direction (pulse_up) */
                     if ((di & (di - 1)) == 0) {  /* one slot: its list */
@@ -938,6 +956,8 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
                         pulses += n;
                     }
                 }
+                prefetch_lines(pf, fc, fc1);
+                prefetch_lines(pw, wc, wc1);
                 chunk_flush(t, R);  /* this sample's pulses before the next sample's */
             }
         }

@@ -11,11 +11,12 @@
  *     scratch. No I/O; one global, the build in use (rram_train_lane_build). An update's working memory
  *     (rram_train_update_scratch bytes, ~5.5 MB of address space for 512 x 512 and batch 64: the trains
  *     of a group of samples, up to 8 MB, the group's per-slot column lists at their longest, 4 bytes per
- *     column, slot and sample, of which only the lists' actual length is touched, and each sample's
- *     fired columns with their trains, 16 bytes per column and sample) is the tile's scratch when that
- *     is large enough, else allocated and freed within the call; one chunk of 1024 pulsed devices
- *     (29 kB of queue and ~75 kB of lanes) is allocated and freed within every call (RRAM_E_NOMEM if either fails,
- *     before any weight changes); a few kB of stack. cols and rows are bounded by RRAM_TRAIN_MAX_DIM.
+ *     column, slot and sample, of which only the lists' actual length is touched, each sample's fired
+ *     columns with their trains, 16 bytes per column and sample, and its fired rows) is the tile's scratch
+ *     when that is large enough, else allocated and freed within the call; one chunk of 1024 pulsed
+ *     devices (29 kB of queue and ~75 kB of lanes) is allocated and freed within every call
+ *     (RRAM_E_NOMEM if either fails, before any weight changes); a few kB of stack. cols and rows are
+ *     bounded by RRAM_TRAIN_MAX_DIM.
  *   - Precision: the device step is computed in float32 (w is read as float32 and stored back as a
  *     double; relative error of a step ~1e-6), like aihwkit's float32 tiles.
  *   - Weights are in normalized device units (the conductance window mapped to about [-1, 1]);
