@@ -163,8 +163,7 @@ static void pulse_lanes(lanes_t *restrict L, int32_t s, int32_t m, float c2c) {
     (b == 4 ? pulse_lanes_v4 : b == 3 ? pulse_lanes_v3 : pulse_lanes_base)(L, s, m, c2c);
 }
 #else
-int rram_train_lane_build(int force) { return force == 0 || force == -1 ? 0 : force == 3 || force == 4 ? 0 : RRAM_E_ARG; }
-static int lane_build(void) { return 0; }
+int rram_train_lane_build(int force) { return force == -1 || force == 0 || force == 3 || force == 4 ? 0 : RRAM_E_ARG; }
 static void unpack_lanes(lanes_t *restrict L, const float *restrict dev, int32_t s, int32_t m) { unpack_lanes_body_base(L, dev, s, m); }
 static void pulse_lanes(lanes_t *restrict L, int32_t s, int32_t m, float c2c) { pulse_lanes_body_base(L, s, m, c2c); }
 #endif
@@ -382,8 +381,8 @@ static int32_t fired_columns_v4(const uint64_t *restrict xg, const double *restr
         const __mmask8 n0 = _mm512_cmp_pd_mask(_mm512_loadu_pd(xb + j), _mm512_setzero_pd(), _CMP_LT_OQ);
         const __mmask8 n1 = _mm512_cmp_pd_mask(_mm512_loadu_pd(xb + j + 8), _mm512_setzero_pd(), _CMP_LT_OQ);
         const __mmask16 neg = (__mmask16)((unsigned)n0 | (unsigned)n1 << 8);
-        const __m512i e = _mm512_mask_or_epi32(_mm512_add_epi32(iota, _mm512_set1_epi32(j)), (__mmask16)~neg,
-                                               _mm512_add_epi32(iota, _mm512_set1_epi32(j)), xpos);
+        const __m512i cj = _mm512_add_epi32(iota, _mm512_set1_epi32(j));
+        const __m512i e = _mm512_mask_or_epi32(cj, (__mmask16)~neg, cj, xpos);
         _mm512_storeu_si512(fe + n, _mm512_maskz_compress_epi32(f, e));
         const __m256i h0 = _mm512_cvtepi64_epi32(g0), h1 = _mm512_cvtepi64_epi32(g1);
         _mm512_storeu_si512(fm32 + n, _mm512_maskz_compress_epi32(f, _mm512_inserti64x4(_mm512_castsi256_si512(h0), h1, 1)));
@@ -433,6 +432,15 @@ static inline __attribute__((always_inline)) void slot_lists_scalar(const int32_
     so[bl] = n;
 }
 #if TRAIN_X86
+/* The lanes of e where bit l of keep is set, left-packed (the rest of the result is don't-care), for AVX2,
+ * which has no compress: a permutation whose lane numbers one pext picks from 0..7, the mask's bits spread to
+ * bytes by a pdep. */
+__attribute__((target("arch=x86-64-v3")))
+static inline __m256i left_pack_v3(__m256i e, unsigned keep) {
+    const uint64_t sel = _pdep_u64(keep, 0x0101010101010101ULL) * 0xFFu;
+    return _mm256_permutevar8x32_epi32(e, _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)_pext_u64(0x0706050403020100ULL, sel))));
+}
+
 /* slot_lists_scalar sixteen columns at a time (trains of up to 32 slots), by compressed stores. */
 __attribute__((target("arch=x86-64-v4")))
 static void slot_lists_v4(const int32_t *restrict fe, const uint32_t *restrict fm32, int32_t nf, int32_t bl,
@@ -450,7 +458,7 @@ static void slot_lists_v4(const int32_t *restrict fe, const uint32_t *restrict f
     so[bl] = n;
 }
 
-/* slot_lists_scalar eight columns at a time (AVX2, trains of up to 32 slots), left-packed as in coincident_v3. */
+/* slot_lists_scalar eight columns at a time (AVX2, trains of up to 32 slots), by left_pack_v3. */
 __attribute__((target("arch=x86-64-v3")))
 static void slot_lists_v3(const int32_t *restrict fe, const uint32_t *restrict fm32, int32_t nf, int32_t bl,
                           int32_t *restrict lst, int32_t *restrict so) {
@@ -461,10 +469,8 @@ static void slot_lists_v3(const int32_t *restrict fe, const uint32_t *restrict f
         for (int32_t v = 0; v < nf; v += 8) {
             const __m256i f = _mm256_loadu_si256((const __m256i *)(const void *)(fm32 + v));
             const unsigned k = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(f, bit), bit)));
-            const uint64_t sel = _pdep_u64(k, 0x0101010101010101ULL) * 0xFFu;
-            const __m256i ps = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)_pext_u64(0x0706050403020100ULL, sel)));
             const __m256i e = _mm256_loadu_si256((const __m256i *)(const void *)(fe + v));
-            _mm256_storeu_si256((__m256i *)(void *)(lst + n), _mm256_permutevar8x32_epi32(e, ps));
+            _mm256_storeu_si256((__m256i *)(void *)(lst + n), left_pack_v3(e, k));
             n += __builtin_popcount(k);
         }
     }
@@ -547,12 +553,9 @@ static int32_t coincident_v4(const int32_t *restrict fe, const uint64_t *restric
     *nq_out = nq;
     return nj;
 }
-#endif
 
-#if TRAIN_X86
-/* coincident_scalar eight columns at a time for trains of up to 32 slots (AVX2, which has no compress): the
- * entries kept by a permutation whose lane numbers the mask selects from 0..7 by one pext (its bytes spread
- * by a pdep), and a full store (the lanes past the kept ones are overwritten next). */
+/* coincident_scalar eight columns at a time for trains of up to 32 slots (AVX2): the entries kept by
+ * left_pack_v3 and a full store (the lanes past the kept ones are overwritten next). */
 __attribute__((target("arch=x86-64-v3")))
 static int32_t coincident_v3(const int32_t *restrict fe, const uint32_t *restrict fm32, int32_t nf, uint32_t di,
                              int32_t *restrict jl, int32_t *restrict qe, int32_t *nq_out) {
@@ -565,9 +568,7 @@ static int32_t coincident_v3(const int32_t *restrict fe, const uint32_t *restric
         const unsigned one_bit = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(
             _mm256_cmpeq_epi32(_mm256_and_si256(a, _mm256_sub_epi32(a, one)), zero)));
         const unsigned single = one_bit & ~none & 0xFFu, more = ~one_bit & 0xFFu;
-        const uint64_t sel = _pdep_u64(single, 0x0101010101010101ULL) * 0xFFu;
-        const __m256i ps = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)_pext_u64(0x0706050403020100ULL, sel)));
-        _mm256_storeu_si256((__m256i *)(void *)(jl + nj), _mm256_permutevar8x32_epi32(e, ps));
+        _mm256_storeu_si256((__m256i *)(void *)(jl + nj), left_pack_v3(e, single));
         nj += __builtin_popcount(single);
         if (more) {
             for (unsigned b = more; b; b &= b - 1) qe[nq++] = fe[v + __builtin_ctz(b)];
@@ -929,8 +930,8 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
                 const int32_t fz = (fc1 - fc + z1 - z0) / (z1 - z0 + 1), wz = (wc1 - wc + z1 - z0) / (z1 - z0 + 1);
                 for (int32_t z = z0; z < z1; ++z) {
                     const int32_t i = rg[z];
-                    prefetch_lines(pf, fc, fc + fz);
-                    prefetch_lines(pw, wc, wc + wz);
+                    prefetch_lines(pf, fc, fc + fz < fc1 ? fc + fz : fc1);
+                    prefetch_lines(pw, wc, wc + wz < wc1 ? wc + wz : wc1);
                     fc += fz;
                     wc += wz;
                     const uint64_t di = dtg[i];

@@ -345,10 +345,10 @@ LANE_FN vf normal_tail(vf u) {
  * gathered into the top byte of one multiply (byte l -> bit 56 + l, no carries). */
 LANE_FN uint32_t mask_bits(vi m) {
 #if LANE_MOVEMASK == 512 && VW == 16
-    if (1) return (uint32_t)_mm512_movepi32_mask((__m512i)m);
+    return (uint32_t)_mm512_movepi32_mask((__m512i)m);
 #elif LANE_MOVEMASK == 256 && VW == 8
-    if (1) return (uint32_t)_mm256_movemask_ps((__m256)m);
-#endif
+    return (uint32_t)_mm256_movemask_ps((__m256)m);
+#else
     typedef uint8_t vb __attribute__((vector_size(VW)));
     const vb b = __builtin_convertvector(m, vb) & 1;
     uint32_t r = 0;
@@ -358,6 +358,7 @@ LANE_FN uint32_t mask_bits(vi m) {
         r |= (uint32_t)((w * 0x0102040810204080ULL) >> 56) << (8 * i);
     }
     return r;
+#endif
 }
 
 /* A vector of lanes loaded from or stored to a lanes_t array (may alias its floats). */
