@@ -13,8 +13,8 @@
  * sample within a band: one sample's pulses are on distinct devices, so they share one chunk of lanes,
  * applied at the end of the sample, and a device's pulses stay in sample order without any ordering of
  * the chunk's entries. Single pulses are written straight into the chunk's lanes (device, direction,
- * noise counter and weight; sixteen at a time in the AVX-512 build); the flush unpacks every lane's
- * packed 32-byte record from the tile on vectors and gathers the queued multiple pulses. A chunk of
+ * noise counter and weight; sixteen at a time in the AVX-512 build); the flush unpacks, on vectors, the
+ * half of every lane's packed record for its direction and gathers the queued multiple pulses. A chunk of
  * 1024 devices is applied as structure-of-arrays lanes sorted by pulse count (the lanes still pulsing
  * form one contiguous range), by a device step in float32 on GCC generic vectors (rram_train_lanes.h,
  * compiled per build: 16 lanes, one register, in the AVX-512 build, 8 in the AVX2 (one register) and
@@ -57,8 +57,8 @@ uint64_t rram_train_key(uint64_t seed, uint64_t stream) {
 
 /* Pulsed devices of one chunk in structure-of-arrays form. Lane e is one device with its pulses
  * in one direction: w (weight), ref (the bound it moves towards), sis = sgn / span, ssp = sgn span
- * (sgn +1 up, -1 down), alpha, gamma - 1 of that direction (float32, unpacked from the device's packed record
- * and dn at the flush), and the
+ * (sgn +1 up, -1 down), alpha, gamma - 1 of that direction (float32, unpacked from the direction's half of the
+ * device's packed record at the flush), and the
  * counter of its next cycle-to-cycle draw. Lanes are sorted by pulse count, largest first, so the lanes still pulsing at
  * pulse p are a prefix [0, m_p): nothing is moved between pulses. */
 #define PAD 16  /* lanes are processed in whole vectors: the widest VW below */
@@ -277,6 +277,7 @@ static void chunk_flush(rram_train_tile *t, chunk_t *R) {
  * slot, the columns whose train fired in it: slot_lists), built once per sample and shared by all its rows. */
 #define ENTRY_J 0xFFFF  /* columns < RRAM_TRAIN_MAX_DIM <= 2^16 */
 #define ENTRY_XPOS_SHIFT 16
+#define ROW_NEG_SHIFT 16  /* a fired row's entry: i | dneg << ROW_NEG_SHIFT (dneg: 1 where d < 0) */
 
 /* Gradient descent moves w against sign(d x): a pulse on column xpos (the entry's XPOS bit) of a row with dneg (1 where
  * d < 0) goes up where d x < 0, that is where xpos equals dneg. */
@@ -494,8 +495,9 @@ static inline void slot_lists(const int32_t *restrict fe, const uint64_t *restri
 }
 
 /* The coincidences of a row whose train di fired in several slots with a sample's fired columns (fe, fm, nf):
- * the entries of the columns with one coincident slot in jl (their number returned), those with more in qe
- * (*nq of them). jl and qe need room for nf + FIRED_PAD. One column at a time, no branch. */
+ * the entries of the columns with one coincident slot in jl (their number returned), the positions in the
+ * fired list of those with more in qe (*nq of them). jl and qe need room for nf + FIRED_PAD. One column at a
+ * time, no branch. */
 static inline __attribute__((always_inline)) int32_t coincident_scalar(const int32_t *restrict fe, const uint64_t *restrict fm,
                                                                        int32_t nf, uint64_t di, int32_t *restrict jl,
                                                                        int32_t *restrict qe, int32_t *nq_out) {
@@ -503,7 +505,7 @@ static inline __attribute__((always_inline)) int32_t coincident_scalar(const int
     for (int32_t z = 0; z < nf; ++z) {
         const uint64_t a = fm[z] & di, more = a & (a - 1);
         jl[nj] = fe[z];
-        qe[nq] = fe[z];
+        qe[nq] = z;
         nj += (a != 0) & (more == 0);
         nq += more != 0;
     }
@@ -520,6 +522,7 @@ __attribute__((target("arch=x86-64-v4")))
 static int32_t coincident_v4(const int32_t *restrict fe, const uint64_t *restrict fm, const uint32_t *restrict fm32,
                              int32_t nf, uint64_t di, int32_t *restrict jl, int32_t *restrict qe, int32_t *nq_out) {
     int32_t nj = 0, nq = 0;
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     if (di >> 32 == 0) {  /* trains of up to 32 slots: every column's train fits its 32-bit word too */
         const __m512i dv = _mm512_set1_epi32((int32_t)(uint32_t)di), one = _mm512_set1_epi32(1);
         for (int32_t v = 0; v < nf; v += 16) {
@@ -529,7 +532,7 @@ static int32_t coincident_v4(const int32_t *restrict fe, const uint64_t *restric
             _mm512_storeu_si512(jl + nj, _mm512_maskz_compress_epi32(single, e));
             nj += __builtin_popcount(single);
             if (more) {
-                _mm512_storeu_si512(qe + nq, _mm512_maskz_compress_epi32(more, e));
+                _mm512_storeu_si512(qe + nq, _mm512_maskz_compress_epi32(more, _mm512_add_epi32(iota, _mm512_set1_epi32(v))));
                 nq += __builtin_popcount(more);
             }
         }
@@ -545,7 +548,7 @@ static int32_t coincident_v4(const int32_t *restrict fe, const uint64_t *restric
             _mm512_storeu_si512(jl + nj, _mm512_maskz_compress_epi32((__mmask16)(hit & ~more), e));
             nj += __builtin_popcount(hit & ~more);
             if (more) {
-                _mm512_storeu_si512(qe + nq, _mm512_maskz_compress_epi32((__mmask16)more, e));
+                _mm512_storeu_si512(qe + nq, _mm512_maskz_compress_epi32((__mmask16)more, _mm512_add_epi32(iota, _mm512_set1_epi32(v))));
                 nq += __builtin_popcount(more);
             }
         }
@@ -571,7 +574,7 @@ static int32_t coincident_v3(const int32_t *restrict fe, const uint32_t *restric
         _mm256_storeu_si256((__m256i *)(void *)(jl + nj), left_pack_v3(e, single));
         nj += __builtin_popcount(single);
         if (more) {
-            for (unsigned b = more; b; b &= b - 1) qe[nq++] = fe[v + __builtin_ctz(b)];
+            for (unsigned b = more; b; b &= b - 1) qe[nq++] = v + __builtin_ctz(b);
         }
     }
     *nq_out = nq;
@@ -745,8 +748,7 @@ int rram_train_pack(const rram_train_tile *t, float *dev_out) {
         p[RRAM_TRAIN_DEV_ALPHA_DOWN] = (float)t->alpha_down[k];
         p[RRAM_TRAIN_DEV_GM1_UP] = (float)(t->gamma_up[k] - 1.0);
         p[RRAM_TRAIN_DEV_GM1_DOWN] = (float)(t->gamma_down[k] - 1.0);
-        p[RRAM_TRAIN_DEV_SPAN] = (float)t->w_max[k] - (float)t->w_min[k];
-        p[RRAM_TRAIN_DEV_INV_SPAN] = 1.0f / p[RRAM_TRAIN_DEV_SPAN];
+        p[RRAM_TRAIN_DEV_SPAN] = p[RRAM_TRAIN_DEV_SPAN_DOWN] = (float)t->w_max[k] - (float)t->w_min[k];
         if (!(p[RRAM_TRAIN_DEV_SPAN] > 0.0f)) return RRAM_E_ARG;  /* bounds equal in float32 */
     }
     return RRAM_OK;
@@ -766,8 +768,8 @@ typedef struct {
 /* The update's working memory, carved from one block (the tile's scratch when it is large enough, else
  * one allocation per call): byte offsets of its arrays, each 64-byte aligned, for one group of samples. */
 typedef struct {
-    size_t xbits, smp, dtr, tie, jl, loff, lbase, fe, fm, fm32, nf, qe, rl, rn, lists, total, dim64;
-    int32_t group;
+    size_t xbits, smp, dtr, tie, jl, loff, lbase, fe, fm, fm32, nf, qe, rl, rd, rb, lists, total, dim64;
+    int32_t group, band_rows, bands;
 } update_layout_t;
 
 static inline size_t take64(size_t *at, size_t bytes) {
@@ -779,9 +781,13 @@ static inline size_t take64(size_t *at, size_t bytes) {
 static update_layout_t update_layout(int32_t rows, int32_t cols, int32_t batch, int32_t bl) {
     update_layout_t ly;
     const int32_t dim = rows > cols ? rows : cols;
+    /* Rows per band: their device (32 B) and weight (8 B) lines in about half a megabyte. */
+    ly.band_rows = cols * 40 < BAND_BYTES ? BAND_BYTES / (cols * 40) : 1;
+    ly.bands = (rows + ly.band_rows - 1) / ly.band_rows;
     /* what a group keeps per sample: column and row trains, fired columns, slot list offsets */
     const size_t per_sample = sizeof(uint64_t) * ((size_t)cols + (size_t)rows) + 16 * ((size_t)cols + FIRED_PAD) +
-                              sizeof(int32_t) * (size_t)(bl + 2) + sizeof(sample_t);
+                              sizeof(int32_t) * (size_t)(bl + 2) + sizeof(sample_t) + 12 * (size_t)rows +
+                              sizeof(int32_t) * (size_t)(ly.bands + 1);
     int32_t group = (int32_t)(GROUP_BYTES / per_sample);
     group = group < 1 ? 1 : (group > batch ? (batch > 0 ? batch : 1) : group);
     const size_t g = (size_t)group;
@@ -799,8 +805,9 @@ static update_layout_t update_layout(int32_t rows, int32_t cols, int32_t batch, 
     ly.fm = take64(&at, sizeof(uint64_t) * g * ((size_t)cols + FIRED_PAD));      /* [g][cols + pad] and their trains */
     ly.fm32 = take64(&at, sizeof(uint32_t) * g * ((size_t)cols + FIRED_PAD));    /* [g][cols + pad] the same, 32 bits */
     ly.nf = take64(&at, sizeof(int32_t) * g);                                    /* [g] number of fired columns */
-    ly.rl = take64(&at, sizeof(int32_t) * g * (size_t)rows);                     /* [g][rows] fired rows */
-    ly.rn = take64(&at, sizeof(int32_t) * 2 * g);                                /* [g] their number, the walk's cursor */
+    ly.rl = take64(&at, sizeof(int32_t) * g * (size_t)rows);                     /* [g][rows] fired rows: row | ROW_NEG */
+    ly.rd = take64(&at, sizeof(uint64_t) * g * (size_t)rows);                    /* [g][rows] and their trains */
+    ly.rb = take64(&at, sizeof(int32_t) * g * (size_t)(ly.bands + 1));           /* [g][bands + 1] each band's first */
     ly.qe = take64(&at, sizeof(int32_t) * ((size_t)cols + FIRED_PAD));           /* a row's multiple-pulse entries */
     /* The group's slot lists, room for their longest (every column in every slot): only what a group's
      * lists hold is ever touched (a sparse update's ~1.5 % of it), the rest stays unmapped address space. */
@@ -836,13 +843,13 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
     int32_t *jl = (int32_t *)(blk + ly.jl), *loff = (int32_t *)(blk + ly.loff), *lbase = (int32_t *)(blk + ly.lbase);
     int32_t *lists = (int32_t *)(blk + ly.lists);
     int32_t *fe = (int32_t *)(blk + ly.fe), *nf = (int32_t *)(blk + ly.nf), *qe = (int32_t *)(blk + ly.qe);
-    int32_t *rl = (int32_t *)(blk + ly.rl), *rn = (int32_t *)(blk + ly.rn);
+    int32_t *rl = (int32_t *)(blk + ly.rl), *rb = (int32_t *)(blk + ly.rb);
+    uint64_t *rd = (uint64_t *)(blk + ly.rd);
     uint64_t *fm = (uint64_t *)(blk + ly.fm);
     uint32_t *fm32 = (uint32_t *)(blk + ly.fm32);
     const size_t fstride = (size_t)cols + FIRED_PAD;
     const size_t dim64 = ly.dim64;
-    /* Rows per band: their device (32 B) and weight (8 B) lines in about half a megabyte. */
-    const int32_t band_rows = cols * 40 < BAND_BYTES ? BAND_BYTES / (cols * 40) : 1;
+    const int32_t band_rows = ly.band_rows, bands = ly.bands;
     const train_scratch_t tsc = {tie, tie + dim64, tie + 2 * dim64, tie + 3 * dim64, (uint32_t *)(tie + 4 * dim64),
                                  (uint8_t *)(tie + 5 * dim64)};
     const uint64_t ukey = rram_draw(t->key, t->counter++);
@@ -871,15 +878,20 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
             trains_of(&uk, row_train(b0 + g, 0), db, sm->cd, rows, bl, dtr + (size_t)g * rows, &tsc);
             nf[g] = fired_columns(xg, xb, cols, fe + g * fstride, fm + g * fstride, fm32 + g * fstride);
             sm->active = nf[g] > 0;
-            {  /* its fired rows, in order, for the walk (no test per row there) */
+            {  /* its fired rows in order with their directions and trains, and where each band's begin, for the
+                * walk (no test per row there, the row's data read in order) */
                 const uint64_t *dt = dtr + (size_t)g * rows;
-                int32_t *rg = rl + (size_t)g * rows, nr = 0;
-                for (int32_t i = 0; i < rows; ++i) {
-                    rg[nr] = i;
-                    nr += dt[i] != 0;
+                int32_t *rg = rl + (size_t)g * rows, *bg = rb + (size_t)g * (bands + 1), nr = 0;
+                uint64_t *rdg = rd + (size_t)g * rows;
+                for (int32_t bi = 0, i = 0; bi < bands; ++bi) {
+                    bg[bi] = nr;
+                    for (const int32_t i1 = rows - i < band_rows ? rows : i + band_rows; i < i1; ++i) {
+                        rg[nr] = i | (int32_t)((uint32_t)(db[i] < 0.0) << ROW_NEG_SHIFT);
+                        rdg[nr] = dt[i];
+                        nr += dt[i] != 0;
+                    }
                 }
-                rn[2 * g] = nr;
-                rn[2 * g + 1] = 0;
+                bg[bands] = nr;
             }
             /* Key of this sample's cycle-to-cycle draws: pulse p on device k draws at counter
              * 64 k + p, whatever the order in which the pulses are found. */
@@ -916,27 +928,24 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
                     prefetch_lines(pw, wc, wc1);
                     continue;
                 }
-                const double *dg = d + (size_t)(b0 + g) * rows;
-                const uint64_t *dtg = dtr + (size_t)g * rows;
                 const int32_t *lg = lists + lbase[g], *so = loff + (size_t)g * (bl + 1);
                 const int32_t *feg = fe + g * fstride;
-                const uint64_t *fmg = fm + g * fstride, *xg = xbits + (size_t)g * cols;
+                const uint64_t *fmg = fm + g * fstride;
                 const uint32_t *fmg32 = fm32 + g * fstride;
-                /* The band's fired rows of this sample: the next stretch of its list of fired rows. */
-                const int32_t *rg = rl + (size_t)g * rows;
-                int32_t z0 = rn[2 * g + 1], z1 = z0;
-                while (z1 < rn[2 * g] && rg[z1] < i1) ++z1;
-                rn[2 * g + 1] = z1;
+                /* The band's fired rows of this sample. */
+                const int32_t *rg = rl + (size_t)g * rows, *bg = rb + (size_t)g * (bands + 1);
+                const uint64_t *rdg = rd + (size_t)g * rows;
+                const int32_t z0 = bg[i0 / band_rows], z1 = bg[i0 / band_rows + 1];
                 const int32_t fz = (fc1 - fc + z1 - z0) / (z1 - z0 + 1), wz = (wc1 - wc + z1 - z0) / (z1 - z0 + 1);
                 for (int32_t z = z0; z < z1; ++z) {
-                    const int32_t i = rg[z];
+                    const int32_t i = rg[z] & ENTRY_J;
                     prefetch_lines(pf, fc, fc + fz < fc1 ? fc + fz : fc1);
                     prefetch_lines(pw, wc, wc + wz < wc1 ? wc + wz : wc1);
                     fc += fz;
                     wc += wz;
-                    const uint64_t di = dtg[i];
+                    const uint64_t di = rdg[z];
                     const int64_t base = (int64_t)i * cols;
-                    const uint32_t dneg = dg[i] < 0.0;  /* the row's direction (pulse_up) */
+                    const uint32_t dneg = (uint32_t)rg[z] >> ROW_NEG_SHIFT;  /* the row's direction (pulse_up) */
                     if ((di & (di - 1)) == 0) {  /* one slot: its list */
                         const int32_t sl = __builtin_ctzll(di);
                         push_list(t, R, lg + so[sl], so[sl + 1] - so[sl], base, dneg, sm->skey);
@@ -950,7 +959,8 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
                     push_list(t, R, jl, nj, base, dneg, sm->skey);
                     pulses += nj;
                     for (int32_t z = 0; z < nq; ++z) {
-                        const int32_t e = qe[z], j = e & ENTRY_J, n = __builtin_popcountll(di & xg[j]);
+                        const int32_t e = feg[qe[z]], j = e & ENTRY_J;
+                        const int32_t n = di >> 32 ? __builtin_popcountll(di & fmg[qe[z]]) : __builtin_popcount((uint32_t)di & fmg32[qe[z]]);
                         if (R->q.m == R->lo) chunk_flush(t, R);  /* full (push_list leaves it so) */
                         queue_push(t, &R->q, base + j, pulse_up((uint32_t)(e >> ENTRY_XPOS_SHIFT) & 1u, dneg) ? n : -n,
                                    sm->skey, noise_counter(base + j, 0));

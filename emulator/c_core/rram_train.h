@@ -64,16 +64,19 @@
 #define RRAM_TRAIN_MAX_DIM 4096  /* largest rows or cols of one tile */
 #define RRAM_TRAIN_MAX_BL 64     /* longest pulse train */
 
-/* Packed device parameters (float32): dev[RRAM_TRAIN_DEV_STRIDE * k + field] */
+/* Packed device parameters (float32): dev[RRAM_TRAIN_DEV_STRIDE * k + field], one half per direction of
+ * pulses (RRAM_TRAIN_DEV_HALF floats: the bound it moves towards, alpha, gamma - 1 and the span, the same
+ * fields at the same offsets), so that a pulse reads one half. */
 #define RRAM_TRAIN_DEV_STRIDE 8
-#define RRAM_TRAIN_DEV_W_MAX 0
-#define RRAM_TRAIN_DEV_W_MIN 1
-#define RRAM_TRAIN_DEV_ALPHA_UP 2
-#define RRAM_TRAIN_DEV_ALPHA_DOWN 3
-#define RRAM_TRAIN_DEV_GM1_UP 4     /* gamma_up - 1 */
-#define RRAM_TRAIN_DEV_GM1_DOWN 5   /* gamma_down - 1 */
-#define RRAM_TRAIN_DEV_SPAN 6
-#define RRAM_TRAIN_DEV_INV_SPAN 7  /* 1 / span */
+#define RRAM_TRAIN_DEV_HALF 4
+#define RRAM_TRAIN_DEV_W_MAX 0      /* the up half: */
+#define RRAM_TRAIN_DEV_ALPHA_UP 1
+#define RRAM_TRAIN_DEV_GM1_UP 2     /* gamma_up - 1 */
+#define RRAM_TRAIN_DEV_SPAN 3       /* w_max - w_min (float32) */
+#define RRAM_TRAIN_DEV_W_MIN 4      /* the down half: */
+#define RRAM_TRAIN_DEV_ALPHA_DOWN 5
+#define RRAM_TRAIN_DEV_GM1_DOWN 6   /* gamma_down - 1 */
+#define RRAM_TRAIN_DEV_SPAN_DOWN 7  /* the span again */
 
 typedef struct {
     int32_t rows, cols;

@@ -377,24 +377,35 @@ LANE_FN vi lanes_below(int32_t e0, int32_t m) {
 }
 
 /* The cycle-to-cycle draw of the lanes [e0, e0 + VW) (their counters advanced): the uniform kept in un,
- * the lanes below m whose draw is in a tail as a bitmask in tb. */
-LANE_FN void draw_lanes(lanes_t *restrict L, int32_t s0, int32_t e0, int32_t m) {
+ * the lanes below m whose draw is in a tail listed in te at *nt (compressed: the AVX-512 build) or kept as
+ * a bitmask in tb for tail_lanes to list (the others). The same list, in lane order, either way. */
+#define TAIL_COMPRESS (LANE_MOVEMASK == 512 && VW == 16)
+LANE_FN void draw_lanes(lanes_t *restrict L, int32_t s0, int32_t e0, int32_t m, int32_t *nt) {
     const vu64 seq = ld64(L->seq + e0);
     const vf u = uniform_of(seq);
     st64(L->seq + e0, seq + RRAM_GOLDEN);  /* the device's next pulse draws at the next counter */
     st(L->un + e0, u);
+#if TAIL_COMPRESS
+    const __mmask16 tm = (__mmask16)mask_bits(lanes_below(e0, m) & ~is_central(u));
+    const __m512i idx = _mm512_add_epi32(_mm512_set1_epi32(e0), _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    _mm512_storeu_si512(L->te + *nt, _mm512_maskz_compress_epi32(tm, idx));
+    *nt += __builtin_popcount(tm);
+    (void)s0;
+#else
+    (void)nt;
     L->tb[(e0 - s0) / VW] = mask_bits(lanes_below(e0, m) & ~is_central(u));
+#endif
 }
 
-/* The tail lanes of the draws listed in te, their number returned, and their noise factors 1 + c2c xi in
- * xt, VW at a time (te padded to whole vectors). ~0.8 tail lanes per vector: four slots written
+/* The tail lanes of the draws listed in te (nt of them listed by draw_lanes, the rest from tb), their number
+ * returned, and their noise factors 1 + c2c xi in xt, VW at a time (te padded to whole vectors). Listing
+ * from tb: ~0.8 tail lanes per vector, four slots written
  * unconditionally (past the count: overwritten by the next vector's), a loop for the rare fifth; no
  * branch on the count to mispredict. Padding: the lanes past CHUNK, past every pass (mp <= CHUNK) and
  * never stored, with u = 1/2 and dw = 0, so that all lanes are stored back without a branch on the count
  * (distinct ones: no chain through memory). */
-LANE_FN int32_t tail_lanes(lanes_t *restrict L, int32_t s0, int32_t mp, float c2c) {
-    int32_t nt = 0;
-    for (int32_t e0 = s0; e0 < mp; e0 += VW) {
+LANE_FN int32_t tail_lanes(lanes_t *restrict L, int32_t s0, int32_t mp, float c2c, int32_t nt) {
+    for (int32_t e0 = s0; e0 < mp && !TAIL_COMPRESS; e0 += VW) {
         uint32_t bits = L->tb[(e0 - s0) / VW];
         const int32_t nb = __builtin_popcount(bits);
         for (int32_t q = 0; q < 4; ++q) {
@@ -443,6 +454,7 @@ LANE_FN void pulse_lanes_body(lanes_t *restrict L, int32_t s, int32_t m, float c
     const int32_t s0 = s / VW * VW, mp = s0 + (m - s0 + VW - 1) / VW * VW;
     const int noise = c2c > 0.0f;
     vi any_unit = {0};
+    int32_t nt0 = 0;
     for (int32_t e0 = s0; e0 < mp; e0 += VW) {
         any_unit |= unit_lanes(ld(L->g1 + e0));
         const vf y = (ld(L->ref + e0) - ld(L->w + e0)) * ld(L->sis + e0), yy = live_y(y);
@@ -451,9 +463,9 @@ LANE_FN void pulse_lanes_body(lanes_t *restrict L, int32_t s, int32_t m, float c
         st(L->yy + e0, yy);
         st(L->le + e0, e);
         st(L->ll + e0, l);
-        if (noise) draw_lanes(L, s0, e0, m);
+        if (noise) draw_lanes(L, s0, e0, m, &nt0);
     }
-    const int32_t nt = noise ? tail_lanes(L, s0, mp, c2c) : 0;
+    const int32_t nt = noise ? tail_lanes(L, s0, mp, c2c, nt0) : 0;
     int32_t units = 0;  /* gamma = 1 on some lane: the z and v passes with their selects */
     FOR_LANES(l) units |= any_unit[l];
     if (units) {
@@ -483,73 +495,66 @@ LANE_FN void pulse_lanes_body(lanes_t *restrict L, int32_t s, int32_t m, float c
 }
 
 /* The lanes [s, m) (whole vectors from s rounded down) from their devices' packed records (dev, the tile's, read
- * at each lane's device k: stale lanes below s hold earlier devices of the tile) and directions: the bound
- * the pulses move towards, sgn / span and sgn span (sgn -1 down: the sign bit flipped, exact), alpha and
- * gamma - 1 of the direction. Eight records at a time as an 8 x 8 transpose of their bits (unpack, then
- * pairs, then halves: the three stages of one-instruction shuffles in every build; the vectorizer's own
- * version of the strided loads took ~9 % of a sparse update in the AVX2 build), sixteen in the AVX-512
- * build (two transposes, one per half of each register: the shuffles bound the loop, and AVX-512 gathers
- * of the five fields were slower still), then selects by a mask from the direction. Bit operations only,
- * so every build gives the same bits. */
+ * at each lane's device k: stale lanes below s hold earlier devices of the tile) and directions: the half of the
+ * record for the lane's direction (its bound, alpha, gamma - 1 and span), four lanes' halves in each 128-bit
+ * part of four registers, transposed within the parts (two stages of one-instruction shuffles in every
+ * build), then sis = sgn / span (the same division as the record's packing used to store) and ssp = sgn span
+ * (sgn -1 down: the sign bit flipped, exact). Bit operations and one IEEE division only, so every build gives
+ * the same bits. */
 LANE_FN void unpack_lanes_body(lanes_t *restrict L, const float *restrict dev, int32_t s, int32_t m) {
-    /* UW lanes at a time: 16 (two 8 x 8 transposes side by side, one per half of each register) where the
-     * build's vectors are that wide, so each shuffle does twice the work; else 8. */
+    /* UW lanes at a time: 16 (four parts per register) where the build's vectors are that wide, else 8. */
 #if VW == 16
 #define UW 16
-#define UM(p, h) ((p) < 8 ? 8 * (h) + (p) : 16 + 8 * (h) + (p) - 8)
 #else
 #define UW 8
-#define UM(p, h) (p)
 #endif
-#define UMASK(a, b, c, d, e, f, g, q) UM(a, 0), UM(b, 0), UM(c, 0), UM(d, 0), UM(e, 0), UM(f, 0), UM(g, 0), UM(q, 0) \
-    UHI(a, b, c, d, e, f, g, q)
-#if UW == 16
-#define UHI(a, b, c, d, e, f, g, q) , UM(a, 1), UM(b, 1), UM(c, 1), UM(d, 1), UM(e, 1), UM(f, 1), UM(g, 1), UM(q, 1)
-#else
-#define UHI(a, b, c, d, e, f, g, q)
-#endif
-    typedef uint32_t v8 __attribute__((vector_size(32)));
+    typedef uint32_t v4u __attribute__((vector_size(16)));
     typedef uint32_t vU __attribute__((vector_size(4 * UW)));
-    typedef v8 v8_mem __attribute__((may_alias, aligned(4)));
+    typedef float vUf __attribute__((vector_size(4 * UW)));
+    typedef v4u v4u_mem __attribute__((may_alias, aligned(4)));
     typedef vU vU_mem __attribute__((may_alias, aligned(4)));
-    const vU lo2 = {UMASK(0, 8, 1, 9, 4, 12, 5, 13)}, hi2 = {UMASK(2, 10, 3, 11, 6, 14, 7, 15)};
-    const vU lo4 = {UMASK(0, 1, 8, 9, 4, 5, 12, 13)}, hi4 = {UMASK(2, 3, 10, 11, 6, 7, 14, 15)};
-    const vU lo8 = {UMASK(0, 1, 2, 3, 8, 9, 10, 11)}, hi8 = {UMASK(4, 5, 6, 7, 12, 13, 14, 15)};
-    for (int32_t e0 = s / VW * VW; e0 < m; e0 += UW) {
-        vU r[8], t[8], u[8], c[8];
-        for (int i = 0; i < 8; ++i) {
+    typedef vUf vUf_mem __attribute__((may_alias, aligned(4)));
+    /* per 128-bit part c (lanes 4c .. 4c + 3): unpack low / high of 32-bit and of 64-bit pairs */
 #if UW == 16
-            const v8 a = *(const v8_mem *)(const void *)(dev + RRAM_TRAIN_DEV_STRIDE * L->k[e0 + i]);
-            const v8 b = *(const v8_mem *)(const void *)(dev + RRAM_TRAIN_DEV_STRIDE * L->k[e0 + 8 + i]);
-            r[i] = __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+#define UPART(a, b, c, d) a, b, c, d, 4 + a, 4 + b, 4 + c, 4 + d, 8 + a, 8 + b, 8 + c, 8 + d, 12 + a, 12 + b, 12 + c, 12 + d
 #else
-            r[i] = *(const v8_mem *)(const void *)(dev + RRAM_TRAIN_DEV_STRIDE * L->k[e0 + i]);
+#define UPART(a, b, c, d) a, b, c, d, 4 + a, 4 + b, 4 + c, 4 + d
+#endif
+    const vU lo_ps = {UPART(0, UW, 1, UW + 1)}, hi_ps = {UPART(2, UW + 2, 3, UW + 3)};
+    const vU lo_pd = {UPART(0, 1, UW, UW + 1)}, hi_pd = {UPART(2, 3, UW + 2, UW + 3)};
+#define HALF(e) (*(const v4u_mem *)(const void *)(dev + RRAM_TRAIN_DEV_STRIDE * L->k[e] + RRAM_TRAIN_DEV_HALF * L->dn[e]))
+    for (int32_t e0 = s / VW * VW; e0 < m; e0 += UW) {
+        vU z[4];
+        for (int q = 0; q < 4; ++q) {  /* part c of z[q]: lane e0 + 4 c + q */
+#if UW == 16 && LANE_MOVEMASK == 512
+            /* inserts from memory: a load and a blend each, no shuffle */
+            __m512i r = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(const void *)&HALF(e0 + q)));
+            r = _mm512_inserti32x4(r, _mm_loadu_si128((const __m128i *)(const void *)&HALF(e0 + 4 + q)), 1);
+            r = _mm512_inserti32x4(r, _mm_loadu_si128((const __m128i *)(const void *)&HALF(e0 + 8 + q)), 2);
+            r = _mm512_inserti32x4(r, _mm_loadu_si128((const __m128i *)(const void *)&HALF(e0 + 12 + q)), 3);
+            z[q] = (vU)r;
+#elif UW == 16
+            const v4u a = HALF(e0 + q), b = HALF(e0 + 4 + q), c = HALF(e0 + 8 + q), d = HALF(e0 + 12 + q);
+            typedef uint32_t v8u __attribute__((vector_size(32)));
+            const v8u ab = __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7), cd = __builtin_shufflevector(c, d, 0, 1, 2, 3, 4, 5, 6, 7);
+            z[q] = __builtin_shufflevector(ab, cd, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+#else
+            z[q] = __builtin_shufflevector(HALF(e0 + q), HALF(e0 + 4 + q), 0, 1, 2, 3, 4, 5, 6, 7);
 #endif
         }
-        for (int i = 0; i < 8; i += 2) {
-            t[i] = __builtin_shuffle(r[i], r[i + 1], lo2);
-            t[i + 1] = __builtin_shuffle(r[i], r[i + 1], hi2);
-        }
-        for (int i = 0; i < 8; i += 4)
-            for (int h = 0; h < 2; ++h) {
-                u[i + 2 * h] = __builtin_shuffle(t[i + h], t[i + h + 2], lo4);
-                u[i + 2 * h + 1] = __builtin_shuffle(t[i + h], t[i + h + 2], hi4);
-            }
-        for (int f = 0; f < 4; ++f) {  /* u[f] holds fields f and f + 4 of records 0-3, u[f + 4] of records 4-7 */
-            c[f] = __builtin_shuffle(u[f], u[f + 4], lo8);
-            c[f + 4] = __builtin_shuffle(u[f], u[f + 4], hi8);
-        }
-        const vU d = *(const vU_mem *)(const void *)(L->dn + e0), sel = -d, neg = d << 31;
-        *(vU_mem *)(void *)(L->ref + e0) = (c[RRAM_TRAIN_DEV_W_MIN] & sel) | (c[RRAM_TRAIN_DEV_W_MAX] & ~sel);
-        *(vU_mem *)(void *)(L->sis + e0) = c[RRAM_TRAIN_DEV_INV_SPAN] ^ neg;
-        *(vU_mem *)(void *)(L->ssp + e0) = c[RRAM_TRAIN_DEV_SPAN] ^ neg;
-        *(vU_mem *)(void *)(L->alpha + e0) = (c[RRAM_TRAIN_DEV_ALPHA_DOWN] & sel) | (c[RRAM_TRAIN_DEV_ALPHA_UP] & ~sel);
-        *(vU_mem *)(void *)(L->g1 + e0) = (c[RRAM_TRAIN_DEV_GM1_DOWN] & sel) | (c[RRAM_TRAIN_DEV_GM1_UP] & ~sel);
+        const vU t0 = __builtin_shuffle(z[0], z[1], lo_ps), t1 = __builtin_shuffle(z[0], z[1], hi_ps);
+        const vU t2 = __builtin_shuffle(z[2], z[3], lo_ps), t3 = __builtin_shuffle(z[2], z[3], hi_ps);
+        const vU neg = *(const vU_mem *)(const void *)(L->dn + e0) << 31;
+        const vU span = __builtin_shuffle(t1, t3, hi_pd);
+        *(vU_mem *)(void *)(L->ref + e0) = __builtin_shuffle(t0, t2, lo_pd);
+        *(vU_mem *)(void *)(L->alpha + e0) = __builtin_shuffle(t0, t2, hi_pd);
+        *(vU_mem *)(void *)(L->g1 + e0) = __builtin_shuffle(t1, t3, lo_pd);
+        *(vU_mem *)(void *)(L->ssp + e0) = span ^ neg;
+        *(vU_mem *)(void *)(L->sis + e0) = (vU)(1.0f / (vUf)span) ^ neg;
     }
+#undef HALF
+#undef UPART
 #undef UW
-#undef UM
-#undef UMASK
-#undef UHI
 }
 
 /* rram_train_steps on lanes: the kernel's own step (float32, packed parameters), so expectations match
@@ -557,17 +562,17 @@ LANE_FN void unpack_lanes_body(lanes_t *restrict L, const float *restrict dev, i
 LANE_FN void steps_body(const rram_train_tile *t, double *up_out, double *down_out) {
     const int64_t total = (int64_t)t->rows * t->cols;
     for (int64_t k0 = 0; k0 < total; k0 += VW) {
-        vf hi = vsplat(1.0f), lo = vsplat(-1.0f), span = vsplat(2.0f), is = vsplat(0.5f), w = vsplat(0.0f);
+        vf hi = vsplat(1.0f), lo = vsplat(-1.0f), span = vsplat(2.0f), w = vsplat(0.0f);
         vf au = vsplat(0.0f), ad = vsplat(0.0f), gu = vsplat(0.0f), gd = vsplat(0.0f);
         const int n = total - k0 < VW ? (int)(total - k0) : VW;
         for (int l = 0; l < n; ++l) {
             const float *p = t->dev + RRAM_TRAIN_DEV_STRIDE * (k0 + l);
             hi[l] = p[RRAM_TRAIN_DEV_W_MAX]; lo[l] = p[RRAM_TRAIN_DEV_W_MIN]; span[l] = p[RRAM_TRAIN_DEV_SPAN];
-            is[l] = p[RRAM_TRAIN_DEV_INV_SPAN];
             au[l] = p[RRAM_TRAIN_DEV_ALPHA_UP]; ad[l] = p[RRAM_TRAIN_DEV_ALPHA_DOWN];
             gu[l] = p[RRAM_TRAIN_DEV_GM1_UP]; gd[l] = p[RRAM_TRAIN_DEV_GM1_DOWN];
             w[l] = (float)t->w[k0 + l];
         }
+        const vf is = 1.0f / span;  /* as the unpack: the division the record's packing used to store */
         const vf up = step_y((hi - w) * is, gu, au) * span, down = step_y((w - lo) * is, gd, ad) * span;
         for (int l = 0; l < n; ++l) {
             if (up_out) up_out[k0 + l] = (double)up[l];
@@ -625,6 +630,7 @@ LANE_FN void steps_body(const rram_train_tile *t, double *up_out, double *down_o
 #undef LN2
 #undef Y_TINY
 #undef P_LOW
+#undef TAIL_COMPRESS
 #undef VW
 #undef LANE_SUFFIX
 #undef LANE_SOFT_FMA
