@@ -513,7 +513,6 @@ LANE_FN void unpack_lanes_body(lanes_t *restrict L, const float *restrict dev, i
     typedef float vUf __attribute__((vector_size(4 * UW)));
     typedef v4u v4u_mem __attribute__((may_alias, aligned(4)));
     typedef vU vU_mem __attribute__((may_alias, aligned(4)));
-    typedef vUf vUf_mem __attribute__((may_alias, aligned(4)));
     /* per 128-bit part c (lanes 4c .. 4c + 3): unpack low / high of 32-bit and of 64-bit pairs */
 #if UW == 16
 #define UPART(a, b, c, d) a, b, c, d, 4 + a, 4 + b, 4 + c, 4 + d, 8 + a, 8 + b, 8 + c, 8 + d, 12 + a, 12 + b, 12 + c, 12 + d
