@@ -409,8 +409,7 @@ static int32_t fired_rows_v4(const uint64_t *restrict dt, const double *restrict
         const __m512i g = _mm512_maskz_loadu_epi64(in, dt + i);
         const __mmask8 f = _mm512_test_epi64_mask(g, g);
         const __mmask8 ng = _mm512_mask_cmp_pd_mask(f, _mm512_maskz_loadu_pd(in, db + i), _mm512_setzero_pd(), _CMP_LT_OQ);
-        const __m256i e = _mm256_mask_or_epi32(_mm256_add_epi32(iota, _mm256_set1_epi32(i)), ng,
-                                               _mm256_add_epi32(iota, _mm256_set1_epi32(i)), neg);
+        const __m256i r = _mm256_add_epi32(iota, _mm256_set1_epi32(i)), e = _mm256_mask_or_epi32(r, ng, r, neg);
         _mm256_mask_compressstoreu_epi32(rg + n, f, e);
         _mm512_mask_compressstoreu_epi64(rdg + n, f, g);
         n += __builtin_popcount(f);
