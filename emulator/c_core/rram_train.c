@@ -728,22 +728,25 @@ static inline __attribute__((always_inline)) void trains_of(const update_keys_t 
     }
 }
 
-/* max |v_i| over n values (0 for none; NaN ignored), on a vector of eight lanes (GCC's vectorizer left the
- * lane array of this loop scalar: ~2 cycles per value): the maximum of values >= +0 does not depend on the
- * order in which they are taken. |v| by clearing the sign bit; a NaN compares false and is skipped. */
+/* max |v_i| over n values (0 for none; NaN ignored), on four vectors of two lanes (GCC's vectorizer had left a
+ * lane array of this loop scalar, ~2 cycles per value; vectors wider than 16 bytes are lowered lane by lane,
+ * with branches, in the builds whose registers are narrower): the maximum of values >= +0 does not depend on
+ * the order in which they are taken. |v| by clearing the sign bit; a NaN compares false and is skipped. */
 static inline __attribute__((always_inline)) double abs_max(const double *restrict v, int32_t n) {
-    typedef double v8d __attribute__((vector_size(64)));
-    typedef int64_t v8l __attribute__((vector_size(64)));
-    typedef v8d v8d_mem __attribute__((may_alias, aligned(8)));
-    v8d m = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    typedef double v2d __attribute__((vector_size(16)));
+    typedef int64_t v2l __attribute__((vector_size(16)));
+    typedef v2d v2d_mem __attribute__((may_alias, aligned(8)));
+    v2d m[4] = {{0.0, 0.0}, {0.0, 0.0}, {0.0, 0.0}, {0.0, 0.0}};
     int32_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const v8d a = (v8d)((v8l)(*(const v8d_mem *)(const void *)(v + i)) & 0x7FFFFFFFFFFFFFFFLL);
-        const v8l gt = a > m;
-        m = (v8d)(((v8l)a & gt) | ((v8l)m & ~gt));
-    }
+    for (; i + 8 <= n; i += 8)
+        for (int q = 0; q < 4; ++q) {
+            const v2d a = (v2d)((v2l)(*(const v2d_mem *)(const void *)(v + i + 2 * q)) & 0x7FFFFFFFFFFFFFFFLL);
+            const v2l gt = a > m[q];
+            m[q] = (v2d)(((v2l)a & gt) | ((v2l)m[q] & ~gt));
+        }
     double r = 0.0;
-    for (int32_t l = 0; l < 8; ++l) r = m[l] > r ? m[l] : r;
+    for (int q = 0; q < 4; ++q)
+        for (int l = 0; l < 2; ++l) r = m[q][l] > r ? m[q][l] : r;
     for (; i < n; ++i) {
         const double a = fabs(v[i]);
         r = a > r ? a : r;
