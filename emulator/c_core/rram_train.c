@@ -813,10 +813,11 @@ static update_layout_t update_layout(int32_t rows, int32_t cols, int32_t batch, 
     /* Rows per band: their device (32 B) and weight (8 B) lines in about half a megabyte. */
     ly.band_rows = cols * 40 < BAND_BYTES ? BAND_BYTES / (cols * 40) : 1;
     ly.bands = (rows + ly.band_rows - 1) / ly.band_rows;
-    /* what a group keeps per sample: column and row trains, fired columns, slot list offsets */
+    /* what a group keeps per sample: column and row trains, fired columns, slot list offsets, fired rows (entry
+     * and train) and their bands' starts */
     const size_t per_sample = sizeof(uint64_t) * ((size_t)cols + (size_t)rows) + 16 * ((size_t)cols + FIRED_PAD) +
-                              sizeof(int32_t) * (size_t)(bl + 2) + sizeof(sample_t) + 12 * (size_t)rows +
-                              sizeof(int32_t) * (size_t)(ly.bands + 1);
+                              sizeof(int32_t) * (size_t)(bl + 2) + sizeof(sample_t) +
+                              (sizeof(int32_t) + sizeof(uint64_t)) * (size_t)rows + sizeof(int32_t) * (size_t)(ly.bands + 1);
     int32_t group = (int32_t)(GROUP_BYTES / per_sample);
     group = group < 1 ? 1 : (group > batch ? (batch > 0 ? batch : 1) : group);
     const size_t g = (size_t)group;
@@ -947,7 +948,7 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
          * devices, so one chunk of lanes holds them and is applied at the end of the sample (or when
          * full), and a device's pulses stay in sample order. The band's lines are loaded while the
          * band before it is walked (a slice per sample) and stay in cache for all its samples. */
-        for (int32_t i0 = 0; i0 < rows; i0 += band_rows) {
+        for (int32_t i0 = 0, bi = 0; i0 < rows; i0 += band_rows, ++bi) {
             const int32_t i1 = rows - i0 < band_rows ? rows : i0 + band_rows;
             const int64_t next0 = (int64_t)i1 * cols, next_n = (int64_t)(rows - i1 < band_rows ? rows - i1 : band_rows) * cols;
             const char *pf = (const char *)(t->dev + RRAM_TRAIN_DEV_STRIDE * next0);
@@ -971,7 +972,7 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
                 /* The band's fired rows of this sample. */
                 const int32_t *rg = rl + (size_t)g * rows, *bg = rb + (size_t)g * (bands + 1);
                 const uint64_t *rdg = rd + (size_t)g * rows;
-                const int32_t z0 = bg[i0 / band_rows], z1 = bg[i0 / band_rows + 1];
+                const int32_t z0 = bg[bi], z1 = bg[bi + 1];
                 const int32_t fz = (fc1 - fc + z1 - z0) / (z1 - z0 + 1), wz = (wc1 - wc + z1 - z0) / (z1 - z0 + 1);
                 for (int32_t z = z0; z < z1; ++z) {
                     const int32_t i = rg[z] & ENTRY_J;
