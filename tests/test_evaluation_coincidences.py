@@ -124,3 +124,39 @@ def test_wide_rows_zero_nan_and_negative_inputs_and_long_trains() -> None:
     x2 = rng.uniform(-1, 1, (9, 65))
     d2 = rng.uniform(-1, 1, (9, 7))
     assert _check(7, 65, x2, d2, 0.3, 1, True, seed=6) > 0
+
+
+def test_each_pulse_of_a_device_draws_its_own_noise_in_sample_order() -> None:
+    # Certain trains (a few rows and columns fire in every slot, the rest never): each coincident device gets bl
+    # pulses in a sample, and consecutive samples often pulse the same device. Pulse p of device k in sample b
+    # must draw its cycle-to-cycle noise at counter 64 k + p of the sample's key (rram_train.h): rebuilt here;
+    # with gamma = 1 and a tiny step each pulse moves w by ALPHA (1 - ALPHA / 2) (1 + c2c xi) to within ~1e-4
+    # of itself, xi = Phi^-1 of the draw's top 23 bits (a draw used twice, or skipped, changes a sum by ~c2c).
+    from scipy.special import ndtri
+
+    noise_salt = np.uint64(0x0D15EA5E5EED1234)
+    rng = np.random.default_rng(37)
+    rows, cols, batch, bl, c2c, seed = 6, 50, 30, 3, 0.5, 8
+    x = np.zeros((batch, cols))
+    d = np.zeros((batch, rows))
+    for b in range(batch):
+        x[b, rng.choice(cols, 3, replace=False)] = rng.choice([-1.0, 1.0], 3)
+        d[b, rng.choice(rows, 2, replace=False)] = rng.choice([-1.0, 1.0], 2)
+    tile = PulsedTile(rows, cols, w_max=1.0, w_min=-1.0, alpha_up=ALPHA, alpha_down=ALPHA, gamma_up=1.0,
+                      gamma_down=1.0, c2c_sigma=c2c, seed=seed)
+    assert tile.update(x, d, lr=100.0, dw_min=1e-3, bl=bl, update_management=False) == batch * 2 * 3 * bl
+    ukey = _draw(np.uint64(lib.rram_train_key(seed, 0)), np.array([0], np.uint64))[0]
+    noise = _mix64(np.array([ukey ^ noise_salt], np.uint64))[0]
+    expected = np.zeros((rows, cols))
+    for b in range(batch):
+        skey = _draw(noise, np.array([b], np.uint64))[0]
+        i, j = np.nonzero(d[b][:, None] * x[b][None, :])
+        k = (i * cols + j).astype(np.uint64)
+        for p in range(bl):
+            u = ((_draw(skey, np.uint64(64) * k + np.uint64(p)) >> np.uint64(41)).astype(np.float64) + 0.5) * 2.0 ** -23
+            up = d[b, i] * x[b, j] < 0
+            expected[i, j] += np.where(up, 1.0, -1.0) * (1.0 + c2c * ndtri(u))
+    measured = tile.w / (ALPHA * (1.0 - ALPHA / 2))
+    touched = expected != 0
+    assert touched.sum() > 40 and np.ptp(expected[touched]) > 2.0
+    np.testing.assert_allclose(measured, expected, rtol=0, atol=2e-3)

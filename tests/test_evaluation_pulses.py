@@ -178,3 +178,26 @@ def test_a_batch_applies_its_samples_in_order() -> None:
         single.update(x[b:b + 1], d[b:b + 1], **cfg)
     np.testing.assert_array_equal(batch.w, single.w)
     assert np.ptp(batch.w) > 0.05
+
+
+def test_a_sparse_batch_applies_each_devices_pulses_in_sample_order() -> None:
+    # A few certain coincidences per sample (a few rows and columns fire in every slot, the rest never): each
+    # coincident device gets bl pulses in a sample (queued, several per chunk), and consecutive samples often
+    # pulse the same device. Directions alternate between samples and the step is non-linear: any pulse out of
+    # order moves a weight. Two shapes: one band of rows, and bands of 3 rows (4096 columns).
+    rng = np.random.default_rng(29)
+    kw = dict(w_max=1.0, w_min=-1.0, alpha_up=0.04, alpha_down=0.07, gamma_up=1.6, gamma_down=0.7)
+    cfg = dict(lr=100.0, dw_min=1e-3, bl=4, update_management=False)
+    for rows, cols, batch in ((5, 40, 12), (7, 4096, 10)):
+        x = np.zeros((batch, cols))
+        d = np.zeros((batch, rows))
+        for b in range(batch):
+            x[b, rng.choice(min(cols, 48), 3, replace=False)] = rng.choice([-1.0, 1.0], 3)
+            d[b, rng.choice(rows, 2, replace=False)] = rng.choice([-1.0, 1.0], 2)
+        together = PulsedTile(rows, cols, **kw, seed=1)
+        apart = PulsedTile(rows, cols, **kw, seed=2)
+        assert together.update(x, d, **cfg) == batch * 2 * 3 * 4
+        for b in range(batch):
+            apart.update(x[b:b + 1], d[b:b + 1], **cfg)
+        np.testing.assert_array_equal(together.w, apart.w)
+        assert np.count_nonzero(together.w) > 20
