@@ -397,8 +397,7 @@ static int32_t fired_columns_v4(const uint64_t *restrict xg, const double *restr
 #endif
 
 #if TRAIN_X86
-/* The fired rows among [i, i1) (train dt[i] not empty) as entries i | dneg << ROW_NEG_SHIFT in rg and their trains
- * in rdg, eight rows at a time (AVX-512) by compressed stores; their number returned. */
+/* fired_rows (below) eight rows at a time (AVX-512), by compressed stores. */
 __attribute__((target("arch=x86-64-v4")))
 static int32_t fired_rows_v4(const uint64_t *restrict dt, const double *restrict db, int32_t i, int32_t i1,
                              int32_t *restrict rg, uint64_t *restrict rdg) {
@@ -417,6 +416,22 @@ static int32_t fired_rows_v4(const uint64_t *restrict dt, const double *restrict
     return n;
 }
 #endif
+
+/* The fired rows among [i, i1) (train dt[i] not empty) as entries i | dneg << ROW_NEG_SHIFT in rg and their trains
+ * in rdg, in row order; their number returned. Branch-free. */
+static inline int32_t fired_rows(const uint64_t *restrict dt, const double *restrict db, int32_t i, int32_t i1,
+                                 int32_t *restrict rg, uint64_t *restrict rdg) {
+#if TRAIN_X86
+    if (lane_build() == 4) return fired_rows_v4(dt, db, i, i1, rg, rdg);
+#endif
+    int32_t n = 0;
+    for (; i < i1; ++i) {
+        rg[n] = i | (int32_t)((uint32_t)(db[i] < 0.0) << ROW_NEG_SHIFT);
+        rdg[n] = dt[i];
+        n += dt[i] != 0;
+    }
+    return n;
+}
 
 static inline int32_t fired_columns(const uint64_t *restrict xg, const double *restrict xb, int32_t cols,
                                     int32_t *restrict fe, uint64_t *restrict fm, uint32_t *restrict fm32) {
@@ -913,20 +928,9 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
                 const uint64_t *dt = dtr + (size_t)g * rows;
                 int32_t *rg = rl + (size_t)g * rows, *bg = rb + (size_t)g * (bands + 1), nr = 0;
                 uint64_t *rdg = rd + (size_t)g * rows;
-                for (int32_t bi = 0, i = 0; bi < bands; ++bi) {
+                for (int32_t bi = 0, i = 0; bi < bands; ++bi, i += band_rows) {
                     bg[bi] = nr;
-                    const int32_t i1 = rows - i < band_rows ? rows : i + band_rows;
-#if TRAIN_X86
-                    if (lane_build() == 4) {
-                        nr += fired_rows_v4(dt, db, i, i1, rg + nr, rdg + nr);
-                        i = i1;
-                    }
-#endif
-                    for (; i < i1; ++i) {
-                        rg[nr] = i | (int32_t)((uint32_t)(db[i] < 0.0) << ROW_NEG_SHIFT);
-                        rdg[nr] = dt[i];
-                        nr += dt[i] != 0;
-                    }
+                    nr += fired_rows(dt, db, i, rows - i < band_rows ? rows : i + band_rows, rg + nr, rdg + nr);
                 }
                 bg[bands] = nr;
             }
@@ -995,9 +999,9 @@ LANES int rram_train_update(rram_train_tile *t, const double *x, const double *d
                     const int32_t nj = coincident_columns(feg, fmg, fmg32, nf[g], di, jl, qe, &nq);
                     push_list(t, R, jl, nj, base, dneg, sm->skey);
                     pulses += nj;
-                    for (int32_t z = 0; z < nq; ++z) {
-                        const int32_t e = feg[qe[z]], j = e & ENTRY_J;
-                        const int32_t n = di >> 32 ? __builtin_popcountll(di & fmg[qe[z]]) : __builtin_popcount((uint32_t)di & fmg32[qe[z]]);
+                    for (int32_t c = 0; c < nq; ++c) {
+                        const int32_t e = feg[qe[c]], j = e & ENTRY_J;
+                        const int32_t n = di >> 32 ? __builtin_popcountll(di & fmg[qe[c]]) : __builtin_popcount((uint32_t)di & fmg32[qe[c]]);
                         if (R->q.m == R->lo) chunk_flush(t, R);  /* full (push_list leaves it so) */
                         queue_push(t, &R->q, base + j, pulse_up((uint32_t)(e >> ENTRY_XPOS_SHIFT) & 1u, dneg) ? n : -n,
                                    sm->skey, noise_counter(base + j, 0));
