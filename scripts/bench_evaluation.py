@@ -198,22 +198,32 @@ PULSED_REGIMES = {
 }
 
 
-def bench_pulsed_regimes(population: DevicePopulation, repeat: int = 5) -> dict[str, object]:
-    """Issue 18: one update of a 512x512 tile with batch 64 in the sparse and the dense regime (see the module
-    docstring); best of `repeat` (sparse) or of 3 (dense) on one core, in thread CPU time."""
+def pulsed_regime_setup(population: DevicePopulation) -> tuple[PulsedTile, dict[str, tuple[np.ndarray, np.ndarray, float]]]:
+    """Issue 18's update benchmark set-up: a 512x512 tile of devices from `population` and, per regime, (x, d, lr):
+    x (64, 512) layer inputs, d (64, 512) errors (see the module docstring and PULSED_REGIMES)."""
     from labctl.evaluation.training import normalized_devices
 
-    n, batch, bl, dw_min = 512, 64, 31, 0.08
+    n, batch = 512, 64
     rng = np.random.default_rng(18)
     nd = normalized_devices(population.sample(n * n, rng))
     c2c = float(np.mean(nd.pop("c2c_sigma")))
     tile = PulsedTile(n, n, **{k: v.reshape(n, n) for k, v in nd.items()}, c2c_sigma=c2c, seed=18)
     digits = load_digits().x_train
-    inputs = {"sparse": (np.hstack([np.resize(digits, (batch, 64))] * (n // 64)), 0.1 * rng.standard_normal((batch, n))),
-              "dense": (rng.uniform(-1, 1, (batch, n)), rng.uniform(-1, 1, (batch, n)))}
+    xd = {"sparse": (np.hstack([np.resize(digits, (batch, 64))] * (n // 64)), 0.1 * rng.standard_normal((batch, n))),
+          "dense": (rng.uniform(-1, 1, (batch, n)), rng.uniform(-1, 1, (batch, n)))}
+    return tile, {name: (x, d, float(PULSED_REGIMES[name]["lr"])) for name, (x, d) in xd.items()}  # type: ignore[arg-type]
+
+
+def bench_pulsed_regimes(population: DevicePopulation, repeat: int = 20) -> dict[str, object]:
+    """Issue 18: one update of a 512x512 tile with batch 64 in the sparse and the dense regime (see the module
+    docstring); best of `repeat` (sparse) or of 3 (dense) on one core, in thread CPU time. The sparse update
+    takes ~2 ms: best of 5 spread 7.6-9.6e9 over five runs at a quiet hour (cache and TLB state left by the
+    other sessions), best of 20 costs 40 ms more."""
+    bl, dw_min = 31, 0.08
+    tile, inputs = pulsed_regime_setup(population)
+    n, batch = tile.rows, next(iter(inputs.values()))[0].shape[0]
     out: dict[str, object] = {"pulsed_update_regimes": {}}
-    for name, (x, d) in inputs.items():
-        lr = float(PULSED_REGIMES[name]["lr"])  # type: ignore[arg-type]
+    for name, (x, d, lr) in inputs.items():
         best, wall, pulses = np.inf, np.inf, 0
         for _ in range(repeat if name == "sparse" else 3):
             # CPU time of this thread (the kernel runs in it): on the shared machine wall time mostly
