@@ -3,6 +3,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from labctl.core.blas import pin_openblas_kernel
+
+# Before anything loads numpy: one set of OpenBLAS kernels on every x86-64 CPU (the same seed, the same bits).
+pin_openblas_kernel()
+
 if TYPE_CHECKING:
     from labctl.campaigns.arrays import RunData
 

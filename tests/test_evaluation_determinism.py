@@ -33,3 +33,43 @@ def test_training_gives_identical_numbers_with_one_and_two_blas_threads(tmp_path
     assert one["population"] == two["population"]
     assert one["digits"] == two["digits"]
     assert one["digits"]["agad"]["pulses"] > 0
+
+
+def _openblas_kernels(first_import: str, **env: str) -> tuple[str | None, set[str]]:
+    """After `import FIRST, numpy` in a fresh process: its OPENBLAS_CORETYPE and the kernels ('architecture') of
+    every OpenBLAS it loaded."""
+    base = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    code = (f"import {first_import}, numpy, os, json, threadpoolctl; print(json.dumps([os.environ.get("
+            "'OPENBLAS_CORETYPE'), [i['architecture'] for i in threadpoolctl.threadpool_info() "
+            "if i['internal_api'] == 'openblas']]))")
+    proc = subprocess.run([sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    coretype, kernels = json.loads(proc.stdout)
+    return coretype, set(kernels)
+
+
+def test_importing_labctl_or_the_emulator_pins_one_openblas_kernel_on_any_x86_64_cpu() -> None:
+    # OpenBLAS's kernel for this CPU sums in its own order (an AMD EPYC and an Intel Xeon gave other AGAD
+    # figures for the same seed); labctl fixes it before numpy loads OpenBLAS, and keeps a user's choice.
+    import platform
+
+    from labctl.core.blas import OPENBLAS_KERNEL, _cpu_flags, openblas_kernel_for
+
+    assert openblas_kernel_for(platform.machine(), _cpu_flags(), {}) == OPENBLAS_KERNEL, \
+        "this test needs an x86-64 CPU with AVX2 and FMA"
+    # set for the process and its children, and in effect (numpy's and scipy's OpenBLAS both)
+    assert _openblas_kernels("labctl") == (OPENBLAS_KERNEL, {OPENBLAS_KERNEL})
+    assert _openblas_kernels("emulator") == (OPENBLAS_KERNEL, {OPENBLAS_KERNEL})
+    assert _openblas_kernels("labctl", OPENBLAS_CORETYPE="Sandybridge") == ("Sandybridge", {"Sandybridge"})
+
+
+def test_the_openblas_pin_applies_only_where_the_cpu_runs_it_and_the_user_chose_nothing() -> None:
+    from labctl.core.blas import OPENBLAS_KERNEL, openblas_kernel_for
+
+    avx2 = frozenset({"sse2", "avx", "avx2", "fma"})
+    assert openblas_kernel_for("x86_64", avx2, {}) == OPENBLAS_KERNEL
+    assert openblas_kernel_for("AMD64", avx2 | {"avx512f"}, {}) == OPENBLAS_KERNEL
+    assert openblas_kernel_for("x86_64", frozenset({"sse2", "avx"}), {}) is None  # would not run Haswell's kernels
+    assert openblas_kernel_for("x86_64", avx2 - {"fma"}, {}) is None
+    assert openblas_kernel_for("aarch64", frozenset(), {}) is None
+    assert openblas_kernel_for("x86_64", avx2, {"OPENBLAS_CORETYPE": "Zen"}) is None

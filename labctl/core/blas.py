@@ -7,12 +7,23 @@ loaded in the process (numpy's and scipy's OpenBLAS, MKL) runs on one thread wha
 OPENBLAS_NUM_THREADS / MKL_NUM_THREADS say, so a reduction is always summed in the same order.
 Parallelism comes from processes (sweeps, scripts/agad_seeds.py --workers) instead, which keeps every run
 reproducible. `single_blas()` is a context manager and, as `@single_blas()`, a decorator.
+
+OpenBLAS also picks its kernels by CPU, and each kernel sums in its own order: the same seed gave other AGAD
+figures on an AMD EPYC (OpenBLAS's Haswell kernels) than on an Intel Xeon (SkylakeX kernels), and the same
+figures when the AMD machine was made to run SkylakeX's. `pin_openblas_kernel()` (called when labctl is
+imported) fixes the choice for the process and the processes it starts, through OPENBLAS_CORETYPE, before
+numpy loads OpenBLAS: Haswell's kernels, which every x86-64 CPU with AVX2 and FMA runs, so the same seed gives
+the same numbers on any such CPU. A value the user set is kept.
 """
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
+import platform
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 _controller_lock = threading.Lock()
@@ -30,3 +41,40 @@ def single_blas() -> Iterator[None]:
             _controller = ThreadpoolController()
     with _controller.limit(limits=1, user_api="blas"):
         yield
+
+
+#: The OpenBLAS kernels every process of labctl runs where the CPU has them (x86-64 with AVX2 and FMA).
+OPENBLAS_KERNEL = "Haswell"
+
+
+def openblas_kernel_for(machine: str, cpu_flags: frozenset[str], environ: Mapping[str, str]) -> str | None:
+    """The OPENBLAS_CORETYPE to set for a CPU (`platform.machine()`, its /proc/cpuinfo flags) under `environ`:
+    OPENBLAS_KERNEL on x86-64 with avx2 and fma, unless the user chose a core type; None where nothing is set
+    (another architecture, where OpenBLAS's kernels for the CPU are the only ones, or an older x86-64)."""
+    if "OPENBLAS_CORETYPE" in environ or machine.lower() not in ("x86_64", "amd64"):
+        return None
+    return OPENBLAS_KERNEL if {"avx2", "fma"} <= cpu_flags else None
+
+
+def _cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from /proc/cpuinfo (Linux); empty where it cannot be read."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def pin_openblas_kernel() -> str | None:
+    """Set OPENBLAS_CORETYPE (see the module docstring) for this process and its children; returns the value
+    set, or None. It takes effect only where numpy has not loaded OpenBLAS yet: labctl calls it on import."""
+    kernel = openblas_kernel_for(platform.machine(), _cpu_flags(), os.environ)
+    if kernel is None:
+        return None
+    os.environ["OPENBLAS_CORETYPE"] = kernel
+    if "numpy" in sys.modules:  # this process keeps the kernel OpenBLAS chose; its children get the pin
+        logging.getLogger(__name__).debug("numpy was imported before labctl: OpenBLAS kept its own kernel here")
+    return kernel
