@@ -1,6 +1,8 @@
 """Fixtures the test files share (plain helpers are in helpers.py)."""
 from __future__ import annotations
 
+import labctl  # noqa: F401  (before any test module loads numpy: the suite runs labctl's pinned OpenBLAS kernels)
+
 import os
 from collections.abc import AsyncIterator
 from typing import Any

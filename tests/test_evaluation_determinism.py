@@ -35,11 +35,11 @@ def test_training_gives_identical_numbers_with_one_and_two_blas_threads(tmp_path
     assert one["digits"]["agad"]["pulses"] > 0
 
 
-def _openblas_kernels(first_import: str, **env: str) -> tuple[str | None, set[str]]:
-    """After `import FIRST, numpy` in a fresh process: its OPENBLAS_CORETYPE and the kernels ('architecture') of
-    every OpenBLAS it loaded."""
+def _openblas_kernels(imports: str, **env: str) -> tuple[str | None, set[str]]:
+    """After `import IMPORTS, numpy` in a fresh process: its OPENBLAS_CORETYPE and the kernels ('architecture')
+    of every OpenBLAS it loaded."""
     base = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
-    code = (f"import {first_import}, numpy, os, json, threadpoolctl; print(json.dumps([os.environ.get("
+    code = (f"import {imports}, numpy, os, json, threadpoolctl; print(json.dumps([os.environ.get("
             "'OPENBLAS_CORETYPE'), [i['architecture'] for i in threadpoolctl.threadpool_info() "
             "if i['internal_api'] == 'openblas']]))")
     proc = subprocess.run([sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True, timeout=120)
@@ -61,6 +61,15 @@ def test_importing_labctl_or_the_emulator_pins_one_openblas_kernel_on_any_x86_64
     assert _openblas_kernels("labctl") == (OPENBLAS_KERNEL, {OPENBLAS_KERNEL})
     assert _openblas_kernels("emulator") == (OPENBLAS_KERNEL, {OPENBLAS_KERNEL})
     assert _openblas_kernels("labctl", OPENBLAS_CORETYPE="Sandybridge") == ("Sandybridge", {"Sandybridge"})
+    # numpy first: too late to pin this process, so its children are not pinned either (they sum as it does)
+    coretype, _ = _openblas_kernels("numpy, labctl")
+    assert coretype is None
+    # this suite's own process (conftest imports labctl first), so that it sums as the processes it starts do
+    import numpy  # noqa: F401  (loads its OpenBLAS, if no test before did)
+    import threadpoolctl
+
+    assert os.environ.get("OPENBLAS_CORETYPE") == OPENBLAS_KERNEL
+    assert {i["architecture"] for i in threadpoolctl.threadpool_info() if i["internal_api"] == "openblas"} == {OPENBLAS_KERNEL}
 
 
 def test_the_openblas_pin_applies_only_where_the_cpu_runs_it_and_the_user_chose_nothing() -> None:

@@ -69,12 +69,14 @@ def _cpu_flags() -> frozenset[str]:
 
 
 def pin_openblas_kernel() -> str | None:
-    """Set OPENBLAS_CORETYPE (see the module docstring) for this process and its children; returns the value
-    set, or None. It takes effect only where numpy has not loaded OpenBLAS yet: labctl calls it on import."""
+    """Set OPENBLAS_CORETYPE (see the module docstring) for this process and its children, where numpy has not
+    loaded OpenBLAS yet (labctl calls it on import); returns the value set, or None."""
     kernel = openblas_kernel_for(platform.machine(), _cpu_flags(), os.environ)
     if kernel is None:
         return None
+    if "numpy" in sys.modules:
+        # Too late for this process; pinning only its children would make them sum differently from it.
+        logging.getLogger(__name__).debug("numpy was imported before labctl: OpenBLAS keeps its own kernels")
+        return None
     os.environ["OPENBLAS_CORETYPE"] = kernel
-    if "numpy" in sys.modules:  # this process keeps the kernel OpenBLAS chose; its children get the pin
-        logging.getLogger(__name__).debug("numpy was imported before labctl: OpenBLAS kept its own kernel here")
     return kernel
