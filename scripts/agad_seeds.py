@@ -12,6 +12,8 @@ each on one free core).
 """
 from __future__ import annotations
 
+import labctl  # noqa: F401  (first: its OpenBLAS kernels are pinned before numpy loads them, labctl.core.blas)
+
 import argparse
 import asyncio
 import json
