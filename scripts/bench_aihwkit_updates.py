@@ -45,14 +45,14 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-SIZE, BATCH, DW_MIN, DESIRED_BL, LABCTL_BL = 512, 64, 0.08, 31, 31
 DEVICES = ("SoftBounds", "PowStep")
 PARAMS = ("w_max", "w_min", "alpha_up", "alpha_down", "gamma_up", "gamma_down")
 
 
 # ---------------------------------------------------------------------------------------------- aihwkit side
 
-def _expected_coincidences(x: np.ndarray, d: np.ndarray, lr: float, granularity: float) -> tuple[float, float]:
+def _expected_coincidences(x: np.ndarray, d: np.ndarray, lr: float, granularity: float,
+                           desired_bl: int) -> tuple[float, float]:
     """Expected pulses of one aihwkit update (StochasticCompressed, update and BL management) and the mean BL."""
     total, bls = 0.0, []
     for xb, db in zip(np.abs(x.astype(np.float64)), np.abs(d.astype(np.float64))):
@@ -61,8 +61,8 @@ def _expected_coincidences(x: np.ndarray, d: np.ndarray, lr: float, granularity:
             bls.append(0)
             continue
         k = lr * xm * dm / granularity
-        bl = min(math.ceil(k), DESIRED_BL)
-        dv = dm * DESIRED_BL / k if k > DESIRED_BL else dm  # d's scale when the BL is capped
+        bl = min(math.ceil(k), desired_bl)
+        dv = dm * desired_bl / k if k > desired_bl else dm  # d's scale when the BL is capped
         a = math.sqrt(lr / (granularity * bl)) * math.sqrt(xm / dv)  # d trains
         b = math.sqrt(lr / (granularity * bl)) * math.sqrt(dv / xm)  # x trains
         total += bl * float(np.minimum(xb * b, 1).sum()) * float(np.minimum(db * a, 1).sum())
@@ -79,7 +79,8 @@ def _labctl_tile(data: Any) -> Any:
         sys.modules["emulator"] = pkg
     from emulator.train import PulsedTile
 
-    return PulsedTile(SIZE, SIZE, **{k: data[k] for k in PARAMS}, c2c_sigma=float(data["c2c_sigma"]), seed=18,
+    rows, cols = data["w"].shape
+    return PulsedTile(rows, cols, **{k: data[k] for k in PARAMS}, c2c_sigma=float(data["c2c_sigma"]), seed=18,
                       w=data["w"])
 
 
@@ -95,26 +96,29 @@ def _worker(npz: str, rounds: int) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     data = np.load(npz)
+    # bench_evaluation's update (PULSED_*), handed over in the .npz: the worker cannot import bench_evaluation
+    bl, dw_min = int(data["bl"]), float(data["dw_min"])
     out: dict[str, Any] = {"aihwkit": aihwkit.__version__, "torch": torch.__version__, "regimes": {}}
     for regime, n_rounds in (("sparse", rounds), ("dense", max(3, rounds // 5))):
         x, d, lr = data[f"{regime}_x"], data[f"{regime}_d"], float(data[f"{regime}_lr"])
+        (batch, cols), rows = x.shape, d.shape[1]
         ours = _labctl_tile(data)
         xt = torch.from_numpy(x.astype(np.float32)).contiguous()
         dt = torch.from_numpy(d.astype(np.float32)).contiguous()
-        updates: dict[str, Any] = {"labctl": lambda: ours.update(x, d, lr=lr, dw_min=DW_MIN, bl=LABCTL_BL)}
+        updates: dict[str, Any] = {"labctl": lambda: ours.update(x, d, lr=lr, dw_min=dw_min, bl=bl)}
         grans: dict[str, float] = {}
         for kind in DEVICES:
             torch.manual_seed(18)
-            device = SoftBoundsDevice(dw_min=DW_MIN) if kind == "SoftBounds" else PowStepDevice(dw_min=DW_MIN)
+            device = SoftBoundsDevice(dw_min=dw_min) if kind == "SoftBounds" else PowStepDevice(dw_min=dw_min)
             cfg = SingleRPUConfig(device=device)
-            cfg.update.desired_bl = DESIRED_BL
+            cfg.update.desired_bl = bl
             cfg.update.update_bl_management = True
             cfg.update.update_management = True
-            tile = AnalogTile(SIZE, SIZE, cfg, bias=False)
+            tile = AnalogTile(rows, cols, cfg, bias=False)
             tile.set_learning_rate(lr)
             updates[kind] = lambda tile=tile: tile.update(xt, dt)
             # PowStep's pulse is dw_min 0.5^pow_gamma at the symmetry point (its granularity), SoftBounds' dw_min
-            grans[kind] = DW_MIN * 0.5 ** float(device.pow_gamma) if kind == "PowStep" else DW_MIN
+            grans[kind] = dw_min * 0.5 ** float(device.pow_gamma) if kind == "PowStep" else dw_min
         pulses = int(updates["labctl"]())  # labctl's first update: its applied pulses
         for _ in range(3):
             for kind in DEVICES:
@@ -131,10 +135,10 @@ def _worker(npz: str, rounds: int) -> dict[str, Any]:
         res: dict[str, Any] = {"rounds": n_rounds, "lr": lr, "labctl_pulses_first_update": pulses}
         for k in names:
             t = np.array(times[k])
-            res[k] = {"best_s": float(t.min()), "median_s": float(np.median(t)), "per_s": SIZE * SIZE * BATCH / float(t.min()),
+            res[k] = {"best_s": float(t.min()), "median_s": float(np.median(t)), "per_s": rows * cols * batch / float(t.min()),
                       "cpu_over_wall": float(t.sum() / np.sum(walls[k]))}  # ~1: no work in other threads
         for kind in DEVICES:
-            res[kind]["expected_pulses"], res[kind]["mean_bl"] = _expected_coincidences(x, d, lr, grans[kind])
+            res[kind]["expected_pulses"], res[kind]["mean_bl"] = _expected_coincidences(x, d, lr, grans[kind], bl)
             res[f"ratio_best_vs_{kind}"] = res[kind]["best_s"] / res["labctl"]["best_s"]
             res[f"ratio_median_of_rounds_vs_{kind}"] = float(np.median(np.array(times[kind]) / np.array(times["labctl"])))
         out["regimes"][regime] = res
@@ -153,7 +157,8 @@ def measure(aihwkit_python: str, rounds: int) -> dict[str, Any]:
     arrays = {k: v for r, (x, d, lr) in inputs.items() for k, v in ((f"{r}_x", x), (f"{r}_d", d), (f"{r}_lr", lr))}
     with tempfile.TemporaryDirectory() as tmp:
         npz = str(Path(tmp) / "setup.npz")
-        np.savez(npz, **arrays, **tile.params, w=tile.w, c2c_sigma=tile.c2c_sigma)
+        np.savez(npz, **arrays, **tile.params, w=tile.w, c2c_sigma=tile.c2c_sigma,
+                 bl=bench_evaluation.PULSED_BL, dw_min=bench_evaluation.PULSED_DW_MIN)
         run = subprocess.run([aihwkit_python, __file__, "--worker", npz, "--rounds", str(rounds)],
                              capture_output=True, text=True, timeout=1800, check=False)
     if run.returncode != 0:

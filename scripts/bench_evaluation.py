@@ -198,6 +198,8 @@ PULSED_REGIMES = {
     "sparse": {"x": "digits tiled to 512 inputs", "d": "0.1 N(0, 1)", "lr": 0.05},
     "dense": {"x": "U(-1, 1)", "d": "U(-1, 1)", "lr": 0.5},
 }
+#: Issue 18's update: tile rows = cols, batch, pulse-train length, nominal step of one pulse (weight units).
+PULSED_SIZE, PULSED_BATCH, PULSED_BL, PULSED_DW_MIN = 512, 64, 31, 0.08
 
 
 def pulsed_regime_setup(population: DevicePopulation) -> tuple[PulsedTile, dict[str, tuple[np.ndarray, np.ndarray, float]]]:
@@ -205,7 +207,7 @@ def pulsed_regime_setup(population: DevicePopulation) -> tuple[PulsedTile, dict[
     x (64, 512) layer inputs, d (64, 512) errors (see the module docstring and PULSED_REGIMES)."""
     from labctl.evaluation.training import normalized_devices
 
-    n, batch = 512, 64
+    n, batch = PULSED_SIZE, PULSED_BATCH
     rng = np.random.default_rng(18)
     nd = normalized_devices(population.sample(n * n, rng))
     c2c = float(np.mean(nd.pop("c2c_sigma")))
@@ -221,9 +223,8 @@ def bench_pulsed_regimes(population: DevicePopulation, repeat: int = 20) -> dict
     docstring); best of `repeat` (sparse) or of 3 (dense) on one core, in thread CPU time. The sparse update
     takes ~2 ms: best of 5 spread 7.6-9.6e9 over five runs at a quiet hour (cache and TLB state left by the
     other sessions), best of 20 costs 40 ms more."""
-    bl, dw_min = 31, 0.08
+    n, batch, bl, dw_min = PULSED_SIZE, PULSED_BATCH, PULSED_BL, PULSED_DW_MIN
     tile, inputs = pulsed_regime_setup(population)
-    n, batch = tile.rows, next(iter(inputs.values()))[0].shape[0]
     out: dict[str, object] = {"pulsed_update_regimes": {}}
     for name, (x, d, lr) in inputs.items():
         best, wall, pulses = np.inf, np.inf, 0
