@@ -71,12 +71,12 @@ def _cpu_flags() -> frozenset[str]:
 def pin_openblas_kernel() -> str | None:
     """Set OPENBLAS_CORETYPE (see the module docstring) for this process and its children, where numpy has not
     loaded OpenBLAS yet (labctl calls it on import); returns the value set, or None."""
-    kernel = openblas_kernel_for(platform.machine(), _cpu_flags(), os.environ)
-    if kernel is None:
-        return None
     if "numpy" in sys.modules:
         # Too late for this process; pinning only its children would make them sum differently from it.
         logging.getLogger(__name__).debug("numpy was imported before labctl: OpenBLAS keeps its own kernels")
+        return None
+    kernel = openblas_kernel_for(platform.machine(), _cpu_flags(), os.environ)
+    if kernel is None:
         return None
     os.environ["OPENBLAS_CORETYPE"] = kernel
     return kernel
